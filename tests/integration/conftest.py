@@ -1,0 +1,9 @@
+"""Everything under tests/integration talks to the real kube-apiserver."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
