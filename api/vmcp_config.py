@@ -1,0 +1,349 @@
+"""The virtual MCP gateway's config file (``mcp-operator vmcp --config FILE``).
+
+The operator renders it into ConfigMap ``<name>-vmcp`` from a VirtualMCPServer and its group's members;
+users may also write it by hand to run the gateway outside Kubernetes. Keys follow ToolHive's vMCP
+config (camelCase, ``{workload}_`` prefix format, ``prefix | priority | manual`` conflict resolution) so a
+ToolHive config ports with few edits. The file never holds secret values: outbound credentials are
+described by reference (see ``auth``) and resolved by the gateway at runtime.
+
+Durations accept ToolHive's Go-style strings (``"30s"``, ``"500ms"``, ``"1m30s"``) or a number of
+seconds, and are dumped back as seconds strings (``"30s"``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "DEFAULT_PREFIX_FORMAT",
+    "AggregationConfig",
+    "BackendConfig",
+    "CircuitBreakerConfig",
+    "ConflictResolution",
+    "ConflictResolutionConfig",
+    "FailureHandlingConfig",
+    "IncomingAuthConfig",
+    "OperationalConfig",
+    "TimeoutsConfig",
+    "ToolOverride",
+    "VMCPConfig",
+    "WorkloadTimeouts",
+    "WorkloadToolConfig",
+    "load_vmcp_config",
+    "parse_duration",
+    "validate_prefix_format",
+]
+
+DEFAULT_PREFIX_FORMAT = "{workload}_"
+"""ToolHive's default: backend ``git`` exposes ``git_status`` for its ``status`` tool."""
+
+ConflictResolution = Literal["prefix", "priority", "manual"]
+
+# MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
+_TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*$")
+_BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``"30s"``, ``"250ms"``, ``"1m30s"`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(
+                    f"invalid duration {value!r}: use a number of seconds or a string like '30s', "
+                    "'500ms', '1m30s'"
+                ) from None
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be positive")
+    return seconds
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(_format_duration, return_type=str, when_used="json"),
+]
+"""Seconds (float) in Python; ``"30s"`` strings in JSON/YAML."""
+
+
+def validate_prefix_format(prefix_format: str) -> str:
+    """Check a ``prefixFormat``: the only placeholder is ``{workload}``; other characters must be legal
+    in an MCP tool name (``A-Z a-z 0-9 _ - .``). Returns the format unchanged, raises ValueError."""
+    literal = prefix_format.replace("{workload}", "")
+    if "{" in literal or "}" in literal:
+        raise ValueError(
+            f"prefixFormat {prefix_format!r} has an unknown placeholder: the only one is '{{workload}}' "
+            "(e.g. '{workload}_', '{workload}.' or a literal prefix)"
+        )
+    if not _TOOL_NAME_CHARS.match(literal):
+        raise ValueError(
+            f"prefixFormat {prefix_format!r} has characters not allowed in MCP tool names: "
+            "use only letters, digits, '_', '-' and '.' besides '{workload}'"
+        )
+    if not prefix_format:
+        raise ValueError("prefixFormat must not be empty (the default is '{workload}_')")
+    return prefix_format
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class BackendConfig(_Model):
+    """One MCP server behind the gateway (a group member's ``status.url``, or any reachable URL)."""
+
+    name: str = Field(description="Backend (workload) name; the `{workload}` in prefixFormat.")
+    url: str = Field(description="MCP endpoint, e.g. http://srv.ns.svc.cluster.local:8080/mcp.")
+    transport: Literal["streamable-http", "sse"] = Field(
+        default="streamable-http", description="streamable-http (default; era detected) or legacy sse."
+    )
+    auth: dict[str, Any] | None = Field(
+        default=None,
+        description="Outbound auth to this backend, by reference only (no secret values); "
+        "shape from api.auth_config.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not _BACKEND_NAME.match(name):
+            raise ValueError(
+                f"backend name {name!r} must be 1-63 lowercase letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit"
+            )
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"backend url {url!r} must be an http:// or https:// URL")
+        if re.match(r"^https?://[^/]*@", url):
+            raise ValueError(f"backend url {url!r} must not carry credentials; use `auth` instead")
+        return url
+
+
+class ToolOverride(_Model):
+    """Rename and/or re-describe one backend tool (applied after filtering, before conflicts)."""
+
+    name: str | None = Field(default=None, description="New tool name (before any prefix).")
+    description: str | None = Field(default=None, description="New tool description.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        if name is not None and (not name or len(name) > 128 or not _TOOL_NAME_CHARS.match(name)):
+            raise ValueError(
+                f"override name {name!r} must be 1-128 characters from letters, digits, '_', '-' and '.'"
+            )
+        return name
+
+
+class WorkloadToolConfig(_Model):
+    """Per-backend tool filter and overrides."""
+
+    workload: str = Field(description="Backend name this entry applies to.")
+    filter: list[str] = Field(
+        default_factory=list,
+        description="Allow-list of original tool names (shell globs allowed); empty = all tools.",
+    )
+    exclude_all: bool = Field(default=False, description="Hide every tool of this backend.")
+    overrides: dict[str, ToolOverride] = Field(
+        default_factory=dict, description="Original tool name -> {name, description}."
+    )
+
+
+class ConflictResolutionConfig(_Model):
+    prefix_format: str = Field(
+        default=DEFAULT_PREFIX_FORMAT,
+        description="Prefix for `prefix` resolution; `{workload}` = backend name. Default '{workload}_'.",
+    )
+    priority_order: list[str] = Field(
+        default_factory=list,
+        description="Backend names, first wins, for `priority` resolution (unlisted backends rank last, "
+        "by name).",
+    )
+
+    @field_validator("prefix_format")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return validate_prefix_format(value)
+
+    @field_validator("priority_order")
+    @classmethod
+    def _check_order(cls, order: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in order:
+            if name in seen:
+                raise ValueError(f"priorityOrder lists backend {name!r} twice")
+            seen.add(name)
+        return order
+
+
+class AggregationConfig(_Model):
+    conflict_resolution: ConflictResolution = Field(
+        default="prefix", description="prefix (default) | priority | manual."
+    )
+    conflict_resolution_config: ConflictResolutionConfig = Field(default_factory=ConflictResolutionConfig)
+    tools: list[WorkloadToolConfig] = Field(default_factory=list, description="Per-backend filter/overrides.")
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregationConfig:
+        if self.conflict_resolution == "priority" and not self.conflict_resolution_config.priority_order:
+            raise ValueError(
+                "aggregation.conflictResolution 'priority' needs "
+                "aggregation.conflictResolutionConfig.priorityOrder (backend names, first wins)"
+            )
+        seen: set[str] = set()
+        for entry in self.tools:
+            if entry.workload in seen:
+                raise ValueError(f"aggregation.tools has two entries for workload {entry.workload!r}")
+            seen.add(entry.workload)
+        return self
+
+    def tools_for(self, workload: str) -> WorkloadToolConfig | None:
+        """The filter/override entry of one backend, if any."""
+        return next((t for t in self.tools if t.workload == workload), None)
+
+
+class WorkloadTimeouts(_Model):
+    call: Duration | None = Field(default=None, description="tools/call, resources/read, prompts/get.")
+    list: Duration | None = Field(default=None, description="tools/list and the other list requests.")
+
+
+class TimeoutsConfig(_Model):
+    call: Duration = Field(default=30.0, description="Per-backend call timeout; default 30s.")
+    list: Duration = Field(default=10.0, description="Per-backend list timeout during fan-out; default 10s.")
+    connect: Duration = Field(default=10.0, description="Connect + era detection per backend; default 10s.")
+    per_workload: dict[str, WorkloadTimeouts] = Field(
+        default_factory=dict, description="Backend name -> overrides of `call` / `list`."
+    )
+
+    def call_for(self, workload: str) -> float:
+        override = self.per_workload.get(workload)
+        return override.call if override and override.call else self.call
+
+    def list_for(self, workload: str) -> float:
+        override = self.per_workload.get(workload)
+        return override.list if override and override.list else self.list
+
+
+class CircuitBreakerConfig(_Model):
+    enabled: bool = Field(default=True, description="Stop routing to a backend after repeated failures.")
+    failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures to open; default 3.")
+    timeout: Duration = Field(
+        default=30.0, description="How long it stays open before one half-open probe; default 30s."
+    )
+
+
+class FailureHandlingConfig(_Model):
+    health_check_interval: Duration = Field(default=10.0, description="Between health probes; default 10s.")
+    health_check_timeout: Duration = Field(default=5.0, description="One probe's deadline; default 5s.")
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+
+
+class OperationalConfig(_Model):
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    failure_handling: FailureHandlingConfig = Field(default_factory=FailureHandlingConfig)
+    default_list_ttl: Duration = Field(
+        default=60.0,
+        description="How long a backend's list is cached when it sends no ttlMs (legacy era); "
+        "list_changed notifications invalidate it earlier. Default 60s.",
+    )
+
+
+class IncomingAuthConfig(_Model):
+    """Inbound auth of the gateway: anonymous, or OIDC JWT validation as the proxy does it."""
+
+    type: Literal["anonymous", "oidc"] = "anonymous"
+    oidc: dict[str, Any] | None = Field(
+        default=None, description="OIDC settings (issuer, audience, jwksUrl...); shape from api.auth_config."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> IncomingAuthConfig:
+        if self.type == "oidc" and self.oidc is None:
+            raise ValueError("incomingAuth.type 'oidc' needs incomingAuth.oidc (issuer, audience, ...)")
+        return self
+
+
+class VMCPConfig(_Model):
+    """The whole gateway config file."""
+
+    name: str = Field(description="The VirtualMCPServer's name (reported as the gateway's serverInfo).")
+    backends: list[BackendConfig] = Field(default_factory=list)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    operational: OperationalConfig = Field(default_factory=OperationalConfig)
+    incoming_auth: IncomingAuthConfig = Field(default_factory=IncomingAuthConfig)
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> VMCPConfig:
+        seen: set[str] = set()
+        for backend in self.backends:
+            if backend.name in seen:
+                raise ValueError(f"backends lists {backend.name!r} twice; backend names must be unique")
+            seen.add(backend.name)
+        return self
+
+    def backend(self, name: str) -> BackendConfig | None:
+        return next((b for b in self.backends if b.name == name), None)
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """The camelCase JSON-compatible dict the operator writes into the ConfigMap."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_file_dict(), sort_keys=False)
+
+
+def load_vmcp_config(path: str | Path) -> VMCPConfig:
+    """Read a YAML or JSON config file; raises ValueError naming the file and the bad field."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping with at least `name` and `backends`")
+    try:
+        return VMCPConfig.model_validate(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid vmcp config: {exc}") from exc
