@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
     "AggregationConfig",
@@ -135,10 +137,12 @@ class BackendConfig(_Model):
     transport: Literal["streamable-http", "sse"] = Field(
         default="streamable-http", description="streamable-http (default; era detected) or legacy sse."
     )
-    auth: dict[str, Any] | None = Field(
+    auth: OutboundAuthConfig | None = Field(
         default=None,
-        description="Outbound auth to this backend, by reference only (no secret values); "
-        "shape from api.auth_config.",
+        description="Outbound auth to this backend (api.auth_config; secrets by reference only).",
+    )
+    header_forward: HeaderForwardConfig | None = Field(
+        default=None, description="Extra headers sent to this backend (plaintext or from secrets)."
     )
 
     @field_validator("name")
@@ -294,8 +298,8 @@ class IncomingAuthConfig(_Model):
     """Inbound auth of the gateway: anonymous, or OIDC JWT validation as the proxy does it."""
 
     type: Literal["anonymous", "oidc"] = "anonymous"
-    oidc: dict[str, Any] | None = Field(
-        default=None, description="OIDC settings (issuer, audience, jwksUrl...); shape from api.auth_config."
+    oidc: OIDCConfig | None = Field(
+        default=None, description="JWT validation settings (issuer, audience, jwksUrl, ...)."
     )
 
     @model_validator(mode="after")
