@@ -1,0 +1,252 @@
+"""The MCP proxy's config file (``mcp-operator proxy --config FILE``).
+
+The MCPServer and MCPRemoteProxy reconcilers render :class:`ProxyConfig` as JSON into ConfigMap
+``<name>-proxy``; the proxy loads it with :func:`load_proxy_config`. Users may write the same file by hand
+(JSON or YAML) to run the proxy outside Kubernetes. Keys are camelCase; Python field names are accepted
+too. The file never holds secret values: inbound OIDC and outbound credentials reference environment
+variables or files (:class:`api.auth_config.SecretValueSource`).
+
+Shape::
+
+    {
+      "name": "github",                      # used in logs, metrics and serverInfo
+      "port": 8080,
+      "backend": {"type": "stdio", "command": ["mcp-server-time", "--local-timezone", "UTC"]}
+               | {"type": "attach", "namespace": "ns", "pod": "github-server-0", "container": "mcp"}
+               | {"type": "http", "url": "http://github-server.ns.svc:8080/mcp",
+                  "transport": "streamable-http"},
+      "toolFilter": {"allow": ["a", "b"], "deny": ["c"],
+                     "overrides": {"a": {"name": "renamed_a", "description": "..."}}},
+      "oidc": {...api.auth_config.OIDCConfig...},
+      "audit": {"enabled": true, "includeArguments": false},
+      "limits": {"maxBodyBytes": 4194304, "callTimeoutSeconds": 300},
+      "allowedHosts": ["github.ns.svc.cluster.local:*"], "allowedOrigins": ["https://app.example.com"]
+    }
+
+Public names: :class:`ProxyConfig`, :class:`StdioBackend`, :class:`AttachBackend`, :class:`HttpBackend`,
+:data:`BackendConfig`, :class:`ToolFilterConfig`, :class:`ToolOverrideConfig`, :class:`AuditConfig`,
+:class:`LimitsConfig`, :func:`load_proxy_config`, :func:`dump_proxy_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PORT",
+    "AttachBackend",
+    "AuditConfig",
+    "BackendConfig",
+    "HttpBackend",
+    "LimitsConfig",
+    "ProxyConfig",
+    "ProxyConfigError",
+    "StdioBackend",
+    "ToolFilterConfig",
+    "ToolOverrideConfig",
+    "dump_proxy_config",
+    "load_proxy_config",
+]
+
+DEFAULT_PORT = 8080
+"""Where the proxy listens unless told otherwise."""
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""4 MiB: the MCP SDK's own default request-body limit."""
+
+# MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+# Kubernetes DNS-1123 label (namespace, container) and subdomain (pod) names.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class ProxyConfigError(ValueError):
+    """The config file cannot be read or does not validate; the message names the field and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, validate_by_name=True
+    )
+
+
+class StdioBackend(_Model):
+    """A local subprocess speaking MCP over stdin/stdout (``mcp-operator proxy -- CMD ARGS``)."""
+
+    type: Literal["stdio"] = "stdio"
+    command: tuple[str, ...] = Field(min_length=1)
+    """argv of the server; the first element is looked up on PATH."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables (non-secret; secrets arrive through the container's own env)."""
+    cwd: str | None = None
+    """Working directory of the subprocess; default: the proxy's."""
+
+
+class AttachBackend(_Model):
+    """The stdin/stdout of a container in the cluster, reached through the Kubernetes attach API."""
+
+    type: Literal["attach"] = "attach"
+    namespace: str
+    pod: str
+    """The server pod, ``<name>-server-0`` for an MCPServer with ``transport: stdio``."""
+    container: str = "mcp"
+    api_server: str | None = None
+    """Kubernetes API URL; default: the in-cluster service (``KUBERNETES_SERVICE_HOST``)."""
+    token_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    """Bearer token of the proxy's service account (re-read on every connect: tokens rotate)."""
+    ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    """CA bundle for the API server; ``null`` uses the system trust store."""
+
+    @field_validator("namespace", "container")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a valid Kubernetes name (DNS-1123 label)")
+        return value
+
+    @field_validator("pod")
+    @classmethod
+    def _subdomain(cls, value: str) -> str:
+        if not _DNS_SUBDOMAIN.match(value):
+            raise ValueError(f"pod {value!r} is not a valid Kubernetes pod name (DNS-1123 subdomain)")
+        return value
+
+
+class HttpBackend(_Model):
+    """An MCP server reached over HTTP: streamable HTTP (``/mcp``) or legacy SSE (``/sse``)."""
+
+    type: Literal["http"] = "http"
+    url: str
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    auth: OutboundAuthConfig | None = None
+    """How the proxy authenticates to the backend (the client's own token is never forwarded)."""
+    header_forward: HeaderForwardConfig | None = None
+    """Extra headers sent on every backend request."""
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Connect / read timeout of one HTTP exchange with the backend (not of a whole tool call)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an absolute http(s) URL like http://host:8080/mcp, got {value!r}")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry credentials; configure backend.auth with a secret reference")
+        return value
+
+
+BackendConfig = Annotated[StdioBackend | AttachBackend | HttpBackend, Field(discriminator="type")]
+"""Where the proxy's MCP server lives; the ``type`` key selects the variant."""
+
+
+class ToolOverrideConfig(_Model):
+    """Rename and/or re-describe one tool (MCPToolConfig ``toolsOverride`` semantics)."""
+
+    name: str | None = None
+    """The name clients see instead of the original."""
+    description: str | None = None
+    """The description clients see instead of the original."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _TOOL_NAME.match(value):
+            raise ValueError(f"override name {value!r} is not a valid MCP tool name (1-128 of A-Za-z0-9_-.)")
+        return value
+
+
+class ToolFilterConfig(_Model):
+    """Which backend tools clients see, and under which name (keys are always the ORIGINAL tool names)."""
+
+    allow: tuple[str, ...] | None = None
+    """Only these tools are visible; ``null`` = all (MCPToolConfig ``toolsFilter``)."""
+    deny: tuple[str, ...] = ()
+    """These tools are hidden even when allowed."""
+    overrides: dict[str, ToolOverrideConfig] = Field(default_factory=dict)
+    """Original tool name -> new name / description."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ToolFilterConfig:
+        renamed = [o.name for o in self.overrides.values() if o.name is not None]
+        duplicates = sorted({n for n in renamed if renamed.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"toolFilter.overrides gives several tools the name {duplicates}")
+        return self
+
+
+class AuditConfig(_Model):
+    """One structured audit line per tool call (caller, tool, duration, outcome)."""
+
+    enabled: bool = True
+    include_arguments: bool = False
+    """Also log the call's arguments (may contain personal data: off by default)."""
+
+
+class LimitsConfig(_Model):
+    """Request limits of the front."""
+
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=256 * 1024 * 1024)
+    """Larger request bodies get HTTP 413."""
+    call_timeout_seconds: float = Field(default=300.0, gt=0, le=86400)
+    """A backend request unanswered for this long fails with a JSON-RPC error."""
+
+
+class ProxyConfig(_Model):
+    """The whole proxy configuration (one file, rendered by the operator or written by hand)."""
+
+    name: str = "mcp-proxy"
+    """Shown as serverInfo.name to clients and in logs / metrics."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    backend: BackendConfig
+    tool_filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
+    oidc: OIDCConfig | None = None
+    """Inbound JWT validation; absent = no inbound auth."""
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host header values accepted (``host:*`` wildcards the port); ``null`` = loopback names when bound
+    to loopback, otherwise any (in the cluster the Service name varies)."""
+    allowed_origins: tuple[str, ...] | None = None
+    """Origin header values accepted when present (browsers); ``null`` = loopback origins only."""
+
+
+def load_proxy_config(path: str | Path) -> ProxyConfig:
+    """Read and validate a JSON or YAML proxy config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProxyConfigError(f"cannot read proxy config {file}: {exc.strerror}") from exc
+    data: Any
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ProxyConfigError(f"proxy config {file} is not valid JSON/YAML: {exc}") from exc
+    try:
+        return ProxyConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ProxyConfigError(f"proxy config {file} is invalid: {problems}") from exc
+
+
+def dump_proxy_config(config: ProxyConfig) -> str:
+    """The canonical JSON text (camelCase, defaults omitted, sorted keys): stable for hashing."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    data["backend"] = config.backend.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    data["backend"]["type"] = config.backend.type
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
