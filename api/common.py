@@ -1,0 +1,225 @@
+"""Embedded types shared by several kinds (references, env, resources, OIDC, audit, overrides)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from api.base import CRDModel, Quantity, ResourceName
+
+__all__ = [
+    "ENV_NAME_PATTERN",
+    "AuditConfig",
+    "EnvVar",
+    "HeaderForward",
+    "HeaderFromSecret",
+    "InlineOIDCConfig",
+    "LocalObjectReference",
+    "OIDCConfig",
+    "PodTemplateMetadataOverrides",
+    "PodTemplateSpec",
+    "ProxyDeploymentOverrides",
+    "ProxyServiceOverrides",
+    "ResourceOverrides",
+    "ResourceRequirements",
+    "SecretEnv",
+    "SecretKeyRef",
+    "ToolAnnotationsOverride",
+    "ToolOverride",
+]
+
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+
+
+class LocalObjectReference(CRDModel):
+    """A reference to an object of a known kind in the same namespace."""
+
+    name: ResourceName
+    """Name of the referenced object."""
+
+
+class SecretKeyRef(CRDModel):
+    """A key of a Secret in the same namespace."""
+
+    name: ResourceName
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key inside the Secret's data."""
+
+
+class EnvVar(CRDModel):
+    """An environment variable with a plain value."""
+
+    name: str = Field(min_length=1, pattern=ENV_NAME_PATTERN)
+    """Name of the variable."""
+    value: str = ""
+    """Value of the variable (a plain string; use ``secrets`` for secret values)."""
+
+
+class SecretEnv(CRDModel):
+    """A Secret key exposed to the MCP server container as an environment variable."""
+
+    name: ResourceName
+    """Name of the Secret in the same namespace."""
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key inside the Secret."""
+    target_env_name: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    """Environment variable to set; defaults to ``key`` (which must then be a valid variable name)."""
+
+    @property
+    def env_name(self) -> str:
+        """The environment variable this entry sets."""
+        return self.target_env_name or self.key
+
+
+class ResourceRequirements(CRDModel):
+    """Compute resources of a container, in the Kubernetes shape (quantities such as ``500m``, ``1Gi``)."""
+
+    limits: dict[str, Quantity] | None = None
+    """Maximum resources, e.g. ``{cpu: 500m, memory: 256Mi}``."""
+    requests: dict[str, Quantity] | None = None
+    """Resources reserved for scheduling, e.g. ``{cpu: 100m, memory: 128Mi}``."""
+
+
+#: A (partial) Kubernetes PodTemplateSpec, stored as is and merged into the generated pod template.
+PodTemplateSpec = Annotated[
+    dict[str, Any],
+    Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+class AuditConfig(CRDModel):
+    """Audit logging of MCP calls."""
+
+    enabled: bool = False
+    """Write one structured audit log line per MCP request."""
+
+
+class InlineOIDCConfig(CRDModel):
+    """An OIDC identity provider whose tokens the proxy accepts."""
+
+    issuer: str = Field(pattern=HTTP_URL_PATTERN)
+    """Issuer URL; the token's ``iss`` claim must equal it. Its discovery document locates the JWKS."""
+    audience: str | None = Field(default=None, min_length=1)
+    """Expected ``aud`` claim. Set it, and make it unique per server, so a token for one server is not
+    accepted by another."""
+    jwks_url: str | None = Field(default=None, alias="jwksUrl", pattern=HTTP_URL_PATTERN)
+    """JWKS URL; discovered from the issuer when unset."""
+    introspection_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
+    """RFC 7662 token introspection endpoint for opaque tokens."""
+    client_id: str | None = None
+    """Client id used for token introspection."""
+    client_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the client secret used for token introspection."""
+    scopes: list[str] | None = None
+    """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
+    jwks_allow_private_ip: bool = Field(default=False, alias="jwksAllowPrivateIP")
+    """Allow the JWKS URL to resolve to a private address (an in-cluster identity provider)."""
+    insecure_allow_http: bool = Field(default=False, alias="insecureAllowHTTP")
+    """Allow an ``http://`` issuer or JWKS URL. For test set-ups only."""
+
+
+class OIDCConfig(CRDModel):
+    """Inbound authentication: which bearer tokens the endpoint accepts.
+
+    Without it the endpoint is unauthenticated: anyone who can reach the Service can call the tools.
+    """
+
+    type: Literal["inline"] = "inline"
+    """Where the provider settings come from; ``inline`` (the ``inline`` block) is the only source."""
+    inline: InlineOIDCConfig | None = None
+    """The provider settings; required when ``type`` is ``inline``."""
+    resource_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
+    """This endpoint's public URL, published as ``resource`` in the RFC 9728 protected-resource
+    metadata. Defaults to the in-cluster Service URL."""
+
+
+class HeaderFromSecret(CRDModel):
+    """A header added to upstream requests, its value read from a Secret."""
+
+    header_name: str = Field(min_length=1, max_length=255, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    """Name of the HTTP header."""
+    value_secret_ref: SecretKeyRef
+    """Secret key holding the header's value."""
+
+
+class HeaderForward(CRDModel):
+    """Extra headers the proxy adds to every request it sends upstream."""
+
+    add_plaintext_headers: dict[str, str] | None = None
+    """Headers with literal values (no secrets here: they are stored in plain text)."""
+    add_headers_from_secret: list[HeaderFromSecret] | None = None
+    """Headers whose values come from Secrets."""
+
+
+class ToolAnnotationsOverride(CRDModel):
+    """Replacement MCP tool annotations (hints shown to clients)."""
+
+    title: str | None = None
+    """Human-readable title."""
+    read_only_hint: bool | None = None
+    """The tool does not modify its environment."""
+    destructive_hint: bool | None = None
+    """The tool may perform destructive updates."""
+    idempotent_hint: bool | None = None
+    """Repeated calls with the same arguments have no additional effect."""
+    open_world_hint: bool | None = None
+    """The tool interacts with an open world of external entities."""
+
+
+class ToolOverride(CRDModel):
+    """How one tool is presented to clients."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    """New name of the tool."""
+    description: str | None = None
+    """New description of the tool."""
+    annotations: ToolAnnotationsOverride | None = None
+    """New annotations of the tool."""
+
+
+class PodTemplateMetadataOverrides(CRDModel):
+    """Labels and annotations added to the pod template."""
+
+    labels: dict[str, str] | None = None
+    """Extra pod labels (the operator's own labels win on a clash)."""
+    annotations: dict[str, str] | None = None
+    """Extra pod annotations."""
+
+
+class ProxyDeploymentOverrides(CRDModel):
+    """Additions to the proxy Deployment."""
+
+    labels: dict[str, str] | None = None
+    """Extra Deployment labels (the operator's own labels win on a clash)."""
+    annotations: dict[str, str] | None = None
+    """Extra Deployment annotations."""
+    pod_template_metadata_overrides: PodTemplateMetadataOverrides | None = None
+    """Extra labels and annotations on the proxy pods."""
+    env: Annotated[
+        list[EnvVar] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = None
+    """Extra environment variables of the proxy container."""
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    """Image pull secrets of the proxy pods."""
+
+
+class ProxyServiceOverrides(CRDModel):
+    """Additions to the proxy Service."""
+
+    labels: dict[str, str] | None = None
+    """Extra Service labels (the operator's own labels win on a clash)."""
+    annotations: dict[str, str] | None = None
+    """Extra Service annotations (e.g. for a cloud load balancer)."""
+
+
+class ResourceOverrides(CRDModel):
+    """Metadata, environment and pull secrets added to the objects the operator creates."""
+
+    proxy_deployment: ProxyDeploymentOverrides | None = None
+    """Additions to the proxy Deployment."""
+    proxy_service: ProxyServiceOverrides | None = None
+    """Additions to the proxy Service."""

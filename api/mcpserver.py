@@ -1,0 +1,114 @@
+"""MCPServer: an MCP server run from a container image in the cluster, behind the operator's proxy."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from api.base import CRDModel, Port
+from api.common import (
+    AuditConfig,
+    EnvVar,
+    LocalObjectReference,
+    OIDCConfig,
+    PodTemplateSpec,
+    ResourceOverrides,
+    ResourceRequirements,
+    SecretEnv,
+)
+from api.conditions import Conditions
+from api.resource import CustomResource
+
+__all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+MCPServerPhase = Literal["Pending", "Ready", "Failed", "Terminating", "Stopped"]
+
+
+class MCPServerSpec(CRDModel):
+    """Desired state of an MCPServer."""
+
+    image: str = Field(min_length=1)
+    """Container image of the MCP server, e.g. ``ghcr.io/example/fetch:1.2``."""
+    transport: Transport = "stdio"
+    """How the server speaks MCP: ``stdio`` (over stdin/stdout; one replica), ``sse`` or
+    ``streamable-http`` (over HTTP on ``mcpPort``)."""
+    proxy_mode: Literal["sse", "streamable-http"] = "streamable-http"
+    """Which endpoint ``status.url`` points at for a stdio server: ``/mcp`` (``streamable-http``) or
+    ``/sse`` (``sse``). The proxy serves both in any case."""
+    proxy_port: Port = 8080
+    """Port of the proxy and of the Service clients connect to."""
+    mcp_port: Port | None = None
+    """Port the MCP server listens on for ``sse`` and ``streamable-http`` (default 8080). Not used by
+    ``stdio``."""
+    args: list[str] | None = None
+    """Arguments passed to the MCP server container."""
+    env: Annotated[
+        list[EnvVar] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = None
+    """Environment variables of the MCP server container."""
+    secrets: list[SecretEnv] | None = None
+    """Secret keys exposed to the MCP server container as environment variables."""
+    resources: ResourceRequirements | None = None
+    """Compute resources of the MCP server container."""
+    proxy_resources: ResourceRequirements | None = None
+    """Compute resources of the proxy container."""
+    pod_template_spec: PodTemplateSpec | None = None
+    """A partial PodTemplateSpec merged into the MCP server's pod (the server container is named
+    ``mcp``): node selectors, tolerations, security contexts, volumes, sidecars."""
+    replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Replicas of the proxy Deployment. Unset leaves the count to whoever scales it (an HPA); 0 stops
+    the server."""
+    backend_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Replicas of the MCP server StatefulSet for HTTP transports (stdio always runs exactly one)."""
+    service_account: str | None = Field(default=None, min_length=1)
+    """An existing ServiceAccount for the MCP server pod; by default the operator creates
+    ``<name>-server`` without an API token."""
+    tool_config_ref: LocalObjectReference | None = None
+    """An MCPToolConfig that filters and renames the server's tools."""
+    group_ref: LocalObjectReference | None = None
+    """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
+    oidc_config: OIDCConfig | None = None
+    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    audit: AuditConfig | None = None
+    """Audit logging of MCP calls."""
+    external_auth_config_ref: LocalObjectReference | None = None
+    """An MCPExternalAuthConfig describing how the proxy authenticates to the server."""
+    resource_overrides: ResourceOverrides | None = None
+    """Labels, annotations, env and pull secrets added to the proxy Deployment and Service."""
+
+
+class MCPServerStatus(CRDModel):
+    """Observed state of an MCPServer."""
+
+    phase: MCPServerPhase | None = None
+    """Summary of the state: Pending, Ready, Failed, Terminating or Stopped."""
+    message: str | None = None
+    """Human-readable detail of the phase."""
+    url: str | None = None
+    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:8080/mcp``."""
+    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Proxy pods ready to serve."""
+    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
+    """The ``metadata.generation`` this status was computed from."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
+    tool_config_hash: str | None = None
+    """Hash of the referenced MCPToolConfig that the running proxy uses."""
+    external_auth_config_hash: str | None = None
+    """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
+
+
+class MCPServer(CustomResource):
+    """An MCP server run from a container image inside the cluster, behind the operator's proxy."""
+
+    KIND: ClassVar[str] = "MCPServer"
+
+    kind: Literal["MCPServer"] = "MCPServer"
+    """``MCPServer``."""
+    spec: MCPServerSpec
+    """Desired state."""
+    status: MCPServerStatus = Field(default_factory=MCPServerStatus)
+    """Observed state, written by the operator."""

@@ -1,0 +1,115 @@
+"""The registry of kinds: names, short names, printer columns and model of each CRD of the API group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.base import API_GROUP, API_VERSION, GROUP_VERSION
+from api.mcpgroup import MCPGroup
+from api.mcpserver import MCPServer
+from api.mcptoolconfig import MCPToolConfig
+from api.resource import CustomResource
+
+__all__ = ["CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info", "model_for"]
+
+#: ``kubectl get mcp`` lists every kind of the group.
+CATEGORY = "mcp"
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """An ``additionalPrinterColumns`` entry: what ``kubectl get`` shows."""
+
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+
+def _ready(description: str = "Whether the resource is serving (the Ready condition)") -> PrinterColumn:
+    return PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', description=description)
+
+
+_AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+_PHASE = PrinterColumn("Phase", ".status.phase", description="Summary of the state")
+_URL = PrinterColumn("URL", ".status.url", description="URL clients use")
+_VALID = PrinterColumn(
+    "Valid", '.status.conditions[?(@.type=="Accepted")].status', description="Whether the spec is valid"
+)
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """Everything that names one kind of the API group."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    model: type[CustomResource]
+    printer_columns: tuple[PrinterColumn, ...]
+    group: str = API_GROUP
+    version: str = API_VERSION
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def api_version(self) -> str:
+        return GROUP_VERSION
+
+    @property
+    def crd_name(self) -> str:
+        """``<plural>.<group>``, the name of the CustomResourceDefinition."""
+        return f"{self.plural}.{self.group}"
+
+
+KINDS: dict[str, KindInfo] = {
+    info.kind: info
+    for info in (
+        KindInfo(
+            "MCPServer",
+            "mcpservers",
+            ("mcps",),
+            MCPServer,
+            (
+                _PHASE,
+                _ready(),
+                PrinterColumn("Replicas", ".status.readyReplicas", "integer", "Proxy pods ready to serve"),
+                _URL,
+                _AGE,
+            ),
+        ),
+        KindInfo(
+            "MCPGroup",
+            "mcpgroups",
+            ("mcpg",),
+            MCPGroup,
+            (
+                PrinterColumn("Servers", ".status.serverCount", "integer", "Member MCPServers"),
+                PrinterColumn("Proxies", ".status.remoteProxyCount", "integer", "Member MCPRemoteProxies"),
+                _PHASE,
+                _AGE,
+            ),
+        ),
+        KindInfo("MCPToolConfig", "mcptoolconfigs", ("mcptc",), MCPToolConfig, (_VALID, _AGE)),
+    )
+}
+
+
+def kind_info(kind: str) -> KindInfo:
+    """The registry entry of ``kind`` (raises ``KeyError`` naming the known kinds)."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise KeyError(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def model_for(kind: str) -> type[CustomResource]:
+    """The pydantic model of ``kind``."""
+    return kind_info(kind).model
