@@ -1,0 +1,233 @@
+"""Inbound OAuth 2.1 resource-server middleware for the proxy and the gateway.
+
+Usage (the proxy wraps its whole ASGI app)::
+
+    app = OIDCMiddleware(app, config.oidc, resource_url="https://mcp.example.com/mcp")
+
+``OIDCMiddleware(app, config: OIDCConfig, resource_url: str, *, validator=None, public_paths=...)``:
+
+- serves RFC 9728 protected-resource metadata at ``/.well-known/oauth-protected-resource`` and at the
+  path-suffixed variant (``/.well-known/oauth-protected-resource/mcp`` for a resource URL ending in
+  ``/mcp``); the document lists ``resource``, ``authorization_servers`` (the issuer),
+  ``scopes_supported`` (``requiredScopes``) and ``bearer_methods_supported: ["header"]``;
+- lets ``/health``, ``/readyz`` and ``/metrics`` through unauthenticated, and CORS preflights
+  (``OPTIONS``, which browsers send without credentials);
+- otherwise requires ``Authorization: Bearer <JWT>`` validated by :class:`TokenValidator`:
+  no token => 401 ``WWW-Authenticate: Bearer resource_metadata="..."`` (no error code, RFC 6750 3.1);
+  bad token => 401 with ``error="invalid_token", error_description="..."``;
+  missing scope => 403 with ``error="insufficient_scope", scope="..."``;
+  issuer keys unreachable => 503 with ``Retry-After``;
+- on success REMOVES every ``Authorization`` header from the request (the inbound token never reaches
+  a backend) and records, in the ASGI scope (``request.state`` in Starlette):
+
+  - ``scope["state"]["mcp_auth_claims"]``: ``dict[str, Any]``, the verified JWT claims;
+  - ``scope["state"]["mcp_auth_identity"]``: ``str``, the caller for audit logs (``sub`` /
+    ``client_id``);
+  - ``scope["state"]["mcp_auth_token"]``: :class:`ValidatedToken`, for an RFC 8693 token exchange
+    (``gateway.auth.outbound``); never forward ``.raw`` as is.
+
+``resource_url`` is the URL clients use for this server; ``config.resource_url`` overrides it. The
+validator owns an HTTP client; call :meth:`OIDCMiddleware.aclose` at shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth_config import OIDCConfig
+
+from .metrics import INBOUND_DECISIONS
+from .tokens import (
+    AuthUnavailableError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    TokenValidator,
+    ValidatedToken,
+)
+
+__all__ = [
+    "CLAIMS_STATE_KEY",
+    "IDENTITY_STATE_KEY",
+    "METADATA_PATH",
+    "PUBLIC_PATHS",
+    "TOKEN_STATE_KEY",
+    "OIDCMiddleware",
+    "TokenValidator",
+    "ValidatedToken",
+    "protected_resource_metadata",
+]
+
+log = structlog.get_logger("gateway.auth.inbound")
+
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+PUBLIC_PATHS: frozenset[str] = frozenset({"/health", "/healthz", "/readyz", "/metrics"})
+CLAIMS_STATE_KEY = "mcp_auth_claims"
+IDENTITY_STATE_KEY = "mcp_auth_identity"
+TOKEN_STATE_KEY = "mcp_auth_token"
+
+
+def protected_resource_metadata(config: OIDCConfig, resource_url: str) -> dict[str, Any]:
+    """The RFC 9728 document for this resource."""
+    document: dict[str, Any] = {
+        "resource": resource_url,
+        "authorization_servers": [config.issuer],
+        "bearer_methods_supported": ["header"],
+    }
+    if config.required_scopes:
+        document["scopes_supported"] = list(config.required_scopes)
+    return document
+
+
+def _quote(value: str) -> str:
+    """An RFC 7230 quoted-string body: drop characters that could break the header."""
+    return "".join(ch for ch in value if ch.isprintable() and ch not in '"\\')
+
+
+class OIDCMiddleware:
+    """ASGI middleware: RFC 9728 metadata + bearer JWT validation + Authorization stripping."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: OIDCConfig,
+        resource_url: str,
+        *,
+        validator: TokenValidator | None = None,
+        public_paths: Iterable[str] = PUBLIC_PATHS,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.resource_url = config.resource_url or resource_url
+        self.validator = validator if validator is not None else TokenValidator(config)
+        self.public_paths = frozenset(public_paths)
+        parts = urlsplit(self.resource_url)
+        suffix = parts.path.rstrip("/")
+        self.metadata_paths = frozenset({METADATA_PATH, METADATA_PATH + suffix})
+        self.metadata_url = f"{parts.scheme}://{parts.netloc}{METADATA_PATH}{suffix}"
+        self._metadata_body = json.dumps(protected_resource_metadata(config, self.resource_url)).encode()
+
+    async def aclose(self) -> None:
+        await self.validator.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path in self.metadata_paths and scope["type"] == "http":
+            await self._metadata(scope, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        stripped = [(k, v) for k, v in headers if k.lower() != b"authorization"]
+        if path in self.public_paths or scope.get("method") == "OPTIONS":
+            await self.app({**scope, "headers": stripped}, receive, send)
+            return
+        credentials = [v for k, v in headers if k.lower() == b"authorization"]
+        token = self._bearer(credentials)
+        if token is None:
+            INBOUND_DECISIONS.labels(outcome="missing_token").inc()
+            await self._challenge(scope, send, 401, None, None)
+            return
+        try:
+            validated = await self.validator.validate(token)
+        except InvalidTokenError as err:
+            INBOUND_DECISIONS.labels(outcome="invalid_token").inc()
+            log.info("inbound token refused", path=path, reason=str(err))
+            await self._challenge(scope, send, 401, "invalid_token", str(err))
+            return
+        except InsufficientScopeError as err:
+            INBOUND_DECISIONS.labels(outcome="insufficient_scope").inc()
+            log.info("inbound token lacks scope", path=path, missing=list(err.missing))
+            await self._challenge(scope, send, 403, "insufficient_scope", str(err))
+            return
+        except AuthUnavailableError as err:
+            INBOUND_DECISIONS.labels(outcome="unavailable").inc()
+            log.warning("inbound token cannot be validated", path=path, reason=str(err))
+            await self._unavailable(scope, send, str(err))
+            return
+        INBOUND_DECISIONS.labels(outcome="allowed").inc()
+        state = dict(scope.get("state") or {})
+        state[CLAIMS_STATE_KEY] = validated.claims
+        state[IDENTITY_STATE_KEY] = validated.identity
+        state[TOKEN_STATE_KEY] = validated
+        await self.app({**scope, "headers": stripped, "state": state}, receive, send)
+
+    @staticmethod
+    def _bearer(credentials: list[bytes]) -> str | None:
+        """The bearer token, or None when absent; several Authorization headers count as absent."""
+        if len(credentials) != 1:
+            return None
+        scheme, _, token = credentials[0].decode("latin-1").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return token
+
+    def _challenge_header(self, error: str | None, description: str | None) -> str:
+        parts = [f'resource_metadata="{self.metadata_url}"']
+        if self.config.required_scopes:
+            parts.append(f'scope="{_quote(" ".join(self.config.required_scopes))}"')
+        if error is not None:
+            parts.append(f'error="{error}"')
+        if description is not None:
+            parts.append(f'error_description="{_quote(description)}"')
+        return "Bearer " + ", ".join(parts)
+
+    async def _challenge(
+        self, scope: Scope, send: Send, status: int, error: str | None, description: str | None
+    ) -> None:
+        body = {
+            "error": error or "unauthorized",
+            "error_description": description or "a bearer token is required",
+        }
+        await self._respond(
+            scope,
+            send,
+            status,
+            json.dumps(body).encode(),
+            [(b"www-authenticate", self._challenge_header(error, description).encode())],
+        )
+
+    async def _unavailable(self, scope: Scope, send: Send, description: str) -> None:
+        body = json.dumps({"error": "temporarily_unavailable", "error_description": description}).encode()
+        await self._respond(scope, send, 503, body, [(b"retry-after", b"5")])
+
+    async def _metadata(self, scope: Scope, send: Send) -> None:
+        if scope.get("method") not in ("GET", "HEAD"):
+            await self._respond(scope, send, 405, b"", [(b"allow", b"GET, HEAD")])
+            return
+        await self._respond(
+            scope,
+            send,
+            200,
+            self._metadata_body,
+            [(b"access-control-allow-origin", b"*"), (b"cache-control", b"max-age=3600")],
+            head=scope.get("method") == "HEAD",
+        )
+
+    @staticmethod
+    async def _respond(
+        scope: Scope,
+        send: Send,
+        status: int,
+        body: bytes,
+        extra: list[tuple[bytes, bytes]],
+        *,
+        head: bool = False,
+    ) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
