@@ -79,7 +79,8 @@ def load_crds(source_dir: Path = CRD_SOURCE_DIR) -> list[dict[str, Any]]:
             if document is None:
                 continue
             if document.get("kind") != "CustomResourceDefinition":
-                raise SystemExit(f"{path}: expected only CustomResourceDefinitions, found {document.get('kind')}")
+                kind = document.get("kind")
+                raise SystemExit(f"{path}: expected only CustomResourceDefinitions, found {kind}")
             crds.append(document)
     return sorted(crds, key=lambda crd: str(crd["metadata"]["name"]))
 
@@ -94,7 +95,8 @@ def crd_template(crd: dict[str, Any]) -> str:
     """The chart template of one CRD: labels and the keep annotation templated, the rest verbatim."""
     metadata = crd["metadata"]
     name = str(metadata["name"])
-    body = {key: value for key, value in crd.items() if key not in ("apiVersion", "kind", "metadata", "status")}
+    skipped = ("apiVersion", "kind", "metadata", "status")
+    body = {key: value for key, value in crd.items() if key not in skipped}
     header = (
         f"{{{{- /* {GENERATED_MARKER} from manifests/crds; do not edit. */}}}}\n"
         f"apiVersion: {crd['apiVersion']}\n"
@@ -107,8 +109,7 @@ def crd_template(crd: dict[str, Any]) -> str:
         + "  annotations:\n"
         "    {{- if .Values.keep }}\n"
         "    helm.sh/resource-policy: keep\n"
-        "    {{- end }}\n"
-        + escape_template(_indented_map(metadata.get("annotations") or {}, 4))
+        "    {{- end }}\n" + escape_template(_indented_map(metadata.get("annotations") or {}, 4))
     )
     return header + escape_template(dump_yaml(body))
 
@@ -160,7 +161,8 @@ def render_install_manifest(crd_chart: Path, operator_chart: Path) -> str:
         },
     }
     objects = [namespace, *_rendered_objects(crd_chart), *_rendered_objects(operator_chart)]
-    objects.sort(key=lambda obj: KIND_ORDER.index(obj["kind"]) if obj["kind"] in KIND_ORDER else len(KIND_ORDER))
+    rank = {kind: index for index, kind in enumerate(KIND_ORDER)}
+    objects.sort(key=lambda obj: rank.get(obj["kind"], len(KIND_ORDER)))
     header = (
         f"# {GENERATED_MARKER} from the defaults of charts/mcp-operator-crds and charts/mcp-operator;\n"
         "# do not edit. Install with:\n"
