@@ -1,0 +1,308 @@
+"""Merging several backends' tools, prompts and resources into one view: pure logic, no I/O.
+
+Order of operations for tools (ToolHive's): **filter** (allow-list of original names, globs allowed, or
+``excludeAll``) -> **overrides** (rename / re-describe by original name) -> **conflict resolution**:
+
+- ``prefix``: every tool and prompt becomes ``prefixFormat.replace("{workload}", backend) + name``.
+  Should two exposed names still collide (``a`` + ``b_c`` vs ``a_b`` + ``c``), all claimants are dropped
+  and the collision is reported.
+- ``priority``: names stay as they are; for a shared name the backend ranked first wins (``priorityOrder``
+  first, then unlisted backends by name); the others are dropped and reported.
+- ``manual``: names stay as they are (after overrides); a name still shared by several backends is an
+  unresolved conflict: no claimant is exposed (a call could not be routed unambiguously) and it is
+  reported so the operator can add an override.
+
+Prompts follow the same policy without filters and overrides. Resources and resource templates are never
+renamed (their URIs are identifiers that tool results link to); a URI served by several backends goes
+to the best-ranked one and the rest are reported. Every list is sorted (by exposed name, or by URI), so the
+result does not depend on the order backends answered in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Literal, TypeVar
+
+from mcp_types import Prompt, Resource, ResourceTemplate, Tool
+
+from api.vmcp_config import AggregationConfig, WorkloadToolConfig, validate_prefix_format
+
+__all__ = [
+    "AggregatedView",
+    "BackendCapabilities",
+    "ComponentKind",
+    "Conflict",
+    "Route",
+    "aggregate",
+    "backend_rank",
+    "prefixed_name",
+    "visible_tools",
+]
+
+ComponentKind = Literal["tool", "prompt", "resource", "resourceTemplate"]
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What one backend lists (each list already fully paginated)."""
+
+    tools: Sequence[Tool] = ()
+    prompts: Sequence[Prompt] = ()
+    resources: Sequence[Resource] = ()
+    resource_templates: Sequence[ResourceTemplate] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an exposed name goes: the owning backend and the name (or URI) it knows the item by."""
+
+    backend: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Several backends claimed one exposed name (or URI)."""
+
+    kind: ComponentKind
+    name: str
+    backends: tuple[str, ...]
+    """All claimants, best-ranked first."""
+    winner: str | None
+    """The backend that kept the name, or None when the conflict is unresolved and nobody kept it."""
+
+    def describe(self) -> str:
+        claimants = ", ".join(self.backends)
+        if self.winner is None:
+            return f"{self.kind} {self.name!r} is offered by {claimants}: unresolved, none exposed"
+        dropped = ", ".join(b for b in self.backends if b != self.winner)
+        return f"{self.kind} {self.name!r} is offered by {claimants}: {self.winner} wins, dropped {dropped}"
+
+
+@dataclass(frozen=True)
+class AggregatedView:
+    """The merged lists, how to route each entry, and what was dropped on the way."""
+
+    tools: tuple[Tool, ...] = ()
+    prompts: tuple[Prompt, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    resource_templates: tuple[ResourceTemplate, ...] = ()
+    tool_routes: Mapping[str, Route] = field(default_factory=dict)
+    prompt_routes: Mapping[str, Route] = field(default_factory=dict)
+    resource_routes: Mapping[str, Route] = field(default_factory=dict)
+    template_routes: Mapping[str, Route] = field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Configuration that matched nothing (unknown workloads, overrides of missing tools)."""
+
+    def route_resource(self, uri: str) -> Route | None:
+        """The backend for ``resources/read``: an exact listed URI first, then the templates by rank."""
+        exact = self.resource_routes.get(uri)
+        if exact is not None:
+            return exact
+        for template in self.resource_templates:
+            if _template_regex(template.uri_template).fullmatch(uri):
+                route = self.template_routes[template.uri_template]
+                return Route(route.backend, uri)
+        return None
+
+
+def prefixed_name(prefix_format: str, backend: str, name: str) -> str:
+    """``{workload}_`` + ``status`` for backend ``git`` -> ``git_status``."""
+    return validate_prefix_format(prefix_format).replace("{workload}", backend) + name
+
+
+def backend_rank(backends: Sequence[str], priority_order: Sequence[str]) -> list[str]:
+    """Backends best first: those in ``priority_order`` in its order, then the rest by name."""
+    present = set(backends)
+    listed = [b for b in priority_order if b in present]
+    return listed + sorted(present - set(listed))
+
+
+def visible_tools(tools: Sequence[Tool], entry: WorkloadToolConfig | None) -> list[tuple[str, Tool]]:
+    """Filter one backend's tools (on original names), then apply its overrides.
+
+    Returns ``(original name, tool as shown)`` pairs in the backend's order."""
+    if entry is None:
+        return [(t.name, t) for t in tools]
+    if entry.exclude_all:
+        return []
+    result: list[tuple[str, Tool]] = []
+    for tool in tools:
+        if entry.filter and not any(fnmatchcase(tool.name, pattern) for pattern in entry.filter):
+            continue
+        override = entry.overrides.get(tool.name)
+        update: dict[str, str] = {}
+        if override is not None and override.name is not None:
+            update["name"] = override.name
+        if override is not None and override.description is not None:
+            update["description"] = override.description
+        result.append((tool.name, tool.model_copy(update=update) if update else tool))
+    return result
+
+
+_Item = TypeVar("_Item", Tool, Prompt)
+_UriItem = TypeVar("_UriItem", Resource, ResourceTemplate)
+_Any = TypeVar("_Any", Tool, Prompt, Resource, ResourceTemplate)
+
+
+def aggregate(backends: Mapping[str, BackendCapabilities], policy: AggregationConfig) -> AggregatedView:
+    """Merge the backends' lists under ``policy`` (see the module docstring for the rules)."""
+    names = list(backends)
+    rank = backend_rank(names, policy.conflict_resolution_config.priority_order)
+    warnings = list(_config_warnings(backends, policy))
+
+    tool_lists: dict[str, list[tuple[str, Tool]]] = {}
+    for backend in names:
+        shown = visible_tools(_dedupe(backends[backend].tools, lambda t: t.name), policy.tools_for(backend))
+        tool_lists[backend], shadowed = _unique_after_overrides(backend, shown)
+        warnings += shadowed
+
+    prompt_lists = {b: [(p.name, p) for p in _dedupe(backends[b].prompts, lambda p: p.name)] for b in names}
+    tools, tool_routes, tool_conflicts = _merge_named("tool", tool_lists, rank, policy)
+    prompts, prompt_routes, prompt_conflicts = _merge_named("prompt", prompt_lists, rank, policy)
+    resources, resource_routes, resource_conflicts = _merge_uris(
+        "resource", {b: backends[b].resources for b in names}, rank, lambda r: str(r.uri)
+    )
+    templates, template_routes, template_conflicts = _merge_uris(
+        "resourceTemplate",
+        {b: backends[b].resource_templates for b in names},
+        rank,
+        lambda r: r.uri_template,
+    )
+    conflicts = tool_conflicts + prompt_conflicts + resource_conflicts + template_conflicts
+    return AggregatedView(
+        tools=tools,
+        prompts=prompts,
+        resources=resources,
+        resource_templates=templates,
+        tool_routes=tool_routes,
+        prompt_routes=prompt_routes,
+        resource_routes=resource_routes,
+        template_routes=template_routes,
+        conflicts=tuple(sorted(conflicts, key=lambda c: (c.kind, c.name))),
+        warnings=tuple(sorted(warnings)),
+    )
+
+
+def _unique_after_overrides(
+    backend: str, shown: Sequence[tuple[str, Tool]]
+) -> tuple[list[tuple[str, Tool]], tuple[str, ...]]:
+    """An override may rename a tool onto another tool of the same backend. The explicit rename wins
+    (between two renames, the smaller original name); the shadowed tool is hidden and warned about."""
+    best: dict[str, tuple[str, Tool]] = {}
+    for pair in shown:
+        current = best.get(pair[1].name)
+        if current is None or _rename_key(*pair) < _rename_key(*current):
+            best[pair[1].name] = pair
+    kept = [pair for pair in shown if best[pair[1].name] is pair]
+    warnings = tuple(
+        f"aggregation.tools[{backend}].overrides: {best[tool.name][0]!r} is renamed to {tool.name!r}, "
+        f"which hides the backend's tool {original!r}"
+        for original, tool in sorted((p for p in shown if best[p[1].name] is not p), key=lambda p: p[0])
+    )
+    return kept, warnings
+
+
+def _rename_key(original: str, tool: Tool) -> tuple[bool, str]:
+    return (original == tool.name, original)
+
+
+def _dedupe(items: Sequence[_Any], key: Callable[[_Any], str]) -> list[_Any]:
+    """Drop repeated names within one backend (a malformed backend); the first one listed stays."""
+    seen: set[str] = set()
+    result: list[_Any] = []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            result.append(item)
+    return result
+
+
+def _merge_named(
+    kind: ComponentKind,
+    per_backend: Mapping[str, Sequence[tuple[str, _Item]]],
+    rank: Sequence[str],
+    policy: AggregationConfig,
+) -> tuple[tuple[_Item, ...], dict[str, Route], list[Conflict]]:
+    strategy = policy.conflict_resolution
+    prefix_format = policy.conflict_resolution_config.prefix_format
+    claims: dict[str, list[tuple[str, str, _Item]]] = {}
+    for backend in rank:
+        for original, item in per_backend.get(backend, ()):
+            exposed = prefixed_name(prefix_format, backend, item.name) if strategy == "prefix" else item.name
+            claims.setdefault(exposed, []).append((backend, original, item))
+
+    items: list[_Item] = []
+    routes: dict[str, Route] = {}
+    conflicts: list[Conflict] = []
+    for exposed in sorted(claims):
+        claimants = claims[exposed]
+        if len(claimants) > 1:
+            owners = tuple(backend for backend, _, _ in claimants)
+            winner = owners[0] if strategy == "priority" else None
+            conflicts.append(Conflict(kind, exposed, owners, winner))
+            if winner is None:
+                continue
+        backend, original, item = claimants[0]
+        items.append(item if item.name == exposed else item.model_copy(update={"name": exposed}))
+        routes[exposed] = Route(backend, original)
+    return tuple(items), routes, conflicts
+
+
+def _merge_uris(
+    kind: ComponentKind,
+    per_backend: Mapping[str, Sequence[_UriItem]],
+    rank: Sequence[str],
+    key: Callable[[_UriItem], str],
+) -> tuple[tuple[_UriItem, ...], dict[str, Route], list[Conflict]]:
+    claims: dict[str, list[tuple[str, _UriItem]]] = {}
+    for backend in rank:
+        for item in _dedupe(per_backend.get(backend, ()), key):
+            claims.setdefault(key(item), []).append((backend, item))
+    items: list[_UriItem] = []
+    routes: dict[str, Route] = {}
+    conflicts: list[Conflict] = []
+    for uri in sorted(claims):
+        claimants = claims[uri]
+        if len(claimants) > 1:
+            conflicts.append(Conflict(kind, uri, tuple(b for b, _ in claimants), claimants[0][0]))
+        backend, item = claimants[0]
+        items.append(item)
+        routes[uri] = Route(backend, uri)
+    return tuple(items), routes, conflicts
+
+
+def _config_warnings(
+    backends: Mapping[str, BackendCapabilities], policy: AggregationConfig
+) -> tuple[str, ...]:
+    warnings: list[str] = []
+    for entry in policy.tools:
+        if entry.workload not in backends:
+            warnings.append(f"aggregation.tools: workload {entry.workload!r} is not a connected backend")
+            continue
+        names = {t.name for t in backends[entry.workload].tools}
+        warnings.extend(
+            f"aggregation.tools[{entry.workload}].overrides: backend has no tool {tool!r}"
+            for tool in sorted(entry.overrides)
+            if tool not in names
+        )
+    if policy.conflict_resolution == "priority":
+        warnings.extend(
+            f"priorityOrder: backend {name!r} is not connected"
+            for name in policy.conflict_resolution_config.priority_order
+            if name not in backends
+        )
+    return tuple(warnings)
+
+
+_TEMPLATE_VAR = re.compile(r"\{[^}]*\}")
+
+
+def _template_regex(uri_template: str) -> re.Pattern[str]:
+    """A loose RFC 6570 matcher: each ``{var}`` matches one or more characters other than '/'."""
+    parts = _TEMPLATE_VAR.split(uri_template)
+    return re.compile("[^/]+".join(re.escape(p) for p in parts))
