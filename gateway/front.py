@@ -1,0 +1,209 @@
+"""The data plane's HTTP front: one ASGI app on one port around one MCP request handler.
+
+Reused by the proxy (``gateway.proxy``) and the virtual MCP gateway (``gateway.vmcp``).
+
+Contract
+--------
+:func:`build_front_app` takes an ``mcp.server.lowlevel.Server`` (the handler: its ``on_*`` callbacks,
+``get_capabilities``, ``server_info`` and ``instructions`` decide what clients see) and returns a
+Starlette app serving:
+
+- ``/mcp``: streamable HTTP, both protocol eras (2025-11-25 sessions with ``Mcp-Session-Id`` and the
+  stateless 2026-07-28 revision), through the SDK's ``StreamableHTTPSessionManager``;
+- ``/sse`` + ``/messages/``: the legacy HTTP+SSE transport (2024-11-05), through ``SseServerTransport``;
+- ``/health``: liveness, always 200 while the process serves HTTP;
+- ``/readyz``: 200 when ``FrontSettings.readiness()`` returns ``(True, reason)``, else 503 with the reason;
+- ``/metrics``: Prometheus text format of ``FrontSettings.registry``.
+
+Host / Origin checks (:class:`HostOriginGuard`: 421 for a bad Host, 403 for a bad Origin) guard the MCP
+routes (not the probes, which kubelet calls by pod IP), and request bodies above
+``FrontSettings.max_body_bytes`` get 413. ``FrontSettings.wrap`` wraps the MCP routes with extra ASGI
+middleware (the inbound OIDC check); the probes and metrics stay unauthenticated.
+
+``FrontSettings.lifespan`` is an optional async context manager entered before the app serves (the
+proxy's backend connection). The SDK session manager runs inside it.
+
+The handler's ``ctx.session`` is per front session; ``ctx.request_id`` identifies the front request (use
+it as ``related_request_id`` so notifications ride that request's stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server.lowlevel import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "LOOPBACK_ORIGINS",
+    "FrontSettings",
+    "HostOriginGuard",
+    "build_front_app",
+    "default_allowed_hosts",
+]
+
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*")
+LOOPBACK_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def _always_ready() -> tuple[bool, str]:
+    return True, "ok"
+
+
+@dataclass
+class FrontSettings:
+    """How the front serves; every field has a safe local default."""
+
+    bind_host: str = "127.0.0.1"
+    """The address the server binds; decides the default Host allow-list."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Request bodies above this get HTTP 413."""
+    allowed_hosts: Sequence[str] | None = None
+    """Accepted Host values (``name:*`` = any port, ``*`` = any); None = :func:`default_allowed_hosts`."""
+    allowed_origins: Sequence[str] | None = None
+    """Accepted Origin values when the header is present; None = loopback origins."""
+    readiness: Readiness = _always_ready
+    """Called by ``/readyz``: ``(ready, reason)``."""
+    registry: CollectorRegistry | None = None
+    """Served on ``/metrics``; None = an empty registry."""
+    lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
+    """Entered around serving (backend connections)."""
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None
+    """Extra middleware around the MCP routes only (e.g. inbound OIDC)."""
+    extra_routes: list[Route | Mount] = field(default_factory=list)
+    """More routes served outside the MCP guard (e.g. RFC 9728 metadata)."""
+    session_idle_timeout: float | None = 1800.0
+    """Legacy sessions idle this long are closed."""
+
+
+def default_allowed_hosts(bind_host: str) -> tuple[str, ...]:
+    """Loopback names when bound to loopback (DNS-rebinding protection); any host otherwise."""
+    try:
+        loopback = bind_host == "localhost" or ipaddress.ip_address(bind_host).is_loopback
+    except ValueError:
+        loopback = False
+    return LOOPBACK_HOSTS if loopback else ("*",)
+
+
+def _matches(value: str, patterns: Sequence[str]) -> bool:
+    for pattern in patterns:
+        if pattern in ("*", value):
+            return True
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+class HostOriginGuard:
+    """ASGI middleware: 421 for a Host outside the allow-list, 403 for a present Origin outside its list."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str], allowed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.allowed_origins = tuple(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = origin = None
+            for key, value in scope["headers"]:
+                if key == b"host":
+                    host = value.decode("latin-1")
+                elif key == b"origin":
+                    origin = value.decode("latin-1")
+            if host is None or not _matches(host, self.allowed_hosts):
+                reply = PlainTextResponse(f"Invalid Host header: {host!r}", status_code=421)
+                await reply(scope, receive, send)
+                return
+            if origin is not None and not _matches(origin, self.allowed_origins):
+                await PlainTextResponse(f"Invalid Origin header: {origin!r}", status_code=403)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+class _PathDispatch:
+    """One ASGI app for the MCP paths (so one guard / auth wrapper covers them all)."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager, sse: SseServerTransport, server: Server[Any]):
+        self.manager = manager
+        self.sse = sse
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if path in ("/mcp", "/mcp/"):
+            await self.manager.handle_request(scope, receive, send)
+        elif path == "/sse":
+            async with self.sse.connect_sse(scope, receive, send) as (read, write):
+                await self.server.run(read, write, self.server.create_initialization_options())
+        elif path.startswith("/messages"):
+            await self.sse.handle_post_message(scope, receive, send)
+        else:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+
+
+def build_front_app(server: Server[Any], settings: FrontSettings | None = None) -> Starlette:
+    """The Starlette app serving ``server`` on /mcp, /sse, /messages/ plus /health, /readyz, /metrics."""
+    cfg = settings or FrontSettings()
+    manager = StreamableHTTPSessionManager(
+        app=server,
+        json_response=False,
+        stateless=False,
+        security_settings=None,  # Host/Origin are checked once, by HostOriginGuard
+        max_request_body_size=cfg.max_body_bytes,
+        session_idle_timeout=cfg.session_idle_timeout,
+    )
+    sse = SseServerTransport("/messages/", max_request_body_size=cfg.max_body_bytes)
+    mcp_app: ASGIApp = _PathDispatch(manager, sse, server)
+    if cfg.wrap is not None:
+        mcp_app = cfg.wrap(mcp_app)
+    hosts = cfg.allowed_hosts if cfg.allowed_hosts is not None else default_allowed_hosts(cfg.bind_host)
+    mcp_app = HostOriginGuard(
+        mcp_app,
+        allowed_hosts=hosts,
+        allowed_origins=cfg.allowed_origins if cfg.allowed_origins is not None else LOOPBACK_ORIGINS,
+    )
+    registry = cfg.registry if cfg.registry is not None else CollectorRegistry()
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        ready, reason = cfg.readiness()
+        return PlainTextResponse(reason, status_code=200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if cfg.lifespan is not None:
+                await stack.enter_async_context(cfg.lifespan())
+            await stack.enter_async_context(manager.run())
+            yield
+
+    routes: list[Route | Mount] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *cfg.extra_routes,
+        Mount("/", app=mcp_app),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
