@@ -10,6 +10,7 @@ from api.base import CRDModel, Quantity, ResourceName
 
 __all__ = [
     "ENV_NAME_PATTERN",
+    "HTTP_URL_PATTERN",
     "AuditConfig",
     "EnvVar",
     "HeaderForward",

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
+from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.resource import CustomResource
+from api.virtualmcpserver import VirtualMCPServer
 
 __all__ = ["CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info", "model_for"]
 
@@ -86,6 +89,32 @@ KINDS: dict[str, KindInfo] = {
             ),
         ),
         KindInfo(
+            "MCPRemoteProxy",
+            "mcpremoteproxies",
+            ("mcprp",),
+            MCPRemoteProxy,
+            (
+                _PHASE,
+                PrinterColumn("Remote URL", ".spec.remoteUrl", description="The remote MCP server"),
+                _URL,
+                _ready(),
+                _AGE,
+            ),
+        ),
+        KindInfo(
+            "VirtualMCPServer",
+            "virtualmcpservers",
+            ("vmcp",),
+            VirtualMCPServer,
+            (
+                _PHASE,
+                PrinterColumn("Backends", ".status.backendCount", "integer", "Backends that can serve"),
+                _URL,
+                _ready(),
+                _AGE,
+            ),
+        ),
+        KindInfo(
             "MCPGroup",
             "mcpgroups",
             ("mcpg",),
@@ -98,6 +127,13 @@ KINDS: dict[str, KindInfo] = {
             ),
         ),
         KindInfo("MCPToolConfig", "mcptoolconfigs", ("mcptc",), MCPToolConfig, (_VALID, _AGE)),
+        KindInfo(
+            "MCPExternalAuthConfig",
+            "mcpexternalauthconfigs",
+            ("mcpeac",),
+            MCPExternalAuthConfig,
+            (_VALID, _AGE),
+        ),
     )
 }
 

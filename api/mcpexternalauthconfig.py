@@ -1,0 +1,106 @@
+"""MCPExternalAuthConfig: how a proxy or gateway authenticates to its backend."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from api.base import CRDModel
+from api.common import HTTP_URL_PATTERN, SecretKeyRef
+from api.mcptoolconfig import ConfigStatus
+from api.resource import CustomResource
+
+__all__ = [
+    "BearerTokenConfig",
+    "ExternalAuthType",
+    "HeaderInjectionConfig",
+    "MCPExternalAuthConfig",
+    "MCPExternalAuthConfigSpec",
+    "OAuth2ClientCredentialsConfig",
+    "TokenExchangeConfig",
+]
+
+ExternalAuthType = Literal[
+    "tokenExchange", "headerInjection", "bearerToken", "oauth2ClientCredentials", "unauthenticated"
+]
+
+
+class TokenExchangeConfig(CRDModel):
+    """RFC 8693 token exchange: trade the client's token for one the backend accepts."""
+
+    token_url: str = Field(pattern=HTTP_URL_PATTERN)
+    """Token endpoint of the authorization server."""
+    client_id: str | None = None
+    """Client id the proxy authenticates with."""
+    client_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the client secret."""
+    audience: str | None = None
+    """Requested ``audience`` of the issued token."""
+    scopes: list[str] | None = None
+    """Requested scopes of the issued token."""
+    subject_token_type: str | None = None
+    """Type of the subject token (default ``urn:ietf:params:oauth:token-type:access_token``)."""
+    external_token_header_name: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    """Header carrying the exchanged token upstream (default ``Authorization: Bearer``)."""
+
+
+class HeaderInjectionConfig(CRDModel):
+    """A fixed header whose value comes from a Secret, e.g. an API key."""
+
+    header_name: str = Field(min_length=1, max_length=255, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    """Name of the header."""
+    value_secret_ref: SecretKeyRef
+    """Secret key holding the header's value."""
+
+
+class BearerTokenConfig(CRDModel):
+    """A static bearer token from a Secret, sent as ``Authorization: Bearer <token>``."""
+
+    token_secret_ref: SecretKeyRef
+    """Secret key holding the token."""
+
+
+class OAuth2ClientCredentialsConfig(CRDModel):
+    """The OAuth 2.0 client credentials grant: the proxy gets its own token for the backend."""
+
+    token_url: str = Field(pattern=HTTP_URL_PATTERN)
+    """Token endpoint of the authorization server."""
+    client_id: str = Field(min_length=1)
+    """Client id."""
+    client_secret_ref: SecretKeyRef
+    """Secret key holding the client secret."""
+    scopes: list[str] | None = None
+    """Requested scopes."""
+    audience: str | None = None
+    """Requested audience."""
+
+
+class MCPExternalAuthConfigSpec(CRDModel):
+    """One way to authenticate to a backend: ``type`` selects which block applies."""
+
+    type: ExternalAuthType
+    """The mechanism; the block of the same name must be set and no other."""
+    token_exchange: TokenExchangeConfig | None = None
+    """Settings for ``type: tokenExchange``."""
+    header_injection: HeaderInjectionConfig | None = None
+    """Settings for ``type: headerInjection``."""
+    bearer_token: BearerTokenConfig | None = None
+    """Settings for ``type: bearerToken``."""
+    oauth2_client_credentials: OAuth2ClientCredentialsConfig | None = Field(
+        default=None, alias="oauth2ClientCredentials"
+    )
+    """Settings for ``type: oauth2ClientCredentials``."""
+
+
+class MCPExternalAuthConfig(CustomResource):
+    """How a proxy or gateway authenticates to its backend."""
+
+    KIND: ClassVar[str] = "MCPExternalAuthConfig"
+
+    kind: Literal["MCPExternalAuthConfig"] = "MCPExternalAuthConfig"
+    """``MCPExternalAuthConfig``."""
+    spec: MCPExternalAuthConfigSpec
+    """Desired state."""
+    status: ConfigStatus = Field(default_factory=ConfigStatus)
+    """Observed state, written by the operator."""

@@ -1,0 +1,97 @@
+"""MCPRemoteProxy: the operator's proxy in front of an MCP server outside the cluster."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from api.base import CRDModel, Port
+from api.common import (
+    HTTP_URL_PATTERN,
+    AuditConfig,
+    HeaderForward,
+    LocalObjectReference,
+    OIDCConfig,
+    PodTemplateSpec,
+    ResourceOverrides,
+    ResourceRequirements,
+)
+from api.conditions import Conditions
+from api.resource import CustomResource
+
+__all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRemoteProxyStatus"]
+
+MCPRemoteProxyPhase = Literal["Pending", "Ready", "Failed", "Terminating"]
+
+
+class MCPRemoteProxySpec(CRDModel):
+    """Desired state of an MCPRemoteProxy."""
+
+    remote_url: str = Field(pattern=HTTP_URL_PATTERN)
+    """URL of the remote MCP server, e.g. ``https://mcp.example.com/mcp``. Private, loopback and
+    link-local addresses are refused unless ``allowPrivateEndpoint`` is true (loopback and link-local
+    always)."""
+    transport: Literal["sse", "streamable-http"] = "streamable-http"
+    """Protocol the remote server speaks."""
+    proxy_port: Port = 8080
+    """Port of the proxy and of the Service clients connect to."""
+    allow_private_endpoint: bool = False
+    """Allow a remote URL in a private network range or ``*.cluster.local``."""
+    header_forward: HeaderForward | None = None
+    """Extra headers sent to the remote server (plain or from Secrets)."""
+    external_auth_config_ref: LocalObjectReference | None = None
+    """An MCPExternalAuthConfig describing how the proxy authenticates to the remote server. The
+    client's own token is never forwarded upstream."""
+    oidc_config: OIDCConfig | None = None
+    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    audit: AuditConfig | None = None
+    """Audit logging of MCP calls."""
+    tool_config_ref: LocalObjectReference | None = None
+    """An MCPToolConfig that filters and renames the remote server's tools."""
+    group_ref: LocalObjectReference | None = None
+    """The MCPGroup this proxy belongs to (VirtualMCPServers aggregate a group's members)."""
+    resources: ResourceRequirements | None = None
+    """Compute resources of the proxy container."""
+    replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Replicas of the proxy Deployment. Unset leaves the count to whoever scales it (an HPA)."""
+    service_account: str | None = Field(default=None, min_length=1)
+    """An existing ServiceAccount for the proxy pods; by default the operator creates one."""
+    pod_template_spec: PodTemplateSpec | None = None
+    """A partial PodTemplateSpec merged into the proxy pod (the proxy container is named ``proxy``)."""
+    resource_overrides: ResourceOverrides | None = None
+    """Labels, annotations, env and pull secrets added to the proxy Deployment and Service."""
+
+
+class MCPRemoteProxyStatus(CRDModel):
+    """Observed state of an MCPRemoteProxy."""
+
+    phase: MCPRemoteProxyPhase | None = None
+    """Summary of the state: Pending, Ready, Failed or Terminating."""
+    message: str | None = None
+    """Human-readable detail of the phase."""
+    url: str | None = None
+    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:8080/mcp``."""
+    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Proxy pods ready to serve."""
+    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
+    """The ``metadata.generation`` this status was computed from."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
+    tool_config_hash: str | None = None
+    """Hash of the referenced MCPToolConfig that the running proxy uses."""
+    external_auth_config_hash: str | None = None
+    """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
+
+
+class MCPRemoteProxy(CustomResource):
+    """The operator's proxy in front of an MCP server outside the cluster."""
+
+    KIND: ClassVar[str] = "MCPRemoteProxy"
+
+    kind: Literal["MCPRemoteProxy"] = "MCPRemoteProxy"
+    """``MCPRemoteProxy``."""
+    spec: MCPRemoteProxySpec
+    """Desired state."""
+    status: MCPRemoteProxyStatus = Field(default_factory=MCPRemoteProxyStatus)
+    """Observed state, written by the operator."""

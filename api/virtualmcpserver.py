@@ -1,0 +1,225 @@
+"""VirtualMCPServer: the gateway that aggregates the members of an MCPGroup behind one endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+from pydantic.config import JsonDict
+
+from api.base import CRDModel, ResourceName
+from api.common import (
+    LocalObjectReference,
+    OIDCConfig,
+    PodTemplateSpec,
+    ResourceRequirements,
+    ToolOverride,
+)
+from api.conditions import Conditions
+from api.resource import CustomResource
+
+__all__ = [
+    "DEFAULT_PREFIX_FORMAT",
+    "Aggregation",
+    "BackendAuthConfig",
+    "BackendStatus",
+    "ConflictResolutionConfig",
+    "IncomingAuth",
+    "OperationalConfig",
+    "OutgoingAuth",
+    "Timeouts",
+    "VirtualMCPConfig",
+    "VirtualMCPServer",
+    "VirtualMCPServerPhase",
+    "VirtualMCPServerSpec",
+    "VirtualMCPServerStatus",
+    "WorkloadToolConfig",
+]
+
+DEFAULT_PREFIX_FORMAT = "{workload}_"
+VirtualMCPServerPhase = Literal["Pending", "Ready", "Degraded", "Failed"]
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")]
+_EMPTY_OBJECT_DEFAULT: JsonDict = {"default": {}}
+
+
+class IncomingAuth(CRDModel):
+    """How clients authenticate to the gateway."""
+
+    type: Literal["anonymous", "oidc"]
+    """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig``)."""
+    oidc_config: OIDCConfig | None = None
+    """The identity provider; required when ``type`` is ``oidc``."""
+
+
+class BackendAuthConfig(CRDModel):
+    """How the gateway authenticates to one backend."""
+
+    type: Literal["discovered", "externalAuthConfigRef", "unauthenticated"]
+    """``discovered`` uses the backend's own ``externalAuthConfigRef``; ``externalAuthConfigRef``
+    uses the one named here; ``unauthenticated`` sends no credential."""
+    external_auth_config_ref: LocalObjectReference | None = None
+    """The MCPExternalAuthConfig to use; required when ``type`` is ``externalAuthConfigRef``."""
+
+
+class OutgoingAuth(CRDModel):
+    """How the gateway authenticates to its backends. The client's token is never forwarded."""
+
+    source: Literal["discovered", "inline"] = "discovered"
+    """``discovered`` reads each backend's ``externalAuthConfigRef``; ``inline`` uses only this block."""
+    default: BackendAuthConfig | None = None
+    """Applies to backends without an entry in ``backends``."""
+    backends: dict[str, BackendAuthConfig] | None = None
+    """Per backend (keyed by the member's name): overrides ``default``."""
+
+
+class ConflictResolutionConfig(CRDModel):
+    """Settings of the conflict resolution strategies."""
+
+    prefix_format: str = Field(default=DEFAULT_PREFIX_FORMAT, min_length=1)
+    """For ``prefix``: how a backend's tool names are prefixed; must contain ``{workload}``, which is
+    replaced by the backend's name (``{workload}_`` turns ``fetch`` into ``web_fetch``)."""
+    priority_order: list[str] | None = None
+    """For ``priority``: backend names, highest priority first; the first backend offering a name
+    wins."""
+
+
+class WorkloadToolConfig(CRDModel):
+    """Tool filter and overrides of one backend."""
+
+    workload: str = Field(min_length=1)
+    """Name of the backend (the MCPServer or MCPRemoteProxy in the group)."""
+    tool_config_ref: LocalObjectReference | None = None
+    """An MCPToolConfig to apply to this backend (instead of ``filter`` and ``overrides``)."""
+    filter: list[str] | None = None
+    """Allow-list of this backend's tool names; unset exposes every tool."""
+    overrides: dict[str, ToolOverride] | None = None
+    """Per tool (keyed by its original name): a new name, description or annotations. With
+    ``conflictResolution: manual`` these renames are how conflicts are resolved."""
+    exclude_all: bool = False
+    """Hide every tool of this backend."""
+
+
+class Aggregation(CRDModel):
+    """How the backends' tools, resources and prompts are merged into one list."""
+
+    conflict_resolution: Literal["prefix", "priority", "manual"] = "prefix"
+    """How two backends offering the same name are reconciled: ``prefix`` every name with its
+    backend, ``priority`` (the first backend in ``priorityOrder`` wins) or ``manual`` (every clash is
+    renamed in ``tools[].overrides``)."""
+    conflict_resolution_config: ConflictResolutionConfig = Field(
+        default_factory=ConflictResolutionConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
+    )
+    """Settings of the chosen strategy."""
+    tools: list[WorkloadToolConfig] | None = None
+    """Per-backend filters and overrides, applied before conflict resolution."""
+    exclude_all_tools: bool = False
+    """Hide every backend tool."""
+    default_tool_visibility: Literal["allow", "deny"] = "allow"
+    """Whether backends without a ``tools`` entry contribute their tools (``allow``) or none
+    (``deny``)."""
+
+
+class Timeouts(CRDModel):
+    """Per-request timeouts towards the backends."""
+
+    default: Duration = "30s"
+    """Timeout of a request to any backend, e.g. ``30s``."""
+    per_workload: dict[str, Duration] | None = None
+    """Per backend name: its own timeout."""
+
+
+class OperationalConfig(CRDModel):
+    """Runtime behaviour of the gateway."""
+
+    timeouts: Timeouts = Field(default_factory=Timeouts, json_schema_extra=_EMPTY_OBJECT_DEFAULT)
+    """Backend request timeouts."""
+
+
+class VirtualMCPConfig(CRDModel):
+    """The gateway's configuration."""
+
+    aggregation: Aggregation = Field(default_factory=Aggregation, json_schema_extra=_EMPTY_OBJECT_DEFAULT)
+    """How backends are merged."""
+    operational: OperationalConfig = Field(
+        default_factory=OperationalConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
+    )
+    """Timeouts."""
+
+
+class VirtualMCPServerSpec(CRDModel):
+    """Desired state of a VirtualMCPServer."""
+
+    group_ref: LocalObjectReference
+    """The MCPGroup whose members become the gateway's backends."""
+    incoming_auth: IncomingAuth
+    """How clients authenticate to the gateway (``type: anonymous`` to accept everyone)."""
+    outgoing_auth: OutgoingAuth | None = None
+    """How the gateway authenticates to the backends."""
+    config: VirtualMCPConfig = Field(
+        default_factory=VirtualMCPConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
+    )
+    """Aggregation and timeouts."""
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Type of the gateway's Service."""
+    replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
+    service_account: str | None = Field(default=None, min_length=1)
+    """An existing ServiceAccount for the gateway pods; by default the operator creates one."""
+    resources: ResourceRequirements | None = None
+    """Compute resources of the gateway container."""
+    pod_template_spec: PodTemplateSpec | None = None
+    """A partial PodTemplateSpec merged into the gateway pod (the container is named ``vmcp``)."""
+
+
+class BackendStatus(CRDModel):
+    """One backend as the gateway sees it."""
+
+    name: ResourceName
+    """Name of the member (MCPServer or MCPRemoteProxy)."""
+    kind: Literal["MCPServer", "MCPRemoteProxy"] | None = None
+    """Kind of the member."""
+    url: str | None = None
+    """URL the gateway connects to."""
+    status: Literal["ready", "unavailable", "degraded", "unknown", "unauthenticated"] = "unknown"
+    """Health of the backend."""
+    message: str | None = None
+    """Why the backend is not ready."""
+    last_health_check: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """RFC 3339 time of the last health check."""
+
+
+class VirtualMCPServerStatus(CRDModel):
+    """Observed state of a VirtualMCPServer."""
+
+    phase: VirtualMCPServerPhase | None = None
+    """Summary of the state: Pending, Ready, Degraded (some backends down) or Failed."""
+    message: str | None = None
+    """Human-readable detail of the phase."""
+    url: str | None = None
+    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:4483/mcp``."""
+    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Gateway pods ready to serve."""
+    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
+    """The ``metadata.generation`` this status was computed from."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
+    backend_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
+    """Backends that can serve requests."""
+    discovered_backends: Annotated[
+        list[BackendStatus],
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = Field(default_factory=list)
+    """Every member of the group and its health."""
+
+
+class VirtualMCPServer(CustomResource):
+    """A gateway that aggregates the members of an MCPGroup behind one MCP endpoint."""
+
+    KIND: ClassVar[str] = "VirtualMCPServer"
+
+    kind: Literal["VirtualMCPServer"] = "VirtualMCPServer"
+    """``VirtualMCPServer``."""
+    spec: VirtualMCPServerSpec
+    """Desired state."""
+    status: VirtualMCPServerStatus = Field(default_factory=VirtualMCPServerStatus)
+    """Observed state, written by the operator."""
