@@ -1,0 +1,101 @@
+"""CustomResourceDefinitions generated from the models (never written by hand).
+
+``build_crd(info)`` returns one CRD as a dict; ``build_crds()`` all of them in registry order;
+``render_crds()`` / ``render_crd()`` the YAML that ``mcp-operator crds`` prints and ``manifests/crds/``
+holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from api.registry import CATEGORY, KINDS, KindInfo
+from api.schema import structural_schema
+
+__all__ = ["GENERATED_HEADER", "build_crd", "build_crds", "crd_file_name", "render_crd", "render_crds"]
+
+GENERATED_HEADER = "# Generated from the models in api/ by hack/generate.py (make crds). Do not edit.\n"
+
+
+def _root_schema(info: KindInfo) -> dict[str, Any]:
+    schema = structural_schema(info.model)
+    props = schema["properties"]
+    props["apiVersion"] = {
+        "type": "string",
+        "description": "APIVersion defines the versioned schema of this representation of an object.",
+    }
+    props["kind"] = {
+        "type": "string",
+        "description": "Kind is a string value representing the REST resource.",
+    }
+    props["metadata"] = {"type": "object"}
+    schema["required"] = [name for name in schema.get("required", []) if name == "spec"]
+    if not schema["required"]:
+        del schema["required"]
+    return schema
+
+
+def build_crd(info: KindInfo) -> dict[str, Any]:
+    """The ``apiextensions.k8s.io/v1`` CustomResourceDefinition of one kind."""
+    columns = [
+        {
+            "name": c.name,
+            "type": c.type,
+            "jsonPath": c.json_path,
+            **({"description": c.description} if c.description else {}),
+            **({"priority": c.priority} if c.priority else {}),
+        }
+        for c in info.printer_columns
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": info.crd_name,
+            "labels": {"app.kubernetes.io/part-of": "mcp-operator"},
+        },
+        "spec": {
+            "group": info.group,
+            "names": {
+                "kind": info.kind,
+                "listKind": info.list_kind,
+                "plural": info.plural,
+                "singular": info.singular,
+                "shortNames": list(info.short_names),
+                "categories": [CATEGORY],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": info.version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": _root_schema(info)},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                }
+            ],
+        },
+    }
+
+
+def build_crds() -> list[dict[str, Any]]:
+    """Every CRD of the API group, in registry order."""
+    return [build_crd(info) for info in KINDS.values()]
+
+
+def crd_file_name(info: KindInfo) -> str:
+    """``<group>_<plural>.yaml``, the file in ``manifests/crds/``."""
+    return f"{info.group}_{info.plural}.yaml"
+
+
+def render_crd(crd: dict[str, Any]) -> str:
+    """One CRD as a YAML document (keys in a stable, readable order)."""
+    return yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+
+
+def render_crds() -> str:
+    """Every CRD as one multi-document YAML stream."""
+    return GENERATED_HEADER + "".join(f"---\n{render_crd(crd)}" for crd in build_crds())

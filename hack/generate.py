@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Regenerate what is derived from the API models: ``manifests/crds/*.yaml`` and ``docs/api.md``.
+
+``python hack/generate.py`` writes the files; ``--check`` writes nothing and exits 1 listing the files
+that differ from the models (what CI and the drift test use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.crds import GENERATED_HEADER, build_crd, crd_file_name, render_crd  # noqa: E402
+from api.docs import render_api_docs  # noqa: E402
+from api.registry import KINDS  # noqa: E402
+
+CRD_DIR = ROOT / "manifests" / "crds"
+API_DOC = ROOT / "docs" / "api.md"
+
+
+def expected_files() -> dict[Path, str]:
+    """Every generated file and its content."""
+    files = {
+        CRD_DIR / crd_file_name(info): GENERATED_HEADER + render_crd(build_crd(info))
+        for info in KINDS.values()
+    }
+    files[API_DOC] = render_api_docs()
+    return files
+
+
+def stale_files() -> list[Path]:
+    """Generated files whose content differs from the models, plus stray CRD files."""
+    expected = expected_files()
+    stale = [p for p, text in expected.items() if not p.exists() or p.read_text() != text]
+    stale += [p for p in CRD_DIR.glob("*.yaml") if p not in expected]
+    return stale
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report files that are out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for path in stale:
+            print(f"out of date: {path.relative_to(ROOT)} (run `make crds`)", file=sys.stderr)
+        return 1 if stale else 0
+    CRD_DIR.mkdir(parents=True, exist_ok=True)
+    expected = expected_files()
+    for path in CRD_DIR.glob("*.yaml"):
+        if path not in expected:
+            path.unlink()
+    for path, text in expected.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
