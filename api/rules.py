@@ -1,0 +1,355 @@
+"""Cross-field rules a structural schema cannot express, one function per kind.
+
+Each rule returns Problems whose ``field`` is the JSON path to fix and whose message says how. The
+reconcilers report them in an ``Accepted=False`` condition; nothing here does I/O (references to other
+objects are resolved by the reconcilers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
+from api.common import ENV_NAME_PATTERN, ToolOverride
+from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
+from api.mcpremoteproxy import MCPRemoteProxySpec
+from api.mcpserver import MCPServerSpec
+from api.mcptoolconfig import MCPToolConfigSpec
+from api.problems import Problem
+from api.virtualmcpserver import BackendAuthConfig, VirtualMCPServerSpec
+
+__all__ = [
+    "DEFAULT_MCP_PORT",
+    "external_auth_config_rules",
+    "mcp_remote_proxy_rules",
+    "mcp_server_rules",
+    "tool_config_rules",
+    "virtual_mcp_server_rules",
+]
+
+DEFAULT_MCP_PORT = 8080
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_SECRETY_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+
+
+def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    stdio = spec.transport == "stdio"
+    if stdio and spec.mcp_port is not None:
+        problems.append(
+            Problem(
+                "spec.mcpPort", "is only used by the sse and streamable-http transports; remove it for stdio"
+            )
+        )
+    if stdio and spec.replicas is not None and spec.replicas > 1:
+        problems.append(
+            Problem(
+                "spec.replicas",
+                "a stdio server has one process, so at most one proxy replica; set replicas to 0 or 1 "
+                "or use an HTTP transport",
+            )
+        )
+    if stdio and spec.backend_replicas is not None and spec.backend_replicas > 1:
+        problems.append(
+            Problem(
+                "spec.backendReplicas",
+                "a stdio server runs exactly one pod; remove backendReplicas or set it to 1",
+            )
+        )
+    problems += _env_and_secret_problems(spec)
+    problems += check_resources(spec.resources, "spec.resources")
+    problems += check_resources(spec.proxy_resources, "spec.proxyResources")
+    problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    if spec.pod_template_spec is not None:
+        port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
+        problems += _pod_template_problems(spec.pod_template_spec, "spec.podTemplateSpec", port)
+    return problems
+
+
+def _env_and_secret_problems(spec: MCPServerSpec) -> list[Problem]:
+    problems = []
+    plain = {e.name for e in spec.env or []}
+    seen: dict[str, int] = {}
+    for i, secret in enumerate(spec.secrets or []):
+        field = f"spec.secrets[{i}]"
+        if secret.target_env_name is None and not _ENV_NAME.match(secret.key):
+            problems.append(
+                Problem(
+                    f"{field}.targetEnvName",
+                    f"key {secret.key!r} is not a valid environment variable name; set targetEnvName",
+                )
+            )
+            continue
+        name = secret.env_name
+        if name in seen:
+            problems.append(
+                Problem(
+                    f"{field}.targetEnvName",
+                    f"{name!r} is already set by spec.secrets[{seen[name]}]; give each its own targetEnvName",
+                )
+            )
+        seen.setdefault(name, i)
+        if name in plain:
+            problems.append(
+                Problem(
+                    f"{field}.targetEnvName",
+                    f"{name!r} is also set in spec.env; remove it from one of the two",
+                )
+            )
+    return problems
+
+
+def _pod_template_problems(template: dict[str, Any], field: str, mcp_port: int | None) -> list[Problem]:
+    unknown = sorted(set(template) - {"metadata", "spec"})
+    if unknown:
+        return [Problem(field, f"unknown keys {unknown}; a PodTemplateSpec has only metadata and spec")]
+    pod = template.get("spec", {})
+    if not isinstance(pod, dict):
+        return [Problem(f"{field}.spec", "must be an object (a PodSpec)")]
+    problems = []
+    containers = pod.get("containers", [])
+    if not isinstance(containers, list):
+        return [Problem(f"{field}.spec.containers", "must be a list of containers")]
+    for i, container in enumerate(containers):
+        cfield = f"{field}.spec.containers[{i}]"
+        if not isinstance(container, dict) or not container.get("name"):
+            problems.append(Problem(f"{cfield}.name", "every container needs a name; use mcp for the server"))
+            continue
+        if container["name"] == "mcp" or mcp_port is None:
+            continue
+        for j, port in enumerate(container.get("ports", []) or []):
+            if isinstance(port, dict) and port.get("containerPort") == mcp_port:
+                problems.append(
+                    Problem(
+                        f"{cfield}.ports[{j}].containerPort",
+                        f"port {mcp_port} is the MCP server's mcpPort; change this port or spec.mcpPort",
+                    )
+                )
+    return problems
+
+
+def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
+    problems = remote_url_problems(
+        spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
+    )
+    problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    problems += check_resources(spec.resources, "spec.resources")
+    forward = spec.header_forward
+    if forward is not None:
+        plain = {name.lower() for name in forward.add_plaintext_headers or {}}
+        for name in forward.add_plaintext_headers or {}:
+            field = f"spec.headerForward.addPlaintextHeaders[{name}]"
+            bad = header_name_problem(name, field)
+            if bad is not None:
+                problems.append(bad)
+            elif name.lower() in _SECRETY_HEADERS:
+                problems.append(
+                    Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
+                )
+        for i, header in enumerate(forward.add_headers_from_secret or []):
+            field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
+            bad = header_name_problem(header.header_name, field)
+            if bad is not None:
+                problems.append(bad)
+            elif header.header_name.lower() in plain:
+                problems.append(
+                    Problem(field, f"{header.header_name} is also in addPlaintextHeaders; keep only one")
+                )
+    return problems
+
+
+def _override_name_clashes(overrides: dict[str, ToolOverride], field: str) -> list[Problem]:
+    problems = []
+    targets = Counter(o.name for o in overrides.values() if o.name)
+    for tool, override in sorted(overrides.items()):
+        if override.name and targets[override.name] > 1:
+            problems.append(
+                Problem(
+                    f"{field}[{tool}].name",
+                    f"several tools are renamed to {override.name!r}; pick distinct names",
+                )
+            )
+        if override.name is None and override.description is None and override.annotations is None:
+            problems.append(
+                Problem(
+                    f"{field}[{tool}]", "the override changes nothing; set name, description or annotations"
+                )
+            )
+    return problems
+
+
+def tool_config_rules(spec: MCPToolConfigSpec) -> list[Problem]:
+    problems = []
+    allowed = spec.tools_filter or []
+    for name, count in Counter(allowed).items():
+        if count > 1:
+            problems.append(
+                Problem("spec.toolsFilter", f"{name!r} is listed {count} times; list each tool once")
+            )
+    overrides = spec.tools_override or {}
+    problems += _override_name_clashes(overrides, "spec.toolsOverride")
+    for tool, override in sorted(overrides.items()):
+        if allowed and tool not in allowed:
+            problems.append(
+                Problem(
+                    f"spec.toolsOverride[{tool}]",
+                    f"{tool!r} is not in toolsFilter, so the override never applies; add it to toolsFilter "
+                    "or remove the override",
+                )
+            )
+        if (
+            override.name
+            and override.name != tool
+            and override.name in allowed
+            and override.name not in overrides
+        ):
+            problems.append(
+                Problem(
+                    f"spec.toolsOverride[{tool}].name",
+                    f"{override.name!r} is the name of another exposed tool; choose a name no tool uses",
+                )
+            )
+    return problems
+
+
+def _backend_auth_problems(auth: BackendAuthConfig, field: str) -> list[Problem]:
+    if auth.type == "externalAuthConfigRef" and auth.external_auth_config_ref is None:
+        return [
+            Problem(
+                f"{field}.externalAuthConfigRef",
+                "type is externalAuthConfigRef; set externalAuthConfigRef.name",
+            )
+        ]
+    if auth.type != "externalAuthConfigRef" and auth.external_auth_config_ref is not None:
+        return [
+            Problem(
+                f"{field}.externalAuthConfigRef",
+                f"is ignored with type {auth.type}; remove it or set type: externalAuthConfigRef",
+            )
+        ]
+    return []
+
+
+def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    incoming = spec.incoming_auth
+    if incoming.type == "oidc":
+        if incoming.oidc_config is None:
+            problems.append(
+                Problem("spec.incomingAuth.oidcConfig", "type is oidc; set oidcConfig.inline.issuer")
+            )
+        else:
+            problems += check_oidc(incoming.oidc_config, "spec.incomingAuth.oidcConfig")
+    elif incoming.oidc_config is not None:
+        problems.append(
+            Problem(
+                "spec.incomingAuth.oidcConfig", "is ignored with type anonymous; set type: oidc or remove it"
+            )
+        )
+    if spec.outgoing_auth is not None:
+        if spec.outgoing_auth.default is not None:
+            problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")
+        for name, auth in sorted((spec.outgoing_auth.backends or {}).items()):
+            problems += _backend_auth_problems(auth, f"spec.outgoingAuth.backends[{name}]")
+    agg = spec.config.aggregation
+    base = "spec.config.aggregation"
+    crc = agg.conflict_resolution_config
+    if agg.conflict_resolution == "prefix" and "{workload}" not in crc.prefix_format:
+        problems.append(
+            Problem(
+                f"{base}.conflictResolutionConfig.prefixFormat",
+                f"{crc.prefix_format!r} lacks the {{workload}} placeholder, so backends would clash; "
+                "write e.g. {workload}_",
+            )
+        )
+    order = crc.priority_order or []
+    if agg.conflict_resolution == "priority" and not order:
+        problems.append(
+            Problem(
+                f"{base}.conflictResolutionConfig.priorityOrder",
+                "conflictResolution is priority; list the backends here, highest priority first",
+            )
+        )
+    for name, count in Counter(order).items():
+        if count > 1:
+            problems.append(
+                Problem(
+                    f"{base}.conflictResolutionConfig.priorityOrder",
+                    f"{name!r} appears {count} times; list it once",
+                )
+            )
+    seen: set[str] = set()
+    for i, tools in enumerate(agg.tools or []):
+        field = f"{base}.tools[{i}]"
+        if tools.workload in seen:
+            problems.append(
+                Problem(f"{field}.workload", f"{tools.workload!r} already has an entry; merge the two")
+            )
+        seen.add(tools.workload)
+        if tools.tool_config_ref is not None and (tools.filter is not None or tools.overrides is not None):
+            problems.append(
+                Problem(f"{field}.toolConfigRef", "set either toolConfigRef or filter/overrides, not both")
+            )
+        problems += _override_name_clashes(tools.overrides or {}, f"{field}.overrides")
+    if agg.conflict_resolution == "manual":
+        problems += _manual_clashes(spec)
+    return problems
+
+
+def _manual_clashes(spec: VirtualMCPServerSpec) -> list[Problem]:
+    """With manual resolution, two backends must not rename tools to the same final name."""
+    owners: dict[str, str] = {}
+    problems = []
+    for i, tools in enumerate(spec.config.aggregation.tools or []):
+        for tool, override in sorted((tools.overrides or {}).items()):
+            if not override.name:
+                continue
+            other = owners.get(override.name)
+            if other is not None and other != tools.workload:
+                problems.append(
+                    Problem(
+                        f"spec.config.aggregation.tools[{i}].overrides[{tool}].name",
+                        f"{override.name!r} is also a new name in {other!r}; pick a distinct name",
+                    )
+                )
+            owners.setdefault(override.name, tools.workload)
+    return problems
+
+
+_AUTH_BLOCKS = {
+    "tokenExchange": "token_exchange",
+    "headerInjection": "header_injection",
+    "bearerToken": "bearer_token",
+    "oauth2ClientCredentials": "oauth2_client_credentials",
+}
+
+
+def external_auth_config_rules(spec: MCPExternalAuthConfigSpec) -> list[Problem]:
+    problems = []
+    for block, attr in _AUTH_BLOCKS.items():
+        present = getattr(spec, attr) is not None
+        if block == spec.type and not present:
+            problems.append(Problem(f"spec.{block}", f"type is {spec.type}; set the {block} block"))
+        elif block != spec.type and present:
+            problems.append(
+                Problem(f"spec.{block}", f"is ignored with type {spec.type}; remove it or set type: {block}")
+            )
+    if spec.token_exchange is not None:
+        te = spec.token_exchange
+        if te.client_secret_ref is not None and not te.client_id:
+            problems.append(
+                Problem(
+                    "spec.tokenExchange.clientId", "clientSecretRef is set without clientId; set clientId"
+                )
+            )
+        if te.external_token_header_name is not None:
+            bad = header_name_problem(
+                te.external_token_header_name, "spec.tokenExchange.externalTokenHeaderName"
+            )
+            problems += [bad] if bad else []
+    if spec.header_injection is not None:
+        bad = header_name_problem(spec.header_injection.header_name, "spec.headerInjection.headerName")
+        problems += [bad] if bad else []
+    return problems
