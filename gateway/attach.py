@@ -1,0 +1,140 @@
+"""The attach backend: an MCP server's stdin/stdout reached through the Kubernetes attach API.
+
+``GET {apiServer}/api/v1/namespaces/{ns}/pods/{pod}/attach?container=C&stdin=true&stdout=true&stderr=true``
+upgraded to a websocket with subprotocol ``v4.channel.k8s.io`` (``channel.k8s.io`` accepted). Every
+binary frame starts with a channel byte: 0 stdin (we send), 1 stdout, 2 stderr, 3 error (a JSON
+``Status`` when the attach ends). stdout carries newline-delimited JSON-RPC, exactly as a stdio
+subprocess would.
+
+:func:`attach_transport` returns a ``TransportFactory`` (see :mod:`gateway.backend`): each call opens one
+websocket, authenticated with the service-account token (re-read on every connect: bound tokens rotate)
+and verified against the cluster CA. When the container restarts the websocket closes, the transport's
+read stream ends, and ``BackendConnection`` re-attaches with backoff. :func:`open_attach` takes the URL,
+headers and SSL context explicitly, so tests can point it at a fake attach websocket server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import anyio
+import mcp_types as types
+from mcp.shared.message import SessionMessage
+
+from api.proxy_config import AttachBackend
+from gateway.backend import Streams, TransportFactory
+
+__all__ = ["CHANNEL_PROTOCOLS", "attach_transport", "attach_url", "open_attach"]
+
+logger = logging.getLogger("mcp_operator.proxy.attach")
+
+CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
+_MAX_LINE = 64 * 1024 * 1024
+
+
+def attach_url(config: AttachBackend) -> str:
+    """The attach endpoint (wss://) for the configured pod and container."""
+    base = config.api_server
+    if base is None:
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise RuntimeError(
+                "backend.apiServer is not set and KUBERNETES_SERVICE_HOST is missing: the attach backend "
+                "needs the Kubernetes API (run in a pod, or set backend.apiServer)"
+            )
+        base = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
+    query = urlencode({"container": config.container, "stdin": "true", "stdout": "true", "stderr": "true"})
+    path = f"/api/v1/namespaces/{config.namespace}/pods/{config.pod}/attach?{query}"
+    return base.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
+
+
+def _ssl_context(config: AttachBackend) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if config.ca_file is not None and Path(config.ca_file).exists():
+        context.load_verify_locations(cafile=config.ca_file)
+    return context
+
+
+def attach_transport(config: AttachBackend) -> TransportFactory:
+    """A transport factory attaching to the configured container."""
+
+    def factory() -> contextlib.AbstractAsyncContextManager[Streams]:
+        token = Path(config.token_file).read_text(encoding="utf-8").strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        url = attach_url(config)
+        return open_attach(
+            url, headers=headers, ssl_context=_ssl_context(config) if url.startswith("wss") else None
+        )
+
+    return factory
+
+
+@contextlib.asynccontextmanager
+async def open_attach(
+    url: str, *, headers: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Streams]:
+    """Open one attach websocket and expose it as the SDK's (read_stream, write_stream) pair."""
+    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
+    write_send, write_receive = anyio.create_memory_object_stream[SessionMessage](64)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            url,
+            headers=headers or {},
+            protocols=CHANNEL_PROTOCOLS,
+            ssl=ssl_context if ssl_context is not None else False,
+            max_msg_size=_MAX_LINE,
+            heartbeat=30.0,
+        ) as ws,
+        anyio.create_task_group() as tg,
+    ):
+        logger.info("attached to %s (protocol %s)", url.split("?", maxsplit=1)[0], ws.protocol)
+
+        async def reader() -> None:
+            buffer = b""
+            async with read_send:
+                async for frame in ws:
+                    if frame.type != aiohttp.WSMsgType.BINARY or not frame.data:
+                        continue
+                    channel, payload = frame.data[0], frame.data[1:]
+                    if channel == STDOUT:
+                        lines = (buffer + payload).split(b"\n")
+                        buffer = lines.pop()
+                        for line in lines:
+                            if line.strip():
+                                await read_send.send(_parse(line))
+                    elif channel == STDERR:
+                        logger.info("backend stderr: %s", payload.decode("utf-8", "replace").rstrip())
+                    elif channel == ERROR and payload:
+                        logger.warning("attach ended: %s", payload.decode("utf-8", "replace"))
+            tg.cancel_scope.cancel()
+
+        async def writer() -> None:
+            async with write_receive:
+                async for message in write_receive:
+                    line = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await ws.send_bytes(bytes([STDIN]) + line.encode() + b"\n")
+
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        try:
+            yield read_receive, write_send
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def _parse(line: bytes) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        logger.warning("backend wrote a line that is not JSON-RPC: %s", line[:200])
+        return exc

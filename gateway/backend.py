@@ -1,0 +1,281 @@
+"""One long-lived MCP session to the proxy's backend, shared by every front session.
+
+The I/O seam is a :data:`TransportFactory`: an async context manager yielding the SDK's
+``(read_stream, write_stream)`` pair of ``SessionMessage`` (``stdio_client``, ``streamable_http_client``,
+``sse_client`` or :func:`gateway.attach.attach_transport`). On it runs the SDK ``ClientSession``, which
+owns request-id remapping (every front request gets a fresh backend id), progress routing by token,
+cancellation (``notifications/cancelled`` on stdio, closing the HTTP stream on the 2026-07-28 era) and
+era detection (``server/discover`` probe, ``initialize`` fallback): the backend's era is detected, never
+copied from the client.
+
+:class:`BackendConnection` supervises it: connects, marks itself ready, notices the transport ending (a
+dead subprocess, a dropped attach websocket), fails the in-flight calls with a JSON-RPC error, and
+reconnects with exponential backoff (0.2 s doubling to 10 s). :meth:`BackendConnection.forward` sends
+one front request and returns the raw result dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.client._probe import negotiate_auto
+from mcp.client.context import ClientRequestContext
+from mcp.client.session import ClientSession
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from pydantic import TypeAdapter
+
+__all__ = [
+    "BACKEND_UNAVAILABLE",
+    "BackendConnection",
+    "BackendHooks",
+    "BackendInfo",
+    "TransportFactory",
+]
+
+logger = logging.getLogger("mcp_operator.proxy.backend")
+
+BACKEND_UNAVAILABLE = -32001
+"""JSON-RPC error code when the backend is down or not (yet) connected."""
+
+Streams = tuple[Any, Any]
+TransportFactory = Callable[[], contextlib.AbstractAsyncContextManager[Streams]]
+"""Opens one connection to the backend: yields the SDK's (read_stream, write_stream)."""
+
+_RAW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+_CLIENT_INFO = types.Implementation(name="mcp-operator-proxy", version="0.1.0")
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the backend told us when the session was established."""
+
+    protocol_version: str
+    modern: bool
+    capabilities: types.ServerCapabilities
+    server_info: types.Implementation | None
+    instructions: str | None
+
+
+@dataclass
+class BackendHooks:
+    """Callbacks into the front for what the backend initiates (set by the proxy)."""
+
+    on_log: Callable[[types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
+    on_server_request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    on_restart: Callable[[], None] | None = None
+    on_state: Callable[[bool], None] | None = None
+
+
+class BackendConnection:
+    """Supervises one shared backend session; reconnects when it ends."""
+
+    def __init__(
+        self,
+        transport: TransportFactory,
+        *,
+        description: str,
+        hooks: BackendHooks | None = None,
+        call_timeout: float = 300.0,
+        connect_timeout: float = 30.0,
+        bridge_client_requests: bool = True,
+    ) -> None:
+        self.transport = transport
+        self.description = description
+        self.hooks = hooks or BackendHooks()
+        self.call_timeout = call_timeout
+        self.connect_timeout = connect_timeout
+        self.bridge_client_requests = bridge_client_requests
+        self.info: BackendInfo | None = None
+        self.last_error: str = "not connected yet"
+        self.restarts = 0
+        self._session: ClientSession | None = None
+        self._ready = anyio.Event()
+        self._stopping = False
+
+    # -- state -------------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._session is not None
+
+    def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: ready only while a backend session is established."""
+        if self._session is not None and self.info is not None:
+            return True, f"backend {self.description} connected ({self.info.protocol_version})"
+        return False, f"backend {self.description} unavailable: {self.last_error}"
+
+    # -- supervision -------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, serve until the transport ends, reconnect with backoff; until cancelled."""
+        delay = 0.2
+        started = False
+        while not self._stopping:
+            began = time.monotonic()
+            try:
+                await self._serve_once(task_status if not started else None)
+                self.last_error = "the backend closed the connection"
+            except Exception as exc:  # every failure of one connection leads to a reconnect
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("backend %s failed: %s", self.description, self.last_error)
+            if not started:
+                started = True
+                with contextlib.suppress(RuntimeError):  # already started by _serve_once
+                    task_status.started()
+            self._set_down()
+            if self._stopping:
+                return
+            self.restarts += 1
+            if self.hooks.on_restart is not None:
+                self.hooks.on_restart()
+            if time.monotonic() - began > 30:
+                delay = 0.2  # it ran fine for a while: restart promptly
+            logger.info("reconnecting to backend %s in %.1fs", self.description, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _serve_once(self, task_status: anyio.abc.TaskStatus[None] | None) -> None:
+        async with self.transport() as (read_stream, write_stream), anyio.create_task_group() as tg:
+            ended = anyio.Event()
+            tap_send, tap_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
+            tg.start_soon(_pump, read_stream, tap_send, ended)
+            session = ClientSession(
+                tap_receive,
+                write_stream,
+                client_info=_CLIENT_INFO,
+                logging_callback=self._on_log,
+                **self._bridging_callbacks(),
+            )
+            async with session:
+                with anyio.fail_after(self.connect_timeout):
+                    await negotiate_auto(session)
+                self._set_up(session)
+                if task_status is not None:
+                    task_status.started()
+                await ended.wait()
+            tg.cancel_scope.cancel()
+
+    def _bridging_callbacks(self) -> dict[str, Any]:
+        if not self.bridge_client_requests:
+            return {}
+
+        async def sampling(_: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+            return await self._bridge("sampling/createMessage", params, types.CreateMessageResult)
+
+        async def elicitation(_: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+            return await self._bridge("elicitation/create", params, types.ElicitResult)
+
+        async def roots(_: ClientRequestContext) -> Any:
+            return await self._bridge("roots/list", None, types.ListRootsResult)
+
+        return {
+            "sampling_callback": sampling,
+            "elicitation_callback": elicitation,
+            "list_roots_callback": roots,
+        }
+
+    async def _bridge(self, method: str, params: Any, result_type: type[Any]) -> Any:
+        if self.hooks.on_server_request is None:
+            return types.ErrorData(code=types.METHOD_NOT_FOUND, message=f"{method} is not bridged")
+        data = params.model_dump(by_alias=True, mode="json", exclude_none=True) if params is not None else {}
+        try:
+            raw = await self.hooks.on_server_request(method, data)
+        except MCPError as exc:
+            return exc.error
+        return result_type.model_validate(raw)
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        if self.hooks.on_log is not None:
+            await self.hooks.on_log(params)
+
+    def _set_up(self, session: ClientSession) -> None:
+        caps = session.server_capabilities or types.ServerCapabilities()
+        version = session.protocol_version or "unknown"
+        self.info = BackendInfo(
+            protocol_version=version,
+            modern=session.discover_result is not None,
+            capabilities=caps,
+            server_info=session.server_info,
+            instructions=session.instructions,
+        )
+        self._session = session
+        self.last_error = ""
+        self._ready.set()
+        logger.info("backend %s connected (protocol %s)", self.description, version)
+        if self.hooks.on_state is not None:
+            self.hooks.on_state(True)
+
+    def _set_down(self) -> None:
+        was_up = self._session is not None
+        self._session = None
+        self._ready = anyio.Event()
+        if was_up and self.hooks.on_state is not None:
+            self.hooks.on_state(False)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    # -- calls -------------------------------------------------------------------------------------------
+
+    async def wait_ready(self, limit: float) -> ClientSession:
+        """The current session, waiting up to ``limit`` seconds for a (re)connect."""
+        with anyio.move_on_after(limit):
+            while self._session is None:
+                await self._ready.wait()
+        if self._session is None:
+            raise MCPError(code=BACKEND_UNAVAILABLE, message=f"backend unavailable: {self.last_error}")
+        return self._session
+
+    async def forward(
+        self, request: types.ClientRequest | types.Request[Any, Any], *, progress: ProgressFnT | None = None
+    ) -> dict[str, Any]:
+        """Send one request to the backend and return its raw result (raises ``MCPError``)."""
+        session = await self.wait_ready(min(self.connect_timeout, self.call_timeout))
+        try:
+            return await session.send_request(  # type: ignore[type-var]
+                request, _RAW, request_read_timeout_seconds=self.call_timeout, progress_callback=progress
+            )
+        except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:
+                raise MCPError(
+                    code=BACKEND_UNAVAILABLE, message="the backend connection was lost during the call"
+                ) from exc
+            raise
+
+
+async def _pump(
+    source: MemoryObjectReceiveStream[Any],
+    sink: MemoryObjectSendStream[SessionMessage | Exception],
+    ended: anyio.Event,
+) -> None:
+    """Copy the transport's read stream to the session; flag ``ended`` when the transport stops."""
+    try:
+        async with sink:
+            async for item in source:
+                await sink.send(item)
+    except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+        pass
+    finally:
+        ended.set()
+
+
+@contextlib.asynccontextmanager
+async def running(connection: BackendConnection) -> AsyncIterator[BackendConnection]:
+    """Run the connection's supervisor for the duration of the block (waits for the first attempt)."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(connection.run)
+        try:
+            yield connection
+        finally:
+            connection.stop()
+            tg.cancel_scope.cancel()

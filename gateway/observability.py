@@ -1,0 +1,104 @@
+"""Prometheus metrics and the per-call audit line of the proxy.
+
+Metrics (one registry per proxy, served on ``/metrics``):
+
+- ``mcp_proxy_requests_total{method, tool, outcome}``: front requests; outcome is ``ok``,
+  ``tool_error`` (``isError: true``), ``error`` (JSON-RPC error), ``denied`` (hidden tool) or
+  ``cancelled``;
+- ``mcp_proxy_request_duration_seconds{method}``: latency histogram;
+- ``mcp_proxy_backend_restarts_total``, ``mcp_proxy_backend_up``;
+- ``mcp_proxy_active_sessions``: legacy (session-era) front sessions currently open.
+
+Audit: one JSON object per ``tools/call`` on the ``mcp_operator.audit`` logger:
+``{"event": "tools/call", "caller", "tool", "backendTool", "durationMs", "outcome"}``, plus ``error``
+on failures and ``arguments`` when ``audit.includeArguments`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from api.proxy_config import AuditConfig
+
+__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics"]
+
+AUDIT_LOGGER = "mcp_operator.audit"
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ProxyMetrics:
+    """The proxy's Prometheus collectors, in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "mcp_proxy_requests",
+            "MCP requests handled by the proxy, by method, tool and outcome.",
+            ["method", "tool", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "mcp_proxy_request_duration_seconds",
+            "Time from receiving a front request to answering it.",
+            ["method"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_restarts = Counter(
+            "mcp_proxy_backend_restarts",
+            "Backend reconnects (process restarts, re-attaches).",
+            registry=self.registry,
+        )
+        self.backend_up = Gauge(
+            "mcp_proxy_backend_up", "1 while the backend session is up.", registry=self.registry
+        )
+        self.active_sessions = Gauge(
+            "mcp_proxy_active_sessions", "Open session-era front sessions.", registry=self.registry
+        )
+
+    def track_sessions(self, count: Callable[[], int]) -> None:
+        self.active_sessions.set_function(count)
+
+    def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(method, tool, outcome).inc()
+        self.duration.labels(method).observe(seconds)
+
+
+class Auditor:
+    """Writes the audit line of each tool call, when enabled."""
+
+    def __init__(self, config: AuditConfig | None = None) -> None:
+        self.config = config or AuditConfig()
+        self.logger = logging.getLogger(AUDIT_LOGGER)
+
+    def tool_call(
+        self,
+        *,
+        caller: str,
+        tool: str,
+        backend_tool: str | None,
+        seconds: float,
+        outcome: str,
+        arguments: dict[str, Any] | None,
+        error: str | None = None,
+    ) -> None:
+        if not self.config.enabled:
+            return
+        record: dict[str, Any] = {
+            "event": "tools/call",
+            "caller": caller,
+            "tool": tool,
+            "backendTool": backend_tool,
+            "durationMs": round(seconds * 1000, 3),
+            "outcome": outcome,
+        }
+        if error is not None:
+            record["error"] = error
+        if self.config.include_arguments:
+            record["arguments"] = arguments or {}
+        self.logger.info(json.dumps(record, default=str, separators=(",", ":")))

@@ -1,0 +1,430 @@
+"""The MCP proxy: a ``lowlevel.Server`` whose handlers forward to one shared backend session.
+
+:class:`ProxyServer` answers the front (both eras, through :mod:`gateway.front`) and forwards each request
+to :class:`gateway.backend.BackendConnection` with a fresh backend request id. It:
+
+- advertises deliberately: the intersection of what the backend offers and what the proxy forwards
+  (tools, resources without subscriptions, prompts, completions, logging), the backend's instructions,
+  and its own ``serverInfo`` (the config's ``name``);
+- applies the tool filter to ``tools/list`` and enforces it on ``tools/call`` (a hidden tool is an
+  unknown tool, -32602);
+- routes backend progress to the front request that asked for it (by the backend's progress token) and
+  backend log messages to the front request in flight (when exactly one is; stdio has no other link);
+- bridges backend-initiated requests (sampling, elicitation, roots) to the newest in-flight front request
+  whose session can carry a server-to-client request (session-era fronts);
+- cancellation passes through: when the front request is cancelled (its HTTP stream closed or a
+  ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
+- records metrics and one audit line per ``tools/call``.
+
+:func:`build_proxy_app` assembles the ASGI app (front + optional OIDC middleware + backend supervisor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+from mcp.server.caching import CacheHint
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from pydantic import BaseModel
+from starlette.applications import Starlette
+
+from api.proxy_config import ProxyConfig
+from gateway.backend import BackendConnection, BackendHooks, TransportFactory
+from gateway.filters import ToolFilter
+from gateway.front import FrontSettings, build_front_app
+from gateway.observability import Auditor, ProxyMetrics
+
+__all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
+
+logger = logging.getLogger("mcp_operator.proxy")
+
+Ctx = ServerRequestContext[Any, Any]
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+_RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+_BRIDGED: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "sampling/createMessage": (types.CreateMessageRequest, types.CreateMessageResult),
+    "elicitation/create": (types.ElicitRequest, types.ElicitResult),
+    "roots/list": (types.ListRootsRequest, types.ListRootsResult),
+}
+_LIST_HINT = CacheHint(ttl_ms=0, scope="private")
+
+
+def _progress_token(ctx: Ctx) -> Any:
+    meta = ctx.meta or {}
+    return meta.get("progress_token", meta.get("progressToken"))
+
+
+def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
+    """The front params minus the front's own envelope (era keys, progress token)."""
+    if params is None:
+        return None
+    data = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+    meta = data.get("_meta")
+    if isinstance(meta, dict):
+        kept = {
+            k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META_PREFIX)
+        }
+        if kept:
+            data["_meta"] = kept
+        else:
+            data.pop("_meta")
+    return data
+
+
+def _caller(ctx: Ctx) -> str:
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):
+        identity = (scope.get("state") or {}).get("mcp_auth_identity")
+        if identity:
+            return str(identity)
+        client = scope.get("client")
+        if client:
+            return f"{client[0]}"
+    return "anonymous"
+
+
+class ProxyServer(Server[Any]):
+    """Forwards every MCP request to one backend session; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        backend: BackendConnection,
+        *,
+        tool_filter: ToolFilter | None = None,
+        metrics: ProxyMetrics | None = None,
+        auditor: Auditor | None = None,
+    ) -> None:
+        hints = {
+            m: _LIST_HINT
+            for m in ("tools/list", "resources/list", "resources/templates/list", "prompts/list")
+        }
+        super().__init__(
+            name,
+            version="0.1.0",
+            cache_hints=hints,  # type: ignore[arg-type]
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
+        )
+        self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        self.middleware = []  # no per-message tracing span on the hot path
+        self.backend = backend
+        self.tool_filter = tool_filter or ToolFilter()
+        self.metrics = metrics or ProxyMetrics()
+        self.auditor = auditor or Auditor()
+        self._in_flight: dict[int, Ctx] = {}
+        backend.hooks.on_log = self._route_log
+        backend.hooks.on_server_request = self._bridge_request
+
+    # -- what the front advertises -----------------------------------------------------------------------
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        own = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        info = self.backend.info
+        if info is None:
+            return types.ServerCapabilities(tools=own.tools)
+        theirs = info.capabilities
+        return types.ServerCapabilities(
+            tools=own.tools if theirs.tools is not None else None,
+            resources=own.resources if theirs.resources is not None else None,
+            prompts=own.prompts if theirs.prompts is not None else None,
+            completions=own.completions if theirs.completions is not None else None,
+            logging=types.LoggingCapability() if theirs.logging is not None else None,
+        )
+
+    def refresh_identity(self) -> None:
+        """Copy the backend's instructions (called when the backend (re)connects)."""
+        info = self.backend.info
+        self.instructions = info.instructions if info is not None else None
+
+    # -- forwarding --------------------------------------------------------------------------------------
+
+    async def _forward(
+        self,
+        ctx: Ctx,
+        request_type: type[BaseModel],
+        params: BaseModel | None,
+        result_type: type[ResultT],
+        *,
+        method: str,
+    ) -> ResultT:
+        payload: dict[str, Any] = {"method": method}
+        backend_params = _backend_params(params)
+        if backend_params is not None:
+            payload["params"] = backend_params
+        request = request_type.model_validate(payload)
+        on_progress: ProgressFnT | None = None
+        if _progress_token(ctx) is not None:
+            session = ctx.session
+
+            async def relay(progress: float, total: float | None, message: str | None) -> None:
+                await session.report_progress(progress, total, message)
+
+            on_progress = relay
+
+        key = id(ctx)
+        self._in_flight[key] = ctx
+        try:
+            raw = await self.backend.forward(request, progress=on_progress)  # type: ignore[arg-type]
+        finally:
+            self._in_flight.pop(key, None)
+        return result_type.model_validate(raw)
+
+    async def _timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await call()
+            outcome = "ok"
+            return result
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        finally:
+            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+
+    async def _list_tools(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        async def call() -> types.ListToolsResult:
+            result = await self._forward(
+                ctx, types.ListToolsRequest, params, types.ListToolsResult, method="tools/list"
+            )
+            if self.tool_filter.identity:
+                return result
+            return result.model_copy(update={"tools": self.tool_filter.apply(result.tools)})
+
+        return await self._timed("tools/list", call)
+
+    async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+        start = time.perf_counter()
+        exposed = params.name
+        original = self.tool_filter.resolve(exposed)
+        outcome, error = "error", None
+        try:
+            if original is None:
+                outcome = "denied"
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
+            if original != exposed:
+                params = params.model_copy(update={"name": original})
+            result = await self._forward(
+                ctx, types.CallToolRequest, params, types.CallToolResult, method="tools/call"
+            )
+            outcome = "tool_error" if result.is_error else "ok"
+            return result
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        finally:
+            seconds = time.perf_counter() - start
+            self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
+            self.auditor.tool_call(
+                caller=_caller(ctx),
+                tool=exposed,
+                backend_tool=original,
+                seconds=seconds,
+                outcome=outcome,
+                arguments=params.arguments,
+                error=error,
+            )
+
+    async def _list_resources(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return await self._timed(
+            "resources/list",
+            lambda: self._forward(
+                ctx, types.ListResourcesRequest, params, types.ListResourcesResult, method="resources/list"
+            ),
+        )
+
+    async def _list_resource_templates(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return await self._timed(
+            "resources/templates/list",
+            lambda: self._forward(
+                ctx,
+                types.ListResourceTemplatesRequest,
+                params,
+                types.ListResourceTemplatesResult,
+                method="resources/templates/list",
+            ),
+        )
+
+    async def _read_resource(
+        self, ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        return await self._timed(
+            "resources/read",
+            lambda: self._forward(
+                ctx, types.ReadResourceRequest, params, types.ReadResourceResult, method="resources/read"
+            ),
+        )
+
+    async def _list_prompts(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return await self._timed(
+            "prompts/list",
+            lambda: self._forward(
+                ctx, types.ListPromptsRequest, params, types.ListPromptsResult, method="prompts/list"
+            ),
+        )
+
+    async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return await self._timed(
+            "prompts/get",
+            lambda: self._forward(
+                ctx, types.GetPromptRequest, params, types.GetPromptResult, method="prompts/get"
+            ),
+        )
+
+    async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await self._timed(
+            "completion/complete",
+            lambda: self._forward(
+                ctx, types.CompleteRequest, params, types.CompleteResult, method="completion/complete"
+            ),
+        )
+
+    async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        info = self.backend.info
+        if info is None or info.modern or info.capabilities.logging is None:
+            return types.EmptyResult()  # nothing to forward: the level is per request on 2026-07-28
+        # The backend session is shared: the most recent level set by any client applies to all.
+        return await self._forward(
+            ctx, types.SetLevelRequest, params, types.EmptyResult, method="logging/setLevel"
+        )
+
+    # -- what the backend initiates ----------------------------------------------------------------------
+
+    async def _route_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        if len(self._in_flight) != 1:
+            logger.debug("backend log message not routed: %d front requests in flight", len(self._in_flight))
+            return
+        ctx = next(iter(self._in_flight.values()))
+        notification = types.LoggingMessageNotification(params=params)
+        with contextlib.suppress(Exception):  # the front request may just have finished
+            await ctx.session.send_notification(notification, related_request_id=ctx.request_id)
+
+    async def _bridge_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        request_type, result_type = _BRIDGED[method]
+        candidates = [c for c in self._in_flight.values() if c.session.can_send_request]
+        if not candidates:
+            raise MCPError(
+                code=types.INVALID_REQUEST,
+                message=f"{method}: no connected client can answer server-initiated requests",
+            )
+        ctx = candidates[-1]
+        payload: dict[str, Any] = {"method": method}
+        if params:
+            payload["params"] = params
+        request = request_type.model_validate(payload)
+        result = await ctx.session.send_request(
+            request,  # type: ignore[arg-type]
+            result_type,
+            metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+        )
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+class ProxyRuntime:
+    """The pieces of a running proxy, for the CLI and tests."""
+
+    def __init__(self, config: ProxyConfig, backend: BackendConnection, server: ProxyServer) -> None:
+        self.config = config
+        self.backend = backend
+        self.server = server
+        self.metrics = server.metrics
+
+
+def build_proxy_app(
+    config: ProxyConfig,
+    transport: TransportFactory,
+    *,
+    description: str,
+    wrap: Callable[[Any], Any] | None = None,
+    resource_url: str | None = None,
+) -> tuple[Starlette, ProxyRuntime]:
+    """The proxy's ASGI app and runtime; the backend supervisor runs in the app's lifespan."""
+    metrics = ProxyMetrics()
+    hooks = BackendHooks(on_restart=metrics.backend_restarts.inc)
+    backend = BackendConnection(
+        transport, description=description, hooks=hooks, call_timeout=config.limits.call_timeout_seconds
+    )
+    server = ProxyServer(
+        config.name,
+        backend,
+        tool_filter=ToolFilter(config.tool_filter),
+        metrics=metrics,
+        auditor=Auditor(config.audit),
+    )
+
+    def on_state(up: bool) -> None:
+        metrics.backend_up.set(1 if up else 0)
+        server.refresh_identity()
+
+    hooks.on_state = on_state
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            await tg.start(backend.run)
+            try:
+                yield
+            finally:
+                backend.stop()
+                tg.cancel_scope.cancel()
+
+    if wrap is None and config.oidc is not None:
+        from gateway.auth.inbound import OIDCMiddleware  # noqa: PLC0415 (only with inbound auth)
+
+        oidc = config.oidc
+        url = resource_url or f"http://{config.host}:{config.port}/mcp"
+
+        def wrap(app: Any) -> Any:
+            return OIDCMiddleware(app, oidc, resource_url=url)
+
+    settings = FrontSettings(
+        bind_host=config.host,
+        max_body_bytes=config.limits.max_body_bytes,
+        allowed_hosts=config.allowed_hosts,
+        allowed_origins=config.allowed_origins,
+        readiness=backend.readiness,
+        registry=metrics.registry,
+        lifespan=lifespan,
+        wrap=wrap,
+    )
+    app = build_front_app(server, settings)
+    return app, ProxyRuntime(config, backend, server)

@@ -1,0 +1,93 @@
+"""``mcp-operator proxy``: run the MCP proxy.
+
+``mcp-operator proxy [--host H] [--port P] [--config FILE] [--target URL] [--transport T] [-- CMD ARGS...]``
+
+Exactly one backend: ``-- CMD ARGS`` (a stdio subprocess), ``--target URL`` (an HTTP MCP server;
+``--transport sse`` for a legacy SSE endpoint) or the ``backend`` of ``--config FILE`` (the file the
+operator renders; flags given next to it override its host / port / backend). Default 127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+
+from api.proxy_config import (
+    DEFAULT_PORT,
+    HttpBackend,
+    ProxyConfig,
+    ProxyConfigError,
+    StdioBackend,
+    load_proxy_config,
+)
+from gateway.proxy import build_proxy_app
+from gateway.transports import describe_backend, transport_for
+
+__all__ = ["main", "parse_args"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-operator proxy", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help=f"port to bind (default {DEFAULT_PORT})")
+    parser.add_argument("--config", default=None, help="proxy config file (JSON or YAML)")
+    parser.add_argument("--target", default=None, help="URL of an HTTP MCP server to proxy")
+    parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http")
+    parser.add_argument("--name", default=None, help="serverInfo name shown to clients")
+    parser.add_argument("--log-level", default="info", help="log level (debug, info, warning, error)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> tuple[ProxyConfig, str]:
+    """The effective config (file + flags) and the log level; raises ``ProxyConfigError``."""
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+    args = _parser().parse_args(argv)
+    base: dict[str, Any] = {}
+    if args.config:
+        base = load_proxy_config(args.config).model_dump(by_alias=False)
+    if command and args.target:
+        raise ProxyConfigError("give either --target URL or -- CMD ARGS, not both")
+    if command:
+        base["backend"] = StdioBackend(command=tuple(command))
+    elif args.target:
+        base["backend"] = HttpBackend(url=args.target, transport=args.transport)
+    if "backend" not in base:
+        raise ProxyConfigError("no backend: give -- CMD ARGS, --target URL or --config FILE with a backend")
+    for key in ("host", "port", "name"):
+        value = getattr(args, key)
+        if value is not None:
+            base[key] = value
+    return ProxyConfig.model_validate(base), args.log_level
+
+
+def main(argv: list[str]) -> int:
+    try:
+        config, log_level = parse_args(argv)
+    except ProxyConfigError as exc:
+        print(f"mcp-operator proxy: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
+    app, _ = build_proxy_app(
+        config, transport_for(config.backend), description=describe_backend(config.backend)
+    )
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
