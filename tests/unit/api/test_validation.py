@@ -1,0 +1,339 @@
+"""validate() catches what the schema cannot, naming the field and saying the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from api.problems import Problem, format_problems
+from api.validation import parse_and_validate
+
+SERVER = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPServer", "metadata": {"name": "s"}}
+PROXY = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPRemoteProxy", "metadata": {"name": "p"}}
+VMCP = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "VirtualMCPServer", "metadata": {"name": "v"}}
+TOOLS = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPToolConfig", "metadata": {"name": "t"}}
+AUTH = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPExternalAuthConfig", "metadata": {"name": "a"}}
+VMCP_BASE = {"groupRef": {"name": "g"}, "incomingAuth": {"type": "anonymous"}}
+SECRET = {"name": "creds", "key": "token"}
+
+# (case id, object, field named by the problem, a word of the fix the message must contain)
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "mcpPort with stdio",
+        {**SERVER, "spec": {"image": "i", "mcpPort": 9000}},
+        "spec.mcpPort",
+        "remove",
+    ),
+    (
+        "stdio with several proxy replicas",
+        {**SERVER, "spec": {"image": "i", "replicas": 3}},
+        "spec.replicas",
+        "set replicas to 0 or 1",
+    ),
+    (
+        "stdio with several backend replicas",
+        {**SERVER, "spec": {"image": "i", "backendReplicas": 2}},
+        "spec.backendReplicas",
+        "remove",
+    ),
+    (
+        "secret key that is no env name",
+        {**SERVER, "spec": {"image": "i", "secrets": [{"name": "s", "key": "api-token"}]}},
+        "spec.secrets[0].targetEnvName",
+        "set targetEnvName",
+    ),
+    (
+        "two secrets set one variable",
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "secrets": [
+                    {"name": "a", "key": "k", "targetEnvName": "TOKEN"},
+                    {"name": "b", "key": "TOKEN"},
+                ],
+            },
+        },
+        "spec.secrets[1].targetEnvName",
+        "own targetEnvName",
+    ),
+    (
+        "secret and env set one variable",
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "env": [{"name": "TOKEN", "value": "x"}],
+                "secrets": [{"name": "a", "key": "TOKEN"}],
+            },
+        },
+        "spec.secrets[0].targetEnvName",
+        "remove it from one",
+    ),
+    (
+        "sidecar port clashes with mcpPort",
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "transport": "streamable-http",
+                "mcpPort": 9000,
+                "podTemplateSpec": {
+                    "spec": {"containers": [{"name": "side", "ports": [{"containerPort": 9000}]}]}
+                },
+            },
+        },
+        "spec.podTemplateSpec.spec.containers[0].ports[0].containerPort",
+        "change this port",
+    ),
+    (
+        "podTemplateSpec with a stray key",
+        {**SERVER, "spec": {"image": "i", "podTemplateSpec": {"containers": []}}},
+        "spec.podTemplateSpec",
+        "only metadata and spec",
+    ),
+    (
+        "request above limit",
+        {
+            **SERVER,
+            "spec": {"image": "i", "resources": {"limits": {"cpu": "500m"}, "requests": {"cpu": "2"}}},
+        },
+        "spec.resources.requests.cpu",
+        "lower the request",
+    ),
+    (
+        "oidc without inline block",
+        {**SERVER, "spec": {"image": "i", "oidcConfig": {"type": "inline"}}},
+        "spec.oidcConfig.inline",
+        "set inline.issuer",
+    ),
+    (
+        "oidc issuer over plain http",
+        {**SERVER, "spec": {"image": "i", "oidcConfig": {"inline": {"issuer": "http://idp.example.com"}}}},
+        "spec.oidcConfig.inline.issuer",
+        "insecureAllowHTTP",
+    ),
+    (
+        "remote url with credentials",
+        {**PROXY, "spec": {"remoteUrl": "https://user:pw@mcp.example.com/mcp"}},
+        "spec.remoteUrl",
+        "Secret",
+    ),
+    (
+        "remote url private without opt-in",
+        {**PROXY, "spec": {"remoteUrl": "http://10.1.2.3:8080/mcp"}},
+        "spec.remoteUrl",
+        "allowPrivateEndpoint: true",
+    ),
+    (
+        "remote url in-cluster without opt-in",
+        {**PROXY, "spec": {"remoteUrl": "http://mcp.tools.svc.cluster.local/mcp"}},
+        "spec.remoteUrl",
+        "allowPrivateEndpoint: true",
+    ),
+    (
+        "remote url on cloud metadata",
+        {**PROXY, "spec": {"remoteUrl": "http://169.254.169.254/latest", "allowPrivateEndpoint": True}},
+        "spec.remoteUrl",
+        "always refused",
+    ),
+    (
+        "credential in a plaintext header",
+        {
+            **PROXY,
+            "spec": {
+                "remoteUrl": "https://x.example.com",
+                "headerForward": {"addPlaintextHeaders": {"Authorization": "Bearer x"}},
+            },
+        },
+        "spec.headerForward.addPlaintextHeaders[Authorization]",
+        "addHeadersFromSecret",
+    ),
+    (
+        "header both plain and from secret",
+        {
+            **PROXY,
+            "spec": {
+                "remoteUrl": "https://x.example.com",
+                "headerForward": {
+                    "addPlaintextHeaders": {"X-Tenant": "a"},
+                    "addHeadersFromSecret": [{"headerName": "x-tenant", "valueSecretRef": SECRET}],
+                },
+            },
+        },
+        "spec.headerForward.addHeadersFromSecret[0].headerName",
+        "keep only one",
+    ),
+    (
+        "reserved header",
+        {
+            **PROXY,
+            "spec": {
+                "remoteUrl": "https://x.example.com",
+                "headerForward": {"addPlaintextHeaders": {"Host": "a"}},
+            },
+        },
+        "spec.headerForward.addPlaintextHeaders[Host]",
+        "remove it",
+    ),
+    (
+        "prefix format without placeholder",
+        {
+            **VMCP,
+            "spec": {
+                **VMCP_BASE,
+                "config": {"aggregation": {"conflictResolutionConfig": {"prefixFormat": "x_"}}},
+            },
+        },
+        "spec.config.aggregation.conflictResolutionConfig.prefixFormat",
+        "{workload}_",
+    ),
+    (
+        "priority without order",
+        {**VMCP, "spec": {**VMCP_BASE, "config": {"aggregation": {"conflictResolution": "priority"}}}},
+        "spec.config.aggregation.conflictResolutionConfig.priorityOrder",
+        "list the backends",
+    ),
+    (
+        "oidc incoming auth without provider",
+        {**VMCP, "spec": {**VMCP_BASE, "incomingAuth": {"type": "oidc"}}},
+        "spec.incomingAuth.oidcConfig",
+        "set oidcConfig",
+    ),
+    (
+        "toolConfigRef and inline filter together",
+        {
+            **VMCP,
+            "spec": {
+                **VMCP_BASE,
+                "config": {
+                    "aggregation": {
+                        "tools": [{"workload": "a", "toolConfigRef": {"name": "t"}, "filter": ["x"]}]
+                    }
+                },
+            },
+        },
+        "spec.config.aggregation.tools[0].toolConfigRef",
+        "either toolConfigRef or filter",
+    ),
+    (
+        "same workload twice",
+        {
+            **VMCP,
+            "spec": {
+                **VMCP_BASE,
+                "config": {"aggregation": {"tools": [{"workload": "a"}, {"workload": "a"}]}},
+            },
+        },
+        "spec.config.aggregation.tools[1].workload",
+        "merge",
+    ),
+    (
+        "manual overrides clash across backends",
+        {
+            **VMCP,
+            "spec": {
+                **VMCP_BASE,
+                "config": {
+                    "aggregation": {
+                        "conflictResolution": "manual",
+                        "tools": [
+                            {"workload": "a", "overrides": {"fetch": {"name": "get"}}},
+                            {"workload": "b", "overrides": {"fetch": {"name": "get"}}},
+                        ],
+                    }
+                },
+            },
+        },
+        "spec.config.aggregation.tools[1].overrides[fetch].name",
+        "distinct name",
+    ),
+    (
+        "outgoing auth ref missing",
+        {
+            **VMCP,
+            "spec": {**VMCP_BASE, "outgoingAuth": {"backends": {"a": {"type": "externalAuthConfigRef"}}}},
+        },
+        "spec.outgoingAuth.backends[a].externalAuthConfigRef",
+        "set externalAuthConfigRef.name",
+    ),
+    (
+        "tool override outside the filter",
+        {**TOOLS, "spec": {"toolsFilter": ["a"], "toolsOverride": {"b": {"name": "c"}}}},
+        "spec.toolsOverride[b]",
+        "add it to toolsFilter",
+    ),
+    (
+        "two tools renamed alike",
+        {**TOOLS, "spec": {"toolsOverride": {"a": {"name": "x"}, "b": {"name": "x"}}}},
+        "spec.toolsOverride[a].name",
+        "distinct names",
+    ),
+    (
+        "auth type without its block",
+        {**AUTH, "spec": {"type": "headerInjection"}},
+        "spec.headerInjection",
+        "set the headerInjection block",
+    ),
+    (
+        "auth block of another type",
+        {
+            **AUTH,
+            "spec": {
+                "type": "bearerToken",
+                "bearerToken": {"tokenSecretRef": SECRET},
+                "headerInjection": {"headerName": "X-Key", "valueSecretRef": SECRET},
+            },
+        },
+        "spec.headerInjection",
+        "remove it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "field", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_cross_field_problem_names_field_and_fix(obj: dict[str, Any], field: str, fix: str) -> None:
+    parsed, problems = parse_and_validate(obj)
+    assert parsed is not None, problems
+    matching = [p for p in problems if p.field == field]
+    assert matching, f"expected a problem on {field}, got {format_problems(problems)}"
+    assert any(fix in p.message for p in matching), matching
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {**SERVER, "spec": {"image": "i", "transport": "sse", "mcpPort": 9000, "replicas": 3}},
+        {**PROXY, "spec": {"remoteUrl": "https://mcp.example.com/mcp"}},
+        {**PROXY, "spec": {"remoteUrl": "http://10.0.0.5/mcp", "allowPrivateEndpoint": True}},
+        {**VMCP, "spec": VMCP_BASE},
+        {**AUTH, "spec": {"type": "unauthenticated"}},
+        {**TOOLS, "spec": {"toolsFilter": ["a", "b"], "toolsOverride": {"a": {"name": "c"}}}},
+        {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPGroup", "metadata": {"name": "g"}},
+    ],
+)
+def test_valid_objects_have_no_problems(obj: dict[str, Any]) -> None:
+    parsed, problems = parse_and_validate(obj)
+    assert parsed is not None
+    assert problems == []
+
+
+def test_unparsable_object_reports_pydantic_errors_as_problems() -> None:
+    parsed, problems = parse_and_validate({**SERVER, "spec": {"transport": "tcp", "proxyPort": 70000}})
+    assert parsed is None
+    fields = {p.field for p in problems}
+    assert {"spec.image", "spec.transport", "spec.proxyPort"} <= fields
+    image = next(p for p in problems if p.field == "spec.image")
+    assert "set it" in image.message
+
+
+def test_unknown_kind_is_a_problem() -> None:
+    parsed, problems = parse_and_validate({"kind": "Pod"})
+    assert parsed is None and problems == [problems[0]]
+    assert problems[0].field == "kind" and "MCPServer" in problems[0].message
+
+
+def test_problem_formats_field_first() -> None:
+    assert str(Problem("spec.x", "bad; fix it")) == "spec.x: bad; fix it"
+    assert format_problems([Problem("a", "b"), Problem("c", "d")]) == "a: b; c: d"
