@@ -1,7 +1,8 @@
 """``mcp-operator run``: the operator process.
 
-At this stage it configures JSON logging, serves ``/healthz`` and ``/readyz`` and waits for SIGTERM or
-Ctrl-C; the controller manager is attached to it as it grows.
+Flags follow controller-runtime's names where one exists; each has an environment-variable twin.
+The process configures JSON logging, builds the generic manager, lets ``controller.reconcilers``
+register the MCP controllers, and runs until SIGTERM / Ctrl-C (exit 0) or lost leadership (exit 1).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 
 import structlog
 
+import controller.reconcilers
 from controller.core.logs import configure_logging
-from controller.core.probes import ProbeServer
+from controller.core.manager import Manager, ManagerOptions, default_leader_election_namespace
 
 
 def parse_bool(value: str) -> bool:
@@ -26,6 +27,25 @@ def parse_bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got '{value}'")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{value}'")
+    return number
+
+
+def split_namespaces(values: list[str]) -> list[str]:
+    """``--namespace a --namespace b,c`` -> ``[a, b, c]``; empty means all namespaces."""
+    return sorted({name.strip() for value in values for name in value.split(",") if name.strip()})
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="mcp-operator run", description="Run the mcp-operator controller.")
@@ -33,6 +53,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--kubeconfig",
         default=env("KUBECONFIG"),
         help="kubeconfig file (env KUBECONFIG; default: in-cluster config)",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="namespace to watch; repeat or comma-separate for several (env WATCH_NAMESPACE, "
+        "comma-separated; default: all namespaces)",
     )
     parser.add_argument(
         "--metrics-bind-address",
@@ -46,9 +73,52 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="use a Lease so only one replica reconciles (env LEADER_ELECT, default false)",
     )
     parser.add_argument(
+        "--leader-election-namespace",
+        default=env("LEADER_ELECTION_NAMESPACE") or default_leader_election_namespace(),
+        help="namespace of the leader Lease (env LEADER_ELECTION_NAMESPACE; default: POD_NAMESPACE, "
+        "the in-cluster namespace, or 'default')",
+    )
+    parser.add_argument(
+        "--leader-election-id",
+        default=env("LEADER_ELECTION_ID", "mcp-operator-leader"),
+        help="name of the leader Lease (env LEADER_ELECTION_ID, default mcp-operator-leader)",
+    )
+    parser.add_argument(
         "--health-probe-bind-address",
         default=env("HEALTH_PROBE_BIND_ADDRESS", ":8081"),
         help="address for /healthz and /readyz (env HEALTH_PROBE_BIND_ADDRESS, default :8081)",
+    )
+    parser.add_argument(
+        "--workers",
+        default=env("WORKERS", "2"),
+        type=positive_int,
+        help="concurrent reconciles per controller (env WORKERS, default 2)",
+    )
+    parser.add_argument(
+        "--kube-api-qps",
+        default=env("KUBE_API_QPS", "20"),
+        type=non_negative_float,
+        help="client-side requests per second to the API server, 0 = unlimited "
+        "(env KUBE_API_QPS, default 20)",
+    )
+    parser.add_argument(
+        "--kube-api-burst",
+        default=env("KUBE_API_BURST", "30"),
+        type=positive_int,
+        help="client-side request burst (env KUBE_API_BURST, default 30)",
+    )
+    parser.add_argument(
+        "--resync-period",
+        default=env("RESYNC_PERIOD", "36000"),
+        type=non_negative_float,
+        help="seconds between full resyncs of every cached object, 0 disables "
+        "(env RESYNC_PERIOD, default 10 h)",
+    )
+    parser.add_argument(
+        "--graceful-shutdown-timeout",
+        default=env("GRACEFUL_SHUTDOWN_TIMEOUT", "30"),
+        type=non_negative_float,
+        help="seconds in-flight reconciles may take on shutdown (env GRACEFUL_SHUTDOWN_TIMEOUT, default 30)",
     )
     parser.add_argument(
         "--log-level",
@@ -62,26 +132,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["json", "console"],
         help="log format (env LOG_FORMAT)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    raw = args.namespace if args.namespace is not None else [env("WATCH_NAMESPACE", "")]
+    args.namespace = split_namespaces(raw)
+    return args
 
 
-async def serve(args: argparse.Namespace) -> None:
+def options_from(args: argparse.Namespace) -> ManagerOptions:
+    return ManagerOptions(
+        namespaces=args.namespace or None,
+        kubeconfig=args.kubeconfig,
+        metrics_bind_address=args.metrics_bind_address,
+        health_probe_bind_address=args.health_probe_bind_address,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        leader_election_id=args.leader_election_id,
+        workers=args.workers,
+        qps=args.kube_api_qps,
+        burst=args.kube_api_burst,
+        resync_period=args.resync_period,
+        graceful_shutdown_timeout=args.graceful_shutdown_timeout,
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
     log = structlog.get_logger("mcp-operator")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    probes = ProbeServer(args.health_probe_bind_address, ready=lambda: True)
-    await probes.start()
-    log.info("operator started", health=args.health_probe_bind_address, pid=os.getpid())
-    await stop.wait()
-    log.info("shutting down")
-    await probes.stop()
-    log.info("stopped")
+    manager = Manager(options_from(args))
+    controller.reconcilers.register(manager)
+    log.info(
+        "operator started",
+        pid=os.getpid(),
+        health=args.health_probe_bind_address,
+        metrics=args.metrics_bind_address,
+        leader_elect=args.leader_elect,
+        controllers=[runner.name for runner in manager.runners],
+    )
+    code = await manager.run()
+    log.info("stopped", exit_code=code)
+    return code
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    asyncio.run(serve(args))
-    return 0
+    return asyncio.run(serve(args))

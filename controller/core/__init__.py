@@ -1,0 +1,96 @@
+"""Generic controller machinery (knows nothing about MCP): client, informers, cache, queue, apply,
+leader election, metrics, manager. The names below are the public surface; see docs/controller-core.md.
+"""
+
+from controller.core.apply import Applier
+from controller.core.cache import Cache, NotWatchedError
+from controller.core.client import FIELD_MANAGER, ApiError, KubeClient
+from controller.core.controller import (
+    Controller,
+    ControllerRunner,
+    Mapper,
+    ReconcileContext,
+    Result,
+    TerminalError,
+    Watch,
+    owner_mapper,
+)
+from controller.core.events import NORMAL, WARNING, EventRecorder
+from controller.core.manager import Manager, ManagerOptions
+from controller.core.objects import (
+    carries,
+    controller_of,
+    get_condition,
+    has_finalizer,
+    is_being_deleted,
+    is_condition_true,
+    owner_reference,
+    rfc3339,
+    set_condition,
+)
+from controller.core.resources import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    EVENT,
+    LEASE,
+    NAMESPACE,
+    POD,
+    ROLE,
+    ROLEBINDING,
+    SECRET,
+    SERVICE,
+    SERVICEACCOUNT,
+    STATEFULSET,
+    ObjectKey,
+    Resource,
+)
+from controller.core.store import OWNER_INDEX, IndexFunc, Object, strip_unread_fields
+
+__all__ = [
+    "CONFIGMAP",
+    "DEPLOYMENT",
+    "EVENT",
+    "FIELD_MANAGER",
+    "LEASE",
+    "NAMESPACE",
+    "NORMAL",
+    "OWNER_INDEX",
+    "POD",
+    "ROLE",
+    "ROLEBINDING",
+    "SECRET",
+    "SERVICE",
+    "SERVICEACCOUNT",
+    "STATEFULSET",
+    "WARNING",
+    "ApiError",
+    "Applier",
+    "Cache",
+    "Controller",
+    "ControllerRunner",
+    "EventRecorder",
+    "IndexFunc",
+    "KubeClient",
+    "Manager",
+    "ManagerOptions",
+    "Mapper",
+    "NotWatchedError",
+    "Object",
+    "ObjectKey",
+    "ReconcileContext",
+    "Resource",
+    "Result",
+    "TerminalError",
+    "Watch",
+    "carries",
+    "controller_of",
+    "get_condition",
+    "has_finalizer",
+    "is_being_deleted",
+    "is_condition_true",
+    "owner_mapper",
+    "owner_reference",
+    "rfc3339",
+    "set_condition",
+    "strip_unread_fields",
+]

@@ -1,9 +1,14 @@
-"""A tiny HTTP server for ``/healthz`` and ``/readyz`` (asyncio streams, no framework)."""
+"""A tiny HTTP server (asyncio streams, no framework) for ``/healthz``, ``/readyz`` and ``/metrics``."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+Route = Callable[[], tuple[int, str, bytes]]
+"""A handler: returns (status code, content type, body)."""
+
+REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
 def split_address(address: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
@@ -14,12 +19,12 @@ def split_address(address: str, default_host: str = "0.0.0.0") -> tuple[str, int
     return (host.strip("[]") or default_host), int(port)
 
 
-class ProbeServer:
-    """Serves ``/healthz`` (the process runs) and ``/readyz`` (``ready()`` is true)."""
+class HttpServer:
+    """Serves GET routes on one address; unknown paths answer 404."""
 
-    def __init__(self, address: str, ready: Callable[[], bool]) -> None:
+    def __init__(self, address: str, routes: dict[str, Route]) -> None:
         self.host, self.port = split_address(address)
-        self._ready = ready
+        self.routes = routes
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -41,16 +46,11 @@ class ProbeServer:
                 pass
             parts = request.decode("latin-1").split()
             path = parts[1].split("?")[0] if len(parts) > 1 else ""
-            if path in ("/healthz", "/livez"):
-                status, body = "200 OK", "ok"
-            elif path == "/readyz":
-                status, body = ("200 OK", "ok") if self._ready() else ("503 Service Unavailable", "not ready")
-            else:
-                status, body = "404 Not Found", "not found"
-            payload = body.encode()
+            route = self.routes.get(path)
+            status, content_type, payload = route() if route else (404, "text/plain", b"not found")
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(payload)}\r\n"
-                f"Connection: close\r\n\r\n".encode()
+                f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )
             await writer.drain()
@@ -58,3 +58,19 @@ class ProbeServer:
             pass
         finally:
             writer.close()
+
+
+class ProbeServer(HttpServer):
+    """``/healthz`` (the process runs) and ``/readyz`` (``ready()`` is true, e.g. caches synced)."""
+
+    def __init__(
+        self, address: str, ready: Callable[[], bool], healthy: Callable[[], bool] | None = None
+    ) -> None:
+        def health() -> tuple[int, str, bytes]:
+            ok = healthy() if healthy else True
+            return (200, "text/plain", b"ok") if ok else (503, "text/plain", b"unhealthy")
+
+        def readiness() -> tuple[int, str, bytes]:
+            return (200, "text/plain", b"ok") if ready() else (503, "text/plain", b"not ready")
+
+        super().__init__(address, {"/healthz": health, "/livez": health, "/readyz": readiness})

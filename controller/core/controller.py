@@ -1,0 +1,269 @@
+"""Controllers: a declaration (what to watch, how to reconcile) and the workers that run it.
+
+The contract is controller-runtime's ``reconcileHandler``: reconcile(key) reads only the cache and
+returns done or requeue-after, or raises. Errors back off per key; a :class:`TerminalError` is not
+retried until the object changes; any other exception is caught, counted and retried. Each reconcile
+runs with a fresh ``reconcile_id`` bound into its structlog context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from controller.core.objects import controller_of
+from controller.core.resources import ObjectKey, Resource
+from controller.core.store import Object, resource_version
+from controller.core.workqueue import LOW_PRIORITY, ShutDownError, WorkQueue
+
+if TYPE_CHECKING:
+    from controller.core.apply import Applier
+    from controller.core.cache import Cache
+    from controller.core.client import KubeClient
+    from controller.core.events import EventRecorder
+    from controller.core.metrics import Metrics
+
+log = structlog.get_logger("mcp-operator.controller")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a reconcile returns: done, or run again after ``delay`` seconds."""
+
+    delay: float = 0.0
+
+    @classmethod
+    def done(cls) -> Result:
+        return cls(0.0)
+
+    @classmethod
+    def requeue_after(cls, seconds: float) -> Result:
+        if seconds <= 0:
+            raise ValueError(f"requeue_after needs a positive delay, got {seconds}")
+        return cls(seconds)
+
+
+class TerminalError(Exception):
+    """The object cannot be reconciled as it is (e.g. an invalid spec): do not retry until it changes."""
+
+
+@dataclass
+class ReconcileContext:
+    """Everything a reconcile may use; reads go to ``cache``, writes through ``applier``."""
+
+    controller: str
+    reconcile_id: str
+    cache: Cache
+    applier: Applier
+    events: EventRecorder
+    client: KubeClient
+    log: Any
+
+
+Reconcile = Callable[[ObjectKey, ReconcileContext], Awaitable[Result]]
+Mapper = Callable[[Object], list[ObjectKey]]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Events on ``resource`` enqueue the keys ``mapper(obj)`` returns (e.g. via a cache index)."""
+
+    resource: Resource
+    mapper: Mapper
+
+
+@dataclass
+class Controller:
+    """A controller declaration: reconcile ``for_`` objects, also when ``owns``/``watches`` objects change."""
+
+    name: str
+    for_: Resource
+    reconcile: Reconcile
+    owns: list[Resource] = field(default_factory=list)
+    """Events on these map to the owner named by their controller ownerReference of kind ``for_``."""
+    watches: list[Watch] = field(default_factory=list)
+    workers: int | None = None
+    """Concurrent reconciles; None takes the manager's default."""
+
+
+class _Enqueue:
+    """An informer event handler that maps objects to keys and adds them to a queue."""
+
+    def __init__(self, runner: ControllerRunner, mapper: Mapper, primary: bool) -> None:
+        self._runner = runner
+        self._mapper = mapper
+        self._primary = primary
+
+    def on_add(self, obj: Object, *, initial: bool) -> None:
+        self._runner.enqueue(
+            self._mapper(obj), LOW_PRIORITY if initial else 0, obj if self._primary else None
+        )
+
+    def on_update(self, old: Object, new: Object, *, resync: bool) -> None:
+        if resync:
+            self._runner.enqueue(self._mapper(new), LOW_PRIORITY, new if self._primary else None, resync=True)
+            return
+        keys = self._mapper(new)
+        keys += [k for k in self._mapper(old) if k not in keys]
+        self._runner.enqueue(keys, 0, new if self._primary else None)
+
+    def on_delete(self, obj: Object) -> None:
+        self._runner.enqueue(self._mapper(obj), 0, None)
+
+
+def owner_mapper(owner: Resource) -> Mapper:
+    """Map an owned object to its controller owner's key when that owner is of kind ``owner``."""
+
+    def mapper(obj: Object) -> list[ObjectKey]:
+        ref = controller_of(obj)
+        if ref is None or ref.get("kind") != owner.kind:
+            return []
+        if str(ref.get("apiVersion", "")).rpartition("/")[0] != owner.group:
+            return []
+        namespace = (obj.get("metadata") or {}).get("namespace") or "" if owner.namespaced else ""
+        return [ObjectKey(namespace, str(ref["name"]))]
+
+    return mapper
+
+
+class ControllerRunner:
+    """Runs one :class:`Controller`: its queue, its event handlers and its workers."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        *,
+        cache: Cache,
+        applier: Applier,
+        events: EventRecorder,
+        client: KubeClient,
+        metrics: Metrics,
+        workers: int,
+        queue: WorkQueue[ObjectKey] | None = None,
+    ) -> None:
+        self.controller = controller
+        self.name = controller.name
+        self.cache = cache
+        self.applier = applier
+        self.events = events
+        self.client = client
+        self.metrics = metrics
+        self.workers = controller.workers or workers
+        self.queue: WorkQueue[ObjectKey] = queue or WorkQueue(controller.name, metrics=metrics)
+        self._terminal: dict[ObjectKey, str] = {}  # key -> resourceVersion that failed terminally
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reconciles = 0
+        cache.informer(controller.for_).add_handler(_Enqueue(self, lambda o: [ObjectKey.of(o)], primary=True))
+        for owned in controller.owns:
+            cache.informer(owned).add_handler(_Enqueue(self, owner_mapper(controller.for_), primary=False))
+        for watch in controller.watches:
+            cache.informer(watch.resource).add_handler(_Enqueue(self, watch.mapper, primary=False))
+        applier.register(controller.for_)
+        for owned in controller.owns:
+            applier.register(owned)
+        metrics.max_concurrent_reconciles.labels(self.name).set(self.workers)
+        metrics.active_workers.labels(self.name).set(0)
+
+    def enqueue(
+        self, keys: list[ObjectKey], priority: int, primary: Object | None, *, resync: bool = False
+    ) -> None:
+        for key in keys:
+            if primary is not None and key in self._terminal:
+                if resync and self._terminal[key] == resource_version(primary):
+                    continue  # unchanged since it failed terminally: nothing new to try
+                if not resync:
+                    del self._terminal[key]
+            self.queue.add(key, priority)
+
+    def start(self) -> None:
+        """Start the workers (the manager calls this once caches synced and leadership is held)."""
+        for index in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"{self.name} worker {index}"))
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop taking keys; let in-flight reconciles finish within ``grace`` seconds, then cancel."""
+        drained = await self.queue.shutdown_with_drain(grace)
+        if not drained:
+            log.warning("reconciles still running after the grace period; cancelling", controller=self.name)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _worker(self) -> None:
+        active = self.metrics.active_workers.labels(self.name)
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDownError:
+                return
+            active.inc()
+            try:
+                await self.reconcile_one(key)
+            finally:
+                active.dec()
+                self.queue.done(key)
+
+    async def reconcile_one(self, key: ObjectKey) -> None:
+        """Reconcile ``key`` once and requeue it as the result says (controller-runtime semantics)."""
+        reconcile_id = uuid.uuid4().hex
+        bound = log.bind(controller=self.name, key=str(key), reconcile_id=reconcile_id)
+        ctx = ReconcileContext(
+            controller=self.name,
+            reconcile_id=reconcile_id,
+            cache=self.cache,
+            applier=self.applier,
+            events=self.events,
+            client=self.client,
+            log=bound,
+        )
+        name = self.name
+        started = time.monotonic()
+        self.reconciles += 1
+        with structlog.contextvars.bound_contextvars(
+            controller=name, key=str(key), reconcile_id=reconcile_id
+        ):
+            try:
+                result = await self.controller.reconcile(key, ctx)
+            except TerminalError as exc:
+                self.metrics.reconcile_total.labels(name, "error").inc()
+                self.metrics.reconcile_errors_total.labels(name).inc()
+                self.metrics.terminal_reconcile_errors_total.labels(name).inc()
+                primary = self.cache.get(self.controller.for_, key.namespace or None, key.name)
+                self._terminal[key] = resource_version(primary) if primary else ""
+                self.queue.forget(key)
+                bound.warning("reconcile failed terminally; waiting for the object to change", error=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.reconcile_total.labels(name, "error").inc()
+                self.metrics.reconcile_errors_total.labels(name).inc()
+                self.metrics.reconcile_panics_total.labels(name).inc()
+                self.queue.add_rate_limited(key)
+                bound.error(
+                    "reconcile failed; retrying with backoff",
+                    error=str(exc) or type(exc).__name__,
+                    retries=self.queue.num_requeues(key),
+                    exc_info=exc,
+                )
+            else:
+                if not isinstance(result, Result):
+                    self.metrics.reconcile_total.labels(name, "error").inc()
+                    self.metrics.reconcile_errors_total.labels(name).inc()
+                    self.queue.add_rate_limited(key)
+                    bound.error("reconcile returned something other than a Result", returned=repr(result))
+                elif result.delay > 0:
+                    self.metrics.reconcile_total.labels(name, "requeue_after").inc()
+                    self.queue.forget(key)
+                    self.queue.add_after(key, result.delay)
+                else:
+                    self.metrics.reconcile_total.labels(name, "success").inc()
+                    self.queue.forget(key)
+            finally:
+                self.metrics.reconcile_time_seconds.labels(name).observe(time.monotonic() - started)

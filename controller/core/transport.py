@@ -1,0 +1,186 @@
+"""The one place that performs HTTP to the API server: a transport with a single ``send`` method.
+
+:class:`KubeTransport` uses kubernetes-asyncio for what it does well (kubeconfig / in-cluster loading,
+TLS, token refresh) and hands back the raw aiohttp response, so callers consume raw JSON and own their
+watch loops. Tests can swap in any object with the same ``send`` method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.rest import RESTClientObject
+
+
+@dataclass
+class Request:
+    """One API request; ``body`` is a JSON-able object or None."""
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    content_type: str = "application/json"
+    timeout: float | None = 60.0
+    """Total seconds for a normal request; None for a watch (the caller bounds each line instead)."""
+
+
+class Response(Protocol):
+    """What a transport returns: the status, headers and a body read whole or line by line."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Sends requests to one API server."""
+
+    host: str
+
+    async def send(self, request: Request) -> Response: ...
+
+    async def close(self) -> None: ...
+
+
+class TransportError(Exception):
+    """The request never got an HTTP answer (connection refused, reset, TLS failure, timeout)."""
+
+
+class _AiohttpResponse:
+    def __init__(self, raw: aiohttp.ClientResponse) -> None:
+        self._raw = raw
+
+    @property
+    def status(self) -> int:
+        return self._raw.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._raw.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._raw.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"reading the response failed: {exc!r}") from exc
+        finally:
+            self._raw.release()
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                line = await self._raw.content.readline()
+                if not line:
+                    return
+                yield line
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"the stream broke: {exc!r}") from exc
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class KubeTransport:
+    """HTTP to a kube-apiserver through kubernetes-asyncio's configured aiohttp session."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._config = configuration
+        self._rest = RESTClientObject(configuration)
+        self.base_url = str(configuration.host).rstrip("/")
+        self.host = self.base_url.split("://", 1)[-1]
+
+    @classmethod
+    async def from_kubeconfig(
+        cls, kubeconfig: str | None = None, context: str | None = None
+    ) -> KubeTransport:
+        """Load ``kubeconfig`` (or $KUBECONFIG, or the in-cluster service account, or ~/.kube/config)."""
+        cfg = k8s_client.Configuration()
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        if path:
+            await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            await k8s_config.load_kube_config(context=context, client_configuration=cfg)
+        return cls(cfg)
+
+    async def send(self, request: Request) -> Response:
+        headers = {"Content-Type": request.content_type, "Accept": "application/json"}
+        token = await self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        timeout = (
+            aiohttp.ClientTimeout(total=request.timeout)
+            if request.timeout is not None
+            else aiohttp.ClientTimeout(total=None, sock_connect=30)
+        )
+        try:
+            raw = await self._rest.request(
+                request.method,
+                self.base_url + request.path,
+                query_params=dict(request.query) or None,
+                headers=headers,
+                body=request.body,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TransportError(f"{request.method} {request.path}: {exc!r}") from exc
+        return _AiohttpResponse(raw)
+
+    async def close(self) -> None:
+        await self._rest.close()
+
+
+def decode_json(data: bytes) -> dict[str, Any]:
+    """Parse a JSON object body (an empty body is an empty object)."""
+    if not data.strip():
+        return {}
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object from the API server, got {type(value).__name__}")
+    return value
+
+
+class LazyKubeTransport:
+    """A :class:`KubeTransport` whose kubeconfig is loaded on the first request (lets a manager be
+    built synchronously from options)."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+        self._kubeconfig = kubeconfig
+        self._context = context
+        self._inner: KubeTransport | None = None
+        self._lock = asyncio.Lock()
+        self.host = "unknown"
+
+    async def load(self) -> KubeTransport:
+        async with self._lock:
+            if self._inner is None:
+                self._inner = await KubeTransport.from_kubeconfig(self._kubeconfig, self._context)
+                self.host = self._inner.host
+        return self._inner
+
+    async def send(self, request: Request) -> Response:
+        inner = self._inner or await self.load()
+        return await inner.send(request)
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
