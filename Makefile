@@ -38,6 +38,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 test: venv npm lint
+	hack/cluster build
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: venv
