@@ -1,0 +1,267 @@
+"""The virtual gateway's core: backends by name, the merged view, fan-out, routing and reload.
+
+:class:`VirtualGateway` owns one :class:`~gateway.vmcp.backend.BackendConnection` per configured
+backend. ``tools/list`` (and the other lists) fan out in parallel to every backend whose cached list is
+stale, each bounded by its own list timeout, so a slow or dead backend costs at most that timeout and
+never hides the others. The merged view (:func:`gateway.vmcp.aggregation.aggregate`) is recomputed only
+when some backend's lists changed. Calls are routed by the view's routing table to the owning backend
+under the tool's original name.
+
+:meth:`VirtualGateway.apply_config` is the hot reload: new backends start connecting, removed (or
+changed) ones are drained (in-flight calls finish, up to their call timeout) before they disconnect,
+and unchanged ones keep their sessions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import mcp_types as types
+import structlog
+from mcp import Client
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+
+from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway.auth.outbound import CredentialProvider, build_outbound_provider
+
+from .aggregation import AggregatedView, aggregate
+from .backend import BackendConnection, BackendUnavailableError, ListKind, Opener, open_backend_client
+from .health import backend_status_entries, overall_phase
+
+__all__ = ["ProgressForwarder", "VirtualGateway"]
+
+log = structlog.get_logger("gateway.vmcp")
+
+ProgressForwarder = Callable[[float, float | None, str | None], Any]
+"""``(progress, total, message)`` -> awaitable: re-emits a backend's progress to the front caller."""
+
+ProviderFactory = Callable[[BackendConfig], CredentialProvider | None]
+
+
+def default_provider_factory(config: BackendConfig) -> CredentialProvider | None:
+    """Outbound credentials from the backend's ``auth`` / ``headerForward`` (None when neither)."""
+    if config.auth is None and config.header_forward is None:
+        return None
+    return build_outbound_provider(config.auth, header_forward=config.header_forward)
+
+
+class VirtualGateway:
+    """Backends + merged view + routing (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: VMCPConfig,
+        *,
+        opener: Opener = open_backend_client,
+        provider_factory: ProviderFactory = default_provider_factory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.opener = opener
+        self.provider_factory = provider_factory
+        self.clock = clock
+        self.backends: dict[str, BackendConnection] = {}
+        self._providers: dict[str, CredentialProvider] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._view: AggregatedView = AggregatedView()
+        self._view_key: object = None
+        self.reloads = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run every backend's supervisor until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for backend in self.config.backends:
+                await self._start(backend)
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._tg = None
+                with anyio.CancelScope(shield=True):
+                    for name in list(self._providers):
+                        await self._close_provider(name)
+                tg.cancel_scope.cancel()
+
+    async def _start(self, config: BackendConfig) -> None:
+        assert self._tg is not None, "VirtualGateway.run() is not running"
+        provider = self.provider_factory(config)
+        if provider is not None:
+            self._providers[config.name] = provider
+        headers: Callable[[], Awaitable[dict[str, str]]] | None = None
+        if provider is not None:
+            bound = provider
+
+            async def headers() -> dict[str, str]:
+                return await bound.headers(None)
+
+        connection = BackendConnection(
+            config,
+            self.config.operational,
+            headers=headers,
+            opener=self.opener,
+            clock=self.clock,
+        )
+        self.backends[config.name] = connection
+        await self._tg.start(connection.run)
+
+    async def _retire(self, connection: BackendConnection, provider: CredentialProvider | None) -> None:
+        await connection.stop(drain_timeout=self.config.operational.timeouts.call_for(connection.name))
+        if provider is not None:
+            await provider.aclose()
+
+    async def _close_provider(self, name: str) -> None:
+        provider = self._providers.pop(name, None)
+        if provider is not None:
+            await provider.aclose()
+
+    async def apply_config(self, config: VMCPConfig) -> None:
+        """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions."""
+        assert self._tg is not None, "VirtualGateway.run() is not running"
+        old = {b.name: b for b in self.config.backends}
+        new = {b.name: b for b in config.backends}
+        self.config = config
+        for name, connection in list(self.backends.items()):
+            if name not in new or new[name] != old.get(name):
+                del self.backends[name]
+                self._tg.start_soon(self._retire, connection, self._providers.pop(name, None))
+                log.info("backend removed" if name not in new else "backend replaced", backend=name)
+            else:
+                connection.operational = config.operational
+                connection.health.breaker.config = config.operational.failure_handling.circuit_breaker
+        for name, backend in new.items():
+            if name not in self.backends:
+                await self._start(backend)
+                log.info("backend added", backend=name)
+        self._view_key = None
+        self.reloads += 1
+
+    # ---- lists -----------------------------------------------------------------------------------
+
+    async def refresh(self, kinds: tuple[ListKind, ...]) -> AggregatedView:
+        """Fan out to backends with stale lists (in parallel, each with its own timeout); merge."""
+        stale = [b for b in self.backends.values() if not all(b.is_fresh(k) for k in kinds)]
+        if len(stale) == 1:
+            await stale[0].ensure_fresh(kinds)
+        elif stale:
+            async with anyio.create_task_group() as tg:
+                for backend in stale:
+                    tg.start_soon(backend.ensure_fresh, kinds)
+        return self.view()
+
+    def view(self) -> AggregatedView:
+        """The merged view of what is cached now (recomputed only when a list or the config changed)."""
+        key = (id(self.config), tuple((name, b.generation, id(b)) for name, b in self.backends.items()))
+        if key != self._view_key:
+            self._view = aggregate({n: b.cached() for n, b in self.backends.items()}, self.config.aggregation)
+            self._view_key = key
+        return self._view
+
+    # ---- calls -----------------------------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        progress: ProgressForwarder | None = None,
+    ) -> types.CallToolResult:
+        route = self.view().tool_routes.get(name)
+        if route is None:
+            route = (await self.refresh(("tools",))).tool_routes.get(name)
+        if route is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
+        backend = self.backends.get(route.backend)
+        if backend is None:
+            return _tool_error(f"backend {route.backend!r} was removed")
+
+        forward = progress
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if forward is not None:
+                await forward(progress, total, message)
+
+        callback: ProgressFnT | None = on_progress if forward is not None else None
+
+        async def send(client: Client) -> types.CallToolResult:
+            return await client.call_tool(
+                route.name,
+                dict(arguments or {}),
+                progress_callback=callback,
+            )
+
+        try:
+            return await backend.call(send)
+        except BackendUnavailableError as exc:
+            return _tool_error(str(exc))
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        route = self.view().route_resource(uri)
+        if route is None:
+            route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
+        backend = self.backends.get(route.backend) if route is not None else None
+        if route is None or backend is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
+        target = route.name
+
+        async def send(client: Client) -> types.ReadResourceResult:
+            return await client.read_resource(target)
+
+        return await _or_internal_error(backend.call(send))
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
+        route = self.view().prompt_routes.get(name)
+        if route is None:
+            route = (await self.refresh(("prompts",))).prompt_routes.get(name)
+        backend = self.backends.get(route.backend) if route is not None else None
+        if route is None or backend is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
+        original = route.name
+
+        async def send(client: Client) -> types.GetPromptResult:
+            return await client.get_prompt(original, dict(arguments or {}))
+
+        return await _or_internal_error(backend.call(send))
+
+    # ---- status ----------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when at least one backend is routable (or none is configured)."""
+        phase = overall_phase([b.health for b in self.backends.values()])
+        return phase in ("Ready", "Degraded"), phase
+
+    def status(self) -> dict[str, Any]:
+        """The /status document: phase, per-backend health and the merge report."""
+        healths = [b.health for b in self.backends.values()]
+        view = self._view
+        return {
+            "name": self.config.name,
+            "phase": overall_phase(healths),
+            "backendCount": sum(1 for h in healths if h.state in ("ready", "degraded")),
+            "backends": backend_status_entries(healths),
+            "toolCount": len(view.tools),
+            "conflicts": [c.describe() for c in view.conflicts],
+            "warnings": list(view.warnings),
+            "reloads": self.reloads,
+        }
+
+
+def _tool_error(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+_R = TypeVar("_R")
+
+
+async def _or_internal_error(call: Coroutine[Any, Any, _R]) -> _R:
+    try:
+        return await call
+    except BackendUnavailableError as exc:
+        raise MCPError(types.INTERNAL_ERROR, str(exc)) from exc

@@ -1,0 +1,178 @@
+"""The gateway's MCP face: a low-level ``mcp`` Server whose handlers ask :class:`VirtualGateway`,
+served by the shared data-plane front (``gateway.front``: ``/mcp`` both eras, ``/sse`` + ``/messages/``,
+``/health``, ``/readyz``, ``/metrics``) plus ``/status`` (JSON backend health and merge report).
+
+``build_vmcp_app(config, config_path=..., ...)`` returns the Starlette app; its lifespan runs the
+backends' supervisors and, when ``config_path`` is given, the config-file watcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import structlog
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from api.vmcp_config import VMCPConfig
+from gateway.auth.inbound import OIDCMiddleware
+from gateway.front import FrontSettings, build_front_app
+
+from .backend import Opener, open_backend_client
+from .gateway import ProgressForwarder, VirtualGateway
+from .reload import ConfigWatcher
+
+__all__ = ["GatewayCollector", "build_mcp_server", "build_vmcp_app"]
+
+log = structlog.get_logger("gateway.vmcp.server")
+
+Ctx = ServerRequestContext[Any, Any]
+
+
+def _progress_forwarder(ctx: Ctx) -> ProgressForwarder | None:
+    """Re-emit backend progress on the front request when the caller asked for progress."""
+    token = (ctx.meta or {}).get("progress_token")
+    if token is None:
+        return None
+
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; the call itself must go on
+            await ctx.session.send_progress_notification(
+                token,
+                progress,
+                total,
+                message,
+                related_request_id=str(ctx.request_id) if ctx.request_id is not None else None,
+            )
+
+    return forward
+
+
+def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
+    """The low-level server: lists come from the merged view, calls are routed by it."""
+
+    async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=list((await gateway.refresh(("tools",))).tools))
+
+    async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await gateway.call_tool(params.name, params.arguments, progress=_progress_forwarder(ctx))
+
+    async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=list((await gateway.refresh(("prompts",))).prompts))
+
+    async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return await gateway.get_prompt(params.name, params.arguments)
+
+    async def list_resources(
+        ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=list((await gateway.refresh(("resources",))).resources))
+
+    async def list_templates(
+        ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        view = await gateway.refresh(("resource_templates",))
+        return types.ListResourceTemplatesResult(resource_templates=list(view.resource_templates))
+
+    async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await gateway.read_resource(str(params.uri))
+
+    return Server(
+        gateway.config.name,
+        version="mcp-operator vmcp",
+        instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+    )
+
+
+class GatewayCollector(Collector):
+    """Prometheus metrics read from the gateway at scrape time (no global state)."""
+
+    def __init__(self, gateway: VirtualGateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "vmcp_backend_up", "1 when the backend is routable (ready or degraded)", labels=["backend"]
+        )
+        breaker = GaugeMetricFamily(
+            "vmcp_backend_circuit_open", "1 when the backend's circuit breaker is open", labels=["backend"]
+        )
+        tools = GaugeMetricFamily("vmcp_backend_tools", "Tools the backend lists", labels=["backend"])
+        in_flight = GaugeMetricFamily("vmcp_backend_in_flight", "Requests in flight", labels=["backend"])
+        for name, backend in sorted(self.gateway.backends.items()):
+            health = backend.health
+            up.add_metric([name], 1.0 if health.state in ("ready", "degraded") else 0.0)
+            breaker.add_metric([name], 1.0 if health.breaker.state == "open" else 0.0)
+            tools.add_metric([name], float(health.tool_count))
+            in_flight.add_metric([name], float(backend.in_flight))
+        exposed = GaugeMetricFamily("vmcp_exposed_tools", "Tools in the merged list")
+        exposed.add_metric([], float(len(self.gateway.view().tools)))
+        conflicts = GaugeMetricFamily("vmcp_conflicts", "Name conflicts in the merged lists")
+        conflicts.add_metric([], float(len(self.gateway.view().conflicts)))
+        yield from (up, breaker, tools, in_flight, exposed, conflicts)
+
+
+def build_vmcp_app(
+    config: VMCPConfig,
+    *,
+    config_path: str | Path | None = None,
+    bind_host: str = "127.0.0.1",
+    port: int = 8080,
+    opener: Opener = open_backend_client,
+    reload_interval: float = 1.0,
+) -> tuple[Starlette, VirtualGateway]:
+    """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
+    gateway = VirtualGateway(config, opener=opener)
+    registry = CollectorRegistry()
+    registry.register(GatewayCollector(gateway))
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            await tg.start(gateway.run)
+            if config_path is not None:
+                watcher = ConfigWatcher(config_path, gateway.apply_config, interval=reload_interval)
+                tg.start_soon(watcher.run)
+            yield
+            tg.cancel_scope.cancel()
+
+    async def status(_: Request) -> Response:
+        return JSONResponse(gateway.status())
+
+    wrap = None
+    oidc = config.incoming_auth.oidc if config.incoming_auth.type == "oidc" else None
+    if oidc is not None:
+        resource_url = f"http://{bind_host}:{port}/mcp"
+
+        def wrap(app: ASGIApp) -> ASGIApp:
+            return OIDCMiddleware(app, oidc, resource_url=resource_url)
+
+    settings = FrontSettings(
+        bind_host=bind_host,
+        readiness=gateway.readiness,
+        registry=registry,
+        lifespan=lifespan,
+        wrap=wrap,
+        extra_routes=[Route("/status", status, methods=["GET"])],
+    )
+    return build_front_app(build_mcp_server(gateway), settings), gateway

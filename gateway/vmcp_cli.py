@@ -1,0 +1,61 @@
+"""``mcp-operator vmcp``: run the virtual MCP gateway.
+
+``mcp-operator vmcp [--host H] [--port P] --config FILE``
+
+The config file is the one the operator renders into ConfigMap ``<name>-vmcp`` (see
+``api.vmcp_config``); edits to it are applied without a restart. Default 127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from api.vmcp_config import load_vmcp_config
+from gateway.vmcp.server import build_vmcp_app
+
+__all__ = ["main"]
+
+DEFAULT_PORT = 8080
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-operator vmcp", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--config", required=True, help="gateway config file (YAML or JSON)")
+    parser.add_argument(
+        "--reload-interval", type=float, default=1.0, help="seconds between config-file checks (default 1)"
+    )
+    parser.add_argument("--log-level", default="info", help="log level (debug, info, warning, error)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point dispatched by ``controller.cli``; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_vmcp_config(args.config)
+    except (OSError, ValueError) as exc:
+        print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request is noise
+    app, _ = build_vmcp_app(
+        config,
+        config_path=args.config,
+        bind_host=args.host,
+        port=args.port,
+        reload_interval=args.reload_interval,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
