@@ -84,7 +84,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
     out: dict[str, Any] = {k: node[k] for k in _KEPT if k in node}
     if "const" in node:
         out["enum"] = [node["const"]]
-    if "default" in node and node["default"] is not None:
+    # An empty-string default is stored as null by Kubernetes v1.20, which then rejects the CRD; the
+    # model's own default ("") gives the same value when the field is absent.
+    if "default" in node and node["default"] not in (None, ""):
         out["default"] = node["default"]
     out.update({k: v for k, v in node.items() if k.startswith("x-kubernetes-")})
     if "description" in out:
