@@ -167,6 +167,14 @@ class ControllerRunner:
         applier.register(controller.for_)
         for owned in controller.owns:
             applier.register(owned)
+        for result in ("success", "error", "requeue", "requeue_after"):
+            metrics.reconcile_total.labels(self.name, result)
+        for counter in (
+            metrics.reconcile_errors_total,
+            metrics.terminal_reconcile_errors_total,
+            metrics.reconcile_panics_total,
+        ):
+            counter.labels(self.name)
         metrics.max_concurrent_reconciles.labels(self.name).set(self.workers)
         metrics.active_workers.labels(self.name).set(0)
 
