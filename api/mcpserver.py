@@ -23,7 +23,7 @@ from api.resource import CustomResource
 __all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
-MCPServerPhase = Literal["Pending", "Ready", "Failed", "Terminating", "Stopped"]
+MCPServerPhase = Literal["Pending", "Running", "Failed", "Terminating", "Stopped"]
 
 
 class MCPServerSpec(CRDModel):
@@ -84,7 +84,7 @@ class MCPServerStatus(CRDModel):
     """Observed state of an MCPServer."""
 
     phase: MCPServerPhase | None = None
-    """Summary of the state: Pending, Ready, Failed, Terminating or Stopped."""
+    """Summary of the state: Pending, Running, Failed, Terminating or Stopped."""
     message: str | None = None
     """Human-readable detail of the phase."""
     url: str | None = None

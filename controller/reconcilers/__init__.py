@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from controller.core.manager import Manager
+from controller.reconcilers.settings import ReconcilerSettings
 
 
-def register(manager: Any) -> None:
-    """Add the MCP controllers to ``manager`` (they are registered here as each kind lands)."""
-    del manager
+def register(manager: Manager, settings: ReconcilerSettings | None = None) -> None:
+    """Add the MCP controllers to ``manager``."""
+    from controller.reconcilers import mcpserver  # noqa: PLC0415 - keeps `import controller.reconcilers` light
+
+    settings = settings or ReconcilerSettings.from_env()
+    mcpserver.register(manager, settings)

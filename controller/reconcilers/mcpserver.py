@@ -1,0 +1,249 @@
+"""The MCPServer controller: read the cache, build the children, apply them, write status.
+
+Reads only the cache; writes go through the core ``Applier`` (server-side apply that skips unchanged
+bodies), so a converged MCPServer costs zero API writes per reconcile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.mcpserver import MCPServer
+from api.mcptoolconfig import MCPToolConfig
+from api.problems import format_problems
+from api.validation import parse_and_validate
+from controller.core import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    NORMAL,
+    OWNER_INDEX,
+    ROLE,
+    ROLEBINDING,
+    SECRET,
+    SERVICE,
+    SERVICEACCOUNT,
+    STATEFULSET,
+    Controller,
+    ObjectKey,
+    ReconcileContext,
+    Resource,
+    Result,
+    is_being_deleted,
+    owner_reference,
+)
+from controller.core.manager import Manager
+from controller.reconcilers import mcpserver_build as build
+from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, config_hash
+from controller.reconcilers.kinds import MCPSERVER
+from controller.reconcilers.refs import (
+    Missing,
+    referrer_watches,
+    register_workload_indexes,
+    resolve,
+    strip_secret_values,
+)
+from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.status import (
+    PENDING,
+    RUNNING,
+    STOPPED,
+    TERMINATING,
+    StatusBuilder,
+    invalid_status,
+    workload_state,
+)
+
+OWNED: tuple[Resource, ...] = (DEPLOYMENT, STATEFULSET, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
+STDIO_CAPPED = "StdioReplicaCapped"
+
+
+class MCPServerReconciler:
+    """``reconcile(key, ctx)`` for MCPServer objects."""
+
+    def __init__(self, settings: ReconcilerSettings) -> None:
+        self.settings = settings
+
+    def controller(self, manager: Manager) -> Controller:
+        cache = manager.cache
+        register_workload_indexes(cache, MCPSERVER)
+        cache.set_transform(SECRET, strip_secret_values)
+        return Controller(
+            name="mcpserver",
+            for_=MCPSERVER,
+            reconcile=self.reconcile,
+            owns=list(OWNED),
+            watches=referrer_watches(cache, MCPSERVER),
+        )
+
+    async def reconcile(self, key: ObjectKey, ctx: ReconcileContext) -> Result:
+        raw = ctx.cache.get(MCPSERVER, key.namespace, key.name)
+        if raw is None:
+            return Result.done()  # deleted: the garbage collector removes the children
+        meta = raw.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
+        previous: JSON = raw.get("status") or {}
+        if is_being_deleted(raw):
+            if previous.get("phase") != TERMINATING:
+                await ctx.applier.apply_status(raw, {**_keep(previous), "phase": TERMINATING})
+            return Result.done()
+
+        parsed, problems = parse_and_validate(raw)
+        if isinstance(parsed, MCPServer):
+            problems = sorted(problems + build.build_problems(parsed))
+        if problems or not isinstance(parsed, MCPServer):
+            message = format_problems(problems)
+            status, events = invalid_status(previous, generation, message)
+            await ctx.applier.apply_status(raw, status)
+            await _emit(ctx, raw, events)
+            return Result.done()  # terminal until the spec changes (the next generation re-enqueues)
+
+        server = parsed
+        resolved = resolve(ctx.cache, key.namespace, raw.get("spec") or {})
+        tool_config = _tool_config(resolved.tool_config, resolved.missing)
+        blocking = [m for m in resolved.missing if m.reason != "GroupNotFound"]
+        if not blocking:
+            owner = owner_reference(raw)
+            desired = build.build_children(server, owner, self.settings, tool_config)
+            digest = _config_digest(desired)
+            await self._announce_rollout(ctx, raw, key, digest)
+            for child in desired:
+                await ctx.applier.apply(child)
+            await _delete_stale(ctx, str(meta.get("uid")), desired)
+
+        status, events = self._status(
+            server, ctx, previous=previous, missing=resolved.missing, tool_config=tool_config
+        )
+        await ctx.applier.apply_status(raw, status)
+        await _emit(ctx, raw, events)
+        return Result.done()
+
+    def _status(
+        self,
+        server: MCPServer,
+        ctx: ReconcileContext,
+        *,
+        previous: JSON,
+        missing: list[Missing],
+        tool_config: MCPToolConfig | None,
+    ) -> tuple[JSON, list[tuple[str, str, str]]]:
+        names = build.Names(server.metadata.name or "")
+        namespace = server.metadata.namespace
+        generation = server.metadata.generation or 0
+        builder = StatusBuilder(list(previous.get("conditions") or []), generation)
+        builder.set(ACCEPTED, True, "Accepted", "the spec is valid")
+        if missing:
+            builder.set(RESOLVED_REFS, False, missing[0].reason, "; ".join(m.message for m in missing))
+        else:
+            builder.set(RESOLVED_REFS, True, "ResolvedRefs", "every referenced object exists")
+        requested = server.spec.replicas
+        if build.is_stdio(server) and requested is not None and requested > 1:
+            builder.set(
+                STDIO_CAPPED,
+                True,
+                "StdioTransportCapAt1",
+                f"spec.replicas is {requested} but a stdio server runs one process: 1 proxy replica runs",
+            )
+        else:
+            builder.remove(STDIO_CAPPED)
+        proxy = workload_state(ctx.cache.get(DEPLOYMENT, namespace, names.proxy), "Deployment")
+        backend = workload_state(ctx.cache.get(STATEFULSET, namespace, names.server), "StatefulSet")
+        url = build.service_url(server, self.settings)
+        if server.spec.replicas == 0:
+            phase, message = STOPPED, "scaled to zero replicas (spec.replicas is 0)"
+            builder.set(READY, False, "Stopped", message)
+        elif missing:
+            phase, message = (
+                PENDING,
+                "waiting for referenced objects: " + "; ".join(m.message for m in missing),
+            )
+            builder.set(READY, False, "RefsNotResolved", message)
+        elif proxy.ready and backend.ready:
+            phase, message = RUNNING, f"serving at {url}"
+            builder.set(READY, True, "Available", message)
+        else:
+            detail = proxy.detail if not proxy.ready else backend.detail
+            phase, message = PENDING, detail
+            builder.set(READY, False, "Unavailable", detail, event=bool(get_ready_true(previous)))
+        status: JSON = {
+            "phase": phase,
+            "message": message,
+            "url": url,
+            "readyReplicas": proxy.ready_replicas,
+            "observedGeneration": generation,
+            "conditions": builder.conditions,
+        }
+        if tool_config is not None:
+            status["toolConfigHash"] = config_hash(tool_config.spec.model_dump_json(by_alias=True))
+        return status, builder.events
+
+    async def _announce_rollout(self, ctx: ReconcileContext, raw: JSON, key: ObjectKey, digest: str) -> None:
+        current = ctx.cache.get(DEPLOYMENT, key.namespace, key.name)
+        if current is None:
+            return
+        template = ((current.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        old = (template.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+        if old and old != digest:
+            await ctx.events.record(
+                raw,
+                NORMAL,
+                "ProxyConfigChanged",
+                f"proxy configuration changed ({old} -> {digest}); rolling out",
+            )
+
+
+def get_ready_true(previous: JSON) -> bool:
+    return any(c.get("type") == READY and c.get("status") == "True" for c in previous.get("conditions") or [])
+
+
+def _keep(previous: JSON) -> JSON:
+    return {k: v for k, v in previous.items() if k in ("conditions", "url", "observedGeneration")}
+
+
+def _tool_config(raw: JSON | None, missing: list[Missing]) -> MCPToolConfig | None:
+    if raw is None:
+        return None
+    try:
+        return MCPToolConfig.model_validate(raw)
+    except ValidationError:
+        name = (raw.get("metadata") or {}).get("name")
+        missing.append(
+            Missing(
+                "spec.toolConfigRef.name",
+                "ToolConfigInvalid",
+                f"MCPToolConfig '{name}' is invalid (see its Accepted condition); fix it",
+            )
+        )
+        return None
+
+
+def _config_digest(desired: list[JSON]) -> str:
+    for obj in desired:
+        if obj["kind"] == "Deployment":
+            return str(obj["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
+    raise ValueError("no proxy Deployment among the desired children")
+
+
+async def _delete_stale(ctx: ReconcileContext, uid: str, desired: list[JSON]) -> None:
+    """Delete children we own that the spec no longer asks for (e.g. the Role after leaving stdio)."""
+    wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
+    for resource in OWNED:
+        for obj in ctx.cache.by_index(resource, OWNER_INDEX, uid):
+            meta = obj.get("metadata") or {}
+            if (resource.kind, meta.get("name")) not in wanted:
+                await ctx.applier.delete(
+                    resource, meta.get("namespace"), str(meta.get("name")), uid=meta.get("uid")
+                )
+
+
+async def _emit(ctx: ReconcileContext, raw: JSON, events: list[tuple[str, str, str]]) -> None:
+    for type_, reason, message in events:
+        await ctx.events.record(raw, type_, reason, message)
+
+
+def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:
+    """Add the MCPServer controller to ``manager``."""
+    reconciler = MCPServerReconciler(settings or ReconcilerSettings.from_env())
+    return manager.add_controller(reconciler.controller(manager))

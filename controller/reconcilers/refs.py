@@ -1,0 +1,227 @@
+"""References between objects: cache indexes (who refers to X) and resolution (does X exist).
+
+Index functions read raw cached dicts, not parsed models, so an object whose spec does not parse is
+still found when what it refers to appears. Values are ``namespace/name`` (references are same-namespace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
+
+JSON = dict[str, Any]
+
+TOOL_CONFIG_INDEX = "ref:toolConfig"
+GROUP_INDEX = "ref:group"
+SECRET_INDEX = "ref:secret"
+EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
+
+
+def _namespace(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
+
+
+def _spec(obj: JSON) -> JSON:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _ref_name(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"]:
+        return str(value["name"])
+    return None
+
+
+def _keyed(obj: JSON, names: list[str | None]) -> list[str]:
+    namespace = _namespace(obj)
+    return sorted({f"{namespace}/{n}" for n in names if n})
+
+
+def index_tool_config(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("toolConfigRef"))])
+
+
+def index_group(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("groupRef"))])
+
+
+def index_external_auth(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
+
+
+def secret_names(spec: JSON) -> list[str | None]:
+    """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
+    names: list[str | None] = []
+    for item in spec.get("secrets") or []:
+        names.append(_ref_name(item))
+    oidc = spec.get("oidcConfig")
+    if isinstance(oidc, dict) and isinstance(oidc.get("inline"), dict):
+        names.append(_ref_name(oidc["inline"].get("clientSecretRef")))
+    forward = spec.get("headerForward")
+    if isinstance(forward, dict):
+        for item in forward.get("addHeadersFromSecret") or []:
+            if isinstance(item, dict):
+                names.append(_ref_name(item.get("valueSecretRef")))
+    return names
+
+
+def index_secrets(obj: JSON) -> list[str]:
+    return _keyed(obj, secret_names(_spec(obj)))
+
+
+WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
+    TOOL_CONFIG_INDEX: index_tool_config,
+    GROUP_INDEX: index_group,
+    SECRET_INDEX: index_secrets,
+    EXTERNAL_AUTH_INDEX: index_external_auth,
+}
+
+
+def register_workload_indexes(cache: Cache, resource: Resource) -> None:
+    """Index ``resource`` (MCPServer, MCPRemoteProxy) by everything it can refer to."""
+    for name, func in WORKLOAD_INDEXES.items():
+        cache.add_index(resource, name, func)
+
+
+def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
+    """Watches that enqueue the ``resource`` objects referring to a changed config, group or Secret."""
+
+    def mapper(index: str) -> Callable[[JSON], list[ObjectKey]]:
+        def keys(obj: JSON) -> list[ObjectKey]:
+            meta = obj.get("metadata") or {}
+            value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+            return [ObjectKey.of(o) for o in cache.by_index(resource, index, value)]
+
+        return keys
+
+    return [
+        Watch(MCPTOOLCONFIG, mapper(TOOL_CONFIG_INDEX)),
+        Watch(MCPGROUP, mapper(GROUP_INDEX)),
+        Watch(SECRET, mapper(SECRET_INDEX)),
+        Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
+    ]
+
+
+def strip_secret_values(obj: JSON) -> JSON:
+    """Cache transform for Secrets: keep which keys exist, never the values (no secrets in memory)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        meta.pop("annotations", None)
+    for section in ("data", "stringData"):
+        values = obj.get(section)
+        if isinstance(values, dict):
+            obj[section] = dict.fromkeys(values, "")
+    return obj
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One unresolved reference: the field that names it, a condition reason and a message with the fix."""
+
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Resolved:
+    """The outcome of resolving a workload's references against the cache."""
+
+    tool_config: JSON | None = None
+    external_auth: JSON | None = None
+    group: JSON | None = None
+    missing: list[Missing] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Missing]:
+        """Missing references that stop the children from being rendered (a group does not)."""
+        return [m for m in self.missing if m.reason != "GroupNotFound"]
+
+
+def resolve(cache: Cache, namespace: str, spec: JSON) -> Resolved:
+    """Look up every reference of a workload spec (raw dict) in the cache."""
+    out = Resolved()
+    name = _ref_name(spec.get("toolConfigRef"))
+    if name:
+        out.tool_config = cache.get(MCPTOOLCONFIG, namespace, name)
+        if out.tool_config is None:
+            out.missing.append(
+                Missing(
+                    "spec.toolConfigRef.name",
+                    "ToolConfigNotFound",
+                    f"MCPToolConfig '{name}' does not exist in namespace '{namespace}'; create it or "
+                    "remove spec.toolConfigRef",
+                )
+            )
+    name = _ref_name(spec.get("externalAuthConfigRef"))
+    if name:
+        out.external_auth = cache.get(MCPEXTERNALAUTHCONFIG, namespace, name)
+        if out.external_auth is None:
+            out.missing.append(
+                Missing(
+                    "spec.externalAuthConfigRef.name",
+                    "ExternalAuthConfigNotFound",
+                    f"MCPExternalAuthConfig '{name}' does not exist in namespace '{namespace}'; create it "
+                    "or remove spec.externalAuthConfigRef",
+                )
+            )
+    name = _ref_name(spec.get("groupRef"))
+    if name:
+        out.group = cache.get(MCPGROUP, namespace, name)
+        if out.group is None:
+            out.missing.append(
+                Missing(
+                    "spec.groupRef.name",
+                    "GroupNotFound",
+                    f"MCPGroup '{name}' does not exist in namespace '{namespace}'; create it or remove "
+                    "spec.groupRef",
+                )
+            )
+    out.missing += _missing_secrets(cache, namespace, spec)
+    return out
+
+
+def _missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
+    wanted: list[tuple[str, str, str]] = []  # (field, secret, key)
+    for i, item in enumerate(spec.get("secrets") or []):
+        if isinstance(item, dict) and item.get("name"):
+            wanted.append((f"spec.secrets[{i}]", str(item["name"]), str(item.get("key", ""))))
+    oidc = spec.get("oidcConfig")
+    if isinstance(oidc, dict) and isinstance(oidc.get("inline"), dict):
+        ref = oidc["inline"].get("clientSecretRef")
+        if isinstance(ref, dict) and ref.get("name"):
+            wanted.append(
+                ("spec.oidcConfig.inline.clientSecretRef", str(ref["name"]), str(ref.get("key", "")))
+            )
+    forward = spec.get("headerForward")
+    if isinstance(forward, dict):
+        for i, item in enumerate(forward.get("addHeadersFromSecret") or []):
+            ref = item.get("valueSecretRef") if isinstance(item, dict) else None
+            if isinstance(ref, dict) and ref.get("name"):
+                field_path = f"spec.headerForward.addHeadersFromSecret[{i}].valueSecretRef"
+                wanted.append((field_path, str(ref["name"]), str(ref.get("key", ""))))
+    missing = []
+    for field_path, secret_name, key in wanted:
+        secret = cache.get(SECRET, namespace, secret_name)
+        if secret is None:
+            missing.append(
+                Missing(
+                    f"{field_path}.name",
+                    "SecretNotFound",
+                    f"Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
+                )
+            )
+        elif key and key not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
+            missing.append(
+                Missing(
+                    f"{field_path}.key",
+                    "SecretKeyNotFound",
+                    f"Secret '{secret_name}' has no key '{key}'; add it to the Secret or fix the key",
+                )
+            )
+    return missing

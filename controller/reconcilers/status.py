@@ -1,0 +1,87 @@
+"""Status of workload kinds: readiness read from the cached children, conditions, phase and Events.
+
+Pure functions over raw dicts: what the children's own controllers report (Deployment and StatefulSet
+status) becomes ``Ready``; the previous and next conditions decide which Events to emit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from controller.core import NORMAL, WARNING, get_condition, set_condition
+
+JSON = dict[str, Any]
+
+PENDING, RUNNING, FAILED, STOPPED, TERMINATING = "Pending", "Running", "Failed", "Stopped", "Terminating"
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """How far a Deployment or StatefulSet has come, as its controller reports it."""
+
+    exists: bool
+    ready: bool
+    ready_replicas: int
+    detail: str
+
+
+def workload_state(obj: JSON | None, kind: str) -> WorkloadState:
+    """Ready when the controller has observed the current generation and at least one pod is ready."""
+    if obj is None:
+        return WorkloadState(False, False, 0, f"{kind} not created yet")
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    ready_replicas = int(status.get("readyReplicas") or 0)
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        return WorkloadState(True, False, ready_replicas, f"{kind} {meta.get('name')} is rolling out")
+    counted = int(status.get("availableReplicas") or 0) if kind == "Deployment" else ready_replicas
+    if counted < 1:
+        return WorkloadState(True, False, ready_replicas, f"{kind} {meta.get('name')} has no ready pod yet")
+    return WorkloadState(True, True, ready_replicas, f"{kind} {meta.get('name')} is ready")
+
+
+@dataclass
+class StatusBuilder:
+    """Accumulates conditions (metav1 semantics against the previous list) and the events they imply."""
+
+    previous: list[JSON]
+    generation: int
+    now: datetime | None = None
+    conditions: list[JSON] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.conditions = [dict(c) for c in self.previous]
+
+    def set(self, type_: str, ok: bool, reason: str, message: str, *, event: bool = True) -> None:
+        before = get_condition(self.previous, type_)
+        status = "True" if ok else "False"
+        self.conditions = set_condition(
+            self.conditions, type_, status, reason, message, observed_generation=self.generation, now=self.now
+        )
+        changed = before is None or before.get("status") != status or before.get("reason") != reason
+        if event and changed and not (ok and type_ == RESOLVED_REFS and before is None):
+            self.events.append((NORMAL if ok else WARNING, reason, message))
+
+    def remove(self, type_: str) -> None:
+        self.conditions = [c for c in self.conditions if c.get("type") != type_]
+
+
+def invalid_status(
+    previous: JSON, generation: int, message: str, now: datetime | None = None
+) -> tuple[JSON, list[tuple[str, str, str]]]:
+    """Status (and Events) for a spec that cannot be accepted: nothing else is evaluated."""
+    builder = StatusBuilder(list(previous.get("conditions") or []), generation, now)
+    builder.set(ACCEPTED, False, "InvalidSpec", message)
+    builder.set(READY, False, "InvalidSpec", "the spec is invalid; see the Accepted condition", event=False)
+    builder.remove(RESOLVED_REFS)
+    status = {
+        "phase": FAILED,
+        "message": message,
+        "observedGeneration": generation,
+        "conditions": builder.conditions,
+    }
+    return status, builder.events

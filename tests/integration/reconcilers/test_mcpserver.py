@@ -1,0 +1,169 @@
+"""MCPServer end to end on the real kube-apiserver: children, status, rollouts, refs, repair."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cluster
+from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+
+PLURAL = "mcpservers"
+HASH = "mcp-operator.dev/config-hash"
+
+
+def server(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "MCPServer",
+        "metadata": {"name": name},
+        "spec": {"image": "ghcr.io/example/mcp:1", **spec},
+    }
+
+
+async def children_of(kube: Api, name: str, transport: str) -> dict[str, Any]:
+    kinds = {
+        "Deployment": name,
+        "StatefulSet": f"{name}-server",
+        "Service": name,
+        "ConfigMap": f"{name}-proxy",
+        "ServiceAccount": f"{name}-proxy",
+    }
+    found = {kind: await kube.child(kind, child) for kind, child in kinds.items()}
+    found["ServerAccount"] = await kube.child("ServiceAccount", f"{name}-server")
+    found["Headless"] = await kube.child("Service", f"{name}-server")
+    found["Role"] = await kube.child("Role", f"{name}-proxy")
+    found["RoleBinding"] = await kube.child("RoleBinding", f"{name}-proxy")
+    return found
+
+
+async def ready(kube: Api, name: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        obj = await kube.get(PLURAL, name)
+        cond = condition(obj, "Ready")
+        return obj if cond and cond["status"] == "True" else None
+
+    result: dict[str, Any] = await eventually(check, what=f"MCPServer {name} Ready")
+    return result
+
+
+async def make_ready(kube: Api, name: str) -> None:
+    await eventually(lambda: kube.child("Deployment", name), what="proxy Deployment")
+    await kube.mark_ready("Deployment", name)
+    await kube.mark_ready("StatefulSet", f"{name}-server")
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse", "streamable-http"])
+async def test_children_status_and_kubectl_wait(
+    operator: Operator, kube: Api, mcp_crds: Cluster, transport: str
+) -> None:
+    name = f"s-{transport.replace('-', '')}"
+    await kube.create(
+        PLURAL, server(name, transport=transport, args=["--flag"], env=[{"name": "A", "value": "1"}])
+    )
+    await eventually(lambda: kube.child("ConfigMap", f"{name}-proxy"), what="proxy ConfigMap")
+    found = await eventually(
+        lambda: _all_present(kube, name, transport), what=f"children of a {transport} MCPServer"
+    )
+    owner_uid = (await kube.get(PLURAL, name))["metadata"]["uid"]
+    for kind, obj in found.items():
+        if obj is not None:
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == owner_uid, kind
+
+    sts = found["StatefulSet"]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "mcp" and container["image"] == "ghcr.io/example/mcp:1"
+    assert container["args"] == ["--flag"] and container["env"] == [{"name": "A", "value": "1"}]
+    assert sts["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    proxy = found["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+    config = json.loads(found["ConfigMap"]["data"]["proxy.json"])
+    if transport == "stdio":
+        assert container["stdin"] is True
+        assert config["backend"] == {"type": "attach", "namespace": kube.ns, "pod": f"{name}-server-0"}
+        assert found["Headless"] is None
+        rules = found["Role"]["rules"]
+        assert {tuple(r["resourceNames"]) for r in rules} == {(f"{name}-server-0",)}
+        assert sorted(v for r in rules for v in r["verbs"]) == ["create", "get", "get", "watch"]
+    else:
+        path = "/sse" if transport == "sse" else "/mcp"
+        assert config["backend"]["url"] == f"http://{name}-server.{kube.ns}.svc.cluster.local:8080{path}"
+        assert found["Headless"]["spec"]["clusterIP"] == "None"
+        assert found["Role"] is None and found["RoleBinding"] is None
+
+    obj = await kube.get(PLURAL, name)
+    assert obj["status"]["phase"] == "Pending"
+    assert condition(obj, "Accepted")["status"] == "True"  # type: ignore[index]
+
+    await make_ready(kube, name)
+    obj = await ready(kube, name)
+    assert obj["status"]["phase"] == "Running"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    suffix = "/sse" if transport == "sse" else "/mcp"
+    assert obj["status"]["url"] == f"http://{name}.{kube.ns}.svc.cluster.local:8080{suffix}"
+    waited = mcp_crds.kubectl(
+        "wait", "-n", kube.ns, "--for=condition=Ready", f"mcpserver/{name}", "--timeout=10s"
+    )
+    assert "condition met" in waited.stdout
+
+
+async def _all_present(kube: Api, name: str, transport: str) -> dict[str, Any] | None:
+    found = await children_of(kube, name, transport)
+    needed = ["Deployment", "StatefulSet", "Service", "ConfigMap", "ServiceAccount", "ServerAccount"]
+    needed += ["Role", "RoleBinding"] if transport == "stdio" else ["Headless"]
+    return found if all(found[k] is not None for k in needed) else None
+
+
+async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
+    operator: Operator, kube: Api
+) -> None:
+    name = "roll"
+    await kube.create(PLURAL, server(name, transport="streamable-http"))
+    await kube.create(
+        "mcptoolconfigs",
+        {"kind": "MCPToolConfig", "metadata": {"name": "tools"}, "spec": {"toolsFilter": ["a"]}},
+    )
+    dep = await eventually(lambda: kube.child("Deployment", name), what="Deployment")
+    first_hash = dep["spec"]["template"]["metadata"]["annotations"][HASH]
+
+    # An env change alters the server pod only: the proxy config hash stays.
+    await kube.patch(PLURAL, name, {"spec": {"env": [{"name": "B", "value": "2"}]}})
+
+    async def env_applied() -> bool:
+        sts = await kube.child("StatefulSet", f"{name}-server")
+        return sts is not None and sts["spec"]["template"]["spec"]["containers"][0].get("env") == [
+            {"name": "B", "value": "2"}
+        ]
+
+    await eventually(env_applied, what="env on the StatefulSet")
+    dep = await kube.child("Deployment", name)
+    assert dep is not None and dep["spec"]["template"]["metadata"]["annotations"][HASH] == first_hash
+
+    # A tool filter changes the proxy config: the hash changes, the StatefulSet template does not.
+    sts_before = (await kube.child("StatefulSet", f"{name}-server"))["spec"]["template"]  # type: ignore[index]
+    await kube.patch(PLURAL, name, {"spec": {"toolConfigRef": {"name": "tools"}}})
+
+    async def rolled() -> str | None:
+        d = await kube.child("Deployment", name)
+        h = d["spec"]["template"]["metadata"]["annotations"][HASH] if d else None
+        return h if h != first_hash else None
+
+    await eventually(rolled, what="a new config hash")
+    config = json.loads((await kube.child("ConfigMap", f"{name}-proxy"))["data"]["proxy.json"])  # type: ignore[index]
+    assert config["toolFilter"]["allow"] == ["a"]
+    assert (await kube.child("StatefulSet", f"{name}-server"))["spec"]["template"] == sts_before  # type: ignore[index]
+
+    # The port follows into the Service and status.url.
+    await kube.patch(PLURAL, name, {"spec": {"proxyPort": 9090}})
+
+    async def url_moved() -> bool:
+        obj = await kube.get(PLURAL, name)
+        return bool(obj.get("status", {}).get("url", "").endswith(":9090/mcp"))
+
+    await eventually(url_moved, what="status.url on port 9090")
+    svc = await kube.child("Service", name)
+    assert svc is not None and svc["spec"]["ports"][0]["port"] == 9090
+    obj = await kube.get(PLURAL, name)
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
