@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+import api.conditions
+import api.crds
+import api.problems
+import api.registry
+import api.validation
 from api.conditions import find_condition
 from api.mcpgroup import MCPGroup
 from api.mcpserver import MCPServer
@@ -94,3 +99,28 @@ def test_registry_names_every_kind() -> None:
         assert kind == entry.model.KIND
     with pytest.raises(KeyError, match="known kinds"):
         kind_info("Nope")
+
+
+def test_public_interface_is_pinned() -> None:
+    """The names the reconcilers and the gateway import; renaming one is an API change."""
+    assert set(api.validation.__all__) == {
+        "Problem",
+        "format_problems",
+        "parse_and_validate",
+        "problems_from_validation_error",
+        "validate",
+    }
+    assert set(api.problems.__all__) == {"Problem", "format_problems", "problems_from_validation_error"}
+    assert {"ACCEPTED", "READY", "RESOLVED_REFS", "Condition", "Conditions", "find_condition"} <= set(
+        api.conditions.__all__
+    )
+    assert {"KINDS", "KindInfo", "kind_info", "model_for", "CATEGORY"} <= set(api.registry.__all__)
+    assert {"build_crd", "build_crds", "render_crds"} <= set(api.crds.__all__)
+    assert list(KINDS) == [
+        "MCPServer",
+        "MCPRemoteProxy",
+        "VirtualMCPServer",
+        "MCPGroup",
+        "MCPToolConfig",
+        "MCPExternalAuthConfig",
+    ]
