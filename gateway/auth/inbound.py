@@ -10,8 +10,9 @@ Usage (the proxy wraps its whole ASGI app)::
   path-suffixed variant (``/.well-known/oauth-protected-resource/mcp`` for a resource URL ending in
   ``/mcp``); the document lists ``resource``, ``authorization_servers`` (the issuer),
   ``scopes_supported`` (``requiredScopes``) and ``bearer_methods_supported: ["header"]``;
-- lets ``/health``, ``/readyz`` and ``/metrics`` through unauthenticated, and CORS preflights
-  (``OPTIONS``, which browsers send without credentials);
+- lets ``/health``, ``/healthz``, ``/readyz`` and ``/metrics`` through unauthenticated, and CORS
+  preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``, which browsers send
+  without credentials): the app must answer preflights itself and never forward them upstream;
 - otherwise requires ``Authorization: Bearer <JWT>`` validated by :class:`TokenValidator`:
   no token => 401 ``WWW-Authenticate: Bearer resource_metadata="..."`` (no error code, RFC 6750 3.1);
   bad token => 401 with ``error="invalid_token", error_description="..."``;
@@ -125,7 +126,7 @@ class OIDCMiddleware:
             return
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         stripped = [(k, v) for k, v in headers if k.lower() != b"authorization"]
-        if path in self.public_paths or scope.get("method") == "OPTIONS":
+        if path in self.public_paths or self._is_preflight(scope, headers):
             await self.app({**scope, "headers": stripped}, receive, send)
             return
         credentials = [v for k, v in headers if k.lower() == b"authorization"]
@@ -157,6 +158,12 @@ class OIDCMiddleware:
         state[IDENTITY_STATE_KEY] = validated.identity
         state[TOKEN_STATE_KEY] = validated
         await self.app({**scope, "headers": stripped, "state": state}, receive, send)
+
+    @staticmethod
+    def _is_preflight(scope: Scope, headers: list[tuple[bytes, bytes]]) -> bool:
+        """A CORS preflight: browsers send it without credentials, so it cannot be authenticated."""
+        names = {k.lower() for k, _ in headers}
+        return scope.get("method") == "OPTIONS" and {b"origin", b"access-control-request-method"} <= names
 
     @staticmethod
     def _bearer(credentials: list[bytes]) -> str | None:

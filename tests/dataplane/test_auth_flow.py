@@ -384,6 +384,15 @@ async def test_probes_are_public_and_never_see_a_token() -> None:
             assert "authorization" not in s.inner_seen[-1]["headers"]
 
 
+async def test_only_real_cors_preflights_skip_authentication() -> None:
+    async with stack() as s:
+        preflight = {"Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST"}
+        passed = await s.client.options(f"{s.proxy_url}/whoami", headers=preflight)
+        assert passed.status_code == 405  # reached the app (which has no OPTIONS handler)
+        refused = await s.client.options(f"{s.proxy_url}/whoami")
+        assert refused.status_code == 401
+
+
 async def test_key_rotation_and_unknown_kid_flood() -> None:
     async with stack(jwksMinRefreshSeconds=0.5) as s:
         assert (await s.get("/whoami", s.issuer.mint())).status_code == 200
