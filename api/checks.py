@@ -83,9 +83,10 @@ def check_resources(resources: ResourceRequirements | None, field: str) -> list[
     if resources is None:
         return []
     problems = []
+    raw = {"limits": resources.limits or {}, "requests": resources.requests or {}}
     parsed: dict[str, dict[str, Decimal]] = {"limits": {}, "requests": {}}
-    for part, values in (("limits", resources.limits), ("requests", resources.requests)):
-        for name, text in (values or {}).items():
+    for part, values in raw.items():
+        for name, text in values.items():
             value = parse_quantity(text)
             if value is None:
                 problems.append(
@@ -101,8 +102,8 @@ def check_resources(resources: ResourceRequirements | None, field: str) -> list[
             problems.append(
                 Problem(
                     f"{field}.requests.{name}",
-                    f"request {resources.requests and resources.requests[name]} exceeds the limit "
-                    f"{resources.limits and resources.limits[name]}; lower the request or raise the limit",
+                    f"request {raw['requests'][name]} exceeds the limit {raw['limits'][name]}; "
+                    "lower the request or raise the limit",
                 )
             )
     return problems

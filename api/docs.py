@@ -52,7 +52,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _rows(schema: dict[str, Any], prefix: str, required: bool) -> list[str]:
+def _rows(schema: dict[str, Any], prefix: str) -> list[str]:
     rows: list[str] = []
     for name, child in schema.get("properties", {}).items():
         path = f"{prefix}.{name}"
@@ -71,8 +71,7 @@ def _rows(schema: dict[str, Any], prefix: str, required: bool) -> list[str]:
         elif "additionalProperties" in child:
             nested, suffix = child["additionalProperties"], "[*]"
         if "properties" in nested:
-            rows.extend(_rows(nested, path + suffix, is_required))
-    del required
+            rows.extend(_rows(nested, path + suffix))
     return rows
 
 
@@ -98,7 +97,7 @@ def _kind_section(info: KindInfo) -> str:
             "| Field | Type | Default | Description |",
             "|---|---|---|---|",
         ]
-        lines += _rows(sub, part, True)
+        lines += _rows(sub, part)
         lines.append("")
     return "\n".join(lines)
 
