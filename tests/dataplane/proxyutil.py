@@ -1,0 +1,100 @@
+"""Helpers for the proxy's data-plane tests: free ports, a proxy subprocess, real MCP peers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
+NPM_BIN = ROOT / "tests" / "npm" / "node_modules" / ".bin"
+VENV_BIN = Path(sys.executable).parent
+FIXTURE_CMD = [sys.executable, str(FIXTURE)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, status: int = 200) -> httpx2.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx2.get(url, timeout=2)
+            if response.status_code == status:
+                return response
+        except httpx2.HTTPError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout}s ({last})")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def run_proxy(
+    *backend_args: str,
+    config: dict[str, object] | None = None,
+    tmp: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Start ``mcp-operator proxy`` on a free port; yields its base URL once /readyz is 200."""
+    port = free_port()
+    args = [sys.executable, "-m", "controller.cli", "proxy", "--port", str(port)]
+    if config is not None:
+        assert tmp is not None
+        path = tmp / f"proxy-{port}.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        args += ["--config", str(path)]
+    args += list(backend_args)
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def run_server(
+    args: list[str], url: str, env: dict[str, str] | None = None, expect: int = 200
+) -> Iterator[None]:
+    """Start an HTTP MCP server subprocess and wait until ``url`` answers ``expect``."""
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx2.get(url, timeout=1)
+                break
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+        yield
+    finally:
+        stop(process)
