@@ -121,6 +121,7 @@ class Informer:
                     rv = await self._relist()
                 rv = await self._watch(rv)
             except ApiError as exc:
+                rv = self._resume_from(rv)
                 if exc.gone:
                     self._log.info("watch history expired (410 Gone); relisting", error=exc.message)
                     rv = None
@@ -129,11 +130,17 @@ class Informer:
                 self._log.warning("list/watch failed", status=exc.status, error=exc.message, retry_in=delay)
                 await self._clock.sleep(delay)
             except (TransportError, TimeoutError, ValueError) as exc:
+                rv = self._resume_from(rv)
                 delay = backoff.delay()
                 self._log.warning(
                     "list/watch interrupted", error=str(exc) or type(exc).__name__, retry_in=delay
                 )
                 await self._clock.sleep(delay)
+
+    def _resume_from(self, rv: str | None) -> str | None:
+        """After a broken watch, continue from the last resourceVersion it delivered (not from where
+        it started), so events are not replayed; None (relist) stays None."""
+        return None if rv is None else (self.last_resource_version or rv)
 
     async def _relist(self) -> str:
         items, rv = await self.client.list(self.resource, self.namespace, page_size=self.settings.page_size)
@@ -162,6 +169,7 @@ class Informer:
 
     async def _watch(self, rv: str) -> str:
         """Watch from ``rv`` until the server ends the stream; return the last resourceVersion seen."""
+        self.last_resource_version = rv
         timeout = int(self.settings.min_watch_timeout * (1 + random.random()))
         transform = self._transform()
         events = self.client.watch(
@@ -181,6 +189,7 @@ class Informer:
             new_rv = resource_version(obj)
             if kind == "BOOKMARK":
                 rv = new_rv or rv
+                self.last_resource_version = rv
                 continue
             obj = transform(obj)
             if kind in ("ADDED", "MODIFIED"):
