@@ -169,8 +169,8 @@ class BackendConnection:
             with anyio.CancelScope(deadline=anyio.current_time() + timeouts.connect) as scope:
                 async with self.opener(self.config, self.auth, self._on_message) as client:
                     scope.deadline = math.inf
-                    self._install(client)
                     await self._refresh("tools", client)
+                    self._install(client)
                     self._record_ok()
                     log.info("backend connected", backend=self.name, protocol=client.protocol_version)
                     await self._probe_until_broken(client)

@@ -240,7 +240,7 @@ class VirtualGateway:
     def status(self) -> dict[str, Any]:
         """The /status document: phase, per-backend health and the merge report."""
         healths = [b.health for b in self.backends.values()]
-        view = self._view
+        view = self.view()
         return {
             "name": self.config.name,
             "phase": overall_phase(healths),

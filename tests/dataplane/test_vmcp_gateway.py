@@ -1,0 +1,266 @@
+"""The virtual MCP gateway over real backends: mcp-server-time and mcp-server-git (stdio, behind the
+project's proxy), server-everything (legacy SSE), server-memory (stdio, behind the proxy) and the fixture
+server, whose ``echo`` collides with server-everything's.
+
+One gateway process (``mcp-operator vmcp``) serves the module; each test rewrites its config file and
+waits for the hot reload, which is itself part of what is tested.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+
+from .test_vmcp_support import (
+    BIN,
+    NPM_BIN,
+    Proc,
+    fixture_server,
+    free_port,
+    get_json,
+    proxied_stdio,
+    start,
+    wait_http,
+    wait_until,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+FRONT_MODES = ["auto", "legacy", "sse"]  # modern streamable HTTP, legacy streamable HTTP, legacy HTTP+SSE
+
+
+@dataclass
+class Stack:
+    urls: dict[str, str]
+    transports: dict[str, str]
+    gateway: str
+    config_path: Path
+    logdir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    direct_tools: dict[str, list[str]] = field(default_factory=dict)
+
+    def backends(self, *names: str) -> list[dict[str, str]]:
+        return [{"name": n, "url": self.urls[n], "transport": self.transports[n]} for n in names or self.urls]
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = get_json(f"{self.gateway}/status")
+        return result
+
+    def configure(self, backends: list[dict[str, str]] | None = None, **aggregation: Any) -> dict[str, Any]:
+        """Write a new config and wait until the gateway applied it and every backend is connected."""
+        before = self.status()["reloads"]
+        config = {
+            "name": "gw",
+            "backends": backends if backends is not None else self.backends(),
+            "aggregation": aggregation,
+            "operational": {
+                "timeouts": {"call": "20s", "list": "10s", "connect": "20s"},
+                "failureHandling": {
+                    "healthCheckInterval": "500ms",
+                    "healthCheckTimeout": "5s",
+                    "circuitBreaker": {"failureThreshold": 2, "timeout": "1s"},
+                },
+            },
+        }
+        write_config(self.config_path, config)
+        wait_until(lambda: self.status()["reloads"] > before, what="config reload")
+        names = {b["name"] for b in config["backends"]}
+        return wait_until(
+            lambda: (
+                (s := self.status())["phase"] == "Ready" and {b["name"] for b in s["backends"]} == names and s
+            ),
+            what="all backends ready",
+        )
+
+
+def _git_repo(path: Path) -> Path:
+    path.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    (path / "README").write_text("hello\n")
+    subprocess.run(["git", "add", "README"], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-qm", "first"], cwd=path, check=True)
+    return path
+
+
+async def _list_direct(url: str, transport: str) -> list[str]:
+    target: Any = sse_client(url) if transport == "sse" else url
+    async with Client(target, mode="legacy" if transport == "sse" else "auto") as client:
+        return sorted(t.name for t in (await client.list_tools()).tools)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logdir = tmp_path_factory.mktemp("vmcp")
+    ports = {n: free_port() for n in ("fixture", "everything", "time", "git", "memory", "gateway")}
+    procs: dict[str, Proc] = {}
+    try:
+        procs["everything"] = start(
+            "everything",
+            [str(NPM_BIN / "mcp-server-everything"), "sse"],
+            logdir,
+            {"PORT": str(ports["everything"])},
+        )
+        procs["time"] = proxied_stdio(
+            "time", ports["time"], [str(BIN / "mcp-server-time"), "--local-timezone", "UTC"], logdir
+        )
+        repo = _git_repo(logdir / "repo")
+        procs["git"] = proxied_stdio(
+            "git", ports["git"], [str(BIN / "mcp-server-git"), "--repository", str(repo)], logdir
+        )
+        procs["memory"] = proxied_stdio(
+            "memory",
+            ports["memory"],
+            [str(NPM_BIN / "mcp-server-memory")],
+            logdir,
+            {"MEMORY_FILE_PATH": str(logdir / "memory.jsonl")},
+        )
+        procs["fixture"] = fixture_server("fixture", ports["fixture"], logdir)
+        wait_http(f"http://127.0.0.1:{ports['everything']}/sse", procs["everything"])
+        urls = {n: f"http://127.0.0.1:{ports[n]}/mcp" for n in ("fixture", "time", "git", "memory")}
+        urls["everything"] = f"http://127.0.0.1:{ports['everything']}/sse"
+        transports = {n: "sse" if n == "everything" else "streamable-http" for n in urls}
+        config_path = logdir / "vmcp.yaml"
+        gateway_url = f"http://127.0.0.1:{ports['gateway']}"
+        stack = Stack(urls, transports, gateway_url, config_path, logdir, procs)
+        write_config(config_path, {"name": "gw", "backends": []})
+        procs["gateway"] = start(
+            "gateway",
+            [
+                str(BIN / "mcp-operator"),
+                "vmcp",
+                "--port",
+                str(ports["gateway"]),
+                "--config",
+                str(config_path),
+                "--reload-interval",
+                "0.2",
+            ],
+            logdir,
+        )
+        wait_http(f"{gateway_url}/health", procs["gateway"])
+        stack.direct_tools = {n: anyio.run(_list_direct, urls[n], transports[n]) for n in urls}
+        yield stack
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+async def _gateway_client_call(
+    stack: Stack, mode: str, calls: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[str], list[str]]:
+    """(tool names listed, text of each call's result) through the gateway on one front era."""
+    target: Any = sse_client(f"{stack.gateway}/sse") if mode == "sse" else f"{stack.gateway}/mcp"
+    async with Client(target, mode="legacy" if mode == "sse" else mode) as client:
+        names = sorted(t.name for t in (await client.list_tools()).tools)
+        texts = []
+        for name, args in calls:
+            result = await client.call_tool(name, args)
+            text = "".join(getattr(c, "text", "") for c in result.content)
+            texts.append(("ERROR " if result.is_error else "") + text)
+        return names, texts
+
+
+def routing_calls(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("fixture_echo", {"message": "hi"}),
+        ("everything_echo", {"message": "hi"}),
+        ("time_get_current_time", {"timezone": "UTC"}),
+        ("git_git_status", {"repo_path": str(stack.logdir / "repo")}),
+        ("memory_read_graph", {}),
+        ("fixture_add", {"a": 2, "b": 3}),
+    ]
+
+
+@pytest.mark.parametrize("mode", FRONT_MODES)
+async def test_prefix_lists_every_backend_tool_prefixed_and_routes_each_call(stack: Stack, mode: str) -> None:
+    status = await anyio.to_thread.run_sync(stack.configure)
+    expected = sorted(f"{b}_{t}" for b, tools in stack.direct_tools.items() for t in tools)
+    names, texts = await _gateway_client_call(stack, mode, routing_calls(stack))
+    assert names == expected
+    assert {"fixture_echo", "everything_echo"} <= set(names)
+    assert texts[0] == "fixture: hi"
+    assert texts[1] == "Echo: hi"
+    assert "UTC" in texts[2]
+    assert "branch" in texts[3].lower() and not texts[3].startswith("ERROR")
+    assert "entities" in texts[4]
+    assert texts[5] == "5"
+    assert status["conflicts"] == []
+    assert {b["name"]: b["toolCount"] for b in status["backends"]} == {
+        b: len(t) for b, t in stack.direct_tools.items()
+    }
+
+
+async def test_priority_first_backend_wins_and_the_loser_is_reported(stack: Stack) -> None:
+    status = await anyio.to_thread.run_sync(
+        lambda: stack.configure(
+            conflictResolution="priority",
+            conflictResolutionConfig={"priorityOrder": ["fixture", "everything"]},
+        )
+    )
+    names, texts = await _gateway_client_call(
+        stack, "auto", [("echo", {"message": "p"}), ("get-sum", {"a": 1, "b": 2})]
+    )
+    expected = sorted({t for tools in stack.direct_tools.values() for t in tools})
+    assert names == expected
+    assert texts[0] == "fixture: p"
+    assert "3" in texts[1]
+    assert (
+        "tool 'echo' is offered by fixture, everything: fixture wins, dropped everything"
+        in status["conflicts"]
+    )
+
+    await anyio.to_thread.run_sync(
+        lambda: stack.configure(
+            conflictResolution="priority",
+            conflictResolutionConfig={"priorityOrder": ["everything", "fixture"]},
+        )
+    )
+    _, texts = await _gateway_client_call(stack, "legacy", [("echo", {"message": "p"})])
+    assert texts == ["Echo: p"]
+
+
+async def test_manual_overrides_resolve_the_collision_and_unresolved_ones_are_reported(stack: Stack) -> None:
+    status = await anyio.to_thread.run_sync(lambda: stack.configure(conflictResolution="manual"))
+    names, _ = await _gateway_client_call(stack, "auto", [])
+    assert "echo" not in names
+    assert "tool 'echo' is offered by everything, fixture: unresolved, none exposed" in status["conflicts"]
+
+    status = await anyio.to_thread.run_sync(
+        lambda: stack.configure(
+            conflictResolution="manual",
+            tools=[
+                {
+                    "workload": "fixture",
+                    "overrides": {"echo": {"name": "fixture_echo", "description": "Ours"}},
+                }
+            ],
+        )
+    )
+    names, texts = await _gateway_client_call(
+        stack, "legacy", [("echo", {"message": "m"}), ("fixture_echo", {"message": "m"})]
+    )
+    assert {"echo", "fixture_echo"} <= set(names)
+    assert texts == ["Echo: m", "fixture: m"]
+    assert not [c for c in status["conflicts"] if c.startswith("tool ")]
+
+
+async def test_filters_hide_and_block_tools(stack: Stack) -> None:
+    await anyio.to_thread.run_sync(
+        lambda: stack.configure(tools=[{"workload": "git", "filter": ["git_status", "git_log"]}])
+    )
+    names, _ = await _gateway_client_call(stack, "auto", [])
+    assert sorted(n for n in names if n.startswith("git_")) == ["git_git_log", "git_git_status"]
+    target = f"{stack.gateway}/mcp"
+    async with Client(target) as client:
+        with pytest.raises(Exception, match="Unknown tool"):
+            await client.call_tool("git_git_diff_unstaged", {"repo_path": "."})

@@ -1,0 +1,177 @@
+"""Shared helpers of the gateway data-plane tests (no tests here): processes, ports, the fixture server.
+
+The fixture backend is this module run as a script: ``python tests/dataplane/test_vmcp_support.py PORT
+NAME`` serves an ``MCPServer`` with ``echo`` (which collides with server-everything's), ``add``, ``slow``,
+a prompt and a resource on ``/mcp`` (both eras) and ``/sse``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+import yaml
+from mcp.server import MCPServer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+NPM_BIN = ROOT / "tests" / "npm" / "node_modules" / ".bin"
+START_TIMEOUT = 90.0  # the CI box has 2 cores shared with the whole suite; Python start-up is slow there
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A process started by a test, stopped by its pid (its whole session: proxies own a stdio child)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start(name: str, argv: Sequence[str], logdir: Path, env: dict[str, str] | None = None) -> Proc:
+    log = logdir / f"{name}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=logdir,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
+    """Until ``url`` answers any HTTP status (the server is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
+
+
+def fixture_server(name: str, port: int, logdir: Path) -> Proc:
+    proc = start(name, [sys.executable, __file__, str(port), name], logdir)
+    wait_http(f"http://127.0.0.1:{port}/mcp", proc)
+    return proc
+
+
+def proxied_stdio(
+    name: str, port: int, command: Sequence[str], logdir: Path, env: dict[str, str] | None = None
+) -> Proc:
+    """A stdio MCP server behind the project's proxy (``mcp-operator proxy --port P -- CMD``)."""
+    proc = start(name, [str(BIN / "mcp-operator"), "proxy", "--port", str(port), "--", *command], logdir, env)
+    wait_http(f"http://127.0.0.1:{port}/health", proc)
+    return proc
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    """Atomically replace the gateway's config file (as the kubelet swaps a ConfigMap volume)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config))
+    os.replace(tmp, path)
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+@contextlib.contextmanager
+def stopping(*procs: Proc) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def _serve(port: int, name: str) -> None:
+    server = MCPServer(name)
+
+    @server.tool()
+    def echo(message: str) -> str:
+        """Echo the message back, marked with this server's name."""
+        return f"{name}: {message}"
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @server.tool()
+    async def slow(seconds: float) -> str:
+        """Sleep, then answer (for in-flight and timeout tests)."""
+        await anyio.sleep(seconds)
+        return f"{name}: slept {seconds}"
+
+    @server.prompt()
+    def greeting(who: str) -> str:
+        """A greeting prompt."""
+        return f"Hello {who} from {name}"
+
+    @server.resource(f"fixture://{name}/info")
+    def info() -> str:
+        """Which server this is."""
+        return f"fixture {name}"
+
+    app = server.streamable_http_app()
+    app.router.routes.extend(server.sse_app().routes)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), sys.argv[2])
