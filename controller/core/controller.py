@@ -155,7 +155,9 @@ class ControllerRunner:
         self.client = client
         self.metrics = metrics
         self.workers = controller.workers or workers
-        self.queue: WorkQueue[ObjectKey] = queue or WorkQueue(controller.name, metrics=metrics)
+        self.queue: WorkQueue[ObjectKey] = (
+            queue if queue is not None else WorkQueue(controller.name, metrics=metrics)
+        )
         self._terminal: dict[ObjectKey, str] = {}  # key -> resourceVersion that failed terminally
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0

@@ -120,6 +120,7 @@ class Manager:
                 ),
             )
         self._stop = asyncio.Event()
+        self._failed = False
         self.leading = asyncio.Event()
         self.metrics_server: HttpServer | None = None
         self.probe_server: ProbeServer | None = None
@@ -140,6 +141,14 @@ class Manager:
         self.runners.append(runner)
         return runner
 
+    def _on_cache_exit(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        log.error("informers stopped unexpectedly; shutting down", error=repr(error), exc_info=error)
+        self._failed = True
+        self._stop.set()
+
     def ready(self) -> bool:
         return self.cache.has_synced()
 
@@ -159,8 +168,11 @@ class Manager:
             if isinstance(self.transport, LazyKubeTransport):
                 await self.transport.load()
             cache_task = asyncio.create_task(self.cache.run(), name="cache")
+            cache_task.add_done_callback(self._on_cache_exit)
             try:
                 code = await self._run_with_cache()
+                if self._failed:
+                    code = 1
             finally:
                 cache_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

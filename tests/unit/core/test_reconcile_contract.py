@@ -1,0 +1,100 @@
+"""controller-runtime's reconcile contract, driven through ControllerRunner without a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.core.apply import Applier
+from controller.core.cache import Cache
+from controller.core.client import KubeClient
+from controller.core.clock import ManualClock
+from controller.core.controller import Controller, ControllerRunner, ReconcileContext, Result, TerminalError
+from controller.core.events import EventRecorder
+from controller.core.metrics import Metrics
+from controller.core.resources import ObjectKey, Resource
+from controller.core.workqueue import WorkQueue
+from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
+
+WIDGET = Resource("example.dev", "v1", "Widget", "widgets")
+KEY = ObjectKey("ns", "w")
+
+
+def make_runner(outcome: object) -> tuple[ControllerRunner, WorkQueue[ObjectKey], ManualClock, Metrics]:
+    clock = ManualClock()
+    metrics = Metrics()
+    kube = KubeClient(FunctionTransport(lambda _: FakeResponse(200, {})), metrics=metrics)
+    cache = Cache(kube)
+    queue: WorkQueue[ObjectKey] = WorkQueue("widget", clock=clock, metrics=metrics)
+
+    async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
+        assert ctx.reconcile_id and ctx.controller == "widget"
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert isinstance(outcome, Result)
+        return outcome
+
+    runner = ControllerRunner(
+        Controller("widget", WIDGET, reconcile),
+        cache=cache,
+        applier=Applier(kube, cache),
+        events=EventRecorder(kube),
+        client=kube,
+        metrics=metrics,
+        workers=1,
+        queue=queue,
+    )
+    return runner, queue, clock, metrics
+
+
+def count(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, {"controller": "widget", **labels}) or 0.0
+
+
+async def test_success_forgets_the_backoff() -> None:
+    runner, queue, _, metrics = make_runner(Result.done())
+    queue.add_rate_limited(KEY)
+    await runner.reconcile_one(KEY)
+    assert queue.num_requeues(KEY) == 0
+    assert count(metrics, "controller_runtime_reconcile_total", result="success") == 1
+
+
+async def test_requeue_after_resets_backoff_and_delays() -> None:
+    runner, queue, clock, metrics = make_runner(Result.requeue_after(30))
+    queue.add_rate_limited(KEY)
+    await clock.advance(1)
+    assert await queue.get() == KEY
+    await runner.reconcile_one(KEY)
+    queue.done(KEY)
+    assert queue.num_requeues(KEY) == 0 and queue.waiting() == 1
+    await clock.advance(29.9)
+    assert len(queue) == 0
+    await clock.advance(0.2)
+    queue._promote_due()
+    assert len(queue) == 1
+    assert count(metrics, "controller_runtime_reconcile_total", result="requeue_after") == 1
+
+
+async def test_exceptions_are_caught_counted_and_retried_with_growing_backoff() -> None:
+    runner, queue, _, metrics = make_runner(RuntimeError("boom"))
+    for _ in range(3):
+        await runner.reconcile_one(KEY)
+    assert queue.num_requeues(KEY) == 3 and queue.waiting() == 1
+    assert count(metrics, "controller_runtime_reconcile_errors_total") == 3
+    assert count(metrics, "controller_runtime_reconcile_panics_total") == 3
+
+
+async def test_terminal_errors_are_not_retried_until_the_object_changes() -> None:
+    runner, queue, _, metrics = make_runner(TerminalError("spec.port: must be > 0"))
+    await runner.reconcile_one(KEY)
+    assert queue.waiting() == 0 and len(queue) == 0
+    assert count(metrics, "controller_runtime_terminal_reconcile_errors_total") == 1
+    obj = {"metadata": {"name": "w", "namespace": "ns", "resourceVersion": ""}}
+    runner.enqueue([KEY], -100, obj, resync=True)
+    assert len(queue) == 0, "a resync of the unchanged object does not retry it"
+    runner.enqueue([KEY], 0, {**obj, "metadata": {**obj["metadata"], "resourceVersion": "2"}})
+    assert len(queue) == 1, "a change does"
+
+
+def test_requeue_after_needs_a_positive_delay() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Result.requeue_after(0)
