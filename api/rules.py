@@ -43,14 +43,8 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
                 "spec.mcpPort", "is only used by the sse and streamable-http transports; remove it for stdio"
             )
         )
-    if stdio and spec.replicas is not None and spec.replicas > 1:
-        problems.append(
-            Problem(
-                "spec.replicas",
-                "a stdio server has one process, so at most one proxy replica; set replicas to 0 or 1 "
-                "or use an HTTP transport",
-            )
-        )
+    # spec.replicas > 1 on stdio is accepted and capped at 1 (reported by the StdioReplicaCapped
+    # condition), so an HPA template shared with HTTP servers does not make a stdio server invalid.
     if stdio and spec.backend_replicas is not None and spec.backend_replicas > 1:
         problems.append(
             Problem(
