@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes_asyncio import client
 
-from controller.core import Manager, ObjectKey, Resource
+from controller.core import CONFIGMAP, Controller, Manager, ObjectKey, ReconcileContext, Resource, Result
 from tests.conftest import Cluster
 from tests.integration.core.conftest import (
     create_gadgets,
@@ -123,9 +123,7 @@ async def test_zero_writes_after_convergence_with_resync_on(
 
     def converged() -> bool:
         objs = manager.cache.list(GADGET, namespace)
-        cms = manager.cache.list(
-            manager.applier.resource_of({"apiVersion": "v1", "kind": "ConfigMap"}), namespace
-        )
+        cms = manager.cache.list(CONFIGMAP, namespace)
         ready = [
             o
             for o in objs
@@ -144,3 +142,24 @@ async def test_zero_writes_after_convergence_with_resync_on(
     )
     assert after_writes - before_writes == 0, "a converged controller must not write"
     print(f"2-minute window: {after_reconciles - before_reconciles} reconciles, 0 writes")
+
+
+async def test_shutdown_lets_in_flight_reconciles_finish(
+    cluster: Cluster, api_client: client.ApiClient, namespace: str, gadget_crd: None
+) -> None:
+    await create_gadgets(api_client, [gadget(namespace, "slow")])
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(key: ObjectKey, ctx: ReconcileContext) -> Result:
+        started.set()
+        await asyncio.sleep(2)  # a reconcile in the middle of its writes when SIGTERM arrives
+        finished.set()
+        return Result.done()
+
+    manager = Manager(manager_options(cluster.kubeconfig, namespaces=[namespace]))
+    manager.add_controller(Controller(name="slow", for_=GADGET, reconcile=slow))
+    task = asyncio.create_task(manager.run(handle_signals=False))
+    await asyncio.wait_for(started.wait(), 30)
+    manager.stop()
+    assert await asyncio.wait_for(task, 40) == 0
+    assert finished.is_set(), "the in-flight reconcile was cut short"
