@@ -97,8 +97,21 @@ class _Enqueue:
 
     def __init__(self, runner: ControllerRunner, mapper: Mapper, primary: bool) -> None:
         self._runner = runner
-        self._mapper = mapper
+        self._user_mapper = mapper
         self._primary = primary
+
+    def _mapper(self, obj: Object) -> list[ObjectKey]:
+        """The declared mapper; a failing one is logged and maps to nothing (it must not kill the watch)."""
+        try:
+            return list(self._user_mapper(obj))
+        except Exception as exc:
+            log.error(
+                "event mapper failed; event dropped",
+                controller=self._runner.name,
+                object=str(ObjectKey.of(obj)),
+                error=repr(exc),
+            )
+            return []
 
     def on_add(self, obj: Object, *, initial: bool) -> None:
         self._runner.enqueue(

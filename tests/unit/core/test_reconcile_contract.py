@@ -8,7 +8,14 @@ from controller.core.apply import Applier
 from controller.core.cache import Cache
 from controller.core.client import KubeClient
 from controller.core.clock import ManualClock
-from controller.core.controller import Controller, ControllerRunner, ReconcileContext, Result, TerminalError
+from controller.core.controller import (
+    Controller,
+    ControllerRunner,
+    ReconcileContext,
+    Result,
+    TerminalError,
+    Watch,
+)
 from controller.core.events import EventRecorder
 from controller.core.metrics import Metrics
 from controller.core.resources import ObjectKey, Resource
@@ -98,3 +105,27 @@ async def test_terminal_errors_are_not_retried_until_the_object_changes() -> Non
 def test_requeue_after_needs_a_positive_delay() -> None:
     with pytest.raises(ValueError, match="positive"):
         Result.requeue_after(0)
+
+
+def test_a_failing_watch_mapper_drops_the_event_without_breaking_the_informer() -> None:
+    runner, _, _, metrics = make_runner(Result.done())
+    gizmo = Resource("example.dev", "v1", "Gizmo", "gizmos")
+
+    def broken(obj: dict[str, object]) -> list[ObjectKey]:
+        raise KeyError("spec")
+
+    async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
+        return Result.done()
+
+    watcher = ControllerRunner(
+        Controller("gizmo-watcher", WIDGET, reconcile, watches=[Watch(gizmo, broken)]),
+        cache=runner.cache,
+        applier=runner.applier,
+        events=runner.events,
+        client=runner.client,
+        metrics=metrics,
+        workers=1,
+    )
+    (handler,) = runner.cache.informer(gizmo).handlers
+    handler.on_add({"metadata": {"name": "g", "namespace": "ns"}}, initial=False)  # must not raise
+    assert len(watcher.queue) == 0
