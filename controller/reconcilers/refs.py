@@ -143,43 +143,36 @@ class Resolved:
         return [m for m in self.missing if m.reason != "GroupNotFound"]
 
 
+# (spec field, kind shown in messages, resource, Resolved attribute, reason when missing)
+_OBJECT_REFS = (
+    ("toolConfigRef", "MCPToolConfig", MCPTOOLCONFIG, "tool_config", "ToolConfigNotFound"),
+    (
+        "externalAuthConfigRef",
+        "MCPExternalAuthConfig",
+        MCPEXTERNALAUTHCONFIG,
+        "external_auth",
+        "ExternalAuthConfigNotFound",
+    ),
+    ("groupRef", "MCPGroup", MCPGROUP, "group", "GroupNotFound"),
+)
+
+
 def resolve(cache: Cache, namespace: str, spec: JSON) -> Resolved:
     """Look up every reference of a workload spec (raw dict) in the cache."""
     out = Resolved()
-    name = _ref_name(spec.get("toolConfigRef"))
-    if name:
-        out.tool_config = cache.get(MCPTOOLCONFIG, namespace, name)
-        if out.tool_config is None:
+    for spec_field, kind, resource, attribute, reason in _OBJECT_REFS:
+        name = _ref_name(spec.get(spec_field))
+        if not name:
+            continue
+        found = cache.get(resource, namespace, name)
+        setattr(out, attribute, found)
+        if found is None:
             out.missing.append(
                 Missing(
-                    "spec.toolConfigRef.name",
-                    "ToolConfigNotFound",
-                    f"MCPToolConfig '{name}' does not exist in namespace '{namespace}'; create it or "
-                    "remove spec.toolConfigRef",
-                )
-            )
-    name = _ref_name(spec.get("externalAuthConfigRef"))
-    if name:
-        out.external_auth = cache.get(MCPEXTERNALAUTHCONFIG, namespace, name)
-        if out.external_auth is None:
-            out.missing.append(
-                Missing(
-                    "spec.externalAuthConfigRef.name",
-                    "ExternalAuthConfigNotFound",
-                    f"MCPExternalAuthConfig '{name}' does not exist in namespace '{namespace}'; create it "
-                    "or remove spec.externalAuthConfigRef",
-                )
-            )
-    name = _ref_name(spec.get("groupRef"))
-    if name:
-        out.group = cache.get(MCPGROUP, namespace, name)
-        if out.group is None:
-            out.missing.append(
-                Missing(
-                    "spec.groupRef.name",
-                    "GroupNotFound",
-                    f"MCPGroup '{name}' does not exist in namespace '{namespace}'; create it or remove "
-                    "spec.groupRef",
+                    f"spec.{spec_field}.name",
+                    reason,
+                    f"{kind} '{name}' does not exist in namespace '{namespace}'; create it or remove "
+                    f"spec.{spec_field}",
                 )
             )
     out.missing += _missing_secrets(cache, namespace, spec)
