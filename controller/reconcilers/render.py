@@ -7,10 +7,26 @@ secrets become environment variables filled by the kubelet from ``secretKeyRef``
 
 from __future__ import annotations
 
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.auth_config import (
+    BearerTokenAuth,
+    HeaderInjectionAuth,
+    OAuth2ClientCredentialsAuth,
+    OutboundAuthConfig,
+    SecretValueSource,
+    TokenExchangeAuth,
+)
 from api.auth_config import OIDCConfig as RuntimeOIDCConfig
-from api.common import OIDCConfig
+from api.common import OIDCConfig, SecretKeyRef
+from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import ToolFilterConfig, ToolOverrideConfig
+
+_NOT_ENV_CHARS = re.compile(r"[^A-Z0-9]+")
 
 
 def tool_filter(tool_config: MCPToolConfig | None) -> ToolFilterConfig:
@@ -40,3 +56,70 @@ def inbound_oidc(
         resource_url=oidc.resource_url or default_resource_url,
         insecure_allow_http=inline.insecure_allow_http,
     )
+
+
+def secret_env_name(ref: SecretKeyRef) -> str:
+    """The environment variable a Secret key is exposed as: readable, and unique per (secret, key)."""
+    readable = _NOT_ENV_CHARS.sub("_", f"{ref.name}_{ref.key}".upper()).strip("_")
+    digest = hashlib.sha256(f"{ref.name}/{ref.key}".encode()).hexdigest()[:6].upper()
+    return f"SECRET_{readable}_{digest}"
+
+
+@dataclass
+class SecretEnv:
+    """Secret keys a rendered configuration refers to, as container ``env`` entries (sorted, unique)."""
+
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def source(self, ref: SecretKeyRef) -> SecretValueSource:
+        """Register ``ref`` and return the config's reference to it (the variable, never the value)."""
+        name = secret_env_name(ref)
+        self.entries[name] = {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+        }
+        return SecretValueSource(env=name)
+
+    def env(self) -> list[dict[str, Any]]:
+        return [self.entries[name] for name in sorted(self.entries)]
+
+
+def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> OutboundAuthConfig | None:
+    """An MCPExternalAuthConfig spec as the data plane's outbound auth (None for ``unauthenticated``).
+
+    Raises ValueError (naming the field) when the runtime model refuses the settings, e.g. a plain-http
+    token URL that is not loopback.
+    """
+    if spec.type == "headerInjection" and spec.header_injection is not None:
+        injection = spec.header_injection
+        return HeaderInjectionAuth(
+            header_name=injection.header_name, value_secret_ref=secrets.source(injection.value_secret_ref)
+        )
+    if spec.type == "bearerToken" and spec.bearer_token is not None:
+        return BearerTokenAuth(token_secret_ref=secrets.source(spec.bearer_token.token_secret_ref))
+    if spec.type == "oauth2ClientCredentials" and spec.oauth2_client_credentials is not None:
+        grant = spec.oauth2_client_credentials
+        return OAuth2ClientCredentialsAuth(
+            token_url=grant.token_url,
+            client_id=grant.client_id,
+            client_secret_ref=secrets.source(grant.client_secret_ref),
+            scopes=tuple(grant.scopes or ()),
+            audience=grant.audience,
+        )
+    if spec.type == "tokenExchange" and spec.token_exchange is not None:
+        exchange = spec.token_exchange
+        optional: dict[str, Any] = {}
+        if exchange.subject_token_type:
+            optional["subject_token_type"] = exchange.subject_token_type
+        return TokenExchangeAuth(
+            token_url=exchange.token_url,
+            client_id=exchange.client_id,
+            client_secret_ref=(
+                secrets.source(exchange.client_secret_ref) if exchange.client_secret_ref else None
+            ),
+            audience=exchange.audience,
+            scopes=tuple(exchange.scopes or ()),
+            external_token_header_name=exchange.external_token_header_name,
+            **optional,
+        )
+    return None
