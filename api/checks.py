@@ -11,8 +11,10 @@ from api.common import OIDCConfig, ResourceRequirements
 from api.problems import Problem
 
 __all__ = [
+    "ALWAYS_REFUSED",
     "HEADER_NAME",
     "RESERVED_HEADERS",
+    "address_class",
     "check_oidc",
     "check_resources",
     "is_loopback_host",
@@ -154,15 +156,68 @@ def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
     return problems
 
 
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
+_DNS_HOST = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
+
+
+def address_class(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an IP address is not a public endpoint, or None when it is.
+
+    ``"never"`` classes (loopback excluded) are refused even with ``allowPrivateEndpoint``: link-local
+    (including the cloud metadata address 169.254.169.254 and fe80::/10), unspecified, multicast and
+    reserved. ``"loopback"`` and ``"private"`` (RFC 1918, RFC 6598, fc00::/7, ...) are opt-in. An IPv4
+    address mapped or embedded in IPv6 (``::ffff:10.0.0.1``, 6to4, NAT64 well-known prefix) is judged as
+    the IPv4 address it carries.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in ipaddress.ip_network("64:ff9b::/96"):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return address_class(embedded)
+    if address.is_link_local:
+        return "link-local"
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_private or (
+        isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE
+    ):
+        return "private"
+    if address.is_reserved:
+        return "reserved"
+    return None
+
+
+#: Address classes refused even with allowPrivateEndpoint.
+ALWAYS_REFUSED = frozenset({"link-local", "unspecified", "multicast", "reserved"})
+
+
 def remote_url_problems(url: str, field: str, *, allow_private: bool) -> list[Problem]:
-    """What is wrong with a remote MCP URL (no DNS lookup: only what the URL itself says)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    if parts.scheme not in ("http", "https") or not host:
-        return [
-            Problem(field, f"{url!r} is not an absolute http(s) URL; write e.g. https://mcp.example.com/mcp")
-        ]
-    if parts.username or parts.password:
+    """What is wrong with a remote MCP URL (no DNS lookup: only what the URL itself says).
+
+    Refused always: a scheme other than http(s), a missing or malformed host, credentials in the URL,
+    loopback, cloud metadata, the API server, link-local, unspecified, multicast and reserved addresses.
+    Refused unless ``allow_private``: private addresses (IPv4 and IPv6) and in-cluster names.
+    """
+    example = "write e.g. https://mcp.example.com/mcp"
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        return [Problem(field, f"{url!r} is not a valid URL ({exc}); {example}")]
+    if parts.scheme not in ("http", "https"):
+        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        return [Problem(field, f"{url!r} has {scheme}; only http and https are supported, {example}")]
+    if not host:
+        return [Problem(field, f"{url!r} has no host; {example}")]
+    if parts.username is not None or parts.password is not None:
         return [
             Problem(
                 field,
@@ -171,24 +226,21 @@ def remote_url_problems(url: str, field: str, *, allow_private: bool) -> list[Pr
             )
         ]
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return [Problem(field, f"{url!r} has an invalid port; use a number between 1 and 65535")]
-    if is_loopback_host(host) or host in _CLOUD_METADATA_HOSTS or host.startswith("kubernetes.default"):
-        return [
-            Problem(
-                field, f"host {host!r} is loopback, cloud metadata or the API server and is always refused"
-            )
-        ]
-    try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:
         address = None
-    if address is not None and (address.is_link_local or address.is_unspecified or address.is_multicast):
-        return [
-            Problem(field, f"address {host} is link-local, unspecified or multicast and is always refused")
-        ]
-    private = (address is not None and address.is_private) or host.endswith(_CLUSTER_HOST_SUFFIXES)
+    if address is None and not _DNS_HOST.match(host):
+        return [Problem(field, f"host {host!r} is neither a DNS name nor an IP address; {example}")]
+    kind = address_class(address) if address is not None else None
+    if host in _CLOUD_METADATA_HOSTS:
+        return [Problem(field, f"host {host!r} is the cloud metadata service and is always refused")]
+    if host.startswith("kubernetes.default"):
+        return [Problem(field, f"host {host!r} is the Kubernetes API server and is always refused")]
+    if is_loopback_host(host) or kind == "loopback":
+        return [Problem(field, f"host {host!r} is loopback (the proxy pod itself) and is always refused")]
+    if kind in ALWAYS_REFUSED:
+        return [Problem(field, f"address {host} is {kind} and is always refused; use a public address")]
+    private = kind == "private" or host.endswith(_CLUSTER_HOST_SUFFIXES)
     if private and not allow_private:
         return [
             Problem(
