@@ -135,6 +135,9 @@ class HttpBackend(_Model):
     """Extra headers sent on every backend request."""
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     """Connect / read timeout of one HTTP exchange with the backend (not of a whole tool call)."""
+    allow_private_endpoint: bool = False
+    """Allow the backend's host to resolve to a private or loopback address (``gateway.ssrf``): true for
+    in-cluster backends, false for remote servers unless ``MCPRemoteProxy.spec.allowPrivateEndpoint``."""
 
     @field_validator("url")
     @classmethod
