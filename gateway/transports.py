@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from api.auth_config import HeaderForwardConfig, SecretValueSource
 from api.proxy_config import AttachBackend, BackendConfig, HttpBackend, StdioBackend
 from gateway.backend import Streams, TransportFactory
+from gateway.ssrf import check_endpoint
 
 __all__ = ["describe_backend", "transport_for"]
 
@@ -81,6 +82,7 @@ def _stdio(config: StdioBackend) -> TransportFactory:
 def _http(config: HttpBackend) -> TransportFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
+        await check_endpoint(config.url, allow_private=config.allow_private_endpoint)
         headers = _headers(config.header_forward, config)
         if config.transport == "sse":
             async with sse_client(config.url, headers=headers, timeout=config.timeout_seconds) as streams:
