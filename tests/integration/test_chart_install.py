@@ -129,6 +129,21 @@ def test_operator_chart_upgrade_adds_a_disruption_budget_for_more_replicas(
         delete_namespaces(cluster, namespace)
 
 
+def contains(expected: Any, actual: Any) -> bool:
+    """``actual`` holds everything in ``expected`` (defaults may add more; pruning would remove some)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and contains(value, actual[key]) for key, value in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(contains(e, a) for e, a in zip(expected, actual, strict=True))
+        )
+    return bool(expected == actual)
+
+
 def printer_columns(crd: dict[str, Any]) -> list[str]:
     (served,) = [version for version in crd["spec"]["versions"] if version.get("storage")]
     return [column["name"].upper() for column in served.get("additionalPrinterColumns", [])]
@@ -144,6 +159,17 @@ def test_examples_apply_and_kubectl_get_mcp_shows_printer_columns(
         for example in examples:
             applied = cluster.kubectl("apply", "-n", namespace, "-f", str(example), check=False)
             assert applied.returncode == 0, f"{example.name}: {applied.stderr}"
+        for example in examples:
+            for doc in yaml.safe_load_all(example.read_text()):
+                if not doc or not doc["apiVersion"].startswith("mcp-operator.dev/"):
+                    continue
+                live = cluster.kubectl(
+                    "get", doc["kind"], doc["metadata"]["name"], "-n", namespace, "-o", "json"
+                )
+                spec = json.loads(live.stdout)["spec"]
+                assert contains(doc["spec"], spec), (
+                    f"{example.name}: {doc['kind']} fields were pruned: {spec}"
+                )
         listed = cluster.kubectl("get", "mcp", "-A")
         tables = [block for block in listed.stdout.split("\n\n") if block.strip()]
         headers = {}
@@ -171,6 +197,7 @@ def test_examples_apply_and_kubectl_get_mcp_shows_printer_columns(
         delete_namespaces(cluster, namespace)
 
 
+@pytest.mark.usefixtures("controller_manager")  # finishes deleting the namespace afterwards
 def test_install_manifest_applies_with_kubectl(cluster: Cluster, crd_release: CrdRelease) -> None:
     """The plain-kubectl install: CRDs dry-run on the server (the CRD release owns them), the rest real."""
     documents = [doc for doc in yaml.safe_load_all((ROOT / "manifests" / "install.yaml").read_text()) if doc]
@@ -183,6 +210,8 @@ def test_install_manifest_applies_with_kubectl(cluster: Cluster, crd_release: Cr
         )  # fmt: skip
         assert dry_run.returncode == 0, dry_run.stderr
     manifest = yaml.safe_dump_all(rest)
+    namespace = rest[0]["metadata"]["name"]
+    cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=90s", check=False)
     try:
         applied = cluster.kubectl("apply", "--server-side", "-f", "-", input=manifest, check=False)
         assert applied.returncode == 0, applied.stderr
