@@ -11,7 +11,9 @@ from controller.reconcilers.settings import ReconcilerSettings
 
 def register(manager: Manager, settings: ReconcilerSettings | None = None) -> None:
     """Add the MCP controllers to ``manager``."""
-    from controller.reconcilers import mcpserver  # noqa: PLC0415 - keeps `import controller.reconcilers` light
+    # Imported here so that `import controller.reconcilers` stays light.
+    from controller.reconcilers import mcpgroup, mcpserver  # noqa: PLC0415
 
     settings = settings or ReconcilerSettings.from_env()
     mcpserver.register(manager, settings)
+    mcpgroup.register(manager)
