@@ -206,11 +206,15 @@ class BackendConnection:
         while not self._stopping:
             with anyio.move_on_after(failure.health_check_interval):
                 await self._broken.wait()
+            if self._stopping:
+                break
             if self._broken.is_set():
                 raise BackendUnavailableError(self.health.last_error or "backend failed")
             with anyio.fail_after(failure.health_check_timeout):
                 await self._refresh("tools", client)
             self._record_ok()
+        # Stopping: keep the session open for the calls still in flight; stop() bounds the wait.
+        await self._idle.wait()
 
     async def stop(self, *, drain_timeout: float) -> None:
         """Stop after in-flight calls finish (at most ``drain_timeout`` seconds), then disconnect."""

@@ -18,6 +18,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
+from mcp.shared.exceptions import MCPError
 
 from .test_vmcp_support import (
     BIN,
@@ -260,7 +261,81 @@ async def test_filters_hide_and_block_tools(stack: Stack) -> None:
     )
     names, _ = await _gateway_client_call(stack, "auto", [])
     assert sorted(n for n in names if n.startswith("git_")) == ["git_git_log", "git_git_status"]
-    target = f"{stack.gateway}/mcp"
-    async with Client(target) as client:
-        with pytest.raises(Exception, match="Unknown tool"):
-            await client.call_tool("git_git_diff_unstaged", {"repo_path": "."})
+    assert await _call_error(stack, "git_git_diff_unstaged", {"repo_path": "."}) == (
+        "Unknown tool: git_git_diff_unstaged"
+    )
+
+
+async def _call_error(stack: Stack, tool: str, args: dict[str, Any]) -> str:
+    """The protocol error the gateway answers a call with (fails when the call succeeds)."""
+    try:
+        async with Client(f"{stack.gateway}/mcp") as client:
+            await client.call_tool(tool, args)
+    except BaseException as exc:  # the client's task group wraps the MCPError
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+        if isinstance(exc, MCPError):
+            return exc.message
+        raise
+    raise AssertionError(f"calling {tool} succeeded")
+
+
+async def test_a_dead_backend_degrades_the_gateway_and_it_recovers_when_the_backend_returns(
+    stack: Stack,
+) -> None:
+    port = free_port()
+    spare = fixture_server("spare", port, stack.logdir)
+    stack.procs["spare"] = spare
+    stack.urls["spare"], stack.transports["spare"] = f"http://127.0.0.1:{port}/mcp", "streamable-http"
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: stack.configure(stack.backends("fixture", "everything", "spare"))
+        )
+        spare.stop()
+        status = await anyio.to_thread.run_sync(
+            lambda: wait_until(lambda: (s := stack.status())["phase"] == "Degraded" and s, what="Degraded")
+        )
+        dead = next(b for b in status["backends"] if b["name"] == "spare")
+        assert dead["health"] == "unavailable" and dead["lastError"]
+        names, texts = await _gateway_client_call(stack, "auto", [("fixture_echo", {"message": "alive"})])
+        assert texts == ["fixture: alive"]
+        assert "everything_echo" in names
+        # A dead backend's tools are withdrawn until it is back; calling one is refused at once.
+        assert not [n for n in names if n.startswith("spare_")]
+        assert await _call_error(stack, "spare_echo", {"message": "x"}) == "Unknown tool: spare_echo"
+
+        stack.procs["spare"] = fixture_server("spare", port, stack.logdir)
+        await anyio.to_thread.run_sync(
+            lambda: wait_until(lambda: stack.status()["phase"] == "Ready", what="Ready again")
+        )
+        _, texts = await _gateway_client_call(stack, "legacy", [("spare_echo", {"message": "back"})])
+        assert texts == ["spare: back"]
+    finally:
+        stack.procs.pop("spare").stop()
+        del stack.urls["spare"], stack.transports["spare"]
+
+
+async def test_a_reload_adds_and_removes_backends_without_dropping_calls_in_flight(stack: Stack) -> None:
+    ports = {"old": free_port(), "new": free_port()}
+    for name, port in ports.items():
+        stack.procs[name] = fixture_server(name, port, stack.logdir)
+        stack.urls[name], stack.transports[name] = f"http://127.0.0.1:{port}/mcp", "streamable-http"
+    try:
+        await anyio.to_thread.run_sync(lambda: stack.configure(stack.backends("fixture", "old")))
+        results: dict[str, list[str]] = {}
+
+        async def slow_call() -> None:
+            _, results["old"] = await _gateway_client_call(stack, "auto", [("old_slow", {"seconds": 3})])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow_call)
+            await anyio.sleep(1.0)  # the call is on its way to "old" when the config drops it
+            await anyio.to_thread.run_sync(lambda: stack.configure(stack.backends("fixture", "new")))
+            names, texts = await _gateway_client_call(stack, "auto", [("new_echo", {"message": "n"})])
+        assert results["old"] == ["old: slept 3.0"]
+        assert "new_echo" in names and not any(n.startswith("old_") for n in names)
+        assert texts == ["new: n"]
+    finally:
+        for name in ports:
+            stack.procs.pop(name).stop()
+            del stack.urls[name], stack.transports[name]
