@@ -21,7 +21,7 @@ EXAMPLE_DOCS = [
     doc
     for path in sorted((ROOT / "examples").glob("*.yaml"))
     for doc in yaml.safe_load_all(path.read_text())
-    if doc
+    if doc and str(doc.get("apiVersion", "")).startswith("mcp-operator.dev/")  # not the Secrets they carry
 ]
 TOOLHIVE_DOCS = [
     yaml.safe_load(p.read_text()) for p in sorted((ROOT / "tests" / "fixtures" / "toolhive").glob("*.yaml"))
