@@ -339,3 +339,32 @@ async def test_a_reload_adds_and_removes_backends_without_dropping_calls_in_flig
         for name in ports:
             stack.procs.pop(name).stop()
             del stack.urls[name], stack.transports[name]
+
+
+async def _fastmcp_tool_names(stack: Stack) -> list[str]:
+    """The oracle: fastmcp's composition (mount with namespace) over the same backends, listed in-process."""
+    import fastmcp  # noqa: PLC0415 - a test oracle only, never imported by the product
+    from fastmcp.server import create_proxy  # noqa: PLC0415
+
+    composite = fastmcp.FastMCP("oracle")
+    for name, url in sorted(stack.urls.items()):
+        # mode="auto": without it fastmcp mirrors the front's era onto legacy-only backends (see docs/vmcp.md)
+        composite.mount(create_proxy(url, mode="auto"), namespace=name)
+    async with fastmcp.Client(composite) as client:
+        return sorted(t.name for t in await client.list_tools())
+
+
+async def test_prefix_agrees_with_fastmcp_namespaced_mounts(stack: Stack) -> None:
+    await anyio.to_thread.run_sync(stack.configure)
+    ours, _ = await _gateway_client_call(stack, "auto", [])
+    theirs = await _fastmcp_tool_names(stack)
+    # Documented difference (docs/vmcp.md): fastmcp's proxy client advertises sampling, elicitation and
+    # roots, so server-everything adds tools that it hides from a client (like ours) that does not.
+    capability_gated = {
+        "everything_get-roots-list",
+        "everything_trigger-elicitation-request",
+        "everything_trigger-sampling-request",
+        "everything_trigger-url-elicitation",
+    }
+    assert sorted(set(theirs) - capability_gated) == ours
+    assert set(ours) <= set(theirs)
