@@ -254,4 +254,7 @@ def dump_proxy_config(config: ProxyConfig) -> str:
     data = config.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     data["backend"] = config.backend.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     data["backend"]["type"] = config.backend.type
+    auth = getattr(config.backend, "auth", None)
+    if auth is not None:  # a discriminator must survive exclude_defaults, or the file does not load back
+        data["backend"]["auth"]["type"] = auth.type
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
