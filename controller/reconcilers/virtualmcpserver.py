@@ -1,0 +1,316 @@
+"""The VirtualMCPServer controller: resolve the group's members from the cache, render the gateway's
+config into ConfigMap ``<name>-vmcp``, apply the children, write status.
+
+Membership and URL changes only rewrite the ConfigMap (the gateway hot-reloads it); the Deployment's pod
+template changes only for what the gateway reads at start-up. Reads only the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.auth_config import OutboundAuthConfig
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
+from api.mcptoolconfig import MCPToolConfig
+from api.problems import format_problems
+from api.validation import parse_and_validate
+from api.virtualmcpserver import VirtualMCPServer
+from controller.core import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    SERVICE,
+    SERVICEACCOUNT,
+    Cache,
+    Controller,
+    ObjectKey,
+    ReconcileContext,
+    Resource,
+    Result,
+    Watch,
+    is_being_deleted,
+    owner_reference,
+)
+from controller.core.manager import Manager
+from controller.reconcilers import virtualmcpserver_build as build
+from controller.reconcilers.children import JSON
+from controller.reconcilers.kinds import (
+    MCPEXTERNALAUTHCONFIG,
+    MCPGROUP,
+    MCPREMOTEPROXY,
+    MCPSERVER,
+    MCPTOOLCONFIG,
+    VIRTUALMCPSERVER,
+)
+from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
+from controller.reconcilers.refs import (
+    EXTERNAL_AUTH_INDEX,
+    GROUP_INDEX,
+    Missing,
+    index_external_auth,
+    index_group,
+)
+from controller.reconcilers.render import SecretEnv, outbound_auth
+from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.status import invalid_status, workload_state
+from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
+
+OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT)
+VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
+VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
+
+
+def _names(obj: JSON, values: list[Any]) -> list[str]:
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    return sorted({f"{namespace}/{v['name']}" for v in values if isinstance(v, dict) and v.get("name")})
+
+
+def index_vmcp_external_auth(obj: JSON) -> list[str]:
+    """The MCPExternalAuthConfigs a VirtualMCPServer's ``spec.outgoingAuth`` names."""
+    outgoing = (obj.get("spec") or {}).get("outgoingAuth") or {}
+    entries = [outgoing.get("default"), *((outgoing.get("backends") or {}).values())]
+    return _names(obj, [e.get("externalAuthConfigRef") for e in entries if isinstance(e, dict)])
+
+
+def index_vmcp_tool_config(obj: JSON) -> list[str]:
+    """The MCPToolConfigs a VirtualMCPServer's ``spec.config.aggregation.tools[]`` name."""
+    tools = (((obj.get("spec") or {}).get("config") or {}).get("aggregation") or {}).get("tools") or []
+    return _names(obj, [t.get("toolConfigRef") for t in tools if isinstance(t, dict)])
+
+
+def register_indexes(cache: Cache) -> None:
+    cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
+    register_member_indexes(cache)
+    for resource in MEMBER_KINDS:
+        cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
+
+
+def watches(cache: Cache) -> list[Watch]:
+    """Enqueue the VirtualMCPServers affected by a group, a member, an auth config or a tool config."""
+
+    def by(index: str) -> Callable[[str], list[ObjectKey]]:
+        return lambda value: [ObjectKey.of(o) for o in cache.by_index(VIRTUALMCPSERVER, index, value)]
+
+    def own_key(obj: JSON) -> str:
+        meta = obj.get("metadata") or {}
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+    def of_member(member: JSON) -> list[ObjectKey]:
+        return [key for group in index_group(member) for key in by(GROUP_INDEX)(group)]
+
+    def of_auth_config(config: JSON) -> list[ObjectKey]:
+        keys = by(VMCP_EXTERNAL_AUTH_INDEX)(own_key(config))
+        for resource in MEMBER_KINDS:  # `discovered` auth: the members using it, then their gateways
+            for member in cache.by_index(resource, EXTERNAL_AUTH_INDEX, own_key(config)):
+                keys += of_member(member)
+        return sorted(set(keys), key=str)
+
+    return [
+        Watch(MCPGROUP, lambda group: by(GROUP_INDEX)(own_key(group))),
+        Watch(MCPSERVER, of_member),
+        Watch(MCPREMOTEPROXY, of_member),
+        Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
+        Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
+    ]
+
+
+@dataclass
+class Resolution:
+    """The group's members turned into backends, and whatever could not be resolved."""
+
+    members: list[build.Member] = field(default_factory=list)
+    backends: list[build.Backend] = field(default_factory=list)
+    tool_configs: dict[str, MCPToolConfig | None] = field(default_factory=dict)
+    secrets: SecretEnv = field(default_factory=SecretEnv)
+    missing: list[Missing] = field(default_factory=list)
+
+
+def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
+    """Members with a ``status.url`` become backends; a backend whose outbound auth cannot be resolved
+    is left out (never contacted without the credential it needs) and reported."""
+    out = Resolution()
+    group = vmcp.spec.group_ref.name
+    taken: dict[str, str] = {}
+    for resource in MEMBER_KINDS:
+        for raw in members(cache, resource, namespace, group):
+            member = build.member_from_raw(resource.kind, raw)
+            if member.name in taken:
+                out.missing.append(
+                    Missing(
+                        "spec.groupRef",
+                        "DuplicateBackendName",
+                        f"{member.kind} '{member.name}' has the same name as {taken[member.name]} "
+                        f"'{member.name}' in group '{group}'; rename one (backend names must be unique)",
+                    )
+                )
+                continue
+            taken[member.name] = member.kind
+            out.members.append(member)
+            if member.url is None:
+                continue
+            resolved, auth = _auth(cache, vmcp, namespace, member, out)
+            if resolved:
+                out.backends.append(build.Backend(member, auth))
+    for entry in vmcp.spec.config.aggregation.tools or []:
+        if entry.tool_config_ref is not None:
+            out.tool_configs[entry.tool_config_ref.name] = _tool_config(
+                cache, namespace, entry.tool_config_ref.name, entry.workload, out.missing
+            )
+    return out
+
+
+def _auth(
+    cache: Cache, vmcp: VirtualMCPServer, namespace: str, member: build.Member, out: Resolution
+) -> tuple[bool, OutboundAuthConfig | None]:
+    name = build.auth_config_name(vmcp, member)
+    if name is None:
+        return True, None
+    where = f"outbound auth of backend '{member.name}'"
+    raw = cache.get(MCPEXTERNALAUTHCONFIG, namespace, name)
+    if raw is None:
+        out.missing.append(
+            Missing(
+                "spec.outgoingAuth",
+                "ExternalAuthConfigNotFound",
+                f"MCPExternalAuthConfig '{name}' ({where}) does not exist in namespace '{namespace}'; "
+                "create it or change spec.outgoingAuth",
+            )
+        )
+        return False, None
+    try:
+        config = MCPExternalAuthConfig.model_validate(raw)
+        return True, outbound_auth(config.spec, out.secrets)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        out.missing.append(
+            Missing(
+                "spec.outgoingAuth",
+                "ExternalAuthConfigInvalid",
+                f"MCPExternalAuthConfig '{name}' ({where}) cannot be used: {detail}; fix it",
+            )
+        )
+        return False, None
+
+
+def _tool_config(
+    cache: Cache, namespace: str, name: str, workload: str, missing: list[Missing]
+) -> MCPToolConfig | None:
+    raw = cache.get(MCPTOOLCONFIG, namespace, name)
+    try:
+        return MCPToolConfig.model_validate(raw) if raw is not None else None
+    except ValidationError:
+        pass
+    state = "does not exist" if raw is None else "is invalid"
+    missing.append(
+        Missing(
+            "spec.config.aggregation.tools",
+            "ToolConfigNotFound" if raw is None else "ToolConfigInvalid",
+            f"MCPToolConfig '{name}' (tools of backend '{workload}') {state} in namespace '{namespace}'; "
+            "the backend's tools are hidden until it is fixed",
+        )
+    )
+    return None
+
+
+class VirtualMCPServerReconciler:
+    """``reconcile(key, ctx)`` for VirtualMCPServer objects."""
+
+    def __init__(self, settings: ReconcilerSettings) -> None:
+        self.settings = settings
+
+    def controller(self, manager: Manager) -> Controller:
+        register_indexes(manager.cache)
+        return Controller(
+            name="virtualmcpserver",
+            for_=VIRTUALMCPSERVER,
+            reconcile=self.reconcile,
+            owns=list(OWNED),
+            watches=watches(manager.cache),
+        )
+
+    async def reconcile(self, key: ObjectKey, ctx: ReconcileContext) -> Result:
+        raw = ctx.cache.get(VIRTUALMCPSERVER, key.namespace, key.name)
+        if raw is None or is_being_deleted(raw):
+            return Result.done()  # the garbage collector removes the children
+        meta = raw.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
+        previous: JSON = raw.get("status") or {}
+
+        parsed, problems = parse_and_validate(raw)
+        if isinstance(parsed, VirtualMCPServer):
+            problems = sorted(problems + build.build_problems(parsed))
+        if problems or not isinstance(parsed, VirtualMCPServer):
+            status, events = invalid_status(previous, generation, format_problems(problems))
+            await ctx.applier.apply_status(raw, status)
+            await _emit(ctx, raw, events)
+            return Result.done()  # terminal until the spec changes
+
+        vmcp = parsed
+        group_name = vmcp.spec.group_ref.name
+        group = ctx.cache.get(MCPGROUP, key.namespace, group_name)
+        if group is None:
+            observed = Observed(
+                group_name,
+                group_found=False,
+                group_ready=False,
+                missing=[
+                    Missing(
+                        "spec.groupRef.name",
+                        "GroupNotFound",
+                        f"MCPGroup '{group_name}' does not exist in namespace '{key.namespace}'; create it "
+                        "or change spec.groupRef",
+                    )
+                ],
+            )
+        else:
+            resolution = resolve_backends(ctx.cache, vmcp, key.namespace)
+            config = build.build_vmcp_config(
+                vmcp, resolution.backends, self.settings, resolution.tool_configs
+            )
+            desired = build.build_children(
+                vmcp, owner_reference(raw), self.settings, config, resolution.secrets.env()
+            )
+            for child in desired:
+                await ctx.applier.apply(child)
+            await _delete_unwanted_account(ctx, vmcp, str(meta.get("uid")))
+            observed = Observed(
+                group_name,
+                group_found=True,
+                group_ready=(group.get("status") or {}).get("phase") == "Ready",
+                members=resolution.members,
+                backends=frozenset(b.member.name for b in resolution.backends),
+                missing=resolution.missing,
+                gateway=workload_state(ctx.cache.get(DEPLOYMENT, key.namespace, key.name), "Deployment"),
+            )
+        status, events = vmcp_status(previous, generation, build.service_url(vmcp, self.settings), observed)
+        await ctx.applier.apply_status(raw, status)
+        await _emit(ctx, raw, events)
+        return Result.done()
+
+
+async def _delete_unwanted_account(ctx: ReconcileContext, vmcp: VirtualMCPServer, uid: str) -> None:
+    """With ``spec.serviceAccount`` set, the account we created earlier is no longer wanted."""
+    if vmcp.spec.service_account is None:
+        return
+    namespace = vmcp.metadata.namespace or ""
+    name = build.Names(vmcp.metadata.name or "").account
+    account = ctx.cache.get(SERVICEACCOUNT, namespace, name)
+    owners = ((account or {}).get("metadata") or {}).get("ownerReferences") or []
+    if account is not None and any(o.get("uid") == uid for o in owners):
+        await ctx.applier.delete(SERVICEACCOUNT, namespace, name, uid=account["metadata"].get("uid"))
+
+
+async def _emit(ctx: ReconcileContext, raw: JSON, events: list[tuple[str, str, str]]) -> None:
+    for type_, reason, message in events:
+        await ctx.events.record(raw, type_, reason, message)
+
+
+def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:
+    """Add the VirtualMCPServer controller to ``manager``."""
+    reconciler = VirtualMCPServerReconciler(settings or ReconcilerSettings.from_env())
+    return manager.add_controller(reconciler.controller(manager))

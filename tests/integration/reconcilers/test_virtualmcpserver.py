@@ -1,0 +1,274 @@
+"""VirtualMCPServer on the real kube-apiserver: the ConfigMap follows the group's members without rolling
+the gateway, a missing group gives Pending, and health written by the gateway is kept and read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from tests.integration.reconcilers.conftest import GROUP, VERSION, Api, Operator, condition, eventually
+
+PLURAL = "virtualmcpservers"
+GATEWAY_MANAGER = "mcp-operator-vmcp"
+
+
+def vmcp(name: str, group: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "VirtualMCPServer",
+        "metadata": {"name": name},
+        "spec": {"groupRef": {"name": group}, "incomingAuth": {"type": "anonymous"}, **spec},
+    }
+
+
+def group(name: str) -> dict[str, Any]:
+    return {"kind": "MCPGroup", "metadata": {"name": name}, "spec": {}}
+
+
+def server(name: str, group_name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "MCPServer",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "ghcr.io/example/mcp:1",
+            "transport": "streamable-http",
+            "groupRef": {"name": group_name},
+            **spec,
+        },
+    }
+
+
+async def config_of(kube: Api, name: str) -> dict[str, Any] | None:
+    cm = await kube.child("ConfigMap", f"{name}-vmcp")
+    if cm is None:
+        return None
+    loaded: dict[str, Any] = yaml.safe_load(cm["data"]["vmcp.yaml"])
+    return loaded
+
+
+async def member_urls(kube: Api, members: list[tuple[str, str]]) -> dict[str, str]:
+    """name -> the member's current status.url (as its own reconciler or the test published it)."""
+    urls = {}
+    for plural, name in members:
+        url = ((await kube.get(plural, name)).get("status") or {}).get("url")
+        if url:
+            urls[name] = url
+    return urls
+
+
+async def backends_equal_members(kube: Api, name: str, members: list[tuple[str, str]]) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        config = await config_of(kube, name)
+        expected = await member_urls(kube, members)
+        if config is None or len(expected) != len(members):
+            return None
+        got = {b["name"]: b["url"] for b in config.get("backends", [])}
+        return config if got == expected else None
+
+    result: dict[str, Any] = await eventually(check, what=f"ConfigMap of {name} listing exactly {members}")
+    return result
+
+
+async def vmcp_status(kube: Api, name: str, **expected: Any) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        obj = await kube.get(PLURAL, name)
+        status = obj.get("status") or {}
+        return obj if all(status.get(k) == v for k, v in expected.items()) else None
+
+    result: dict[str, Any] = await eventually(check, what=f"VirtualMCPServer {name} status {expected}")
+    return result
+
+
+async def url_contains(kube: Api, plural: str, name: str, part: str) -> None:
+    async def check() -> bool:
+        return part in (((await kube.get(plural, name)).get("status") or {}).get("url") or "")
+
+    await eventually(check, what=f"{name} publishing a url with {part}")
+
+
+def pod_template(deployment: dict[str, Any]) -> str:
+    return json.dumps(deployment["spec"]["template"], sort_keys=True)
+
+
+async def publish_url(kube: Api, plural: str, name: str, url: str) -> None:
+    """Set a member's status.url as its reconciler would (for kinds no reconciler serves in this run)."""
+    await kube.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        kube.ns,
+        plural,
+        name,
+        {"status": {"url": url}},
+        _content_type="application/merge-patch+json",
+    )
+
+
+async def test_configmap_follows_members_without_rollout(operator: Operator, kube: Api) -> None:
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("mcpservers", server("alpha", "team"))
+    await kube.create("mcpservers", server("beta", "team", transport="sse"))
+    await kube.create(PLURAL, vmcp("gw", "team"))
+
+    members = [("mcpservers", "alpha"), ("mcpservers", "beta")]
+    config = await backends_equal_members(kube, "gw", members)
+    assert config["name"] == "gw"
+    transports = {b["name"]: b["transport"] for b in config["backends"]}
+    assert transports == {"alpha": "streamable-http", "beta": "sse"}
+    deployment = await eventually(lambda: kube.child("Deployment", "gw"), what="gateway Deployment")
+    template, generation = pod_template(deployment), deployment["metadata"]["generation"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][:3] == [
+        "vmcp",
+        "--config",
+        "/etc/mcp-operator/vmcp.yaml",
+    ]
+    for kind, child in (("Service", "gw"), ("ServiceAccount", "gw-vmcp")):
+        found = await kube.child(kind, child)
+        assert found is not None, kind
+        assert found["metadata"]["ownerReferences"][0]["name"] == "gw"
+
+    # Add a member: a remote proxy (its URL published as its reconciler does).
+    await kube.create(
+        "mcpremoteproxies",
+        {
+            "kind": "MCPRemoteProxy",
+            "metadata": {"name": "saas"},
+            "spec": {"remoteUrl": "https://mcp.example.com/mcp", "groupRef": {"name": "team"}},
+        },
+    )
+    if not (await kube.get("mcpremoteproxies", "saas")).get("status", {}).get("url"):
+        await publish_url(
+            kube, "mcpremoteproxies", "saas", f"http://saas.{kube.ns}.svc.cluster.local:8080/mcp"
+        )
+    members.append(("mcpremoteproxies", "saas"))
+    await backends_equal_members(kube, "gw", members)
+
+    # Re-point a member's URL (its proxy port changes), then move another member to a different group.
+    await kube.patch("mcpservers", "alpha", {"spec": {"proxyPort": 9090}})
+    await url_contains(kube, "mcpservers", "alpha", ":9090/")
+    config = await backends_equal_members(kube, "gw", members)
+    assert ":9090/" in next(b["url"] for b in config["backends"] if b["name"] == "alpha")
+    await kube.create("mcpgroups", group("elsewhere"))
+    await kube.patch("mcpservers", "beta", {"spec": {"groupRef": {"name": "elsewhere"}}})
+    members.remove(("mcpservers", "beta"))
+    await backends_equal_members(kube, "gw", members)
+
+    # Remove a member.
+    await kube.delete("mcpremoteproxies", "saas")
+    members.remove(("mcpremoteproxies", "saas"))
+    await backends_equal_members(kube, "gw", members)
+
+    status = await vmcp_status(kube, "gw", backendCount=1)
+    assert [b["name"] for b in status["status"]["discoveredBackends"]] == ["alpha"]
+    after = await kube.child("Deployment", "gw")
+    assert after is not None
+    assert after["metadata"]["generation"] == generation, "membership changes must not roll the gateway"
+    assert pod_template(after) == template
+
+
+async def test_missing_group_pending_then_resolves(operator: Operator, kube: Api) -> None:
+    await kube.create(PLURAL, vmcp("gw", "later"))
+    obj = await vmcp_status(kube, "gw", phase="Pending")
+    refs = condition(obj, "ResolvedRefs")
+    assert refs is not None and refs["status"] == "False" and refs["reason"] == "GroupNotFound"
+    assert "'later'" in refs["message"]
+    assert await kube.child("ConfigMap", "gw-vmcp") is None
+
+    await kube.create("mcpgroups", group("later"))
+    await kube.create("mcpservers", server("alpha", "later"))
+    await backends_equal_members(kube, "gw", [("mcpservers", "alpha")])
+    obj = await kube.get(PLURAL, "gw")
+    assert obj["metadata"]["generation"] == 1, "the VirtualMCPServer itself was not edited"
+    await eventually(
+        lambda: _condition_is(kube, "gw", "ResolvedRefs", "True"), what="ResolvedRefs=True after the group"
+    )
+
+    # Pending until a gateway pod is ready; then Ready, with the url clients use.
+    assert (await kube.get(PLURAL, "gw"))["status"]["phase"] == "Pending"
+    await kube.mark_ready("Deployment", "gw")
+    obj = await vmcp_status(kube, "gw", phase="Ready")
+    assert obj["status"]["url"] == f"http://gw.{kube.ns}.svc.cluster.local:4483/mcp"
+    assert obj["status"]["backendCount"] == 1
+    assert obj["status"]["discoveredBackends"][0]["status"] == "unknown"  # no health written yet
+
+
+async def test_gateway_health_is_kept_and_gives_degraded(operator: Operator, kube: Api) -> None:
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("mcpservers", server("alpha", "team"))
+    await kube.create("mcpservers", server("beta", "team"))
+    await kube.create(PLURAL, vmcp("gw", "team"))
+    await backends_equal_members(kube, "gw", [("mcpservers", "alpha"), ("mcpservers", "beta")])
+    await eventually(lambda: kube.child("Deployment", "gw"), what="gateway Deployment")
+    await kube.mark_ready("Deployment", "gw")
+    await vmcp_status(kube, "gw", phase="Ready", backendCount=2)
+
+    # The gateway writes health with its own field manager: only the health keys of each item.
+    health = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VirtualMCPServer",
+        "metadata": {"name": "gw", "namespace": kube.ns},
+        "status": {
+            "discoveredBackends": [
+                {"name": "alpha", "status": "ready", "lastHealthCheck": "2026-01-01T00:00:00Z"},
+                {"name": "beta", "status": "unavailable", "message": "connection refused"},
+            ]
+        },
+    }
+    await kube.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        kube.ns,
+        PLURAL,
+        "gw",
+        health,
+        field_manager=GATEWAY_MANAGER,
+        _content_type="application/apply-patch+yaml",
+    )
+    obj = await vmcp_status(kube, "gw", phase="Degraded", backendCount=1)
+    ready = condition(obj, "Ready")
+    assert ready is not None and ready["status"] == "True" and "beta" in ready["message"]
+
+    # An operator write (a member's URL changes) keeps the gateway's health fields.
+    await kube.patch("mcpservers", "alpha", {"spec": {"proxyPort": 9090}})
+    await url_contains(kube, "mcpservers", "alpha", ":9090/")
+    await backends_equal_members(kube, "gw", [("mcpservers", "alpha"), ("mcpservers", "beta")])
+
+    async def url_moved() -> dict[str, Any] | None:
+        obj = await kube.get(PLURAL, "gw")
+        items = {b["name"]: b for b in obj["status"]["discoveredBackends"]}
+        return items if ":9090/" in items["alpha"].get("url", "") else None
+
+    items = await eventually(url_moved, what="discoveredBackends url updated by the operator")
+    assert items["alpha"]["status"] == "ready" and items["alpha"]["lastHealthCheck"]
+    assert items["beta"]["status"] == "unavailable" and items["beta"]["message"] == "connection refused"
+    managers = {m["manager"] for m in (await kube.get(PLURAL, "gw"))["metadata"]["managedFields"]}
+    assert GATEWAY_MANAGER in managers and "mcp-operator" in managers
+
+    # The gateway reports the backend back: Ready again.
+    health["status"]["discoveredBackends"][1] = {"name": "beta", "status": "ready"}
+    await kube.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        kube.ns,
+        PLURAL,
+        "gw",
+        health,
+        field_manager=GATEWAY_MANAGER,
+        _content_type="application/apply-patch+yaml",
+    )
+    await vmcp_status(kube, "gw", phase="Ready", backendCount=2)
+
+
+async def test_invalid_spec_is_failed(operator: Operator, kube: Api) -> None:
+    await kube.create("mcpgroups", group("team"))
+    await kube.create(PLURAL, vmcp("gw", "team", config={"aggregation": {"conflictResolution": "priority"}}))
+    obj = await vmcp_status(kube, "gw", phase="Failed")
+    accepted = condition(obj, "Accepted")
+    assert accepted is not None and accepted["status"] == "False"
+    assert "priorityOrder" in accepted["message"]
+    assert await kube.child("ConfigMap", "gw-vmcp") is None
+
+
+async def _condition_is(kube: Api, name: str, type_: str, status: str) -> bool:
+    cond = condition(await kube.get(PLURAL, name), type_)
+    return cond is not None and cond["status"] == status
