@@ -148,7 +148,7 @@ class BackendConnection:
         async with self.transport() as (read_stream, write_stream), anyio.create_task_group() as tg:
             ended = anyio.Event()
             tap_send, tap_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
-            tg.start_soon(_pump, read_stream, tap_send, ended)
+            tg.start_soon(_pump, read_stream, tap_send, ended, self._set_down)
             session = ClientSession(
                 tap_receive,
                 write_stream,
@@ -257,15 +257,21 @@ async def _pump(
     source: MemoryObjectReceiveStream[Any],
     sink: MemoryObjectSendStream[SessionMessage | Exception],
     ended: anyio.Event,
+    on_end: Callable[[], None],
 ) -> None:
-    """Copy the transport's read stream to the session; flag ``ended`` when the transport stops."""
+    """Copy the transport's read stream to the session; flag ``ended`` when the transport stops.
+
+    ``on_end`` runs before the session learns the stream ended, so ``/readyz`` already says 503 when the
+    in-flight calls fail.
+    """
     try:
-        async with sink:
-            async for item in source:
-                await sink.send(item)
+        async for item in source:
+            await sink.send(item)
     except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
         pass
     finally:
+        on_end()
+        sink.close()
         ended.set()
 
 

@@ -1,7 +1,8 @@
 """Backend transports: from a :data:`api.proxy_config.BackendConfig` to a ``TransportFactory``.
 
 - ``stdio``: the SDK's ``stdio_client`` (spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL
-  on shutdown); a new process on every (re)connect;
+  on shutdown); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
+  ``backend.env`` (``mcp-operator proxy -- CMD`` behaves like running CMD: its API keys reach it);
 - ``http``: the SDK's ``streamable_http_client`` or ``sse_client`` with the configured extra headers
   (secret values read at connect time from their env var / file; the front client's token is never
   forwarded: the front's Authorization header is not visible here at all);
@@ -69,11 +70,13 @@ def _headers(forward: HeaderForwardConfig | None, config: HttpBackend) -> dict[s
 
 
 def _stdio(config: StdioBackend) -> TransportFactory:
-    params = StdioServerParameters(
-        command=config.command[0], args=list(config.command[1:]), env=dict(config.env) or None, cwd=config.cwd
-    )
-
     def factory() -> contextlib.AbstractAsyncContextManager[Streams]:
+        params = StdioServerParameters(
+            command=config.command[0],
+            args=list(config.command[1:]),
+            env={**os.environ, **config.env},
+            cwd=config.cwd,
+        )
         return stdio_client(params, errlog=sys.stderr)
 
     return factory

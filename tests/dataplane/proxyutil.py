@@ -57,8 +57,12 @@ def run_proxy(
     config: dict[str, object] | None = None,
     tmp: Path | None = None,
     env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[str]:
-    """Start ``mcp-operator proxy`` on a free port; yields its base URL once /readyz is 200."""
+    """Start ``mcp-operator proxy`` on a free port; yields its base URL once /readyz is 200.
+
+    ``log``: a file receiving the proxy's stderr (its log and audit lines); default: discarded.
+    """
     port = free_port()
     args = [sys.executable, "-m", "controller.cli", "proxy", "--port", str(port)]
     if config is not None:
@@ -67,12 +71,14 @@ def run_proxy(
         path.write_text(json.dumps(config), encoding="utf-8")
         args += ["--config", str(path)]
     args += list(backend_args)
-    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=stderr)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=90)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)
 
 
 @contextlib.contextmanager
