@@ -152,8 +152,17 @@ def test_digest_pins_the_image_and_extra_env_is_appended() -> None:
         "registry.example.com/platform/mcp-operator@sha256:"
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     )
-    env_names = [env["name"] for env in container["env"]]
-    assert env_names == ["POD_NAME", "POD_NAMESPACE", "HTTPS_PROXY", "NO_PROXY"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert list(env) == [
+        "POD_NAME",
+        "POD_NAMESPACE",
+        "MCP_OPERATOR_PROXY_IMAGE",
+        "MCP_OPERATOR_PROXY_IMAGE_PULL_POLICY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    ]
+    # The proxies and gateways the operator creates run the very image the operator runs.
+    assert env["MCP_OPERATOR_PROXY_IMAGE"] == container["image"]
     assert by_kind(objects, "ServiceAccount") == []
     assert by_kind(objects, "Service") == []
     (deployment,) = by_kind(objects, "Deployment")
