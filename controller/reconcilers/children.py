@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from api.problems import Problem
 
 JSON = dict[str, Any]
@@ -79,3 +81,9 @@ def name_problems(name: str, derived: dict[str, int]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def spec_hash(spec: BaseModel) -> str:
+    """Hash of a config kind's spec (MCPToolConfig, MCPExternalAuthConfig): ``status.configHash`` and the
+    ``...ConfigHash`` fields of the workloads that use it agree because both come from here."""
+    return config_hash(spec.model_dump_json(by_alias=True))

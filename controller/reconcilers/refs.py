@@ -218,3 +218,84 @@ def _missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
                 )
             )
     return missing
+
+
+# -- MCPExternalAuthConfig: the Secrets it names, and who refers to it -------------------------------------
+
+_AUTH_SECRET_FIELDS = (
+    ("headerInjection", "valueSecretRef"),
+    ("bearerToken", "tokenSecretRef"),
+    ("oauth2ClientCredentials", "clientSecretRef"),
+    ("tokenExchange", "clientSecretRef"),
+)
+
+
+def auth_config_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
+    """``(field, secret, key)`` of every Secret key an MCPExternalAuthConfig spec (raw dict) names."""
+    refs = []
+    for block, ref_field in _AUTH_SECRET_FIELDS:
+        section = spec.get(block)
+        ref = section.get(ref_field) if isinstance(section, dict) else None
+        if isinstance(ref, dict) and _ref_name(ref):
+            refs.append((f"spec.{block}.{ref_field}", str(ref["name"]), str(ref.get("key", ""))))
+    return refs
+
+
+def index_auth_config_secrets(obj: JSON) -> list[str]:
+    """Index MCPExternalAuthConfigs by the Secrets they name (``SECRET_INDEX`` on that kind)."""
+    return _keyed(obj, [name for _, name, _ in auth_config_secret_refs(_spec(obj))])
+
+
+def missing_auth_secrets(cache: Cache, namespace: str, auth_name: str, spec: JSON) -> list[Missing]:
+    """Secrets (or keys) an MCPExternalAuthConfig names that do not exist; fields are the config's."""
+    missing = []
+    for field_path, secret_name, key in auth_config_secret_refs(spec):
+        secret = cache.get(SECRET, namespace, secret_name)
+        where = f"MCPExternalAuthConfig '{auth_name}' {field_path}"
+        if secret is None:
+            missing.append(
+                Missing(
+                    f"{field_path}.name",
+                    "SecretNotFound",
+                    f"{where}: Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
+                )
+            )
+        elif key and key not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
+            missing.append(
+                Missing(
+                    f"{field_path}.key",
+                    "SecretKeyNotFound",
+                    f"{where}: Secret '{secret_name}' has no key '{key}'; add the key or fix the reference",
+                )
+            )
+    return missing
+
+
+def vmcp_external_auth_names(spec: JSON) -> list[str]:
+    """MCPExternalAuthConfig names a VirtualMCPServer spec (raw dict) refers to in ``outgoingAuth``."""
+    outgoing = spec.get("outgoingAuth")
+    if not isinstance(outgoing, dict):
+        return []
+    entries = [outgoing.get("default"), *((outgoing.get("backends") or {}).values())]
+    names = {_ref_name(entry.get("externalAuthConfigRef")) for entry in entries if isinstance(entry, dict)}
+    return sorted(n for n in names if n)
+
+
+def secret_to_auth_referrers(cache: Cache, resource: Resource) -> Watch:
+    """Secret events enqueue the ``resource`` objects whose MCPExternalAuthConfig names that Secret."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        out: list[ObjectKey] = []
+        for auth in cache.by_index(
+            MCPEXTERNALAUTHCONFIG, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"
+        ):
+            auth_name = (auth.get("metadata") or {}).get("name", "")
+            out += [
+                ObjectKey.of(o)
+                for o in cache.by_index(resource, EXTERNAL_AUTH_INDEX, f"{namespace}/{auth_name}")
+            ]
+        return out
+
+    return Watch(SECRET, keys)
