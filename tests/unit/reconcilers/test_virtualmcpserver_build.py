@@ -1,0 +1,350 @@
+"""Pure builders of a VirtualMCPServer: golden children, the rendered gateway config, what rolls the pods,
+outbound auth selection, and the status (phases and the gateway-owned health keys).
+
+Regenerate the golden files after an intended change with ``UPDATE_GOLDEN=1 pytest tests/unit/reconcilers``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
+from api.mcptoolconfig import MCPToolConfig
+from api.virtualmcpserver import VirtualMCPServer
+from api.vmcp_config import VMCPConfig
+from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
+from controller.reconcilers.refs import Missing
+from controller.reconcilers.render import SecretEnv, outbound_auth
+from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.status import WorkloadState
+from controller.reconcilers.virtualmcpserver import index_vmcp_external_auth, index_vmcp_tool_config
+from controller.reconcilers.virtualmcpserver_build import (
+    Backend,
+    Member,
+    auth_config_name,
+    build_children,
+    build_problems,
+    build_vmcp_config,
+    member_from_raw,
+    service_url,
+)
+from controller.reconcilers.virtualmcpserver_status import GATEWAY_OWNED, Observed, vmcp_status
+
+GOLDEN = Path(__file__).parent / "golden"
+SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
+OWNER = {
+    "apiVersion": "mcp-operator.dev/v1alpha1",
+    "kind": "VirtualMCPServer",
+    "name": "gw",
+    "uid": "0000-2222",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+ALPHA = Member("MCPServer", "alpha", "http://alpha.tools.svc.cluster.local:8080/mcp", "streamable-http", None)
+BETA = Member("MCPServer", "beta", "http://beta.tools.svc.cluster.local:8080/sse", "sse", "beta-key")
+SAAS = Member(
+    "MCPRemoteProxy", "saas", "http://saas.tools.svc.cluster.local:8080/mcp", "streamable-http", None
+)
+
+
+def make(name: str = "gw", **spec: Any) -> VirtualMCPServer:
+    return VirtualMCPServer.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "tools", "uid": "0000-2222", "generation": 3},
+            "spec": {"groupRef": {"name": "team"}, "incomingAuth": {"type": "anonymous"}, **spec},
+        }
+    )
+
+
+def auth_config(name: str, spec: dict[str, Any]) -> MCPExternalAuthConfig:
+    return MCPExternalAuthConfig.model_validate(
+        {"metadata": {"name": name, "namespace": "tools"}, "spec": spec}
+    )
+
+
+FULL_SPEC: dict[str, Any] = {
+    "incomingAuth": {
+        "type": "oidc",
+        "oidcConfig": {"inline": {"issuer": "https://issuer.example.com", "audience": "gw"}},
+    },
+    "outgoingAuth": {
+        "source": "discovered",
+        "backends": {
+            "saas": {"type": "externalAuthConfigRef", "externalAuthConfigRef": {"name": "saas-key"}}
+        },
+    },
+    "config": {
+        "aggregation": {
+            "conflictResolution": "priority",
+            "conflictResolutionConfig": {"priorityOrder": ["saas", "alpha"]},
+            "tools": [
+                {"workload": "alpha", "filter": ["fetch"], "overrides": {"fetch": {"name": "get"}}},
+                {"workload": "beta", "excludeAll": True},
+            ],
+        },
+        "operational": {"timeouts": {"default": "20s", "perWorkload": {"saas": "1m"}}},
+    },
+    "replicas": 2,
+    "resources": {"limits": {"memory": "256Mi"}},
+    "podTemplateSpec": {"spec": {"nodeSelector": {"pool": "gateways"}}},
+}
+
+
+def full_children() -> tuple[list[dict[str, Any]], SecretEnv]:
+    secrets = SecretEnv()
+    bearer = {"type": "bearerToken", "bearerToken": {"tokenSecretRef": {"name": "saas", "key": "token"}}}
+    header = {
+        "type": "headerInjection",
+        "headerInjection": {"headerName": "X-API-Key", "valueSecretRef": {"name": "beta", "key": "key"}},
+    }
+    backends = [
+        Backend(ALPHA),
+        Backend(BETA, outbound_auth(auth_config("beta-key", header).spec, secrets)),
+        Backend(SAAS, outbound_auth(auth_config("saas-key", bearer).spec, secrets)),
+    ]
+    vmcp = make(**FULL_SPEC)
+    config = build_vmcp_config(vmcp, backends, SETTINGS)
+    return build_children(vmcp, OWNER, SETTINGS, config, secrets.env()), secrets
+
+
+def test_children_match_golden_file() -> None:
+    objs, _ = full_children()
+    text = yaml.safe_dump_all(objs, sort_keys=True)
+    path = GOLDEN / "virtualmcpserver-full.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{path.name} differs; review and regenerate with UPDATE_GOLDEN=1"
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("ConfigMap", "gw-vmcp"),
+        ("ServiceAccount", "gw-vmcp"),
+        ("Deployment", "gw"),
+        ("Service", "gw"),
+    ]
+
+
+def test_config_map_holds_a_loadable_config_without_secret_values(tmp_path: Path) -> None:
+    objs, secrets = full_children()
+    text = objs[0]["data"]["vmcp.yaml"]
+    path = tmp_path / "vmcp.yaml"
+    path.write_text(text)
+    from api.vmcp_config import load_vmcp_config  # noqa: PLC0415 - the gateway's own loader
+
+    config = load_vmcp_config(path)
+    assert [(b.name, b.url, b.transport) for b in config.backends] == [
+        (m.name, m.url, m.transport) for m in (ALPHA, BETA, SAAS)
+    ]
+    assert config.aggregation.conflict_resolution == "priority"
+    assert config.aggregation.conflict_resolution_config.priority_order == ["saas", "alpha"]
+    alpha_tools = config.aggregation.tools_for("alpha")
+    assert alpha_tools is not None and alpha_tools.filter == ["fetch"]
+    assert alpha_tools.overrides["fetch"].name == "get"
+    assert config.operational.timeouts.call == 20.0 and config.operational.timeouts.call_for("saas") == 60.0
+    assert config.incoming_auth.type == "oidc" and config.incoming_auth.oidc is not None
+    assert config.incoming_auth.oidc.audience == "gw"
+    # Credentials are environment variables filled from secretKeyRef; the file only names them.
+    env = objs[2]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"beta", "saas"}
+    saas = config.backend("saas")
+    assert saas is not None and saas.auth is not None and saas.auth.type == "bearerToken"
+    assert saas.auth.token_secret_ref.env in {e["name"] for e in env}
+    assert [e["name"] for e in env] == [e["name"] for e in secrets.env()]
+
+
+def _deployment(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(o for o in objs if o["kind"] == "Deployment")
+
+
+def test_backend_changes_do_not_touch_the_deployment_but_start_up_settings_do() -> None:
+    vmcp = make()
+
+    def deployment(
+        backends: list[Backend], v: VirtualMCPServer = vmcp, s: ReconcilerSettings = SETTINGS
+    ) -> Any:
+        return _deployment(build_children(v, OWNER, s, build_vmcp_config(v, backends, s)))
+
+    base = deployment([Backend(ALPHA)])
+    moved = Member("MCPServer", "alpha", "http://alpha.tools.svc.cluster.local:9090/mcp", "sse", None)
+    for backends in ([], [Backend(ALPHA), Backend(SAAS)], [Backend(moved)]):
+        assert deployment(backends) == base
+    policy = make(config={"aggregation": {"conflictResolution": "manual"}})
+    assert deployment([Backend(ALPHA)], policy) == base, "the aggregation policy is hot-reloaded too"
+
+    def digest(d: dict[str, Any]) -> str:
+        return str(d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
+
+    oidc = make(incomingAuth=FULL_SPEC["incomingAuth"])
+    assert digest(deployment([Backend(ALPHA)], oidc)) != digest(base)
+    image = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:next")
+    assert digest(deployment([Backend(ALPHA)], vmcp, image)) != digest(base)
+
+
+@pytest.mark.parametrize(
+    ("outgoing", "member", "expected"),
+    [
+        (None, BETA, "beta-key"),
+        (None, ALPHA, None),
+        ({"source": "inline"}, BETA, None),
+        ({"source": "discovered"}, BETA, "beta-key"),
+        ({"default": {"type": "unauthenticated"}}, BETA, None),
+        (
+            {"default": {"type": "externalAuthConfigRef", "externalAuthConfigRef": {"name": "all"}}},
+            ALPHA,
+            "all",
+        ),
+        (
+            {
+                "source": "inline",
+                "default": {"type": "unauthenticated"},
+                "backends": {"beta": {"type": "discovered"}},
+            },
+            BETA,
+            "beta-key",
+        ),
+    ],
+)
+def test_outbound_auth_selection(
+    outgoing: dict[str, Any] | None, member: Member, expected: str | None
+) -> None:
+    spec = {"outgoingAuth": outgoing} if outgoing is not None else {}
+    assert auth_config_name(make(**spec), member) == expected
+
+
+def test_member_from_raw_reads_url_transport_and_auth() -> None:
+    raw = {
+        "metadata": {"name": "beta"},
+        "spec": {"transport": "sse", "externalAuthConfigRef": {"name": "k"}},
+        "status": {"url": "http://beta.tools.svc.cluster.local:8080/sse"},
+    }
+    assert member_from_raw("MCPServer", raw) == Member("MCPServer", "beta", raw["status"]["url"], "sse", "k")
+    pending = member_from_raw("MCPRemoteProxy", {"metadata": {"name": "r"}, "spec": "not a dict"})
+    assert pending.url is None and pending.transport == "streamable-http" and pending.external_auth is None
+
+
+def test_tool_visibility_and_missing_tool_config_fail_closed() -> None:
+    deny = make(config={"aggregation": {"defaultToolVisibility": "deny", "tools": [{"workload": "alpha"}]}})
+    config = build_vmcp_config(deny, [Backend(ALPHA), Backend(SAAS)], SETTINGS)
+    assert _hidden(config) == {"saas"}
+    everything = make(config={"aggregation": {"excludeAllTools": True}})
+    assert _hidden(build_vmcp_config(everything, [Backend(ALPHA), Backend(SAAS)], SETTINGS)) == {
+        "alpha",
+        "saas",
+    }
+
+    ref = make(config={"aggregation": {"tools": [{"workload": "alpha", "toolConfigRef": {"name": "safe"}}]}})
+    assert _hidden(build_vmcp_config(ref, [Backend(ALPHA)], SETTINGS, {"safe": None})) == {"alpha"}
+    tool_config = MCPToolConfig.model_validate(
+        {"metadata": {"name": "safe", "namespace": "tools"}, "spec": {"toolsFilter": ["read"]}}
+    )
+    config = build_vmcp_config(ref, [Backend(ALPHA)], SETTINGS, {"safe": tool_config})
+    alpha = config.aggregation.tools_for("alpha")
+    assert alpha is not None and alpha.filter == ["read"] and not alpha.exclude_all
+
+
+def _hidden(config: VMCPConfig) -> set[str]:
+    return {t.workload for t in config.aggregation.tools if t.exclude_all}
+
+
+def test_name_limit_and_pod_template_problems() -> None:
+    assert build_problems(make()) == []
+    long_name = build_problems(make(name="g" * 64))
+    assert long_name and long_name[0].field == "metadata.name" and "63" in long_name[0].message
+    bad = build_problems(make(podTemplateSpec={"spec": {"containers": "vmcp"}}))
+    assert [p.field for p in bad] == ["spec.podTemplateSpec.spec.containers"]
+
+
+def test_service_account_not_created_when_one_is_named() -> None:
+    vmcp = make(serviceAccount="shared")
+    objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
+    assert "ServiceAccount" not in {o["kind"] for o in objs}
+    assert _deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"] == "shared"
+
+
+def test_indexes_name_every_referenced_config() -> None:
+    raw = make(**FULL_SPEC).model_dump(by_alias=True, mode="json")
+    raw["spec"]["outgoingAuth"]["default"] = {
+        "type": "externalAuthConfigRef",
+        "externalAuthConfigRef": {"name": "d"},
+    }
+    raw["spec"]["config"]["aggregation"]["tools"].append(
+        {"workload": "saas", "toolConfigRef": {"name": "tc"}}
+    )
+    assert index_vmcp_external_auth(raw) == ["tools/d", "tools/saas-key"]
+    assert index_vmcp_tool_config(raw) == ["tools/tc"]
+    assert index_vmcp_tool_config({"metadata": {"namespace": "x"}, "spec": None}) == []
+
+
+# ---- status ------------------------------------------------------------------------------------------
+
+URL = service_url(make(), SETTINGS)
+READY_GATEWAY = WorkloadState(True, True, 1, "Deployment gw is ready")
+
+
+def status(previous: dict[str, Any], **observed: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "group": "team",
+        "group_found": True,
+        "group_ready": True,
+        "members": [ALPHA, SAAS],
+        "backends": frozenset({"alpha", "saas"}),
+        "gateway": READY_GATEWAY,
+    }
+    result, _ = vmcp_status(previous, 3, URL, Observed(**{**base, **observed}))
+    return result
+
+
+def conditions(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in result["conditions"]}
+
+
+def test_status_phases() -> None:
+    missing = Missing("spec.groupRef.name", "GroupNotFound", "MCPGroup 'team' does not exist")
+    gone = status({}, group_found=False, group_ready=False, missing=[missing])
+    assert gone["phase"] == "Pending" and gone["discoveredBackends"] == []
+    assert conditions(gone)["ResolvedRefs"] == ("False", "GroupNotFound")
+    assert status({}, group_ready=False)["phase"] == "Pending"
+    starting = status({}, gateway=WorkloadState(True, False, 0, "Deployment gw has no ready pod yet"))
+    assert starting["phase"] == "Pending" and starting["message"] == "Deployment gw has no ready pod yet"
+    ready = status({})
+    assert ready["phase"] == "Ready" and ready["backendCount"] == 2 and ready["url"] == URL
+    assert conditions(ready) == {
+        "Accepted": ("True", "Accepted"),
+        "ResolvedRefs": ("True", "ResolvedRefs"),
+        "Ready": ("True", "Available"),
+    }
+    unresolved = Missing("spec.outgoingAuth", "ExternalAuthConfigNotFound", "MCPExternalAuthConfig 'k' ...")
+    partial = status({}, missing=[unresolved], backends=frozenset({"alpha"}))
+    assert partial["phase"] == "Degraded" and conditions(partial)["ResolvedRefs"][0] == "False"
+
+
+def test_status_reads_gateway_health_and_never_writes_it() -> None:
+    previous = {
+        "discoveredBackends": [
+            {
+                "name": "alpha",
+                "kind": "MCPServer",
+                "status": "ready",
+                "lastHealthCheck": "2026-01-01T00:00:00Z",
+            },
+            {"name": "saas", "kind": "MCPRemoteProxy", "status": "unavailable", "message": "refused"},
+        ]
+    }
+    result = status(previous)
+    assert result["phase"] == "Degraded" and result["backendCount"] == 1
+    assert "backend 'saas' is unavailable" in result["message"]
+    assert conditions(result)["Ready"] == ("True", "BackendsDegraded")
+    for item in result["discoveredBackends"]:
+        assert not set(item) & set(GATEWAY_OWNED), "health keys belong to the gateway's field manager"
+    assert result["discoveredBackends"] == [
+        {"name": "alpha", "kind": "MCPServer", "url": ALPHA.url},
+        {"name": "saas", "kind": "MCPRemoteProxy", "url": SAAS.url},
+    ]
+    # A member without a URL is listed but is not a backend yet.
+    waiting = Member("MCPServer", "new", None, "streamable-http", None)
+    listed = status({}, members=[ALPHA, SAAS, waiting])["discoveredBackends"]
+    assert {"name": "new", "kind": "MCPServer"} in listed
