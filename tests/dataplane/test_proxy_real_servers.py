@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
@@ -22,6 +23,7 @@ from tests.dataplane.proxyutil import FIXTURE_CMD, NPM_BIN, VENV_BIN, free_port,
 
 pytestmark = pytest.mark.slow
 
+LONG_RUNNING = "trigger-long-running-operation"
 NODE_ENV = {"PATH": f"{NPM_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
@@ -148,3 +150,47 @@ async def test_server_everything_over_http(mode: str, path: str, transport: str)
         with run_proxy("--target", url, "--transport", transport) as base:
             for front, observed in await _through_proxy(base, call):
                 _assert_same(front, observed, expected)
+
+
+async def test_server_everything_progress_and_cancellation(tmp_path: Path) -> None:
+    """trigger-long-running-operation: progress reaches the caller; a cancelled call reaches the server
+    as ``notifications/cancelled`` (the server's stdin is teed to a file to observe it)."""
+    stdin_log = tmp_path / "stdin.jsonl"
+    server = f"tee -a {stdin_log} | exec {NPM_BIN / 'mcp-server-everything'}"
+    with run_proxy("--", "sh", "-c", server, env=NODE_ENV) as base:
+        for front, connect in _front_clients(base):
+            seen: list[tuple[float, float | None]] = []
+
+            async def on_progress(progress: float, total: float | None, _: str | None) -> None:
+                seen.append((progress, total))  # noqa: B023 (consumed before the next iteration)
+
+            async with connect() as client:
+                args = {"duration": 0.5, "steps": 5}
+                result = await client.call_tool(
+                    "trigger-long-running-operation", args, progress_callback=on_progress
+                )
+                assert "Duration: 0.5 seconds, Steps: 5" in _content(result)[0]["text"], front
+                assert seen == [(float(i), 5.0) for i in range(1, 6)], front
+                before = _cancellations(stdin_log)
+                with anyio.move_on_after(1.0):
+                    await client.call_tool(LONG_RUNNING, {"duration": 30, "steps": 30})
+                with anyio.fail_after(10):
+                    while _cancellations(stdin_log) == before:  # noqa: ASYNC110 (another process writes it)
+                        await anyio.sleep(0.05)
+                echoed = await client.call_tool("echo", {"message": front})
+                assert _content(echoed)[0]["text"] == f"Echo: {front}", front
+
+
+def _front_clients(base: str) -> list[tuple[str, Any]]:
+    return [
+        ("mcp-modern", lambda: Client(f"{base}/mcp", mode="auto", **CAPS)),
+        ("mcp-legacy", lambda: Client(f"{base}/mcp", mode="legacy", **CAPS)),
+        ("sse", lambda: Client(sse_client(f"{base}/sse"), mode="legacy", **CAPS)),
+    ]
+
+
+def _cancellations(stdin_log: Path) -> int:
+    if not stdin_log.exists():
+        return 0
+    lines = stdin_log.read_text(encoding="utf-8").splitlines()
+    return sum(1 for line in lines if '"notifications/cancelled"' in line)
