@@ -184,6 +184,17 @@ def _auth(
         return False, None
     try:
         config = MCPExternalAuthConfig.model_validate(raw)
+        if config.spec.type == "tokenExchange":
+            out.missing.append(
+                Missing(
+                    "spec.outgoingAuth",
+                    "ExternalAuthConfigUnsupported",
+                    f"MCPExternalAuthConfig '{name}' ({where}) is tokenExchange, which the gateway cannot "
+                    "do (its backend sessions are shared by all callers); use headerInjection, bearerToken "
+                    "or oauth2ClientCredentials",
+                )
+            )
+            return False, None
         return True, outbound_auth(config.spec, out.secrets)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

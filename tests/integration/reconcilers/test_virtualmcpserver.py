@@ -272,3 +272,70 @@ async def test_invalid_spec_is_failed(operator: Operator, kube: Api) -> None:
 async def _condition_is(kube: Api, name: str, type_: str, status: str) -> bool:
     cond = condition(await kube.get(PLURAL, name), type_)
     return cond is not None and cond["status"] == status
+
+
+async def test_outbound_auth_from_external_auth_config(operator: Operator, kube: Api) -> None:
+    await kube.core.create_namespaced_secret(
+        kube.ns, {"metadata": {"name": "tok"}, "stringData": {"token": "s3cr3t-value"}}
+    )
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("mcpservers", server("alpha", "team"))
+    outgoing = {
+        "backends": {"alpha": {"type": "externalAuthConfigRef", "externalAuthConfigRef": {"name": "k"}}}
+    }
+    await kube.create(PLURAL, vmcp("gw", "team", outgoingAuth=outgoing))
+
+    # Without its auth config the backend is left out (never dialled without its credential).
+    async def refs_reason() -> str | None:
+        cond = condition(await kube.get(PLURAL, "gw"), "ResolvedRefs")
+        return cond["reason"] if cond and cond["status"] == "False" else None
+
+    assert await eventually(refs_reason, what="ResolvedRefs=False") == "ExternalAuthConfigNotFound"
+    config = await eventually(lambda: config_of(kube, "gw"), what="gateway ConfigMap")
+    assert config["backends"] == []
+
+    await kube.create(
+        "mcpexternalauthconfigs",
+        {
+            "kind": "MCPExternalAuthConfig",
+            "metadata": {"name": "k"},
+            "spec": {
+                "type": "bearerToken",
+                "bearerToken": {"tokenSecretRef": {"name": "tok", "key": "token"}},
+            },
+        },
+    )
+    config = await backends_equal_members(kube, "gw", [("mcpservers", "alpha")])
+    env_name = config["backends"][0]["auth"]["tokenSecretRef"]["env"]
+    cm = await kube.child("ConfigMap", "gw-vmcp")
+    assert cm is not None and "s3cr3t-value" not in json.dumps(cm)
+
+    async def env() -> list[dict[str, Any]] | None:
+        deployment = await kube.child("Deployment", "gw")
+        container = deployment["spec"]["template"]["spec"]["containers"][0] if deployment else {}
+        return container.get("env")
+
+    assert await eventually(env, what="secret env on the gateway") == [
+        {"name": env_name, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
+    ]
+    await eventually(lambda: _condition_is(kube, "gw", "ResolvedRefs", "True"), what="ResolvedRefs=True")
+
+    # tokenExchange needs a per-caller token, which shared backend sessions cannot carry: refused by name.
+    await kube.patch(
+        "mcpexternalauthconfigs",
+        "k",
+        {
+            "spec": {
+                "type": "tokenExchange",
+                "bearerToken": None,
+                "tokenExchange": {"tokenUrl": "https://sts.example.com/token"},
+            }
+        },
+    )
+    assert await eventually(refs_reason, what="tokenExchange refused") == "ExternalAuthConfigUnsupported"
+    assert await eventually(lambda: _no_backends(kube, "gw"), what="backend withdrawn from the ConfigMap")
+
+
+async def _no_backends(kube: Api, name: str) -> bool:
+    config = await config_of(kube, name)
+    return config is not None and config.get("backends") == []
