@@ -38,6 +38,7 @@ from controller.core.manager import Manager
 from controller.reconcilers import mcpremoteproxy_build as build
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPREMOTEPROXY
+from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.refs import (
     SECRET_INDEX,
     Missing,
@@ -109,6 +110,9 @@ class MCPRemoteProxyReconciler:
         external_auth = _parse(
             MCPExternalAuthConfig, resolved.external_auth, "spec.externalAuthConfigRef.name", missing
         )
+        if external_auth is not None and render_problems(external_auth):
+            missing.append(_invalid_auth(external_auth, format_problems(render_problems(external_auth))))
+            external_auth = None
         if external_auth is not None:
             auth_spec = (resolved.external_auth or {}).get("spec") or {}
             missing += missing_auth_secrets(
