@@ -1,10 +1,12 @@
 """The attach backend: an MCP server's stdin/stdout reached through the Kubernetes attach API.
 
 ``GET {apiServer}/api/v1/namespaces/{ns}/pods/{pod}/attach?container=C&stdin=true&stdout=true&stderr=true``
-upgraded to a websocket with subprotocol ``v4.channel.k8s.io`` (``channel.k8s.io`` accepted). Every
-binary frame starts with a channel byte: 0 stdin (we send), 1 stdout, 2 stderr, 3 error (a JSON
-``Status`` when the attach ends). stdout carries newline-delimited JSON-RPC, exactly as a stdio
-subprocess would.
+upgraded to a websocket. We offer ``v4.channel.k8s.io`` and ``channel.k8s.io`` (binary frames whose
+first byte is the channel) and their base64 twins ``v4.base64.channel.k8s.io`` / ``base64.channel.k8s.io``
+(text frames: the channel as an ASCII digit, then the payload in base64), and speak whichever the API
+server picks. Channels: 0 stdin (we send), 1 stdout, 2 stderr, 3 error (a JSON ``Status`` when the attach
+ends). stdout carries newline-delimited JSON-RPC, exactly as a stdio subprocess would; frames may split
+or join lines anywhere.
 
 :func:`attach_transport` returns a ``TransportFactory`` (see :mod:`gateway.backend`): each call opens one
 websocket, authenticated with the service-account token (re-read on every connect: bound tokens rotate)
@@ -15,6 +17,8 @@ headers and SSL context explicitly, so tests can point it at a fake attach webso
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import os
@@ -31,13 +35,51 @@ from mcp.shared.message import SessionMessage
 from api.proxy_config import AttachBackend
 from gateway.backend import Streams, TransportFactory
 
-__all__ = ["CHANNEL_PROTOCOLS", "attach_transport", "attach_url", "open_attach"]
+__all__ = [
+    "CHANNEL_PROTOCOLS",
+    "attach_transport",
+    "attach_url",
+    "decode_frame",
+    "encode_frame",
+    "open_attach",
+]
 
 logger = logging.getLogger("mcp_operator.proxy.attach")
 
-CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
+CHANNEL_PROTOCOLS = (
+    "v4.channel.k8s.io",
+    "channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "base64.channel.k8s.io",
+)
 STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
 _MAX_LINE = 64 * 1024 * 1024
+
+
+def _is_base64(protocol: str | None) -> bool:
+    return protocol is not None and "base64" in protocol
+
+
+def encode_frame(protocol: str | None, channel: int, payload: bytes) -> bytes | str:
+    """One websocket frame for ``channel`` in the negotiated subprotocol (text for base64 ones)."""
+    if _is_base64(protocol):
+        return str(channel) + base64.b64encode(payload).decode("ascii")
+    return bytes([channel]) + payload
+
+
+def decode_frame(protocol: str | None, data: bytes | str) -> tuple[int, bytes] | None:
+    """``(channel, payload)`` of a received frame, or None for an empty or undecodable one."""
+    if isinstance(data, str):
+        if not _is_base64(protocol) or not data or not data[0].isdigit():
+            return None
+        try:
+            return int(data[0]), base64.b64decode(data[1:], validate=True)
+        except binascii.Error:
+            logger.warning("attach frame on channel %s is not valid base64", data[0])
+            return None
+    if not data:
+        return None
+    return data[0], data[1:]
 
 
 def attach_url(config: AttachBackend) -> str:
@@ -99,13 +141,18 @@ async def open_attach(
     ):
         logger.info("attached to %s (protocol %s)", url.split("?", maxsplit=1)[0], ws.protocol)
 
+        protocol = ws.protocol
+
         async def reader() -> None:
             buffer = b""
             async with read_send:
                 async for frame in ws:
-                    if frame.type != aiohttp.WSMsgType.BINARY or not frame.data:
+                    if frame.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                         continue
-                    channel, payload = frame.data[0], frame.data[1:]
+                    decoded = decode_frame(protocol, frame.data)
+                    if decoded is None:
+                        continue
+                    channel, payload = decoded
                     if channel == STDOUT:
                         lines = (buffer + payload).split(b"\n")
                         buffer = lines.pop()
@@ -122,7 +169,11 @@ async def open_attach(
             async with write_receive:
                 async for message in write_receive:
                     line = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    await ws.send_bytes(bytes([STDIN]) + line.encode() + b"\n")
+                    frame = encode_frame(protocol, STDIN, line.encode() + b"\n")
+                    if isinstance(frame, str):
+                        await ws.send_str(frame)
+                    else:
+                        await ws.send_bytes(frame)
 
         tg.start_soon(reader)
         tg.start_soon(writer)

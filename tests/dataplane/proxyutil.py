@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -9,10 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
+import uvicorn
+from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
@@ -104,3 +107,23 @@ def run_server(
         yield
     finally:
         stop(process)
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(*apps: tuple[socket.socket, ASGIApp]) -> AsyncIterator[None]:
+    """Serve each ``(socket, app)`` with uvicorn (lifespan on) in this loop."""
+    servers = [uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")) for _, app in apps]
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, (sock, _) in zip(servers, apps, strict=True)]
+    try:
+        while not all(s.started for s in servers):
+            for task in tasks:
+                if task.done():
+                    task.result()
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks)
+        for sock, _ in apps:
+            sock.close()

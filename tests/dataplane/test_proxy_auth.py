@@ -8,7 +8,6 @@ here with PyJWT.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
@@ -29,6 +27,7 @@ from api.proxy_config import ProxyConfig
 from gateway.observability import AUDIT_LOGGER
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, transport_for
+from tests.dataplane.proxyutil import serve_asgi
 from tests.dataplane.test_auth_flow import (
     AUDIENCE,
     Issuer,
@@ -71,26 +70,6 @@ class _LifespanPassthrough:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.app if scope["type"] == "lifespan" else self.recorder)(scope, receive, send)
-
-
-@contextlib.asynccontextmanager
-async def serve(*apps: tuple[Any, ASGIApp]) -> AsyncIterator[None]:
-    """Serve each ``(socket, app)`` with uvicorn (lifespan on) in this loop."""
-    servers = [uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")) for _, app in apps]
-    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, (sock, _) in zip(servers, apps, strict=True)]
-    try:
-        while not all(s.started for s in servers):
-            for task in tasks:
-                if task.done():
-                    task.result()
-            await asyncio.sleep(0.01)
-        yield
-    finally:
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks)
-        for sock, _ in apps:
-            sock.close()
 
 
 @dataclass
@@ -136,8 +115,8 @@ async def stack(*, backend_auth: dict[str, Any] | None = None, **oidc: Any) -> A
     )
     async with (
         httpx2.AsyncClient(timeout=30) as http,
-        serve((issuer_sock, issuer.app()), (backend_sock, recording_backend(seen))),
-        serve((proxy_sock, app)),
+        serve_asgi((issuer_sock, issuer.app()), (backend_sock, recording_backend(seen))),
+        serve_asgi((proxy_sock, app)),
     ):
         yield Stack(issuer, proxy_url, seen, http)
 
