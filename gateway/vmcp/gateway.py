@@ -164,6 +164,12 @@ class VirtualGateway:
             self._view_key = key
         return self._view
 
+    def tool_input_schema(self, name: str) -> Mapping[str, Any] | None:
+        """The exposed tool's input schema from the current view, without a fan-out (the modern front
+        validates ``Mcp-Param-*`` headers against it on every call)."""
+        tool = next((t for t in self.view().tools if t.name == name), None)
+        return tool.input_schema if tool is not None else None
+
     # ---- calls -----------------------------------------------------------------------------------
 
     async def call_tool(

@@ -94,6 +94,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
+        get_tool_input_schema=gateway.tool_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_prompts=list_prompts,

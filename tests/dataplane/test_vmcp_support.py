@@ -25,6 +25,7 @@ import anyio
 import uvicorn
 import yaml
 from mcp.server import MCPServer
+from mcp.server.caching import CacheHint
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -92,8 +93,9 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
 
 
-def fixture_server(name: str, port: int, logdir: Path) -> Proc:
-    proc = start(name, [sys.executable, __file__, str(port), name], logdir)
+def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0) -> Proc:
+    """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry."""
+    proc = start(name, [sys.executable, __file__, str(port), name, str(list_ttl_ms)], logdir)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
     return proc
 
@@ -139,8 +141,8 @@ def stopping(*procs: Proc) -> Iterator[None]:
             proc.stop()
 
 
-def _serve(port: int, name: str) -> None:
-    server = MCPServer(name)
+def _serve(port: int, name: str, list_ttl_ms: int) -> None:
+    server = MCPServer(name, cache_hints={"tools/list": CacheHint(ttl_ms=list_ttl_ms)})
 
     @server.tool()
     def echo(message: str) -> str:
@@ -174,4 +176,4 @@ def _serve(port: int, name: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2])
+    _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
