@@ -5,8 +5,8 @@ The I/O seam is a :data:`TransportFactory`: an async context manager yielding th
 ``sse_client`` or :func:`gateway.attach.attach_transport`). On it runs the SDK ``ClientSession``, which
 owns request-id remapping (every front request gets a fresh backend id), progress routing by token,
 cancellation (``notifications/cancelled`` on stdio, closing the HTTP stream on the 2026-07-28 era) and
-era detection (``server/discover`` probe, ``initialize`` fallback): the backend's era is detected, never
-copied from the client.
+era detection (see :meth:`BackendConnection._negotiate`): the backend's era is detected, never copied
+from the client.
 
 :class:`BackendConnection` supervises it: connects, marks itself ready, notices the transport ending (a
 dead subprocess, a dropped attach websocket), fails the in-flight calls with a JSON-RPC error, and
@@ -158,12 +158,30 @@ class BackendConnection:
             )
             async with session:
                 with anyio.fail_after(self.connect_timeout):
-                    await negotiate_auto(session)
+                    await self._negotiate(session)
                 self._set_up(session)
                 if task_status is not None:
                     task_status.started()
                 await ended.wait()
             tg.cancel_scope.cancel()
+
+    async def _negotiate(self, session: ClientSession) -> None:
+        """Pick the backend's era from what it supports.
+
+        With bridging on, a backend that still speaks the 2025-11-25 session era is driven in it: that is
+        the era where its server-to-client requests (sampling, elicitation, roots) and its session log
+        level reach our front clients. A backend refusing ``initialize`` (2026-07-28 only) is probed with
+        ``server/discover``. Without bridging, the newest era wins (``server/discover`` first).
+        """
+        if self.bridge_client_requests:
+            try:
+                await session.initialize()
+                return
+            except MCPError as exc:
+                logger.info(
+                    "backend %s refused initialize (%s); probing server/discover", self.description, exc
+                )
+        await negotiate_auto(session)
 
     def _bridging_callbacks(self) -> dict[str, Any]:
         if not self.bridge_client_requests:
