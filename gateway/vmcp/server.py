@@ -34,6 +34,7 @@ from gateway.front import FrontSettings, build_front_app
 from .backend import Opener, open_backend_client
 from .gateway import ProgressForwarder, VirtualGateway
 from .reload import ConfigWatcher
+from .status_writer import StatusTarget, StatusWriter
 
 __all__ = ["GatewayCollector", "build_mcp_server", "build_vmcp_app"]
 
@@ -154,6 +155,10 @@ def build_vmcp_app(
             if config_path is not None:
                 watcher = ConfigWatcher(config_path, gateway.apply_config, interval=reload_interval)
                 tg.start_soon(watcher.run)
+            target = StatusTarget.from_env()
+            if target is not None:
+                writer = StatusWriter(target, lambda: list(gateway.status()["backends"]))
+                tg.start_soon(writer.run)
             yield
             tg.cancel_scope.cancel()
 

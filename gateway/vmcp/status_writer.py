@@ -1,0 +1,156 @@
+"""Backend health written to the VirtualMCPServer's status, from the gateway pod itself.
+
+The operator and the gateway share ``status.discoveredBackends`` (a list-map keyed by ``name``) through
+server-side apply with different field managers: the operator owns ``name``, ``kind`` and ``url`` of each
+item, the gateway (field manager ``mcp-operator-vmcp``) owns ``status``, ``message`` and
+``lastHealthCheck``. Neither overwrites the other's fields.
+
+The writer sends a request only when some backend's health or message changed (never for the timestamp
+alone), so a steady gateway makes no API writes. It is enabled when ``VMCP_NAME`` and
+``VMCP_NAMESPACE`` are set (the operator's Deployment sets them) and uses the pod's service-account token,
+which the operator grants ``patch`` on that one object's ``status`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import structlog
+
+__all__ = ["FIELD_MANAGER", "StatusTarget", "StatusWriter", "health_items"]
+
+FIELD_MANAGER = "mcp-operator-vmcp"
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+HEALTH_VALUES = ("ready", "unavailable", "degraded", "unknown", "unauthenticated")
+log = structlog.get_logger("mcp-operator.vmcp.status")
+
+
+@dataclass(frozen=True)
+class StatusTarget:
+    """Which VirtualMCPServer to report on, and how to reach the API server."""
+
+    name: str
+    namespace: str
+    api_server: str
+    token_file: Path
+    ca_file: Path | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> StatusTarget | None:
+        """The in-cluster target, or None when ``VMCP_NAME`` / ``VMCP_NAMESPACE`` are not both set."""
+        env = dict(os.environ if environ is None else environ)
+        name, namespace = env.get("VMCP_NAME"), env.get("VMCP_NAMESPACE")
+        if not name or not namespace:
+            return None
+        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+        api = env.get("VMCP_KUBERNETES_API") or (f"https://{host}:{port}" if host else "")
+        if not api:
+            raise ValueError("VMCP_NAME is set but no API server is known: set KUBERNETES_SERVICE_HOST")
+        ca = Path(env.get("VMCP_KUBERNETES_CA", str(SA_DIR / "ca.crt")))
+        token = Path(env.get("VMCP_KUBERNETES_TOKEN_FILE", str(SA_DIR / "token")))
+        return cls(name, namespace, api.rstrip("/"), token, ca if ca.exists() else None)
+
+    @property
+    def status_path(self) -> str:
+        base = f"/apis/mcp-operator.dev/v1alpha1/namespaces/{self.namespace}"
+        return f"{base}/virtualmcpservers/{self.name}/status"
+
+
+def health_items(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The gateway-owned keys of ``discoveredBackends`` items from the gateway's ``/status`` entries."""
+    items = []
+    for entry in sorted(entries, key=lambda e: str(e.get("name"))):
+        health = str(entry.get("health") or "unknown")
+        item: dict[str, Any] = {
+            "name": entry["name"],
+            "status": health if health in HEALTH_VALUES else "unknown",
+        }
+        if entry.get("lastError"):
+            item["message"] = str(entry["lastError"])[:1024]
+        if entry.get("lastHealthCheck"):
+            item["lastHealthCheck"] = entry["lastHealthCheck"]
+        items.append(item)
+    return items
+
+
+def _signature(items: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(i["name"], i["status"], i.get("message", "")) for i in items]
+
+
+class StatusWriter:
+    """Apply the gateway's backend health to the VirtualMCPServer status when it changes."""
+
+    def __init__(
+        self,
+        target: StatusTarget,
+        entries: Callable[[], list[dict[str, Any]]],
+        *,
+        interval: float = 5.0,
+        http: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self.target = target
+        self._entries = entries
+        self.interval = interval
+        self._http = http
+        self._sent: list[tuple[str, str, str]] | None = None
+        self.writes = 0
+        """Successful status writes (for tests and metrics)."""
+
+    async def run(self) -> None:
+        """Until cancelled: check every ``interval`` seconds; back off (with jitter) after failures."""
+        failures = 0
+        while True:
+            try:
+                await self.sync()
+                failures = 0
+                delay = self.interval
+            except (httpx2.HTTPError, OSError, RuntimeError) as exc:
+                failures += 1
+                delay = min(60.0, self.interval * 2**failures) * random.uniform(0.8, 1.2)
+                log.warning("status write failed", error=str(exc), retry_in=round(delay, 2))
+            await anyio.sleep(delay)
+
+    async def sync(self) -> bool:
+        """Write once if the health changed since the last successful write; True when written."""
+        items = health_items(self._entries())
+        signature = _signature(items)
+        if signature == self._sent:
+            return False
+        await self._apply(items)
+        self._sent = signature
+        self.writes += 1
+        return True
+
+    async def _apply(self, items: list[dict[str, Any]]) -> None:
+        target = self.target
+        body = {
+            "apiVersion": "mcp-operator.dev/v1alpha1",
+            "kind": "VirtualMCPServer",
+            "metadata": {"name": target.name, "namespace": target.namespace},
+            "status": {"discoveredBackends": items},
+        }
+        token = target.token_file.read_text().strip()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/apply-patch+yaml"}
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        url = target.api_server + target.status_path
+        if self._http is not None:
+            response = await self._http.patch(url, content=json.dumps(body), headers=headers, params=params)
+        else:
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=str(target.ca_file)) if target.ca_file else True
+            )
+            async with httpx2.AsyncClient(verify=verify, timeout=10.0) as http:
+                response = await http.patch(url, content=json.dumps(body), headers=headers, params=params)
+        if response.status_code >= 300:
+            raise RuntimeError(
+                f"PATCH {target.status_path} answered {response.status_code}: {response.text[:300]}"
+            )
