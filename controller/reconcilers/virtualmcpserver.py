@@ -22,6 +22,8 @@ from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
     CONFIGMAP,
     DEPLOYMENT,
+    ROLE,
+    ROLEBINDING,
     SERVICE,
     SERVICEACCOUNT,
     Cache,
@@ -58,7 +60,7 @@ from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import invalid_status, workload_state
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 
-OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT)
+OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
 

@@ -6,7 +6,10 @@ Children, all owned by the VirtualMCPServer:
   group member that has a ``status.url``, its outbound auth, the aggregation policy, filters, overrides,
   timeouts and inbound OIDC. Secret values never appear in it: they are environment variables filled by
   the kubelet from ``secretKeyRef``;
-- ServiceAccount ``<name>-vmcp`` (no token; not created when ``spec.serviceAccount`` names one);
+- ServiceAccount ``<name>-vmcp`` (not created when ``spec.serviceAccount`` names one), and Role +
+  RoleBinding ``<name>-vmcp`` granting that account ``get``/``patch`` on this one VirtualMCPServer's
+  ``status`` and nothing else: the gateway writes its backends' health there (``VMCP_NAME`` /
+  ``VMCP_NAMESPACE`` in its environment name the object);
 - Deployment ``<name>``: ``mcp-operator vmcp``. Its pod template carries the hash of what the gateway reads
   only at start-up (image, port, inbound auth), NOT of the backend list: the gateway hot-reloads the
   mounted ConfigMap, so membership and URL changes never roll the pods;
@@ -280,6 +283,8 @@ def build_children(
     if vmcp.spec.service_account is None:
         objects.append(build_service_account(vmcp, owner_ref))
     objects += [
+        build_status_role(vmcp, owner_ref),
+        build_status_role_binding(vmcp, owner_ref),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
         build_service(vmcp, owner_ref),
     ]
@@ -307,7 +312,42 @@ def build_service_account(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": _meta(vmcp, Names(vmcp.metadata.name or "").account, owner_ref),
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": True,
+    }
+
+
+def build_status_role(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
+    """Only what the gateway's health writer needs: this one object's status, by name."""
+    names = Names(vmcp.metadata.name or "")
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(vmcp, names.account, owner_ref),
+        "rules": [
+            {
+                "apiGroups": ["mcp-operator.dev"],
+                "resources": ["virtualmcpservers/status"],
+                "resourceNames": [names.name],
+                "verbs": ["get", "patch"],
+            }
+        ],
+    }
+
+
+def build_status_role_binding(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
+    names = Names(vmcp.metadata.name or "")
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(vmcp, names.account, owner_ref),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.account},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": vmcp.spec.service_account or names.account,
+                "namespace": vmcp.metadata.namespace or "",
+            }
+        ],
     }
 
 
@@ -345,13 +385,16 @@ def build_deployment(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    if env:
-        container["env"] = [dict(e) for e in env]
+    container["env"] = [
+        {"name": "VMCP_NAME", "value": names.name},
+        {"name": "VMCP_NAMESPACE", "value": vmcp.metadata.namespace or ""},
+        *(dict(e) for e in env),
+    ]
     if vmcp.spec.resources is not None:
         container["resources"] = vmcp.spec.resources.model_dump(exclude_none=True)
     pod_spec: JSON = {
         "serviceAccountName": vmcp.spec.service_account or names.account,
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": True,  # the health writer's token (see build_status_role)
         "securityContext": dict(RESTRICTED_POD_SECURITY),
         "containers": [container],
         "volumes": [

@@ -122,7 +122,12 @@ async def test_configmap_follows_members_without_rollout(operator: Operator, kub
         "--config",
         "/etc/mcp-operator/vmcp.yaml",
     ]
-    for kind, child in (("Service", "gw"), ("ServiceAccount", "gw-vmcp")):
+    for kind, child in (
+        ("Service", "gw"),
+        ("ServiceAccount", "gw-vmcp"),
+        ("Role", "gw-vmcp"),
+        ("RoleBinding", "gw-vmcp"),
+    ):
         found = await kube.child(kind, child)
         assert found is not None, kind
         assert found["metadata"]["ownerReferences"][0]["name"] == "gw"
@@ -315,7 +320,7 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
         container = deployment["spec"]["template"]["spec"]["containers"][0] if deployment else {}
         return container.get("env")
 
-    assert await eventually(env, what="secret env on the gateway") == [
+    assert (await eventually(env, what="secret env on the gateway"))[2:] == [
         {"name": env_name, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
     ]
     await eventually(lambda: _condition_is(kube, "gw", "ResolvedRefs", "True"), what="ResolvedRefs=True")

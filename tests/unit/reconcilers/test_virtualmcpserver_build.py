@@ -123,6 +123,8 @@ def test_children_match_golden_file() -> None:
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
         ("ConfigMap", "gw-vmcp"),
         ("ServiceAccount", "gw-vmcp"),
+        ("Role", "gw-vmcp"),
+        ("RoleBinding", "gw-vmcp"),
         ("Deployment", "gw"),
         ("Service", "gw"),
     ]
@@ -148,7 +150,9 @@ def test_config_map_holds_a_loadable_config_without_secret_values(tmp_path: Path
     assert config.incoming_auth.type == "oidc" and config.incoming_auth.oidc is not None
     assert config.incoming_auth.oidc.audience == "gw"
     # Credentials are environment variables filled from secretKeyRef; the file only names them.
-    env = objs[2]["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = _deployment(objs)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[:2] == [{"name": "VMCP_NAME", "value": "gw"}, {"name": "VMCP_NAMESPACE", "value": "tools"}]
+    env = env[2:]
     assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"beta", "saas"}
     saas = config.backend("saas")
     assert saas is not None and saas.auth is not None and saas.auth.type == "bearerToken"
@@ -263,6 +267,21 @@ def test_service_account_not_created_when_one_is_named() -> None:
     objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
     assert "ServiceAccount" not in {o["kind"] for o in objs}
     assert _deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"] == "shared"
+    binding = next(o for o in objs if o["kind"] == "RoleBinding")
+    assert binding["subjects"][0]["name"] == "shared"
+
+
+def test_gateway_may_patch_only_its_own_status() -> None:
+    objs = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
+    role = next(o for o in objs if o["kind"] == "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["mcp-operator.dev"],
+            "resources": ["virtualmcpservers/status"],
+            "resourceNames": ["gw"],
+            "verbs": ["get", "patch"],
+        }
+    ]
 
 
 def test_indexes_name_every_referenced_config() -> None:
