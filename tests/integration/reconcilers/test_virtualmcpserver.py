@@ -196,6 +196,16 @@ async def test_missing_group_pending_then_resolves(operator: Operator, kube: Api
     assert obj["status"]["backendCount"] == 1
     assert obj["status"]["discoveredBackends"][0]["status"] == "unknown"  # no health written yet
 
+    # Converged: a reconcile caused by an unrelated edit sends no write at all.
+    reconciles, writes = operator.reconciles("virtualmcpserver"), operator.writes()
+    await kube.patch(PLURAL, "gw", {"metadata": {"annotations": {"team": "a"}}})
+
+    async def reconciled_again() -> bool:
+        return operator.reconciles("virtualmcpserver") > reconciles
+
+    await eventually(reconciled_again, what="a reconcile after the annotation edit")
+    assert operator.writes() == writes
+
 
 async def test_gateway_health_is_kept_and_gives_degraded(operator: Operator, kube: Api) -> None:
     await kube.create("mcpgroups", group("team"))
