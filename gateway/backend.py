@@ -126,7 +126,7 @@ class BackendConnection:
                 await self._serve_once(task_status if not started else None)
                 self.last_error = "the backend closed the connection"
             except Exception as exc:  # every failure of one connection leads to a reconnect
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = _describe(exc)
                 logger.warning("backend %s failed: %s", self.description, self.last_error)
             if not started:
                 started = True
@@ -269,6 +269,13 @@ class BackendConnection:
                     code=BACKEND_UNAVAILABLE, message="the backend connection was lost during the call"
                 ) from exc
             raise
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of the first leaf of (nested) exception groups: what actually went wrong."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _pump(
