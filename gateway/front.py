@@ -20,6 +20,9 @@ routes (not the probes, which kubelet calls by pod IP), and request bodies above
 ``FrontSettings.max_body_bytes`` get 413. ``FrontSettings.wrap`` wraps the MCP routes with extra ASGI
 middleware (the inbound OIDC check); the probes and metrics stay unauthenticated.
 
+``app.state.active_sessions()`` counts the open session-era front sessions (legacy SSE streams and
+2025-11-25 sessions; the stateless 2026-07-28 era has none).
+
 ``FrontSettings.lifespan`` is an optional async context manager entered before the app serves (the
 proxy's backend connection). The SDK session manager runs inside it.
 
@@ -143,6 +146,13 @@ class _PathDispatch:
         self.manager = manager
         self.sse = sse
         self.server = server
+        self.sse_sessions = 0
+
+    def active_sessions(self) -> int:
+        """Open session-era front sessions: legacy SSE streams plus 2025-11-25 ``Mcp-Session-Id`` sessions."""
+        # The SDK keeps its sessions in a private dict (mcp pinned in requirements/constraints.txt).
+        streamable: dict[str, Any] = getattr(self.manager, "_server_instances", {})
+        return self.sse_sessions + len(streamable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -150,7 +160,11 @@ class _PathDispatch:
             await self.manager.handle_request(scope, receive, send)
         elif path == "/sse":
             async with self.sse.connect_sse(scope, receive, send) as (read, write):
-                await self.server.run(read, write, self.server.create_initialization_options())
+                self.sse_sessions += 1
+                try:
+                    await self.server.run(read, write, self.server.create_initialization_options())
+                finally:
+                    self.sse_sessions -= 1
         elif path.startswith("/messages"):
             await self.sse.handle_post_message(scope, receive, send)
         else:
@@ -169,7 +183,8 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
         session_idle_timeout=cfg.session_idle_timeout,
     )
     sse = SseServerTransport("/messages/", max_request_body_size=cfg.max_body_bytes)
-    mcp_app: ASGIApp = _PathDispatch(manager, sse, server)
+    dispatch = _PathDispatch(manager, sse, server)
+    mcp_app: ASGIApp = dispatch
     if cfg.wrap is not None:
         mcp_app = cfg.wrap(mcp_app)
     hosts = cfg.allowed_hosts if cfg.allowed_hosts is not None else default_allowed_hosts(cfg.bind_host)
@@ -206,4 +221,6 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
         *cfg.extra_routes,
         Mount("/", app=mcp_app),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.active_sessions = dispatch.active_sessions
+    return app

@@ -123,6 +123,7 @@ class ProxyServer(Server[Any]):
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
             on_completion=self._complete,
+            get_tool_input_schema=self._tool_input_schema,
         )
         self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         self.middleware = []  # no per-message tracing span on the hot path
@@ -131,6 +132,7 @@ class ProxyServer(Server[Any]):
         self.metrics = metrics or ProxyMetrics()
         self.auditor = auditor or Auditor()
         self._in_flight: dict[int, Ctx] = {}
+        self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
 
@@ -163,6 +165,12 @@ class ProxyServer(Server[Any]):
         """Copy the backend's instructions (called when the backend (re)connects)."""
         info = self.backend.info
         self.instructions = info.instructions if info is not None else None
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        """For the SDK's ``Mcp-Param-*`` header check on 2026-07-28 ``tools/call``: the schema from the
+        latest listing seen (None = skip the check; the backend validates arguments itself). Without this
+        hook the SDK would call ``tools/list`` (a backend round trip) before every call."""
+        return self._input_schemas.get(name)
 
     # -- forwarding --------------------------------------------------------------------------------------
 
@@ -217,9 +225,14 @@ class ProxyServer(Server[Any]):
             result = await self._forward(
                 ctx, types.ListToolsRequest, params, types.ListToolsResult, method="tools/list"
             )
-            if self.tool_filter.identity:
-                return result
-            return result.model_copy(update={"tools": self.tool_filter.apply(result.tools)})
+            if not self.tool_filter.identity:
+                result = result.model_copy(update={"tools": self.tool_filter.apply(result.tools)})
+            schemas = {tool.name: tool.input_schema for tool in result.tools}
+            if params is None or params.cursor is None:  # a first page starts a new listing
+                self._input_schemas = schemas
+            else:
+                self._input_schemas.update(schemas)
+            return result
 
         return await self._timed("tools/list", call)
 
@@ -397,15 +410,21 @@ def build_proxy_app(
 
     hooks.on_state = on_state
 
+    closers: list[Callable[[], Awaitable[None]]] = []
+
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg:
-            await tg.start(backend.run)
-            try:
-                yield
-            finally:
-                backend.stop()
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(backend.run)
+                try:
+                    yield
+                finally:
+                    backend.stop()
+                    tg.cancel_scope.cancel()
+        finally:
+            for close in closers:
+                await close()
 
     if wrap is None and config.oidc is not None:
         from gateway.auth.inbound import OIDCMiddleware  # noqa: PLC0415 (only with inbound auth)
@@ -414,7 +433,9 @@ def build_proxy_app(
         url = resource_url or f"http://{config.host}:{config.port}/mcp"
 
         def wrap(app: Any) -> Any:
-            return OIDCMiddleware(app, oidc, resource_url=url)
+            middleware = OIDCMiddleware(app, oidc, resource_url=url)
+            closers.append(middleware.aclose)  # its JWKS client
+            return middleware
 
     settings = FrontSettings(
         bind_host=config.host,
@@ -427,4 +448,5 @@ def build_proxy_app(
         wrap=wrap,
     )
     app = build_front_app(server, settings)
+    metrics.track_sessions(app.state.active_sessions)
     return app, ProxyRuntime(config, backend, server)

@@ -74,9 +74,12 @@ def main(argv: list[str]) -> int:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
-    app, _ = build_proxy_app(
-        config, transport_for(config.backend), description=describe_backend(config.backend)
-    )
+    try:
+        transport = transport_for(config.backend)
+    except ProxyConfigError as exc:
+        print(f"mcp-operator proxy: {exc}", file=sys.stderr)
+        return 2
+    app, _ = build_proxy_app(config, transport, description=describe_backend(config.backend))
     uvicorn.run(
         app,
         host=config.host,

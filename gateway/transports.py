@@ -3,9 +3,11 @@
 - ``stdio``: the SDK's ``stdio_client`` (spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL
   on shutdown); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
   ``backend.env`` (``mcp-operator proxy -- CMD`` behaves like running CMD: its API keys reach it);
-- ``http``: the SDK's ``streamable_http_client`` or ``sse_client`` with the configured extra headers
-  (secret values read at connect time from their env var / file; the front client's token is never
-  forwarded: the front's Authorization header is not visible here at all);
+- ``http``: the SDK's ``streamable_http_client`` or ``sse_client``; ``backend.auth`` and
+  ``backend.headerForward`` become a :mod:`gateway.auth.outbound` credential provider asked on every
+  HTTP request (:class:`CredentialAuth`: OAuth2 client-credentials tokens refresh, rotated Secrets
+  apply). The front client's token is never forwarded: the front's Authorization header is not visible
+  here at all. ``tokenExchange`` is refused (it needs a backend session per caller);
 - ``attach``: :func:`gateway.attach.attach_transport` (the Kubernetes attach API).
 """
 
@@ -14,20 +16,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx2
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from api.auth_config import HeaderForwardConfig, SecretValueSource
-from api.proxy_config import AttachBackend, BackendConfig, HttpBackend, StdioBackend
+from api.proxy_config import AttachBackend, BackendConfig, HttpBackend, ProxyConfigError, StdioBackend
+from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backend import Streams, TransportFactory
 from gateway.ssrf import check_endpoint
 
-__all__ = ["describe_backend", "transport_for"]
+__all__ = ["CredentialAuth", "check_outbound", "describe_backend", "outbound_provider", "transport_for"]
 
 
 def describe_backend(config: BackendConfig) -> str:
@@ -39,34 +40,41 @@ def describe_backend(config: BackendConfig) -> str:
     return f"{config.transport}:{config.url}"
 
 
-def _read_secret(source: SecretValueSource) -> str:
-    if source.env is not None:
-        value = os.environ.get(source.env)
-        if value is None:
-            raise RuntimeError(f"environment variable {source.env} (a secret reference) is not set")
-        return value
-    assert source.file is not None
-    return Path(source.file).read_text(encoding="utf-8").rstrip("\n")
+class CredentialAuth(httpx2.Auth):
+    """Adds the outbound credential's headers to every HTTP request sent to the backend.
+
+    The provider is asked on each request, so an OAuth2 client-credentials token is refreshed before it
+    expires and a rotated Secret applies without a reconnect. The inbound (front) token is never passed:
+    the backend session is shared by every caller.
+    """
+
+    def __init__(self, provider: CredentialProvider) -> None:
+        self.provider = provider
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        for name, value in (await self.provider.headers(None)).items():
+            request.headers[name] = value
+        yield request
 
 
-def _headers(forward: HeaderForwardConfig | None, config: HttpBackend) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    if forward is not None:
-        headers.update(forward.add_plaintext_headers)
-        for entry in forward.add_headers_from_secret:
-            headers[entry.header_name] = _read_secret(entry.value_secret_ref)
-    auth = config.auth
-    if auth is not None:
-        if auth.type == "headerInjection":
-            headers[auth.header_name] = _read_secret(auth.value_secret_ref)
-        elif auth.type == "bearerToken":
-            headers["Authorization"] = f"Bearer {_read_secret(auth.token_secret_ref)}"
-        else:
-            raise RuntimeError(
-                f"backend.auth type {auth.type!r} needs the remote-proxy token flow, which this proxy build "
-                "does not implement; use headerInjection or bearerToken"
-            )
-    return headers
+def check_outbound(config: HttpBackend) -> None:
+    """Raise ``ProxyConfigError`` for an outbound credential this proxy cannot use."""
+    if config.auth is not None and config.auth.type == "tokenExchange":
+        raise ProxyConfigError(
+            "backend.auth type 'tokenExchange' needs one backend session per caller, and this proxy shares "
+            "one backend session between all callers; use oauth2ClientCredentials, bearerToken or "
+            "headerInjection"
+        )
+
+
+def outbound_provider(config: HttpBackend) -> CredentialProvider | None:
+    """The credential provider for an HTTP backend, or None without ``auth`` / ``headerForward``."""
+    check_outbound(config)
+    if config.auth is None and config.header_forward is None:
+        return None
+    return build_outbound_provider(config.auth, header_forward=config.header_forward)
 
 
 def _stdio(config: StdioBackend) -> TransportFactory:
@@ -83,20 +91,27 @@ def _stdio(config: StdioBackend) -> TransportFactory:
 
 
 def _http(config: HttpBackend) -> TransportFactory:
+    check_outbound(config)  # fail at start-up, naming the field, rather than on every reconnect
+
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
         await check_endpoint(config.url, allow_private=config.allow_private_endpoint)
-        headers = _headers(config.header_forward, config)
-        if config.transport == "sse":
-            async with sse_client(config.url, headers=headers, timeout=config.timeout_seconds) as streams:
+        provider = outbound_provider(config)
+        auth = CredentialAuth(provider) if provider is not None else None
+        try:
+            if config.transport == "sse":
+                async with sse_client(config.url, auth=auth, timeout=config.timeout_seconds) as streams:
+                    yield streams[0], streams[1]
+                return
+            timeout = httpx2.Timeout(config.timeout_seconds, read=None)
+            async with (
+                httpx2.AsyncClient(auth=auth, timeout=timeout, follow_redirects=False) as client,
+                streamable_http_client(config.url, http_client=client) as streams,
+            ):
                 yield streams[0], streams[1]
-            return
-        timeout = httpx2.Timeout(config.timeout_seconds, read=None)
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False) as client,
-            streamable_http_client(config.url, http_client=client) as streams,
-        ):
-            yield streams[0], streams[1]
+        finally:
+            if provider is not None:
+                await provider.aclose()
 
     return factory
 

@@ -23,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.proxy_config import ProxyConfig
+from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway.observability import AUDIT_LOGGER
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, transport_for
@@ -193,3 +193,44 @@ async def test_missing_scope_is_403_insufficient_scope() -> None:
         assert params["scope"] == "mcp:admin"
         async with s.client(s.issuer.mint(scope="mcp:tools mcp:admin")) as client:
             assert (await client.call_tool("echo", {"text": "ok"})).structured_content == {"result": "ok"}
+
+
+async def test_backend_gets_client_credentials_token_not_the_callers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROXY_CLIENT_SECRET", "s3cret")
+    credentials = {
+        "type": "oauth2ClientCredentials",
+        "clientId": "mcp-proxy",
+        "clientSecretRef": {"env": "PROXY_CLIENT_SECRET"},
+        "scopes": ["backend"],
+    }
+    async with stack(backend_auth=credentials) as s:
+        inbound = s.issuer.mint()
+        async with s.client(inbound) as client:
+            for n in range(3):
+                result = await client.call_tool("echo", {"text": f"call {n}"})
+                assert result.structured_content == {"result": f"call {n}"}
+        assert s.backend_seen
+        assert {h.get("authorization") for h in s.backend_seen} == {"Bearer cc-token-1"}
+        assert not any(inbound in json.dumps(h) for h in s.backend_seen)
+        grants = [r["grant_type"] for r in s.issuer.token_requests]
+        assert grants == ["client_credentials"], "the cached token is reused for every backend request"
+
+
+def test_token_exchange_is_refused_naming_the_field() -> None:
+    config = ProxyConfig.model_validate(
+        {
+            "backend": {
+                "type": "http",
+                "url": "http://127.0.0.1:9/mcp",
+                "auth": {
+                    "type": "tokenExchange",
+                    "tokenUrl": "http://127.0.0.1:9/token",
+                    "clientId": "proxy",
+                    "clientSecretRef": {"env": "X"},
+                    "audience": "backend",
+                },
+            }
+        }
+    )
+    with pytest.raises(ProxyConfigError, match="tokenExchange"):
+        transport_for(config.backend)

@@ -119,6 +119,21 @@ async def test_audit_line_per_call_with_caller_tool_outcome(proxy: Proxy) -> Non
     assert proxy.metric('mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="echo"}') >= 1
 
 
+async def test_active_sessions_gauge_counts_session_era_fronts(proxy: Proxy) -> None:
+    async def gauge_becomes(value: float) -> None:
+        with anyio.fail_after(10):
+            while proxy.metric("mcp_proxy_active_sessions") != value:  # noqa: ASYNC110 (polling /metrics)
+                await anyio.sleep(0.05)
+
+    baseline = proxy.metric("mcp_proxy_active_sessions")
+    fronts = dict(proxy.clients())
+    async with fronts["mcp-legacy"]() as legacy, fronts["sse"]() as sse, fronts["mcp-modern"]() as modern:
+        for client in (legacy, sse, modern):
+            await client.call_tool("echo", {"text": "x"})
+        await gauge_becomes(baseline + 2)  # the stateless 2026-07-28 era holds no session
+    await gauge_becomes(baseline)
+
+
 # -- progress and cancellation -----------------------------------------------------------------------
 
 
