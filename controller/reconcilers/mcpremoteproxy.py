@@ -110,6 +110,9 @@ class MCPRemoteProxyReconciler:
         external_auth = _parse(
             MCPExternalAuthConfig, resolved.external_auth, "spec.externalAuthConfigRef.name", missing
         )
+        if external_auth is not None and external_auth.spec.type == "tokenExchange":
+            missing.append(_unsupported_auth(external_auth))
+            external_auth = None
         if external_auth is not None and render_problems(external_auth):
             missing.append(_invalid_auth(external_auth, format_problems(render_problems(external_auth))))
             external_auth = None
@@ -236,6 +239,16 @@ def _invalid_auth(external_auth: MCPExternalAuthConfig | None, detail: str) -> M
         "spec.externalAuthConfigRef.name",
         "ExternalAuthConfigInvalid",
         f"MCPExternalAuthConfig '{name}' cannot be used by the proxy: {first}",
+    )
+
+
+def _unsupported_auth(external_auth: MCPExternalAuthConfig) -> Missing:
+    return Missing(
+        "spec.externalAuthConfigRef.name",
+        "ExternalAuthTypeUnsupported",
+        f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which the remote "
+        "proxy cannot use: it shares one upstream session between all callers; use oauth2ClientCredentials, "
+        "bearerToken or headerInjection",
     )
 
 

@@ -250,3 +250,27 @@ async def test_spec_change_rolls_the_proxy_and_serviceaccount_follows(operator: 
 
 async def _absent(kube: Api, kind: str, name: str) -> bool:
     return await kube.child(kind, name) is None
+
+
+async def test_token_exchange_config_is_reported_unsupported_without_children(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(
+        AUTH,
+        {
+            "kind": "MCPExternalAuthConfig",
+            "metadata": {"name": "exchange"},
+            "spec": {"type": "tokenExchange", "tokenExchange": {"tokenUrl": "https://idp.example.com/token"}},
+        },
+    )
+    await kube.create(PLURAL, remote("te", externalAuthConfigRef={"name": "exchange"}))
+
+    async def reported() -> dict[str, Any] | None:
+        obj = await kube.get(PLURAL, "te")
+        cond = condition(obj, "ResolvedRefs") or {}
+        return obj if cond.get("reason") == "ExternalAuthTypeUnsupported" else None
+
+    obj = await eventually(reported, what="ExternalAuthTypeUnsupported")
+    assert "oauth2ClientCredentials" in condition(obj, "ResolvedRefs")["message"]  # type: ignore[index]
+    assert obj["status"]["phase"] == "Pending"
+    assert await kube.child("Deployment", "te") is None
