@@ -19,7 +19,6 @@ from controller.core import (
     CONFIGMAP,
     DEPLOYMENT,
     NORMAL,
-    OWNER_INDEX,
     ROLE,
     ROLEBINDING,
     SECRET,
@@ -55,6 +54,7 @@ from controller.reconcilers.status import (
     invalid_status,
     workload_state,
 )
+from controller.reconcilers.writes import delete_stale, emit
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, STATEFULSET, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 STDIO_CAPPED = "StdioReplicaCapped"
@@ -97,7 +97,7 @@ class MCPServerReconciler:
             message = format_problems(problems)
             status, events = invalid_status(previous, generation, message)
             await ctx.applier.apply_status(raw, status)
-            await _emit(ctx, raw, events)
+            await emit(ctx, raw, events)
             return Result.done()  # terminal until the spec changes (the next generation re-enqueues)
 
         server = parsed
@@ -111,13 +111,13 @@ class MCPServerReconciler:
             await self._announce_rollout(ctx, raw, key, digest)
             for child in desired:
                 await ctx.applier.apply(child)
-            await _delete_stale(ctx, str(meta.get("uid")), desired)
+            await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
 
         status, events = self._status(
             server, ctx, previous=previous, missing=resolved.missing, tool_config=tool_config
         )
         await ctx.applier.apply_status(raw, status)
-        await _emit(ctx, raw, events)
+        await emit(ctx, raw, events)
         return Result.done()
 
     def _status(
@@ -224,23 +224,6 @@ def _config_digest(desired: list[JSON]) -> str:
         if obj["kind"] == "Deployment":
             return str(obj["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
     raise ValueError("no proxy Deployment among the desired children")
-
-
-async def _delete_stale(ctx: ReconcileContext, uid: str, desired: list[JSON]) -> None:
-    """Delete children we own that the spec no longer asks for (e.g. the Role after leaving stdio)."""
-    wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
-    for resource in OWNED:
-        for obj in ctx.cache.by_index(resource, OWNER_INDEX, uid):
-            meta = obj.get("metadata") or {}
-            if (resource.kind, meta.get("name")) not in wanted:
-                await ctx.applier.delete(
-                    resource, meta.get("namespace"), str(meta.get("name")), uid=meta.get("uid")
-                )
-
-
-async def _emit(ctx: ReconcileContext, raw: JSON, events: list[tuple[str, str, str]]) -> None:
-    for type_, reason, message in events:
-        await ctx.events.record(raw, type_, reason, message)
 
 
 def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:

@@ -59,6 +59,7 @@ from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import invalid_status, workload_state
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
+from controller.reconcilers.writes import emit
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
@@ -260,7 +261,7 @@ class VirtualMCPServerReconciler:
         if problems or not isinstance(parsed, VirtualMCPServer):
             status, events = invalid_status(previous, generation, format_problems(problems))
             await ctx.applier.apply_status(raw, status)
-            await _emit(ctx, raw, events)
+            await emit(ctx, raw, events)
             return Result.done()  # terminal until the spec changes
 
         vmcp = parsed
@@ -302,7 +303,7 @@ class VirtualMCPServerReconciler:
             )
         status, events = vmcp_status(previous, generation, build.service_url(vmcp, self.settings), observed)
         await ctx.applier.apply_status(raw, status)
-        await _emit(ctx, raw, events)
+        await emit(ctx, raw, events)
         return Result.done()
 
 
@@ -316,11 +317,6 @@ async def _delete_unwanted_account(ctx: ReconcileContext, vmcp: VirtualMCPServer
     owners = ((account or {}).get("metadata") or {}).get("ownerReferences") or []
     if account is not None and any(o.get("uid") == uid for o in owners):
         await ctx.applier.delete(SERVICEACCOUNT, namespace, name, uid=account["metadata"].get("uid"))
-
-
-async def _emit(ctx: ReconcileContext, raw: JSON, events: list[tuple[str, str, str]]) -> None:
-    for type_, reason, message in events:
-        await ctx.events.record(raw, type_, reason, message)
 
 
 def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:
