@@ -127,3 +127,30 @@ async def serve_asgi(*apps: tuple[socket.socket, ASGIApp]) -> AsyncIterator[None
         await asyncio.gather(*tasks)
         for sock, _ in apps:
             sock.close()
+
+
+@contextlib.asynccontextmanager
+async def proxy_in_process(backend: dict[str, object], **config: object) -> AsyncIterator[str]:
+    """The proxy app (``build_proxy_app``) served in this event loop; yields its base URL once ready.
+
+    Same code as ``mcp-operator proxy`` minus the process start-up (importing the SDK takes seconds on a
+    busy machine); the CLI itself is exercised by the tests that use :func:`run_proxy`.
+    """
+    from api.proxy_config import ProxyConfig  # noqa: PLC0415 (keeps this helper module light)
+    from gateway.proxy import build_proxy_app  # noqa: PLC0415
+    from gateway.transports import describe_backend, transport_for  # noqa: PLC0415
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    proxy_config = ProxyConfig.model_validate({**config, "port": port, "backend": backend})
+    app, runtime = build_proxy_app(
+        proxy_config, transport_for(proxy_config.backend), description=describe_backend(proxy_config.backend)
+    )
+    async with serve_asgi((sock, app)):
+        deadline = time.monotonic() + 90
+        while not runtime.backend.ready:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"backend not ready: {runtime.backend.readiness()[1]}")
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"

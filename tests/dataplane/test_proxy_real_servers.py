@@ -19,7 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 
-from tests.dataplane.proxyutil import FIXTURE_CMD, NPM_BIN, VENV_BIN, free_port, run_proxy, run_server
+from tests.dataplane.proxyutil import FIXTURE_CMD, NPM_BIN, VENV_BIN, free_port, proxy_in_process, run_server
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ async def _assert_equal_through_proxy(
     async with Client(params, mode="auto", **CAPS) as direct:
         expected = await _observe(direct, call)
     assert expected[0], "the direct server listed no tools"
-    with run_proxy("--", *command, env=env) as base:
+    async with proxy_in_process({"type": "stdio", "command": command, "env": env}) as base:
         for front, observed in await _through_proxy(base, call):
             _assert_same(front, observed, expected)
 
@@ -147,7 +147,7 @@ async def test_server_everything_over_http(mode: str, path: str, transport: str)
         target = url if transport == "streamable-http" else sse_client(url)
         async with Client(target, mode="legacy", **CAPS) as direct:
             expected = await _observe(direct, call)
-        with run_proxy("--target", url, "--transport", transport) as base:
+        async with proxy_in_process({"type": "http", "url": url, "transport": transport}) as base:
             for front, observed in await _through_proxy(base, call):
                 _assert_same(front, observed, expected)
 
@@ -157,7 +157,7 @@ async def test_server_everything_progress_and_cancellation(tmp_path: Path) -> No
     as ``notifications/cancelled`` (the server's stdin is teed to a file to observe it)."""
     stdin_log = tmp_path / "stdin.jsonl"
     server = f"tee -a {stdin_log} | exec {NPM_BIN / 'mcp-server-everything'}"
-    with run_proxy("--", "sh", "-c", server, env=NODE_ENV) as base:
+    async with proxy_in_process({"type": "stdio", "command": ["sh", "-c", server], "env": NODE_ENV}) as base:
         for front, connect in _front_clients(base):
             seen: list[tuple[float, float | None]] = []
 
