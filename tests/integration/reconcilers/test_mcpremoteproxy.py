@@ -111,8 +111,12 @@ async def test_children_status_and_secrets_as_env(operator: Operator, kube: Api)
     for obj in (cm, deployment, account, service):
         assert obj["metadata"]["ownerReferences"][0]["uid"] == owner
 
-    obj = await kube.get(PLURAL, "saas")
-    assert obj["status"]["phase"] == "Pending" and condition(obj, "Ready")["reason"] == "Unavailable"  # type: ignore[index]
+    async def unavailable() -> dict[str, Any] | None:
+        current = await kube.get(PLURAL, "saas")
+        return current if (condition(current, "Ready") or {}).get("reason") == "Unavailable" else None
+
+    obj = await eventually(unavailable, what="Ready=False (Unavailable) before the pods are ready")
+    assert obj["status"]["phase"] == "Pending"
     await kube.mark_ready("Deployment", "saas")
 
     async def ready() -> dict[str, Any] | None:
@@ -126,12 +130,12 @@ async def test_children_status_and_secrets_as_env(operator: Operator, kube: Api)
     assert condition(obj, "ResolvedRefs")["status"] == "True"  # type: ignore[index]
     auth = await eventually(lambda: _with_hash(kube, "bearer"), what="MCPExternalAuthConfig configHash")
     assert status["externalAuthConfigHash"] == auth["status"]["configHash"]
-    tools = await kube.get("mcptoolconfigs", "only-echo")
+    tools = await eventually(lambda: _with_hash(kube, "only-echo", "mcptoolconfigs"), what="tool configHash")
     assert status["toolConfigHash"] == tools["status"]["configHash"]
 
 
-async def _with_hash(kube: Api, name: str) -> dict[str, Any] | None:
-    obj = await kube.get(AUTH, name)
+async def _with_hash(kube: Api, name: str, plural: str = AUTH) -> dict[str, Any] | None:
+    obj = await kube.get(plural, name)
     return obj if (obj.get("status") or {}).get("configHash") else None
 
 
