@@ -27,6 +27,7 @@ from api.problems import Problem, format_problems
 from api.validation import parse_and_validate
 from controller.core import (
     SECRET,
+    Cache,
     Controller,
     ObjectKey,
     ReconcileContext,
@@ -67,7 +68,7 @@ def render_problems(auth: MCPExternalAuthConfig) -> list[Problem]:
     return []
 
 
-def referrers(cache: Any, namespace: str, name: str) -> list[str]:
+def referrers(cache: Cache, namespace: str, name: str) -> list[str]:
     """``Kind/name`` of every watched object referring to the config ``namespace/name`` (sorted)."""
     value = f"{namespace}/{name}"
     found = [
