@@ -278,3 +278,36 @@ async def test_token_exchange_config_is_reported_unsupported_without_children(
     assert "oauth2ClientCredentials" in condition(obj, "ResolvedRefs")["message"]  # type: ignore[index]
     assert obj["status"]["phase"] == "Pending"
     assert await kube.child("Deployment", "te") is None
+
+
+async def test_invalid_tool_config_is_reported_on_both_sides(operator: Operator, kube: Api) -> None:
+    await kube.create(
+        "mcptoolconfigs",
+        {
+            "kind": "MCPToolConfig",
+            "metadata": {"name": "clash"},
+            "spec": {"toolsOverride": {"a": {"name": "same"}, "b": {"name": "same"}}},
+        },
+    )
+    await kube.create(PLURAL, remote("filtered", toolConfigRef={"name": "clash"}))
+
+    async def tool_config_invalid() -> dict[str, Any] | None:
+        obj = await kube.get("mcptoolconfigs", "clash")
+        cond = condition(obj, "Accepted") or {}
+        return cond if cond.get("status") == "False" else None
+
+    cond = await eventually(tool_config_invalid, what="MCPToolConfig Accepted=False")
+    assert "spec.toolsOverride[a].name" in cond["message"] and "distinct names" in cond["message"]
+
+    async def proxy_waits() -> dict[str, Any] | None:
+        obj = await kube.get(PLURAL, "filtered")
+        refs = condition(obj, "ResolvedRefs") or {}
+        return refs if refs.get("reason") == "ToolConfigInvalid" else None
+
+    refs = await eventually(proxy_waits, what="the proxy reports ToolConfigInvalid")
+    assert "clash" in refs["message"]
+    assert await kube.child("Deployment", "filtered") is None
+    await kube.patch("mcptoolconfigs", "clash", {"spec": {"toolsOverride": {"b": {"name": "other"}}}})
+    await eventually(
+        lambda: kube.child("Deployment", "filtered"), what="rendered once the tool config is fixed"
+    )
