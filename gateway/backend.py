@@ -255,9 +255,16 @@ class BackendConnection:
         return self._session
 
     async def forward(
-        self, request: types.ClientRequest | types.Request[Any, Any], *, progress: ProgressFnT | None = None
+        self,
+        request: types.ClientRequest | types.Request[Any, Any],
+        *,
+        progress: ProgressFnT | None = None,
+        caller: object | None = None,
     ) -> dict[str, Any]:
-        """Send one request to the backend and return its raw result (raises ``MCPError``)."""
+        """Send one request to the backend and return its raw result (raises ``MCPError``).
+
+        ``caller`` is ignored: the session is shared (see :mod:`gateway.caller_backends` for the other way).
+        """
         session = await self.wait_ready(min(self.connect_timeout, self.call_timeout))
         try:
             return await session.send_request(  # type: ignore[type-var]

@@ -38,8 +38,9 @@ from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel
 from starlette.applications import Starlette
 
-from api.proxy_config import ProxyConfig
+from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway.backend import BackendConnection, BackendHooks, TransportFactory
+from gateway.caller_backends import Caller, CallerBackends, SubjectToken
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
@@ -95,13 +96,23 @@ def _caller(ctx: Ctx) -> str:
     return "anonymous"
 
 
+def _caller_credentials(ctx: Ctx) -> Caller | None:
+    """The authenticated caller (set by the inbound OIDC middleware), for per-caller backend sessions."""
+    scope = getattr(ctx.request, "scope", None)
+    state = (scope.get("state") or {}) if isinstance(scope, dict) else {}
+    identity, token = state.get("mcp_auth_identity"), getattr(state.get("mcp_auth_token"), "raw", None)
+    if isinstance(identity, str) and isinstance(token, str):
+        return Caller(identity, token)
+    return None
+
+
 class ProxyServer(Server[Any]):
     """Forwards every MCP request to one backend session; see the module docstring."""
 
     def __init__(
         self,
         name: str,
-        backend: BackendConnection,
+        backend: BackendConnection | CallerBackends,
         *,
         tool_filter: ToolFilter | None = None,
         metrics: ProxyMetrics | None = None,
@@ -135,6 +146,34 @@ class ProxyServer(Server[Any]):
         self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
+        if isinstance(backend, CallerBackends):
+            shared = backend.hooks
+            backend.hooks_for = lambda identity: self.hooks_for(identity, shared)
+
+    def hooks_for(self, identity: str, base: BackendHooks) -> BackendHooks:
+        """Hooks for one caller's own backend session: its logs and requests reach only that caller."""
+
+        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+            await self._route_log(params, identity)
+
+        async def on_server_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            return await self._bridge_request(method, params, identity)
+
+        return BackendHooks(
+            on_log=on_log,
+            on_server_request=on_server_request,
+            on_restart=base.on_restart,
+            on_state=base.on_state,
+        )
+
+    def _requests_of(self, identity: str | None) -> list[Ctx]:
+        """In-flight front requests, only the given caller's when the backend session is per caller."""
+        requests = list(self._in_flight.values())
+        if identity is None:
+            return requests
+        return [
+            c for c in requests if (who := _caller_credentials(c)) is not None and who.identity == identity
+        ]
 
     # -- what the front advertises -----------------------------------------------------------------------
 
@@ -200,7 +239,11 @@ class ProxyServer(Server[Any]):
         key = id(ctx)
         self._in_flight[key] = ctx
         try:
-            raw = await self.backend.forward(request, progress=on_progress)  # type: ignore[arg-type]
+            raw = await self.backend.forward(
+                request,  # type: ignore[arg-type]
+                progress=on_progress,
+                caller=_caller_credentials(ctx),
+            )
         finally:
             self._in_flight.pop(key, None)
         return result_type.model_validate(raw)
@@ -342,18 +385,23 @@ class ProxyServer(Server[Any]):
 
     # -- what the backend initiates ----------------------------------------------------------------------
 
-    async def _route_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        if len(self._in_flight) != 1:
-            logger.debug("backend log message not routed: %d front requests in flight", len(self._in_flight))
+    async def _route_log(
+        self, params: types.LoggingMessageNotificationParams, identity: str | None = None
+    ) -> None:
+        requests = self._requests_of(identity)
+        if len(requests) != 1:
+            logger.debug("backend log message not routed: %d front requests in flight", len(requests))
             return
-        ctx = next(iter(self._in_flight.values()))
+        ctx = requests[0]
         notification = types.LoggingMessageNotification(params=params)
         with contextlib.suppress(Exception):  # the front request may just have finished
             await ctx.session.send_notification(notification, related_request_id=ctx.request_id)
 
-    async def _bridge_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _bridge_request(
+        self, method: str, params: dict[str, Any], identity: str | None = None
+    ) -> dict[str, Any]:
         request_type, result_type = _BRIDGED[method]
-        candidates = [c for c in self._in_flight.values() if c.session.can_send_request]
+        candidates = [c for c in self._requests_of(identity) if c.session.can_send_request]
         if not candidates:
             raise MCPError(
                 code=types.INVALID_REQUEST,
@@ -375,7 +423,9 @@ class ProxyServer(Server[Any]):
 class ProxyRuntime:
     """The pieces of a running proxy, for the CLI and tests."""
 
-    def __init__(self, config: ProxyConfig, backend: BackendConnection, server: ProxyServer) -> None:
+    def __init__(
+        self, config: ProxyConfig, backend: BackendConnection | CallerBackends, server: ProxyServer
+    ) -> None:
         self.config = config
         self.backend = backend
         self.server = server
@@ -384,18 +434,40 @@ class ProxyRuntime:
 
 def build_proxy_app(
     config: ProxyConfig,
-    transport: TransportFactory,
+    transport: TransportFactory | None,
     *,
     description: str,
     wrap: Callable[[Any], Any] | None = None,
     resource_url: str | None = None,
+    caller_transport: Callable[[Callable[[], str]], TransportFactory] | None = None,
 ) -> tuple[Starlette, ProxyRuntime]:
-    """The proxy's ASGI app and runtime; the backend supervisor runs in the app's lifespan."""
+    """The proxy's ASGI app and runtime; the backend supervisor runs in the app's lifespan.
+
+    ``transport`` opens the shared backend session. ``caller_transport`` instead opens one backend
+    session per authenticated caller (given that caller's inbound token; needs ``config.oidc``), for a
+    ``tokenExchange`` backend credential: see :mod:`gateway.caller_backends`.
+    """
     metrics = ProxyMetrics()
     hooks = BackendHooks(on_restart=metrics.backend_restarts.inc)
-    backend = BackendConnection(
-        transport, description=description, hooks=hooks, call_timeout=config.limits.call_timeout_seconds
-    )
+    timeout = config.limits.call_timeout_seconds
+    backend: BackendConnection | CallerBackends
+    if caller_transport is not None:
+        if config.oidc is None:
+            raise ProxyConfigError(
+                "backend.auth tokenExchange exchanges the caller's token: configure oidc (inbound auth) too"
+            )
+        make_transport = caller_transport
+
+        def make(subject: SubjectToken) -> BackendConnection:
+            return BackendConnection(
+                make_transport(subject.get), description=description, call_timeout=timeout
+            )
+
+        backend = CallerBackends(make, hooks=hooks)
+    elif transport is not None:
+        backend = BackendConnection(transport, description=description, hooks=hooks, call_timeout=timeout)
+    else:
+        raise ValueError("build_proxy_app needs transport or caller_transport")
     server = ProxyServer(
         config.name,
         backend,

@@ -25,7 +25,7 @@ from api.proxy_config import (
     load_proxy_config,
 )
 from gateway.proxy import build_proxy_app
-from gateway.transports import describe_backend, transport_for
+from gateway.transports import describe_backend, needs_caller_sessions, transport_for
 
 __all__ = ["main", "parse_args"]
 
@@ -74,12 +74,20 @@ def main(argv: list[str]) -> int:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
+    backend = config.backend
     try:
-        transport = transport_for(config.backend)
+        if needs_caller_sessions(backend):
+            app, _ = build_proxy_app(
+                config,
+                None,
+                description=describe_backend(backend),
+                caller_transport=lambda subject: transport_for(backend, subject=subject),
+            )
+        else:
+            app, _ = build_proxy_app(config, transport_for(backend), description=describe_backend(backend))
     except ProxyConfigError as exc:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
-    app, _ = build_proxy_app(config, transport, description=describe_backend(config.backend))
     uvicorn.run(
         app,
         host=config.host,

@@ -7,7 +7,8 @@
   ``backend.headerForward`` become a :mod:`gateway.auth.outbound` credential provider asked on every
   HTTP request (:class:`CredentialAuth`: OAuth2 client-credentials tokens refresh, rotated Secrets
   apply). The front client's token is never forwarded: the front's Authorization header is not visible
-  here at all. ``tokenExchange`` is refused (it needs a backend session per caller);
+  here at all. ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)``
+  with the caller's inbound token as the exchange's subject (see :mod:`gateway.caller_backends`);
 - ``attach``: :func:`gateway.attach.attach_transport` (the Kubernetes attach API).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import httpx2
 from mcp.client.sse import sse_client
@@ -28,7 +29,14 @@ from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backend import Streams, TransportFactory
 from gateway.ssrf import check_endpoint
 
-__all__ = ["CredentialAuth", "check_outbound", "describe_backend", "outbound_provider", "transport_for"]
+__all__ = [
+    "CredentialAuth",
+    "check_outbound",
+    "describe_backend",
+    "needs_caller_sessions",
+    "outbound_provider",
+    "transport_for",
+]
 
 
 def describe_backend(config: BackendConfig) -> str:
@@ -44,34 +52,41 @@ class CredentialAuth(httpx2.Auth):
     """Adds the outbound credential's headers to every HTTP request sent to the backend.
 
     The provider is asked on each request, so an OAuth2 client-credentials token is refreshed before it
-    expires and a rotated Secret applies without a reconnect. The inbound (front) token is never passed:
-    the backend session is shared by every caller.
+    expires and a rotated Secret applies without a reconnect. ``subject`` gives the caller's inbound token
+    to a token-exchange provider (the subject token of the exchange, never a header); it is only set for
+    a per-caller backend session (:mod:`gateway.caller_backends`).
     """
 
-    def __init__(self, provider: CredentialProvider) -> None:
+    def __init__(self, provider: CredentialProvider, subject: Callable[[], str] | None = None) -> None:
         self.provider = provider
+        self.subject = subject
 
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        for name, value in (await self.provider.headers(None)).items():
+        subject = self.subject() if self.subject is not None else None
+        for name, value in (await self.provider.headers(subject)).items():
             request.headers[name] = value
         yield request
 
 
-def check_outbound(config: HttpBackend) -> None:
-    """Raise ``ProxyConfigError`` for an outbound credential this proxy cannot use."""
-    if config.auth is not None and config.auth.type == "tokenExchange":
+def needs_caller_sessions(config: BackendConfig) -> bool:
+    """Whether the backend must be reached with one session per caller (``tokenExchange``)."""
+    return isinstance(config, HttpBackend) and config.auth is not None and config.auth.type == "tokenExchange"
+
+
+def check_outbound(config: HttpBackend, *, per_caller: bool = False) -> None:
+    """Raise ``ProxyConfigError`` for an outbound credential this transport cannot use."""
+    if needs_caller_sessions(config) and not per_caller:
         raise ProxyConfigError(
-            "backend.auth type 'tokenExchange' needs one backend session per caller, and this proxy shares "
-            "one backend session between all callers; use oauth2ClientCredentials, bearerToken or "
-            "headerInjection"
+            "backend.auth type 'tokenExchange' needs one backend session per caller: build the transport "
+            "with the caller's token (transport_for(..., subject=...)), as build_proxy_app does"
         )
 
 
-def outbound_provider(config: HttpBackend) -> CredentialProvider | None:
+def outbound_provider(config: HttpBackend, *, per_caller: bool = False) -> CredentialProvider | None:
     """The credential provider for an HTTP backend, or None without ``auth`` / ``headerForward``."""
-    check_outbound(config)
+    check_outbound(config, per_caller=per_caller)
     if config.auth is None and config.header_forward is None:
         return None
     return build_outbound_provider(config.auth, header_forward=config.header_forward)
@@ -90,14 +105,15 @@ def _stdio(config: StdioBackend) -> TransportFactory:
     return factory
 
 
-def _http(config: HttpBackend) -> TransportFactory:
-    check_outbound(config)  # fail at start-up, naming the field, rather than on every reconnect
+def _http(config: HttpBackend, subject: Callable[[], str] | None) -> TransportFactory:
+    per_caller = subject is not None
+    check_outbound(config, per_caller=per_caller)  # fail at start-up, naming the field
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
         await check_endpoint(config.url, allow_private=config.allow_private_endpoint)
-        provider = outbound_provider(config)
-        auth = CredentialAuth(provider) if provider is not None else None
+        provider = outbound_provider(config, per_caller=per_caller)
+        auth = CredentialAuth(provider, subject) if provider is not None else None
         try:
             if config.transport == "sse":
                 async with sse_client(config.url, auth=auth, timeout=config.timeout_seconds) as streams:
@@ -116,12 +132,13 @@ def _http(config: HttpBackend) -> TransportFactory:
     return factory
 
 
-def transport_for(config: BackendConfig) -> TransportFactory:
-    """The transport factory for a backend config."""
+def transport_for(config: BackendConfig, *, subject: Callable[[], str] | None = None) -> TransportFactory:
+    """The transport factory for a backend config; ``subject``: one caller's inbound token, for a
+    per-caller session (``tokenExchange``)."""
     if isinstance(config, StdioBackend):
         return _stdio(config)
     if isinstance(config, HttpBackend):
-        return _http(config)
+        return _http(config, subject)
     from gateway.attach import attach_transport  # noqa: PLC0415 (aiohttp only in the cluster mode)
 
     return attach_transport(config)

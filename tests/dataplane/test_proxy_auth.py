@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway.observability import AUDIT_LOGGER
 from gateway.proxy import build_proxy_app
-from gateway.transports import describe_backend, transport_for
+from gateway.transports import describe_backend, needs_caller_sessions, transport_for
 from tests.dataplane.proxyutil import serve_asgi
 from tests.dataplane.test_auth_flow import (
     AUDIENCE,
@@ -110,9 +110,17 @@ async def stack(*, backend_auth: dict[str, Any] | None = None, **oidc: Any) -> A
             "oidc": {"issuer": issuer.url, "audience": AUDIENCE, **oidc},
         }
     )
-    app, _ = build_proxy_app(
-        config, transport_for(config.backend), description=describe_backend(config.backend)
-    )
+    description = describe_backend(config.backend)
+    if needs_caller_sessions(config.backend):
+        backend_config = config.backend
+        app, _ = build_proxy_app(
+            config,
+            None,
+            description=description,
+            caller_transport=lambda subject: transport_for(backend_config, subject=subject),
+        )
+    else:
+        app, _ = build_proxy_app(config, transport_for(config.backend), description=description)
     async with (
         httpx2.AsyncClient(timeout=30) as http,
         serve_asgi((issuer_sock, issuer.app()), (backend_sock, recording_backend(seen))),
@@ -216,7 +224,32 @@ async def test_backend_gets_client_credentials_token_not_the_callers(monkeypatch
         assert grants == ["client_credentials"], "the cached token is reused for every backend request"
 
 
-def test_token_exchange_is_refused_naming_the_field() -> None:
+async def test_token_exchange_gives_each_caller_their_own_backend_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROXY_CLIENT_SECRET", "s3cret")
+    exchange = {
+        "type": "tokenExchange",
+        "clientId": "mcp-proxy",
+        "clientSecretRef": {"env": "PROXY_CLIENT_SECRET"},
+        "audience": "backend",
+    }
+    async with stack(backend_auth=exchange) as s:
+        alice, bob = s.issuer.mint(), s.issuer.mint(sub="bob")
+        async with s.client(alice) as as_alice, s.client(bob) as as_bob:
+            for client, who in ((as_alice, "alice"), (as_bob, "bob"), (as_alice, "alice again")):
+                assert (await client.call_tool("echo", {"text": who})).structured_content == {"result": who}
+        subjects = [r["subject_token"] for r in s.issuer.token_requests]
+        assert set(subjects) == {alice, bob}, "each caller's token is exchanged, once per session"
+        seen_tokens = {h.get("authorization") for h in s.backend_seen}
+        assert None not in seen_tokens and len(seen_tokens) == 2
+        assert all(t.startswith("Bearer exchanged-") for t in seen_tokens if t)
+        assert not any(tok in json.dumps(h) for h in s.backend_seen for tok in (alice, bob))
+        sessions = {h["authorization"]: h["mcp-session-id"] for h in s.backend_seen if "mcp-session-id" in h}
+        assert len(set(sessions.values())) == 2, "alice and bob share a backend session"
+
+
+def test_token_exchange_needs_inbound_auth() -> None:
     config = ProxyConfig.model_validate(
         {
             "backend": {
@@ -233,4 +266,8 @@ def test_token_exchange_is_refused_naming_the_field() -> None:
         }
     )
     with pytest.raises(ProxyConfigError, match="tokenExchange"):
-        transport_for(config.backend)
+        transport_for(config.backend)  # a shared session cannot carry per-caller credentials
+    with pytest.raises(ProxyConfigError, match="oidc"):
+        build_proxy_app(
+            config, None, description="x", caller_transport=lambda s: transport_for(config.backend, subject=s)
+        )
