@@ -247,6 +247,8 @@ class BackendConnection:
 
     async def wait_ready(self, limit: float) -> ClientSession:
         """The current session, waiting up to ``limit`` seconds for a (re)connect."""
+        if self._session is not None:
+            return self._session  # the hot path: no cancel scope per call
         with anyio.move_on_after(limit):
             while self._session is None:
                 await self._ready.wait()
