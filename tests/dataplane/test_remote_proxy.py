@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from api.proxy_config import ProxyConfig, ProxyConfigError
+from api.proxy_config import ProxyConfig
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, transport_for
 from tests.dataplane.proxyutil import FIXTURE, NPM_BIN, free_port, run_proxy, run_server, serve_asgi
@@ -299,12 +299,6 @@ async def slow_and_garbage(issuer: Issuer, spy_sock: Any, spy_url: str, inbound:
 
 
 FAST = {"limits": {"callTimeoutSeconds": 5}}
-TOKEN_EXCHANGE_UNSUPPORTED = pytest.mark.xfail(
-    strict=True,
-    raises=ProxyConfigError,
-    reason="the proxy shares one backend session between all callers, so gateway/transports.py refuses "
-    "tokenExchange (it needs a session per caller); the operator reports ExternalAuthTypeUnsupported",
-)
 
 
 async def test_client_credentials_token_is_injected_and_refreshed_before_expiry() -> None:
@@ -338,24 +332,31 @@ async def test_client_credentials_token_is_injected_and_refreshed_before_expiry(
     assert inbound not in spy.header_values()
 
 
-@TOKEN_EXCHANGE_UNSUPPORTED
-async def test_token_exchange_sends_an_exchanged_token_never_the_inbound_one() -> None:
+async def test_token_exchange_gives_each_caller_an_exchanged_token_never_the_inbound_one(
+    tmp_path: Path,
+) -> None:
     issuer = Issuer()
     (issuer_sock, issuer.url), (spy_sock, spy_url) = bind(), bind()
     with remote_server("fixture") as (upstream, _):
         spy = Spy(upstream)
         auth = {"type": "tokenExchange", "tokenUrl": f"{issuer.url}/token", "audience": "https://remote"}
-        inbound = issuer.mint()
+        alice, bob = issuer.mint(sub="alice"), issuer.mint(sub="bob")
         async with (
             serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
-            in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
-            client_for(base, inbound) as client,
+            proxy_process(remote_config(spy_url, issuer, auth=auth), tmp_path, {}) as base,
         ):
-            await client.call_tool("echo", {"text": "exchanged"})
-    exchange = [r for r in issuer.token_requests if r.get("subject_token") == inbound]
-    assert exchange, issuer.token_requests
-    assert all(r["headers"].get("authorization", "").startswith("Bearer exchanged-") for r in spy.seen)
-    assert inbound not in spy.header_values()
+            for token, text in ((alice, "alice"), (bob, "bob")):
+                async with client_for(base, token) as client:
+                    result = await client.call_tool("echo", {"text": text})
+                    assert result.structured_content == {"result": text}
+    exchanges = [r for r in issuer.token_requests if r["grant_type"].endswith(":token-exchange")]
+    assert {r["subject_token"] for r in exchanges} == {alice, bob}
+    assert {r["audience"] for r in exchanges} == {"https://remote"}
+    upstream_tokens = {r["headers"].get("authorization") for r in spy.seen}
+    assert len(upstream_tokens) == 2 and all(t.startswith("Bearer exchanged-") for t in upstream_tokens), (
+        upstream_tokens
+    )
+    assert alice not in spy.header_values() and bob not in spy.header_values()
 
 
 async def test_failing_token_endpoint_gives_a_clear_error_and_backs_off() -> None:
