@@ -110,8 +110,12 @@ class MCPRemoteProxyReconciler:
         external_auth = _parse(
             MCPExternalAuthConfig, resolved.external_auth, "spec.externalAuthConfigRef.name", missing
         )
-        if external_auth is not None and external_auth.spec.type == "tokenExchange":
-            missing.append(_unsupported_auth(external_auth))
+        if (
+            external_auth is not None
+            and external_auth.spec.type == "tokenExchange"
+            and proxy.spec.oidc_config is None
+        ):
+            missing.append(_exchange_needs_inbound_auth(external_auth))
             external_auth = None
         if external_auth is not None and render_problems(external_auth):
             missing.append(_invalid_auth(external_auth, format_problems(render_problems(external_auth))))
@@ -242,13 +246,12 @@ def _invalid_auth(external_auth: MCPExternalAuthConfig | None, detail: str) -> M
     )
 
 
-def _unsupported_auth(external_auth: MCPExternalAuthConfig) -> Missing:
+def _exchange_needs_inbound_auth(external_auth: MCPExternalAuthConfig) -> Missing:
     return Missing(
-        "spec.externalAuthConfigRef.name",
-        "ExternalAuthTypeUnsupported",
-        f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which the remote "
-        "proxy cannot use: it shares one upstream session between all callers; use oauth2ClientCredentials, "
-        "bearerToken or headerInjection",
+        "spec.oidcConfig",
+        "InboundAuthRequired",
+        f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which exchanges "
+        "each caller's token: set spec.oidcConfig so that callers authenticate, or use another auth type",
     )
 
 

@@ -256,28 +256,42 @@ async def _absent(kube: Api, kind: str, name: str) -> bool:
     return await kube.child(kind, name) is None
 
 
-async def test_token_exchange_config_is_reported_unsupported_without_children(
-    operator: Operator, kube: Api
-) -> None:
+async def test_token_exchange_needs_inbound_oidc_then_renders(operator: Operator, kube: Api) -> None:
+    await secret(kube, "exchange", {"client-secret": SECRET_VALUE})
     await kube.create(
         AUTH,
         {
             "kind": "MCPExternalAuthConfig",
             "metadata": {"name": "exchange"},
-            "spec": {"type": "tokenExchange", "tokenExchange": {"tokenUrl": "https://idp.example.com/token"}},
+            "spec": {
+                "type": "tokenExchange",
+                "tokenExchange": {
+                    "tokenUrl": "https://idp.example.com/token",
+                    "clientId": "proxy",
+                    "clientSecretRef": {"name": "exchange", "key": "client-secret"},
+                    "audience": "https://mcp.example.com",
+                },
+            },
         },
     )
     await kube.create(PLURAL, remote("te", externalAuthConfigRef={"name": "exchange"}))
 
-    async def reported() -> dict[str, Any] | None:
-        obj = await kube.get(PLURAL, "te")
-        cond = condition(obj, "ResolvedRefs") or {}
-        return obj if cond.get("reason") == "ExternalAuthTypeUnsupported" else None
+    async def needs_inbound() -> dict[str, Any] | None:
+        cond = condition(await kube.get(PLURAL, "te"), "ResolvedRefs") or {}
+        return cond if cond.get("reason") == "InboundAuthRequired" else None
 
-    obj = await eventually(reported, what="ExternalAuthTypeUnsupported")
-    assert "oauth2ClientCredentials" in condition(obj, "ResolvedRefs")["message"]  # type: ignore[index]
-    assert obj["status"]["phase"] == "Pending"
-    assert await kube.child("Deployment", "te") is None
+    cond = await eventually(needs_inbound, what="InboundAuthRequired without oidcConfig")
+    assert "spec.oidcConfig" in cond["message"] and await kube.child("Deployment", "te") is None
+    oidc = {"inline": {"issuer": "https://idp.example.com", "audience": "te"}}
+    await kube.patch(PLURAL, "te", {"spec": {"oidcConfig": oidc}})
+    cm = await eventually(lambda: kube.child("ConfigMap", "te-proxy"), what="proxy ConfigMap")
+    assert SECRET_VALUE not in cm["data"]["proxy.json"]
+    loaded = ProxyConfig.model_validate_json(cm["data"]["proxy.json"])
+    auth = loaded.backend.auth  # type: ignore[union-attr]
+    assert auth is not None and auth.type == "tokenExchange" and auth.audience == "https://mcp.example.com"
+    deployment = await eventually(lambda: kube.child("Deployment", "te"), what="proxy Deployment")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "exchange", "key": "client-secret"} in [e["valueFrom"]["secretKeyRef"] for e in env]
 
 
 async def test_invalid_tool_config_is_reported_on_both_sides(operator: Operator, kube: Api) -> None:
