@@ -36,14 +36,18 @@ class Cluster:
         """Run ``hack/cluster ARGS`` against this instance."""
         if self.instance is None:
             pytest.skip("needs the local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, str(HACK_CLUSTER), *args],
             env=self.env,
             text=True,
             capture_output=True,
-            check=check,
+            check=False,
             timeout=900,
         )
+        if check and result.returncode != 0:
+            command = " ".join(args)
+            raise AssertionError(f"hack/cluster {command} exited {result.returncode}:\n{result.stderr}")
+        return result
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
