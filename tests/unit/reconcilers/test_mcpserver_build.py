@@ -1,0 +1,197 @@
+"""Pure builders of an MCPServer's children: golden files per transport, and the rules they encode.
+
+Regenerate the golden files after an intended change with ``UPDATE_GOLDEN=1 pytest tests/unit/reconcilers``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.mcpserver import MCPServer
+from api.mcptoolconfig import MCPToolConfig
+from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
+from controller.reconcilers.mcpserver_build import (
+    build_children,
+    build_problems,
+    build_proxy_config,
+    proxy_replicas,
+    server_replicas,
+    service_url,
+)
+from controller.reconcilers.settings import ReconcilerSettings
+
+GOLDEN = Path(__file__).parent / "golden"
+SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
+OWNER = {
+    "apiVersion": "mcp-operator.dev/v1alpha1",
+    "kind": "MCPServer",
+    "name": "fetch",
+    "uid": "0000-1111",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def make(name: str = "fetch", **spec: Any) -> MCPServer:
+    return MCPServer.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "tools", "uid": "0000-1111", "generation": 1},
+            "spec": {"image": "ghcr.io/example/fetch:1", **spec},
+        }
+    )
+
+
+def kinds(objs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(o["kind"], o["metadata"]["name"]) for o in objs]
+
+
+@pytest.mark.parametrize(
+    ("case", "spec"),
+    [
+        ("stdio", {"args": ["--verbose"], "env": [{"name": "LOG", "value": "debug"}]}),
+        (
+            "sse",
+            {
+                "transport": "sse",
+                "mcpPort": 9000,
+                "secrets": [{"name": "api", "key": "token", "targetEnvName": "API_TOKEN"}],
+                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
+                "proxyResources": {"requests": {"cpu": "50m"}},
+            },
+        ),
+        (
+            "streamable-http",
+            {
+                "transport": "streamable-http",
+                "replicas": 2,
+                "podTemplateSpec": {"spec": {"nodeSelector": {"pool": "mcp"}}},
+                "resourceOverrides": {"proxyService": {"annotations": {"team": "a"}}},
+            },
+        ),
+    ],
+)
+def test_children_match_golden_files(case: str, spec: dict[str, Any]) -> None:
+    objs = build_children(make(**spec), OWNER, SETTINGS, None)
+    text = yaml.safe_dump_all(objs, sort_keys=True)
+    path = GOLDEN / f"mcpserver-{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{path.name} differs; review and regenerate with UPDATE_GOLDEN=1"
+
+
+def test_exact_children_per_transport() -> None:
+    assert kinds(build_children(make(), OWNER, SETTINGS, None)) == [
+        ("ConfigMap", "fetch-proxy"),
+        ("ServiceAccount", "fetch-proxy"),
+        ("ServiceAccount", "fetch-server"),
+        ("StatefulSet", "fetch-server"),
+        ("Deployment", "fetch"),
+        ("Service", "fetch"),
+        ("Role", "fetch-proxy"),
+        ("RoleBinding", "fetch-proxy"),
+    ]
+    http = kinds(build_children(make(transport="sse", serviceAccount="existing"), OWNER, SETTINGS, None))
+    assert ("Service", "fetch-server") in http and ("Role", "fetch-proxy") not in http
+    assert ("ServiceAccount", "fetch-server") not in http  # the user's own account is used
+
+
+def test_every_child_is_owned_and_labelled() -> None:
+    for obj in build_children(make(transport="sse"), OWNER, SETTINGS, None):
+        meta = obj["metadata"]
+        assert meta["ownerReferences"] == [OWNER]
+        assert meta["namespace"] == "tools"
+        for key in ("name", "instance", "managed-by", "part-of"):
+            assert f"app.kubernetes.io/{key}" in meta["labels"]
+
+
+def test_pod_security_defaults() -> None:
+    objs = {o["kind"]: o for o in build_children(make(), OWNER, SETTINGS, None)}
+    for kind in ("StatefulSet", "Deployment"):
+        pod = objs[kind]["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        security = pod["containers"][0]["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+    assert objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["securityContext"][
+        "readOnlyRootFilesystem"
+    ]
+    assert objs["StatefulSet"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_user_pod_template_may_ask_for_a_token() -> None:
+    server = make(podTemplateSpec={"spec": {"automountServiceAccountToken": True}})
+    sts = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    assert sts["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+def test_config_hash_changes_exactly_with_the_proxy_config() -> None:
+    def digest(server: MCPServer, tool_config: MCPToolConfig | None = None) -> str:
+        dep = next(
+            o for o in build_children(server, OWNER, SETTINGS, tool_config) if o["kind"] == "Deployment"
+        )
+        return str(dep["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
+
+    base = digest(make())
+    assert digest(make(image="ghcr.io/example/fetch:2")) == base
+    assert digest(make(env=[{"name": "A", "value": "1"}], args=["x"])) == base
+    assert digest(make(proxyPort=9000)) != base
+    assert digest(make(audit={"enabled": True})) != base
+    tools = MCPToolConfig.model_validate({"metadata": {"name": "t"}, "spec": {"toolsFilter": ["fetch"]}})
+    assert digest(make(), tools) != base
+
+
+def test_proxy_config_carries_filter_and_no_secret_values() -> None:
+    tools = MCPToolConfig.model_validate(
+        {
+            "metadata": {"name": "t"},
+            "spec": {"toolsFilter": ["fetch"], "toolsOverride": {"fetch": {"name": "get_url"}}},
+        }
+    )
+    server = make(transport="streamable-http", secrets=[{"name": "s", "key": "k"}])
+    config = build_proxy_config(server, SETTINGS, tools)
+    assert config.tool_filter.allow == ("fetch",)
+    assert config.tool_filter.overrides["fetch"].name == "get_url"
+    assert "valueFrom" not in json.dumps(config.model_dump(mode="json"))
+
+
+@given(
+    transport=st.sampled_from(["stdio", "sse", "streamable-http"]),
+    replicas=st.one_of(st.none(), st.integers(0, 5)),
+    backend=st.one_of(st.none(), st.integers(0, 5)),
+)
+def test_replica_rules(transport: str, replicas: int | None, backend: int | None) -> None:
+    spec: dict[str, Any] = {"transport": transport}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    if backend is not None:
+        spec["backendReplicas"] = backend
+    server = make(**spec)
+    if replicas == 0:
+        assert proxy_replicas(server) == 0 and server_replicas(server) == 0
+    elif transport == "stdio":
+        assert proxy_replicas(server) == 1 and server_replicas(server) == 1
+    else:
+        assert proxy_replicas(server) == replicas  # None leaves the count to an HPA
+        assert server_replicas(server) == (backend if backend is not None else replicas)
+
+
+def test_url_follows_port_and_mode() -> None:
+    assert service_url(make(), SETTINGS) == "http://fetch.tools.svc.cluster.local:8080/mcp"
+    assert service_url(make(proxyMode="sse"), SETTINGS).endswith(":8080/sse")
+    assert service_url(make(transport="sse", proxyPort=9001), SETTINGS).endswith(":9001/sse")
+
+
+def test_problems_for_names_that_would_overflow() -> None:
+    problems = build_problems(make("n" * 46))
+    assert [p.field for p in problems] == ["metadata.name"]
+    assert "at most 45 characters" in problems[0].message
+    assert build_problems(make("n" * 45)) == []
