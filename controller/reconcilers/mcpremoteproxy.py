@@ -22,7 +22,6 @@ from controller.core import (
     CONFIGMAP,
     DEPLOYMENT,
     NORMAL,
-    OWNER_INDEX,
     SECRET,
     SERVICE,
     SERVICEACCOUNT,
@@ -52,6 +51,7 @@ from controller.reconcilers.refs import (
 )
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import PENDING, TERMINATING, StatusBuilder, invalid_status, workload_state
+from controller.reconcilers.writes import delete_stale, emit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -100,7 +100,7 @@ class MCPRemoteProxyReconciler:
         if problems or not isinstance(parsed, MCPRemoteProxy):
             status, events = invalid_status(previous, generation, format_problems(problems))
             await ctx.applier.apply_status(raw, status)
-            await _emit(ctx, raw, events)
+            await emit(ctx, raw, events)
             return Result.done()  # terminal until the spec changes (the next generation re-enqueues)
 
         proxy = parsed
@@ -136,7 +136,7 @@ class MCPRemoteProxyReconciler:
             await self._announce_rollout(ctx, raw, key, rendered.digest)
             for child in desired:
                 await ctx.applier.apply(child)
-            await _delete_stale(ctx, str(meta.get("uid")), desired)
+            await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
 
         status, events = self._status(
             proxy,
@@ -147,7 +147,7 @@ class MCPRemoteProxyReconciler:
             external_auth=external_auth,
         )
         await ctx.applier.apply_status(raw, status)
-        await _emit(ctx, raw, events)
+        await emit(ctx, raw, events)
         return Result.done()
 
     def _status(
@@ -253,23 +253,6 @@ def _exchange_needs_inbound_auth(external_auth: MCPExternalAuthConfig) -> Missin
         f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which exchanges "
         "each caller's token: set spec.oidcConfig so that callers authenticate, or use another auth type",
     )
-
-
-async def _delete_stale(ctx: ReconcileContext, uid: str, desired: list[JSON]) -> None:
-    """Delete children we own that the spec no longer asks for (the ServiceAccount after serviceAccount)."""
-    wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
-    for resource in OWNED:
-        for obj in ctx.cache.by_index(resource, OWNER_INDEX, uid):
-            meta = obj.get("metadata") or {}
-            if (resource.kind, meta.get("name")) not in wanted:
-                await ctx.applier.delete(
-                    resource, meta.get("namespace"), str(meta.get("name")), uid=meta.get("uid")
-                )
-
-
-async def _emit(ctx: ReconcileContext, raw: JSON, events: list[tuple[str, str, str]]) -> None:
-    for type_, reason, message in events:
-        await ctx.events.record(raw, type_, reason, message)
 
 
 def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:
