@@ -21,7 +21,6 @@ from api.validation import parse_and_validate
 from controller.core import (
     CONFIGMAP,
     DEPLOYMENT,
-    NORMAL,
     SECRET,
     SERVICE,
     SERVICEACCOUNT,
@@ -35,7 +34,7 @@ from controller.core import (
 )
 from controller.core.manager import Manager
 from controller.reconcilers import mcpremoteproxy_build as build
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, spec_hash
+from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPREMOTEPROXY
 from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.refs import (
@@ -51,7 +50,7 @@ from controller.reconcilers.refs import (
 )
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import PENDING, TERMINATING, StatusBuilder, invalid_status, workload_state
-from controller.reconcilers.writes import delete_stale, emit
+from controller.reconcilers.writes import announce_rollout, delete_stale, emit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -133,7 +132,7 @@ class MCPRemoteProxyReconciler:
                 missing.append(_invalid_auth(external_auth, str(exc)))
         if rendered is not None:
             desired = build.build_children(proxy, owner_reference(raw), self.settings, rendered)
-            await self._announce_rollout(ctx, raw, key, rendered.digest)
+            await announce_rollout(ctx, raw, key.namespace, key.name, rendered.digest)
             for child in desired:
                 await ctx.applier.apply(child)
             await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
@@ -201,20 +200,6 @@ class MCPRemoteProxyReconciler:
         if external_auth is not None:
             status["externalAuthConfigHash"] = spec_hash(external_auth.spec)
         return status, builder.events
-
-    async def _announce_rollout(self, ctx: ReconcileContext, raw: JSON, key: ObjectKey, digest: str) -> None:
-        current = ctx.cache.get(DEPLOYMENT, key.namespace, key.name)
-        if current is None:
-            return
-        template = ((current.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        old = (template.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-        if old and old != digest:
-            await ctx.events.record(
-                raw,
-                NORMAL,
-                "ProxyConfigChanged",
-                f"proxy configuration changed ({old} -> {digest}); rolling out",
-            )
 
 
 def _parse(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:

@@ -18,7 +18,6 @@ from api.validation import parse_and_validate
 from controller.core import (
     CONFIGMAP,
     DEPLOYMENT,
-    NORMAL,
     ROLE,
     ROLEBINDING,
     SECRET,
@@ -35,7 +34,7 @@ from controller.core import (
 )
 from controller.core.manager import Manager
 from controller.reconcilers import mcpserver_build as build
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, config_hash
+from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, spec_hash
 from controller.reconcilers.kinds import MCPSERVER
 from controller.reconcilers.refs import (
     Missing,
@@ -54,7 +53,7 @@ from controller.reconcilers.status import (
     invalid_status,
     workload_state,
 )
-from controller.reconcilers.writes import delete_stale, emit
+from controller.reconcilers.writes import announce_rollout, delete_stale, emit
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, STATEFULSET, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 STDIO_CAPPED = "StdioReplicaCapped"
@@ -108,7 +107,7 @@ class MCPServerReconciler:
             owner = owner_reference(raw)
             desired = build.build_children(server, owner, self.settings, tool_config)
             digest = _config_digest(desired)
-            await self._announce_rollout(ctx, raw, key, digest)
+            await announce_rollout(ctx, raw, key.namespace, key.name, digest)
             for child in desired:
                 await ctx.applier.apply(child)
             await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
@@ -176,22 +175,8 @@ class MCPServerReconciler:
             "conditions": builder.conditions,
         }
         if tool_config is not None:
-            status["toolConfigHash"] = config_hash(tool_config.spec.model_dump_json(by_alias=True))
+            status["toolConfigHash"] = spec_hash(tool_config.spec)
         return status, builder.events
-
-    async def _announce_rollout(self, ctx: ReconcileContext, raw: JSON, key: ObjectKey, digest: str) -> None:
-        current = ctx.cache.get(DEPLOYMENT, key.namespace, key.name)
-        if current is None:
-            return
-        template = ((current.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        old = (template.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-        if old and old != digest:
-            await ctx.events.record(
-                raw,
-                NORMAL,
-                "ProxyConfigChanged",
-                f"proxy configuration changed ({old} -> {digest}); rolling out",
-            )
 
 
 def get_ready_true(previous: JSON) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.core import OWNER_INDEX, ReconcileContext, Resource
-from controller.reconcilers.children import JSON
+from controller.core import DEPLOYMENT, NORMAL, OWNER_INDEX, ReconcileContext, Resource
+from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
 
 Events = list[tuple[str, str, str]]
 """(type, reason, message) tuples, as the status builders return them."""
@@ -29,3 +29,18 @@ async def emit(ctx: ReconcileContext, raw: JSON, events: Events) -> None:
     """Record ``events`` about ``raw`` (the recorder drops repeats)."""
     for type_, reason, message in events:
         await ctx.events.record(raw, type_, reason, message)
+
+
+async def announce_rollout(
+    ctx: ReconcileContext, raw: JSON, namespace: str, deployment: str, digest: str
+) -> None:
+    """An Event when the Deployment's config hash is about to change (its pods roll)."""
+    current = ctx.cache.get(DEPLOYMENT, namespace, deployment)
+    if current is None:
+        return
+    template = ((current.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    old = (template.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+    if old and old != digest:
+        await ctx.events.record(
+            raw, NORMAL, "ProxyConfigChanged", f"proxy configuration changed ({old} -> {digest}); rolling out"
+        )

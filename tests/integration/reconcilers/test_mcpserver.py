@@ -153,6 +153,15 @@ async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
     await eventually(rolled, what="a new config hash")
     config = json.loads((await kube.child("ConfigMap", f"{name}-proxy"))["data"]["proxy.json"])  # type: ignore[index]
     assert config["toolFilter"]["allow"] == ["a"]
+
+    async def hash_reported() -> bool:
+        tools = await kube.get("mcptoolconfigs", "tools")
+        status = (await kube.get(PLURAL, name)).get("status", {})
+        return (
+            bool(status.get("toolConfigHash")) and status["toolConfigHash"] == tools["status"]["configHash"]
+        )
+
+    await eventually(hash_reported, what="status.toolConfigHash equal to the MCPToolConfig's configHash")
     assert (await kube.child("StatefulSet", f"{name}-server"))["spec"]["template"] == sts_before  # type: ignore[index]
 
     # The port follows into the Service and status.url.
