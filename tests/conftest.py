@@ -92,6 +92,8 @@ def cluster() -> Iterator[Cluster]:
         timeout=1800,
     )
     if up.returncode != 0:
+        if not was_running:  # leave nothing half-started behind
+            subprocess.run([sys.executable, str(HACK_CLUSTER), "down"], env=env, check=False, timeout=120)
         pytest.fail(f"hack/cluster up failed (exit {up.returncode}); its message is above")
     kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
     yield Cluster(kubeconfig=kubeconfig, instance=instance, env=env)
