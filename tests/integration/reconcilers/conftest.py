@@ -146,6 +146,11 @@ class Api:
         result: dict[str, Any] = self.api.sanitize_for_serialization(obj)
         return result
 
+    async def wait_child(self, kind: str, name: str) -> dict[str, Any]:
+        """A child once it exists (children are applied one after another, not at once)."""
+        found: dict[str, Any] = await eventually(lambda: self.child(kind, name), what=f"{kind} {name}")
+        return found
+
     async def delete_child(self, kind: str, name: str) -> None:
         deleters = {
             "Deployment": self.apps.delete_namespaced_deployment,

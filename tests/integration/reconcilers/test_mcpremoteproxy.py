@@ -103,10 +103,10 @@ async def test_children_status_and_secrets_as_env(operator: Operator, kube: Api)
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["spec"]["serviceAccountName"] == "saas-proxy"
     assert pod["metadata"]["annotations"][HASH]
-    account = await kube.child("ServiceAccount", "saas-proxy")
-    assert account is not None and account["automountServiceAccountToken"] is False
-    service = await kube.child("Service", "saas")
-    assert service is not None and service["spec"]["ports"][0]["port"] == 8080
+    account = await kube.wait_child("ServiceAccount", "saas-proxy")
+    assert account["automountServiceAccountToken"] is False
+    service = await kube.wait_child("Service", "saas")  # applied just after the Deployment
+    assert service["spec"]["ports"][0]["port"] == 8080
     owner = (await kube.get(PLURAL, "saas"))["metadata"]["uid"]
     for obj in (cm, deployment, account, service):
         assert obj["metadata"]["ownerReferences"][0]["uid"] == owner

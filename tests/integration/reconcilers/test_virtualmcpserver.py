@@ -128,8 +128,7 @@ async def test_configmap_follows_members_without_rollout(operator: Operator, kub
         ("Role", "gw-vmcp"),
         ("RoleBinding", "gw-vmcp"),
     ):
-        found = await kube.child(kind, child)
-        assert found is not None, kind
+        found = await kube.wait_child(kind, child)  # the Service may land just after the Deployment
         assert found["metadata"]["ownerReferences"][0]["name"] == "gw"
 
     # Add a member: a remote proxy (its URL published as its reconciler does).
