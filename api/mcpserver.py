@@ -75,7 +75,9 @@ class MCPServerSpec(CRDModel):
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None
-    """An MCPExternalAuthConfig describing how the proxy authenticates to the server."""
+    """An MCPExternalAuthConfig describing how the proxy authenticates to the server (sse and
+    streamable-http transports; a stdio server has no HTTP hop and refuses it). Secret values reach the
+    proxy as environment variables, never through its ConfigMap."""
     resource_overrides: ResourceOverrides | None = None
     """Labels, annotations, env and pull secrets added to the proxy Deployment and Service."""
 

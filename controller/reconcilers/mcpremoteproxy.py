@@ -8,9 +8,7 @@ re-rendered configuration has a new hash, which rolls the Deployment.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
@@ -36,12 +34,11 @@ from controller.core.manager import Manager
 from controller.reconcilers import mcpremoteproxy_build as build
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPREMOTEPROXY
-from controller.reconcilers.mcpexternalauthconfig import render_problems
+from controller.reconcilers.outbound import invalid_auth, parse_ref, resolve_external_auth
 from controller.reconcilers.refs import (
     SECRET_INDEX,
     Missing,
     index_auth_config_secrets,
-    missing_auth_secrets,
     referrer_watches,
     register_workload_indexes,
     resolve,
@@ -51,8 +48,6 @@ from controller.reconcilers.refs import (
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import PENDING, TERMINATING, StatusBuilder, invalid_status, workload_state
 from controller.reconcilers.writes import announce_rollout, delete_stale, emit
-
-M = TypeVar("M", bound=BaseModel)
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT)
 READY_PHASE = "Ready"  # MCPRemoteProxy's phase vocabulary: Pending, Ready, Failed, Terminating
@@ -105,31 +100,20 @@ class MCPRemoteProxyReconciler:
         proxy = parsed
         resolved = resolve(ctx.cache, key.namespace, raw.get("spec") or {})
         missing = resolved.missing
-        tool_config = _parse(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
-        external_auth = _parse(
-            MCPExternalAuthConfig, resolved.external_auth, "spec.externalAuthConfigRef.name", missing
+        tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
+        external_auth = resolve_external_auth(
+            ctx.cache,
+            key.namespace,
+            resolved,
+            inbound_auth=proxy.spec.oidc_config is not None,
+            missing=missing,
         )
-        if (
-            external_auth is not None
-            and external_auth.spec.type == "tokenExchange"
-            and proxy.spec.oidc_config is None
-        ):
-            missing.append(_exchange_needs_inbound_auth(external_auth))
-            external_auth = None
-        if external_auth is not None and render_problems(external_auth):
-            missing.append(_invalid_auth(external_auth, format_problems(render_problems(external_auth))))
-            external_auth = None
-        if external_auth is not None:
-            auth_spec = (resolved.external_auth or {}).get("spec") or {}
-            missing += missing_auth_secrets(
-                ctx.cache, key.namespace, external_auth.metadata.name or "", auth_spec
-            )
         rendered: build.Rendered | None = None
         if not [m for m in missing if m.reason != "GroupNotFound"]:
             try:
                 rendered = build.render_config(proxy, self.settings, tool_config, external_auth)
             except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
-                missing.append(_invalid_auth(external_auth, str(exc)))
+                missing.append(invalid_auth(external_auth, str(exc)))
         if rendered is not None:
             desired = build.build_children(proxy, owner_reference(raw), self.settings, rendered)
             await announce_rollout(ctx, raw, key.namespace, key.name, rendered.digest)
@@ -200,44 +184,6 @@ class MCPRemoteProxyReconciler:
         if external_auth is not None:
             status["externalAuthConfigHash"] = spec_hash(external_auth.spec)
         return status, builder.events
-
-
-def _parse(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:
-    """The referenced config as a model; an invalid one is reported as an unresolved reference."""
-    if raw is None:
-        return None
-    parsed, problems = parse_and_validate(raw)
-    if isinstance(parsed, model) and not problems:
-        return parsed
-    name = (raw.get("metadata") or {}).get("name")
-    kind = model.__name__
-    missing.append(
-        Missing(
-            field,
-            f"{kind.removeprefix('MCP')}Invalid",
-            f"{kind} '{name}' is invalid (see its Accepted condition): {format_problems(problems)}",
-        )
-    )
-    return None
-
-
-def _invalid_auth(external_auth: MCPExternalAuthConfig | None, detail: str) -> Missing:
-    name = external_auth.metadata.name if external_auth is not None else ""
-    first = detail.splitlines()[0] if detail else detail
-    return Missing(
-        "spec.externalAuthConfigRef.name",
-        "ExternalAuthConfigInvalid",
-        f"MCPExternalAuthConfig '{name}' cannot be used by the proxy: {first}",
-    )
-
-
-def _exchange_needs_inbound_auth(external_auth: MCPExternalAuthConfig) -> Missing:
-    return Missing(
-        "spec.oidcConfig",
-        "InboundAuthRequired",
-        f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which exchanges "
-        "each caller's token: set spec.oidcConfig so that callers authenticate, or use another auth type",
-    )
 
 
 def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import format_problems
@@ -35,12 +36,16 @@ from controller.core import (
 from controller.core.manager import Manager
 from controller.reconcilers import mcpserver_build as build
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, spec_hash
-from controller.reconcilers.kinds import MCPSERVER
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPSERVER
+from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
+    SECRET_INDEX,
     Missing,
+    index_auth_config_secrets,
     referrer_watches,
     register_workload_indexes,
     resolve,
+    secret_to_auth_referrers,
     strip_secret_values,
 )
 from controller.reconcilers.settings import ReconcilerSettings
@@ -69,12 +74,13 @@ class MCPServerReconciler:
         cache = manager.cache
         register_workload_indexes(cache, MCPSERVER)
         cache.set_transform(SECRET, strip_secret_values)
+        cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
         return Controller(
             name="mcpserver",
             for_=MCPSERVER,
             reconcile=self.reconcile,
             owns=list(OWNED),
-            watches=referrer_watches(cache, MCPSERVER),
+            watches=[*referrer_watches(cache, MCPSERVER), secret_to_auth_referrers(cache, MCPSERVER)],
         )
 
     async def reconcile(self, key: ObjectKey, ctx: ReconcileContext) -> Result:
@@ -101,11 +107,24 @@ class MCPServerReconciler:
 
         server = parsed
         resolved = resolve(ctx.cache, key.namespace, raw.get("spec") or {})
-        tool_config = _tool_config(resolved.tool_config, resolved.missing)
-        blocking = [m for m in resolved.missing if m.reason != "GroupNotFound"]
-        if not blocking:
-            owner = owner_reference(raw)
-            desired = build.build_children(server, owner, self.settings, tool_config)
+        missing = resolved.missing
+        tool_config = _tool_config(resolved.tool_config, missing)
+        external_auth = resolve_external_auth(
+            ctx.cache,
+            key.namespace,
+            resolved,
+            inbound_auth=server.spec.oidc_config is not None,
+            missing=missing,
+        )
+        desired: list[JSON] | None = None
+        if not [m for m in missing if m.reason != "GroupNotFound"]:
+            try:
+                desired = build.build_children(
+                    server, owner_reference(raw), self.settings, tool_config, external_auth
+                )
+            except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
+                missing.append(invalid_auth(external_auth, str(exc)))
+        if desired is not None:
             digest = _config_digest(desired)
             await announce_rollout(ctx, raw, key.namespace, key.name, digest)
             for child in desired:
@@ -113,7 +132,12 @@ class MCPServerReconciler:
             await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
 
         status, events = self._status(
-            server, ctx, previous=previous, missing=resolved.missing, tool_config=tool_config
+            server,
+            ctx,
+            previous=previous,
+            missing=missing,
+            tool_config=tool_config,
+            external_auth=external_auth,
         )
         await ctx.applier.apply_status(raw, status)
         await emit(ctx, raw, events)
@@ -127,6 +151,7 @@ class MCPServerReconciler:
         previous: JSON,
         missing: list[Missing],
         tool_config: MCPToolConfig | None,
+        external_auth: MCPExternalAuthConfig | None,
     ) -> tuple[JSON, list[tuple[str, str, str]]]:
         names = build.Names(server.metadata.name or "")
         namespace = server.metadata.namespace
@@ -176,6 +201,8 @@ class MCPServerReconciler:
         }
         if tool_config is not None:
             status["toolConfigHash"] = spec_hash(tool_config.spec)
+        if external_auth is not None:
+            status["externalAuthConfigHash"] = spec_hash(external_auth.spec)
         return status, builder.events
 
 

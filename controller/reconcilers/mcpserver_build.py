@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import Problem
@@ -40,7 +41,7 @@ from controller.reconcilers.podtemplate import (
     container_security,
     pod_template_problems,
 )
-from controller.reconcilers.render import inbound_oidc, tool_filter
+from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
 
 KIND = "MCPServer"
@@ -88,6 +89,14 @@ def build_problems(server: MCPServer) -> list[Problem]:
     )
     if server.spec.pod_template_spec is not None:
         problems += [Problem(f, m) for f, m in pod_template_problems(server.spec.pod_template_spec)]
+    if is_stdio(server) and server.spec.external_auth_config_ref is not None:
+        problems.append(
+            Problem(
+                "spec.externalAuthConfigRef",
+                "a stdio server is reached through its stdin/stdout, which carries no credential: remove "
+                "the reference, or serve the server over spec.transport sse or streamable-http",
+            )
+        )
     return problems
 
 
@@ -129,9 +138,17 @@ def server_replicas(server: MCPServer) -> int | None:
 
 
 def build_proxy_config(
-    server: MCPServer, settings: ReconcilerSettings, tool_config: MCPToolConfig | None
+    server: MCPServer,
+    settings: ReconcilerSettings,
+    tool_config: MCPToolConfig | None,
+    external_auth: MCPExternalAuthConfig | None = None,
+    secrets: SecretEnv | None = None,
 ) -> ProxyConfig:
-    """The proxy's configuration: where the server is, which tools show, inbound auth, audit."""
+    """The proxy's configuration: where the server is, which tools show, inbound and outbound auth, audit.
+
+    The outbound credential (HTTP transports only) names Secret keys as environment variables, which
+    are registered in ``secrets``. Raises ValueError when the runtime refuses the auth settings.
+    """
     names = Names(server.metadata.name or "")
     namespace = server.metadata.namespace or ""
     backend: BackendConfig
@@ -141,7 +158,14 @@ def build_proxy_config(
         host = f"{names.server}.{namespace}.svc.{settings.cluster_domain}"
         path = "/sse" if server.spec.transport == "sse" else "/mcp"
         transport = "sse" if server.spec.transport == "sse" else "streamable-http"
-        backend = HttpBackend(url=f"http://{host}:{mcp_port(server)}{path}", transport=transport)
+        auth = None
+        if external_auth is not None:
+            auth = outbound_auth(external_auth.spec, secrets if secrets is not None else SecretEnv())
+        backend = HttpBackend(
+            url=f"http://{host}:{mcp_port(server)}{path}",
+            transport=transport,
+            auth=auth,
+        )
     url = service_url(server, settings)
     audit = server.spec.audit
     return ProxyConfig(
@@ -156,16 +180,24 @@ def build_proxy_config(
 
 
 def build_children(
-    server: MCPServer, owner_ref: JSON, settings: ReconcilerSettings, tool_config: MCPToolConfig | None
+    server: MCPServer,
+    owner_ref: JSON,
+    settings: ReconcilerSettings,
+    tool_config: MCPToolConfig | None,
+    external_auth: MCPExternalAuthConfig | None = None,
 ) -> list[JSON]:
-    """Every child manifest of ``server`` (apply bodies: only the fields we own)."""
-    config_text = dump_proxy_config(build_proxy_config(server, settings, tool_config))
+    """Every child manifest of ``server`` (apply bodies: only the fields we own).
+
+    Raises ValueError when ``external_auth`` cannot be rendered (see :func:`build_proxy_config`).
+    """
+    secrets = SecretEnv()
+    config_text = dump_proxy_config(build_proxy_config(server, settings, tool_config, external_auth, secrets))
     digest = children.config_hash(config_text)
     objects = [
         build_config_map(server, owner_ref, config_text),
         *build_service_accounts(server, owner_ref),
         build_server_statefulset(server, owner_ref),
-        build_proxy_deployment(server, owner_ref, settings, digest),
+        build_proxy_deployment(server, owner_ref, settings, digest, secrets.env()),
         build_proxy_service(server, owner_ref),
     ]
     if is_stdio(server):
@@ -289,8 +321,13 @@ def build_server_headless_service(server: MCPServer, owner_ref: JSON) -> JSON:
 
 
 def build_proxy_deployment(
-    server: MCPServer, owner_ref: JSON, settings: ReconcilerSettings, digest: str
+    server: MCPServer,
+    owner_ref: JSON,
+    settings: ReconcilerSettings,
+    digest: str,
+    secret_env: list[JSON] | None = None,
 ) -> JSON:
+    """The proxy; ``secret_env``: the ``secretKeyRef`` variables its configuration names."""
     names = Names(server.metadata.name or "")
     instance = server.metadata.name or ""
     overrides = server.spec.resource_overrides.proxy_deployment if server.spec.resource_overrides else None
@@ -313,8 +350,10 @@ def build_proxy_deployment(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    if overrides and overrides.env:
-        container["env"] = [{"name": e.name, "value": e.value} for e in overrides.env]
+    env = [{"name": e.name, "value": e.value} for e in (overrides.env if overrides else None) or []]
+    env += secret_env or []
+    if env:
+        container["env"] = env
     if server.spec.proxy_resources is not None:
         container["resources"] = server.spec.proxy_resources.model_dump(exclude_none=True)
     pod_spec: JSON = {

@@ -176,7 +176,11 @@ async def test_deletion_is_blocked_while_referenced(operator: Operator, kube: Ap
         {
             "kind": "MCPServer",
             "metadata": {"name": "b"},
-            "spec": {"image": "ghcr.io/example/mcp:1", "externalAuthConfigRef": {"name": "shared"}},
+            "spec": {
+                "image": "ghcr.io/example/mcp:1",
+                "transport": "streamable-http",
+                "externalAuthConfigRef": {"name": "shared"},
+            },
         },
     )
 

@@ -16,6 +16,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
@@ -195,3 +196,34 @@ def test_problems_for_names_that_would_overflow() -> None:
     assert [p.field for p in problems] == ["metadata.name"]
     assert "at most 45 characters" in problems[0].message
     assert build_problems(make("n" * 45)) == []
+
+
+def _bearer() -> MCPExternalAuthConfig:
+    return MCPExternalAuthConfig.model_validate(
+        {
+            "metadata": {"name": "upstream"},
+            "spec": {"type": "bearerToken", "bearerToken": {"tokenSecretRef": {"name": "api", "key": "tok"}}},
+        }
+    )
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable-http"])
+def test_outbound_credential_is_an_env_reference_filled_from_the_secret(transport: str) -> None:
+    objs = build_children(make(transport=transport), OWNER, SETTINGS, None, _bearer())
+    by_kind = {o["kind"]: o for o in objs if o["kind"] in ("ConfigMap", "Deployment")}
+    config = json.loads(by_kind["ConfigMap"]["data"]["proxy.json"])
+    variable = config["backend"]["auth"]["tokenSecretRef"]["env"]
+    container = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    source = {"secretKeyRef": {"name": "api", "key": "tok"}}
+    assert {"name": variable, "valueFrom": source} in container["env"]
+    without = build_children(make(transport=transport), OWNER, SETTINGS, None)
+    digest = by_kind["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    other = next(o for o in without if o["kind"] == "Deployment")
+    assert other["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] != digest
+    assert "env" not in other["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_stdio_server_with_a_credential_is_a_problem_naming_the_field() -> None:
+    problems = build_problems(make(externalAuthConfigRef={"name": "upstream"}))
+    assert [p.field for p in problems] == ["spec.externalAuthConfigRef"]
+    assert build_problems(make(transport="sse", externalAuthConfigRef={"name": "upstream"})) == []

@@ -1,0 +1,86 @@
+"""A proxy's outbound credentials: the referenced MCPExternalAuthConfig, checked before it is rendered.
+
+Shared by the MCPServer reconciler (HTTP transports: the proxy authenticates to the server) and the
+MCPRemoteProxy reconciler (the proxy authenticates to the remote server). Every problem becomes a
+:class:`~controller.reconcilers.refs.Missing` entry, so the workload reports ``ResolvedRefs=False`` with a
+message that names the field and the fix, and keeps its running children until the reference is usable.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
+from api.problems import format_problems
+from api.validation import parse_and_validate
+from controller.core import Cache
+from controller.reconcilers.children import JSON
+from controller.reconcilers.mcpexternalauthconfig import render_problems
+from controller.reconcilers.refs import Missing, Resolved, missing_auth_secrets
+
+M = TypeVar("M", bound=BaseModel)
+
+FIELD = "spec.externalAuthConfigRef.name"
+
+
+def parse_ref(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:
+    """A referenced config as a model; an invalid one is reported as an unresolved reference."""
+    if raw is None:
+        return None
+    parsed, problems = parse_and_validate(raw)
+    if isinstance(parsed, model) and not problems:
+        return parsed
+    name = (raw.get("metadata") or {}).get("name")
+    kind = model.__name__
+    missing.append(
+        Missing(
+            field,
+            f"{kind.removeprefix('MCP')}Invalid",
+            f"{kind} '{name}' is invalid (see its Accepted condition): {format_problems(problems)}",
+        )
+    )
+    return None
+
+
+def resolve_external_auth(
+    cache: Cache, namespace: str, resolved: Resolved, *, inbound_auth: bool, missing: list[Missing]
+) -> MCPExternalAuthConfig | None:
+    """The usable MCPExternalAuthConfig of a workload, or None (absent or unusable: see ``missing``).
+
+    ``inbound_auth`` says whether callers authenticate (``spec.oidcConfig``): a token exchange needs a
+    caller's token to exchange.
+    """
+    external_auth = parse_ref(MCPExternalAuthConfig, resolved.external_auth, FIELD, missing)
+    if external_auth is None:
+        return None
+    if external_auth.spec.type == "tokenExchange" and not inbound_auth:
+        missing.append(
+            Missing(
+                "spec.oidcConfig",
+                "InboundAuthRequired",
+                f"MCPExternalAuthConfig '{external_auth.metadata.name}' is of type tokenExchange, which "
+                "exchanges each caller's token: set spec.oidcConfig so that callers authenticate, or use "
+                "another auth type",
+            )
+        )
+        return None
+    problems = render_problems(external_auth)
+    if problems:
+        missing.append(invalid_auth(external_auth, format_problems(problems)))
+        return None
+    auth_spec = (resolved.external_auth or {}).get("spec") or {}
+    missing += missing_auth_secrets(cache, namespace, external_auth.metadata.name or "", auth_spec)
+    return external_auth
+
+
+def invalid_auth(external_auth: MCPExternalAuthConfig | None, detail: str) -> Missing:
+    """The reference is resolved but the proxy cannot use it (``detail``: the first line is kept)."""
+    name = external_auth.metadata.name if external_auth is not None else ""
+    first = detail.splitlines()[0] if detail else detail
+    return Missing(
+        FIELD,
+        "ExternalAuthConfigInvalid",
+        f"MCPExternalAuthConfig '{name}' cannot be used by the proxy: {first}",
+    )
