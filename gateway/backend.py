@@ -12,6 +12,11 @@ from the client.
 dead subprocess, a dropped attach websocket), fails the in-flight calls with a JSON-RPC error, and
 reconnects with exponential backoff (0.2 s doubling to 10 s). :meth:`BackendConnection.forward` sends
 one front request and returns the raw result dict.
+
+On a session-era backend session, :meth:`BackendConnection.forward_raw` (the proxy's fast path) writes
+the request as one raw frame on the same transport instead (:class:`gateway.raw_channel.RawChannel`):
+the transport's reader hands its response straight back, bypassing the SDK session's per-request
+machinery.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
+
+from gateway.raw_channel import RawChannel
 
 __all__ = [
     "BACKEND_UNAVAILABLE",
@@ -99,6 +106,7 @@ class BackendConnection:
         self.last_error: str = "not connected yet"
         self.restarts = 0
         self._session: ClientSession | None = None
+        self._raw: RawChannel | None = None
         self._ready = anyio.Event()
         self._stopping = False
 
@@ -148,7 +156,7 @@ class BackendConnection:
         async with self.transport() as (read_stream, write_stream), anyio.create_task_group() as tg:
             ended = anyio.Event()
             tap_send, tap_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
-            tg.start_soon(_pump, read_stream, tap_send, ended, self._set_down)
+            tg.start_soon(_pump, read_stream, tap_send, ended, self._set_down, self._offer_raw)
             session = ClientSession(
                 tap_receive,
                 write_stream,
@@ -159,7 +167,7 @@ class BackendConnection:
             async with session:
                 with anyio.fail_after(self.connect_timeout):
                     await self._negotiate(session)
-                self._set_up(session)
+                self._set_up(session, write_stream)
                 if task_status is not None:
                     task_status.started()
                 await ended.wait()
@@ -216,7 +224,11 @@ class BackendConnection:
         if self.hooks.on_log is not None:
             await self.hooks.on_log(params)
 
-    def _set_up(self, session: ClientSession) -> None:
+    def _offer_raw(self, item: object) -> bool:
+        raw = self._raw
+        return raw is not None and raw.deliver(item)
+
+    def _set_up(self, session: ClientSession, write_stream: Any) -> None:
         caps = session.server_capabilities or types.ServerCapabilities()
         version = session.protocol_version or "unknown"
         self.info = BackendInfo(
@@ -227,6 +239,13 @@ class BackendConnection:
             instructions=session.instructions,
         )
         self._session = session
+        if not self.info.modern:  # a 2026-07-28 backend needs the per-request envelope: SDK session only
+            self._raw = RawChannel(
+                write_stream,
+                protocol_version=version,
+                lost_code=BACKEND_UNAVAILABLE,
+                lost_message="the backend connection was lost during the call",
+            )
         self.last_error = ""
         self._ready.set()
         logger.info("backend %s connected (protocol %s)", self.description, version)
@@ -236,9 +255,24 @@ class BackendConnection:
     def _set_down(self) -> None:
         was_up = self._session is not None
         self._session = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         self._ready = anyio.Event()
         if was_up and self.hooks.on_state is not None:
             self.hooks.on_state(False)
+
+    @property
+    def raw_ready(self) -> bool:
+        """Whether :meth:`forward_raw` can send now (a session-era backend session is up)."""
+        return self._raw is not None
+
+    async def forward_raw(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Send one request as a raw frame and return its raw result (raises ``MCPError``)."""
+        raw = self._raw
+        if raw is None:
+            raise MCPError(code=BACKEND_UNAVAILABLE, message=f"backend unavailable: {self.last_error}")
+        return await raw.request(method, params, limit=self.call_timeout)
 
     def stop(self) -> None:
         self._stopping = True
@@ -292,15 +326,18 @@ async def _pump(
     sink: MemoryObjectSendStream[SessionMessage | Exception],
     ended: anyio.Event,
     on_end: Callable[[], None],
+    offer: Callable[[object], bool],
 ) -> None:
     """Copy the transport's read stream to the session; flag ``ended`` when the transport stops.
 
+    ``offer`` sees every message first and keeps the raw-frame responses (:mod:`gateway.raw_channel`).
     ``on_end`` runs before the session learns the stream ended, so ``/readyz`` already says 503 when the
     in-flight calls fail.
     """
     try:
         async for item in source:
-            await sink.send(item)
+            if not offer(item):  # a fast-path response goes straight to its caller
+                await sink.send(item)
     except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
         pass
     finally:

@@ -91,6 +91,9 @@ class FrontSettings:
     """More routes served outside the MCP guard (e.g. RFC 9728 metadata)."""
     session_idle_timeout: float | None = 1800.0
     """Legacy sessions idle this long are closed."""
+    fast_path: Callable[[ASGIApp], ASGIApp] | None = None
+    """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`); inside the
+    Host / Origin guard and ``wrap``."""
 
 
 def default_allowed_hosts(bind_host: str) -> tuple[str, ...]:
@@ -142,8 +145,15 @@ class HostOriginGuard:
 class _PathDispatch:
     """One ASGI app for the MCP paths (so one guard / auth wrapper covers them all)."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, sse: SseServerTransport, server: Server[Any]):
+    def __init__(
+        self,
+        manager: StreamableHTTPSessionManager,
+        sse: SseServerTransport,
+        server: Server[Any],
+        streamable: ASGIApp,
+    ):
         self.manager = manager
+        self.streamable = streamable
         self.sse = sse
         self.server = server
         self.sse_sessions = 0
@@ -157,7 +167,7 @@ class _PathDispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if path in ("/mcp", "/mcp/"):
-            await self.manager.handle_request(scope, receive, send)
+            await self.streamable(scope, receive, send)
         elif path == "/sse":
             async with self.sse.connect_sse(scope, receive, send) as (read, write):
                 self.sse_sessions += 1
@@ -183,7 +193,10 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
         session_idle_timeout=cfg.session_idle_timeout,
     )
     sse = SseServerTransport("/messages/", max_request_body_size=cfg.max_body_bytes)
-    dispatch = _PathDispatch(manager, sse, server)
+    streamable: ASGIApp = manager.handle_request
+    if cfg.fast_path is not None:
+        streamable = cfg.fast_path(streamable)
+    dispatch = _PathDispatch(manager, sse, server, streamable)
     mcp_app: ASGIApp = dispatch
     if cfg.wrap is not None:
         mcp_app = cfg.wrap(mcp_app)

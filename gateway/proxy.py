@@ -16,15 +16,21 @@ to :class:`gateway.backend.BackendConnection` with a fresh backend request id. I
   ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
 - records metrics and one audit line per ``tools/call``.
 
+It is also the :class:`gateway.fastpath.FastHandler` of the front's fast path: :meth:`ProxyServer.serve`
+applies the same filter / rename / metrics / audit to a raw 2026-07-28 request and forwards it as one
+raw frame (:meth:`gateway.backend.BackendConnection.forward_raw`); :meth:`ProxyServer.can_serve` sends
+the rest (hidden tools, a backend that is down or 2026-07-28 only, per-caller sessions) down the SDK path.
+
 :func:`build_proxy_app` assembles the ASGI app (front + optional OIDC middleware + backend supervisor).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -37,10 +43,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway.backend import BackendConnection, BackendHooks, TransportFactory
 from gateway.caller_backends import Caller, CallerBackends, SubjectToken
+from gateway.fastpath import FastPath
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
@@ -84,8 +92,11 @@ def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
 
 
 def _caller(ctx: Ctx) -> str:
-    request = ctx.request
-    scope = getattr(request, "scope", None)
+    return _scope_caller(getattr(ctx.request, "scope", None))
+
+
+def _scope_caller(scope: object) -> str:
+    """The audit's caller: the authenticated identity, else the client address."""
     if isinstance(scope, dict):
         identity = (scope.get("state") or {}).get("mcp_auth_identity")
         if identity:
@@ -94,6 +105,18 @@ def _caller(ctx: Ctx) -> str:
         if client:
             return f"{client[0]}"
     return "anonymous"
+
+
+def _raw_backend_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The front params minus the front's own envelope (era keys, progress token), as raw JSON."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return params
+    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META_PREFIX)}
+    data = {k: v for k, v in params.items() if k != "_meta"}
+    if kept:
+        data["_meta"] = kept
+    return data
 
 
 def _caller_credentials(ctx: Ctx) -> Caller | None:
@@ -143,6 +166,7 @@ class ProxyServer(Server[Any]):
         self.metrics = metrics or ProxyMetrics()
         self.auditor = auditor or Auditor()
         self._in_flight: dict[int, Ctx] = {}
+        self._fast_in_flight = 0
         self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
@@ -383,13 +407,106 @@ class ProxyServer(Server[Any]):
             ctx, types.SetLevelRequest, params, types.EmptyResult, method="logging/setLevel"
         )
 
+    # -- the fast path (gateway.fastpath) ----------------------------------------------------------------
+
+    def can_serve(self, method: str, params: Mapping[str, Any]) -> bool:
+        """Whether :meth:`serve` can forward this now; False sends it down the SDK path (which answers
+        hidden tools, waits for a reconnecting backend and drives 2026-07-28 backends)."""
+        backend = self.backend
+        if not isinstance(backend, BackendConnection) or not backend.raw_ready:
+            return False
+        if method == "tools/call":
+            name = params.get("name")
+            return isinstance(name, str) and self.tool_filter.resolve(name) is not None
+        return True
+
+    async def serve(self, method: str, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Forward one raw request with the SDK path's filter, rename, metrics and audit."""
+        backend_params = _raw_backend_params(params)
+        if method == "tools/call":
+            return await self._serve_call(backend_params, scope)
+        start = time.perf_counter()
+        outcome = "error"
+        self._fast_in_flight += 1
+        try:
+            result = await self._raw_forward(method, backend_params)
+            if method == "tools/list":
+                result = self._filtered_listing(result, first_page=params.get("cursor") is None)
+            outcome = "ok"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._fast_in_flight -= 1
+            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+
+    async def _serve_call(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        start = time.perf_counter()
+        exposed: str = params["name"]
+        original = self.tool_filter.resolve(exposed)  # not None: can_serve checked it
+        outcome, error = "error", None
+        if original is not None and original != exposed:
+            params = {**params, "name": original}
+        self._fast_in_flight += 1
+        try:
+            result = await self._raw_forward("tools/call", params)
+            outcome = "tool_error" if result.get("isError") else "ok"
+            return result
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._fast_in_flight -= 1
+            seconds = time.perf_counter() - start
+            self.metrics.observe("tools/call", exposed, outcome, seconds)
+            self.auditor.tool_call(
+                caller=_scope_caller(scope),
+                tool=exposed,
+                backend_tool=original,
+                seconds=seconds,
+                outcome=outcome,
+                arguments=params.get("arguments"),
+                error=error,
+            )
+
+    async def _raw_forward(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        backend = self.backend
+        assert isinstance(backend, BackendConnection)  # can_serve checked it
+        return await backend.forward_raw(method, params)
+
+    def _filtered_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
+        """``tools/list``: the tool filter applied, the input schemas recorded (as the SDK path does)."""
+        tools = result.get("tools")
+        if not isinstance(tools, list):
+            return result
+        if not self.tool_filter.identity:
+            visible = self.tool_filter.apply(types.Tool.model_validate(tool) for tool in tools)
+            tools = [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in visible]
+            result = {**result, "tools": tools}
+        schemas = {
+            tool["name"]: tool["inputSchema"]
+            for tool in tools
+            if isinstance(tool, dict)
+            and isinstance(tool.get("name"), str)
+            and isinstance(tool.get("inputSchema"), dict)
+        }
+        if first_page:
+            self._input_schemas = schemas
+        else:
+            self._input_schemas.update(schemas)
+        return result
+
     # -- what the backend initiates ----------------------------------------------------------------------
 
     async def _route_log(
         self, params: types.LoggingMessageNotificationParams, identity: str | None = None
     ) -> None:
         requests = self._requests_of(identity)
-        if len(requests) != 1:
+        if len(requests) + (self._fast_in_flight if identity is None else 0) != 1:
             logger.debug("backend log message not routed: %d front requests in flight", len(requests))
             return
         ctx = requests[0]
@@ -440,12 +557,16 @@ def build_proxy_app(
     wrap: Callable[[Any], Any] | None = None,
     resource_url: str | None = None,
     caller_transport: Callable[[Callable[[], str]], TransportFactory] | None = None,
+    fast_path: bool = True,
 ) -> tuple[Starlette, ProxyRuntime]:
     """The proxy's ASGI app and runtime; the backend supervisor runs in the app's lifespan.
 
     ``transport`` opens the shared backend session. ``caller_transport`` instead opens one backend
     session per authenticated caller (given that caller's inbound token; needs ``config.oidc``), for a
     ``tokenExchange`` backend credential: see :mod:`gateway.caller_backends`.
+
+    ``fast_path`` serves plain 2026-07-28 requests through :mod:`gateway.fastpath` (False: every request
+    takes the SDK's server path; for comparisons).
     """
     metrics = ProxyMetrics()
     hooks = BackendHooks(on_restart=metrics.backend_restarts.inc)
@@ -509,6 +630,15 @@ def build_proxy_app(
             closers.append(middleware.aclose)  # its JWKS client
             return middleware
 
+    def fast(fallback: ASGIApp) -> ASGIApp:
+        return FastPath(
+            fallback,
+            server,
+            server,
+            max_body_bytes=config.limits.max_body_bytes,
+            registry=metrics.registry,
+        )
+
     settings = FrontSettings(
         bind_host=config.host,
         max_body_bytes=config.limits.max_body_bytes,
@@ -518,6 +648,7 @@ def build_proxy_app(
         registry=metrics.registry,
         lifespan=lifespan,
         wrap=wrap,
+        fast_path=fast if fast_path and isinstance(backend, BackendConnection) else None,
     )
     app = build_front_app(server, settings)
     metrics.track_sessions(app.state.active_sessions)

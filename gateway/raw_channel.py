@@ -1,0 +1,157 @@
+"""Raw JSON-RPC requests on a backend transport, beside the SDK ``ClientSession`` that shares it.
+
+The proxy's fast path (:mod:`gateway.fastpath`) forwards a front request as one frame: a fresh request
+id in its own namespace (``"fp-<n>"`` strings, which never collide with the session's integer ids), one
+``SessionMessage`` written to the transport's write stream, and a future resolved by the transport's
+reader (:func:`gateway.backend._pump` offers every incoming message to :meth:`RawChannel.deliver` first).
+No task group, memory stream or typed model per call.
+
+Semantics match the SDK dispatcher's: an error response raises ``MCPError`` with its code, message and
+data; the call timeout raises ``REQUEST_TIMEOUT`` ("Request 'tools/call' timed out") after a courtesy
+``notifications/cancelled``; a cancelled caller sends ``notifications/cancelled`` too; the transport
+ending fails every pending call with ``BACKEND_UNAVAILABLE``. Only used on session-era (2025-11-25 and
+older) backend sessions, where a request needs no per-request envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import (
+    MCP_NAME_HEADER,
+    MCP_PROTOCOL_VERSION_HEADER,
+    NAME_BEARING_METHODS,
+    encode_header_value,
+)
+from mcp.shared.message import ClientMessageMetadata, SessionMessage
+
+__all__ = ["RawChannel"]
+
+logger = logging.getLogger("mcp_operator.proxy.backend")
+
+_CANCEL_WRITE_TIMEOUT = 2.0
+
+
+class RawChannel:
+    """Raw request / response matching on one backend connection (see the module docstring)."""
+
+    def __init__(
+        self, write_stream: Any, *, protocol_version: str, lost_message: str, lost_code: int
+    ) -> None:
+        self._write_stream = write_stream
+        self._protocol_version = protocol_version
+        self._lost = (lost_code, lost_message)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Calls awaiting their response."""
+        return len(self._pending)
+
+    def deliver(self, message: object) -> bool:
+        """Resolve the pending call a response belongs to; False when it is not ours (the session's)."""
+        if not self._pending:
+            return False
+        inner = message.message if isinstance(message, SessionMessage) else None
+        if not isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
+            return False
+        request_id = inner.id
+        if not isinstance(request_id, str):
+            return False
+        future = self._pending.pop(request_id, None)
+        if future is None:
+            return request_id.startswith("fp-")  # a late answer to a call already given up: drop it
+        if not future.done():
+            if isinstance(inner, types.JSONRPCResponse):
+                future.set_result(inner.result)
+            else:
+                error = inner.error
+                future.set_exception(MCPError(code=error.code, message=error.message, data=error.data))
+        return True
+
+    def close(self) -> None:
+        """The transport ended: every pending call fails with the connection-lost error."""
+        self._closed = True
+        code, message = self._lost
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(MCPError(code=code, message=message))
+
+    def _metadata(self, method: str, params: Mapping[str, Any] | None) -> ClientMessageMetadata:
+        """The HTTP headers the SDK's handshake-era stamp adds (ignored by stdio and attach)."""
+        headers = {MCP_PROTOCOL_VERSION_HEADER: self._protocol_version}
+        key = NAME_BEARING_METHODS.get(method)
+        if key is not None and params is not None and isinstance(name := params.get(key), str):
+            headers[MCP_NAME_HEADER] = encode_header_value(name)
+        return ClientMessageMetadata(headers=headers)
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None, *, limit: float | None
+    ) -> dict[str, Any]:
+        """Send one request and return its raw result (raises ``MCPError``)."""
+        if self._closed:
+            code, message = self._lost
+            raise MCPError(code=code, message=message)
+        request_id = f"fp-{next(self._ids)}"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending[request_id] = future
+        if params is None:
+            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method)
+        else:
+            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params)
+        timer: asyncio.TimerHandle | None = None
+        written = False
+        try:
+            try:
+                await self._write_stream.send(SessionMessage(frame, self._metadata(method, params)))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                code, message = self._lost
+                raise MCPError(code=code, message=message) from None
+            written = True
+            if limit is not None:
+                timer = loop.call_later(limit, _expire, future, method)
+            result = await future
+        except MCPError as exc:
+            if exc.code == types.REQUEST_TIMEOUT and written:
+                await self._cancel(request_id, f"timed out after {limit}s")
+            raise
+        except asyncio.CancelledError:
+            if written:
+                await self._cancel(request_id, "caller cancelled")
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            if timer is not None:
+                timer.cancel()
+        return result
+
+    async def _cancel(self, request_id: str, reason: str) -> None:
+        """The courtesy ``notifications/cancelled`` so the backend stops working on it."""
+        notification = types.JSONRPCNotification(
+            jsonrpc="2.0",
+            method="notifications/cancelled",
+            params={"requestId": request_id, "reason": reason},
+        )
+        try:
+            sending = self._write_stream.send(SessionMessage(notification))
+            await asyncio.wait_for(sending, _CANCEL_WRITE_TIMEOUT)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
+            pass
+        except Exception:  # the caller is gone either way; never mask its outcome
+            logger.debug("courtesy cancel for %s not sent", request_id, exc_info=True)
+
+
+def _expire(future: asyncio.Future[dict[str, Any]], method: str) -> None:
+    if not future.done():
+        future.set_exception(MCPError(code=types.REQUEST_TIMEOUT, message=f"Request {method!r} timed out"))
