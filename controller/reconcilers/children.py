@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from pydantic import BaseModel
-
-from api.problems import Problem
 
 JSON = dict[str, Any]
 
@@ -19,13 +18,46 @@ CONFIG_HASH_ANNOTATION = "mcp-operator.dev/config-hash"
 # controller-revision-hash suffix must fit a 63-character label value, so StatefulSet names stop at 52.
 MAX_LABEL = 63
 MAX_STATEFULSET_NAME = 52
+NAME_HASH_LENGTH = 8
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:NAME_HASH_LENGTH]
+
+
+def child_name(name: str, suffix: str = "", limit: int = MAX_LABEL) -> str:
+    """The name of a child: ``name + suffix`` when that is a DNS-1123 label of at most ``limit``
+    characters, else a stable shortened form ``<cut name>-<8 hex of sha256(name)><suffix>``.
+
+    An object's name may be a 253-character DNS subdomain with dots; Services (and the label values and
+    pod hostnames derived from child names) need a DNS-1123 label of at most 63. The hash keeps two long
+    names that share a prefix (or ``a.b`` and ``a-b``) apart, and is the same on every reconcile.
+    """
+    full = f"{name}{suffix}"
+    if len(full) <= limit and _DNS_LABEL.match(full):
+        return full
+    room = limit - len(suffix) - NAME_HASH_LENGTH - 1
+    stem = re.sub(r"[^a-z0-9-]+", "-", name.lower())[:room].strip("-")
+    return f"{stem}-{_name_digest(name)}{suffix}" if stem else f"{_name_digest(name)}{suffix}"
+
+
+def label_value(value: str) -> str:
+    """``value`` as a label value: unchanged when valid, else cut to 63 with a stable hash suffix."""
+    if len(value) <= MAX_LABEL and _LABEL_VALUE.match(value):
+        return value
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[: MAX_LABEL - NAME_HASH_LENGTH - 1].strip("-_.")
+    return f"{stem}-{_name_digest(value)}" if stem else _name_digest(value)
 
 
 def labels(kind: str, instance: str, component: str) -> dict[str, str]:
-    """The recommended ``app.kubernetes.io`` label set; the selector of each workload uses all of it."""
+    """The recommended ``app.kubernetes.io`` label set; the selector of each workload uses all of it.
+
+    ``instance`` is the owner's name, shortened by ``label_value`` when it exceeds a label value's 63."""
     return {
         "app.kubernetes.io/name": kind.lower(),
-        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/instance": label_value(instance),
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/part-of": MANAGED_BY,
@@ -65,22 +97,6 @@ def object_meta(
 def config_hash(text: str) -> str:
     """Short stable hash of a rendered configuration."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def name_problems(name: str, derived: dict[str, int]) -> list[Problem]:
-    """Problems when ``name`` plus a suffix would exceed a Kubernetes limit. ``derived``: name -> limit."""
-    problems = []
-    for child, limit in derived.items():
-        if len(child) > limit:
-            longest = limit - (len(child) - len(name))
-            problems.append(
-                Problem(
-                    "metadata.name",
-                    f"'{name}' is {len(name)} characters, so the derived name '{child}' would exceed "
-                    f"{limit}; use a name of at most {longest} characters",
-                )
-            )
-    return problems
 
 
 def spec_hash(spec: BaseModel) -> str:

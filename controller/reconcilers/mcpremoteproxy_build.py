@@ -53,16 +53,16 @@ class Names:
 
     @property
     def proxy(self) -> str:
-        """Deployment and Service."""
-        return self.name
+        """Deployment and Service (``children.child_name``: a DNS-1123 label of at most 63)."""
+        return children.child_name(self.name)
 
     @property
     def config(self) -> str:
-        return f"{self.name}-proxy"
+        return children.child_name(self.name, "-proxy")
 
     @property
     def account(self) -> str:
-        return f"{self.name}-proxy"
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,8 @@ class Rendered:
 
 
 def build_problems(proxy: MCPRemoteProxy) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: derived-name overflow, pod template shape."""
-    names = Names(proxy.metadata.name or "")
-    problems = children.name_problems(
-        names.name, {names.config: children.MAX_LABEL, names.proxy: children.MAX_LABEL}
-    )
+    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
+    problems: list[Problem] = []
     if proxy.spec.pod_template_spec is not None:
         problems += [Problem(f, m) for f, m in pod_template_problems(proxy.spec.pod_template_spec)]
     return problems
@@ -93,8 +90,7 @@ def endpoint_path(proxy: MCPRemoteProxy) -> str:
 
 def service_url(proxy: MCPRemoteProxy, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL."""
-    meta = proxy.metadata
-    host = f"{meta.name}.{meta.namespace}.svc.{settings.cluster_domain}"
+    host = f"{Names(proxy.metadata.name).proxy}.{proxy.metadata.namespace}.svc.{settings.cluster_domain}"
     return f"http://{host}:{proxy.spec.proxy_port}{endpoint_path(proxy)}"
 
 

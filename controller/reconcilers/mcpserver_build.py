@@ -51,42 +51,41 @@ CONFIG_DIR = "/etc/mcp-operator"
 
 @dataclass(frozen=True)
 class Names:
-    """Names of an MCPServer's children."""
+    """Names of an MCPServer's children: ``children.child_name`` keeps each a DNS-1123 label within its
+    Kubernetes limit (a long or dotted name is cut and gets a stable hash)."""
 
     name: str
 
     @property
     def proxy(self) -> str:
-        return self.name
+        """Deployment and Service."""
+        return children.child_name(self.name)
 
     @property
     def server(self) -> str:
-        return f"{self.name}-server"
+        """StatefulSet and headless Service."""
+        return children.child_name(self.name, "-server", children.MAX_STATEFULSET_NAME)
 
     @property
     def server_pod(self) -> str:
-        return f"{self.name}-server-0"
+        return f"{self.server}-0"
 
     @property
     def config(self) -> str:
-        return f"{self.name}-proxy"
+        return children.child_name(self.name, "-proxy")
 
     @property
     def proxy_account(self) -> str:
-        return f"{self.name}-proxy"
+        return self.config
 
     @property
     def server_account(self) -> str:
-        return f"{self.name}-server"
+        return self.server
 
 
 def build_problems(server: MCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: derived-name overflow, pod template shape."""
-    names = Names(server.metadata.name or "")
-    problems = children.name_problems(
-        names.name,
-        {names.server: children.MAX_STATEFULSET_NAME, names.config: children.MAX_LABEL},
-    )
+    """What the builders cannot render beyond ``api.validate``: the pod template's shape, stdio auth."""
+    problems = []
     if server.spec.pod_template_spec is not None:
         problems += [Problem(f, m) for f, m in pod_template_problems(server.spec.pod_template_spec)]
     if is_stdio(server) and server.spec.external_auth_config_ref is not None:
@@ -116,8 +115,7 @@ def endpoint_path(server: MCPServer) -> str:
 
 def service_url(server: MCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL (follows proxyPort changes)."""
-    meta = server.metadata
-    host = f"{meta.name}.{meta.namespace}.svc.{settings.cluster_domain}"
+    host = f"{Names(server.metadata.name).proxy}.{server.metadata.namespace}.svc.{settings.cluster_domain}"
     return f"http://{host}:{server.spec.proxy_port}{endpoint_path(server)}"
 
 

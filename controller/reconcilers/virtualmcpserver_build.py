@@ -70,15 +70,16 @@ class Names:
 
     @property
     def gateway(self) -> str:
-        return self.name
+        """Deployment and Service (``children.child_name``: a DNS-1123 label of at most 63)."""
+        return children.child_name(self.name)
 
     @property
     def config(self) -> str:
-        return f"{self.name}-vmcp"
+        return children.child_name(self.name, "-vmcp")
 
     @property
     def account(self) -> str:
-        return f"{self.name}-vmcp"
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,8 @@ def auth_config_name(vmcp: VirtualMCPServer, member: Member) -> str | None:
 
 
 def build_problems(vmcp: VirtualMCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: name limits, pod template shape."""
-    names = Names(vmcp.metadata.name or "")
-    problems = children.name_problems(names.name, {names.gateway: children.MAX_LABEL})
+    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
+    problems: list[Problem] = []
     if vmcp.spec.pod_template_spec is not None:
         problems += [Problem(f, m) for f, m in pod_template_problems(vmcp.spec.pod_template_spec)]
     return problems
@@ -157,8 +157,8 @@ def build_problems(vmcp: VirtualMCPServer) -> list[Problem]:
 
 def service_url(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the gateway Service's in-cluster URL."""
-    meta = vmcp.metadata
-    return f"http://{meta.name}.{meta.namespace}.svc.{settings.cluster_domain}:{VMCP_PORT}/mcp"
+    host = f"{Names(vmcp.metadata.name).gateway}.{vmcp.metadata.namespace}.svc.{settings.cluster_domain}"
+    return f"http://{host}:{VMCP_PORT}/mcp"
 
 
 def _workload_tools(

@@ -23,6 +23,7 @@ from api.validation import parse_and_validate
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.mcpremoteproxy_build import (
+    Names,
     build_children,
     build_problems,
     render_config,
@@ -157,11 +158,14 @@ def test_service_account_and_url() -> None:
     )
 
 
-def test_long_names_are_refused_naming_the_limit() -> None:
+def test_long_names_get_shortened_children_with_a_stable_hash() -> None:
     proxy = MCPRemoteProxy.model_validate(
         {**make().model_dump(by_alias=True), "metadata": {"name": "x" * 60, "namespace": "team"}}
     )
-    assert [p.field for p in build_problems(proxy)] == ["metadata.name"]
+    assert build_problems(proxy) == []
+    names = Names("x" * 60)
+    assert names.proxy == "x" * 60 and len(names.config) == 63 and names.config.endswith("-proxy")
+    assert names.config == Names("x" * 60).config != Names("x" * 61).config
 
 
 def test_plain_http_token_url_is_refused_by_the_data_plane_rules() -> None:

@@ -21,6 +21,7 @@ from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpserver_build import (
+    Names,
     build_children,
     build_problems,
     build_proxy_config,
@@ -191,11 +192,15 @@ def test_url_follows_port_and_mode() -> None:
     assert service_url(make(transport="sse", proxyPort=9001), SETTINGS).endswith(":9001/sse")
 
 
-def test_problems_for_names_that_would_overflow() -> None:
-    problems = build_problems(make("n" * 46))
-    assert [p.field for p in problems] == ["metadata.name"]
-    assert "at most 45 characters" in problems[0].message
-    assert build_problems(make("n" * 45)) == []
+def test_names_that_would_overflow_are_shortened_with_a_stable_hash() -> None:
+    assert build_problems(make("n" * 46)) == []
+    assert Names("n" * 45).server == "n" * 45 + "-server"  # fits the StatefulSet's 52: unchanged
+    long = Names("n" * 46)
+    assert (
+        len(long.server) == 52 and long.server.endswith("-server") and long.server_pod == f"{long.server}-0"
+    )
+    assert long.server == Names("n" * 46).server != Names("n" * 47).server
+    assert Names("a.b").proxy != Names("a-b").proxy == "a-b"  # dots are not allowed in Service names
 
 
 def _bearer() -> MCPExternalAuthConfig:

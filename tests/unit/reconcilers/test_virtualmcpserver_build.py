@@ -256,8 +256,7 @@ def _hidden(config: VMCPConfig) -> set[str]:
 
 def test_name_limit_and_pod_template_problems() -> None:
     assert build_problems(make()) == []
-    long_name = build_problems(make(name="g" * 64))
-    assert long_name and long_name[0].field == "metadata.name" and "63" in long_name[0].message
+    assert build_problems(make(name="g" * 64)) == []  # children get shortened names instead
     bad = build_problems(make(podTemplateSpec={"spec": {"containers": "vmcp"}}))
     assert [p.field for p in bad] == ["spec.podTemplateSpec.spec.containers"]
 
