@@ -75,7 +75,7 @@ def parse_quantity(text: str) -> Decimal | None:
     if suffix[:1] in ("e", "E"):
         try:
             return value * Decimal(10) ** int(suffix[1:])
-        except ValueError:
+        except (ValueError, ArithmeticError):  # decimal.Overflow for an exponent such as 1e999999999
             return None
     return None
 
@@ -130,14 +130,26 @@ def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
         ]
     problems = []
     inline = oidc.inline
-    for name, url in (("issuer", inline.issuer), ("jwksUrl", inline.jwks_url)):
+    urls = (
+        (f"{field}.inline.issuer", inline.issuer),
+        (f"{field}.inline.jwksUrl", inline.jwks_url),
+        (f"{field}.resourceUrl", oidc.resource_url),
+    )
+    for path, url in urls:
         if url is None:
             continue
-        parts = urlsplit(url)
-        if parts.username or parts.password:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as exc:
             problems.append(
-                Problem(f"{field}.inline.{name}", "must not carry credentials; remove user:password@")
+                Problem(path, f"{url!r} is not a valid URL ({exc}); write e.g. https://idp.example.com")
             )
+            continue
+        if parts.username or parts.password:
+            problems.append(Problem(path, "must not carry credentials; remove user:password@"))
+        if path.endswith("resourceUrl"):
+            continue  # published to clients, never fetched: http is allowed
         if (
             parts.scheme == "http"
             and not inline.insecure_allow_http
@@ -145,7 +157,7 @@ def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
         ):
             problems.append(
                 Problem(
-                    f"{field}.inline.{name}",
+                    path,
                     f"{url!r} is not https; use https, or set inline.insecureAllowHTTP: true for tests",
                 )
             )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-__all__ = ["Problem", "format_problems", "problems_from_validation_error"]
+__all__ = ["MAX_MESSAGE", "Problem", "format_problems", "problems_from_validation_error"]
 
 
 @dataclass(frozen=True, order=True)
@@ -20,9 +20,27 @@ class Problem:
         return f"{self.field}: {self.message}"
 
 
-def format_problems(problems: list[Problem]) -> str:
-    """One line per problem, for a condition message or an Event."""
-    return "; ".join(str(p) for p in problems)
+#: metav1.Condition's message limit: a longer message would make the status write itself fail.
+MAX_MESSAGE = 32768
+
+
+def format_problems(problems: list[Problem], limit: int = MAX_MESSAGE) -> str:
+    """The problems joined by ``; ``, for a condition message or an Event; at most ``limit`` characters
+    (the problems that do not fit are counted, so a spec with thousands of problems still gets a status)."""
+    texts = [str(p) for p in problems]
+    text = "; ".join(texts)
+    if len(text) <= limit:
+        return text
+    room = limit - len(f"; ... and {len(texts)} more problems")
+    kept = 0
+    used = len(texts[0])
+    while kept < len(texts) and used <= room:
+        kept += 1
+        used += 2 + len(texts[kept]) if kept < len(texts) else 0
+    more = f"... and {len(texts) - kept} more problems"
+    if kept == 0:
+        return f"{texts[0][: limit - len(more) - 2]}; {more}"
+    return "; ".join([*texts[:kept], more])
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
