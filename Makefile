@@ -18,6 +18,7 @@ help:
 	@echo "make test  - lint gates and the whole test suite against a real kube-apiserver"
 	@echo "make lint  - ruff, mypy --strict, import-linter"
 	@echo "make cluster-up / cluster-down - the local control plane (hack/cluster)"
+	@echo "make bench - operator, proxy and gateway benchmarks (BENCH=operator|proxy|vmcp, BENCH_ARGS=...)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt hack/bootstrap
 	hack/bootstrap "$(PYTHON)" "$(VENV)"
@@ -59,8 +60,9 @@ crds: venv
 run: venv
 	hack/run-local
 
+# make bench [BENCH="operator proxy vmcp"] [BENCH_ARGS="--n 1000 --repeats 2 --steady 300"]
 bench: venv npm
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python hack/bench_proxy
+	hack/bench $(BENCH) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NPM_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache
