@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import mcp_types as types
+from mcp.server.caching import apply_cache_hint
 from mcp.server.lowlevel import Server
 from mcp.server.runner import modern_error_data
 from mcp.shared.exceptions import MCPError
@@ -46,26 +48,27 @@ from mcp.shared.inbound import (
 from mcp_types import methods as surface
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["FAST_METHODS", "FastHandler", "FastPath"]
 
-FAST_METHODS: frozenset[str] = frozenset(
+FAST_METHODS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
-        "tools/call",
-        "tools/list",
-        "resources/list",
-        "resources/templates/list",
-        "resources/read",
-        "prompts/list",
-        "prompts/get",
-        "completion/complete",
+        "tools/call": types.CallToolResult,
+        "tools/list": types.ListToolsResult,
+        "resources/list": types.ListResourcesResult,
+        "resources/templates/list": types.ListResourceTemplatesResult,
+        "resources/read": types.ReadResourceResult,
+        "prompts/list": types.ListPromptsResult,
+        "prompts/get": types.GetPromptResult,
+        "completion/complete": types.CompleteResult,
     }
 )
-"""Methods the fast path may serve: plain request / response, no server-to-client traffic."""
+"""Methods the fast path may serve (plain request / response, no server-to-client traffic), with the
+result model the SDK path validates the backend's answer into."""
 
 _HANDSHAKE_VERSIONS = frozenset(v.encode("latin-1") for v in HANDSHAKE_PROTOCOL_VERSIONS)
 _NOTIFYING_META = ("progressToken", types.LOG_LEVEL_META_KEY)
@@ -279,21 +282,21 @@ class FastPath:
         return 200, _dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     def _shape(self, method: str, version: str, raw: dict[str, Any]) -> dict[str, Any]:
-        """What the SDK's server does to a handler's result on the 2026-07-28 wire."""
+        """What the SDK path does to a backend result: the proxy validates it into the method's result
+        model, the SDK's server applies cache hints, the per-version sieve, ``resultType`` and the
+        ``serverInfo`` stamp."""
+        model = FAST_METHODS[method].model_validate(raw)
         hint = self.server.cache_hints.get(method)
-        if hint is not None and not surface.is_input_required(raw):
-            raw = {"ttlMs": hint.ttl_ms, "cacheScope": hint.scope, **raw}
+        if hint is not None and isinstance(model, types.CacheableResult):
+            model = apply_cache_hint(model, hint)
+        raw = model.model_dump(by_alias=True, mode="json", exclude_none=True)
         result_type = raw.get("resultType")
-        if result_type is None:  # a session-era backend's result: the SDK's result models default it
-            raw = {**raw, "resultType": "complete"}
         if not isinstance(result_type, str) or result_type in types.CORE_RESULT_TYPES:
             try:
                 raw = surface.serialize_server_result(method, version, raw)
             except ValidationError:
                 invalid = "Handler returned an invalid result"
                 raise MCPError(code=types.INTERNAL_ERROR, message=invalid) from None
-        else:
-            raw = dict(raw)
         if raw.get("resultType") is None:
             raw["resultType"] = "complete"
         meta = raw.get("_meta")

@@ -59,8 +59,6 @@ class RawChannel:
 
     def deliver(self, message: object) -> bool:
         """Resolve the pending call a response belongs to; False when it is not ours (the session's)."""
-        if not self._pending:
-            return False
         inner = message.message if isinstance(message, SessionMessage) else None
         if not isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
             return False
