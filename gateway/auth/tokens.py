@@ -4,8 +4,8 @@ Checks, in order: the header parses; ``alg`` is in ``allowedAlgorithms`` (``none
 comes from the right place for that algorithm (HS* only from ``sharedSecret``, everything else only from
 the issuer's JWKS with a matching key type, so an HS256 token "signed" with the RSA public key is
 refused); the signature; ``iss`` equals ``issuer``; ``aud`` contains ``audience``; ``exp`` is present
-and not past, ``nbf`` and ``iat`` are not in the future (all with ``clockSkewSeconds`` of leeway); and
-the token carries every scope of ``requiredScopes``.
+(a JSON number) and not past, ``nbf`` and ``iat`` (numbers too) are not in the future (all with
+``clockSkewSeconds`` of leeway); and the token carries every scope of ``requiredScopes``.
 
 Errors: :class:`InvalidTokenError` (answer 401 ``invalid_token``), :class:`InsufficientScopeError`
 (answer 403 ``insufficient_scope``), :class:`AuthUnavailableError` (the issuer's keys cannot be fetched:
@@ -143,6 +143,10 @@ class TokenValidator:
             raise InvalidTokenError("the token kid header is not a string")
         key = await self._key(kid, alg)
         claims = self._decode(token, key, alg)
+        for name in ("exp", "nbf", "iat"):  # RFC 7519 NumericDate; PyJWT would take "1700000000" too
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidTokenError(f"the token {name} claim is not a number")
         iat = claims.get("iat")
         if isinstance(iat, int | float) and iat > self._clock() + self.config.clock_skew_seconds:
             raise InvalidTokenError("the token is not valid yet (nbf or iat in the future)")
