@@ -1,0 +1,256 @@
+"""Shared pieces of the data-plane fuzz tests: a served process with its pid, RSS, raw HTTP, frames.
+
+Bounds: every request has a timeout, every generator a fixed number of examples (hypothesis is used only
+to *draw* inputs, derandomized, then the inputs are sent to the one running process), and every server
+started here is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.dataplane.proxyutil import ROOT, free_port, stop, wait_http
+
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+# RSS may grow while allocators and caches warm up; unbounded growth is what this catches. The factor is
+# deliberately generous (a leak of every fuzzed body would exceed it many times over).
+RSS_GROWTH_FACTOR = 2.0
+
+
+@dataclass
+class Served:
+    """A data-plane process under test."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
+
+    def rss_kib(self) -> int:
+        """Resident memory of the process (``VmRSS`` in /proc/<pid>/status), in KiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def assert_alive(self) -> None:
+        assert self.process.poll() is None, f"the process exited ({self.process.returncode}): {self.tail()}"
+
+    def tail(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:] if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def run_entrypoint(command: str, config: dict[str, Any], tmp: Path) -> Iterator[Served]:
+    """``mcp-operator <command> --config FILE`` on a free 127.0.0.1 port, once /readyz answers 200."""
+    port = free_port()
+    path = tmp / f"{command}-{port}.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    log = tmp / f"{command}-{port}.log"
+    args = [sys.executable, "-m", "controller.cli", command, "--port", str(port), "--config", str(path)]
+    with log.open("ab") as stderr:
+        process = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stderr=stderr)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=90)
+            yield Served(f"http://127.0.0.1:{port}", process, log)
+        finally:
+            stop(process)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a fresh connection, half-close, and read until the server closes or times out.
+
+    Raises ``TimeoutError`` when the server neither answers nor closes within ``timeout`` (a hang).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close before all is sent
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            except TimeoutError:
+                raise TimeoutError(f"no answer and no close within {timeout} s for {data[:120]!r}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int | None:
+    """The status code of the first response in ``answer`` (None when the server just closed)."""
+    if not answer.startswith(b"HTTP/1."):
+        return None
+    return int(answer.split(b" ", 2)[1])
+
+
+def draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    """``count`` derandomized examples of ``strategy`` (the same inputs on every run)."""
+    examples: list[Any] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value: Any) -> None:
+        examples.append(value)
+
+    collect()
+    return examples
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+
+_json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50)
+json_values = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+)
+_ids = (
+    st.none() | st.integers(-(2**70), 2**70) | st.text(max_size=20) | st.floats(allow_nan=False) | json_values
+)
+_methods = st.sampled_from(
+    [
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "prompts/get",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "logging/setLevel",
+        "completion/complete",
+        "",
+        "../../etc/passwd",
+        "tools/call\x00",
+    ]
+) | st.text(max_size=40)
+_params = (
+    st.none()
+    | json_values
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["echo", "add", "slow", "crash", "nope"]) | st.text(max_size=20),
+            "arguments": json_values,
+            "uri": st.text(max_size=60),
+            "_meta": json_values,
+            "protocolVersion": st.sampled_from(["2025-11-25", "2026-07-28", "1999-01-01"])
+            | st.text(max_size=12),
+            "capabilities": json_values,
+            "clientInfo": json_values,
+        },
+    )
+)
+frames = st.fixed_dictionaries(
+    {},
+    optional={"jsonrpc": st.sampled_from(["2.0", "1.0", ""]) | json_values, "id": _ids, "method": _methods},
+).flatmap(lambda frame: st.fixed_dictionaries({}, optional={"params": _params}).map(lambda p: {**frame, **p}))
+bodies = st.one_of(
+    frames.map(lambda f: json.dumps(f).encode()),
+    st.lists(frames, max_size=5).map(lambda fs: json.dumps(fs).encode()),  # batches
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=300),  # not JSON, maybe not UTF-8
+    st.integers(1, 3000).map(lambda depth: b"[" * depth + b"]" * depth),  # deep nesting
+    st.integers(1, 3000).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+)
+header_sets = st.fixed_dictionaries(
+    {},
+    optional={
+        "accept": st.sampled_from(["application/json, text/event-stream", "text/event-stream", "*/*", "x/y"]),
+        "content-type": st.sampled_from(
+            ["application/json", "text/plain", "application/json; charset=latin-1"]
+        ),
+        "mcp-protocol-version": st.sampled_from(["2025-11-25", "2026-07-28", "2025-03-26", "garbage", ""]),
+        "mcp-session-id": st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=40),
+        "last-event-id": st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20),
+    },
+)
+_tokens = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30)
+raw_requests = st.one_of(
+    st.binary(min_size=1, max_size=400),
+    st.builds(
+        lambda method, target, version, headers, body: (
+            f"{method} {target} {version}\r\n".encode()
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers)
+            + b"\r\n"
+            + body
+        ),
+        st.sampled_from(["GET", "POST", "DELETE", "OPTIONS", "PUT", "CONNECT", "TRACE"]) | _tokens,
+        st.sampled_from(["/mcp", "/sse", "/messages/", "/messages/?session_id=zz", "/health", "*", "//x/mcp"])
+        | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=60),
+        st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/9", "FOO"]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    ["Host", "Content-Length", "Transfer-Encoding", "Content-Type", "Accept", "Origin"]
+                )
+                | _tokens,
+                st.sampled_from(
+                    ["127.0.0.1", "-1", "99999999999999999999", "chunked", "chunked, identity", "0"]
+                )
+                | _tokens,
+            ),
+            max_size=6,
+        ),
+        st.binary(max_size=200),
+    ),
+)
+
+
+# -- a canary: a server no request should ever reach (SSRF attempts name it) ----------------------------
+
+
+class Canary:
+    """An HTTP server on 127.0.0.1 counting the requests it receives."""
+
+    def __init__(self) -> None:
+        hits: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _hit(self) -> None:
+                hits.append(f"{self.command} {self.path}")
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_DELETE = _hit  # noqa: N815 (http.server's naming)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.hits = hits
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Canary:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
