@@ -1,8 +1,8 @@
 """The one place that performs HTTP to the API server: a transport with a single ``send`` method.
 
-:class:`KubeTransport` uses kubernetes-asyncio for what it does well (kubeconfig / in-cluster loading,
-TLS, token refresh) and hands back the raw aiohttp response, so callers consume raw JSON and own their
-watch loops. Tests can swap in any object with the same ``send`` method.
+:class:`KubeTransport` sends over one aiohttp session configured from
+:mod:`controller.core.kubeconfig` and hands back the raw response, so callers consume raw JSON and own
+their watch loops. Tests can swap in any object with the same ``send`` method.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.rest import RESTClientObject
+
+from controller.core.kubeconfig import Connection, UnsupportedConfigError, from_kubeconfig_file, in_cluster
 
 
 @dataclass
@@ -98,12 +99,13 @@ class _AiohttpResponse:
 
 
 class KubeTransport:
-    """HTTP to a kube-apiserver through kubernetes-asyncio's configured aiohttp session."""
+    """HTTP to a kube-apiserver over one aiohttp session (connection pool of ``pool_size``)."""
 
-    def __init__(self, configuration: k8s_client.Configuration) -> None:
-        self._config = configuration
-        self._rest = RESTClientObject(configuration)
-        self.base_url = str(configuration.host).rstrip("/")
+    def __init__(self, connection: Connection, *, pool_size: int = 100) -> None:
+        self._connection = connection
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+        self.base_url = connection.server
         self.host = self.base_url.split("://", 1)[-1]
 
     @classmethod
@@ -111,19 +113,24 @@ class KubeTransport:
         cls, kubeconfig: str | None = None, context: str | None = None
     ) -> KubeTransport:
         """Load ``kubeconfig`` (or $KUBECONFIG, or the in-cluster service account, or ~/.kube/config)."""
-        cfg = k8s_client.Configuration()
         path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path:
-            await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        else:
-            await k8s_config.load_kube_config(context=context, client_configuration=cfg)
-        return cls(cfg)
+        if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return cls(in_cluster())
+        path = path or str(Path.home() / ".kube" / "config")
+        try:
+            return cls(from_kubeconfig_file(path, context))
+        except UnsupportedConfigError:
+            return cls(await _kubernetes_asyncio_connection(path, context))
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._connection.ssl_context)
+            self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+        return self._session
 
     async def send(self, request: Request) -> Response:
         headers = {"Content-Type": request.content_type, "Accept": "application/json"}
-        token = await self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
+        token = await self._connection.authorization()
         if token:
             headers["Authorization"] = token
         timeout = (
@@ -131,22 +138,47 @@ class KubeTransport:
             if request.timeout is not None
             else aiohttp.ClientTimeout(total=None, sock_connect=30)
         )
+        data = None if request.body is None else json.dumps(request.body, separators=(",", ":")).encode()
         try:
-            raw = await self._rest.request(
+            raw = await self._client().request(
                 request.method,
                 self.base_url + request.path,
-                query_params=dict(request.query) or None,
+                params=request.query or None,
                 headers=headers,
-                body=request.body,
-                _preload_content=False,
-                _request_timeout=timeout,
+                data=data,
+                timeout=timeout,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TransportError(f"{request.method} {request.path}: {exc!r}") from exc
         return _AiohttpResponse(raw)
 
     async def close(self) -> None:
-        await self._rest.close()
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _kubernetes_asyncio_connection(path: str, context: str | None) -> Connection:
+    """kubernetes-asyncio's loader for what :mod:`controller.core.kubeconfig` does not read itself
+    (exec plugins, auth providers); imported only here because it costs ~60 MB of memory."""
+    from kubernetes_asyncio import client as k8s_client  # noqa: PLC0415
+    from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
+
+    cfg = k8s_client.Configuration()
+    await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+    if cfg.verify_ssl:
+        ssl_context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    else:
+        ssl_context = ssl.create_default_context()
+        ssl_context.check_hostname = False
+        ssl_context.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file:
+        ssl_context.load_cert_chain(cfg.cert_file, cfg.key_file)
+
+    async def authorization() -> str | None:
+        token: str | None = await cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+        return token
+
+    return Connection(str(cfg.host).rstrip("/"), ssl_context, authorization)
 
 
 def decode_json(data: bytes) -> dict[str, Any]:
