@@ -7,6 +7,7 @@ started here is stopped by its pid.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,14 +16,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp import Client
+from mcp.client.sse import sse_client
 
 from tests.dataplane.proxyutil import ROOT, free_port, stop, wait_http
 
@@ -117,6 +122,99 @@ def draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 
     collect()
     return examples
+
+
+async def assert_serves_correctly(
+    served: Served, tool: str, arguments: dict[str, Any], expected: Any
+) -> None:
+    """Every front (modern /mcp, legacy /mcp session, /sse) still answers a real client correctly."""
+    fronts: list[Callable[[], AbstractAsyncContextManager[Client]]] = [
+        lambda: Client(f"{served.base}/mcp", mode="auto"),
+        lambda: Client(f"{served.base}/mcp", mode="legacy"),
+        lambda: Client(sse_client(f"{served.base}/sse"), mode="legacy"),
+    ]
+    for connect in fronts:
+        async with connect() as client:
+            result = await client.call_tool(tool, arguments)
+            assert result.structured_content == expected
+
+
+def assert_rss_bounded(served: Served, before_kib: int) -> None:
+    after = served.rss_kib()
+    assert after <= before_kib * RSS_GROWTH_FACTOR, f"RSS grew from {before_kib} KiB to {after} KiB"
+
+
+def initialize_session(http: httpx2.Client, base: str) -> str:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "fuzzer", "version": "0"},
+        },
+    }
+    response = http.post(f"{base}/mcp", json=init, headers=ACCEPT)
+    assert response.status_code == 200, response.text
+    session = response.headers["mcp-session-id"]
+    headers = {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    return session
+
+
+class SlowClients:
+    """Connections that misbehave in the background: trickled bodies, half-sent headers, unread streams."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sockets: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        self.stop = threading.Event()
+        self.trickled = 0
+
+    def open(self, data: bytes) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock.sendall(data)
+        self.sockets.append(sock)
+        return sock
+
+    def start_trickle(self, sock: socket.socket, total: int) -> None:
+        """Send one byte every 50 ms on ``sock`` until :meth:`close` (never the whole declared body)."""
+        thread = threading.Thread(target=self._trickle, args=(sock, total), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _trickle(self, sock: socket.socket, total: int) -> None:
+        sent = 0
+        while not self.stop.is_set() and sent < total - 1:
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                return
+            sent += 1
+            self.trickled += 1
+            self.stop.wait(0.05)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        for sock in self.sockets:
+            sock.close()
+
+
+async def eventually_serves(check: Callable[[], Awaitable[None]], within: float = 60.0) -> None:
+    """Retry ``check`` until it passes (a gateway connects its backends after it starts serving)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await check()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 # -- inputs ---------------------------------------------------------------------------------------------

@@ -8,16 +8,11 @@ that resident memory did not grow beyond ``fuzzutil.RSS_GROWTH_FACTOR`` times wh
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.sse import sse_client
 
 from tests.dataplane import fuzzutil as fz
 from tests.dataplane.proxyutil import FIXTURE_CMD
@@ -41,45 +36,12 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fz.Served]:
 
 
 async def assert_serves_correctly(served: fz.Served) -> None:
-    """Every front still answers a real client correctly."""
-    fronts: list[Callable[[], AbstractAsyncContextManager[Client]]] = [
-        lambda: Client(f"{served.base}/mcp", mode="auto"),
-        lambda: Client(f"{served.base}/mcp", mode="legacy"),
-        lambda: Client(sse_client(f"{served.base}/sse"), mode="legacy"),
-    ]
-    for connect in fronts:
-        async with connect() as client:
-            result = await client.call_tool("add", {"a": 20, "b": 22})
-            assert result.structured_content == {"result": 42}
+    await fz.assert_serves_correctly(served, "add", {"a": 20, "b": 22}, {"result": 42})
 
 
 async def warm_rss(served: fz.Served) -> int:
     await assert_serves_correctly(served)
     return served.rss_kib()
-
-
-def assert_rss_bounded(served: fz.Served, before_kib: int) -> None:
-    after = served.rss_kib()
-    assert after <= before_kib * fz.RSS_GROWTH_FACTOR, f"RSS grew from {before_kib} KiB to {after} KiB"
-
-
-def initialize_session(http: httpx2.Client, base: str) -> str:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "fuzzer", "version": "0"},
-        },
-    }
-    response = http.post(f"{base}/mcp", json=init, headers=fz.ACCEPT)
-    assert response.status_code == 200, response.text
-    session = response.headers["mcp-session-id"]
-    headers = {**fz.ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
-    http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
-    return session
 
 
 async def test_fuzzed_json_rpc_frames_get_answers_never_a_crash(proxy: fz.Served) -> None:
@@ -88,7 +50,7 @@ async def test_fuzzed_json_rpc_frames_get_answers_never_a_crash(proxy: fz.Served
     headers = fz.draw(fz.header_sets, 200)
     statuses: dict[int, int] = {}
     with httpx2.Client(timeout=TIMEOUT) as http:
-        session = initialize_session(http, proxy.base)
+        session = fz.initialize_session(http, proxy.base)
         in_session = {**fz.ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
         for i, body in enumerate(bodies):
             # Alternate: stateless / random headers, then inside a live 2025-11-25 session.
@@ -104,7 +66,7 @@ async def test_fuzzed_json_rpc_frames_get_answers_never_a_crash(proxy: fz.Served
     assert len(statuses) > 1, f"every frame got the same answer {statuses}: the fuzzer reaches nothing"
     proxy.assert_alive()
     await assert_serves_correctly(proxy)
-    assert_rss_bounded(proxy, before)
+    fz.assert_rss_bounded(proxy, before)
 
 
 async def test_fuzzed_frames_on_a_legacy_sse_session(proxy: fz.Served) -> None:
@@ -130,7 +92,7 @@ async def test_fuzzed_raw_http_gets_an_answer_or_a_close_never_a_hang(proxy: fz.
     assert answered > 0
     proxy.assert_alive()
     await assert_serves_correctly(proxy)
-    assert_rss_bounded(proxy, before)
+    fz.assert_rss_bounded(proxy, before)
 
 
 async def test_oversized_bodies_are_413_whatever_their_framing(proxy: fz.Served) -> None:
@@ -156,50 +118,16 @@ async def test_oversized_bodies_are_413_whatever_their_framing(proxy: fz.Served)
     await assert_serves_correctly(proxy)
 
 
-class SlowClients:
-    """Connections that misbehave in the background: trickled bodies, half-sent headers, unread streams."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sockets: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.trickled = 0
-
-    def open(self, data: bytes) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock.sendall(data)
-        self.sockets.append(sock)
-        return sock
-
-    def trickle(self, sock: socket.socket, total: int) -> None:
-        """One byte every 50 ms until ``stop`` (never the whole declared body)."""
-        while not self.stop.is_set() and self.trickled < total - 1:
-            try:
-                sock.sendall(b" ")
-            except OSError:
-                return
-            self.trickled += 1
-            self.stop.wait(0.05)
-
-    def close(self) -> None:
-        self.stop.set()
-        for sock in self.sockets:
-            sock.close()
-
-
 async def test_slow_and_stuck_clients_do_not_hold_up_others(proxy: fz.Served) -> None:
     host = f"Host: 127.0.0.1:{proxy.port}\r\n".encode()
-    slow = SlowClients(proxy.port)
-    threads = []
+    slow = fz.SlowClients(proxy.port)
     try:
         for _ in range(10):  # headers complete, body trickled a byte at a time
             sock = slow.open(
                 b"POST /mcp HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
                 b"Accept: application/json, text/event-stream\r\nContent-Length: 4000\r\n\r\n"
             )
-            thread = threading.Thread(target=slow.trickle, args=(sock, 4000), daemon=True)
-            thread.start()
-            threads.append(thread)
+            slow.start_trickle(sock, 4000)
         for _ in range(20):  # headers never finished (slowloris)
             slow.open(b"POST /mcp HTTP/1.1\r\n" + host + b"X-Slow: ")
         for _ in range(10):  # an SSE stream opened and never read
@@ -221,8 +149,6 @@ async def test_slow_and_stuck_clients_do_not_hold_up_others(proxy: fz.Served) ->
         proxy.assert_alive()
     finally:
         slow.close()
-        for thread in threads:
-            thread.join(timeout=10)
     await assert_serves_correctly(proxy)
 
 
