@@ -37,7 +37,11 @@ async def test_invalid_spec_is_reported_once_without_children_or_hot_loop(
     assert accepted is not None and accepted["reason"] == "InvalidSpec"
     assert "spec.podTemplateSpec.spec.containers[0].name" in accepted["message"]
     assert obj["status"]["phase"] == "Failed"
-    assert ("Warning", "InvalidSpec") in [(t, r) for t, r, _ in await events_for(kube, name)]
+
+    async def warned() -> bool:
+        return ("Warning", "InvalidSpec") in [(t, r) for t, r, _ in await events_for(kube, name)]
+
+    await eventually(warned, what="the InvalidSpec event")
     names = Names(name)
     for kind, child in [
         ("Deployment", names.proxy),
@@ -54,8 +58,12 @@ async def test_invalid_spec_is_reported_once_without_children_or_hot_loop(
     await kube.patch(PLURAL, name, {"spec": {"podTemplateSpec": None}})
     assert len(names.server) == 52 and names.server != f"{name}-server"
     await eventually(lambda: kube.child("StatefulSet", names.server), what="the shortened StatefulSet")
-    obj = await kube.get(PLURAL, name)
-    assert condition(obj, "Accepted")["status"] == "True"  # type: ignore[index]
+
+    async def accepted_again() -> bool:
+        got = condition(await kube.get(PLURAL, name), "Accepted")
+        return bool(got and got["status"] == "True")
+
+    await eventually(accepted_again, what="Accepted=True")
 
 
 async def test_missing_references_then_created_make_it_ready_untouched(operator: Operator, kube: Api) -> None:
