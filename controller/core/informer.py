@@ -129,7 +129,14 @@ class Informer:
                 delay = backoff.delay()
                 self._log.warning("list/watch failed", status=exc.status, error=exc.message, retry_in=delay)
                 await self._clock.sleep(delay)
-            except (TransportError, TimeoutError, ValueError) as exc:
+            except TimeoutError:
+                # The watch was silent for inactivity_timeout. Silence is not a failure: kube-apiserver
+                # before 1.27 bookmarks only just before a watch's own timeout, so a quiet kind's watch
+                # says nothing for minutes. Re-watch at once from the last delivered resourceVersion; a
+                # backoff here would grow to 30 s and hold that kind's next changes back.
+                rv = self._resume_from(rv)
+                self._log.debug("watch silent; re-watching", seconds=self.settings.inactivity_timeout)
+            except (TransportError, ValueError) as exc:
                 rv = self._resume_from(rv)
                 delay = backoff.delay()
                 self._log.warning(
