@@ -1,0 +1,570 @@
+"""Fault scenarios on the real control plane: a few hundred MCPServers converging while something breaks.
+
+Every scenario follows the same script (``Scenario``):
+1. a few "sentinel" MCPServers converge first; the test marks their workloads ready (as the Deployment
+   and StatefulSet controllers would), waits for ``Ready=True`` and remembers their status;
+2. the rest are created with bounded concurrency, and the fault is injected once part of them has
+   converged (mid-convergence);
+3. after the fault ends, the test polls an audit of the namespace until everything has converged, and
+   reports the recovery time (end of the fault -> full convergence) with the lost / duplicated counts.
+
+"Converged" (``Audit``): every MCPServer has ``status.observedGeneration == metadata.generation`` and
+``Accepted=True``; each of its eight children (stdio transport) exists exactly once with a controller
+owner reference to it; no child points at an owner that does not exist; the sentinels' ``Ready=True``
+and every condition's ``lastTransitionTime`` seen before the fault are unchanged (no lost status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client, config
+
+from controller.core import Manager, ManagerOptions
+from controller.reconcilers import register
+from tests.conftest import ROOT, Cluster, cluster_env
+from tests.integration.reconcilers.conftest import GROUP, SETTINGS, VERSION, Api, Operator, mcp_crds
+
+__all__ = ["mcp_crds"]  # the session fixture installing the CRDs, shared with the reconciler tests
+
+CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
+MCP_OPERATOR = Path(sys.executable).parent / "mcp-operator"
+PLURAL = "mcpservers"
+SERVERS = 200
+"""MCPServers per scenario ("a few hundred", sized so a scenario stays well under a minute in CI)."""
+SENTINELS = 8
+"""Servers made Ready before the fault; their status must survive it untouched."""
+FAST_QPS = ["--kube-api-qps=0", "--kube-api-burst=1000"]
+"""The client-side limiter off: 20 qps would make 1,800 writes take 90 s and hide the fault's effect in
+the limiter's queue. The 429 scenario keeps the default limiter instead (see there)."""
+CHILD_KINDS = ("Deployment", "StatefulSet", "Service", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
+
+
+def expected_children(name: str) -> set[tuple[str, str]]:
+    """The eight children of a stdio MCPServer (DESIGN.md section 4)."""
+    return {
+        ("Deployment", name),
+        ("StatefulSet", f"{name}-server"),
+        ("Service", name),
+        ("ConfigMap", f"{name}-proxy"),
+        ("ServiceAccount", f"{name}-proxy"),
+        ("ServiceAccount", f"{name}-server"),
+        ("Role", f"{name}-proxy"),
+        ("RoleBinding", f"{name}-proxy"),
+    }
+
+
+def server_body(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MCPServer",
+        "metadata": {"name": name},
+        "spec": {"image": "ghcr.io/example/mcp:1", "transport": "stdio"},
+    }
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return dict(c)
+    return None
+
+
+# ------------------------------------------------------------------------------------------ audit
+
+
+@dataclass
+class Audit:
+    """One look at the namespace: what is converged, lost, duplicated or orphaned."""
+
+    servers: int = 0
+    converged: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    lost_status: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return not (self.lost or self.duplicated or self.orphaned or self.lost_status or self.pending)
+
+    def summary(self) -> str:
+        def head(items: list[str]) -> str:
+            return f"{len(items)}" + (f" (e.g. {', '.join(items[:3])})" if items else "")
+
+        return (
+            f"{self.converged}/{self.servers} converged; lost {head(self.lost)}; "
+            f"duplicated {head(self.duplicated)}; orphaned {head(self.orphaned)}; "
+            f"lost status {head(self.lost_status)}; not converged {head(self.pending)}"
+        )
+
+
+async def list_raw(call: Callable[..., Awaitable[Any]], *args: Any) -> list[dict[str, Any]]:
+    """A list call's items as plain dicts (no model conversion: thousands of objects per poll)."""
+    response = await call(*args, _preload_content=False)
+    items: list[dict[str, Any]] = json.loads(await response.read())["items"]
+    return items
+
+
+async def audit(
+    kube: Api, names: set[str], remembered: dict[str, dict[str, Any]], sentinels: set[str]
+) -> Audit:
+    """Compare the namespace with what ``names`` should have produced.
+
+    ``remembered``: per server, its conditions (type -> lastTransitionTime) seen before the fault;
+    ``sentinels``: servers that were Ready before the fault and must still be.
+    """
+    ns = kube.ns
+    listers: dict[str, Callable[..., Awaitable[Any]]] = {
+        "Deployment": kube.apps.list_namespaced_deployment,
+        "StatefulSet": kube.apps.list_namespaced_stateful_set,
+        "Service": kube.core.list_namespaced_service,
+        "ConfigMap": kube.core.list_namespaced_config_map,
+        "ServiceAccount": kube.core.list_namespaced_service_account,
+        "Role": kube.rbac.list_namespaced_role,
+        "RoleBinding": kube.rbac.list_namespaced_role_binding,
+    }
+    servers = await list_raw(kube.custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
+    kinds = list(listers)
+    lists = await asyncio.gather(*(list_raw(listers[k], ns) for k in kinds))
+    result = Audit(servers=len(servers))
+    by_uid = {s["metadata"]["uid"]: s["metadata"]["name"] for s in servers}
+    present = set(by_uid.values())
+    result.lost += [f"MCPServer {n}" for n in sorted(names - present)]
+    owned: Counter[tuple[str, str, str]] = Counter()  # (owner name, kind, child name)
+    for kind, items in zip(kinds, lists, strict=True):
+        for obj in items:
+            meta = obj["metadata"]
+            refs = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "MCPServer"]
+            if not refs:
+                continue  # not ours (kube-root-ca.crt, the default ServiceAccount, ...)
+            controllers = [r for r in refs if r.get("controller")]
+            if len(refs) > 1 or len(controllers) != 1:
+                result.duplicated.append(f"{kind} {meta['name']} has {len(refs)} MCPServer owner references")
+            for ref in refs:
+                owner = by_uid.get(ref["uid"])
+                if owner is None:
+                    result.orphaned.append(f"{kind} {meta['name']} (owner uid {ref['uid'][:8]} is gone)")
+                else:
+                    owned[(owner, kind, meta["name"])] += 1
+    for server in servers:
+        name = server["metadata"]["name"]
+        want = expected_children(name)
+        have = {(kind, child) for (owner, kind, child) in owned if owner == name}
+        result.lost += [f"{kind} {child}" for kind, child in sorted(want - have)]
+        result.duplicated += [f"{kind} {child} (unexpected child of {name})" for kind, child in have - want]
+        result.duplicated += [
+            f"{kind} {child} x{count}"
+            for (owner, kind, child), count in owned.items()
+            if owner == name and count > 1
+        ]
+        status = server.get("status") or {}
+        accepted = condition(server, "Accepted")
+        if (
+            status.get("observedGeneration") != server["metadata"].get("generation")
+            or not accepted
+            or accepted.get("status") != "True"
+        ):
+            result.pending.append(name)
+        else:
+            result.converged += 1
+        for type_, when in remembered.get(name, {}).items():
+            now = condition(server, type_)
+            if now is None or now.get("lastTransitionTime") != when:
+                result.lost_status.append(f"{name} {type_} (was {when}, now {now and now.get('status')})")
+        if name in sentinels:
+            ready = condition(server, "Ready")
+            if not ready or ready.get("status") != "True":
+                result.lost_status.append(f"{name} Ready is no longer True")
+    return result
+
+
+# -------------------------------------------------------------------------------------- scenario
+
+
+class Scenario:
+    """Creates the servers, finds the moment to inject a fault, and measures the recovery."""
+
+    def __init__(self, name: str, kube: Api, *, servers: int = SERVERS) -> None:
+        self.name = name
+        self.kube = kube
+        self.names = [f"s{i:03d}" for i in range(servers)]
+        self.sentinels = set(self.names[:SENTINELS])
+        self.created: set[str] = set()
+        self.ready: set[str] = set()
+        """Servers whose Ready=True was seen; it must stay True."""
+        self.remembered: dict[str, dict[str, Any]] = {}
+        self.fault_ended = 0.0
+        self.last: Audit | None = None
+
+    async def create(self, names: list[str], concurrency: int = 16) -> None:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(name: str) -> None:
+            async with sem:
+                await self.kube.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, self.kube.ns, PLURAL, server_body(name)
+                )
+                self.created.add(name)
+
+        await asyncio.gather(*(one(n) for n in names))
+
+    async def ready_sentinels(self, within: float = 120) -> None:
+        """Create the sentinels, let them converge, mark their workloads ready, wait for Ready=True."""
+        names = sorted(self.sentinels)
+        await self.create(names)
+        await self.poll(
+            lambda a: a.converged == len(names) and not a.lost, within, "the sentinels to converge"
+        )
+        for name in names:
+            await self.kube.mark_ready("Deployment", name)
+            await self.kube.mark_ready("StatefulSet", f"{name}-server")
+
+        async def all_ready() -> bool:
+            listed = await list_raw(
+                self.kube.custom.list_namespaced_custom_object, GROUP, VERSION, self.kube.ns, PLURAL
+            )
+            ready = [o for o in listed if (condition(o, "Ready") or {}).get("status") == "True"]
+            return len(ready) == len(names)
+
+        await until(all_ready, within, "the sentinels to be Ready")
+        self.ready = set(self.sentinels)
+
+    async def start_rest(self) -> asyncio.Task[None]:
+        """Create the remaining servers in the background."""
+        rest = [n for n in self.names if n not in self.sentinels]
+        return asyncio.create_task(self.create(rest))
+
+    async def bump(self, round_: int, concurrency: int = 16) -> None:
+        """A spec change (a new generation) on every server but the sentinels, whose Ready must stay."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(name: str) -> None:
+            async with sem:
+                await self.kube.patch(
+                    PLURAL, name, {"spec": {"env": [{"name": "ROUND", "value": str(round_)}]}}
+                )
+
+        await asyncio.gather(*(one(n) for n in self.names if n not in self.sentinels))
+
+    async def wait_mid_convergence(
+        self, started: asyncio.Task[None] | None = None, within: float = 120
+    ) -> None:
+        """Wait until ``started`` (creations or edits) is done and a fifth of the rest converged, but
+        not all: that is when the fault goes in. Also remembers the status seen at that moment."""
+        if started is not None:
+            await started
+        threshold = SENTINELS + (len(self.names) - SENTINELS) // 5
+        deadline = time.monotonic() + within
+        while (converged := await self.converged()) < threshold:
+            assert time.monotonic() < deadline, (
+                f"[{self.name}] {converged}/{threshold} converged after {within} s"
+            )
+            await asyncio.sleep(0.2)
+        print(f"\nFAULT {self.name}: injected with {converged}/{len(self.names)} converged")
+        assert converged < len(self.names), f"[{self.name}] converged before the fault could go in"
+        await self.remember()
+
+    async def remember(self) -> None:
+        """Remember the conditions' transition times of every server that has status now."""
+        listed = await list_raw(
+            self.kube.custom.list_namespaced_custom_object, GROUP, VERSION, self.kube.ns, PLURAL
+        )
+        for obj in listed:
+            conds = (obj.get("status") or {}).get("conditions") or []
+            self.remembered[obj["metadata"]["name"]] = {c["type"]: c["lastTransitionTime"] for c in conds}
+
+    def end_fault(self) -> None:
+        self.fault_ended = time.monotonic()
+
+    async def audit(self) -> Audit:
+        self.last = await audit(self.kube, self.created, self.remembered, self.ready)
+        return self.last
+
+    async def converged(self) -> int:
+        """How many servers look converged by their own status (one LIST: cheap enough to poll)."""
+        listed = await list_raw(
+            self.kube.custom.list_namespaced_custom_object, GROUP, VERSION, self.kube.ns, PLURAL
+        )
+        return sum(
+            1
+            for o in listed
+            if (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation")
+            and (condition(o, "Accepted") or {}).get("status") == "True"
+        )
+
+    async def poll(
+        self, done: Callable[[Audit], bool], within: float, what: str, *, servers_converged: int = 0
+    ) -> Audit:
+        """Poll the full audit until ``done``; it runs only once ``servers_converged`` servers look
+        converged by their status (listing 1,600 children twice a second would slow the API server)."""
+        deadline = time.monotonic() + within
+        while True:
+            if servers_converged == 0 or await self.converged() >= servers_converged:
+                found = await self.audit()
+                if done(found):
+                    return found
+            if time.monotonic() > deadline:
+                found = await self.audit()
+                raise AssertionError(
+                    f"[{self.name}] timed out after {within} s waiting for {what}: {found.summary()}"
+                )
+            await asyncio.sleep(0.5)
+
+    async def recover(self, within: float = 180) -> float:
+        """Poll until fully converged; print and return the recovery time (end of fault -> converged)."""
+        assert self.fault_ended, "call end_fault() when the fault is over"
+        try:
+            found = await self.poll(
+                lambda a: a.done and a.servers == len(self.names),
+                within,
+                "full convergence",
+                servers_converged=len(self.names),
+            )
+        finally:
+            if self.last is not None:
+                print(f"\nFAULT {self.name}: {self.last.summary()}")
+        took = time.monotonic() - self.fault_ended
+        lost = len(found.lost) + len(found.lost_status)
+        duplicated = len(found.duplicated) + len(found.orphaned)
+        print(
+            f"FAULT {self.name}: servers={found.servers} children={found.servers * 8} "
+            f"lost={lost} duplicated={duplicated} recovery={took:.1f}s"
+        )
+        assert (lost, duplicated) == (0, 0), f"[{self.name}] after {took:.1f} s: {found.summary()}"
+        return took
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+# ---------------------------------------------------------------------------------- control plane
+
+
+def instance_pid(instance: str, component: str) -> int:
+    return int((CACHE / "clusters" / instance / f"{component}.pid").read_text())
+
+
+def kill_component(instance: str, component: str) -> None:
+    """SIGKILL etcd or kube-apiserver of ``instance`` and wait until it is gone."""
+    pid = instance_pid(instance, component)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def faults_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """A control plane of this module's own, which its scenarios may kill and restart."""
+    if cluster.instance is None:
+        pytest.skip("kills a local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
+    instance = f"{cluster.instance}-faults-{uuid.uuid4().hex[:6]}"
+    own = Cluster(kubeconfig=Path(), instance=instance, env=cluster_env(instance))
+    try:
+        up = own.hack("up")
+        own.kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
+        crds = ROOT / "manifests" / "crds"
+        own.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+        own.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+        yield own
+    finally:
+        own.hack("down", "--wipe", check=False)
+
+
+@contextlib.asynccontextmanager
+async def namespace_on(kubeconfig: Path) -> AsyncIterator[Api]:
+    """A fresh namespace on the cluster of ``kubeconfig`` and the test's own client for it."""
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(cfg) as api:
+        name = f"f-{uuid.uuid4().hex[:10]}"
+        core = client.CoreV1Api(api)
+        await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        try:
+            yield Api(api, name)
+        finally:
+            with contextlib.suppress(client.ApiException, OSError):
+                await core.delete_namespace(name)
+
+
+# --------------------------------------------------------------------------------- operator process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    """``mcp-operator run`` as a real process watching one namespace."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, *flags: str) -> None:
+        self.metrics_port = free_port()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - read after the process ends
+        self.proc = subprocess.Popen(
+            [
+                str(MCP_OPERATOR),
+                "run",
+                f"--kubeconfig={kubeconfig}",
+                f"--namespace={namespace}",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                "--health-probe-bind-address=127.0.0.1:0",
+                f"--leader-election-namespace={namespace}",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            cwd=ROOT,
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include ``labels`` (0 when unreachable)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def leading(self) -> bool:
+        return self.metric("leader_election_master_status") == 1.0
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, no Lease release."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return int(self.proc.returncode)
+
+    def log_tail(self, lines: int = 5) -> str:
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------------------ in-process operator
+
+
+@contextlib.asynccontextmanager
+async def operator_in_process(
+    kubeconfig: Path, namespace: str, *, inactivity_timeout: float | None = None, **options: Any
+) -> AsyncIterator[Operator]:
+    """The operator's manager in this event loop (faults that are not about the process itself)."""
+    manager = Manager(
+        ManagerOptions(
+            kubeconfig=str(kubeconfig),
+            namespaces=[namespace],
+            metrics_bind_address="0",
+            health_probe_bind_address="0",
+            **options,
+        )
+    )
+    if inactivity_timeout is not None:
+        manager.cache.settings.inactivity_timeout = inactivity_timeout
+    register(manager, SETTINGS)
+    task = asyncio.create_task(manager.run(handle_signals=False))
+    try:
+        await asyncio.wait_for(manager.leading.wait(), 60)
+        yield Operator(manager, namespace)
+    finally:
+        manager.stop()
+        assert await asyncio.wait_for(task, 90) == 0
+
+
+def metric_total(manager: Manager, family: str, sample_suffix: str = "_total", **labels: str) -> float:
+    total = 0.0
+    for metric in manager.metrics.registry.collect():
+        if metric.name != family:
+            continue
+        for sample in metric.samples:
+            if sample.name.endswith(sample_suffix) and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                total += sample.value
+    return total
+
+
+async def service_account_kubeconfig(kube: Api, admin_kubeconfig: Path, directory: Path) -> Path:
+    """A kubeconfig for a ServiceAccount bound to cluster-admin: the operator's identity as in a cluster.
+
+    Not ``system:masters`` (the admin token is): the API server exempts that group from its in-flight
+    limits, so only an ordinary identity can be throttled with 429.
+    """
+    name = "mcp-operator"
+    await kube.core.create_namespaced_service_account(
+        kube.ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+    )
+    await kube.rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{kube.ns}-{name}"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=kube.ns)],
+        )
+    )
+    request = await kube.core.create_namespaced_service_account_token(
+        name,
+        kube.ns,
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        },
+    )
+    return with_token(admin_kubeconfig, request.status.token, directory / "operator-kubeconfig")
+
+
+def with_token(kubeconfig: Path, token: str, path: Path) -> Path:
+    """A copy of ``kubeconfig`` (hack/cluster's JSON) whose only user authenticates with ``token``."""
+    data = json.loads(kubeconfig.read_text())
+    data["users"] = [{"name": "admin", "user": {"token": token}}]
+    path.write_text(json.dumps(data))
+    return path
