@@ -138,7 +138,13 @@ class KubeTransport:
             if request.timeout is not None
             else aiohttp.ClientTimeout(total=None, sock_connect=30)
         )
-        data = None if request.body is None else json.dumps(request.body, separators=(",", ":")).encode()
+        # UTF-8, not \u escapes: the API server reads apply bodies as YAML, which refuses the surrogate-pair
+        # escapes json.dumps writes for characters outside the BMP (an emoji in an env value).
+        data = (
+            None
+            if request.body is None
+            else json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+        )
         try:
             raw = await self._client().request(
                 request.method,
