@@ -8,6 +8,7 @@ so the status write itself succeeds) and a quantity whose exponent overflows.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from controller.reconcilers.mcpremoteproxy_build import Names as ProxyNames
@@ -74,9 +75,7 @@ async def test_hostile_specs_get_children_or_a_clear_refusal_never_a_failing_rec
         cond = await accepted(kube, "mcpservers", name)
         assert cond["status"] == "True", (name, cond)
         names = ServerNames(name)
-        sts = await eventually(
-            lambda n=names: kube.child("StatefulSet", n.server), what=f"{name} StatefulSet"
-        )
+        sts = await eventually(partial(kube.child, "StatefulSet", names.server), what=f"{name} StatefulSet")
         assert len(names.server) <= 52 and await kube.child("Service", names.proxy) is not None
         obj = await kube.get("mcpservers", name)
         assert obj["status"]["url"].startswith(f"http://{names.proxy}.{kube.ns}.svc.")
