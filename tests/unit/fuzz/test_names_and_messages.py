@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from api.checks import parse_quantity
 from api.problems import MAX_MESSAGE, Problem, format_problems
 from controller.reconcilers.children import MAX_LABEL, MAX_STATEFULSET_NAME, child_name, label_value
+from controller.reconcilers.refs import strip_secret_values
 from tests.unit.fuzz.strategies import quantity, resource_name
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -76,3 +77,24 @@ def test_problem_messages_fit_a_condition_and_count_what_was_cut(problems: list[
         assert message == full
     else:
         assert re.search(r"\.\.\. and \d+ more problems$", message), message[-80:]
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=20), st.text(min_size=1, max_size=100), min_size=1, max_size=10
+    ),
+    st.sampled_from(["data", "stringData"]),
+)
+def test_cached_secrets_keep_their_keys_never_their_values(values: dict[str, str], section: str) -> None:
+    secret = {
+        "kind": "Secret",
+        "metadata": {
+            "name": "s",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+        },
+        section: dict(values),
+    }
+    cached = strip_secret_values(secret)
+    assert set(cached[section]) == set(values) and set(cached[section].values()) == {""}
+    assert "annotations" not in cached["metadata"]  # last-applied-configuration would hold the values
