@@ -47,8 +47,8 @@ __all__ = ["mcp_crds"]  # the session fixture installing the CRDs, shared with t
 CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
 MCP_OPERATOR = Path(sys.executable).parent / "mcp-operator"
 PLURAL = "mcpservers"
-SERVERS = 200
-"""MCPServers per scenario ("a few hundred", sized so a scenario stays well under a minute in CI)."""
+SERVERS = int(os.environ.get("MCP_OPERATOR_FAULT_SERVERS", "200"))
+"""MCPServers per scenario ("a few hundred"); MCP_OPERATOR_FAULT_SERVERS scales it for a quick local run."""
 SENTINELS = 8
 """Servers made Ready before the fault; their status must survive it untouched."""
 FAST_QPS = ["--kube-api-qps=0", "--kube-api-burst=1000"]

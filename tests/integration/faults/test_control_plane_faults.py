@@ -28,7 +28,7 @@ from tests.integration.faults.conftest import (
     until,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # several convergences of 200 servers
 
 INACTIVITY_TIMEOUT = 5.0
 """Lowered from the default 70 s so the stalled-watch scenario runs in seconds; the default is the same
@@ -84,10 +84,10 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
             await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(4)))
             await compete(kube.apps, kube.ns, [n for n in scenario.names if n not in scenario.sentinels])
             scenario.end_fault()
-            await scenario.recover()
             await until(
                 lambda: images_restored(kube.apps, kube.ns), 120, "every proxy image to be ours again"
             )
+            await scenario.recover()
             writes = operator.writes()
             await asyncio.sleep(10)
             extra = operator.writes() - writes

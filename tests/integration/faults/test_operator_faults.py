@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import Cluster
 from tests.integration.faults.conftest import FAST_QPS, OperatorProcess, Scenario, namespace_on, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # several convergences of 200 servers
 
 ELECTION = ("--leader-elect=true", "--leader-election-id=faults-leader", "--workers=4")
 
