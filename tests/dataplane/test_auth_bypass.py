@@ -223,7 +223,7 @@ async def test_random_garbage_tokens_are_refused_and_the_proxy_keeps_serving() -
     async with stack() as s:
         tokens: list[str] = []
 
-        @settings(max_examples=150, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=100, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
         @given(_garbage)
         def collect(token: str) -> None:
             tokens.append(token)

@@ -46,8 +46,8 @@ async def warm_rss(served: fz.Served) -> int:
 
 async def test_fuzzed_json_rpc_frames_get_answers_never_a_crash(proxy: fz.Served) -> None:
     before = await warm_rss(proxy)
-    bodies = fz.draw(fz.bodies, 200)
-    headers = fz.draw(fz.header_sets, 200)
+    bodies = fz.draw(fz.bodies, 150)
+    headers = fz.draw(fz.header_sets, 150)
     statuses: dict[int, int] = {}
     with httpx2.Client(timeout=TIMEOUT) as http:
         session = fz.initialize_session(http, proxy.base)
@@ -84,7 +84,7 @@ async def test_fuzzed_frames_on_a_legacy_sse_session(proxy: fz.Served) -> None:
 async def test_fuzzed_raw_http_gets_an_answer_or_a_close_never_a_hang(proxy: fz.Served) -> None:
     before = await warm_rss(proxy)
     answered = 0
-    for data in fz.draw(fz.raw_requests, 200):
+    for data in fz.draw(fz.raw_requests, 150):
         answer = fz.raw_exchange(proxy.port, data)
         status = fz.status_of(answer)
         assert status is None or status < 500, (data[:200], answer[:300])
