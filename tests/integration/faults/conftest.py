@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio import client, config
 
@@ -214,14 +215,21 @@ class Scenario:
         self.remembered: dict[str, dict[str, Any]] = {}
         self.fault_ended = 0.0
         self.last: Audit | None = None
+        self.round = 1
+        """Each spec change bumps every non-sentinel's generation by one: round k = generation k."""
+        self.edits: asyncio.Task[None] | None = None
+        """Creations or patches in flight (they retry through the fault)."""
 
     async def create(self, names: list[str], concurrency: int = 16) -> None:
         sem = asyncio.Semaphore(concurrency)
 
         async def one(name: str) -> None:
             async with sem:
-                await self.kube.custom.create_namespaced_custom_object(
-                    GROUP, VERSION, self.kube.ns, PLURAL, server_body(name)
+                await retrying(
+                    lambda: self.kube.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, self.kube.ns, PLURAL, server_body(name)
+                    ),
+                    created_is_done=True,
                 )
                 self.created.add(name)
 
@@ -248,39 +256,40 @@ class Scenario:
         await until(all_ready, within, "the sentinels to be Ready")
         self.ready = set(self.sentinels)
 
-    async def start_rest(self) -> asyncio.Task[None]:
-        """Create the remaining servers in the background."""
+    def start_rest(self) -> None:
+        """Create the remaining servers in the background (the fault may hit while they are created)."""
         rest = [n for n in self.names if n not in self.sentinels]
-        return asyncio.create_task(self.create(rest))
+        self.edits = asyncio.create_task(self.create(rest))
 
-    async def bump(self, round_: int, concurrency: int = 16) -> None:
-        """A spec change (a new generation) on every server but the sentinels, whose Ready must stay."""
-        sem = asyncio.Semaphore(concurrency)
+    def start_bump(self, round_: int) -> None:
+        """In the background, a spec change (a new generation: ``round_``) on every server but the
+        sentinels, whose Ready must stay; the fault may hit while the patches are sent."""
+        self.round = round_
+        patch = {"spec": {"env": [{"name": "ROUND", "value": str(round_)}]}}
+        sem = asyncio.Semaphore(16)
 
         async def one(name: str) -> None:
             async with sem:
-                await self.kube.patch(
-                    PLURAL, name, {"spec": {"env": [{"name": "ROUND", "value": str(round_)}]}}
-                )
+                await retrying(lambda: self.kube.patch(PLURAL, name, patch))
 
-        await asyncio.gather(*(one(n) for n in self.names if n not in self.sentinels))
+        async def all_() -> None:
+            await asyncio.gather(*(one(n) for n in self.names if n not in self.sentinels))
 
-    async def wait_mid_convergence(
-        self, started: asyncio.Task[None] | None = None, within: float = 120
-    ) -> None:
-        """Wait until ``started`` (creations or edits) is done and a fifth of the rest converged, but
-        not all: that is when the fault goes in. Also remembers the status seen at that moment."""
-        if started is not None:
-            await started
-        threshold = SENTINELS + (len(self.names) - SENTINELS) // 5
+        self.edits = asyncio.create_task(all_())
+
+    async def wait_mid_convergence(self, within: float = 120) -> None:
+        """Wait until a fifth of the servers being created or changed converged, but not all: that is
+        when the fault goes in. Also remembers the status seen at that moment."""
+        total = len(self.names) - SENTINELS
+        threshold = total // 5
         deadline = time.monotonic() + within
-        while (converged := await self.converged()) < threshold:
+        while (converged := await self.converged(self.round)) < threshold:
             assert time.monotonic() < deadline, (
                 f"[{self.name}] {converged}/{threshold} converged after {within} s"
             )
             await asyncio.sleep(0.2)
-        print(f"\nFAULT {self.name}: injected with {converged}/{len(self.names)} converged")
-        assert converged < len(self.names), f"[{self.name}] converged before the fault could go in"
+        print(f"\nFAULT {self.name}: injected with {converged}/{total} of the changed servers converged")
+        assert converged < total, f"[{self.name}] converged before the fault could go in"
         await self.remember()
 
     async def remember(self) -> None:
@@ -299,8 +308,9 @@ class Scenario:
         self.last = await audit(self.kube, self.created, self.remembered, self.ready)
         return self.last
 
-    async def converged(self) -> int:
-        """How many servers look converged by their own status (one LIST: cheap enough to poll)."""
+    async def converged(self, round_: int | None = None) -> int:
+        """How many servers look converged by their own status (one LIST: cheap enough to poll);
+        with ``round_``, only the non-sentinels converged at that generation."""
         listed = await list_raw(
             self.kube.custom.list_namespaced_custom_object, GROUP, VERSION, self.kube.ns, PLURAL
         )
@@ -309,6 +319,10 @@ class Scenario:
             for o in listed
             if (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation")
             and (condition(o, "Accepted") or {}).get("status") == "True"
+            and (
+                round_ is None
+                or (o["metadata"]["name"] not in self.sentinels and o["metadata"]["generation"] == round_)
+            )
         )
 
     async def poll(
@@ -332,6 +346,8 @@ class Scenario:
     async def recover(self, within: float = 180) -> float:
         """Poll until fully converged; print and return the recovery time (end of fault -> converged)."""
         assert self.fault_ended, "call end_fault() when the fault is over"
+        if self.edits is not None:
+            await self.edits
         try:
             found = await self.poll(
                 lambda a: a.done and a.servers == len(self.names),
@@ -351,6 +367,27 @@ class Scenario:
         )
         assert (lost, duplicated) == (0, 0), f"[{self.name}] after {took:.1f} s: {found.summary()}"
         return took
+
+
+async def retrying(call: Callable[[], Awaitable[Any]], *, created_is_done: bool = False) -> None:
+    """The test's own writes go on through the fault: retry what the outage refused (a create that
+    landed before its answer was lost comes back as 409 Already Exists)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            await call()
+            return
+        except client.ApiException as exc:
+            if created_is_done and exc.status == 409:
+                return
+            if exc.status < 500 and exc.status not in (0, 429):
+                raise
+            error: Exception = exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"a write kept failing for 120 s: {error!r}") from error
+        await asyncio.sleep(0.5)
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:

@@ -52,7 +52,8 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
             # 1. kube-apiserver SIGKILLed during the first convergence, restarted.
             scenario = Scenario("kube-apiserver killed and restarted", kube)
             await scenario.ready_sentinels()
-            await scenario.wait_mid_convergence(await scenario.start_rest())
+            scenario.start_rest()
+            await scenario.wait_mid_convergence()
             kill_component(instance, "kube-apiserver")
             await asyncio.to_thread(faults_cluster.hack, "up")
             scenario.end_fault()
@@ -60,7 +61,8 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
 
             # 2. etcd SIGKILLed during a re-convergence, restarted (kube-apiserver keeps running).
             scenario.name = "etcd killed and restarted"
-            await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(2)))
+            scenario.start_bump(2)
+            await scenario.wait_mid_convergence()
             kill_component(instance, "etcd")
             await asyncio.sleep(2)
             await asyncio.to_thread(faults_cluster.hack, "up")
@@ -69,7 +71,8 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
 
             # 3. The watch silently stalled: kube-apiserver SIGSTOPped for twice the inactivity timeout.
             scenario.name = "watch stalled (kube-apiserver SIGSTOPped)"
-            await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(3)))
+            scenario.start_bump(3)
+            await scenario.wait_mid_convergence()
             pid = instance_pid(instance, "kube-apiserver")
             os.kill(pid, signal.SIGSTOP)
             try:
@@ -81,7 +84,8 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
 
             # 4. A competing writer takes a field we own on every proxy Deployment (force apply).
             scenario.name = "competing writer on a child field"
-            await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(4)))
+            scenario.start_bump(4)
+            await scenario.wait_mid_convergence()
             await compete(kube.apps, kube.ns, [n for n in scenario.names if n not in scenario.sentinels])
             scenario.end_fault()
             await until(
@@ -104,7 +108,8 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
         assert b"--max-requests-inflight=1" in cmdline, "hack/cluster passes MCP_OPERATOR_APISERVER_FLAGS"
         async with operator_in_process(kubeconfig, kube.ns) as throttled:
             scenario.end_fault()  # the limits stay: recovery here is from the spec change to convergence
-            await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(5)))
+            scenario.start_bump(5)
+            await scenario.wait_mid_convergence()
             await scenario.recover()
             retried = metric_total(throttled.manager, "rest_client_request_retries", code="429")
             print(f"FAULT 429: {retried:.0f} requests answered 429 and retried after Retry-After")

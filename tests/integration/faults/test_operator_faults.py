@@ -36,7 +36,8 @@ async def test_leader_killed_with_standby_then_operator_sigkilled_and_restarted(
             standby = start()
             await scenario.ready_sentinels()
             assert not await asyncio.to_thread(standby.leading), "only one replica leads"
-            await scenario.wait_mid_convergence(await scenario.start_rest())
+            scenario.start_rest()
+            await scenario.wait_mid_convergence()
             leader.kill()
             scenario.end_fault()
             takeover = await until(lambda: asyncio.to_thread(standby.leading), 60, "the standby to lead")
@@ -45,7 +46,8 @@ async def test_leader_killed_with_standby_then_operator_sigkilled_and_restarted(
 
             # 2. The new leader SIGKILLed during a re-convergence, a new process started in its place.
             scenario.name = "operator SIGKILLed and restarted"
-            await scenario.wait_mid_convergence(asyncio.create_task(scenario.bump(2)))
+            scenario.start_bump(2)
+            await scenario.wait_mid_convergence()
             standby.kill()
             scenario.end_fault()
             restarted = start()
