@@ -128,8 +128,8 @@ class KubeClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Raw watch events (``{"type": ..., "object": ...}``) with bookmarks, until the server ends it.
 
-        Raises :class:`ApiError` for an error status (410 included) and ``TimeoutError`` when no line
-        arrives within ``line_timeout`` seconds (a silently dead stream).
+        Raises :class:`ApiError` for an error status (410 included) and ``TimeoutError`` when the answer
+        or a line does not arrive within ``line_timeout`` seconds (a silently dead stream or connection).
         """
         request = Request(
             "GET",
@@ -142,7 +142,8 @@ class KubeClient:
             },
             timeout=None,
         )
-        response = await self._send(request)
+        # A watch sent on a dead pooled connection never gets its answer, and has no total timeout.
+        response = await asyncio.wait_for(self._send(request), line_timeout)
         try:
             if response.status >= 400:
                 raise _error_from(response.status, await response.read())

@@ -81,3 +81,36 @@ async def test_silent_watch_is_reopened_from_its_resource_version_without_backof
         task.cancel()
     assert transport.lists == 1, "silence is not a reason to relist"
     assert {w.query["resourceVersion"] for w in transport.watches} == {"7"}
+
+
+class FirstWatchNeverAnswers(SilentWatches):
+    """The first WATCH never gets response headers (a dead pooled connection); later ones do."""
+
+    async def send(self, request: Request) -> Response:
+        if request.query.get("watch") == "true" and not self.watches:
+            self.watches.append(request)
+            await asyncio.Event().wait()
+        return await super().send(request)
+
+
+async def test_watch_whose_answer_never_comes_is_given_up_after_the_inactivity_timeout() -> None:
+    transport = FirstWatchNeverAnswers()
+    clock = ManualClock()
+    informer = Informer(
+        KubeClient(transport, qps=0, clock=clock),
+        CONFIGMAP,
+        "ns",
+        store=Store(),
+        handlers=[],
+        transform=lambda: strip_unread_fields,
+        settings=InformerSettings(inactivity_timeout=0.01),
+        clock=clock,
+    )
+    task = asyncio.create_task(informer.run())
+    try:
+        async with asyncio.timeout(5):
+            await transport.fourth_watch.wait()
+    finally:
+        task.cancel()
+    assert transport.lists == 1
+    assert {w.query["resourceVersion"] for w in transport.watches} == {"7"}
