@@ -44,7 +44,7 @@ from controller.core.resources import (
     ObjectKey,
     Resource,
 )
-from controller.core.store import OWNER_INDEX, IndexFunc, Object, strip_unread_fields
+from controller.core.store import OWNER_INDEX, IndexFunc, Object, strip_pod_spec, strip_unread_fields
 
 __all__ = [
     "CONFIGMAP",
@@ -92,5 +92,6 @@ __all__ = [
     "owner_reference",
     "rfc3339",
     "set_condition",
+    "strip_pod_spec",
     "strip_unread_fields",
 ]

@@ -21,7 +21,7 @@ import structlog
 from controller.core.client import ApiError, KubeClient
 from controller.core.clock import Clock, MonotonicClock
 from controller.core.resources import ObjectKey, Resource
-from controller.core.store import Object, Store, Transform, resource_version, strip_unread_fields
+from controller.core.store import Object, Store, Transform, compact, resource_version, strip_unread_fields
 from controller.core.transport import TransportError
 
 log = structlog.get_logger("mcp-operator.informer")
@@ -153,7 +153,7 @@ class Informer:
         items, rv = await self.client.list(self.resource, self.namespace, page_size=self.settings.page_size)
         transform = self._transform()
         initial = not self._synced.is_set()
-        added, updated, deleted = self.store.replace(transform(obj) for obj in items)
+        added, updated, deleted = self.store.replace(compact(transform(obj)) for obj in items)
         self.relists += 1
         self._relist_counter.inc()
         self.last_resource_version = rv
@@ -198,7 +198,7 @@ class Informer:
                 rv = new_rv or rv
                 self.last_resource_version = rv
                 continue
-            obj = transform(obj)
+            obj = compact(transform(obj))
             if kind in ("ADDED", "MODIFIED"):
                 old = self.store.upsert(obj)
                 for handler in self._handlers:
