@@ -3,6 +3,9 @@
 Steady state must be zero writes. ``Applier.apply`` remembers a hash of the body it last applied per
 object; it skips the PATCH when the new body hashes the same and the cached object still carries it
 (either nothing touched the object since our apply, or every field we own still has our value).
+It also skips when the cache has not yet caught up with that apply (the object is older than our write,
+or not cached yet and not deleted since): the watch event of our own write is on its way and will
+trigger the reconcile that checks again, so re-sending the same body would only add a write.
 """
 
 from __future__ import annotations
@@ -58,16 +61,27 @@ class Applier:
     def __init__(self, client: KubeClient, cache: Cache) -> None:
         self.client = client
         self.cache = cache
-        self._last: dict[_SlotKey, tuple[str, str]] = {}  # slot -> (body hash, resourceVersion after it)
+        self._last: dict[_SlotKey, tuple[str, str, str]] = {}  # slot -> (body hash, rv, generation) after it
         self._by_kind: dict[tuple[str, str], Resource] = {
             (r.api_version, r.kind): r for r in BUILTIN_RESOURCES
         }
+        self._deletions_seen: set[Resource] = set()
         self.skipped = 0
         """How many applies were skipped as unchanged (for tests and debugging)."""
 
     def register(self, resource: Resource) -> None:
-        """Make ``apply(obj)`` recognise ``resource`` from the object's apiVersion and kind."""
+        """Make ``apply(obj)`` recognise ``resource`` from the object's apiVersion and kind, and forget
+        what was applied to an object of it once the cache sees it deleted."""
         self._by_kind[(resource.api_version, resource.kind)] = resource
+        if resource not in self._deletions_seen:
+            self._deletions_seen.add(resource)
+            self.cache.informer(resource).add_handler(_ForgetDeleted(self, resource))
+
+    def forget(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """Drop the memory of our last apply to this object (it was deleted)."""
+        ns = namespace or "" if resource.namespaced else ""
+        self._last.pop((resource, ns, name, ""), None)
+        self._last.pop((resource, ns, name, "status"), None)
 
     def resource_of(self, obj: Object) -> Resource:
         key = (str(obj.get("apiVersion")), str(obj.get("kind")))
@@ -81,6 +95,29 @@ class Applier:
                 f"unknown kind {key[1]} ({key[0]}): pass resource= or call Applier.register(resource) first"
             )
         return resource
+
+    def lags(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        """True when the cached object is older than our last write to it (spec or status): its watch
+        event is on the way and brings a reconcile that reads what we wrote."""
+        ns = namespace or "" if resource.namespaced else ""
+        cached = self._cached(resource, ns, name)[1]
+        if cached is None:
+            return False
+        cached_rv = str((cached.get("metadata") or {}).get("resourceVersion"))
+        slots = (self._last.get((resource, ns, name, sub)) for sub in ("", "status"))
+        return any(last is not None and _older(cached_rv, last[1]) for last in slots)
+
+    def wrote(self, resource: Resource, obj: Object) -> bool:
+        """True when ``obj`` is exactly the result of our last apply to it (spec or status): a watch
+        event carrying it is the echo of our own write."""
+        meta = obj.get("metadata") or {}
+        rv = str(meta.get("resourceVersion") or "")
+        if not rv:
+            return False
+        ns = str(meta.get("namespace") or "") if resource.namespaced else ""
+        name = str(meta.get("name"))
+        slots = (self._last.get((resource, ns, name, sub)) for sub in ("", "status"))
+        return any(last is not None and last[1] == rv for last in slots)
 
     async def apply(self, obj: Object, resource: Resource | None = None) -> Object | None:
         """Server-side apply ``obj`` (force, manager ``mcp-operator``); None when skipped as unchanged."""
@@ -109,8 +146,7 @@ class Applier:
         self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None
     ) -> bool:
         """Delete (background propagation); False when already gone."""
-        self._last.pop((resource, namespace or "", name, ""), None)
-        self._last.pop((resource, namespace or "", name, "status"), None)
+        self.forget(resource, namespace, name)
         return await self.client.delete(resource, namespace, name, uid=uid)
 
     async def add_finalizer(self, obj: Object, finalizer: str, resource: Resource | None = None) -> bool:
@@ -144,19 +180,64 @@ class Applier:
         digest = body_hash(body)
         last = self._last.get(slot)
         if last is not None and last[0] == digest:
-            cached = self._cached(resource, namespace, slot[2])
-            if cached is not None and (
-                str((cached.get("metadata") or {}).get("resourceVersion")) == last[1]
-                or carries(cached, owned)
-            ):
+            watched, cached = self._cached(resource, namespace, slot[2])
+            if cached is None:
+                # Not cached yet: our own write's event is still on its way (a deletion would have made
+                # us forget the slot). Outside the watched namespaces we cannot tell: apply.
+                unchanged = watched and resource in self._deletions_seen
+            else:
+                cached_meta = cached.get("metadata") or {}
+                cached_rv = str(cached_meta.get("resourceVersion"))
+                unchanged = (
+                    cached_rv == last[1]
+                    or _older(cached_rv, last[1])
+                    # Spec untouched since our apply (same generation): only metadata can differ. This is
+                    # what lets the cache drop a workload's pod spec (see store.strip_pod_spec).
+                    or (
+                        bool(last[2])
+                        and str(cached_meta.get("generation", "")) == last[2]
+                        and carries(cached_meta, owned.get("metadata") or {})
+                    )
+                    or carries(cached, owned)
+                )
+            if unchanged:
                 self.skipped += 1
                 return None
         result = await self.client.apply(resource, body, subresource=subresource)
-        self._last[slot] = (digest, str((result.get("metadata") or {}).get("resourceVersion", "")))
+        result_meta = result.get("metadata") or {}
+        generation = str(result_meta.get("generation", "")) if not subresource else ""
+        self._last[slot] = (digest, str(result_meta.get("resourceVersion", "")), generation)
         return result
 
-    def _cached(self, resource: Resource, namespace: str, name: str) -> Object | None:
+    def _cached(self, resource: Resource, namespace: str, name: str) -> tuple[bool, Object | None]:
+        """(whether the cache watches this object, the cached object or None)."""
         try:
-            return self.cache.get(resource, namespace or None, name)
+            return True, self.cache.get(resource, namespace or None, name)
         except NotWatchedError:
-            return None
+            return False, None
+
+
+def _older(cached: str, ours: str) -> bool:
+    """True when the cached resourceVersion predates the one our apply returned (the cache lags).
+
+    resourceVersions are etcd revisions, increasing integers; anything else is never called older.
+    """
+    return cached.isdigit() and ours.isdigit() and int(cached) < int(ours)
+
+
+class _ForgetDeleted:
+    """Informer handler: a deleted object must be applied again, whatever we applied before."""
+
+    def __init__(self, applier: Applier, resource: Resource) -> None:
+        self._applier = applier
+        self._resource = resource
+
+    def on_add(self, obj: Object, *, initial: bool) -> None:
+        pass
+
+    def on_update(self, old: Object, new: Object, *, resync: bool) -> None:
+        pass
+
+    def on_delete(self, obj: Object) -> None:
+        meta = obj.get("metadata") or {}
+        self._applier.forget(self._resource, meta.get("namespace"), str(meta.get("name")))

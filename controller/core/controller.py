@@ -93,12 +93,26 @@ class Controller:
 
 
 class _Enqueue:
-    """An informer event handler that maps objects to keys and adds them to a queue."""
+    """An informer event handler that maps objects to keys and adds them to a queue.
 
-    def __init__(self, runner: ControllerRunner, mapper: Mapper, primary: bool) -> None:
+    With ``echo_of`` set (the primary and owned kinds), an add or update that only echoes this
+    operator's own last apply to the object (same resourceVersion) is dropped: the reconcile that
+    wrote it already accounted for it, so reconciling again would only recompute the same state.
+    """
+
+    def __init__(
+        self, runner: ControllerRunner, mapper: Mapper, primary: bool, echo_of: Resource | None = None
+    ) -> None:
         self._runner = runner
         self._user_mapper = mapper
         self._primary = primary
+        self._echo_of = echo_of
+
+    def _echo(self, obj: Object) -> bool:
+        if self._echo_of is None or not self._runner.applier.wrote(self._echo_of, obj):
+            return False
+        # A key deferred until its cache caught up with our write is due now, echo or not.
+        return not (self._primary and self._runner.release_deferred(ObjectKey.of(obj)))
 
     def _mapper(self, obj: Object) -> list[ObjectKey]:
         """The declared mapper; a failing one is logged and maps to nothing (it must not kill the watch)."""
@@ -114,6 +128,8 @@ class _Enqueue:
             return []
 
     def on_add(self, obj: Object, *, initial: bool) -> None:
+        if not initial and self._echo(obj):
+            return
         self._runner.enqueue(
             self._mapper(obj), LOW_PRIORITY if initial else 0, obj if self._primary else None
         )
@@ -121,6 +137,8 @@ class _Enqueue:
     def on_update(self, old: Object, new: Object, *, resync: bool) -> None:
         if resync:
             self._runner.enqueue(self._mapper(new), LOW_PRIORITY, new if self._primary else None, resync=True)
+            return
+        if self._echo(new):
             return
         keys = self._mapper(new)
         keys += [k for k in self._mapper(old) if k not in keys]
@@ -172,11 +190,16 @@ class ControllerRunner:
             queue if queue is not None else WorkQueue(controller.name, metrics=metrics)
         )
         self._terminal: dict[ObjectKey, str] = {}  # key -> resourceVersion that failed terminally
+        self._deferred: set[ObjectKey] = set()  # keys waiting for the echo of our own write
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0
-        cache.informer(controller.for_).add_handler(_Enqueue(self, lambda o: [ObjectKey.of(o)], primary=True))
+        cache.informer(controller.for_).add_handler(
+            _Enqueue(self, lambda o: [ObjectKey.of(o)], primary=True, echo_of=controller.for_)
+        )
         for owned in controller.owns:
-            cache.informer(owned).add_handler(_Enqueue(self, owner_mapper(controller.for_), primary=False))
+            cache.informer(owned).add_handler(
+                _Enqueue(self, owner_mapper(controller.for_), primary=False, echo_of=owned)
+            )
         for watch in controller.watches:
             cache.informer(watch.resource).add_handler(_Enqueue(self, watch.mapper, primary=False))
         applier.register(controller.for_)
@@ -203,6 +226,13 @@ class ControllerRunner:
                 if not resync:
                     del self._terminal[key]
             self.queue.add(key, priority)
+
+    def release_deferred(self, key: ObjectKey) -> bool:
+        """True (once) when ``key`` was deferred until its cache caught up with our own write."""
+        if key in self._deferred:
+            self._deferred.discard(key)
+            return True
+        return False
 
     def start(self) -> None:
         """Start the workers (the manager calls this once caches synced and leadership is held)."""
@@ -234,7 +264,15 @@ class ControllerRunner:
                 self.queue.done(key)
 
     async def reconcile_one(self, key: ObjectKey) -> None:
-        """Reconcile ``key`` once and requeue it as the result says (controller-runtime semantics)."""
+        """Reconcile ``key`` once and requeue it as the result says (controller-runtime semantics).
+
+        A key whose cached object predates our own last write to it waits for that write's watch event
+        (which enqueues it again): reconciling from the older copy would redo what was just written.
+        """
+        if self.applier.lags(self.controller.for_, key.namespace or None, key.name):
+            self._deferred.add(key)
+            self.queue.forget(key)
+            return
         reconcile_id = uuid.uuid4().hex
         bound = log.bind(controller=self.name, key=str(key), reconcile_id=reconcile_id)
         ctx = ReconcileContext(

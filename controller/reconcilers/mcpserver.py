@@ -32,6 +32,7 @@ from controller.core import (
     Result,
     is_being_deleted,
     owner_reference,
+    strip_pod_spec,
 )
 from controller.core.manager import Manager
 from controller.reconcilers import mcpserver_build as build
@@ -56,6 +57,7 @@ from controller.reconcilers.status import (
     TERMINATING,
     StatusBuilder,
     invalid_status,
+    newest,
     workload_state,
 )
 from controller.reconcilers.writes import announce_rollout, delete_stale, emit
@@ -74,6 +76,8 @@ class MCPServerReconciler:
         cache = manager.cache
         register_workload_indexes(cache, MCPSERVER)
         cache.set_transform(SECRET, strip_secret_values)
+        cache.set_transform(DEPLOYMENT, strip_pod_spec)  # the reconcilers read no workload's pod spec
+        cache.set_transform(STATEFULSET, strip_pod_spec)
         cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
         return Controller(
             name="mcpserver",
@@ -124,11 +128,14 @@ class MCPServerReconciler:
                 )
             except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
                 missing.append(invalid_auth(external_auth, str(exc)))
+        applied: dict[str, JSON] = {}
         if desired is not None:
             digest = _config_digest(desired)
             await announce_rollout(ctx, raw, key.namespace, key.name, digest)
             for child in desired:
-                await ctx.applier.apply(child)
+                result = await ctx.applier.apply(child)
+                if result is not None:
+                    applied[child["kind"]] = result
             await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)
 
         status, events = self._status(
@@ -138,6 +145,7 @@ class MCPServerReconciler:
             missing=missing,
             tool_config=tool_config,
             external_auth=external_auth,
+            applied=applied,
         )
         await ctx.applier.apply_status(raw, status)
         await emit(ctx, raw, events)
@@ -152,6 +160,7 @@ class MCPServerReconciler:
         missing: list[Missing],
         tool_config: MCPToolConfig | None,
         external_auth: MCPExternalAuthConfig | None,
+        applied: dict[str, JSON],
     ) -> tuple[JSON, list[tuple[str, str, str]]]:
         names = build.Names(server.metadata.name or "")
         namespace = server.metadata.namespace
@@ -172,8 +181,15 @@ class MCPServerReconciler:
             )
         else:
             builder.remove(STDIO_CAPPED)
-        proxy = workload_state(ctx.cache.get(DEPLOYMENT, namespace, names.proxy), "Deployment")
-        backend = workload_state(ctx.cache.get(STATEFULSET, namespace, names.server), "StatefulSet")
+        # What this reconcile just applied is newer than the cache: judging from it gives the status the
+        # next reconcile would compute, so the status is written once, not once per cache catch-up.
+        proxy = workload_state(
+            newest(ctx.cache.get(DEPLOYMENT, namespace, names.proxy), applied.get("Deployment")), "Deployment"
+        )
+        backend = workload_state(
+            newest(ctx.cache.get(STATEFULSET, namespace, names.server), applied.get("StatefulSet")),
+            "StatefulSet",
+        )
         url = build.service_url(server, self.settings)
         if server.spec.replicas == 0:
             phase, message = STOPPED, "scaled to zero replicas (spec.replicas is 0)"

@@ -28,6 +28,17 @@ class WorkloadState:
     detail: str
 
 
+def newest(cached: JSON | None, applied: JSON | None) -> JSON | None:
+    """The later of a cached object and the answer to our apply of it (by resourceVersion)."""
+    if cached is None or applied is None:
+        return applied if cached is None else cached
+    rv_cached = str((cached.get("metadata") or {}).get("resourceVersion", ""))
+    rv_applied = str((applied.get("metadata") or {}).get("resourceVersion", ""))
+    if rv_cached.isdigit() and rv_applied.isdigit() and int(rv_applied) > int(rv_cached):
+        return applied
+    return cached
+
+
 def workload_state(obj: JSON | None, kind: str) -> WorkloadState:
     """Ready when the controller has observed the current generation and at least one pod is ready."""
     if obj is None:
@@ -63,7 +74,9 @@ class StatusBuilder:
             self.conditions, type_, status, reason, message, observed_generation=self.generation, now=self.now
         )
         changed = before is None or before.get("status") != status or before.get("reason") != reason
-        if event and changed and not (ok and type_ == RESOLVED_REFS and before is None):
+        # A condition that starts out True (a valid spec, its references found) is the expected case:
+        # no Event for it, only for transitions worth a user's attention.
+        if event and changed and not (ok and type_ in (ACCEPTED, RESOLVED_REFS) and before is None):
             self.events.append((NORMAL if ok else WARNING, reason, message))
 
     def remove(self, type_: str) -> None:

@@ -129,3 +129,46 @@ def test_a_failing_watch_mapper_drops_the_event_without_breaking_the_informer() 
     (handler,) = runner.cache.informer(gizmo).handlers
     handler.on_add({"metadata": {"name": "g", "namespace": "ns"}}, initial=False)  # must not raise
     assert len(watcher.queue) == 0
+
+
+async def test_a_key_whose_cache_predates_our_own_write_waits_for_its_event() -> None:
+    runner, _, _, metrics = make_runner(Result.done())
+    store = runner.cache.informer(WIDGET).store_for("ns")
+    assert store is not None
+    store.upsert({"apiVersion": "example.dev/v1", "kind": "Widget",
+                  "metadata": {"name": "w", "namespace": "ns", "resourceVersion": "5"}})  # fmt: skip
+    runner.applier._last[(WIDGET, "ns", "w", "status")] = ("digest", "7", "")  # our status write was rv 7
+    await runner.reconcile_one(KEY)
+    assert count(metrics, "controller_runtime_reconcile_total", result="success") == 0
+    store.upsert({"apiVersion": "example.dev/v1", "kind": "Widget",
+                  "metadata": {"name": "w", "namespace": "ns", "resourceVersion": "7"}})  # fmt: skip
+    await runner.reconcile_one(KEY)
+    assert count(metrics, "controller_runtime_reconcile_total", result="success") == 1
+
+
+def widget(rv: str) -> dict[str, object]:
+    return {"apiVersion": "example.dev/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "ns", "resourceVersion": rv}}  # fmt: skip
+
+
+async def test_the_echo_of_our_own_write_is_not_reconciled_but_other_changes_are() -> None:
+    runner, queue, _, _ = make_runner(Result.done())
+    runner.applier._last[(WIDGET, "ns", "w", "status")] = ("digest", "7", "")  # our status write was rv 7
+    handler = runner.cache.informer(WIDGET).handlers[0]
+    handler.on_update(widget("6"), widget("7"), resync=False)
+    assert len(queue) == 0
+    handler.on_update(widget("7"), widget("8"), resync=False)  # someone else's change
+    assert len(queue) == 1
+
+
+async def test_a_deferred_key_is_reconciled_when_the_echo_arrives() -> None:
+    runner, queue, _, metrics = make_runner(Result.done())
+    store = runner.cache.informer(WIDGET).store_for("ns")
+    assert store is not None
+    store.upsert(widget("5"))
+    runner.applier._last[(WIDGET, "ns", "w", "status")] = ("digest", "7", "")
+    await runner.reconcile_one(KEY)  # the cache predates our write: deferred
+    assert count(metrics, "controller_runtime_reconcile_total", result="success") == 0
+    store.upsert(widget("7"))
+    runner.cache.informer(WIDGET).handlers[0].on_update(widget("5"), widget("7"), resync=False)
+    assert len(queue) == 1

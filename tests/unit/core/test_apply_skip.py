@@ -1,0 +1,143 @@
+"""The Applier's write skipping: unchanged bodies, a cache that lags our own write, deletions."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from controller.core.apply import Applier
+from controller.core.cache import Cache
+from controller.core.client import KubeClient
+from controller.core.resources import CONFIGMAP, ObjectKey
+from controller.core.transport import Request
+from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
+
+Obj = dict[str, Any]
+
+
+def cm(rv: str | None = None, value: str = "1", namespace: str = "ns") -> Obj:
+    meta: Obj = {"name": "cm", "namespace": namespace}
+    if rv is not None:
+        meta["resourceVersion"] = rv
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": value}}
+
+
+def make(namespaces: list[str] | None = None) -> tuple[Applier, Cache, FunctionTransport]:
+    versions = itertools.count(10)
+
+    def answer(request: Request) -> FakeResponse:
+        body = dict(request.body)
+        body["metadata"] = {**body["metadata"], "resourceVersion": str(next(versions))}
+        return FakeResponse(200, body)
+
+    transport = FunctionTransport(answer)
+    kube = KubeClient(transport, qps=0)
+    cache = Cache(kube, namespaces)
+    applier = Applier(kube, cache)
+    applier.register(CONFIGMAP)
+    return applier, cache, transport
+
+
+def cache_event(cache: Cache, kind: str, obj: Obj) -> None:
+    """What the informer does for a watch event: update the store, tell the handlers."""
+    informer = cache.informer(CONFIGMAP)
+    store = informer.store_for(obj["metadata"]["namespace"])
+    assert store is not None
+    if kind == "DELETED":
+        store.delete(ObjectKey.of(obj))
+        for handler in informer.handlers:
+            handler.on_delete(obj)
+    else:
+        store.upsert(obj)
+
+
+async def test_the_same_body_is_not_sent_again_while_the_cache_has_not_seen_our_write() -> None:
+    applier, _, transport = make()
+    assert await applier.apply(cm()) is not None
+    assert await applier.apply(cm()) is None  # our write's watch event has not arrived yet
+    assert len(transport.requests) == 1
+
+
+async def test_a_cache_older_than_our_write_does_not_cause_a_second_write() -> None:
+    applier, cache, transport = make()
+    cache_event(cache, "ADDED", cm("5", value="old"))  # what the cache held before our apply
+    await applier.apply(cm())
+    assert await applier.apply(cm()) is None
+    assert len(transport.requests) == 1
+
+
+async def test_a_newer_object_without_our_fields_is_applied_again() -> None:
+    applier, cache, transport = make()
+    await applier.apply(cm())
+    cache_event(cache, "MODIFIED", cm("99", value="someone else's"))
+    assert await applier.apply(cm()) is not None
+    assert len(transport.requests) == 2
+
+
+async def test_a_newer_object_still_carrying_our_fields_is_skipped() -> None:
+    applier, cache, transport = make()
+    await applier.apply(cm())
+    theirs = cm("99")
+    theirs["metadata"]["labels"] = {"added-by": "someone else"}
+    cache_event(cache, "MODIFIED", theirs)
+    assert await applier.apply(cm()) is None
+    assert len(transport.requests) == 1
+
+
+async def test_a_deleted_object_is_applied_again() -> None:
+    applier, cache, transport = make()
+    await applier.apply(cm())
+    cache_event(cache, "ADDED", cm("10"))
+    cache_event(cache, "DELETED", cm("11"))
+    assert await applier.apply(cm()) is not None
+    assert len(transport.requests) == 2
+
+
+async def test_objects_outside_the_watched_namespaces_are_always_applied() -> None:
+    applier, _, transport = make(namespaces=["watched"])
+    await applier.apply(cm(namespace="elsewhere"))
+    await applier.apply(cm(namespace="elsewhere"))
+    assert len(transport.requests) == 2
+
+
+async def test_a_changed_body_is_always_sent() -> None:
+    applier, _, transport = make()
+    await applier.apply(cm(value="1"))
+    await applier.apply(cm(value="2"))
+    assert [r.body["data"]["k"] for r in transport.requests] == ["1", "2"]
+
+
+async def test_lags_while_the_cache_predates_our_last_write() -> None:
+    applier, cache, _ = make()
+    cache_event(cache, "ADDED", cm("5"))
+    assert not applier.lags(CONFIGMAP, "ns", "cm")
+    await applier.apply(cm())  # answered with resourceVersion 10
+    assert applier.lags(CONFIGMAP, "ns", "cm")
+    cache_event(cache, "MODIFIED", cm("10"))
+    assert not applier.lags(CONFIGMAP, "ns", "cm")
+
+
+async def test_a_workload_cached_without_its_pod_spec_is_skipped_while_its_generation_holds() -> None:
+    def answer(request: Request) -> FakeResponse:
+        body = dict(request.body)
+        body["metadata"] = {**body["metadata"], "resourceVersion": "10", "generation": 3}
+        return FakeResponse(200, body)
+
+    transport = FunctionTransport(answer)
+    kube = KubeClient(transport, qps=0)
+    cache = Cache(kube)
+    applier = Applier(kube, cache)
+    applier.register(CONFIGMAP)
+    desired = {**cm(), "spec": {"template": {"spec": {"containers": [{"name": "mcp"}]}}}}
+    await applier.apply(desired)
+    # A status update by the workload's controller: new resourceVersion, same generation, pod spec
+    # dropped by the cache's transform.
+    seen = {**cm("11"), "spec": {"template": {"spec": {}}}}
+    seen["metadata"]["generation"] = 3
+    cache_event(cache, "MODIFIED", seen)
+    assert await applier.apply(desired) is None
+    seen = {**cm("12"), "spec": {"template": {"spec": {}}}}
+    seen["metadata"]["generation"] = 4  # someone changed the spec
+    cache_event(cache, "MODIFIED", seen)
+    assert await applier.apply(desired) is not None
+    assert len(transport.requests) == 2
