@@ -31,6 +31,7 @@ __all__ = [
 
 DEFAULT_MCP_PORT = 8080
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field values: no CTL but HTAB
 _SECRETY_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 
 
@@ -133,7 +134,7 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
     forward = spec.header_forward
     if forward is not None:
         plain = {name.lower() for name in forward.add_plaintext_headers or {}}
-        for name in forward.add_plaintext_headers or {}:
+        for name, value in (forward.add_plaintext_headers or {}).items():
             field = f"spec.headerForward.addPlaintextHeaders[{name}]"
             bad = header_name_problem(name, field)
             if bad is not None:
@@ -142,6 +143,11 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
                 problems.append(
                     Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
                 )
+            elif _CONTROL.search(value):
+                problems.append(
+                    Problem(field, "the value has a line break or control character; write it on one line")
+                )
+        from_secret: set[str] = set()
         for i, header in enumerate(forward.add_headers_from_secret or []):
             field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
             bad = header_name_problem(header.header_name, field)
@@ -151,6 +157,9 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
                 problems.append(
                     Problem(field, f"{header.header_name} is also in addPlaintextHeaders; keep only one")
                 )
+            elif header.header_name.lower() in from_secret:
+                problems.append(Problem(field, f"{header.header_name} is listed twice; keep only one"))
+            from_secret.add(header.header_name.lower())
     return problems
 
 

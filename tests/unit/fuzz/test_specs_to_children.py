@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -115,8 +115,45 @@ def test_mcpserver_any_spec_is_accepted_with_valid_children_or_refused_with_a_st
     assert all(len(json.dumps(c)) < 3_000_000 for c in config_maps)
 
 
+REMOTE_FOUND: JSON = {  # what this property found once; kept as explicit examples
+    "apiVersion": "mcp-operator.dev/v1alpha1",
+    "kind": "MCPRemoteProxy",
+    "metadata": {"name": "a", "namespace": "a", "uid": "u", "generation": 1},
+    "spec": {"remoteUrl": "https://a.example.com"},
+}
+
+
 @FUZZ
 @given(s.resource("MCPRemoteProxy", s.remote_proxy_spec))
+@example(
+    {**REMOTE_FOUND, "spec": {**REMOTE_FOUND["spec"], "headerForward": {"addPlaintextHeaders": {"0": "\r"}}}}
+)
+@example(
+    {
+        **REMOTE_FOUND,
+        "spec": {
+            **REMOTE_FOUND["spec"],
+            "headerForward": {
+                "addHeadersFromSecret": [
+                    {"headerName": "X-Team", "valueSecretRef": {"name": "s", "key": "k"}},
+                    {"headerName": "x-team", "valueSecretRef": {"name": "s", "key": "k"}},
+                ]
+            },
+        },
+    }
+)
+@example(
+    {
+        **REMOTE_FOUND,
+        "spec": {
+            **REMOTE_FOUND["spec"],
+            "oidcConfig": {
+                "inline": {"issuer": "https://i.example"},
+                "resourceUrl": "https://u:p@x.example/",
+            },
+        },
+    }
+)
 def test_remote_proxy_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(raw: JSON) -> None:
     parsed, problems = parse_and_validate(raw)
     assert isinstance(parsed, MCPRemoteProxy), problems
