@@ -110,7 +110,12 @@ def test_public_interface_is_pinned() -> None:
         "problems_from_validation_error",
         "validate",
     }
-    assert set(api.problems.__all__) == {"Problem", "format_problems", "problems_from_validation_error"}
+    assert set(api.problems.__all__) == {
+        "MAX_MESSAGE",
+        "Problem",
+        "format_problems",
+        "problems_from_validation_error",
+    }
     assert {"ACCEPTED", "READY", "RESOLVED_REFS", "Condition", "Conditions", "find_condition"} <= set(
         api.conditions.__all__
     )
