@@ -19,7 +19,7 @@ suffixes = st.sampled_from(["", "-proxy", "-server", "-vmcp"])
 limits = st.sampled_from([MAX_LABEL, MAX_STATEFULSET_NAME])
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(resource_name(), suffixes, limits)
 def test_child_names_are_dns_labels_within_the_limit_and_stable(name: str, suffix: str, limit: int) -> None:
     derived = child_name(name, suffix, limit)
@@ -30,7 +30,7 @@ def test_child_names_are_dns_labels_within_the_limit_and_stable(name: str, suffi
         assert derived == name + suffix  # names that fit are never touched
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(resource_name(), resource_name(), suffixes)
 def test_distinct_names_get_distinct_children(a: str, b: str, suffix: str) -> None:
     if a != b:
@@ -44,7 +44,7 @@ def test_shortened_names_keep_a_readable_prefix() -> None:
     assert child_name("team.fetch") != "team.fetch" and child_name("team.fetch").startswith("team-fetch-")
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(resource_name() | st.text(max_size=300))
 def test_label_values_are_valid_and_stable(value: str) -> None:
     label = label_value(value)
@@ -52,7 +52,7 @@ def test_label_values_are_valid_and_stable(value: str) -> None:
     assert label == label_value(value)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(quantity | st.text(max_size=30))
 def test_quantities_parse_or_are_refused_never_raise(text: str) -> None:
     parse_quantity(text)  # a Decimal or None; decimal.Overflow on 1e999999999 used to escape
@@ -62,7 +62,7 @@ def test_absurd_exponent_is_not_a_quantity() -> None:
     assert parse_quantity("1e999999999") is None and parse_quantity("1e3") == 1000
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(
     st.lists(
         st.builds(Problem, st.text(min_size=1, max_size=50), st.text(max_size=5000)), min_size=1, max_size=300
@@ -79,7 +79,7 @@ def test_problem_messages_fit_a_condition_and_count_what_was_cut(problems: list[
         assert re.search(r"\.\.\. and \d+ more problems$", message), message[-80:]
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=20), st.text(min_size=1, max_size=100), min_size=1, max_size=10
