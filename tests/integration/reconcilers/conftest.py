@@ -41,6 +41,18 @@ class Operator:
         self.manager = manager
         self.namespace = namespace
 
+    async def settled(self, quiet: float = 2.0, within: float = 60.0) -> float:
+        """The write count once no write has been sent for ``quiet`` seconds (other objects settle first)."""
+        deadline = time.monotonic() + within
+        count = self.writes()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet)
+            now = self.writes()
+            if now == count:
+                return count
+            count = now
+        raise AssertionError(f"the operator kept writing for {within} s (writes: {count})")
+
     def writes(self) -> float:
         """Write requests (POST/PUT/PATCH/DELETE) the operator has sent so far."""
         total = 0.0

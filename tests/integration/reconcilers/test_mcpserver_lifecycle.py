@@ -216,9 +216,9 @@ async def test_hundred_servers_converge_then_zero_writes(
             return sum(1 for o in listed["items"] if condition(o, "Accepted")) == len(names)
 
         await eventually(converged, within=300, what="100 MCPServers reconciled")
-        await asyncio.sleep(5)  # let the status writes' own watch events come back and be reconciled
         convergence = time.monotonic() - started
-        writes_before = op.writes()
+        # Let the status writes' own watch events come back and be reconciled (no write for 5 s).
+        writes_before = await op.settled(quiet=5, within=120)
         await asyncio.sleep(120)  # includes several resyncs (every 30 s)
         writes_after = op.writes()
     print(f"100 MCPServers converged in {convergence:.1f} s with {writes_before:.0f} writes")

@@ -196,7 +196,9 @@ async def test_missing_group_pending_then_resolves(operator: Operator, kube: Api
     assert obj["status"]["discoveredBackends"][0]["status"] == "unknown"  # no health written yet
 
     # Converged: a reconcile caused by an unrelated edit sends no write at all.
-    reconciles, writes = operator.reconciles("virtualmcpserver"), operator.writes()
+    # The member MCPServer and the group may still be writing their own status: wait for quiet first.
+    writes = await operator.settled()
+    reconciles = operator.reconciles("virtualmcpserver")
     await kube.patch(PLURAL, "gw", {"metadata": {"annotations": {"team": "a"}}})
 
     async def reconciled_again() -> bool:
