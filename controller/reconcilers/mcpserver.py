@@ -132,8 +132,8 @@ class MCPServerReconciler:
         if desired is not None:
             digest = _config_digest(desired)
             await announce_rollout(ctx, raw, key.namespace, key.name, digest)
-            for child in desired:
-                result = await ctx.applier.apply(child)
+            # The children are independent objects: applied concurrently (they converge in any order).
+            for child, result in zip(desired, await ctx.applier.apply_all(desired), strict=True):
                 if result is not None:
                     applied[child["kind"]] = result
             await delete_stale(ctx, str(meta.get("uid")), desired, OWNED)

@@ -141,3 +141,12 @@ async def test_a_workload_cached_without_its_pod_spec_is_skipped_while_its_gener
     cache_event(cache, "MODIFIED", seen)
     assert await applier.apply(desired) is not None
     assert len(transport.requests) == 2
+
+
+async def test_apply_all_applies_each_object_and_keeps_the_order() -> None:
+    applier, _, transport = make()
+    other = cm(value="2")
+    other["metadata"]["name"] = "other"
+    results = await applier.apply_all([cm(), other])
+    assert [r["metadata"]["name"] for r in results if r] == ["cm", "other"]
+    assert sorted(r.body["metadata"]["name"] for r in transport.requests) == ["cm", "other"]
