@@ -129,8 +129,11 @@ class Applier:
     async def apply_all(self, objs: list[Object]) -> list[Object | None]:
         """Apply independent objects concurrently (one round trip of latency instead of one per object);
         results in order, None for a skipped one. A failure cancels the rest and is raised."""
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.apply(obj)) for obj in objs]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self.apply(obj)) for obj in objs]
+        except ExceptionGroup as failed:  # the first failure as itself (an ApiError names the object)
+            raise failed.exceptions[0] from failed
         return [task.result() for task in tasks]
 
     async def apply_status(

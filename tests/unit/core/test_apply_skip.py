@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from controller.core.apply import Applier
 from controller.core.cache import Cache
-from controller.core.client import KubeClient
+from controller.core.client import ApiError, KubeClient
 from controller.core.resources import CONFIGMAP, ObjectKey
 from controller.core.transport import Request
 from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
@@ -150,3 +152,12 @@ async def test_apply_all_applies_each_object_and_keeps_the_order() -> None:
     results = await applier.apply_all([cm(), other])
     assert [r["metadata"]["name"] for r in results if r] == ["cm", "other"]
     assert sorted(r.body["metadata"]["name"] for r in transport.requests) == ["cm", "other"]
+
+
+async def test_apply_all_raises_the_failure_itself() -> None:
+    transport = FunctionTransport(lambda _: FakeResponse(422, {"reason": "Invalid", "message": "bad"}))
+    kube = KubeClient(transport, qps=0)
+    applier = Applier(kube, Cache(kube))
+    applier.register(CONFIGMAP)
+    with pytest.raises(ApiError, match="422 Invalid: bad"):
+        await applier.apply_all([cm()])
