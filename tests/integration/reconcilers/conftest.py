@@ -177,8 +177,7 @@ class Api:
 
     async def mark_ready(self, kind: str, name: str, ready: int = 1) -> None:
         """Set a Deployment / StatefulSet status as its controller would when ``ready`` pods run."""
-        obj = await self.child(kind, name)
-        assert obj is not None, f"{kind} {name} does not exist"
+        obj = await self.wait_child(kind, name)  # children are applied concurrently, not in an order
         generation = obj["metadata"].get("generation", 1)
         replicas = obj["spec"].get("replicas", 1)
         status: dict[str, Any] = {

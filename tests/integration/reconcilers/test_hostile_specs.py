@@ -76,7 +76,8 @@ async def test_hostile_specs_get_children_or_a_clear_refusal_never_a_failing_rec
         assert cond["status"] == "True", (name, cond)
         names = ServerNames(name)
         sts = await eventually(partial(kube.child, "StatefulSet", names.server), what=f"{name} StatefulSet")
-        assert len(names.server) <= 52 and await kube.child("Service", names.proxy) is not None
+        assert len(names.server) <= 52
+        await kube.wait_child("Service", names.proxy)  # children are applied concurrently
         obj = await kube.get("mcpservers", name)
         assert obj["status"]["url"].startswith(f"http://{names.proxy}.{kube.ns}.svc.")
         if name == "huge-env":

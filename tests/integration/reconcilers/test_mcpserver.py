@@ -151,8 +151,6 @@ async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
         return h if h != first_hash else None
 
     await eventually(rolled, what="a new config hash")
-    config = json.loads((await kube.child("ConfigMap", f"{name}-proxy"))["data"]["proxy.json"])  # type: ignore[index]
-    assert config["toolFilter"]["allow"] == ["a"]
 
     async def hash_reported() -> bool:
         tools = await kube.get("mcptoolconfigs", "tools")
@@ -162,6 +160,9 @@ async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
         )
 
     await eventually(hash_reported, what="status.toolConfigHash equal to the MCPToolConfig's configHash")
+    # The status is written after every child is applied (they are applied concurrently).
+    config = json.loads((await kube.child("ConfigMap", f"{name}-proxy"))["data"]["proxy.json"])  # type: ignore[index]
+    assert config["toolFilter"]["allow"] == ["a"]
     assert (await kube.child("StatefulSet", f"{name}-server"))["spec"]["template"] == sts_before  # type: ignore[index]
 
     # The port follows into the Service and status.url.
