@@ -47,7 +47,13 @@ from controller.reconcilers.refs import (
 )
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import PENDING, TERMINATING, StatusBuilder, invalid_status, workload_state
-from controller.reconcilers.writes import announce_rollout, delete_stale, emit
+from controller.reconcilers.writes import (
+    CONFLICT_RETRY_SECONDS,
+    announce_rollout,
+    delete_stale,
+    emit,
+    name_conflicts,
+)
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT)
 READY_PHASE = "Ready"  # MCPRemoteProxy's phase vocabulary: Pending, Ready, Failed, Terminating
@@ -114,8 +120,12 @@ class MCPRemoteProxyReconciler:
                 rendered = build.render_config(proxy, self.settings, tool_config, external_auth)
             except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
                 missing.append(invalid_auth(external_auth, str(exc)))
+        conflicts: list[Missing] = []
         if rendered is not None:
             desired = build.build_children(proxy, owner_reference(raw), self.settings, rendered)
+            conflicts = name_conflicts(ctx, desired, str(meta.get("uid")), f"MCPRemoteProxy '{key.name}'")
+            missing += conflicts
+        if rendered is not None and not conflicts:
             await announce_rollout(ctx, raw, key.namespace, key.name, rendered.digest)
             for child in desired:
                 await ctx.applier.apply(child)
@@ -131,7 +141,7 @@ class MCPRemoteProxyReconciler:
         )
         await ctx.applier.apply_status(raw, status)
         await emit(ctx, raw, events)
-        return Result.done()
+        return Result.requeue_after(CONFLICT_RETRY_SECONDS) if conflicts else Result.done()
 
     def _status(
         self,

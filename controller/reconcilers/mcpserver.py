@@ -60,7 +60,13 @@ from controller.reconcilers.status import (
     newest,
     workload_state,
 )
-from controller.reconcilers.writes import announce_rollout, delete_stale, emit
+from controller.reconcilers.writes import (
+    CONFLICT_RETRY_SECONDS,
+    announce_rollout,
+    delete_stale,
+    emit,
+    name_conflicts,
+)
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, STATEFULSET, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 STDIO_CAPPED = "StdioReplicaCapped"
@@ -128,6 +134,12 @@ class MCPServerReconciler:
                 )
             except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
                 missing.append(invalid_auth(external_auth, str(exc)))
+        conflicts = []
+        if desired is not None:
+            conflicts = name_conflicts(ctx, desired, str(meta.get("uid")), f"MCPServer '{key.name}'")
+            if conflicts:
+                missing += conflicts
+                desired = None
         applied: dict[str, JSON] = {}
         if desired is not None:
             digest = _config_digest(desired)
@@ -149,7 +161,7 @@ class MCPServerReconciler:
         )
         await ctx.applier.apply_status(raw, status)
         await emit(ctx, raw, events)
-        return Result.done()
+        return Result.requeue_after(CONFLICT_RETRY_SECONDS) if conflicts else Result.done()
 
     def _status(
         self,

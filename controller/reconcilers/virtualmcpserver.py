@@ -59,7 +59,7 @@ from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import invalid_status, workload_state
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
-from controller.reconcilers.writes import emit
+from controller.reconcilers.writes import CONFLICT_RETRY_SECONDS, emit, name_conflicts
 
 OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
@@ -267,6 +267,7 @@ class VirtualMCPServerReconciler:
         vmcp = parsed
         group_name = vmcp.spec.group_ref.name
         group = ctx.cache.get(MCPGROUP, key.namespace, group_name)
+        conflicts: list[Missing] = []
         if group is None:
             observed = Observed(
                 group_name,
@@ -289,22 +290,25 @@ class VirtualMCPServerReconciler:
             desired = build.build_children(
                 vmcp, owner_reference(raw), self.settings, config, resolution.secrets.env()
             )
-            for child in desired:
-                await ctx.applier.apply(child)
-            await _delete_unwanted_account(ctx, vmcp, str(meta.get("uid")))
+            who = f"VirtualMCPServer '{key.name}'"
+            conflicts = name_conflicts(ctx, desired, str(meta.get("uid")), who)
+            if not conflicts:
+                for child in desired:
+                    await ctx.applier.apply(child)
+                await _delete_unwanted_account(ctx, vmcp, str(meta.get("uid")))
             observed = Observed(
                 group_name,
                 group_found=True,
                 group_ready=(group.get("status") or {}).get("phase") == "Ready",
                 members=resolution.members,
                 backends=frozenset(b.member.name for b in resolution.backends),
-                missing=resolution.missing,
+                missing=[*conflicts, *resolution.missing],
                 gateway=workload_state(ctx.cache.get(DEPLOYMENT, key.namespace, key.name), "Deployment"),
             )
         status, events = vmcp_status(previous, generation, build.service_url(vmcp, self.settings), observed)
         await ctx.applier.apply_status(raw, status)
         await emit(ctx, raw, events)
-        return Result.done()
+        return Result.requeue_after(CONFLICT_RETRY_SECONDS) if conflicts else Result.done()
 
 
 async def _delete_unwanted_account(ctx: ReconcileContext, vmcp: VirtualMCPServer, uid: str) -> None:

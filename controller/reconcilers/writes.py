@@ -1,4 +1,5 @@
-"""The writes every workload reconciler shares: pruning children the spec no longer asks for, Events."""
+"""The writes every workload reconciler shares: pruning children the spec no longer asks for, Events,
+and the check that a child's name is not already another controller's object."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ from collections.abc import Iterable
 
 from controller.core import DEPLOYMENT, NORMAL, OWNER_INDEX, ReconcileContext, Resource
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
+from controller.reconcilers.refs import Missing
+
+NAME_CONFLICT = "NameConflict"
+CONFLICT_RETRY_SECONDS = 30.0
+"""How soon a workload blocked by a name conflict looks again (the other owner's deletion removes its
+children, but their events map to that owner, not to us)."""
 
 Events = list[tuple[str, str, str]]
 """(type, reason, message) tuples, as the status builders return them."""
@@ -44,3 +51,30 @@ async def announce_rollout(
         await ctx.events.record(
             raw, NORMAL, "ProxyConfigChanged", f"proxy configuration changed ({old} -> {digest}); rolling out"
         )
+
+
+def name_conflicts(ctx: ReconcileContext, desired: list[JSON], uid: str, who: str) -> list[Missing]:
+    """Desired children whose name is taken by an object another controller owns (controller-runtime's
+    rule: an object without a controller reference is adopted, one with another controller is not).
+
+    Applying would either fail on every retry (two controller references) or take the object over;
+    instead the workload reports the conflict (``who``: e.g. "MCPServer 'fetch'") and writes nothing.
+    """
+    out: list[Missing] = []
+    for obj in desired:
+        meta = obj["metadata"]
+        current = ctx.cache.get(ctx.applier.resource_of(obj), meta.get("namespace"), meta["name"])
+        refs = ((current or {}).get("metadata") or {}).get("ownerReferences") or []
+        owner = next((r for r in refs if r.get("controller")), None)
+        if owner is None or owner.get("uid") == uid:
+            continue
+        out.append(
+            Missing(
+                "metadata.name",
+                NAME_CONFLICT,
+                f"{obj['kind']} '{meta['name']}' already belongs to {owner.get('kind')} "
+                f"'{owner.get('name')}': rename {who} or that {owner.get('kind')} "
+                "(children are named after their owner)",
+            )
+        )
+    return out
