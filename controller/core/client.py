@@ -1,14 +1,16 @@
 """The API client seam: every read and write of the operator goes through :class:`KubeClient`.
 
 It works on raw dicts, applies a client-side token bucket (default 20 qps / burst 30), honours 429
-``Retry-After``, and records ``rest_client_*`` metrics. Watches are exposed as raw event dicts; the
-informer owns the list/watch/relist loop.
+``Retry-After`` (a 429 pauses the whole bucket, so requests throttled together retry one by one), and
+records ``rest_client_*`` metrics. Watches are exposed as raw event dicts; the informer owns the
+list/watch/relist loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -264,7 +266,10 @@ class KubeClient:
             await response.read()
             self.metrics.rest_client_request_retries_total.labels("429", verb, self.transport.host).inc()
             log.info("throttled by the API server", method=verb, path=request.path, retry_after=delay)
-            await self._clock.sleep(delay)
+            if self._bucket is not None:
+                self._bucket.pause(delay)  # every request of this client waits, then they go one by one
+            else:  # no client-side limiter: spread the retries of requests throttled together
+                await self._clock.sleep(delay * (1.0 + random.random()))
         raise AssertionError("unreachable")
 
 

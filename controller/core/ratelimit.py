@@ -31,6 +31,15 @@ class TokenBucket:
         self._tokens -= 1.0
         return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
+    def pause(self, seconds: float) -> None:
+        """No token for ``seconds`` (the server said Retry-After), then tokens at ``qps`` with no burst:
+        callers throttled together retry one by one instead of all at once. Idempotent for concurrent
+        pauses (they do not add up)."""
+        now = self._clock.now()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
+        self._tokens = min(self._tokens, -seconds * self.qps)
+
     async def acquire(self) -> float:
         """Wait for a token; return the time waited."""
         delay = self.reserve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 
@@ -122,3 +123,30 @@ def test_reconnect_backoff_doubles_from_0_8_to_30_with_jitter_and_resets() -> No
         assert base <= backoff.delay() <= 2 * base
     clock._now += 121  # two minutes of health
     assert 0.8 <= backoff.delay() <= 1.6
+
+
+async def test_requests_throttled_together_retry_one_by_one() -> None:
+    """A 429 pauses the whole client-side bucket for Retry-After, then requests go at qps, not as a
+    burst (a burst would hit the same in-flight limit again, all at once)."""
+    clock = ManualClock()
+    throttled: set[str] = set()
+    sent: list[float] = []
+
+    def answer(request: Request) -> FakeResponse:
+        sent.append(clock.now())
+        if request.path not in throttled:  # every request is refused once
+            throttled.add(request.path)
+            return FakeResponse(429, {"reason": "TooManyRequests"}, {"Retry-After": "1"})
+        return FakeResponse(200, {})
+
+    kube = KubeClient(FunctionTransport(answer), qps=4, burst=10, clock=clock)
+    tasks = [asyncio.create_task(kube.get(CONFIGMAP, "ns", f"c{i}")) for i in range(4)]
+    for _ in range(400):
+        await clock.advance(0.05)
+        if all(task.done() for task in tasks):
+            break
+    assert [await task for task in tasks] == [{}] * 4
+    assert len(sent) == 8
+    assert sent[1] >= sent[0] + 1.0, "nothing is sent before Retry-After has passed"
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap >= 0.2 for gap in gaps), f"requests after a 429 came as a burst: {sent}"
