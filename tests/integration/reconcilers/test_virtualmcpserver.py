@@ -329,7 +329,9 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
     async def env() -> list[dict[str, Any]] | None:
         deployment = await kube.child("Deployment", "gw")
         container = deployment["spec"]["template"]["spec"]["containers"][0] if deployment else {}
-        return container.get("env")
+        found: list[dict[str, Any]] = container.get("env") or []
+        # The ConfigMap is applied before the Deployment: wait for the variable the config names.
+        return found if any(e["name"] == env_name for e in found) else None
 
     assert (await eventually(env, what="secret env on the gateway"))[2:] == [
         {"name": env_name, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
