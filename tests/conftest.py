@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -140,3 +142,25 @@ async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
 def load_json(text: str) -> dict[str, object]:
     """Parse kubectl's ``-o json`` output."""
     return dict(json.loads(text))
+
+
+PROCESS_CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
+
+
+def instance_pid(instance: str, component: str) -> int:
+    """The pid of ``component`` (etcd or kube-apiserver) of a hack/cluster instance."""
+    return int((PROCESS_CACHE / "clusters" / instance / f"{component}.pid").read_text())
+
+
+def kill_component(instance: str, component: str) -> None:
+    """SIGKILL etcd or kube-apiserver of ``instance`` and wait until it is gone."""
+    pid = instance_pid(instance, component)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.05)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 from kubernetes_asyncio import client, config
 
 from controller.core import Manager, ObjectKey
-from tests.conftest import Cluster, cluster_env
+from tests.conftest import PROCESS_CACHE, Cluster, cluster_env, kill_component
 from tests.integration.core.conftest import (
     create_gadgets,
     eventually,
@@ -28,8 +25,6 @@ from tests.integration.core.conftest import (
     running,
 )
 from tests.integration.core.gadgets import GADGET, Recorder, gadget, observing_controller
-
-CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
 
 
 def b64(text: str) -> str:
@@ -64,19 +59,6 @@ class Etcd:
         self.call("kv/compaction", {"revision": revision, "physical": True})
 
 
-def kill_apiserver(instance: str) -> None:
-    pid = int((CACHE / "clusters" / instance / "kube-apiserver.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
-                return
-        except OSError:
-            return
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def own_cluster(cluster: Cluster) -> Any:
     if cluster.instance is None:
@@ -93,7 +75,7 @@ def own_cluster(cluster: Cluster) -> Any:
 
 async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Cluster) -> None:
     instance = str(own_cluster.instance)
-    ports = json.loads((CACHE / "clusters" / instance / "ports.json").read_text())
+    ports = json.loads((PROCESS_CACHE / "clusters" / instance / "ports.json").read_text())
     etcd = Etcd(int(ports["etcd"]))
     cfg = client.Configuration()
     await config.load_kube_config(config_file=str(own_cluster.kubeconfig), client_configuration=cfg)
@@ -116,7 +98,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
             informer = manager.cache.informer(GADGET).informers[ns]
 
             # 1. kube-apiserver killed mid-watch, restarted; changes right after restart all arrive.
-            kill_apiserver(instance)
+            kill_component(instance, "kube-apiserver")
             await asyncio.sleep(1)
             await asyncio.to_thread(own_cluster.hack, "up")
             await patch_gadget(api, ns, "g0", 7)
@@ -140,7 +122,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
             # 2. Forced 410: while kube-apiserver is down, change objects directly in etcd (the watch
             #    cannot see it) and compact the history; the informer must relist and find both changes.
             relists = informer.relists
-            kill_apiserver(instance)
+            kill_component(instance, "kube-apiserver")
             prefix = f"/registry/{GADGET.group}/{GADGET.plural}/{ns}"
             stored = etcd.get(f"{prefix}/g2")
             stored["spec"]["size"] = 5

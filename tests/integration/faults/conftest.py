@@ -45,7 +45,6 @@ from tests.integration.reconcilers.conftest import GROUP, SETTINGS, VERSION, Api
 
 __all__ = ["mcp_crds"]  # the session fixture installing the CRDs, shared with the reconciler tests
 
-CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
 MCP_OPERATOR = Path(sys.executable).parent / "mcp-operator"
 PLURAL = "mcpservers"
 SERVERS = int(os.environ.get("MCP_OPERATOR_FAULT_SERVERS", "200"))
@@ -400,24 +399,6 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
 
 
 # ---------------------------------------------------------------------------------- control plane
-
-
-def instance_pid(instance: str, component: str) -> int:
-    return int((CACHE / "clusters" / instance / f"{component}.pid").read_text())
-
-
-def kill_component(instance: str, component: str) -> None:
-    """SIGKILL etcd or kube-apiserver of ``instance`` and wait until it is gone."""
-    pid = instance_pid(instance, component)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
-                return
-        except OSError:
-            return
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
+from tests.conftest import Cluster, instance_pid, kill_component
 from tests.integration.faults.conftest import (
     Scenario,
-    instance_pid,
-    kill_component,
     metric_total,
     namespace_on,
     operator_in_process,
