@@ -38,10 +38,9 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client, config
 
-from controller.core import Manager, ManagerOptions
-from controller.reconcilers import register
+from controller.core import Manager
 from tests.conftest import ROOT, Cluster, cluster_env
-from tests.integration.reconcilers.conftest import GROUP, SETTINGS, VERSION, Api, Operator, mcp_crds
+from tests.integration.reconcilers.conftest import GROUP, VERSION, Api, mcp_crds, run_operator
 
 __all__ = ["mcp_crds"]  # the session fixture installing the CRDs, shared with the reconciler tests
 
@@ -510,30 +509,7 @@ class OperatorProcess:
 # ------------------------------------------------------------------------------ in-process operator
 
 
-@contextlib.asynccontextmanager
-async def operator_in_process(
-    kubeconfig: Path, namespace: str, *, inactivity_timeout: float | None = None, **options: Any
-) -> AsyncIterator[Operator]:
-    """The operator's manager in this event loop (faults that are not about the process itself)."""
-    manager = Manager(
-        ManagerOptions(
-            kubeconfig=str(kubeconfig),
-            namespaces=[namespace],
-            metrics_bind_address="0",
-            health_probe_bind_address="0",
-            **options,
-        )
-    )
-    if inactivity_timeout is not None:
-        manager.cache.settings.inactivity_timeout = inactivity_timeout
-    register(manager, SETTINGS)
-    task = asyncio.create_task(manager.run(handle_signals=False))
-    try:
-        await asyncio.wait_for(manager.leading.wait(), 60)
-        yield Operator(manager, namespace)
-    finally:
-        manager.stop()
-        assert await asyncio.wait_for(task, 90) == 0
+operator_in_process = run_operator  # the operator's manager in this event loop (faults not about the process)
 
 
 def metric_total(manager: Manager, family: str, sample_suffix: str = "_total", **labels: str) -> float:

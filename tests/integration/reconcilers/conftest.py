@@ -79,7 +79,11 @@ class Operator:
 
 
 @contextlib.asynccontextmanager
-async def run_operator(kubeconfig: Path, namespace: str, **options: Any) -> AsyncIterator[Operator]:
+async def run_operator(
+    kubeconfig: Path, namespace: str, *, inactivity_timeout: float | None = None, **options: Any
+) -> AsyncIterator[Operator]:
+    """The operator's manager in this test's event loop; ``inactivity_timeout`` overrides the informers'
+    (fault tests lower it to see a silent watch within seconds)."""
     opts = ManagerOptions(
         kubeconfig=str(kubeconfig),
         namespaces=[namespace],
@@ -88,6 +92,8 @@ async def run_operator(kubeconfig: Path, namespace: str, **options: Any) -> Asyn
         **options,
     )
     manager = Manager(opts)
+    if inactivity_timeout is not None:
+        manager.cache.settings.inactivity_timeout = inactivity_timeout
     register(manager, SETTINGS)
     task = asyncio.create_task(manager.run(handle_signals=False))
     try:
@@ -95,7 +101,7 @@ async def run_operator(kubeconfig: Path, namespace: str, **options: Any) -> Asyn
         yield Operator(manager, namespace)
     finally:
         manager.stop()
-        assert await asyncio.wait_for(task, 60) == 0
+        assert await asyncio.wait_for(task, 90) == 0
 
 
 @pytest.fixture
