@@ -172,7 +172,22 @@ async def serve(args: argparse.Namespace) -> int:
     return code
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The operator's event loop: uvloop where it is installed (every platform but Windows).
+
+    Besides less CPU per request, it keeps connections small: asyncio's TLS transport zero-fills a
+    256 KiB read buffer per connection, so the ~100 pooled connections of a busy operator cost ~30 MB
+    of resident memory that never goes back (uvloop's buffer is only touched as far as data arrives).
+    """
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    return asyncio.run(serve(args))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(serve(args))
