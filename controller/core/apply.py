@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from typing import Any
+
+import orjson
 
 from controller.core.cache import Cache, NotWatchedError
 from controller.core.client import MERGE_PATCH, KubeClient
@@ -53,7 +54,8 @@ _SlotKey = tuple[Resource, str, str, str]
 
 
 def body_hash(body: Object) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """A digest of ``body`` independent of key order (compared only within one process)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class Applier:

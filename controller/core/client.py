@@ -9,7 +9,6 @@ list/watch/relist loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -156,7 +155,7 @@ class KubeClient:
                 except StopAsyncIteration:
                     return
                 if line.strip():
-                    yield json.loads(line)
+                    yield decode_json(line)
         finally:
             response.close()
 

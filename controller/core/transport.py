@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from controller.core.kubeconfig import Connection, UnsupportedConfigError, from_kubeconfig_file, in_cluster
 
@@ -138,13 +139,7 @@ class KubeTransport:
             if request.timeout is not None
             else aiohttp.ClientTimeout(total=None, sock_connect=30)
         )
-        # UTF-8, not \u escapes: the API server reads apply bodies as YAML, which refuses the surrogate-pair
-        # escapes json.dumps writes for characters outside the BMP (an emoji in an env value).
-        data = (
-            None
-            if request.body is None
-            else json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
-        )
+        data = None if request.body is None else encode_json(request.body)
         try:
             raw = await self._client().request(
                 request.method,
@@ -187,11 +182,20 @@ async def _kubernetes_asyncio_connection(path: str, context: str | None) -> Conn
     return Connection(str(cfg.host).rstrip("/"), ssl_context, authorization)
 
 
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON. Not ``\\u`` escapes: the API server reads apply bodies as YAML, which refuses
+    the surrogate-pair escapes ``json.dumps`` writes for characters outside the BMP (an emoji in an env
+    value)."""
+    return orjson.dumps(value)
+
+
 def decode_json(data: bytes) -> dict[str, Any]:
-    """Parse a JSON object body (an empty body is an empty object)."""
+    """Parse a JSON object body (an empty body is an empty object); ValueError when it is not one.
+
+    Every response and watch event is decoded here: orjson, about 3x faster than ``json``."""
     if not data.strip():
         return {}
-    value = json.loads(data)
+    value = orjson.loads(data)
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object from the API server, got {type(value).__name__}")
     return value
