@@ -22,7 +22,7 @@ __all__ = [
     "remote_url_problems",
 ]
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}\Z")
 #: Headers the proxy computes itself; configuring them would break framing or routing.
 RESERVED_HEADERS = frozenset(
     {
@@ -42,7 +42,7 @@ RESERVED_HEADERS = frozenset(
 )
 _CLOUD_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "169.254.169.254"})
 _CLUSTER_HOST_SUFFIXES = (".cluster.local", ".svc")
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)\Z")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": Decimal("1e-9"),

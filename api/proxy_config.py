@@ -65,10 +65,10 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB: the MCP SDK's own default request-body limit."""
 
 # MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}\Z")
 # Kubernetes DNS-1123 label (namespace, container) and subdomain (pod) names.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
 class ProxyConfigError(ValueError):

@@ -58,8 +58,8 @@ DEFAULT_PREFIX_FORMAT = "{workload}_"
 ConflictResolution = Literal["prefix", "priority", "manual"]
 
 # MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
-_TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*$")
-_BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?$")
+_TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*\Z")
+_BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?\Z")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 

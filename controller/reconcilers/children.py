@@ -19,8 +19,8 @@ CONFIG_HASH_ANNOTATION = "mcp-operator.dev/config-hash"
 MAX_LABEL = 63
 MAX_STATEFULSET_NAME = 52
 NAME_HASH_LENGTH = 8
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 
 
 def _name_digest(name: str) -> str:
