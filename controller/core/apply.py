@@ -123,7 +123,8 @@ class Applier:
         return any(last is not None and last[1] == rv for last in slots)
 
     async def apply(self, obj: Object, resource: Resource | None = None) -> Object | None:
-        """Server-side apply ``obj`` (force, manager ``mcp-operator``); None when skipped as unchanged."""
+        """Server-side apply ``obj`` (force, manager ``mcp-operator``); None when skipped as unchanged,
+        otherwise the object's kind, identity, versions and status as the server answered (``applied``)."""
         resource = resource or self.resource_of(obj)
         body = {**obj, "apiVersion": resource.api_version, "kind": resource.kind}
         return await self._apply(resource, body, "", body)
@@ -216,8 +217,8 @@ class Applier:
             if unchanged:
                 self.skipped += 1
                 return None
-        result = await self.client.apply(resource, body, subresource=subresource)
-        result_meta = result.get("metadata") or {}
+        result = applied(await self.client.apply(resource, body, subresource=subresource))
+        result_meta = result["metadata"]
         generation = str(result_meta.get("generation", "")) if not subresource else ""
         self._last[slot] = (digest, str(result_meta.get("resourceVersion", "")), generation)
         return result
@@ -228,6 +229,28 @@ class Applier:
             return True, self.cache.get(resource, namespace or None, name)
         except NotWatchedError:
             return False, None
+
+
+APPLIED_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation")
+"""The metadata an apply hands back (see :func:`applied`)."""
+
+
+def applied(answer: Object) -> Object:
+    """What ``Applier.apply`` returns of the API server's answer: kind, identity, versions and status.
+
+    The answer is the whole object with its ``managedFields``, several times what anyone reads of it;
+    trimmed as soon as it is decoded, a reconcile applying eight children at once holds no more than
+    one whole answer at a time.
+    """
+    meta = answer.get("metadata") or {}
+    out: Object = {
+        "apiVersion": answer.get("apiVersion"),
+        "kind": answer.get("kind"),
+        "metadata": {key: meta[key] for key in APPLIED_METADATA if key in meta},
+    }
+    if "status" in answer:
+        out["status"] = answer["status"]
+    return out
 
 
 def _older(cached: str, ours: str) -> bool:

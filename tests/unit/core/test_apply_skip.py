@@ -161,3 +161,27 @@ async def test_apply_all_raises_the_failure_itself() -> None:
     applier.register(CONFIGMAP)
     with pytest.raises(ApiError, match="422 Invalid: bad"):
         await applier.apply_all([cm()])
+
+
+async def test_apply_returns_identity_versions_and_status_only() -> None:
+    def answer(request: Request) -> FakeResponse:
+        body = dict(request.body)
+        body["metadata"] = {
+            **body["metadata"], "uid": "u1", "resourceVersion": "7", "generation": 2,
+            "managedFields": [{"manager": "mcp-operator", "fieldsV1": {"f:data": {}}}],
+            "labels": {"a": "b"},
+        }  # fmt: skip
+        body["status"] = {"readyReplicas": 1}
+        return FakeResponse(200, body)
+
+    kube = KubeClient(FunctionTransport(answer), qps=0)
+    applier = Applier(kube, Cache(kube))
+    applier.register(CONFIGMAP)
+    # The whole answer (managedFields, spec or data) is dropped as soon as it is decoded: a reconcile
+    # applying its children at once holds only what callers read of each.
+    assert await applier.apply(cm()) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "ns", "uid": "u1", "resourceVersion": "7", "generation": 2},
+        "status": {"readyReplicas": 1},
+    }
