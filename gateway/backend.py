@@ -16,7 +16,8 @@ one front request and returns the raw result dict.
 On a session-era backend session, :meth:`BackendConnection.forward_raw` (the proxy's fast path) writes
 the request as one raw frame on the same transport instead (:class:`gateway.raw_channel.RawChannel`):
 the transport's reader hands its response straight back, bypassing the SDK session's per-request
-machinery.
+machinery (on stdio, through the transport's :class:`gateway.stdio_transport.LineWire`: JSON lines
+written and taken without pydantic models or memory streams).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
 
 from gateway.raw_channel import RawChannel
+from gateway.stdio_transport import LineWire
 
 __all__ = [
     "BACKEND_UNAVAILABLE",
@@ -54,9 +56,10 @@ logger = logging.getLogger("mcp_operator.proxy.backend")
 BACKEND_UNAVAILABLE = -32001
 """JSON-RPC error code when the backend is down or not (yet) connected."""
 
-Streams = tuple[Any, Any]
+Streams = tuple[Any, ...]
 TransportFactory = Callable[[], contextlib.AbstractAsyncContextManager[Streams]]
-"""Opens one connection to the backend: yields the SDK's (read_stream, write_stream)."""
+"""Opens one connection to the backend: yields the SDK's ``(read_stream, write_stream)``, or
+``(read_stream, write_stream, wire)`` with a :class:`gateway.stdio_transport.LineWire` for raw frames."""
 
 _RAW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 _CLIENT_INFO = types.Implementation(name="mcp-operator-proxy", version="0.1.0")
@@ -107,6 +110,7 @@ class BackendConnection:
         self.restarts = 0
         self._session: ClientSession | None = None
         self._raw: RawChannel | None = None
+        self._wire: LineWire | None = None
         self._ready = anyio.Event()
         self._stopping = False
 
@@ -153,7 +157,9 @@ class BackendConnection:
             delay = min(delay * 2, 10.0)
 
     async def _serve_once(self, task_status: anyio.abc.TaskStatus[None] | None) -> None:
-        async with self.transport() as (read_stream, write_stream), anyio.create_task_group() as tg:
+        async with self.transport() as streams, anyio.create_task_group() as tg:
+            read_stream, write_stream = streams[0], streams[1]
+            self._wire = streams[2] if len(streams) > 2 else None
             ended = anyio.Event()
             tap_send, tap_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
             tg.start_soon(_pump, read_stream, tap_send, ended, self._set_down, self._offer_raw)
@@ -245,7 +251,10 @@ class BackendConnection:
                 protocol_version=version,
                 lost_code=BACKEND_UNAVAILABLE,
                 lost_message="the backend connection was lost during the call",
+                wire=self._wire,
             )
+            if self._wire is not None:
+                self._wire.sink = self._raw.take
         self.last_error = ""
         self._ready.set()
         logger.info("backend %s connected (protocol %s)", self.description, version)
@@ -255,6 +264,9 @@ class BackendConnection:
     def _set_down(self) -> None:
         was_up = self._session is not None
         self._session = None
+        if self._wire is not None:
+            self._wire.sink = None
+            self._wire = None
         if self._raw is not None:
             self._raw.close()
             self._raw = None

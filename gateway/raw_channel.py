@@ -4,7 +4,10 @@ The proxy's fast path (:mod:`gateway.fastpath`) forwards a front request as one 
 id in its own namespace (``"fp-<n>"`` strings, which never collide with the session's integer ids), one
 ``SessionMessage`` written to the transport's write stream, and a future resolved by the transport's
 reader (:func:`gateway.backend._pump` offers every incoming message to :meth:`RawChannel.deliver` first).
-No task group, memory stream or typed model per call.
+No task group, memory stream or typed model per call. On a stdio backend the transport also gives a
+:class:`gateway.stdio_transport.LineWire`: frames are then written straight to the server's stdin as
+JSON lines, and its responses are taken as decoded JSON (:meth:`RawChannel.take`) before any pydantic
+validation.
 
 Semantics match the SDK dispatcher's: an error response raises ``MCPError`` with its code, message and
 data; the call timeout raises ``REQUEST_TIMEOUT`` ("Request 'tools/call' timed out") after a courtesy
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,20 +36,30 @@ from mcp.shared.inbound import (
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 
+from gateway.stdio_transport import LineWire
+
 __all__ = ["RawChannel"]
 
 logger = logging.getLogger("mcp_operator.proxy.backend")
 
 _CANCEL_WRITE_TIMEOUT = 2.0
+_MALFORMED = "the backend sent a malformed JSON-RPC response"
 
 
 class RawChannel:
     """Raw request / response matching on one backend connection (see the module docstring)."""
 
     def __init__(
-        self, write_stream: Any, *, protocol_version: str, lost_message: str, lost_code: int
+        self,
+        write_stream: Any,
+        *,
+        protocol_version: str,
+        lost_message: str,
+        lost_code: int,
+        wire: LineWire | None = None,
     ) -> None:
         self._write_stream = write_stream
+        self._wire = wire
         self._protocol_version = protocol_version
         self._lost = (lost_code, lost_message)
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -76,6 +90,36 @@ class RawChannel:
                 future.set_exception(MCPError(code=error.code, message=error.message, data=error.data))
         return True
 
+    def take(self, obj: dict[str, Any]) -> bool:
+        """:meth:`deliver` for a decoded JSON line of a :class:`LineWire` (before any validation): True when
+        it is the response to one of our calls (or a late one, dropped)."""
+        request_id = obj.get("id")
+        if (
+            not isinstance(request_id, str)
+            or not request_id.startswith("fp-")
+            or "method" in obj
+            or obj.get("jsonrpc") != "2.0"
+        ):
+            return False
+        future = self._pending.pop(request_id, None)
+        if future is None or future.done():
+            return True  # a late answer to a call already given up: drop it
+        if "error" in obj:
+            error = obj["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            if isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str):
+                future.set_exception(MCPError(code=code, message=message, data=error.get("data")))
+            else:
+                future.set_exception(MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED))
+        else:
+            result = obj.get("result")
+            if isinstance(result, dict):
+                future.set_result(result)
+            else:
+                future.set_exception(MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED))
+        return True
+
     def close(self) -> None:
         """The transport ended: every pending call fails with the connection-lost error."""
         self._closed = True
@@ -104,15 +148,14 @@ class RawChannel:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[request_id] = future
-        if params is None:
-            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method)
-        else:
-            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params)
         timer: asyncio.TimerHandle | None = None
         written = False
         try:
             try:
-                await self._write_stream.send(SessionMessage(frame, self._metadata(method, params)))
+                if self._wire is not None:
+                    await self._wire.send_line(_line(request_id, method, params))
+                else:
+                    await self._write_stream.send(self._frame(request_id, method, params))
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 code, message = self._lost
                 raise MCPError(code=code, message=message) from None
@@ -134,6 +177,13 @@ class RawChannel:
                 timer.cancel()
         return result
 
+    def _frame(self, request_id: str, method: str, params: dict[str, Any] | None) -> SessionMessage:
+        if params is None:
+            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method)
+        else:
+            frame = types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params)
+        return SessionMessage(frame, self._metadata(method, params))
+
     async def _cancel(self, request_id: str, reason: str) -> None:
         """The courtesy ``notifications/cancelled`` so the backend stops working on it."""
         notification = types.JSONRPCNotification(
@@ -142,12 +192,29 @@ class RawChannel:
             params={"requestId": request_id, "reason": reason},
         )
         try:
-            sending = self._write_stream.send(SessionMessage(notification))
+            if self._wire is not None:
+                data = notification.model_dump_json(by_alias=True, exclude_unset=True)
+                sending = self._wire.send_line(data.encode() + b"\n")
+            else:
+                sending = self._write_stream.send(SessionMessage(notification))
             await asyncio.wait_for(sending, _CANCEL_WRITE_TIMEOUT)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
             pass
         except Exception:  # the caller is gone either way; never mask its outcome
             logger.debug("courtesy cancel for %s not sent", request_id, exc_info=True)
+
+
+def _line(request_id: str, method: str, params: dict[str, Any] | None) -> bytes:
+    """One request as a JSON line, as the SDK's stdio transport would write it."""
+    envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        envelope["params"] = params
+    try:
+        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN / Infinity (which json.loads took from the client): pydantic writes them
+        frame = types.JSONRPCRequest.model_validate(envelope)
+        text = frame.model_dump_json(by_alias=True, exclude_unset=True)
+    return text.encode() + b"\n"
 
 
 def _expire(future: asyncio.Future[dict[str, Any]], method: str) -> None:

@@ -1,7 +1,8 @@
 """Backend transports: from a :data:`api.proxy_config.BackendConfig` to a ``TransportFactory``.
 
-- ``stdio``: the SDK's ``stdio_client`` (spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL
-  on shutdown); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
+- ``stdio``: :func:`gateway.stdio_transport.stdio_transport` (the SDK's ``stdio_client`` lifecycle:
+  spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL on shutdown; plus a raw line wire for
+  the fast path); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
   ``backend.env`` (``mcp-operator proxy -- CMD`` behaves like running CMD: its API keys reach it);
 - ``http``: the SDK's ``streamable_http_client`` or ``sse_client``; ``backend.auth`` and
   ``backend.headerForward`` become a :mod:`gateway.auth.outbound` credential provider asked on every
@@ -21,13 +22,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import httpx2
 from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from api.proxy_config import AttachBackend, BackendConfig, HttpBackend, ProxyConfigError, StdioBackend
 from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backend import Streams, TransportFactory
 from gateway.ssrf import check_endpoint
+from gateway.stdio_transport import stdio_transport
 
 __all__ = [
     "CredentialAuth",
@@ -100,7 +102,7 @@ def _stdio(config: StdioBackend) -> TransportFactory:
             env={**os.environ, **config.env},
             cwd=config.cwd,
         )
-        return stdio_client(params, errlog=sys.stderr)
+        return stdio_transport(params, errlog=sys.stderr)
 
     return factory
 
