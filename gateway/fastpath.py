@@ -250,16 +250,27 @@ class FastPath:
         params: dict[str, Any],
         version: str,
     ) -> None:
-        work = asyncio.ensure_future(self._respond(request_id, method, params, version, scope))
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        # The call runs in this task; a watcher cancels it if the client disconnects meanwhile (the proxy
+        # then sends the backend ``notifications/cancelled``). One task per request, not two.
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            await _disconnected(receive)
+            gone = True
+            task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+            status, body = await self._respond(request_id, method, params, version, scope)
+        except asyncio.CancelledError:
+            if gone and task.uncancel() == 0:
+                return  # only our watcher cancelled it: the client is gone, nobody to answer
+            raise
         finally:
-            if not work.done():
-                work.cancel()  # the client went away (or we are shut down): stop the backend call
-                await asyncio.gather(work, return_exceptions=True)
             watcher.cancel()
-        status, body = work.result()
         await send(
             {
                 "type": "http.response.start",

@@ -142,6 +142,25 @@ class HostOriginGuard:
         await self.app(scope, receive, send)
 
 
+class _FrontApp(Starlette):
+    """The front's Starlette app, with ``/mcp`` dispatched straight to the guarded MCP app.
+
+    Every MCP request would otherwise walk Starlette's error and exception middleware, its router's
+    route list and the catch-all mount before reaching the same guarded app; the probes, metrics, extra
+    routes and ``/sse`` + ``/messages/`` still go through the router. An exception escaping the MCP app
+    gets uvicorn's 500 instead of Starlette's (both log it).
+    """
+
+    mcp_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.mcp_app is not None and scope["type"] == "http" and scope["path"] == "/mcp":
+            scope["app"] = self
+            await self.mcp_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class _PathDispatch:
     """One ASGI app for the MCP paths (so one guard / auth wrapper covers them all)."""
 
@@ -234,6 +253,8 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
         *cfg.extra_routes,
         Mount("/", app=mcp_app),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _FrontApp(routes=routes, lifespan=lifespan)
+    if not any(getattr(route, "path", None) == "/mcp" for route in cfg.extra_routes):
+        app.mcp_app = mcp_app
     app.state.active_sessions = dispatch.active_sessions
     return app
