@@ -12,6 +12,9 @@ to :class:`gateway.backend.BackendConnection` with a fresh backend request id. I
   backend log messages to the front request in flight (when exactly one is; stdio has no other link);
 - bridges backend-initiated requests (sampling, elicitation, roots) to the newest in-flight front request
   whose session can carry a server-to-client request (session-era fronts);
+- a request with nothing to route back but its answer (no progress token) reaches a session-era backend
+  as one raw frame (:meth:`gateway.backend.BackendConnection.forward_raw`, the fast path's channel),
+  whatever the front era; the others go through the SDK client session, which routes their progress;
 - cancellation passes through: when the front request is cancelled (its HTTP stream closed or a
   ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
 - records metrics and one audit line per ``tools/call``.
@@ -246,11 +249,7 @@ class ProxyServer(Server[Any]):
         *,
         method: str,
     ) -> ResultT:
-        payload: dict[str, Any] = {"method": method}
         backend_params = _backend_params(params)
-        if backend_params is not None:
-            payload["params"] = backend_params
-        request = request_type.model_validate(payload)
         on_progress: ProgressFnT | None = None
         if _progress_token(ctx) is not None:
             session = ctx.session
@@ -260,14 +259,23 @@ class ProxyServer(Server[Any]):
 
             on_progress = relay
 
+        backend = self.backend
         key = id(ctx)
         self._in_flight[key] = ctx
         try:
-            raw = await self.backend.forward(
-                request,  # type: ignore[arg-type]
-                progress=on_progress,
-                caller=_caller_credentials(ctx),
-            )
+            if on_progress is None and isinstance(backend, BackendConnection) and backend.raw_ready:
+                # Nothing to route back but the answer: one raw frame, as on the fast path (the backend's
+                # log messages and server-to-client requests still arrive through the SDK session).
+                raw = await backend.forward_raw(method, backend_params)
+            else:
+                payload: dict[str, Any] = {"method": method}
+                if backend_params is not None:
+                    payload["params"] = backend_params
+                raw = await backend.forward(
+                    request_type.model_validate(payload),  # type: ignore[arg-type]
+                    progress=on_progress,
+                    caller=_caller_credentials(ctx),
+                )
         finally:
             self._in_flight.pop(key, None)
         return result_type.model_validate(raw)
