@@ -59,13 +59,8 @@ async def test_a_response_resolves_its_call_and_others_pass_through() -> None:
     assert wire.channel.pending == 0
 
 
-async def test_an_error_response_raises_its_code_message_and_data() -> None:
-    wire = Wire()
-    call = asyncio.ensure_future(wire.channel.request("prompts/get", {"name": "p"}, limit=None))
-    frame = await wire.next_frame()
-    assert isinstance(frame.message, types.JSONRPCRequest)
-    error = types.ErrorData(code=-32602, message="Unknown prompt", data={"name": "p"})
-    wire.channel.deliver(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=frame.message.id, error=error)))
+async def raises_unknown_prompt(call: asyncio.Future[dict[str, Any]]) -> None:
+    """The call fails with the backend's -32602 "Unknown prompt" error, its data kept."""
     with pytest.raises(MCPError) as caught:
         await call
     assert (caught.value.code, caught.value.error.message, caught.value.error.data) == (
@@ -73,6 +68,16 @@ async def test_an_error_response_raises_its_code_message_and_data() -> None:
         "Unknown prompt",
         {"name": "p"},
     )
+
+
+async def test_an_error_response_raises_its_code_message_and_data() -> None:
+    wire = Wire()
+    call = asyncio.ensure_future(wire.channel.request("prompts/get", {"name": "p"}, limit=None))
+    frame = await wire.next_frame()
+    assert isinstance(frame.message, types.JSONRPCRequest)
+    error = types.ErrorData(code=-32602, message="Unknown prompt", data={"name": "p"})
+    wire.channel.deliver(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=frame.message.id, error=error)))
+    await raises_unknown_prompt(call)
 
 
 async def test_a_timeout_is_the_sdk_error_and_tells_the_backend_to_stop() -> None:
@@ -183,13 +188,7 @@ async def test_on_a_line_wire_errors_keep_code_message_and_data() -> None:
     line = await wire.next_line()
     error = {"code": -32602, "message": "Unknown prompt", "data": {"name": "p"}}
     assert wire.channel.take({"jsonrpc": "2.0", "id": line["id"], "error": error})
-    with pytest.raises(MCPError) as caught:
-        await call
-    assert (caught.value.code, caught.value.error.message, caught.value.error.data) == (
-        -32602,
-        "Unknown prompt",
-        {"name": "p"},
-    )
+    await raises_unknown_prompt(call)
 
 
 @pytest.mark.parametrize(
