@@ -93,7 +93,13 @@ async def test_children_status_and_kubectl_wait(
         assert found["Headless"]["spec"]["clusterIP"] == "None"
         assert found["Role"] is None and found["RoleBinding"] is None
 
-    obj = await kube.get(PLURAL, name)
+    async def first_status() -> dict[str, Any] | None:
+        got: dict[str, Any] = await kube.get(PLURAL, name)
+        return got if got.get("status") else None
+
+    # The status is applied after the children (applied concurrently): seeing them all does not mean
+    # the reconcile has finished.
+    obj = await eventually(first_status, what="the first status")
     assert obj["status"]["phase"] == "Pending"
     assert condition(obj, "Accepted")["status"] == "True"  # type: ignore[index]
 
