@@ -87,8 +87,8 @@ class Auditor:
         arguments: dict[str, Any] | None,
         error: str | None = None,
     ) -> None:
-        if not self.config.enabled:
-            return
+        if not self.config.enabled or not self.logger.isEnabledFor(logging.INFO):
+            return  # nothing would be written: do not build the line
         record: dict[str, Any] = {
             "event": "tools/call",
             "caller": caller,
