@@ -79,16 +79,10 @@ class RawChannel:
         request_id = inner.id
         if not isinstance(request_id, str):
             return False
-        future = self._pending.pop(request_id, None)
-        if future is None:
-            return request_id.startswith("fp-")  # a late answer to a call already given up: drop it
-        if not future.done():
-            if isinstance(inner, types.JSONRPCResponse):
-                future.set_result(inner.result)
-            else:
-                error = inner.error
-                future.set_exception(MCPError(code=error.code, message=error.message, data=error.data))
-        return True
+        if isinstance(inner, types.JSONRPCResponse):
+            return self._settle(request_id, inner.result)
+        error = inner.error
+        return self._settle(request_id, MCPError(code=error.code, message=error.message, data=error.data))
 
     def take(self, obj: dict[str, Any]) -> bool:
         """:meth:`deliver` for a decoded JSON line of a :class:`LineWire` (before any validation): True when
@@ -101,23 +95,18 @@ class RawChannel:
             or obj.get("jsonrpc") != "2.0"
         ):
             return False
+        return self._settle(request_id, _outcome(obj))
+
+    def _settle(self, request_id: str, outcome: dict[str, Any] | MCPError) -> bool:
+        """Resolve the call ``request_id`` with a result or an error; False when the id is not ours."""
         future = self._pending.pop(request_id, None)
-        if future is None or future.done():
-            return True  # a late answer to a call already given up: drop it
-        if "error" in obj:
-            error = obj["error"]
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            if isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str):
-                future.set_exception(MCPError(code=code, message=message, data=error.get("data")))
+        if future is None:
+            return request_id.startswith("fp-")  # a late answer to a call already given up: drop it
+        if not future.done():
+            if isinstance(outcome, MCPError):
+                future.set_exception(outcome)
             else:
-                future.set_exception(MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED))
-        else:
-            result = obj.get("result")
-            if isinstance(result, dict):
-                future.set_result(result)
-            else:
-                future.set_exception(MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED))
+                future.set_result(outcome)
         return True
 
     def close(self) -> None:
@@ -202,6 +191,19 @@ class RawChannel:
             pass
         except Exception:  # the caller is gone either way; never mask its outcome
             logger.debug("courtesy cancel for %s not sent", request_id, exc_info=True)
+
+
+def _outcome(obj: dict[str, Any]) -> dict[str, Any] | MCPError:
+    """The result or error a raw JSON-RPC response carries (-32603 when it is neither well-formed)."""
+    if "error" in obj:
+        error = obj["error"]
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str):
+            return MCPError(code=code, message=message, data=error.get("data"))
+        return MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED)
+    result = obj.get("result")
+    return result if isinstance(result, dict) else MCPError(code=types.INTERNAL_ERROR, message=_MALFORMED)
 
 
 def _line(request_id: str, method: str, params: dict[str, Any] | None) -> bytes:
