@@ -1,4 +1,4 @@
-"""The front's fast path: stateless 2026-07-28 requests answered without the SDK's per-request server.
+"""The front's fast path: plain requests answered without the SDK's per-request server.
 
 The SDK serves a 2026-07-28 POST with a fresh ``Connection``, a ``ServerRunner``, a dispatch context, a
 task group with a disconnect watcher and a memory stream for SSE, typed request and result models, and
@@ -17,8 +17,15 @@ SDK ladder passes (envelope, routing headers, ``Mcp-Param-*`` headers, per-versi
 the handler accepts it (:meth:`FastHandler.can_serve`: for the proxy, a session-era backend session is
 up and the tool is not hidden).
 
+2025-11-25 session requests (an ``Mcp-Session-Id`` the SDK's session manager holds) take the same path
+when :meth:`gateway.sessions.SessionTable.lease` admits the session (see there) and the body is one
+request for one of :data:`FAST_METHODS` without a progress token: validated and shaped by the version
+the session negotiated, answered ``application/json``, or as an SSE stream (what the SDK always
+answers) once a notification for the request or a keep-alive must go first. A ``notifications/cancelled``
+naming one of the session's fast-path calls cancels it.
+
 Everything else falls back to the SDK path with the already-read body replayed, so every rejection,
-notification, session-era request and edge case keeps the SDK's exact answer. The fast path sits where
+notification, ``initialize`` and edge case keeps the SDK's exact answer. The fast path sits where
 the SDK's streamable-HTTP handler sits: inside the Host / Origin guard and the inbound OIDC middleware.
 If the client disconnects, the handler is cancelled (the proxy then sends the backend
 ``notifications/cancelled``). ``mcp_proxy_fast_path_requests_total{route="fast"|"sdk"}`` counts which
@@ -28,10 +35,12 @@ path served each ``/mcp`` request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import mcp_types as types
 from mcp.server.caching import apply_cache_hint
@@ -45,15 +54,22 @@ from mcp.shared.inbound import (
     find_duplicated_routing_header,
     validate_mcp_param_headers,
 )
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp_types import ErrorData
 from mcp_types import methods as surface
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FAST_METHODS", "FastHandler", "FastPath"]
+from gateway.sessions import SessionLease, SessionTable
+
+__all__ = ["FAST_METHODS", "PING_SECONDS", "FastHandler", "FastPath", "Notify"]
+
+logger = logging.getLogger("mcp_operator.proxy")
+DecidedT = TypeVar("DecidedT")
 
 FAST_METHODS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
@@ -74,6 +90,19 @@ _HANDSHAKE_VERSIONS = frozenset(v.encode("latin-1") for v in HANDSHAKE_PROTOCOL_
 _NOTIFYING_META = ("progressToken", types.LOG_LEVEL_META_KEY)
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"connection", b"keep-alive"),
+    (b"content-type", b"text/event-stream"),
+]
+_MODERN = ""
+""":meth:`FastPath._candidate`'s answer for a 2026-07-28 request (a session-era one gets its session id)."""
+PING_SECONDS = 15.0
+"""A session-era answer still pending after this long turns into an SSE stream with a comment line this
+often (what the SDK's SSE responses send), so idle-timeout proxies in between keep the connection."""
+
+Notify = Callable[[dict[str, Any]], Awaitable[None]]
+"""Sends one JSON-RPC notification on the front request's own response (session era)."""
 
 
 class FastHandler(Protocol):
@@ -83,8 +112,11 @@ class FastHandler(Protocol):
         """Cheap check before the request is committed to the fast path (False = SDK path)."""
         ...
 
-    async def serve(self, method: str, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
-        """The raw result for ``(method, params)``; raises ``MCPError`` for a JSON-RPC error."""
+    async def serve(
+        self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
+    ) -> dict[str, Any]:
+        """The raw result for ``(method, params)``; raises ``MCPError`` for a JSON-RPC error. ``notify``
+        (session era only) carries notifications for this request, e.g. the backend's log messages."""
         ...
 
 
@@ -108,12 +140,16 @@ class FastPath:
         server: Server[Any],
         *,
         max_body_bytes: int,
+        sessions: SessionTable | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.fallback = fallback
         self.handler = handler
         self.server = server
         self.max_body_bytes = max_body_bytes
+        self.sessions = sessions
+        self.calls: dict[tuple[str, Any], _Call] = {}
+        """Session-era calls in flight by ``(session id, request id)``, for ``notifications/cancelled``."""
         counter = Counter(
             "mcp_proxy_fast_path_requests",
             "Requests on /mcp by the path that served them: fast (direct forward) or sdk (the SDK's server).",
@@ -124,81 +160,103 @@ class FastPath:
         self.sdk = counter.labels("sdk")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not self._candidate(scope):
+        route = self._candidate(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
+        lease = None
+        if route:
+            lease = self.sessions.lease(route, scope) if self.sessions is not None else None
+            if lease is None:
+                route = None
+        if route is None:
             self.sdk.inc()
             await self.fallback(scope, receive, send)
             return
+        if lease is not None:
+            with lease:
+                await self._session_request(lease, scope, receive, send)
+            return
+        decided = await self._take(scope, receive, send, functools.partial(self._decide, scope))
+        if decided is None:
+            return
+        request_id, method, params, version = decided
+        await self._answer(
+            scope, receive, send, request_id=request_id, method=method, params=params, version=version
+        )
+
+    async def _take(
+        self, scope: Scope, receive: Receive, send: Send, decide: Callable[[list[Message]], DecidedT | None]
+    ) -> DecidedT | None:
+        """Reads the body and asks ``decide``; what it declines (None) goes to the SDK path, body replayed."""
+        messages = await self._read(scope, receive, send)
+        if messages is None:
+            return None
+        decided = decide(messages)
+        if decided is None:
+            self.sdk.inc()
+            await self.fallback(scope, _replay(messages, receive), send)
+            return None
+        self.fast.inc()
+        return decided
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> list[Message] | None:
+        """The request's body messages; None once a body over the limit got the SDK's 413."""
         messages: list[Message] = []
         size = 0
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
-                break
+                return messages
             size += len(message.get("body", b""))
             if size > self.max_body_bytes:
                 self.sdk.inc()
                 await Response("Request body too large", status_code=413)(scope, receive, send)
-                return
+                return None
             if not message.get("more_body", False):
-                break
-        decided = self._decide(scope, messages)
-        if decided is None:
-            self.sdk.inc()
-            await self.fallback(scope, _replay(messages, receive), send)
-            return
-        self.fast.inc()
-        request_id, method, params, version = decided
-        await self._answer(
-            scope, receive, send, request_id=request_id, method=method, params=params, version=version
-        )
+                return messages
 
-    def _candidate(self, scope: Scope) -> bool:
-        """From the headers alone: a 2026-07-28 era POST the SDK would not refuse for its Accept or size."""
-        version = accept = None
+    def _candidate(self, scope: Scope) -> str | None:
+        """From the headers alone: :data:`_MODERN` for a 2026-07-28 era POST, the session id for a
+        2025-11-25 session's POST, None for what only the SDK serves (wrong Accept or Content-Type, too big,
+        duplicated headers)."""
+        version = accept = session = content_type = None
         for key, value in scope["headers"]:
             if key == b"mcp-protocol-version":
                 if version is not None:
-                    return False  # duplicated: the SDK's rejection
+                    return None  # duplicated: the SDK's rejection
                 version = value
             elif key == b"accept":
                 accept = value
             elif key == b"mcp-session-id":
-                return False
+                if session is not None:
+                    return None
+                session = value
+            elif key == b"content-type":
+                content_type = value
             elif key == b"content-length":
                 try:
                     if int(value) > self.max_body_bytes:
-                        return False  # the SDK answers 413 before reading it
+                        return None  # the SDK answers 413 before reading it
                 except ValueError:
-                    return False
-        if version is None or version in _HANDSHAKE_VERSIONS or accept is None:
-            return False
-        return _accepts(accept)
+                    return None
+        if accept is None or not _accepts(accept):
+            return None
+        if session is None:
+            return _MODERN if version is not None and version not in _HANDSHAKE_VERSIONS else None
+        if (version is not None and version not in _HANDSHAKE_VERSIONS) or content_type is None:
+            return None
+        if b"application/json" not in (p.strip() for p in content_type.split(b";")[0].split(b",")):
+            return None
+        return str(session.decode("latin-1"))
 
     def _decide(self, scope: Scope, messages: list[Message]) -> tuple[Any, str, dict[str, Any], str] | None:
         """``(id, method, params, version)`` when the fast path serves the body, else None."""
-        if messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False):
-            return None
-        body = b"".join(m.get("body", b"") for m in messages)
-        try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
-        if (
-            not isinstance(decoded, dict)
-            or not decoded.keys() <= _ENVELOPE
-            or decoded.get("jsonrpc") != "2.0"
-        ):
+        decoded = _decode(messages)
+        if decoded is None:
             return None
         request_id = decoded.get("id")
         method = decoded.get("method")
         params = decoded.get("params")
-        if (
-            not isinstance(request_id, str | int)
-            or isinstance(request_id, bool)
-            or method not in FAST_METHODS
-            or not isinstance(params, dict)
-        ):
+        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
             return None
         meta = params.get("_meta")
         if not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META):
@@ -238,6 +296,114 @@ class FastPath:
         if schema is None:
             return False  # no schema known: the SDK skips the check too
         return validate_mcp_param_headers(schema, arguments or {}, headers) is not None
+
+    async def _session_request(self, lease: SessionLease, scope: Scope, receive: Receive, send: Send) -> None:
+        """A 2025-11-25 session's POST: served here when :meth:`_decide_session` takes it, else by the SDK."""
+        decided = await self._take(scope, receive, send, functools.partial(self._decide_session, lease))
+        if decided is None:
+            return
+        request_id, method, params = decided
+        if method == "notifications/cancelled":
+            # One of this session's fast-path calls: cancel it (the proxy tells the backend), and answer
+            # the notification as the SDK does.
+            self.calls[(lease.session_id, params["requestId"])].cancel("cancelled")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 202,
+                    "headers": [*_JSON_HEADERS, _session_header(lease), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self._answer_session(
+            lease, scope, receive, send, request_id=request_id, method=method, params=params
+        )
+
+    def _decide_session(
+        self, lease: SessionLease, messages: list[Message]
+    ) -> tuple[Any, str, dict[str, Any]] | None:
+        """``(id, method, params)`` of a session request the fast path serves (or of a cancellation of
+        one of its calls in flight), else None."""
+        decoded = _decode(messages)
+        if decoded is None:
+            return None
+        method = decoded.get("method")
+        params = decoded.get("params")
+        if "id" not in decoded:
+            if method != "notifications/cancelled" or not isinstance(params, dict):
+                return None
+            target = params.get("requestId")
+            if not _is_request_id(target) or (lease.session_id, target) not in self.calls:
+                return None
+            return None, method, params
+        request_id = decoded["id"]
+        if params is None:
+            params = {}
+        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
+            return None
+        meta = params.get("_meta")
+        if meta is not None and (not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META)):
+            return None
+        assert isinstance(method, str)
+        if (lease.session_id, request_id) in self.calls or not self.handler.can_serve(method, params):
+            return None
+        try:
+            surface.validate_client_request(method, lease.protocol_version, params)
+        except (KeyError, ValueError, ValidationError):
+            return None
+        return request_id, method, params
+
+    async def _answer_session(
+        self,
+        lease: SessionLease,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        request_id: Any,
+        method: str,
+        params: dict[str, Any],
+    ) -> None:
+        # As on the 2026-07-28 path the call runs in this task with one watcher for a disconnect; a
+        # ``notifications/cancelled`` for it cancels it too, and a timer turns a slow answer into an SSE
+        # stream with keep-alive comments.
+        task = asyncio.current_task()
+        assert task is not None
+        call = _Call(task)
+        key = (lease.session_id, request_id)
+        self.calls[key] = call
+        reply = _SessionReply(send, lease)
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(_watch(receive, call))
+        timer = loop.call_later(PING_SECONDS, reply.keep_alive)
+        try:
+            try:
+                raw = await self.handler.serve(method, params, scope, reply.event)
+                message = {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "result": self._shape(method, lease.protocol_version, raw),
+                }
+            except asyncio.CancelledError:
+                if call.reason is None or task.uncancel() > 0:
+                    raise
+                if call.reason == "cancelled":
+                    await reply.finish(None)  # the SDK writes no answer to a cancelled request
+                return  # otherwise the client is gone: nobody to answer
+            except Exception as exc:
+                error = handler_exception_to_error_data(exc)
+                if error is None:
+                    logger.exception("fast path: %s raised", method)
+                    error = ErrorData(code=0, message=str(exc))  # what the SDK's session dispatcher sends
+                reply_error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+                message = reply_error.model_dump(mode="json", by_alias=True, exclude_none=True)
+        finally:
+            self.calls.pop(key, None)
+            watcher.cancel()
+            timer.cancel()
+            reply.stop_keep_alive()
+        await reply.finish(message)
 
     async def _answer(
         self,
@@ -294,20 +460,23 @@ class FastPath:
 
     def _shape(self, method: str, version: str, raw: dict[str, Any]) -> dict[str, Any]:
         """What the SDK path does to a backend result: the proxy validates it into the method's result
-        model, the SDK's server applies cache hints, the per-version sieve, ``resultType`` and the
-        ``serverInfo`` stamp."""
+        model, the SDK's server applies cache hints, the per-version sieve and, on the 2026-07-28 era,
+        ``resultType`` and the ``serverInfo`` stamp."""
         model = FAST_METHODS[method].model_validate(raw)
         hint = self.server.cache_hints.get(method)
         if hint is not None and isinstance(model, types.CacheableResult):
             model = apply_cache_hint(model, hint)
         raw = model.model_dump(by_alias=True, mode="json", exclude_none=True)
         result_type = raw.get("resultType")
-        if not isinstance(result_type, str) or result_type in types.CORE_RESULT_TYPES:
+        modern = version in MODERN_PROTOCOL_VERSIONS
+        if not modern or not isinstance(result_type, str) or result_type in types.CORE_RESULT_TYPES:
             try:
                 raw = surface.serialize_server_result(method, version, raw)
             except ValidationError:
                 invalid = "Handler returned an invalid result"
                 raise MCPError(code=types.INTERNAL_ERROR, message=invalid) from None
+        if not modern:
+            return raw  # handshake-era results carry neither resultType nor the serverInfo stamp
         if raw.get("resultType") is None:
             raw["resultType"] = "complete"
         meta = raw.get("_meta")
@@ -316,6 +485,112 @@ class FastPath:
         elif isinstance(meta, dict) and meta.get(types.SERVER_INFO_META_KEY) is None:
             raw["_meta"] = {**meta, types.SERVER_INFO_META_KEY: self.server.server_info_stamp}
         return raw
+
+
+def _decode(messages: list[Message]) -> dict[str, Any] | None:
+    """The body as one JSON-RPC 2.0 object with only envelope keys, else None (batches, junk, extras)."""
+    if messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False):
+        return None
+    body = b"".join(m.get("body", b"") for m in messages)
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(decoded, dict) or not decoded.keys() <= _ENVELOPE or decoded.get("jsonrpc") != "2.0":
+        return None
+    return decoded
+
+
+def _is_request_id(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _session_header(lease: SessionLease) -> tuple[bytes, bytes]:
+    return (b"mcp-session-id", lease.session_id.encode("latin-1"))
+
+
+def _sse(message: dict[str, Any]) -> bytes:
+    return b"event: message\r\ndata: " + _dumps(message) + b"\r\n\r\n"
+
+
+class _Call:
+    """A session-era call in flight: its task and why it was cancelled (by the watcher or a
+    ``notifications/cancelled``)."""
+
+    __slots__ = ("reason", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.task.cancel()
+
+
+async def _watch(receive: Receive, call: _Call) -> None:
+    await _disconnected(receive)
+    call.cancel("gone")
+
+
+class _SessionReply:
+    """One session-era answer: plain JSON when the result is all there is to send; an SSE stream (what
+    the SDK always answers) once something must go out before the result: a notification for the
+    request (the backend's log messages) or a keep-alive comment. The client accepts both (the Accept
+    check), and the spec lets the server pick per request."""
+
+    __slots__ = ("done", "lock", "pinger", "send", "session_header", "streaming")
+
+    def __init__(self, send: Send, lease: SessionLease) -> None:
+        self.send = send
+        self.session_header = _session_header(lease)
+        self.streaming = False
+        self.done = False
+        self.lock = asyncio.Lock()
+        self.pinger: asyncio.Task[None] | None = None
+
+    async def _chunk(self, body: bytes, *, more: bool) -> None:
+        if not self.streaming:
+            self.streaming = True
+            headers = [*_SSE_HEADERS, self.session_header]
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def event(self, message: dict[str, Any]) -> None:
+        """One notification on this request's stream (dropped once the answer went out)."""
+        async with self.lock:
+            if not self.done:
+                await self._chunk(_sse(message), more=True)
+
+    def keep_alive(self) -> None:
+        """Timer callback: send an SSE comment now and every :data:`PING_SECONDS` until the answer."""
+
+        async def ping() -> None:
+            while True:
+                async with self.lock:
+                    if self.done:
+                        return
+                    await self._chunk(b": ping\r\n\r\n", more=True)
+                await asyncio.sleep(PING_SECONDS)
+
+        self.pinger = asyncio.get_running_loop().create_task(ping())
+
+    def stop_keep_alive(self) -> None:
+        if self.pinger is not None:
+            self.pinger.cancel()
+
+    async def finish(self, message: dict[str, Any] | None) -> None:
+        """The answer (None: end the stream unanswered, as the SDK does for a cancelled request)."""
+        async with self.lock:
+            self.done = True
+            if self.streaming or message is None:
+                await self._chunk(b"" if message is None else _sse(message), more=False)
+                return
+            body = _dumps(message)
+            headers = [*_JSON_HEADERS, self.session_header, (b"content-length", str(len(body)).encode())]
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self.send({"type": "http.response.body", "body": body})
 
 
 def _dumps(data: dict[str, Any]) -> bytes:

@@ -48,6 +48,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.sessions import SessionTable
+
 __all__ = [
     "LOOPBACK_HOSTS",
     "LOOPBACK_ORIGINS",
@@ -91,9 +93,9 @@ class FrontSettings:
     """More routes served outside the MCP guard (e.g. RFC 9728 metadata)."""
     session_idle_timeout: float | None = 1800.0
     """Legacy sessions idle this long are closed."""
-    fast_path: Callable[[ASGIApp], ASGIApp] | None = None
-    """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`); inside the
-    Host / Origin guard and ``wrap``."""
+    fast_path: Callable[[ASGIApp, SessionTable], ASGIApp] | None = None
+    """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`), given the
+    front's 2025-11-25 sessions; inside the Host / Origin guard and ``wrap``."""
 
 
 def default_allowed_hosts(bind_host: str) -> tuple[str, ...]:
@@ -214,7 +216,7 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
     sse = SseServerTransport("/messages/", max_request_body_size=cfg.max_body_bytes)
     streamable: ASGIApp = manager.handle_request
     if cfg.fast_path is not None:
-        streamable = cfg.fast_path(streamable)
+        streamable = cfg.fast_path(streamable, SessionTable(manager, server))
     dispatch = _PathDispatch(manager, sse, server, streamable)
     mcp_app: ASGIApp = dispatch
     if cfg.wrap is not None:

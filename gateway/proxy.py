@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -51,10 +51,11 @@ from starlette.types import ASGIApp, Scope
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway.backend import BackendConnection, BackendHooks, TransportFactory
 from gateway.caller_backends import Caller, CallerBackends, SubjectToken
-from gateway.fastpath import FastPath
+from gateway.fastpath import FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
+from gateway.sessions import SessionTable
 
 __all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
 
@@ -170,6 +171,7 @@ class ProxyServer(Server[Any]):
         self.auditor = auditor or Auditor()
         self._in_flight: dict[int, Ctx] = {}
         self._fast_in_flight = 0
+        self._fast_streams: dict[int, Notify] = {}
         self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
@@ -428,16 +430,20 @@ class ProxyServer(Server[Any]):
             return isinstance(name, str) and self.tool_filter.resolve(name) is not None
         return True
 
-    async def serve(self, method: str, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
-        """Forward one raw request with the SDK path's filter, rename, metrics and audit."""
+    async def serve(
+        self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
+    ) -> dict[str, Any]:
+        """Forward one raw request with the SDK path's filter, rename, metrics and audit; ``notify``
+        (a session-era request's own stream) receives the backend's log messages as the SDK path's
+        request would."""
         backend_params = _raw_backend_params(params)
         if method == "tools/call":
-            return await self._serve_call(backend_params, scope)
+            return await self._serve_call(backend_params, scope, notify)
         start = time.perf_counter()
         outcome = "error"
-        self._fast_in_flight += 1
         try:
-            result = await self._raw_forward(method, backend_params)
+            with self._fast_request(notify):
+                result = await self._raw_forward(method, backend_params)
             if method == "tools/list":
                 result = self._filtered_listing(result, first_page=params.get("cursor") is None)
             outcome = "ok"
@@ -446,19 +452,20 @@ class ProxyServer(Server[Any]):
             outcome = "cancelled"
             raise
         finally:
-            self._fast_in_flight -= 1
             self.metrics.observe(method, "", outcome, time.perf_counter() - start)
 
-    async def _serve_call(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    async def _serve_call(
+        self, params: dict[str, Any], scope: Scope, notify: Notify | None
+    ) -> dict[str, Any]:
         start = time.perf_counter()
         exposed: str = params["name"]
         original = self.tool_filter.resolve(exposed)  # not None: can_serve checked it
         outcome, error = "error", None
         if original is not None and original != exposed:
             params = {**params, "name": original}
-        self._fast_in_flight += 1
         try:
-            result = await self._raw_forward("tools/call", params)
+            with self._fast_request(notify):
+                result = await self._raw_forward("tools/call", params)
             outcome = "tool_error" if result.get("isError") else "ok"
             return result
         except MCPError as exc:
@@ -468,7 +475,6 @@ class ProxyServer(Server[Any]):
             outcome = "cancelled"
             raise
         finally:
-            self._fast_in_flight -= 1
             seconds = time.perf_counter() - start
             self.metrics.observe("tools/call", exposed, outcome, seconds)
             self.auditor.tool_call(
@@ -480,6 +486,23 @@ class ProxyServer(Server[Any]):
                 arguments=params.get("arguments"),
                 error=error,
             )
+
+    @contextlib.contextmanager
+    def _fast_request(self, notify: Notify | None) -> Iterator[None]:
+        """Counts a fast-path request as in flight for log routing (with its stream when it has one)."""
+        if notify is None:
+            self._fast_in_flight += 1
+            try:
+                yield
+            finally:
+                self._fast_in_flight -= 1
+            return
+        key = id(notify)
+        self._fast_streams[key] = notify
+        try:
+            yield
+        finally:
+            self._fast_streams.pop(key, None)
 
     async def _raw_forward(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         backend = self.backend
@@ -514,8 +537,15 @@ class ProxyServer(Server[Any]):
         self, params: types.LoggingMessageNotificationParams, identity: str | None = None
     ) -> None:
         requests = self._requests_of(identity)
-        if len(requests) + (self._fast_in_flight if identity is None else 0) != 1:
-            logger.debug("backend log message not routed: %d front requests in flight", len(requests))
+        streams = list(self._fast_streams.values()) if identity is None else []
+        in_flight = len(requests) + len(streams) + (self._fast_in_flight if identity is None else 0)
+        if in_flight != 1:
+            logger.debug("backend log message not routed: %d front requests in flight", in_flight)
+            return
+        if streams:
+            message = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+            with contextlib.suppress(Exception):  # the front request may just have finished
+                await streams[0]({"jsonrpc": "2.0", "method": "notifications/message", "params": message})
             return
         ctx = requests[0]
         notification = types.LoggingMessageNotification(params=params)
@@ -638,12 +668,13 @@ def build_proxy_app(
             closers.append(middleware.aclose)  # its JWKS client
             return middleware
 
-    def fast(fallback: ASGIApp) -> ASGIApp:
+    def fast(fallback: ASGIApp, sessions: SessionTable) -> ASGIApp:
         return FastPath(
             fallback,
             server,
             server,
             max_body_bytes=config.limits.max_body_bytes,
+            sessions=sessions,
             registry=metrics.registry,
         )
 

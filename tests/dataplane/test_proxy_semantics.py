@@ -22,7 +22,8 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
-from tests.dataplane.proxyutil import FIXTURE_CMD, run_proxy
+from tests.dataplane.fastpathutil import config as fixture_proxy_config
+from tests.dataplane.proxyutil import run_proxy
 
 pytestmark = pytest.mark.slow
 
@@ -57,20 +58,7 @@ class Proxy:
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     tmp = tmp_path_factory.mktemp("proxy")
     cancel_file = tmp / "cancelled"
-    config = {
-        "name": "fixture-proxy",
-        "backend": {
-            "type": "stdio",
-            "command": FIXTURE_CMD,
-            "env": {"FIXTURE_CANCEL_FILE": str(cancel_file)},
-        },
-        "toolFilter": {
-            "deny": ["test_error_handling"],
-            "overrides": {"add": {"name": "plus", "description": "Adds two integers (renamed)."}},
-        },
-        "audit": {"enabled": True, "includeArguments": True},
-        "limits": {"maxBodyBytes": 64 * 1024},
-    }
+    config = {**fixture_proxy_config(cancel_file), "audit": {"enabled": True, "includeArguments": True}}
     log = tmp / "proxy.log"
     with run_proxy(config=config, tmp=tmp, log=log) as base:
         yield Proxy(base, cancel_file, log)
