@@ -6,12 +6,18 @@ object; it skips the PATCH when the new body hashes the same and the cached obje
 It also skips when the cache has not yet caught up with that apply (the object is older than our write,
 or not cached yet and not deleted since): the watch event of our own write is on its way and will
 trigger the reconcile that checks again, so re-sending the same body would only add a write.
+
+``Applier.echo`` tells controllers whether a watch event is the echo of our own last apply (which needs
+no reconcile). The API server sends a write's watch event and its answer at about the same moment on
+two connections, so the event is often read first; an event for an object whose apply still awaits its
+answer is held and judged once the answer (or the failure) is in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,6 +57,9 @@ BUILTIN_RESOURCES = (
 )
 
 _SlotKey = tuple[Resource, str, str, str]
+_Ident = tuple[Resource, str, str]
+Settle = Callable[[bool], None]
+"""Called once with whether a held watch event was the echo of our own apply (see ``Applier.echo``)."""
 
 
 def body_hash(body: Object) -> str:
@@ -69,6 +78,8 @@ class Applier:
             (r.api_version, r.kind): r for r in BUILTIN_RESOURCES
         }
         self._deletions_seen: set[Resource] = set()
+        self._in_flight: dict[_Ident, int] = {}  # object -> applies to it awaiting their answer
+        self._held: dict[_Ident, list[tuple[str, Settle]]] = {}  # object -> (event rv, settle) to judge
         self.skipped = 0
         """How many applies were skipped as unchanged (for tests and debugging)."""
 
@@ -113,12 +124,27 @@ class Applier:
     def wrote(self, resource: Resource, obj: Object) -> bool:
         """True when ``obj`` is exactly the result of our last apply to it (spec or status): a watch
         event carrying it is the echo of our own write."""
-        meta = obj.get("metadata") or {}
-        rv = str(meta.get("resourceVersion") or "")
+        rv, ident = _identify(resource, obj)
+        return bool(rv) and self._is_last(ident, rv)
+
+    def echo(self, resource: Resource, obj: Object, settle: Settle) -> bool | None:
+        """Whether a watch event carrying ``obj`` is the echo of our own last apply to it.
+
+        True or False when that is known now. None while an apply to the object awaits its answer: the
+        event may be that apply's echo, read before the answer. ``settle(is_echo)`` is then called once,
+        when the last such apply has its answer (is_echo when the event carries the resourceVersion we
+        last wrote) or failed (judged against what we wrote before).
+        """
+        rv, ident = _identify(resource, obj)
         if not rv:
             return False
-        ns = str(meta.get("namespace") or "") if resource.namespaced else ""
-        name = str(meta.get("name"))
+        if ident in self._in_flight:
+            self._held.setdefault(ident, []).append((rv, settle))
+            return None
+        return self._is_last(ident, rv)
+
+    def _is_last(self, ident: _Ident, rv: str) -> bool:
+        resource, ns, name = ident
         slots = (self._last.get((resource, ns, name, sub)) for sub in ("", "status"))
         return any(last is not None and last[1] == rv for last in slots)
 
@@ -217,11 +243,27 @@ class Applier:
             if unchanged:
                 self.skipped += 1
                 return None
-        result = applied(await self.client.apply(resource, body, subresource=subresource))
-        result_meta = result["metadata"]
-        generation = str(result_meta.get("generation", "")) if not subresource else ""
-        self._last[slot] = (digest, str(result_meta.get("resourceVersion", "")), generation)
+        ident: _Ident = slot[:3]
+        self._in_flight[ident] = self._in_flight.get(ident, 0) + 1
+        try:
+            result = applied(await self.client.apply(resource, body, subresource=subresource))
+            result_meta = result["metadata"]
+            generation = str(result_meta.get("generation", "")) if not subresource else ""
+            self._last[slot] = (digest, str(result_meta.get("resourceVersion", "")), generation)
+        finally:
+            self._answered(ident)
         return result
+
+    def _answered(self, ident: _Ident) -> None:
+        """An apply to ``ident`` has its answer (or failed): once none is left in flight, judge the watch
+        events held meanwhile."""
+        left = self._in_flight[ident] - 1
+        if left:
+            self._in_flight[ident] = left
+            return
+        del self._in_flight[ident]
+        for rv, settle in self._held.pop(ident, ()):
+            settle(self._is_last(ident, rv))
 
     def _cached(self, resource: Resource, namespace: str, name: str) -> tuple[bool, Object | None]:
         """(whether the cache watches this object, the cached object or None)."""
@@ -251,6 +293,13 @@ def applied(answer: Object) -> Object:
     if "status" in answer:
         out["status"] = answer["status"]
     return out
+
+
+def _identify(resource: Resource, obj: Object) -> tuple[str, _Ident]:
+    """(resourceVersion, (resource, namespace, name)) of ``obj``."""
+    meta = obj.get("metadata") or {}
+    ns = str(meta.get("namespace") or "") if resource.namespaced else ""
+    return str(meta.get("resourceVersion") or ""), (resource, ns, str(meta.get("name")))
 
 
 def _older(cached: str, ours: str) -> bool:

@@ -97,7 +97,9 @@ class _Enqueue:
 
     With ``echo_of`` set (the primary and owned kinds), an add or update that only echoes this
     operator's own last apply to the object (same resourceVersion) is dropped: the reconcile that
-    wrote it already accounted for it, so reconciling again would only recompute the same state.
+    wrote it already accounted for it, so reconciling again would only recompute the same state. An
+    event read while that apply still awaits its answer is judged when the answer arrives
+    (``Applier.echo``); an event that maps to no key (another controller's child) is not judged at all.
     """
 
     def __init__(
@@ -107,12 +109,6 @@ class _Enqueue:
         self._user_mapper = mapper
         self._primary = primary
         self._echo_of = echo_of
-
-    def _echo(self, obj: Object) -> bool:
-        if self._echo_of is None or not self._runner.applier.wrote(self._echo_of, obj):
-            return False
-        # A key deferred until its cache caught up with our write is due now, echo or not.
-        return not (self._primary and self._runner.release_deferred(ObjectKey.of(obj)))
 
     def _mapper(self, obj: Object) -> list[ObjectKey]:
         """The declared mapper; a failing one is logged and maps to nothing (it must not kill the watch)."""
@@ -127,22 +123,38 @@ class _Enqueue:
             )
             return []
 
-    def on_add(self, obj: Object, *, initial: bool) -> None:
-        if not initial and self._echo(obj):
+    def _unless_echo(self, obj: Object, keys: list[ObjectKey]) -> None:
+        """Enqueue ``keys`` for a change to ``obj`` unless it is the echo of our own write."""
+        if self._echo_of is None:
+            self._runner.enqueue(keys, 0, obj if self._primary else None)
             return
-        self._runner.enqueue(
-            self._mapper(obj), LOW_PRIORITY if initial else 0, obj if self._primary else None
-        )
+        echo = self._runner.applier.echo(self._echo_of, obj, lambda is_echo: self._settle(obj, keys, is_echo))
+        if echo is not None:
+            self._settle(obj, keys, echo)
+
+    def _settle(self, obj: Object, keys: list[ObjectKey], echo: bool) -> None:
+        # A key deferred until its cache caught up with our write is due now, echo or not.
+        if echo and not (self._primary and self._runner.release_deferred(ObjectKey.of(obj))):
+            return
+        self._runner.enqueue(keys, 0, obj if self._primary else None)
+
+    def on_add(self, obj: Object, *, initial: bool) -> None:
+        keys = self._mapper(obj)
+        if not keys:
+            return
+        if initial:
+            self._runner.enqueue(keys, LOW_PRIORITY, obj if self._primary else None)
+            return
+        self._unless_echo(obj, keys)
 
     def on_update(self, old: Object, new: Object, *, resync: bool) -> None:
         if resync:
             self._runner.enqueue(self._mapper(new), LOW_PRIORITY, new if self._primary else None, resync=True)
             return
-        if self._echo(new):
-            return
         keys = self._mapper(new)
         keys += [k for k in self._mapper(old) if k not in keys]
-        self._runner.enqueue(keys, 0, new if self._primary else None)
+        if keys:
+            self._unless_echo(new, keys)
 
     def on_delete(self, obj: Object) -> None:
         self._runner.enqueue(self._mapper(obj), 0, None)

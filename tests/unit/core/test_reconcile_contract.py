@@ -30,7 +30,6 @@ def make_runner(outcome: object) -> tuple[ControllerRunner, WorkQueue[ObjectKey]
     clock = ManualClock()
     metrics = Metrics()
     kube = KubeClient(FunctionTransport(lambda _: FakeResponse(200, {})), metrics=metrics)
-    cache = Cache(kube)
     queue: WorkQueue[ObjectKey] = WorkQueue("widget", clock=clock, metrics=metrics)
 
     async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
@@ -40,8 +39,17 @@ def make_runner(outcome: object) -> tuple[ControllerRunner, WorkQueue[ObjectKey]
         assert isinstance(outcome, Result)
         return outcome
 
-    runner = ControllerRunner(
-        Controller("widget", WIDGET, reconcile),
+    runner = runner_for(Controller("widget", WIDGET, reconcile), kube, metrics, queue)
+    return runner, queue, clock, metrics
+
+
+def runner_for(
+    controller: Controller, kube: KubeClient, metrics: Metrics, queue: WorkQueue[ObjectKey] | None = None
+) -> ControllerRunner:
+    """One worker running ``controller`` over a fresh cache, with its own Applier."""
+    cache = Cache(kube)
+    return ControllerRunner(
+        controller,
         cache=cache,
         applier=Applier(kube, cache),
         events=EventRecorder(kube),
@@ -50,7 +58,6 @@ def make_runner(outcome: object) -> tuple[ControllerRunner, WorkQueue[ObjectKey]
         workers=1,
         queue=queue,
     )
-    return runner, queue, clock, metrics
 
 
 def count(metrics: Metrics, name: str, **labels: str) -> float:
