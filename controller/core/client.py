@@ -151,7 +151,9 @@ class KubeClient:
             lines = response.lines().__aiter__()
             while True:
                 try:
-                    line = await asyncio.wait_for(lines.__anext__(), line_timeout)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each read in a task.
+                    async with asyncio.timeout(line_timeout):
+                        line = await lines.__anext__()
                 except StopAsyncIteration:
                     return
                 if line.strip():
