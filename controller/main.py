@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 
 import structlog
@@ -186,8 +187,28 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+GC_THRESHOLD0 = 10_000
+"""Net container allocations between young-generation collections (CPython's default is 700)."""
+
+
+def tune_gc() -> None:
+    """Collect the young generation every 10,000 net allocations instead of 700.
+
+    Decoding watch events and API answers allocates thousands of short-lived dicts a second, and with
+    CPython's default every 700th allocation walks the young objects, every 10th such collection the
+    middle generation, and every few of those the whole heap, which holds the cache (about a million
+    objects at 1000 MCPServers: 50-90 ms a walk). Decoded JSON holds no reference cycles, so most young
+    objects are freed by reference counting before a later collection would look at them; cycles
+    (asyncio tasks, exceptions) are still collected, a little later. In
+    bench_operator (N=1000: create, roll, delete) collections took 0.89 s of CPU with 700 (527 young,
+    48 middle, 5 full) and 0.14 s with 10,000 (17 young, 2 middle, no full one), peak RSS unchanged.
+    """
+    gc.set_threshold(GC_THRESHOLD0, *gc.get_threshold()[1:])
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    tune_gc()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve(args))
