@@ -5,7 +5,6 @@ No I/O and no clock of their own: callers pass ``now`` so the functions stay det
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +46,8 @@ def set_condition(
         raise ValueError(f"condition {type_}: status must be one of {CONDITION_STATUSES}, got '{status}'")
     if not reason or not reason[0].isupper() or not reason.replace("_", "").isalnum():
         raise ValueError(f"condition {type_}: reason must be a CamelCase identifier, got '{reason}'")
-    result = [copy.deepcopy(c) for c in conditions or []]
+    # A copy of each condition (set_condition only assigns their top-level fields, all scalars).
+    result = [dict(c) for c in conditions or []]
     existing = get_condition(result, type_)
     if existing is None:
         existing = {"type": type_}
