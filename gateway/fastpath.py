@@ -307,14 +307,7 @@ class FastPath:
             # One of this session's fast-path calls: cancel it (the proxy tells the backend), and answer
             # the notification as the SDK does.
             self.calls[(lease.session_id, params["requestId"])].cancel("cancelled")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 202,
-                    "headers": [*_JSON_HEADERS, _session_header(lease), (b"content-length", b"0")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
+            await _send_json(send, 202, b"", _session_header(lease))
             return
         await self._answer_session(
             lease, scope, receive, send, request_id=request_id, method=method, params=params
@@ -368,9 +361,7 @@ class FastPath:
         # As on the 2026-07-28 path the call runs in this task with one watcher for a disconnect; a
         # ``notifications/cancelled`` for it cancels it too, and a timer turns a slow answer into an SSE
         # stream with keep-alive comments.
-        task = asyncio.current_task()
-        assert task is not None
-        call = _Call(task)
+        call = _Call.current()
         key = (lease.session_id, request_id)
         self.calls[key] = call
         reply = _SessionReply(send, lease)
@@ -386,7 +377,7 @@ class FastPath:
                     "result": self._shape(method, lease.protocol_version, raw),
                 }
             except asyncio.CancelledError:
-                if call.reason is None or task.uncancel() > 0:
+                if call.reason is None or call.task.uncancel() > 0:
                     raise
                 if call.reason == "cancelled":
                     await reply.finish(None)  # the SDK writes no answer to a cancelled request
@@ -418,33 +409,17 @@ class FastPath:
     ) -> None:
         # The call runs in this task; a watcher cancels it if the client disconnects meanwhile (the proxy
         # then sends the backend ``notifications/cancelled``). One task per request, not two.
-        task = asyncio.current_task()
-        assert task is not None
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            await _disconnected(receive)
-            gone = True
-            task.cancel()
-
-        watcher = asyncio.get_running_loop().create_task(watch())
+        call = _Call.current()
+        watcher = asyncio.get_running_loop().create_task(_watch(receive, call))
         try:
             status, body = await self._respond(request_id, method, params, version, scope)
         except asyncio.CancelledError:
-            if gone and task.uncancel() == 0:
+            if call.reason is not None and call.task.uncancel() == 0:
                 return  # only our watcher cancelled it: the client is gone, nobody to answer
             raise
         finally:
             watcher.cancel()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, status, body)
 
     async def _respond(
         self, request_id: Any, method: str, params: dict[str, Any], version: str, scope: Scope
@@ -513,15 +488,30 @@ def _sse(message: dict[str, Any]) -> bytes:
     return b"event: message\r\ndata: " + _dumps(message) + b"\r\n\r\n"
 
 
+async def _send_json(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    """A whole ``application/json`` answer (one start, one body message)."""
+    length = (b"content-length", str(len(body)).encode())
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*_JSON_HEADERS, *headers, length]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class _Call:
-    """A session-era call in flight: its task and why it was cancelled (by the watcher or a
-    ``notifications/cancelled``)."""
+    """A fast-path call in flight, run in the request's own task, and why it was cancelled: the client
+    went away (:func:`_watch`) or, in a session, a ``notifications/cancelled`` named it."""
 
     __slots__ = ("reason", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.reason: str | None = None
+
+    @classmethod
+    def current(cls) -> _Call:
+        task = asyncio.current_task()
+        assert task is not None
+        return cls(task)
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -587,10 +577,7 @@ class _SessionReply:
             if self.streaming or message is None:
                 await self._chunk(b"" if message is None else _sse(message), more=False)
                 return
-            body = _dumps(message)
-            headers = [*_JSON_HEADERS, self.session_header, (b"content-length", str(len(body)).encode())]
-            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self.send({"type": "http.response.body", "body": body})
+            await _send_json(self.send, 200, _dumps(message), self.session_header)
 
 
 def _dumps(data: dict[str, Any]) -> bytes:

@@ -170,8 +170,7 @@ class ProxyServer(Server[Any]):
         self.metrics = metrics or ProxyMetrics()
         self.auditor = auditor or Auditor()
         self._in_flight: dict[int, Ctx] = {}
-        self._fast_in_flight = 0
-        self._fast_streams: dict[int, Notify] = {}
+        self._fast_in_flight: dict[object, Notify | None] = {}  # fast-path request -> its stream, if any
         self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
@@ -489,20 +488,13 @@ class ProxyServer(Server[Any]):
 
     @contextlib.contextmanager
     def _fast_request(self, notify: Notify | None) -> Iterator[None]:
-        """Counts a fast-path request as in flight for log routing (with its stream when it has one)."""
-        if notify is None:
-            self._fast_in_flight += 1
-            try:
-                yield
-            finally:
-                self._fast_in_flight -= 1
-            return
-        key = id(notify)
-        self._fast_streams[key] = notify
+        """Counts a fast-path request as in flight for log routing, with its stream when it has one."""
+        key = object()
+        self._fast_in_flight[key] = notify
         try:
             yield
         finally:
-            self._fast_streams.pop(key, None)
+            del self._fast_in_flight[key]
 
     async def _raw_forward(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         backend = self.backend
@@ -537,15 +529,18 @@ class ProxyServer(Server[Any]):
         self, params: types.LoggingMessageNotificationParams, identity: str | None = None
     ) -> None:
         requests = self._requests_of(identity)
-        streams = list(self._fast_streams.values()) if identity is None else []
-        in_flight = len(requests) + len(streams) + (self._fast_in_flight if identity is None else 0)
-        if in_flight != 1:
-            logger.debug("backend log message not routed: %d front requests in flight", in_flight)
+        fast = list(self._fast_in_flight.values()) if identity is None else []
+        if len(requests) + len(fast) != 1:
+            logger.debug(
+                "backend log message not routed: %d front requests in flight", len(requests) + len(fast)
+            )
             return
-        if streams:
-            message = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-            with contextlib.suppress(Exception):  # the front request may just have finished
-                await streams[0]({"jsonrpc": "2.0", "method": "notifications/message", "params": message})
+        if fast:
+            stream = fast[0]  # None: a 2026-07-28 request that did not opt in to log messages
+            if stream is not None:
+                message = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+                with contextlib.suppress(Exception):  # the front request may just have finished
+                    await stream({"jsonrpc": "2.0", "method": "notifications/message", "params": message})
             return
         ctx = requests[0]
         notification = types.LoggingMessageNotification(params=params)

@@ -182,8 +182,7 @@ class RawChannel:
         )
         try:
             if self._wire is not None:
-                data = notification.model_dump_json(by_alias=True, exclude_unset=True)
-                sending = self._wire.send_line(data.encode() + b"\n")
+                sending = self._wire.send_message(notification)
             else:
                 sending = self._write_stream.send(SessionMessage(notification))
             await asyncio.wait_for(sending, _CANCEL_WRITE_TIMEOUT)

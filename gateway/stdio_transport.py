@@ -77,6 +77,10 @@ class LineWire:
         except (ConnectionResetError, BrokenPipeError, RuntimeError) as exc:
             raise anyio.BrokenResourceError from exc
 
+    async def send_message(self, message: types.JSONRPCMessage) -> None:
+        """Write one JSON-RPC message as the SDK's stdio transport encodes it."""
+        await self.send_line(message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+
 
 @contextlib.asynccontextmanager
 async def stdio_transport(
@@ -145,8 +149,7 @@ async def stdio_transport(
         try:
             async with write_reader:
                 async for message in write_reader:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    await wire.send_line(data.encode() + b"\n")
+                    await wire.send_message(message.message)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             # The server may still be alive: end the read side so the session sees the connection end.
             await read_writer.aclose()

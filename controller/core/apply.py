@@ -121,12 +121,6 @@ class Applier:
         slots = (self._last.get((resource, ns, name, sub)) for sub in ("", "status"))
         return any(last is not None and _older(cached_rv, last[1]) for last in slots)
 
-    def wrote(self, resource: Resource, obj: Object) -> bool:
-        """True when ``obj`` is exactly the result of our last apply to it (spec or status): a watch
-        event carrying it is the echo of our own write."""
-        rv, ident = _identify(resource, obj)
-        return bool(rv) and self._is_last(ident, rv)
-
     def echo(self, resource: Resource, obj: Object, settle: Settle) -> bool | None:
         """Whether a watch event carrying ``obj`` is the echo of our own last apply to it.
 
