@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY api api
 COPY controller controller
 COPY gateway gateway
+COPY kube kube
 RUN /opt/mcp-operator/bin/pip install --no-cache-dir -c requirements/constraints.txt . \
     && /opt/mcp-operator/bin/pip uninstall --yes pip
 

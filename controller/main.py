@@ -17,6 +17,10 @@ import structlog
 import controller.reconcilers
 from controller.core.logs import configure_logging
 from controller.core.manager import Manager, ManagerOptions, default_leader_election_namespace
+from kube.credentials import ConfigError
+
+EXIT_CONFIG_ERROR = 2
+"""Exit code when the kubeconfig or in-cluster credentials are missing or invalid."""
 
 
 def parse_bool(value: str) -> bool:
@@ -168,7 +172,11 @@ async def serve(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         controllers=[runner.name for runner in manager.runners],
     )
-    code = await manager.run()
+    try:
+        code = await manager.run()
+    except ConfigError as exc:
+        log.error("no Kubernetes API to talk to", error=str(exc))
+        return EXIT_CONFIG_ERROR
     log.info("stopped", exit_code=code)
     return code
 

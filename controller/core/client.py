@@ -20,7 +20,7 @@ from controller.core.clock import Clock, MonotonicClock
 from controller.core.metrics import Metrics
 from controller.core.ratelimit import TokenBucket
 from controller.core.resources import EVENT, Resource
-from controller.core.transport import Request, Response, Transport, TransportError, decode_json
+from kube.transport import Request, Response, Transport, TransportError, decode_json
 
 FIELD_MANAGER = "mcp-operator"
 """The one stable field manager of every server-side apply (renaming it would orphan ownership)."""

@@ -12,7 +12,7 @@ import structlog
 from controller.core.client import ApiError
 from controller.core.clock import Clock, MonotonicClock
 from controller.core.objects import Object, rfc3339
-from controller.core.transport import TransportError
+from kube.transport import TransportError
 
 if TYPE_CHECKING:
     from controller.core.client import KubeClient

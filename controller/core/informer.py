@@ -22,7 +22,7 @@ from controller.core.client import ApiError, KubeClient
 from controller.core.clock import Clock, MonotonicClock
 from controller.core.resources import ObjectKey, Resource
 from controller.core.store import Object, Store, Transform, compact, resource_version, strip_unread_fields
-from controller.core.transport import TransportError
+from kube.transport import TransportError
 
 log = structlog.get_logger("mcp-operator.informer")
 

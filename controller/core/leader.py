@@ -18,7 +18,7 @@ import structlog
 from controller.core.client import ApiError, KubeClient
 from controller.core.clock import Clock, MonotonicClock
 from controller.core.resources import LEASE
-from controller.core.transport import TransportError
+from kube.transport import TransportError
 
 log = structlog.get_logger("mcp-operator.leader")
 

@@ -19,7 +19,6 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
@@ -32,22 +31,17 @@ from controller.core.informer import InformerSettings
 from controller.core.leader import LeaderElectionConfig, LeaderElector
 from controller.core.metrics import Metrics
 from controller.core.probes import HttpServer, ProbeServer
-from controller.core.transport import LazyKubeTransport, Transport
+from kube.service_account import service_account_namespace
+from kube.transport import LazyKubeTransport, Transport
 
 log = structlog.get_logger("mcp-operator.manager")
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 EXIT_LEADERSHIP_LOST = 1
 
 
 def default_leader_election_namespace() -> str:
     """POD_NAMESPACE, else the in-cluster service account's namespace, else ``default``."""
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        return "default"
+    return os.environ.get("POD_NAMESPACE") or service_account_namespace() or "default"
 
 
 @dataclass

@@ -18,7 +18,7 @@ CONNECTIONS = 100
 
 SCRIPT = """
 import asyncio, sys
-from controller.core.transport import KubeTransport, Request
+from kube.transport import KubeTransport, Request
 from controller.main import new_event_loop
 
 def rss_mb():

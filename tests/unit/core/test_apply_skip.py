@@ -11,7 +11,7 @@ from controller.core.apply import Applier
 from controller.core.cache import Cache
 from controller.core.client import ApiError, KubeClient
 from controller.core.resources import CONFIGMAP, ObjectKey
-from controller.core.transport import Request
+from kube.transport import Request
 from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
 
 Obj = dict[str, Any]

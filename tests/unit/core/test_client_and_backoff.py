@@ -13,7 +13,7 @@ from controller.core.client import ApiError, KubeClient
 from controller.core.clock import ManualClock
 from controller.core.informer import Backoff, InformerSettings
 from controller.core.resources import CONFIGMAP, DEPLOYMENT
-from controller.core.transport import Request
+from kube.transport import Request
 
 
 class FakeResponse:

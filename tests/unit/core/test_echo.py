@@ -16,7 +16,7 @@ from controller.core.client import ApiError, KubeClient
 from controller.core.controller import Controller, ControllerRunner, ReconcileContext, Result
 from controller.core.metrics import Metrics
 from controller.core.resources import CONFIGMAP, ObjectKey, Resource
-from controller.core.transport import Request
+from kube.transport import Request
 from tests.unit.core.test_client_and_backoff import FakeResponse
 from tests.unit.core.test_reconcile_contract import runner_for
 

@@ -17,7 +17,7 @@ from controller.core.clock import ManualClock
 from controller.core.informer import Informer, InformerSettings
 from controller.core.resources import CONFIGMAP
 from controller.core.store import Store, strip_unread_fields
-from controller.core.transport import Request
+from kube.transport import Request
 
 
 class Response:

@@ -1,7 +1,7 @@
 """The one place that performs HTTP to the API server: a transport with a single ``send`` method.
 
 :class:`KubeTransport` sends over one aiohttp session configured from
-:mod:`controller.core.kubeconfig` and hands back the raw response, so callers consume raw JSON and own
+:mod:`kube.kubeconfig` and hands back the raw response, so callers consume raw JSON and own
 their watch loops. Tests can swap in any object with the same ``send`` method.
 """
 
@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
-from controller.core.kubeconfig import Connection, UnsupportedConfigError, from_kubeconfig_file, in_cluster
+from kube.credentials import Connection
+from kube.kubeconfig import load_connection
 
 
 @dataclass
@@ -113,15 +111,9 @@ class KubeTransport:
     async def from_kubeconfig(
         cls, kubeconfig: str | None = None, context: str | None = None
     ) -> KubeTransport:
-        """Load ``kubeconfig`` (or $KUBECONFIG, or the in-cluster service account, or ~/.kube/config)."""
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return cls(in_cluster())
-        path = path or str(Path.home() / ".kube" / "config")
-        try:
-            return cls(from_kubeconfig_file(path, context))
-        except UnsupportedConfigError:
-            return cls(await _kubernetes_asyncio_connection(path, context))
+        """Load ``kubeconfig`` (or $KUBECONFIG, or the in-cluster service account, or ~/.kube/config);
+        :class:`kube.credentials.ConfigError` when there is none."""
+        return cls(await load_connection(kubeconfig, context))
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -156,30 +148,6 @@ class KubeTransport:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-async def _kubernetes_asyncio_connection(path: str, context: str | None) -> Connection:
-    """kubernetes-asyncio's loader for what :mod:`controller.core.kubeconfig` does not read itself
-    (exec plugins, auth providers); imported only here because it costs ~60 MB of memory."""
-    from kubernetes_asyncio import client as k8s_client  # noqa: PLC0415
-    from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
-
-    cfg = k8s_client.Configuration()
-    await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-    if cfg.verify_ssl:
-        ssl_context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-    else:
-        ssl_context = ssl.create_default_context()
-        ssl_context.check_hostname = False
-        ssl_context.verify_mode = ssl.CERT_NONE
-    if cfg.cert_file:
-        ssl_context.load_cert_chain(cfg.cert_file, cfg.key_file)
-
-    async def authorization() -> str | None:
-        token: str | None = await cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
-        return token
-
-    return Connection(str(cfg.host).rstrip("/"), ssl_context, authorization)
 
 
 def encode_json(value: Any) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core.apply import body_hash
-from controller.core.transport import decode_json, encode_json
+from kube.transport import decode_json, encode_json
 
 
 def test_bodies_are_compact_utf8_without_escapes() -> None:
