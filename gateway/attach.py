@@ -21,10 +21,8 @@ import base64
 import binascii
 import contextlib
 import logging
-import os
 import ssl
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
@@ -34,6 +32,8 @@ from mcp.shared.message import SessionMessage
 
 from api.proxy_config import AttachBackend
 from gateway.backend import Streams, TransportFactory
+from kube.credentials import ca_context, read_token
+from kube.service_account import in_cluster_server
 
 __all__ = [
     "CHANNEL_PROTOCOLS",
@@ -84,37 +84,20 @@ def decode_frame(protocol: str | None, data: bytes | str) -> tuple[int, bytes] |
 
 def attach_url(config: AttachBackend) -> str:
     """The attach endpoint (wss://) for the configured pod and container."""
-    base = config.api_server
-    if base is None:
-        host = os.environ.get("KUBERNETES_SERVICE_HOST")
-        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise RuntimeError(
-                "backend.apiServer is not set and KUBERNETES_SERVICE_HOST is missing: the attach backend "
-                "needs the Kubernetes API (run in a pod, or set backend.apiServer)"
-            )
-        base = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
+    base = config.api_server or in_cluster_server(otherwise="set backend.apiServer")
     query = urlencode({"container": config.container, "stdin": "true", "stdout": "true", "stderr": "true"})
     path = f"/api/v1/namespaces/{config.namespace}/pods/{config.pod}/attach?{query}"
     return base.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
-
-
-def _ssl_context(config: AttachBackend) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if config.ca_file is not None and Path(config.ca_file).exists():
-        context.load_verify_locations(cafile=config.ca_file)
-    return context
 
 
 def attach_transport(config: AttachBackend) -> TransportFactory:
     """A transport factory attaching to the configured container."""
 
     def factory() -> contextlib.AbstractAsyncContextManager[Streams]:
-        token = Path(config.token_file).read_text(encoding="utf-8").strip()
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {read_token(config.token_file)}"}
         url = attach_url(config)
         return open_attach(
-            url, headers=headers, ssl_context=_ssl_context(config) if url.startswith("wss") else None
+            url, headers=headers, ssl_context=ca_context(config.ca_file) if url.startswith("wss") else None
         )
 
     return factory

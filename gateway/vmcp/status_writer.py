@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,12 @@ import anyio
 import httpx2
 import structlog
 
+from kube.credentials import ca_context, read_token
+from kube.service_account import CA_FILE, TOKEN_FILE, in_cluster_server
+
 __all__ = ["FIELD_MANAGER", "StatusTarget", "StatusWriter", "health_items"]
 
 FIELD_MANAGER = "mcp-operator-vmcp"
-SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 HEALTH_VALUES = ("ready", "unavailable", "degraded", "unknown", "unauthenticated")
 log = structlog.get_logger("mcp-operator.vmcp.status")
 
@@ -51,12 +52,9 @@ class StatusTarget:
         name, namespace = env.get("VMCP_NAME"), env.get("VMCP_NAMESPACE")
         if not name or not namespace:
             return None
-        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
-        api = env.get("VMCP_KUBERNETES_API") or (f"https://{host}:{port}" if host else "")
-        if not api:
-            raise ValueError("VMCP_NAME is set but no API server is known: set KUBERNETES_SERVICE_HOST")
-        ca = Path(env.get("VMCP_KUBERNETES_CA", str(SA_DIR / "ca.crt")))
-        token = Path(env.get("VMCP_KUBERNETES_TOKEN_FILE", str(SA_DIR / "token")))
+        api = env.get("VMCP_KUBERNETES_API") or in_cluster_server(env, otherwise="set VMCP_KUBERNETES_API")
+        ca = Path(env.get("VMCP_KUBERNETES_CA", str(CA_FILE)))
+        token = Path(env.get("VMCP_KUBERNETES_TOKEN_FILE", str(TOKEN_FILE)))
         return cls(name, namespace, api.rstrip("/"), token, ca if ca.exists() else None)
 
     @property
@@ -138,17 +136,14 @@ class StatusWriter:
             "metadata": {"name": target.name, "namespace": target.namespace},
             "status": {"discoveredBackends": items},
         }
-        token = target.token_file.read_text().strip()
+        token = read_token(target.token_file)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/apply-patch+yaml"}
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
         url = target.api_server + target.status_path
         if self._http is not None:
             response = await self._http.patch(url, content=json.dumps(body), headers=headers, params=params)
         else:
-            verify: ssl.SSLContext | bool = (
-                ssl.create_default_context(cafile=str(target.ca_file)) if target.ca_file else True
-            )
-            async with httpx2.AsyncClient(verify=verify, timeout=10.0) as http:
+            async with httpx2.AsyncClient(verify=ca_context(target.ca_file), timeout=10.0) as http:
                 response = await http.patch(url, content=json.dumps(body), headers=headers, params=params)
         if response.status_code >= 300:
             raise RuntimeError(
