@@ -15,6 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "TOKEN_FILE_REREAD",
+    "Authorization",
+    "ConfigError",
+    "Connection",
+    "UnsupportedConfigError",
+    "ca_context",
+    "insecure_context",
+    "no_authorization",
+    "read_token",
+    "static_token",
+    "token_file_authorization",
+]
+
 TOKEN_FILE_REREAD = 60.0
 """Seconds between re-reads of a token file by :func:`token_file_authorization`."""
 

@@ -31,6 +31,8 @@ from kube.credentials import (
 )
 from kube.service_account import TOKEN_FILE, service_account
 
+__all__ = ["from_kubeconfig_file", "load_connection"]
+
 
 def _materialise(data: str | None, path: str | None, base: Path, suffix: str) -> str | None:
     """A file path for a ``*-data`` field (base64, written to a private temp file) or a path field."""

@@ -12,6 +12,8 @@ from kubernetes_asyncio import config as k8s_config
 
 from kube.credentials import Connection, ca_context, insecure_context
 
+__all__ = ["plugin_connection"]
+
 
 async def plugin_connection(path: str, context: str | None) -> Connection:
     """The connection kubernetes-asyncio's loader makes of ``path``; its token source refreshes

@@ -18,6 +18,16 @@ from kube.credentials import (
     token_file_authorization,
 )
 
+__all__ = [
+    "CA_FILE",
+    "NAMESPACE_FILE",
+    "SERVICE_ACCOUNT_DIR",
+    "TOKEN_FILE",
+    "in_cluster_server",
+    "service_account",
+    "service_account_namespace",
+]
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_FILE = SERVICE_ACCOUNT_DIR / "token"
 CA_FILE = SERVICE_ACCOUNT_DIR / "ca.crt"

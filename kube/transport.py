@@ -19,6 +19,17 @@ import orjson
 from kube.credentials import Connection
 from kube.kubeconfig import load_connection
 
+__all__ = [
+    "KubeTransport",
+    "LazyKubeTransport",
+    "Request",
+    "Response",
+    "Transport",
+    "TransportError",
+    "decode_json",
+    "encode_json",
+]
+
 
 @dataclass
 class Request:
