@@ -25,36 +25,7 @@ import orjson
 from controller.core.cache import Cache, NotWatchedError
 from controller.core.client import MERGE_PATCH, KubeClient
 from controller.core.objects import Object, carries
-from controller.core.resources import (
-    CONFIGMAP,
-    DEPLOYMENT,
-    EVENT,
-    LEASE,
-    NAMESPACE,
-    POD,
-    ROLE,
-    ROLEBINDING,
-    SECRET,
-    SERVICE,
-    SERVICEACCOUNT,
-    STATEFULSET,
-    Resource,
-)
-
-BUILTIN_RESOURCES = (
-    DEPLOYMENT,
-    STATEFULSET,
-    SERVICE,
-    CONFIGMAP,
-    SECRET,
-    SERVICEACCOUNT,
-    POD,
-    NAMESPACE,
-    EVENT,
-    ROLE,
-    ROLEBINDING,
-    LEASE,
-)
+from controller.core.resources import BUILTIN_RESOURCES, Resource
 
 _SlotKey = tuple[Resource, str, str, str]
 _Ident = tuple[Resource, str, str]

@@ -85,3 +85,19 @@ LEASE = Resource("coordination.k8s.io", "v1", "Lease", "leases")
 CUSTOMRESOURCEDEFINITION = Resource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
+
+BUILTIN_RESOURCES = (
+    DEPLOYMENT,
+    STATEFULSET,
+    SERVICE,
+    CONFIGMAP,
+    SECRET,
+    SERVICEACCOUNT,
+    POD,
+    NAMESPACE,
+    EVENT,
+    ROLE,
+    ROLEBINDING,
+    LEASE,
+)
+"""The built-in kinds an apply can name without registering them first."""
