@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import gc
 import os
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -51,14 +53,31 @@ def split_namespaces(values: list[str]) -> list[str]:
     return sorted({name.strip() for value in values for name in value.split(",") if name.strip()})
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(prog="mcp-operator run", description="Run the mcp-operator controller.")
+def add_flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: str | None,
+    help_text: str,
+    *,
+    type: Callable[[str], Any] = str,
+    choices: list[str] | None = None,
+    shown_default: str | None = None,
+) -> None:
+    """``--flag`` with its environment-variable twin (the flag's name in upper case, ``_`` for ``-``),
+    which the help names together with the default."""
+    env_name = flag.upper().replace("-", "_")
     parser.add_argument(
-        "--kubeconfig",
-        default=env("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG; default: in-cluster config)",
+        f"--{flag}",
+        default=os.environ.get(env_name) or default,
+        type=type,
+        choices=choices,
+        help=f"{help_text} (env {env_name}; default {shown_default or default})",
     )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mcp-operator run", description="Run the mcp-operator controller.")
+    add_flag(parser, "kubeconfig", None, "kubeconfig file", shown_default="in-cluster, then ~/.kube/config")
     parser.add_argument(
         "--namespace",
         action="append",
@@ -66,79 +85,45 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="namespace to watch; repeat or comma-separate for several (env WATCH_NAMESPACE, "
         "comma-separated; default: all namespaces)",
     )
-    parser.add_argument(
-        "--metrics-bind-address",
-        default=env("METRICS_BIND_ADDRESS", ":8080"),
-        help="address for /metrics (env METRICS_BIND_ADDRESS, default :8080; 0 disables)",
+    add_flag(parser, "metrics-bind-address", ":8080", "address for /metrics; 0 disables")
+    add_flag(parser, "leader-elect", "false", "use a Lease so only one replica reconciles", type=parse_bool)
+    add_flag(
+        parser,
+        "leader-election-namespace",
+        default_leader_election_namespace(),
+        "namespace of the leader Lease",
+        shown_default="POD_NAMESPACE, the in-cluster namespace, or 'default'",
     )
-    parser.add_argument(
-        "--leader-elect",
-        default=env("LEADER_ELECT", "false"),
-        type=parse_bool,
-        help="use a Lease so only one replica reconciles (env LEADER_ELECT, default false)",
-    )
-    parser.add_argument(
-        "--leader-election-namespace",
-        default=env("LEADER_ELECTION_NAMESPACE") or default_leader_election_namespace(),
-        help="namespace of the leader Lease (env LEADER_ELECTION_NAMESPACE; default: POD_NAMESPACE, "
-        "the in-cluster namespace, or 'default')",
-    )
-    parser.add_argument(
-        "--leader-election-id",
-        default=env("LEADER_ELECTION_ID", "mcp-operator-leader"),
-        help="name of the leader Lease (env LEADER_ELECTION_ID, default mcp-operator-leader)",
-    )
-    parser.add_argument(
-        "--health-probe-bind-address",
-        default=env("HEALTH_PROBE_BIND_ADDRESS", ":8081"),
-        help="address for /healthz and /readyz (env HEALTH_PROBE_BIND_ADDRESS, default :8081)",
-    )
-    parser.add_argument(
-        "--workers",
-        default=env("WORKERS", "2"),
-        type=positive_int,
-        help="concurrent reconciles per controller (env WORKERS, default 2)",
-    )
-    parser.add_argument(
-        "--kube-api-qps",
-        default=env("KUBE_API_QPS", "20"),
+    add_flag(parser, "leader-election-id", "mcp-operator-leader", "name of the leader Lease")
+    add_flag(parser, "health-probe-bind-address", ":8081", "address for /healthz and /readyz")
+    add_flag(parser, "workers", "2", "concurrent reconciles per controller", type=positive_int)
+    add_flag(
+        parser,
+        "kube-api-qps",
+        "20",
+        "client-side requests per second to the API server, 0 = unlimited",
         type=non_negative_float,
-        help="client-side requests per second to the API server, 0 = unlimited "
-        "(env KUBE_API_QPS, default 20)",
     )
-    parser.add_argument(
-        "--kube-api-burst",
-        default=env("KUBE_API_BURST", "30"),
-        type=positive_int,
-        help="client-side request burst (env KUBE_API_BURST, default 30)",
-    )
-    parser.add_argument(
-        "--resync-period",
-        default=env("RESYNC_PERIOD", "36000"),
+    add_flag(parser, "kube-api-burst", "30", "client-side request burst", type=positive_int)
+    add_flag(
+        parser,
+        "resync-period",
+        "36000",
+        "seconds between full resyncs of every cached object, 0 disables",
         type=non_negative_float,
-        help="seconds between full resyncs of every cached object, 0 disables "
-        "(env RESYNC_PERIOD, default 10 h)",
+        shown_default="10 h",
     )
-    parser.add_argument(
-        "--graceful-shutdown-timeout",
-        default=env("GRACEFUL_SHUTDOWN_TIMEOUT", "30"),
+    add_flag(
+        parser,
+        "graceful-shutdown-timeout",
+        "30",
+        "seconds in-flight reconciles may take on shutdown",
         type=non_negative_float,
-        help="seconds in-flight reconciles may take on shutdown (env GRACEFUL_SHUTDOWN_TIMEOUT, default 30)",
     )
-    parser.add_argument(
-        "--log-level",
-        default=env("LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="log level (env LOG_LEVEL)",
-    )
-    parser.add_argument(
-        "--log-format",
-        default=env("LOG_FORMAT", "json"),
-        choices=["json", "console"],
-        help="log format (env LOG_FORMAT)",
-    )
+    add_flag(parser, "log-level", "info", "log level", choices=["debug", "info", "warning", "error"])
+    add_flag(parser, "log-format", "json", "log format", choices=["json", "console"])
     args = parser.parse_args(argv)
-    raw = args.namespace if args.namespace is not None else [env("WATCH_NAMESPACE", "")]
+    raw = args.namespace if args.namespace is not None else [os.environ.get("WATCH_NAMESPACE", "")]
     args.namespace = split_namespaces(raw)
     return args
 
