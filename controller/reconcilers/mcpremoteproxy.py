@@ -34,11 +34,12 @@ from controller.core.manager import Manager
 from controller.reconcilers import mcpremoteproxy_build as build
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPREMOTEPROXY
-from controller.reconcilers.outbound import invalid_auth, parse_ref, resolve_external_auth
+from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     SECRET_INDEX,
     Missing,
     index_auth_config_secrets,
+    parse_ref,
     referrer_watches,
     register_workload_indexes,
     resolve,
@@ -95,8 +96,6 @@ class MCPRemoteProxyReconciler:
             return Result.done()
 
         parsed, problems = parse_and_validate(raw)
-        if isinstance(parsed, MCPRemoteProxy):
-            problems = sorted(problems + build.build_problems(parsed))
         if problems or not isinstance(parsed, MCPRemoteProxy):
             status, events = invalid_status(previous, generation, format_problems(problems))
             await ctx.applier.apply_status(raw, status)

@@ -26,7 +26,6 @@ from api.common import HeaderForward
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_config
 from controller.reconcilers import children
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, labels, object_meta, selector_labels
@@ -34,7 +33,6 @@ from controller.reconcilers.podtemplate import (
     RESTRICTED_POD_SECURITY,
     apply_user_patch,
     container_security,
-    pod_template_problems,
 )
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
@@ -73,14 +71,6 @@ class Rendered:
     text: str
     digest: str
     env: list[JSON]
-
-
-def build_problems(proxy: MCPRemoteProxy) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
-    problems: list[Problem] = []
-    if proxy.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(proxy.spec.pod_template_spec)]
-    return problems
 
 
 def endpoint_path(proxy: MCPRemoteProxy) -> str:

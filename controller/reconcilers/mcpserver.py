@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
@@ -43,6 +41,7 @@ from controller.reconcilers.refs import (
     SECRET_INDEX,
     Missing,
     index_auth_config_secrets,
+    parse_ref,
     referrer_watches,
     register_workload_indexes,
     resolve,
@@ -106,8 +105,6 @@ class MCPServerReconciler:
             return Result.done()
 
         parsed, problems = parse_and_validate(raw)
-        if isinstance(parsed, MCPServer):
-            problems = sorted(problems + build.build_problems(parsed))
         if problems or not isinstance(parsed, MCPServer):
             message = format_problems(problems)
             status, events = invalid_status(previous, generation, message)
@@ -118,7 +115,7 @@ class MCPServerReconciler:
         server = parsed
         resolved = resolve(ctx.cache, key.namespace, raw.get("spec") or {})
         missing = resolved.missing
-        tool_config = _tool_config(resolved.tool_config, missing)
+        tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
         external_auth = resolve_external_auth(
             ctx.cache,
             key.namespace,
@@ -240,23 +237,6 @@ def get_ready_true(previous: JSON) -> bool:
 
 def _keep(previous: JSON) -> JSON:
     return {k: v for k, v in previous.items() if k in ("conditions", "url", "observedGeneration")}
-
-
-def _tool_config(raw: JSON | None, missing: list[Missing]) -> MCPToolConfig | None:
-    if raw is None:
-        return None
-    try:
-        return MCPToolConfig.model_validate(raw)
-    except ValidationError:
-        name = (raw.get("metadata") or {}).get("name")
-        missing.append(
-            Missing(
-                "spec.toolConfigRef.name",
-                "ToolConfigInvalid",
-                f"MCPToolConfig '{name}' is invalid (see its Accepted condition); fix it",
-            )
-        )
-        return None
 
 
 def _config_digest(desired: list[JSON]) -> str:

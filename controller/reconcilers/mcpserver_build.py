@@ -23,7 +23,6 @@ from typing import Any
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.proxy_config import (
     AttachBackend,
     AuditConfig,
@@ -39,7 +38,6 @@ from controller.reconcilers.podtemplate import (
     RESTRICTED_POD_SECURITY,
     apply_user_patch,
     container_security,
-    pod_template_problems,
 )
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
@@ -81,22 +79,6 @@ class Names:
     @property
     def server_account(self) -> str:
         return self.server
-
-
-def build_problems(server: MCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape, stdio auth."""
-    problems = []
-    if server.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(server.spec.pod_template_spec)]
-    if is_stdio(server) and server.spec.external_auth_config_ref is not None:
-        problems.append(
-            Problem(
-                "spec.externalAuthConfigRef",
-                "a stdio server is reached through its stdin/stdout, which carries no credential: remove "
-                "the reference, or serve the server over spec.transport sse or streamable-http",
-            )
-        )
-    return problems
 
 
 def is_stdio(server: MCPServer) -> bool:

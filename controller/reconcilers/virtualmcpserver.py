@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from api.auth_config import OutboundAuthConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -54,6 +52,7 @@ from controller.reconcilers.refs import (
     Missing,
     index_external_auth,
     index_group,
+    parse_ref,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
@@ -185,19 +184,21 @@ def _auth(
             )
         )
         return False, None
-    try:
-        config = MCPExternalAuthConfig.model_validate(raw)
-        if config.spec.type == "tokenExchange":
-            out.missing.append(
-                Missing(
-                    "spec.outgoingAuth",
-                    "ExternalAuthConfigUnsupported",
-                    f"MCPExternalAuthConfig '{name}' ({where}) is tokenExchange, which the gateway cannot "
-                    "do (its backend sessions are shared by all callers); use headerInjection, bearerToken "
-                    "or oauth2ClientCredentials",
-                )
+    config = parse_ref(MCPExternalAuthConfig, raw, "spec.outgoingAuth", out.missing)
+    if config is None:
+        return False, None
+    if config.spec.type == "tokenExchange":
+        out.missing.append(
+            Missing(
+                "spec.outgoingAuth",
+                "ExternalAuthConfigUnsupported",
+                f"MCPExternalAuthConfig '{name}' ({where}) is tokenExchange, which the gateway cannot "
+                "do (its backend sessions are shared by all callers); use headerInjection, bearerToken "
+                "or oauth2ClientCredentials",
             )
-            return False, None
+        )
+        return False, None
+    try:
         return True, outbound_auth(config.spec, out.secrets)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -215,20 +216,16 @@ def _tool_config(
     cache: Cache, namespace: str, name: str, workload: str, missing: list[Missing]
 ) -> MCPToolConfig | None:
     raw = cache.get(MCPTOOLCONFIG, namespace, name)
-    try:
-        return MCPToolConfig.model_validate(raw) if raw is not None else None
-    except ValidationError:
-        pass
-    state = "does not exist" if raw is None else "is invalid"
-    missing.append(
-        Missing(
-            "spec.config.aggregation.tools",
-            "ToolConfigNotFound" if raw is None else "ToolConfigInvalid",
-            f"MCPToolConfig '{name}' (tools of backend '{workload}') {state} in namespace '{namespace}'; "
-            "the backend's tools are hidden until it is fixed",
+    if raw is None:
+        missing.append(
+            Missing(
+                "spec.config.aggregation.tools",
+                "ToolConfigNotFound",
+                f"MCPToolConfig '{name}' (tools of backend '{workload}') does not exist in namespace "
+                f"'{namespace}'; the backend's tools are hidden until it is fixed",
+            )
         )
-    )
-    return None
+    return parse_ref(MCPToolConfig, raw, "spec.config.aggregation.tools", missing)
 
 
 class VirtualMCPServerReconciler:
@@ -256,8 +253,6 @@ class VirtualMCPServerReconciler:
         previous: JSON = raw.get("status") or {}
 
         parsed, problems = parse_and_validate(raw)
-        if isinstance(parsed, VirtualMCPServer):
-            problems = sorted(problems + build.build_problems(parsed))
         if problems or not isinstance(parsed, VirtualMCPServer):
             status, events = invalid_status(previous, generation, format_problems(problems))
             await ctx.applier.apply_status(raw, status)

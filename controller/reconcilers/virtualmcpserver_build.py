@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from api.auth_config import OutboundAuthConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.virtualmcpserver import VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
@@ -47,7 +46,6 @@ from controller.reconcilers.podtemplate import (
     RESTRICTED_POD_SECURITY,
     apply_user_patch,
     container_security,
-    pod_template_problems,
 )
 from controller.reconcilers.render import inbound_oidc, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
@@ -145,14 +143,6 @@ def auth_config_name(vmcp: VirtualMCPServer, member: Member) -> str | None:
     if entry.type == "externalAuthConfigRef" and entry.external_auth_config_ref is not None:
         return entry.external_auth_config_ref.name
     return None
-
-
-def build_problems(vmcp: VirtualMCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
-    problems: list[Problem] = []
-    if vmcp.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(vmcp.spec.pod_template_spec)]
-    return problems
 
 
 def service_url(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> str:
