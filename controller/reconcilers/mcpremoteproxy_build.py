@@ -27,22 +27,11 @@ from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_config
 from controller.reconcilers import children
+from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
-from controller.reconcilers.workload_build import (
-    CONFIG_DIR,
-    FrontPod,
-    Owner,
-    WorkloadNames,
-    config_map,
-    front_container,
-    front_deployment,
-    plain_env,
-    service,
-    service_account,
-    status_url,
-)
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
 CONFIG_KEY = "proxy.json"
 CONTAINER = "proxy"
@@ -71,7 +60,7 @@ def endpoint_path(proxy: MCPRemoteProxy) -> str:
 def service_url(proxy: MCPRemoteProxy, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL."""
     name, namespace = proxy.metadata.name or "", proxy.metadata.namespace
-    return status_url(name, namespace, settings, proxy.spec.proxy_port, endpoint_path(proxy))
+    return common.status_url(name, namespace, settings, proxy.spec.proxy_port, endpoint_path(proxy))
 
 
 def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:
@@ -124,13 +113,13 @@ def build_children(
     """Every child manifest of ``proxy`` (apply bodies: only the fields we own)."""
     owner = Owner.of(proxy, owner_ref)
     names = Names(owner.name)
-    objects = [config_map(owner, names.config, {CONFIG_KEY: rendered.text})]
+    objects = [common.config_map(owner, names.config, {CONFIG_KEY: rendered.text})]
     if proxy.spec.service_account is None:
-        objects.append(service_account(owner, names.account, automount=False))
+        objects.append(common.service_account(owner, names.account, automount=False))
     overrides = proxy.spec.resource_overrides or ResourceOverrides()
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
+        common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
     ]
     return objects
 
@@ -142,12 +131,12 @@ def build_deployment(
     spec = proxy.spec
     overrides = spec.resource_overrides.proxy_deployment if spec.resource_overrides else None
     secret_names = {e["name"] for e in rendered.env}
-    container = front_container(
+    container = common.front_container(
         CONTAINER,
         settings,
         ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
         spec.proxy_port,
-        env=[*rendered.env, *(e for e in plain_env(overrides) if e["name"] not in secret_names)],
+        env=[*rendered.env, *(e for e in common.plain_env(overrides) if e["name"] not in secret_names)],
         resources=spec.resources,
     )
     pod = FrontPod(
@@ -160,4 +149,4 @@ def build_deployment(
         patch=spec.pod_template_spec,
         overrides=overrides,
     )
-    return front_deployment(Owner.of(proxy, owner_ref), names.proxy, pod)
+    return common.front_deployment(Owner.of(proxy, owner_ref), names.proxy, pod)

@@ -33,25 +33,12 @@ from api.proxy_config import (
 )
 from api.rules import DEFAULT_MCP_PORT
 from controller.reconcilers import children
+from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
-from controller.reconcilers.workload_build import (
-    CONFIG_DIR,
-    FrontPod,
-    Owner,
-    WorkloadNames,
-    config_map,
-    front_container,
-    front_deployment,
-    plain_env,
-    role,
-    role_binding,
-    service,
-    service_account,
-    status_url,
-)
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
 CONFIG_KEY = "proxy.json"
 
@@ -95,7 +82,7 @@ def endpoint_path(server: MCPServer) -> str:
 def service_url(server: MCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL (follows proxyPort changes)."""
     name, namespace = server.metadata.name or "", server.metadata.namespace
-    return status_url(name, namespace, settings, server.spec.proxy_port, endpoint_path(server))
+    return common.status_url(name, namespace, settings, server.spec.proxy_port, endpoint_path(server))
 
 
 def proxy_replicas(server: MCPServer) -> int | None:
@@ -171,25 +158,28 @@ def build_children(
     config_text = dump_proxy_config(build_proxy_config(server, settings, tool_config, external_auth, secrets))
     owner = Owner.of(server, owner_ref)
     names = Names(owner.name)
+    overrides = _overrides(server)
     objects = [
-        config_map(owner, names.config, {CONFIG_KEY: config_text}),
-        service_account(owner, names.proxy_account, automount=is_stdio(server)),
+        common.config_map(owner, names.config, {CONFIG_KEY: config_text}),
+        common.service_account(owner, names.proxy_account, automount=is_stdio(server)),
     ]
     if server.spec.service_account is None:
-        objects.append(service_account(owner, names.server_account, automount=False, component="server"))
+        objects.append(
+            common.service_account(owner, names.server_account, automount=False, component="server")
+        )
     objects += [
         build_server_statefulset(server, owner_ref),
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
-        service(owner, names.proxy, server.spec.proxy_port, overrides=_overrides(server).proxy_service),
+        common.service(owner, names.proxy, server.spec.proxy_port, overrides=overrides.proxy_service),
     ]
     if is_stdio(server):
         objects += [
-            role(owner, names.proxy_account, _attach_rules(names.server_pod)),
-            role_binding(owner, names.proxy_account, names.proxy_account),
+            common.role(owner, names.proxy_account, _attach_rules(names.server_pod)),
+            common.role_binding(owner, names.proxy_account, names.proxy_account),
         ]
     else:
         objects.append(
-            service(
+            common.service(
                 owner, names.server, mcp_port(server), port_name="mcp", service_type=None, component="server"
             )
         )
@@ -265,12 +255,12 @@ def build_proxy_deployment(
     """The proxy; ``secret_env``: the ``secretKeyRef`` variables its configuration names."""
     names = Names(server.metadata.name or "")
     overrides = _overrides(server).proxy_deployment
-    container = front_container(
+    container = common.front_container(
         "proxy",
         settings,
         ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
         server.spec.proxy_port,
-        env=[*plain_env(overrides), *(secret_env or [])],
+        env=[*common.plain_env(overrides), *(secret_env or [])],
         resources=server.spec.proxy_resources,
     )
     pod = FrontPod(
@@ -284,7 +274,7 @@ def build_proxy_deployment(
         # One process behind one stdin: never run two proxies against it, even during a rollout.
         strategy={"type": "Recreate"} if is_stdio(server) else None,
     )
-    return front_deployment(Owner.of(server, owner_ref), names.proxy, pod)
+    return common.front_deployment(Owner.of(server, owner_ref), names.proxy, pod)
 
 
 def _attach_rules(pod: str) -> list[JSON]:

@@ -41,23 +41,11 @@ from api.vmcp_config import (
     WorkloadToolConfig,
 )
 from controller.reconcilers import children
+from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.render import inbound_oidc, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
-from controller.reconcilers.workload_build import (
-    CONFIG_DIR,
-    FrontPod,
-    Owner,
-    WorkloadNames,
-    config_map,
-    front_container,
-    front_deployment,
-    role,
-    role_binding,
-    service,
-    service_account,
-    status_url,
-)
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
 CONFIG_KEY = "vmcp.yaml"
 VMCP_PORT = 4483
@@ -146,7 +134,7 @@ def auth_config_name(vmcp: VirtualMCPServer, member: Member) -> str | None:
 
 def service_url(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the gateway Service's in-cluster URL."""
-    return status_url(vmcp.metadata.name or "", vmcp.metadata.namespace, settings, VMCP_PORT, "/mcp")
+    return common.status_url(vmcp.metadata.name or "", vmcp.metadata.namespace, settings, VMCP_PORT, "/mcp")
 
 
 def _workload_tools(
@@ -269,15 +257,15 @@ def build_children(
     """Every child manifest of ``vmcp`` (apply bodies: only the fields we own)."""
     owner = Owner.of(vmcp, owner_ref, COMPONENT)
     names = Names(owner.name)
-    objects = [config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
+    objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
         # The health writer's token (see the Role below).
-        objects.append(service_account(owner, names.account, automount=True))
+        objects.append(common.service_account(owner, names.account, automount=True))
     objects += [
-        role(owner, names.account, _status_rules(names.name)),
-        role_binding(owner, names.account, vmcp.spec.service_account or names.account),
+        common.role(owner, names.account, _status_rules(names.name)),
+        common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
-        service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
+        common.service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
     ]
     return objects
 
@@ -299,7 +287,7 @@ def build_deployment(
 ) -> JSON:
     names = Names(vmcp.metadata.name or "")
     args = ["vmcp", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0", "--port", str(VMCP_PORT)]
-    container = front_container(
+    container = common.front_container(
         CONTAINER,
         settings,
         args,
@@ -320,4 +308,4 @@ def build_deployment(
         replicas=vmcp.spec.replicas,
         patch=vmcp.spec.pod_template_spec,
     )
-    return front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)
+    return common.front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)
