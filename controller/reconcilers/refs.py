@@ -142,11 +142,6 @@ class Resolved:
     group: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
-    @property
-    def blocking(self) -> list[Missing]:
-        """Missing references that stop the children from being rendered (a group does not)."""
-        return [m for m in self.missing if m.reason != "GroupNotFound"]
-
 
 def parse_ref(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:
     """A referenced object (MCPToolConfig, MCPExternalAuthConfig) as its model, parsed AND checked by its
