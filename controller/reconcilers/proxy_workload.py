@@ -11,15 +11,34 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
-from controller.core import Cache
+from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
-from controller.reconcilers.refs import Missing, parse_ref, resolve
+from controller.reconcilers.refs import (
+    SECRET_INDEX,
+    Missing,
+    index_auth_config_secrets,
+    parse_ref,
+    referrer_watches,
+    register_workload_indexes,
+    resolve,
+    secret_to_auth_referrers,
+    strip_secret_values,
+)
 from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState
 from controller.reconcilers.workload import Outcome
 from controller.reconcilers.writes import Events
 
 ProxyWorkload = MCPServer | MCPRemoteProxy
+
+
+def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
+    """Index a proxy kind by everything it refers to; watch those (and the Secrets its auth config names)."""
+    register_workload_indexes(cache, resource)
+    cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
+    cache.set_transform(SECRET, strip_secret_values)
+    return [*referrer_watches(cache, resource), secret_to_auth_referrers(cache, resource)]
 
 
 @dataclass

@@ -16,12 +16,9 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
-    CONFIGMAP,
     DEPLOYMENT,
     ROLE,
     ROLEBINDING,
-    SERVICE,
-    SERVICEACCOUNT,
     Cache,
     ObjectKey,
     Resource,
@@ -50,10 +47,10 @@ from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
-from controller.reconcilers.workload import Outcome, WorkloadKind
+from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
 
-OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
+OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
 

@@ -18,6 +18,10 @@ from api.problems import format_problems
 from api.resource import CustomResource
 from api.validation import parse_and_validate
 from controller.core import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    SERVICE,
+    SERVICEACCOUNT,
     Cache,
     Controller,
     ObjectKey,
@@ -40,6 +44,9 @@ from controller.reconcilers.writes import (
     emit,
     name_conflicts,
 )
+
+FRONT_CHILDREN: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT)
+"""Child kinds every workload has: its front Deployment and Service, its config, its account."""
 
 W = TypeVar("W", bound=CustomResource)
 R = TypeVar("R")
