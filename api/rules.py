@@ -216,10 +216,8 @@ def _backend_auth_problems(auth: BackendAuthConfig, field: str) -> list[Problem]
     return []
 
 
-def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
+def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems: list[Problem] = []
-    if spec.pod_template_spec is not None:
-        problems += pod_template_problems(spec.pod_template_spec)
     incoming = spec.incoming_auth
     if incoming.type == "oidc":
         if incoming.oidc_config is None:
@@ -239,6 +237,13 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")
         for name, auth in sorted((spec.outgoing_auth.backends or {}).items()):
             problems += _backend_auth_problems(auth, f"spec.outgoingAuth.backends[{name}]")
+    return problems
+
+
+def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
+    problems = _vmcp_auth_problems(spec)
+    if spec.pod_template_spec is not None:
+        problems += pod_template_problems(spec.pod_template_spec)
     agg = spec.config.aggregation
     base = "spec.config.aggregation"
     crc = agg.conflict_resolution_config
