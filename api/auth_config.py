@@ -50,6 +50,7 @@ __all__ = [
     "OutboundAuthConfig",
     "SecretValueSource",
     "TokenExchangeAuth",
+    "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
 ]
@@ -95,15 +96,19 @@ class _Model(BaseModel):
     )
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when the URL's host is ``localhost`` or a loopback IP address."""
-    host = urlsplit(url).hostname or ""
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` is ``localhost`` (or a subdomain of it) or a loopback IP address."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is ``localhost`` or a loopback IP address."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _check_url(field: str, url: str, *, insecure_allow_http: bool) -> str:

@@ -7,7 +7,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
-from api.auth_config import HEADER_NAME, RESERVED_HEADERS
+from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host
 from api.common import OIDCConfig, ResourceRequirements
 from api.problems import Problem
 
@@ -92,15 +92,6 @@ def check_resources(resources: ResourceRequirements | None, field: str) -> list[
                 )
             )
     return problems
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
