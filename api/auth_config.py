@@ -35,7 +35,9 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "DEFAULT_ALLOWED_ALGORITHMS",
+    "HEADER_NAME",
     "HMAC_ALGORITHMS",
+    "RESERVED_HEADERS",
     "TOKEN_TYPE_ACCESS_TOKEN",
     "TOKEN_TYPE_ID_TOKEN",
     "TOKEN_TYPE_JWT",
@@ -48,6 +50,7 @@ __all__ = [
     "OutboundAuthConfig",
     "SecretValueSource",
     "TokenExchangeAuth",
+    "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
 ]
@@ -66,10 +69,10 @@ TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# RFC 9110 token characters: what a header field name may contain.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}\Z")
-# Headers the data plane computes itself; configuring them would break framing or routing.
-_RESERVED_HEADERS = frozenset(
+#: RFC 9110 token characters: what a header field name may contain.
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}\Z")
+#: Headers the data plane computes itself; configuring them would break framing or routing.
+RESERVED_HEADERS = frozenset(
     {
         "host",
         "content-length",
@@ -93,15 +96,19 @@ class _Model(BaseModel):
     )
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when the URL's host is ``localhost`` or a loopback IP address."""
-    host = urlsplit(url).hostname or ""
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` is ``localhost`` (or a subdomain of it) or a loopback IP address."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is ``localhost`` or a loopback IP address."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _check_url(field: str, url: str, *, insecure_allow_http: bool) -> str:
@@ -118,9 +125,9 @@ def _check_url(field: str, url: str, *, insecure_allow_http: bool) -> str:
 
 
 def _check_header_name(field: str, name: str) -> str:
-    if not _HEADER_NAME.match(name):
+    if not HEADER_NAME.match(name):
         raise ValueError(f"{field} {name!r} is not a valid HTTP header name (RFC 9110 token characters)")
-    if name.lower() in _RESERVED_HEADERS:
+    if name.lower() in RESERVED_HEADERS:
         raise ValueError(f"{field} {name!r} is computed by the proxy and cannot be configured")
     return name
 

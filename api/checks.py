@@ -7,6 +7,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
+from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host
 from api.common import OIDCConfig, ResourceRequirements
 from api.problems import Problem
 
@@ -22,24 +23,6 @@ __all__ = [
     "remote_url_problems",
 ]
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}\Z")
-#: Headers the proxy computes itself; configuring them would break framing or routing.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "connection",
-        "transfer-encoding",
-        "te",
-        "upgrade",
-        "keep-alive",
-        "proxy-connection",
-        "trailer",
-        "mcp-session-id",
-        "mcp-protocol-version",
-    }
-)
 _CLOUD_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "169.254.169.254"})
 _CLUSTER_HOST_SUFFIXES = (".cluster.local", ".svc")
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)\Z")
@@ -109,15 +92,6 @@ def check_resources(resources: ResourceRequirements | None, field: str) -> list[
                 )
             )
     return problems
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from api.base import CRDModel, Quantity, ResourceName
+from api.conditions import Conditions
 
 __all__ = [
     "ENV_NAME_PATTERN",
@@ -22,12 +23,14 @@ __all__ = [
     "PodTemplateSpec",
     "ProxyDeploymentOverrides",
     "ProxyServiceOverrides",
+    "ProxyStatus",
     "ResourceOverrides",
     "ResourceRequirements",
     "SecretEnv",
     "SecretKeyRef",
     "ToolAnnotationsOverride",
     "ToolOverride",
+    "WorkloadStatus",
 ]
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -224,3 +227,29 @@ class ResourceOverrides(CRDModel):
     """Additions to the proxy Deployment."""
     proxy_service: ProxyServiceOverrides | None = None
     """Additions to the proxy Service."""
+
+
+class WorkloadStatus(CRDModel):
+    """Observed state every workload kind reports (each kind narrows ``phase`` to its vocabulary)."""
+
+    phase: str | None = None
+    """Summary of the state."""
+    message: str | None = None
+    """Human-readable detail of the phase."""
+    url: str | None = None
+    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:PORT/mcp``."""
+    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Proxy (or gateway) pods ready to serve."""
+    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
+    """The ``metadata.generation`` this status was computed from."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
+
+
+class ProxyStatus(WorkloadStatus):
+    """Observed state of a proxy workload (MCPServer, MCPRemoteProxy)."""
+
+    tool_config_hash: str | None = None
+    """Hash of the referenced MCPToolConfig that the running proxy uses."""
+    external_auth_config_hash: str | None = None
+    """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""

@@ -14,10 +14,10 @@ from api.common import (
     LocalObjectReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
 )
-from api.conditions import Conditions
 from api.resource import CustomResource
 
 __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRemoteProxyStatus"]
@@ -63,25 +63,11 @@ class MCPRemoteProxySpec(CRDModel):
     """Labels, annotations, env and pull secrets added to the proxy Deployment and Service."""
 
 
-class MCPRemoteProxyStatus(CRDModel):
+class MCPRemoteProxyStatus(ProxyStatus):
     """Observed state of an MCPRemoteProxy."""
 
     phase: MCPRemoteProxyPhase | None = None
     """Summary of the state: Pending, Ready, Failed or Terminating."""
-    message: str | None = None
-    """Human-readable detail of the phase."""
-    url: str | None = None
-    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:8080/mcp``."""
-    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
-    """Proxy pods ready to serve."""
-    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
-    """The ``metadata.generation`` this status was computed from."""
-    conditions: Conditions = Field(default_factory=list)
-    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
-    tool_config_hash: str | None = None
-    """Hash of the referenced MCPToolConfig that the running proxy uses."""
-    external_auth_config_hash: str | None = None
-    """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
 
 
 class MCPRemoteProxy(CustomResource):

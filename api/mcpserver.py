@@ -13,11 +13,11 @@ from api.common import (
     LocalObjectReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
     SecretEnv,
 )
-from api.conditions import Conditions
 from api.resource import CustomResource
 
 __all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
@@ -82,25 +82,11 @@ class MCPServerSpec(CRDModel):
     """Labels, annotations, env and pull secrets added to the proxy Deployment and Service."""
 
 
-class MCPServerStatus(CRDModel):
+class MCPServerStatus(ProxyStatus):
     """Observed state of an MCPServer."""
 
     phase: MCPServerPhase | None = None
     """Summary of the state: Pending, Running, Failed, Terminating or Stopped."""
-    message: str | None = None
-    """Human-readable detail of the phase."""
-    url: str | None = None
-    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:8080/mcp``."""
-    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
-    """Proxy pods ready to serve."""
-    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
-    """The ``metadata.generation`` this status was computed from."""
-    conditions: Conditions = Field(default_factory=list)
-    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
-    tool_config_hash: str | None = None
-    """Hash of the referenced MCPToolConfig that the running proxy uses."""
-    external_auth_config_hash: str | None = None
-    """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
 
 
 class MCPServer(CustomResource):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
@@ -10,7 +12,15 @@ from api.mcpgroup import MCPGroup
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
+from api.problems import Problem
 from api.resource import CustomResource
+from api.rules import (
+    external_auth_config_rules,
+    mcp_remote_proxy_rules,
+    mcp_server_rules,
+    tool_config_rules,
+    virtual_mcp_server_rules,
+)
 from api.virtualmcpserver import VirtualMCPServer
 
 __all__ = ["CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info", "model_for"]
@@ -42,15 +52,21 @@ _VALID = PrinterColumn(
 )
 
 
+def _no_rules(spec: Any) -> list[Problem]:
+    return []
+
+
 @dataclass(frozen=True)
 class KindInfo:
-    """Everything that names one kind of the API group."""
+    """Everything that names one kind of the API group, and the rules its spec must follow."""
 
     kind: str
     plural: str
     short_names: tuple[str, ...]
     model: type[CustomResource]
     printer_columns: tuple[PrinterColumn, ...]
+    rules: Callable[[Any], list[Problem]] = _no_rules
+    """Cross-field rules of the spec (``api.rules``) beyond what the schema checks."""
     group: str = API_GROUP
     version: str = API_VERSION
 
@@ -87,6 +103,7 @@ KINDS: dict[str, KindInfo] = {
                 _URL,
                 _AGE,
             ),
+            mcp_server_rules,
         ),
         KindInfo(
             "MCPRemoteProxy",
@@ -100,6 +117,7 @@ KINDS: dict[str, KindInfo] = {
                 _ready(),
                 _AGE,
             ),
+            mcp_remote_proxy_rules,
         ),
         KindInfo(
             "VirtualMCPServer",
@@ -113,6 +131,7 @@ KINDS: dict[str, KindInfo] = {
                 _ready(),
                 _AGE,
             ),
+            virtual_mcp_server_rules,
         ),
         KindInfo(
             "MCPGroup",
@@ -126,13 +145,16 @@ KINDS: dict[str, KindInfo] = {
                 _AGE,
             ),
         ),
-        KindInfo("MCPToolConfig", "mcptoolconfigs", ("mcptc",), MCPToolConfig, (_VALID, _AGE)),
+        KindInfo(
+            "MCPToolConfig", "mcptoolconfigs", ("mcptc",), MCPToolConfig, (_VALID, _AGE), tool_config_rules
+        ),
         KindInfo(
             "MCPExternalAuthConfig",
             "mcpexternalauthconfigs",
             ("mcpeac",),
             MCPExternalAuthConfig,
             (_VALID, _AGE),
+            external_auth_config_rules,
         ),
     )
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
 
 from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
 from api.common import ENV_NAME_PATTERN, ToolOverride
@@ -17,6 +16,7 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import MCPServerSpec
 from api.mcptoolconfig import MCPToolConfigSpec
+from api.podtemplate import pod_template_problems
 from api.problems import Problem
 from api.virtualmcpserver import BackendAuthConfig, VirtualMCPServerSpec
 
@@ -59,7 +59,15 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
-        problems += _pod_template_problems(spec.pod_template_spec, "spec.podTemplateSpec", port)
+        problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
+    if stdio and spec.external_auth_config_ref is not None:
+        problems.append(
+            Problem(
+                "spec.externalAuthConfigRef",
+                "a stdio server is reached through its stdin/stdout, which carries no credential: remove "
+                "the reference, or serve the server over spec.transport sse or streamable-http",
+            )
+        )
     return problems
 
 
@@ -96,41 +104,14 @@ def _env_and_secret_problems(spec: MCPServerSpec) -> list[Problem]:
     return problems
 
 
-def _pod_template_problems(template: dict[str, Any], field: str, mcp_port: int | None) -> list[Problem]:
-    unknown = sorted(set(template) - {"metadata", "spec"})
-    if unknown:
-        return [Problem(field, f"unknown keys {unknown}; a PodTemplateSpec has only metadata and spec")]
-    pod = template.get("spec", {})
-    if not isinstance(pod, dict):
-        return [Problem(f"{field}.spec", "must be an object (a PodSpec)")]
-    problems = []
-    containers = pod.get("containers", [])
-    if not isinstance(containers, list):
-        return [Problem(f"{field}.spec.containers", "must be a list of containers")]
-    for i, container in enumerate(containers):
-        cfield = f"{field}.spec.containers[{i}]"
-        if not isinstance(container, dict) or not container.get("name"):
-            problems.append(Problem(f"{cfield}.name", "every container needs a name; use mcp for the server"))
-            continue
-        if container["name"] == "mcp" or mcp_port is None:
-            continue
-        for j, port in enumerate(container.get("ports", []) or []):
-            if isinstance(port, dict) and port.get("containerPort") == mcp_port:
-                problems.append(
-                    Problem(
-                        f"{cfield}.ports[{j}].containerPort",
-                        f"port {mcp_port} is the MCP server's mcpPort; change this port or spec.mcpPort",
-                    )
-                )
-    return problems
-
-
 def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
     problems = remote_url_problems(
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
     problems += check_resources(spec.resources, "spec.resources")
+    if spec.pod_template_spec is not None:
+        problems += pod_template_problems(spec.pod_template_spec)
     forward = spec.header_forward
     if forward is not None:
         plain = {name.lower() for name in forward.add_plaintext_headers or {}}
@@ -235,7 +216,7 @@ def _backend_auth_problems(auth: BackendAuthConfig, field: str) -> list[Problem]
     return []
 
 
-def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
+def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems: list[Problem] = []
     incoming = spec.incoming_auth
     if incoming.type == "oidc":
@@ -256,6 +237,13 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")
         for name, auth in sorted((spec.outgoing_auth.backends or {}).items()):
             problems += _backend_auth_problems(auth, f"spec.outgoingAuth.backends[{name}]")
+    return problems
+
+
+def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
+    problems = _vmcp_auth_problems(spec)
+    if spec.pod_template_spec is not None:
+        problems += pod_template_problems(spec.pod_template_spec)
     agg = spec.config.aggregation
     base = "spec.config.aggregation"
     crc = agg.conflict_resolution_config

@@ -14,8 +14,8 @@ from api.common import (
     PodTemplateSpec,
     ResourceRequirements,
     ToolOverride,
+    WorkloadStatus,
 )
-from api.conditions import Conditions
 from api.resource import CustomResource
 
 __all__ = [
@@ -188,21 +188,11 @@ class BackendStatus(CRDModel):
     """RFC 3339 time of the last health check."""
 
 
-class VirtualMCPServerStatus(CRDModel):
+class VirtualMCPServerStatus(WorkloadStatus):
     """Observed state of a VirtualMCPServer."""
 
     phase: VirtualMCPServerPhase | None = None
     """Summary of the state: Pending, Ready, Degraded (some backends down) or Failed."""
-    message: str | None = None
-    """Human-readable detail of the phase."""
-    url: str | None = None
-    """URL clients use, e.g. ``http://NAME.NAMESPACE.svc.cluster.local:4483/mcp``."""
-    ready_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
-    """Gateway pods ready to serve."""
-    observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
-    """The ``metadata.generation`` this status was computed from."""
-    conditions: Conditions = Field(default_factory=list)
-    """Current conditions (``Accepted``, ``ResolvedRefs``, ``Ready``, ...)."""
     backend_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
     """Backends that can serve requests."""
     discovered_backends: Annotated[

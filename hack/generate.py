@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate what is derived from the API models: ``manifests/crds/*.yaml`` and ``docs/api.md``.
+"""Regenerate what is derived from the API models: ``manifests/crds/*.yaml``, ``docs/api.md`` and the
+kinds table of ``docs/install.md``.
 
 ``python hack/generate.py`` writes the files; ``--check`` writes nothing and exits 1 listing the files
 that differ from the models (what CI and the drift test use).
@@ -15,11 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.crds import GENERATED_HEADER, build_crd, crd_file_name, render_crd  # noqa: E402
-from api.docs import render_api_docs  # noqa: E402
+from api.docs import render_api_docs, with_kinds_table  # noqa: E402
 from api.registry import KINDS  # noqa: E402
 
 CRD_DIR = ROOT / "manifests" / "crds"
 API_DOC = ROOT / "docs" / "api.md"
+INSTALL_DOC = ROOT / "docs" / "install.md"
 
 
 def expected_files() -> dict[Path, str]:
@@ -29,6 +31,7 @@ def expected_files() -> dict[Path, str]:
         for info in KINDS.values()
     }
     files[API_DOC] = render_api_docs()
+    files[INSTALL_DOC] = with_kinds_table(INSTALL_DOC.read_text())
     return files
 
 

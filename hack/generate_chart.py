@@ -7,7 +7,10 @@
 1. ``charts/mcp-operator-crds/templates/<crd>.yaml``: one template per CRD in ``manifests/crds/``
    (written by ``hack/generate.py`` from the pydantic models). The CRD body is copied verbatim (template
    delimiters escaped); only the chart's labels and the ``helm.sh/resource-policy: keep`` switch are added.
-2. ``manifests/install.yaml``: the Namespace ``mcp-operator-system``, the CRDs and the operator, rendered
+2. ``charts/mcp-operator/templates/_kinds.tpl``: the operator's RBAC rules on the API group's kinds (the
+   kinds, their ``/status`` and ``/finalizers``), from the same CRDs, so a new kind is never forgotten;
+   ``_rbac.tpl`` includes it.
+3. ``manifests/install.yaml``: the Namespace ``mcp-operator-system``, the CRDs and the operator, rendered
    from both charts' default values with the real Helm engine (helm-python-sdk), for ``kubectl apply``.
 
 The CRDs live in their own chart, not in ``crds/``: Helm installs ``crds/`` once and never upgrades or
@@ -32,6 +35,7 @@ CRD_SOURCE_DIR = ROOT / "manifests" / "crds"
 OPERATOR_CHART = ROOT / "charts" / "mcp-operator"
 CRD_CHART = ROOT / "charts" / "mcp-operator-crds"
 CRD_TEMPLATE_DIR = CRD_CHART / "templates"
+KIND_RULES_TEMPLATE = OPERATOR_CHART / "templates" / "_kinds.tpl"
 INSTALL_MANIFEST = ROOT / "manifests" / "install.yaml"
 
 RELEASE_NAME = "mcp-operator"
@@ -121,6 +125,30 @@ def crd_template_files(crds: list[dict[str, Any]]) -> dict[Path, str]:
     }
 
 
+# (subresource suffix, verbs) of the operator's rules on every kind of the API group.
+KIND_RULES = (
+    ("", '["get", "list", "watch", "patch", "update"]'),
+    ("/status", '["get", "patch", "update"]'),
+    ("/finalizers", '["update"]'),
+)
+
+
+def kind_rules_template(crds: list[dict[str, Any]]) -> str:
+    """The ``mcp-operator.kindRules`` template: the operator's rules on each CRD's resources."""
+    groups = sorted({str(crd["spec"]["group"]) for crd in crds})
+    lines = [
+        f"{{{{- /* {GENERATED_MARKER} from manifests/crds; do not edit. */}}}}",
+        '{{- define "mcp-operator.kindRules" -}}',
+    ]
+    for group in groups:
+        plurals = [str(c["spec"]["names"]["plural"]) for c in crds if c["spec"]["group"] == group]
+        for suffix, verbs in KIND_RULES:
+            lines += [f'- apiGroups: ["{group}"]', "  resources:"]
+            lines += [f"    - {plural}{suffix}" for plural in plurals]
+            lines.append(f"  verbs: {verbs}")
+    return "\n".join([*lines, "{{- end }}", ""])
+
+
 def _strip_helm_metadata(document: dict[str, Any]) -> dict[str, Any]:
     """Remove what only makes sense to Helm from an object applied with kubectl."""
     metadatas = [document.get("metadata") or {}]
@@ -173,7 +201,8 @@ def render_install_manifest(crd_chart: Path, operator_chart: Path) -> str:
 
 def expected_files() -> tuple[dict[Path, str], list[Path]]:
     """(every generated file with its expected content, stale generated files to delete)."""
-    crd_files = crd_template_files(load_crds())
+    crds = load_crds()
+    crd_files = crd_template_files(crds)
     stale = [
         path
         for path in sorted(CRD_TEMPLATE_DIR.glob(f"{CRD_TEMPLATE_PREFIX}*.yaml"))
@@ -186,8 +215,12 @@ def expected_files() -> tuple[dict[Path, str], list[Path]]:
             path.unlink()
         for path, text in crd_files.items():
             (crd_chart / "templates" / path.name).write_text(text)
-        install = render_install_manifest(crd_chart, OPERATOR_CHART)
-    return {**crd_files, INSTALL_MANIFEST: install}, stale
+        operator_chart = Path(tmp) / OPERATOR_CHART.name
+        shutil.copytree(OPERATOR_CHART, operator_chart)
+        kind_rules = kind_rules_template(crds)
+        (operator_chart / "templates" / KIND_RULES_TEMPLATE.name).write_text(kind_rules)
+        install = render_install_manifest(crd_chart, operator_chart)
+    return {**crd_files, KIND_RULES_TEMPLATE: kind_rules, INSTALL_MANIFEST: install}, stale
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,6 @@ A MCPToolConfig controller of the same shape lives in :mod:`controller.reconcile
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -49,7 +48,9 @@ from controller.reconcilers.refs import (
     vmcp_external_auth_names,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
+from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
+from controller.reconcilers.writes import emit
 
 IN_USE_FINALIZER = "mcp-operator.dev/in-use"
 IN_USE = "InUse"
@@ -181,11 +182,10 @@ class MCPExternalAuthConfigReconciler:
                 )
         status["conditions"] = builder.conditions
         await ctx.applier.apply_status(raw, status)
-        for type_, reason, message in builder.events:
-            await ctx.events.record(raw, type_, reason, message)
+        await emit(ctx, raw, builder.events)
         return Result.done()
 
 
-def register(manager: Manager) -> Any:
-    """Add the MCPExternalAuthConfig controller to ``manager``."""
-    return manager.add_controller(MCPExternalAuthConfigReconciler().controller(manager))
+def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
+    """The MCPExternalAuthConfig controller (``settings`` unused: it renders nothing)."""
+    return MCPExternalAuthConfigReconciler().controller(manager)

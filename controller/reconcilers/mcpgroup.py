@@ -7,8 +7,6 @@ group it names before and after the change, so re-pointing a member updates both
 
 from __future__ import annotations
 
-from typing import Any
-
 from api.conditions import ACCEPTED, READY
 from api.mcpgroup import MCPGroup
 from api.problems import format_problems
@@ -18,7 +16,9 @@ from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import MCPGROUP, MCPREMOTEPROXY, MCPSERVER
 from controller.reconcilers.refs import GROUP_INDEX, index_group
+from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder, invalid_status
+from controller.reconcilers.writes import emit
 
 READY_PHASE = "Ready"
 MEMBER_KINDS: tuple[Resource, ...] = (MCPSERVER, MCPREMOTEPROXY)
@@ -86,8 +86,7 @@ class MCPGroupReconciler:
             generation = int((raw.get("metadata") or {}).get("generation") or 0)
             status, events = invalid_status(previous, generation, format_problems(problems))
             await ctx.applier.apply_status(raw, status)
-            for type_, reason, message in events:
-                await ctx.events.record(raw, type_, reason, message)
+            await emit(ctx, raw, events)
             return Result.done()
         servers = [_name(o) for o in members(ctx.cache, MCPSERVER, key.namespace, key.name)]
         proxies = [_name(o) for o in members(ctx.cache, MCPREMOTEPROXY, key.namespace, key.name)]
@@ -99,6 +98,6 @@ def _name(obj: JSON) -> str:
     return str((obj.get("metadata") or {}).get("name"))
 
 
-def register(manager: Manager) -> Any:
-    """Add the MCPGroup controller to ``manager``."""
-    return manager.add_controller(MCPGroupReconciler().controller(manager))
+def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
+    """The MCPGroup controller (``settings`` unused: a group has no children)."""
+    return MCPGroupReconciler().controller(manager)

@@ -19,50 +19,27 @@ Children (``../shared`` design, section 4), all owned by the MCPRemoteProxy:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from api.auth_config import HeaderForwardConfig, HeaderFromSecret
-from api.common import HeaderForward
+from api.common import HeaderForward, ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_config
 from controller.reconcilers import children
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, labels, object_meta, selector_labels
-from controller.reconcilers.podtemplate import (
-    RESTRICTED_POD_SECURITY,
-    apply_user_patch,
-    container_security,
-    pod_template_problems,
-)
+from controller.reconcilers import workload_build as common
+from controller.reconcilers.children import JSON
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
-KIND = "MCPRemoteProxy"
 CONFIG_KEY = "proxy.json"
-CONFIG_DIR = "/etc/mcp-operator"
 CONTAINER = "proxy"
 
 
-@dataclass(frozen=True)
-class Names:
-    """Names of an MCPRemoteProxy's children."""
-
-    name: str
-
-    @property
-    def proxy(self) -> str:
-        """Deployment and Service (``children.child_name``: a DNS-1123 label of at most 63)."""
-        return children.child_name(self.name)
-
-    @property
-    def config(self) -> str:
-        return children.child_name(self.name, "-proxy")
-
-    @property
-    def account(self) -> str:
-        return self.config
+Names = WorkloadNames
+"""Names of an MCPRemoteProxy's children: Deployment and Service ``<name>``, ConfigMap and account
+``<name>-proxy``."""
 
 
 @dataclass(frozen=True)
@@ -75,14 +52,6 @@ class Rendered:
     env: list[JSON]
 
 
-def build_problems(proxy: MCPRemoteProxy) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
-    problems: list[Problem] = []
-    if proxy.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(proxy.spec.pod_template_spec)]
-    return problems
-
-
 def endpoint_path(proxy: MCPRemoteProxy) -> str:
     """``/sse`` in front of an SSE remote, else ``/mcp`` (the proxy serves both; this one is advertised)."""
     return "/sse" if proxy.spec.transport == "sse" else "/mcp"
@@ -90,8 +59,8 @@ def endpoint_path(proxy: MCPRemoteProxy) -> str:
 
 def service_url(proxy: MCPRemoteProxy, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL."""
-    host = f"{Names(proxy.metadata.name).proxy}.{proxy.metadata.namespace}.svc.{settings.cluster_domain}"
-    return f"http://{host}:{proxy.spec.proxy_port}{endpoint_path(proxy)}"
+    name, namespace = proxy.metadata.name or "", proxy.metadata.namespace
+    return common.status_url(name, namespace, settings, proxy.spec.proxy_port, endpoint_path(proxy))
 
 
 def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:
@@ -142,152 +111,42 @@ def build_children(
     proxy: MCPRemoteProxy, owner_ref: JSON, settings: ReconcilerSettings, rendered: Rendered
 ) -> list[JSON]:
     """Every child manifest of ``proxy`` (apply bodies: only the fields we own)."""
-    objects = [build_config_map(proxy, owner_ref, rendered.text)]
+    owner = Owner.of(proxy, owner_ref)
+    names = Names(owner.name)
+    objects = [common.config_map(owner, names.config, {CONFIG_KEY: rendered.text})]
     if proxy.spec.service_account is None:
-        objects.append(build_service_account(proxy, owner_ref))
+        objects.append(common.service_account(owner, names.account, automount=False))
+    overrides = proxy.spec.resource_overrides or ResourceOverrides()
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        build_service(proxy, owner_ref),
+        common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
     ]
     return objects
-
-
-def _meta(proxy: MCPRemoteProxy, name: str, owner_ref: JSON, **kwargs: Any) -> JSON:
-    return object_meta(
-        name,
-        proxy.metadata.namespace or "",
-        owner_ref,
-        labels(KIND, proxy.metadata.name or "", "proxy"),
-        **kwargs,
-    )
-
-
-def build_config_map(proxy: MCPRemoteProxy, owner_ref: JSON, config_text: str) -> JSON:
-    names = Names(proxy.metadata.name or "")
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(proxy, names.config, owner_ref),
-        "data": {CONFIG_KEY: config_text},
-    }
-
-
-def build_service_account(proxy: MCPRemoteProxy, owner_ref: JSON) -> JSON:
-    names = Names(proxy.metadata.name or "")
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(proxy, names.account, owner_ref),
-        "automountServiceAccountToken": False,
-    }
-
-
-def _container(proxy: MCPRemoteProxy, settings: ReconcilerSettings, env: list[JSON]) -> JSON:
-    spec = proxy.spec
-    overrides = spec.resource_overrides.proxy_deployment if spec.resource_overrides else None
-    container: JSON = {
-        "name": CONTAINER,
-        "image": settings.proxy_image,
-        "imagePullPolicy": settings.proxy_image_pull_policy,
-        "args": ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
-        "ports": [{"name": "http", "containerPort": spec.proxy_port, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "securityContext": container_security(read_only_root=True),
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    plain = [
-        {"name": e.name, "value": e.value} for e in (overrides.env if overrides and overrides.env else [])
-    ]
-    secret_names = {e["name"] for e in env}
-    merged = [*env, *(e for e in plain if e["name"] not in secret_names)]
-    if merged:
-        container["env"] = merged
-    if spec.resources is not None:
-        container["resources"] = spec.resources.model_dump(exclude_none=True)
-    return container
 
 
 def build_deployment(
     proxy: MCPRemoteProxy, owner_ref: JSON, settings: ReconcilerSettings, rendered: Rendered
 ) -> JSON:
     names = Names(proxy.metadata.name or "")
-    instance = proxy.metadata.name or ""
     spec = proxy.spec
     overrides = spec.resource_overrides.proxy_deployment if spec.resource_overrides else None
-    pod_overrides = overrides.pod_template_metadata_overrides if overrides else None
-    container = _container(proxy, settings, rendered.env)
-    pod_spec: JSON = {
-        "serviceAccountName": spec.service_account or names.account,
-        "automountServiceAccountToken": False,
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
-        "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": names.config}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
-    }
-    if overrides and overrides.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in overrides.image_pull_secrets]
-    selector = selector_labels(KIND, instance, "proxy")
-    template: JSON = {
-        "metadata": {
-            "labels": {
-                **((pod_overrides.labels or {}) if pod_overrides else {}),
-                **labels(KIND, instance, "proxy"),
-            },
-            "annotations": {
-                **((pod_overrides.annotations or {}) if pod_overrides else {}),
-                CONFIG_HASH_ANNOTATION: rendered.digest,
-            },
-        },
-        "spec": pod_spec,
-    }
-    owned = {k: container[k] for k in ("name", "image", "args")}
-    template = apply_user_patch(template, spec.pod_template_spec, owned, selector)
-    template["metadata"].setdefault("annotations", {})[CONFIG_HASH_ANNOTATION] = rendered.digest
-    body: JSON = {"selector": {"matchLabels": selector}, "template": template}
-    if spec.replicas is not None:
-        body["replicas"] = spec.replicas
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(
-            proxy,
-            names.proxy,
-            owner_ref,
-            extra_labels=overrides.labels if overrides else None,
-            annotations=overrides.annotations if overrides else None,
-        ),
-        "spec": body,
-    }
-
-
-def build_service(proxy: MCPRemoteProxy, owner_ref: JSON) -> JSON:
-    names = Names(proxy.metadata.name or "")
-    overrides = proxy.spec.resource_overrides.proxy_service if proxy.spec.resource_overrides else None
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(
-            proxy,
-            names.proxy,
-            owner_ref,
-            extra_labels=overrides.labels if overrides else None,
-            annotations=overrides.annotations if overrides else None,
-        ),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(KIND, proxy.metadata.name or "", "proxy"),
-            "ports": [
-                {"name": "http", "port": proxy.spec.proxy_port, "targetPort": "http", "protocol": "TCP"}
-            ],
-        },
-    }
+    secret_names = {e["name"] for e in rendered.env}
+    container = common.front_container(
+        CONTAINER,
+        settings,
+        ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
+        spec.proxy_port,
+        env=[*rendered.env, *(e for e in common.plain_env(overrides) if e["name"] not in secret_names)],
+        resources=spec.resources,
+    )
+    pod = FrontPod(
+        container,
+        account=spec.service_account or names.account,
+        automount_token=False,  # the remote proxy never talks to the Kubernetes API
+        config_map=names.config,
+        digest=rendered.digest,
+        replicas=spec.replicas,
+        patch=spec.pod_template_spec,
+        overrides=overrides,
+    )
+    return common.front_deployment(Owner.of(proxy, owner_ref), names.proxy, pod)

@@ -18,12 +18,11 @@ them. A stdio server always has exactly one server pod and one proxy replica; ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.proxy_config import (
     AttachBackend,
     AuditConfig,
@@ -34,32 +33,19 @@ from api.proxy_config import (
 )
 from api.rules import DEFAULT_MCP_PORT
 from controller.reconcilers import children
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, labels, object_meta, selector_labels
-from controller.reconcilers.podtemplate import (
-    RESTRICTED_POD_SECURITY,
-    apply_user_patch,
-    container_security,
-    pod_template_problems,
-)
+from controller.reconcilers import workload_build as common
+from controller.reconcilers.children import JSON
+from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
-KIND = "MCPServer"
 CONFIG_KEY = "proxy.json"
-CONFIG_DIR = "/etc/mcp-operator"
 
 
 @dataclass(frozen=True)
-class Names:
-    """Names of an MCPServer's children: ``children.child_name`` keeps each a DNS-1123 label within its
-    Kubernetes limit (a long or dotted name is cut and gets a stable hash)."""
-
-    name: str
-
-    @property
-    def proxy(self) -> str:
-        """Deployment and Service."""
-        return children.child_name(self.name)
+class Names(WorkloadNames):
+    """Names of an MCPServer's children (the front ones from :class:`WorkloadNames`)."""
 
     @property
     def server(self) -> str:
@@ -71,32 +57,12 @@ class Names:
         return f"{self.server}-0"
 
     @property
-    def config(self) -> str:
-        return children.child_name(self.name, "-proxy")
-
-    @property
     def proxy_account(self) -> str:
-        return self.config
+        return self.account
 
     @property
     def server_account(self) -> str:
         return self.server
-
-
-def build_problems(server: MCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape, stdio auth."""
-    problems = []
-    if server.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(server.spec.pod_template_spec)]
-    if is_stdio(server) and server.spec.external_auth_config_ref is not None:
-        problems.append(
-            Problem(
-                "spec.externalAuthConfigRef",
-                "a stdio server is reached through its stdin/stdout, which carries no credential: remove "
-                "the reference, or serve the server over spec.transport sse or streamable-http",
-            )
-        )
-    return problems
 
 
 def is_stdio(server: MCPServer) -> bool:
@@ -115,8 +81,8 @@ def endpoint_path(server: MCPServer) -> str:
 
 def service_url(server: MCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL (follows proxyPort changes)."""
-    host = f"{Names(server.metadata.name).proxy}.{server.metadata.namespace}.svc.{settings.cluster_domain}"
-    return f"http://{host}:{server.spec.proxy_port}{endpoint_path(server)}"
+    name, namespace = server.metadata.name or "", server.metadata.namespace
+    return common.status_url(name, namespace, settings, server.spec.proxy_port, endpoint_path(server))
 
 
 def proxy_replicas(server: MCPServer) -> int | None:
@@ -190,62 +156,38 @@ def build_children(
     """
     secrets = SecretEnv()
     config_text = dump_proxy_config(build_proxy_config(server, settings, tool_config, external_auth, secrets))
-    digest = children.config_hash(config_text)
+    owner = Owner.of(server, owner_ref)
+    names = Names(owner.name)
+    overrides = _overrides(server)
     objects = [
-        build_config_map(server, owner_ref, config_text),
-        *build_service_accounts(server, owner_ref),
+        common.config_map(owner, names.config, {CONFIG_KEY: config_text}),
+        common.service_account(owner, names.proxy_account, automount=is_stdio(server)),
+    ]
+    if server.spec.service_account is None:
+        objects.append(
+            common.service_account(owner, names.server_account, automount=False, component="server")
+        )
+    objects += [
         build_server_statefulset(server, owner_ref),
-        build_proxy_deployment(server, owner_ref, settings, digest, secrets.env()),
-        build_proxy_service(server, owner_ref),
+        build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
+        common.service(owner, names.proxy, server.spec.proxy_port, overrides=overrides.proxy_service),
     ]
     if is_stdio(server):
-        objects += [build_proxy_role(server, owner_ref), build_proxy_role_binding(server, owner_ref)]
+        objects += [
+            common.role(owner, names.proxy_account, _attach_rules(names.server_pod)),
+            common.role_binding(owner, names.proxy_account, names.proxy_account),
+        ]
     else:
-        objects.append(build_server_headless_service(server, owner_ref))
+        objects.append(
+            common.service(
+                owner, names.server, mcp_port(server), port_name="mcp", service_type=None, component="server"
+            )
+        )
     return objects
 
 
-def _meta(server: MCPServer, name: str, owner_ref: JSON, component: str, **kwargs: Any) -> JSON:
-    return object_meta(
-        name,
-        server.metadata.namespace or "",
-        owner_ref,
-        labels(KIND, server.metadata.name or "", component),
-        **kwargs,
-    )
-
-
-def build_config_map(server: MCPServer, owner_ref: JSON, config_text: str) -> JSON:
-    names = Names(server.metadata.name or "")
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(server, names.config, owner_ref, "proxy"),
-        "data": {CONFIG_KEY: config_text},
-    }
-
-
-def build_service_accounts(server: MCPServer, owner_ref: JSON) -> list[JSON]:
-    """The proxy's account (it needs a token only to attach to a stdio server) and the server's."""
-    names = Names(server.metadata.name or "")
-    accounts = [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": _meta(server, names.proxy_account, owner_ref, "proxy"),
-            "automountServiceAccountToken": is_stdio(server),
-        }
-    ]
-    if server.spec.service_account is None:
-        accounts.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": _meta(server, names.server_account, owner_ref, "server"),
-                "automountServiceAccountToken": False,
-            }
-        )
-    return accounts
+def _overrides(server: MCPServer) -> ResourceOverrides:
+    return server.spec.resource_overrides or ResourceOverrides()
 
 
 def _server_env(server: MCPServer) -> list[JSON]:
@@ -261,9 +203,8 @@ def _server_env(server: MCPServer) -> list[JSON]:
 
 
 def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
-    names = Names(server.metadata.name or "")
-    instance = server.metadata.name or ""
-    selector = selector_labels(KIND, instance, "server")
+    owner = Owner.of(server, owner_ref, component="server")
+    names = Names(owner.name)
     owned: JSON = {"name": "mcp", "image": server.spec.image}
     if server.spec.args:
         owned["args"] = list(server.spec.args)
@@ -286,11 +227,11 @@ def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
         "securityContext": dict(RESTRICTED_POD_SECURITY),
         "containers": [container],
     }
-    template = {"metadata": {"labels": labels(KIND, instance, "server")}, "spec": pod_spec}
-    template = apply_user_patch(template, server.spec.pod_template_spec, owned, selector)
+    template = {"metadata": {"labels": owner.labels()}, "spec": pod_spec}
+    template = apply_user_patch(template, server.spec.pod_template_spec, owned, owner.selector())
     spec: JSON = {
         "serviceName": names.server,
-        "selector": {"matchLabels": selector},
+        "selector": {"matchLabels": owner.selector()},
         "template": template,
     }
     replicas = server_replicas(server)
@@ -299,22 +240,8 @@ def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _meta(server, names.server, owner_ref, "server"),
+        "metadata": owner.meta(names.server),
         "spec": spec,
-    }
-
-
-def build_server_headless_service(server: MCPServer, owner_ref: JSON) -> JSON:
-    names = Names(server.metadata.name or "")
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(server, names.server, owner_ref, "server"),
-        "spec": {
-            "clusterIP": "None",
-            "selector": selector_labels(KIND, server.metadata.name or "", "server"),
-            "ports": [{"name": "mcp", "port": mcp_port(server), "targetPort": "mcp", "protocol": "TCP"}],
-        },
     }
 
 
@@ -327,138 +254,32 @@ def build_proxy_deployment(
 ) -> JSON:
     """The proxy; ``secret_env``: the ``secretKeyRef`` variables its configuration names."""
     names = Names(server.metadata.name or "")
-    instance = server.metadata.name or ""
-    overrides = server.spec.resource_overrides.proxy_deployment if server.spec.resource_overrides else None
-    pod_overrides = overrides.pod_template_metadata_overrides if overrides else None
-    container: JSON = {
-        "name": "proxy",
-        "image": settings.proxy_image,
-        "imagePullPolicy": settings.proxy_image_pull_policy,
-        "args": ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
-        "ports": [{"name": "http", "containerPort": server.spec.proxy_port, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "securityContext": container_security(read_only_root=True),
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    env = [{"name": e.name, "value": e.value} for e in (overrides.env if overrides else None) or []]
-    env += secret_env or []
-    if env:
-        container["env"] = env
-    if server.spec.proxy_resources is not None:
-        container["resources"] = server.spec.proxy_resources.model_dump(exclude_none=True)
-    pod_spec: JSON = {
-        "serviceAccountName": names.proxy_account,
-        "automountServiceAccountToken": is_stdio(server),
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
-        "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": names.config}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
-    }
-    if overrides and overrides.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in overrides.image_pull_secrets]
-    pod_labels = {
-        **((pod_overrides.labels or {}) if pod_overrides else {}),
-        **labels(KIND, instance, "proxy"),
-    }
-    pod_annotations = {
-        **((pod_overrides.annotations or {}) if pod_overrides else {}),
-        CONFIG_HASH_ANNOTATION: digest,
-    }
-    spec: JSON = {
-        "selector": {"matchLabels": selector_labels(KIND, instance, "proxy")},
-        "template": {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": pod_spec},
-    }
-    replicas = proxy_replicas(server)
-    if replicas is not None:
-        spec["replicas"] = replicas
-    if is_stdio(server):
+    overrides = _overrides(server).proxy_deployment
+    container = common.front_container(
+        "proxy",
+        settings,
+        ["proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0"],
+        server.spec.proxy_port,
+        env=[*common.plain_env(overrides), *(secret_env or [])],
+        resources=server.spec.proxy_resources,
+    )
+    pod = FrontPod(
+        container,
+        account=names.proxy_account,
+        automount_token=is_stdio(server),
+        config_map=names.config,
+        digest=digest,
+        replicas=proxy_replicas(server),
+        overrides=overrides,
         # One process behind one stdin: never run two proxies against it, even during a rollout.
-        spec["strategy"] = {"type": "Recreate"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(
-            server,
-            names.proxy,
-            owner_ref,
-            "proxy",
-            extra_labels=overrides.labels if overrides else None,
-            annotations=overrides.annotations if overrides else None,
-        ),
-        "spec": spec,
-    }
+        strategy={"type": "Recreate"} if is_stdio(server) else None,
+    )
+    return common.front_deployment(Owner.of(server, owner_ref), names.proxy, pod)
 
 
-def build_proxy_service(server: MCPServer, owner_ref: JSON) -> JSON:
-    names = Names(server.metadata.name or "")
-    overrides = server.spec.resource_overrides.proxy_service if server.spec.resource_overrides else None
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(
-            server,
-            names.proxy,
-            owner_ref,
-            "proxy",
-            extra_labels=overrides.labels if overrides else None,
-            annotations=overrides.annotations if overrides else None,
-        ),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(KIND, server.metadata.name or "", "proxy"),
-            "ports": [
-                {"name": "http", "port": server.spec.proxy_port, "targetPort": "http", "protocol": "TCP"}
-            ],
-        },
-    }
-
-
-def build_proxy_role(server: MCPServer, owner_ref: JSON) -> JSON:
+def _attach_rules(pod: str) -> list[JSON]:
     """Only what attaching to a stdio server takes, limited to that one pod by name."""
-    names = Names(server.metadata.name or "")
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _meta(server, names.proxy_account, owner_ref, "proxy"),
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["pods"],
-                "resourceNames": [names.server_pod],
-                "verbs": ["get", "watch"],
-            },
-            {
-                "apiGroups": [""],
-                "resources": ["pods/attach"],
-                "resourceNames": [names.server_pod],
-                "verbs": ["create", "get"],
-            },
-        ],
-    }
-
-
-def build_proxy_role_binding(server: MCPServer, owner_ref: JSON) -> JSON:
-    names = Names(server.metadata.name or "")
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _meta(server, names.proxy_account, owner_ref, "proxy"),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.proxy_account},
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": names.proxy_account,
-                "namespace": server.metadata.namespace or "",
-            }
-        ],
-    }
+    return [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": [pod], "verbs": ["get", "watch"]},
+        {"apiGroups": [""], "resources": ["pods/attach"], "resourceNames": [pod], "verbs": ["create", "get"]},
+    ]

@@ -7,8 +7,6 @@ hash of its spec (the same hash the workloads copy into ``status.toolConfigHash`
 
 from __future__ import annotations
 
-from typing import Any
-
 from api.conditions import ACCEPTED
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import format_problems
@@ -17,7 +15,9 @@ from controller.core import Controller, ObjectKey, ReconcileContext, Result
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPTOOLCONFIG
+from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
+from controller.reconcilers.writes import emit
 
 
 async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
@@ -36,11 +36,10 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
         status["configHash"] = spec_hash(parsed.spec)
     status["conditions"] = builder.conditions
     await ctx.applier.apply_status(raw, status)
-    for type_, reason, message in builder.events:
-        await ctx.events.record(raw, type_, reason, message)
+    await emit(ctx, raw, builder.events)
     return Result.done()
 
 
-def register(manager: Manager) -> Any:
-    """Add the MCPToolConfig controller to ``manager``."""
-    return manager.add_controller(Controller(name="mcptoolconfig", for_=MCPTOOLCONFIG, reconcile=reconcile))
+def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
+    """The MCPToolConfig controller (it reads nothing but the config itself)."""
+    return Controller(name="mcptoolconfig", for_=MCPTOOLCONFIG, reconcile=reconcile)

@@ -8,40 +8,13 @@ message that names the field and the fix, and keeps its running children until t
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from pydantic import BaseModel
-
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.problems import format_problems
-from api.validation import parse_and_validate
 from controller.core import Cache
-from controller.reconcilers.children import JSON
 from controller.reconcilers.mcpexternalauthconfig import render_problems
-from controller.reconcilers.refs import Missing, Resolved, missing_auth_secrets
-
-M = TypeVar("M", bound=BaseModel)
+from controller.reconcilers.refs import Missing, Resolved, missing_auth_secrets, parse_ref
 
 FIELD = "spec.externalAuthConfigRef.name"
-
-
-def parse_ref(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:
-    """A referenced config as a model; an invalid one is reported as an unresolved reference."""
-    if raw is None:
-        return None
-    parsed, problems = parse_and_validate(raw)
-    if isinstance(parsed, model) and not problems:
-        return parsed
-    name = (raw.get("metadata") or {}).get("name")
-    kind = model.__name__
-    missing.append(
-        Missing(
-            field,
-            f"{kind.removeprefix('MCP')}Invalid",
-            f"{kind} '{name}' is invalid (see its Accepted condition): {format_problems(problems)}",
-        )
-    )
-    return None
 
 
 def resolve_external_auth(

@@ -74,61 +74,6 @@ def strategic_merge(base: Any, patch: Any, key: str = "") -> Any:
     return copy.deepcopy(patch)
 
 
-def pod_template_problems(patch: Any, path: str = "spec.podTemplateSpec") -> list[tuple[str, str]]:
-    """Shape checks for a user ``podTemplateSpec`` (the CRD keeps it free-form): (field, message) pairs."""
-    problems: list[tuple[str, str]] = []
-    if not isinstance(patch, dict):
-        return [(path, "must be an object shaped like a Kubernetes PodTemplateSpec ({metadata, spec})")]
-    unknown = sorted(set(patch) - {"metadata", "spec"})
-    if unknown:
-        problems.append(
-            (f"{path}.{unknown[0]}", "unknown field; a PodTemplateSpec has only metadata and spec")
-        )
-    metadata = patch.get("metadata", {})
-    if not isinstance(metadata, dict):
-        problems.append((f"{path}.metadata", "must be an object with labels and annotations"))
-    else:
-        for field in ("labels", "annotations"):
-            value = metadata.get(field, {})
-            if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-            ):
-                problems.append((f"{path}.metadata.{field}", "must map strings to strings (quote numbers)"))
-    spec = patch.get("spec", {})
-    if not isinstance(spec, dict):
-        return [*problems, (f"{path}.spec", "must be an object shaped like a Kubernetes PodSpec")]
-    for field in ("containers", "initContainers", "volumes", "tolerations", "imagePullSecrets"):
-        value = spec.get(field, [])
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            problems.append((f"{path}.spec.{field}", "must be a list of objects"))
-            continue
-        if field in ("containers", "initContainers", "volumes"):
-            for index, item in enumerate(value):
-                if not isinstance(item.get("name"), str) or not item.get("name"):
-                    problems.append(
-                        (f"{path}.spec.{field}[{index}].name", "is required (items merge by name)")
-                    )
-    for field in ("nodeSelector",):
-        value = spec.get(field, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            problems.append((f"{path}.spec.{field}", "must map strings to strings"))
-    for field in ("securityContext", "affinity"):
-        if not isinstance(spec.get(field, {}), dict):
-            problems.append((f"{path}.spec.{field}", "must be an object"))
-    containers = spec.get("containers", [])
-    if isinstance(containers, list):
-        for index, item in enumerate(containers):
-            if not isinstance(item, dict):
-                continue
-            for field in ("env", "volumeMounts", "ports", "args", "command"):
-                if field in item and not isinstance(item[field], list):
-                    problems.append((f"{path}.spec.containers[{index}].{field}", "must be a list"))
-            for field in ("resources", "securityContext"):
-                if field in item and not isinstance(item[field], dict):
-                    problems.append((f"{path}.spec.containers[{index}].{field}", "must be an object"))
-    return problems
-
-
 def apply_user_patch(template: JSON, patch: JSON | None, owned_container: JSON, owned_labels: JSON) -> JSON:
     """Merge the user's patch over ``template``; then re-impose the fields the operator must own.
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from api.problems import format_problems
+from api.validation import parse_and_validate
 from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
 
 TOOL_CONFIG_INDEX = "ref:toolConfig"
 GROUP_INDEX = "ref:group"
@@ -137,10 +142,27 @@ class Resolved:
     group: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
-    @property
-    def blocking(self) -> list[Missing]:
-        """Missing references that stop the children from being rendered (a group does not)."""
-        return [m for m in self.missing if m.reason != "GroupNotFound"]
+
+def parse_ref(model: type[M], raw: JSON | None, field: str, missing: list[Missing]) -> M | None:
+    """A referenced object (MCPToolConfig, MCPExternalAuthConfig) as its model, parsed AND checked by its
+    kind's rules: one that fails them is never used, and every workload kind reports it the same way
+    (``ResolvedRefs=False``, reason ``<Kind>Invalid``). ``raw`` None (not found) is reported by the caller.
+    """
+    if raw is None:
+        return None
+    parsed, problems = parse_and_validate(raw)
+    if isinstance(parsed, model) and not problems:
+        return parsed
+    name = (raw.get("metadata") or {}).get("name")
+    kind = model.__name__
+    missing.append(
+        Missing(
+            field,
+            f"{kind.removeprefix('MCP')}Invalid",
+            f"{kind} '{name}' is invalid (see its Accepted condition): {format_problems(problems)}",
+        )
+    )
+    return None
 
 
 # (spec field, kind shown in messages, resource, Resolved attribute, reason when missing)

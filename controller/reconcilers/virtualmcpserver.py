@@ -11,32 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from api.auth_config import OutboundAuthConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import format_problems
-from api.validation import parse_and_validate
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
-    CONFIGMAP,
     DEPLOYMENT,
     ROLE,
     ROLEBINDING,
-    SERVICE,
-    SERVICEACCOUNT,
     Cache,
-    Controller,
     ObjectKey,
-    ReconcileContext,
     Resource,
-    Result,
     Watch,
-    is_being_deleted,
-    owner_reference,
 )
-from controller.core.manager import Manager
 from controller.reconcilers import virtualmcpserver_build as build
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import (
@@ -54,14 +41,16 @@ from controller.reconcilers.refs import (
     Missing,
     index_external_auth,
     index_group,
+    parse_ref,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
-from controller.reconcilers.status import invalid_status, workload_state
+from controller.reconcilers.status import workload_state
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
-from controller.reconcilers.writes import CONFLICT_RETRY_SECONDS, emit, name_conflicts
+from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
+from controller.reconcilers.writes import Events
 
-OWNED: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, CONFIGMAP, SERVICEACCOUNT, ROLE, ROLEBINDING)
+OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
 
@@ -84,13 +73,15 @@ def index_vmcp_tool_config(obj: JSON) -> list[str]:
     return _names(obj, [t.get("toolConfigRef") for t in tools if isinstance(t, dict)])
 
 
-def register_indexes(cache: Cache) -> None:
+def setup(cache: Cache) -> list[Watch]:
+    """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     register_member_indexes(cache)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
+    return watches(cache)
 
 
 def watches(cache: Cache) -> list[Watch]:
@@ -131,6 +122,8 @@ class Resolution:
     tool_configs: dict[str, MCPToolConfig | None] = field(default_factory=dict)
     secrets: SecretEnv = field(default_factory=SecretEnv)
     missing: list[Missing] = field(default_factory=list)
+    group: JSON | None = None
+    """The MCPGroup (None: it does not exist, nothing is rendered)."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -185,19 +178,21 @@ def _auth(
             )
         )
         return False, None
-    try:
-        config = MCPExternalAuthConfig.model_validate(raw)
-        if config.spec.type == "tokenExchange":
-            out.missing.append(
-                Missing(
-                    "spec.outgoingAuth",
-                    "ExternalAuthConfigUnsupported",
-                    f"MCPExternalAuthConfig '{name}' ({where}) is tokenExchange, which the gateway cannot "
-                    "do (its backend sessions are shared by all callers); use headerInjection, bearerToken "
-                    "or oauth2ClientCredentials",
-                )
+    config = parse_ref(MCPExternalAuthConfig, raw, "spec.outgoingAuth", out.missing)
+    if config is None:
+        return False, None
+    if config.spec.type == "tokenExchange":
+        out.missing.append(
+            Missing(
+                "spec.outgoingAuth",
+                "ExternalAuthConfigUnsupported",
+                f"MCPExternalAuthConfig '{name}' ({where}) is tokenExchange, which the gateway cannot "
+                "do (its backend sessions are shared by all callers); use headerInjection, bearerToken "
+                "or oauth2ClientCredentials",
             )
-            return False, None
+        )
+        return False, None
+    try:
         return True, outbound_auth(config.spec, out.secrets)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -215,115 +210,71 @@ def _tool_config(
     cache: Cache, namespace: str, name: str, workload: str, missing: list[Missing]
 ) -> MCPToolConfig | None:
     raw = cache.get(MCPTOOLCONFIG, namespace, name)
-    try:
-        return MCPToolConfig.model_validate(raw) if raw is not None else None
-    except ValidationError:
-        pass
-    state = "does not exist" if raw is None else "is invalid"
-    missing.append(
-        Missing(
-            "spec.config.aggregation.tools",
-            "ToolConfigNotFound" if raw is None else "ToolConfigInvalid",
-            f"MCPToolConfig '{name}' (tools of backend '{workload}') {state} in namespace '{namespace}'; "
-            "the backend's tools are hidden until it is fixed",
-        )
-    )
-    return None
-
-
-class VirtualMCPServerReconciler:
-    """``reconcile(key, ctx)`` for VirtualMCPServer objects."""
-
-    def __init__(self, settings: ReconcilerSettings) -> None:
-        self.settings = settings
-
-    def controller(self, manager: Manager) -> Controller:
-        register_indexes(manager.cache)
-        return Controller(
-            name="virtualmcpserver",
-            for_=VIRTUALMCPSERVER,
-            reconcile=self.reconcile,
-            owns=list(OWNED),
-            watches=watches(manager.cache),
-        )
-
-    async def reconcile(self, key: ObjectKey, ctx: ReconcileContext) -> Result:
-        raw = ctx.cache.get(VIRTUALMCPSERVER, key.namespace, key.name)
-        if raw is None or is_being_deleted(raw):
-            return Result.done()  # the garbage collector removes the children
-        meta = raw.get("metadata") or {}
-        generation = int(meta.get("generation") or 0)
-        previous: JSON = raw.get("status") or {}
-
-        parsed, problems = parse_and_validate(raw)
-        if isinstance(parsed, VirtualMCPServer):
-            problems = sorted(problems + build.build_problems(parsed))
-        if problems or not isinstance(parsed, VirtualMCPServer):
-            status, events = invalid_status(previous, generation, format_problems(problems))
-            await ctx.applier.apply_status(raw, status)
-            await emit(ctx, raw, events)
-            return Result.done()  # terminal until the spec changes
-
-        vmcp = parsed
-        group_name = vmcp.spec.group_ref.name
-        group = ctx.cache.get(MCPGROUP, key.namespace, group_name)
-        conflicts: list[Missing] = []
-        if group is None:
-            observed = Observed(
-                group_name,
-                group_found=False,
-                group_ready=False,
-                missing=[
-                    Missing(
-                        "spec.groupRef.name",
-                        "GroupNotFound",
-                        f"MCPGroup '{group_name}' does not exist in namespace '{key.namespace}'; create it "
-                        "or change spec.groupRef",
-                    )
-                ],
+    if raw is None:
+        missing.append(
+            Missing(
+                "spec.config.aggregation.tools",
+                "ToolConfigNotFound",
+                f"MCPToolConfig '{name}' (tools of backend '{workload}') does not exist in namespace "
+                f"'{namespace}'; the backend's tools are hidden until it is fixed",
             )
+        )
+    return parse_ref(MCPToolConfig, raw, "spec.config.aggregation.tools", missing)
+
+
+def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
+    """The group's members as backends (nothing when the group does not exist)."""
+    namespace = vmcp.metadata.namespace or ""
+    group_name = vmcp.spec.group_ref.name
+    group = cache.get(MCPGROUP, namespace, group_name)
+    if group is None:
+        message = (
+            f"MCPGroup '{group_name}' does not exist in namespace '{namespace}'; create it or change "
+            "spec.groupRef"
+        )
+        return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
+    resolution = resolve_backends(cache, vmcp, namespace)
+    resolution.group = group
+    return resolution
+
+
+def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolution]:
+    """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
+
+    def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
+        if resolution.group is None:
+            return None
+        config = build.build_vmcp_config(vmcp, resolution.backends, settings, resolution.tool_configs)
+        return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+
+    def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:
+        group = vmcp.spec.group_ref.name
+        if resolution.group is None:
+            observed = Observed(group, group_found=False, group_ready=False, missing=resolution.missing)
         else:
-            resolution = resolve_backends(ctx.cache, vmcp, key.namespace)
-            config = build.build_vmcp_config(
-                vmcp, resolution.backends, self.settings, resolution.tool_configs
-            )
-            desired = build.build_children(
-                vmcp, owner_reference(raw), self.settings, config, resolution.secrets.env()
-            )
-            who = f"VirtualMCPServer '{key.name}'"
-            conflicts = name_conflicts(ctx, desired, str(meta.get("uid")), who)
-            if not conflicts:
-                for child in desired:
-                    await ctx.applier.apply(child)
-                await _delete_unwanted_account(ctx, vmcp, str(meta.get("uid")))
+            name, namespace = build.Names(vmcp.metadata.name or "").gateway, vmcp.metadata.namespace
             observed = Observed(
-                group_name,
+                group,
                 group_found=True,
-                group_ready=(group.get("status") or {}).get("phase") == "Ready",
+                group_ready=(resolution.group.get("status") or {}).get("phase") == "Ready",
                 members=resolution.members,
                 backends=frozenset(b.member.name for b in resolution.backends),
-                missing=[*conflicts, *resolution.missing],
-                gateway=workload_state(ctx.cache.get(DEPLOYMENT, key.namespace, key.name), "Deployment"),
+                missing=[*outcome.conflicts, *resolution.missing],
+                gateway=workload_state(outcome.newest(DEPLOYMENT, namespace, name), "Deployment"),
             )
-        status, events = vmcp_status(previous, generation, build.service_url(vmcp, self.settings), observed)
-        await ctx.applier.apply_status(raw, status)
-        await emit(ctx, raw, events)
-        return Result.requeue_after(CONFLICT_RETRY_SECONDS) if conflicts else Result.done()
+        generation = vmcp.metadata.generation or 0
+        return vmcp_status(outcome.previous, generation, build.service_url(vmcp, settings), observed)
 
-
-async def _delete_unwanted_account(ctx: ReconcileContext, vmcp: VirtualMCPServer, uid: str) -> None:
-    """With ``spec.serviceAccount`` set, the account we created earlier is no longer wanted."""
-    if vmcp.spec.service_account is None:
-        return
-    namespace = vmcp.metadata.namespace or ""
-    name = build.Names(vmcp.metadata.name or "").account
-    account = ctx.cache.get(SERVICEACCOUNT, namespace, name)
-    owners = ((account or {}).get("metadata") or {}).get("ownerReferences") or []
-    if account is not None and any(o.get("uid") == uid for o in owners):
-        await ctx.applier.delete(SERVICEACCOUNT, namespace, name, uid=account["metadata"].get("uid"))
-
-
-def register(manager: Manager, settings: ReconcilerSettings | None = None) -> Any:
-    """Add the VirtualMCPServer controller to ``manager``."""
-    reconciler = VirtualMCPServerReconciler(settings or ReconcilerSettings.from_env())
-    return manager.add_controller(reconciler.controller(manager))
+    # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce
+    # (a new backend list is hot-reloaded).
+    return WorkloadKind(
+        VIRTUALMCPSERVER,
+        VirtualMCPServer,
+        OWNED,
+        setup,
+        resolve,
+        render,
+        status,
+        terminating_phase=None,
+        announce_rollout=False,
+    )

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from api.auth_config import OutboundAuthConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import Problem
 from api.virtualmcpserver import VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
@@ -42,19 +41,13 @@ from api.vmcp_config import (
     WorkloadToolConfig,
 )
 from controller.reconcilers import children
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, labels, object_meta, selector_labels
-from controller.reconcilers.podtemplate import (
-    RESTRICTED_POD_SECURITY,
-    apply_user_patch,
-    container_security,
-    pod_template_problems,
-)
+from controller.reconcilers import workload_build as common
+from controller.reconcilers.children import JSON
 from controller.reconcilers.render import inbound_oidc, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
-KIND = "VirtualMCPServer"
 CONFIG_KEY = "vmcp.yaml"
-CONFIG_DIR = "/etc/mcp-operator"
 VMCP_PORT = 4483
 CONTAINER = "vmcp"
 COMPONENT = "gateway"
@@ -63,23 +56,15 @@ Transport = Literal["streamable-http", "sse"]
 
 
 @dataclass(frozen=True)
-class Names:
-    """Names of a VirtualMCPServer's children."""
+class Names(WorkloadNames):
+    """Names of a VirtualMCPServer's children: Deployment and Service ``<name>``, ConfigMap, account and
+    RBAC ``<name>-vmcp``."""
 
-    name: str
+    config_suffix: str = "-vmcp"
 
     @property
     def gateway(self) -> str:
-        """Deployment and Service (``children.child_name``: a DNS-1123 label of at most 63)."""
-        return children.child_name(self.name)
-
-    @property
-    def config(self) -> str:
-        return children.child_name(self.name, "-vmcp")
-
-    @property
-    def account(self) -> str:
-        return self.config
+        return self.proxy
 
 
 @dataclass(frozen=True)
@@ -147,18 +132,9 @@ def auth_config_name(vmcp: VirtualMCPServer, member: Member) -> str | None:
     return None
 
 
-def build_problems(vmcp: VirtualMCPServer) -> list[Problem]:
-    """What the builders cannot render beyond ``api.validate``: the pod template's shape."""
-    problems: list[Problem] = []
-    if vmcp.spec.pod_template_spec is not None:
-        problems += [Problem(f, m) for f, m in pod_template_problems(vmcp.spec.pod_template_spec)]
-    return problems
-
-
 def service_url(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> str:
     """``status.url``: the gateway Service's in-cluster URL."""
-    host = f"{Names(vmcp.metadata.name).gateway}.{vmcp.metadata.namespace}.svc.{settings.cluster_domain}"
-    return f"http://{host}:{VMCP_PORT}/mcp"
+    return common.status_url(vmcp.metadata.name or "", vmcp.metadata.namespace, settings, VMCP_PORT, "/mcp")
 
 
 def _workload_tools(
@@ -279,158 +255,57 @@ def build_children(
     env: Sequence[JSON] = (),
 ) -> list[JSON]:
     """Every child manifest of ``vmcp`` (apply bodies: only the fields we own)."""
-    objects = [build_config_map(vmcp, owner_ref, config)]
+    owner = Owner.of(vmcp, owner_ref, COMPONENT)
+    names = Names(owner.name)
+    objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
-        objects.append(build_service_account(vmcp, owner_ref))
+        # The health writer's token (see the Role below).
+        objects.append(common.service_account(owner, names.account, automount=True))
     objects += [
-        build_status_role(vmcp, owner_ref),
-        build_status_role_binding(vmcp, owner_ref),
+        common.role(owner, names.account, _status_rules(names.name)),
+        common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
-        build_service(vmcp, owner_ref),
+        common.service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
     ]
     return objects
 
 
-def _meta(vmcp: VirtualMCPServer, name: str, owner_ref: JSON, **kwargs: Any) -> JSON:
-    instance = vmcp.metadata.name or ""
-    return object_meta(
-        name, vmcp.metadata.namespace or "", owner_ref, labels(KIND, instance, COMPONENT), **kwargs
-    )
-
-
-def build_config_map(vmcp: VirtualMCPServer, owner_ref: JSON, config: VMCPConfig) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(vmcp, Names(vmcp.metadata.name or "").config, owner_ref),
-        "data": {CONFIG_KEY: config.to_yaml()},
-    }
-
-
-def build_service_account(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(vmcp, Names(vmcp.metadata.name or "").account, owner_ref),
-        "automountServiceAccountToken": True,
-    }
-
-
-def build_status_role(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
+def _status_rules(name: str) -> list[JSON]:
     """Only what the gateway's health writer needs: this one object's status, by name."""
-    names = Names(vmcp.metadata.name or "")
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _meta(vmcp, names.account, owner_ref),
-        "rules": [
-            {
-                "apiGroups": ["mcp-operator.dev"],
-                "resources": ["virtualmcpservers/status"],
-                "resourceNames": [names.name],
-                "verbs": ["get", "patch"],
-            }
-        ],
-    }
-
-
-def build_status_role_binding(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
-    names = Names(vmcp.metadata.name or "")
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _meta(vmcp, names.account, owner_ref),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.account},
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": vmcp.spec.service_account or names.account,
-                "namespace": vmcp.metadata.namespace or "",
-            }
-        ],
-    }
+    return [
+        {
+            "apiGroups": ["mcp-operator.dev"],
+            "resources": ["virtualmcpservers/status"],
+            "resourceNames": [name],
+            "verbs": ["get", "patch"],
+        }
+    ]
 
 
 def build_deployment(
     vmcp: VirtualMCPServer, owner_ref: JSON, settings: ReconcilerSettings, digest: str, env: Sequence[JSON]
 ) -> JSON:
     names = Names(vmcp.metadata.name or "")
-    instance = names.name
-    owned: JSON = {
-        "name": CONTAINER,
-        "image": settings.proxy_image,
-        "args": [
-            "vmcp",
-            "--config",
-            f"{CONFIG_DIR}/{CONFIG_KEY}",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(VMCP_PORT),
+    args = ["vmcp", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0", "--port", str(VMCP_PORT)]
+    container = common.front_container(
+        CONTAINER,
+        settings,
+        args,
+        VMCP_PORT,
+        env=[
+            {"name": "VMCP_NAME", "value": names.name},
+            {"name": "VMCP_NAMESPACE", "value": vmcp.metadata.namespace or ""},
+            *(dict(e) for e in env),
         ],
-    }
-    container: JSON = {
-        **owned,
-        "imagePullPolicy": settings.proxy_image_pull_policy,
-        "ports": [{"name": "http", "containerPort": VMCP_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "securityContext": container_security(read_only_root=True),
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    container["env"] = [
-        {"name": "VMCP_NAME", "value": names.name},
-        {"name": "VMCP_NAMESPACE", "value": vmcp.metadata.namespace or ""},
-        *(dict(e) for e in env),
-    ]
-    if vmcp.spec.resources is not None:
-        container["resources"] = vmcp.spec.resources.model_dump(exclude_none=True)
-    pod_spec: JSON = {
-        "serviceAccountName": vmcp.spec.service_account or names.account,
-        "automountServiceAccountToken": True,  # the health writer's token (see build_status_role)
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
-        "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": names.config}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
-    }
-    selector = selector_labels(KIND, instance, COMPONENT)
-    template: JSON = {
-        "metadata": {
-            "labels": labels(KIND, instance, COMPONENT),
-            "annotations": {CONFIG_HASH_ANNOTATION: digest},
-        },
-        "spec": pod_spec,
-    }
-    template = apply_user_patch(template, vmcp.spec.pod_template_spec, owned, selector)
-    spec: JSON = {"selector": {"matchLabels": selector}, "template": template}
-    if vmcp.spec.replicas is not None:
-        spec["replicas"] = vmcp.spec.replicas
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(vmcp, names.gateway, owner_ref),
-        "spec": spec,
-    }
-
-
-def build_service(vmcp: VirtualMCPServer, owner_ref: JSON) -> JSON:
-    names = Names(vmcp.metadata.name or "")
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(vmcp, names.gateway, owner_ref),
-        "spec": {
-            "type": vmcp.spec.service_type,
-            "selector": selector_labels(KIND, names.name, COMPONENT),
-            "ports": [{"name": "http", "port": VMCP_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+        resources=vmcp.spec.resources,
+    )
+    pod = FrontPod(
+        container,
+        account=vmcp.spec.service_account or names.account,
+        automount_token=True,  # the health writer's token (see _status_rules)
+        config_map=names.config,
+        digest=digest,
+        replicas=vmcp.spec.replicas,
+        patch=vmcp.spec.pod_template_spec,
+    )
+    return common.front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)

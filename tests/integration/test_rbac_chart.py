@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from api.registry import KINDS
 from tests.conftest import Cluster
 from tests.fixtures.chart.charts import (
     OPERATOR_CHART,
@@ -22,14 +23,7 @@ from tests.fixtures.chart.charts import (
     unique,
 )
 
-MCP_KINDS = [
-    "mcpservers",
-    "mcpremoteproxies",
-    "virtualmcpservers",
-    "mcpgroups",
-    "mcptoolconfigs",
-    "mcpexternalauthconfigs",
-]
+MCP_KINDS = [info.plural for info in KINDS.values()]  # the chart's rules on them are generated from the CRDs
 
 # The reviewed allow-list: resource -> verbs. Change it only together with docs/install.md.
 MANAGER_GRANTS: dict[str, set[str]] = {

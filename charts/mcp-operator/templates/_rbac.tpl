@@ -3,36 +3,11 @@ The operator's permissions, in one place. Least privilege: only the verbs and re
 uses. Secrets are read-only (the operator references them, never writes them); pods are read-only
 except pods/attach, which the operator grants to each stdio proxy's Role and therefore must hold
 itself (RBAC forbids granting what you do not hold). docs/install.md documents every rule.
+The rules on the API group's own kinds are generated into _kinds.tpl (hack/generate_chart.py).
 Rendered as a ClusterRole (rbac.scope=cluster) or as a Role in each watched namespace.
 */}}
 {{- define "mcp-operator.managerRules" -}}
-- apiGroups: ["mcp-operator.dev"]
-  resources:
-    - mcpservers
-    - mcpremoteproxies
-    - virtualmcpservers
-    - mcpgroups
-    - mcptoolconfigs
-    - mcpexternalauthconfigs
-  verbs: ["get", "list", "watch", "patch", "update"]
-- apiGroups: ["mcp-operator.dev"]
-  resources:
-    - mcpservers/status
-    - mcpremoteproxies/status
-    - virtualmcpservers/status
-    - mcpgroups/status
-    - mcptoolconfigs/status
-    - mcpexternalauthconfigs/status
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["mcp-operator.dev"]
-  resources:
-    - mcpservers/finalizers
-    - mcpremoteproxies/finalizers
-    - virtualmcpservers/finalizers
-    - mcpgroups/finalizers
-    - mcptoolconfigs/finalizers
-    - mcpexternalauthconfigs/finalizers
-  verbs: ["update"]
+{{ include "mcp-operator.kindRules" . }}
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

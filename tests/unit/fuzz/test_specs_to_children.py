@@ -93,7 +93,6 @@ def assert_invalid_status_writable(raw: JSON, message: str, status_model: type[B
 def test_mcpserver_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(raw: JSON) -> None:
     parsed, problems = parse_and_validate(raw)
     assert isinstance(parsed, MCPServer), problems  # schema-valid input always parses
-    problems = sorted(problems + mcpserver_build.build_problems(parsed))
     if problems:
         assert_invalid_status_writable(raw, format_problems(problems), MCPServerStatus)
         return
@@ -158,7 +157,6 @@ REMOTE_FOUND: JSON = {  # what this property found once; kept as explicit exampl
 def test_remote_proxy_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(raw: JSON) -> None:
     parsed, problems = parse_and_validate(raw)
     assert isinstance(parsed, MCPRemoteProxy), problems
-    problems = sorted(problems + mcpremoteproxy_build.build_problems(parsed))
     if problems:
         assert_invalid_status_writable(raw, format_problems(problems), MCPRemoteProxyStatus)
         return
@@ -182,7 +180,6 @@ def test_vmcp_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(
 ) -> None:
     parsed, problems = parse_and_validate(raw)
     assert isinstance(parsed, VirtualMCPServer), problems
-    problems = sorted(problems + virtualmcpserver_build.build_problems(parsed))
     if problems:
         assert_invalid_status_writable(raw, format_problems(problems), VirtualMCPServerStatus)
         return

@@ -19,13 +19,12 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import ProxyConfig
-from api.validation import parse_and_validate
+from api.validation import parse_and_validate, validate
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.mcpremoteproxy_build import (
     Names,
     build_children,
-    build_problems,
     render_config,
     service_url,
 )
@@ -162,7 +161,7 @@ def test_long_names_get_shortened_children_with_a_stable_hash() -> None:
     proxy = MCPRemoteProxy.model_validate(
         {**make().model_dump(by_alias=True), "metadata": {"name": "x" * 60, "namespace": "team"}}
     )
-    assert build_problems(proxy) == []
+    assert validate(proxy) == []
     names = Names("x" * 60)
     assert names.proxy == "x" * 60 and len(names.config) == 63 and names.config.endswith("-proxy")
     assert names.config == Names("x" * 60).config != Names("x" * 61).config

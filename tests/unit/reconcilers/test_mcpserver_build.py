@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
+from api.validation import validate
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpserver_build import (
     Names,
     build_children,
-    build_problems,
     build_proxy_config,
     proxy_replicas,
     server_replicas,
@@ -193,7 +193,7 @@ def test_url_follows_port_and_mode() -> None:
 
 
 def test_names_that_would_overflow_are_shortened_with_a_stable_hash() -> None:
-    assert build_problems(make("n" * 46)) == []
+    assert validate(make("n" * 46)) == []
     assert Names("n" * 45).server == "n" * 45 + "-server"  # fits the StatefulSet's 52: unchanged
     long = Names("n" * 46)
     assert (
@@ -229,6 +229,6 @@ def test_outbound_credential_is_an_env_reference_filled_from_the_secret(transpor
 
 
 def test_stdio_server_with_a_credential_is_a_problem_naming_the_field() -> None:
-    problems = build_problems(make(externalAuthConfigRef={"name": "upstream"}))
+    problems = validate(make(externalAuthConfigRef={"name": "upstream"}))
     assert [p.field for p in problems] == ["spec.externalAuthConfigRef"]
-    assert build_problems(make(transport="sse", externalAuthConfigRef={"name": "upstream"})) == []
+    assert validate(make(transport="sse", externalAuthConfigRef={"name": "upstream"})) == []

@@ -16,6 +16,7 @@ import yaml
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.validation import validate
 from api.virtualmcpserver import VirtualMCPServer
 from api.vmcp_config import VMCPConfig
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
@@ -29,7 +30,6 @@ from controller.reconcilers.virtualmcpserver_build import (
     Member,
     auth_config_name,
     build_children,
-    build_problems,
     build_vmcp_config,
     member_from_raw,
     service_url,
@@ -255,9 +255,9 @@ def _hidden(config: VMCPConfig) -> set[str]:
 
 
 def test_name_limit_and_pod_template_problems() -> None:
-    assert build_problems(make()) == []
-    assert build_problems(make(name="g" * 64)) == []  # children get shortened names instead
-    bad = build_problems(make(podTemplateSpec={"spec": {"containers": "vmcp"}}))
+    assert validate(make()) == []
+    assert validate(make(name="g" * 64)) == []  # children get shortened names instead
+    bad = validate(make(podTemplateSpec={"spec": {"containers": "vmcp"}}))
     assert [p.field for p in bad] == ["spec.podTemplateSpec.spec.containers"]
 
 

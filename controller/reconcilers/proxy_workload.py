@@ -1,0 +1,135 @@
+"""What the two proxy kinds (MCPServer, MCPRemoteProxy) share beyond :mod:`workload`: their references
+(group, Secrets, MCPToolConfig, MCPExternalAuthConfig) and the shape of their status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.mcpexternalauthconfig import MCPExternalAuthConfig
+from api.mcpremoteproxy import MCPRemoteProxy
+from api.mcpserver import MCPServer
+from api.mcptoolconfig import MCPToolConfig
+from controller.core import SECRET, Cache, Resource, Watch
+from controller.reconcilers.children import JSON, spec_hash
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
+from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
+from controller.reconcilers.refs import (
+    SECRET_INDEX,
+    Missing,
+    index_auth_config_secrets,
+    parse_ref,
+    referrer_watches,
+    register_workload_indexes,
+    resolve,
+    secret_to_auth_referrers,
+    strip_secret_values,
+)
+from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.workload import Outcome
+from controller.reconcilers.writes import Events
+
+ProxyWorkload = MCPServer | MCPRemoteProxy
+
+
+def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
+    """Index a proxy kind by everything it refers to; watch those (and the Secrets its auth config names)."""
+    register_workload_indexes(cache, resource)
+    cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
+    cache.set_transform(SECRET, strip_secret_values)
+    return [*referrer_watches(cache, resource), secret_to_auth_referrers(cache, resource)]
+
+
+@dataclass
+class ProxyRefs:
+    """A proxy workload's references, found, parsed and checked (``missing``: what is not usable)."""
+
+    tool_config: MCPToolConfig | None = None
+    external_auth: MCPExternalAuthConfig | None = None
+    missing: list[Missing] = field(default_factory=list)
+
+
+def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
+    """Every reference of a proxy workload, each problem reported in ``missing`` the same way for every
+    kind. ``raw``: the cached object (references are read from its spec as stored)."""
+    namespace = workload.metadata.namespace or ""
+    resolved = resolve(cache, namespace, raw.get("spec") or {})
+    missing = resolved.missing
+    tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
+    external_auth = resolve_external_auth(
+        cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
+    )
+    return ProxyRefs(tool_config, external_auth, missing)
+
+
+def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
+    """``render()`` once every reference but the group resolved; a runtime refusal of the auth config
+    becomes a ``Missing`` entry (the running children are kept)."""
+    if [m for m in refs.missing if m.reason != "GroupNotFound"]:
+        return None
+    try:
+        return render()
+    except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
+        refs.missing.append(invalid_auth(refs.external_auth, str(exc)))
+        return None
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    """What decides a proxy workload's phase, as each kind names it."""
+
+    url: str
+    pods: WorkloadState
+    """The least ready of the workload's pods (proxy, and the server's for an MCPServer)."""
+    serving_phase: str
+    serving_message: str
+    stopped_phase: str
+
+
+def proxy_status(
+    workload: ProxyWorkload,
+    refs: ProxyRefs,
+    outcome: Outcome,
+    state: ProxyState,
+    extra: Callable[[StatusBuilder], None] = lambda builder: None,
+) -> tuple[JSON, Events]:
+    """Accepted, ResolvedRefs and Ready; ``extra`` adds the kind's own conditions."""
+    generation = workload.metadata.generation or 0
+    previous = outcome.previous
+    missing = [*refs.missing, *outcome.conflicts]
+    builder = StatusBuilder(list(previous.get("conditions") or []), generation)
+    builder.set(ACCEPTED, True, "Accepted", "the spec is valid")
+    if missing:
+        builder.set(RESOLVED_REFS, False, missing[0].reason, "; ".join(m.message for m in missing))
+    else:
+        builder.set(RESOLVED_REFS, True, "ResolvedRefs", "every referenced object exists")
+    extra(builder)
+    was_ready = any(
+        c.get("type") == READY and c.get("status") == "True" for c in previous.get("conditions") or []
+    )
+    if workload.spec.replicas == 0:
+        phase, message = state.stopped_phase, "scaled to zero replicas (spec.replicas is 0)"
+        builder.set(READY, False, "Stopped", message)
+    elif missing:
+        phase, message = PENDING, "waiting for referenced objects: " + "; ".join(m.message for m in missing)
+        builder.set(READY, False, "RefsNotResolved", message)
+    elif state.pods.ready:
+        phase, message = state.serving_phase, state.serving_message
+        builder.set(READY, True, "Available", message)
+    else:
+        phase, message = PENDING, state.pods.detail
+        builder.set(READY, False, "Unavailable", message, event=was_ready)
+    status: JSON = {
+        "phase": phase,
+        "message": message,
+        "url": state.url,
+        "readyReplicas": state.pods.ready_replicas,
+        "observedGeneration": generation,
+        "conditions": builder.conditions,
+    }
+    if refs.tool_config is not None:
+        status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
+    if refs.external_auth is not None:
+        status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    return status, builder.events
