@@ -60,6 +60,10 @@ class Cache:
         """Replace the ingest transform of ``resource`` (keep stripping managedFields in yours)."""
         self.informer(resource).transform = func
 
+    def set_label_selector(self, resource: Resource, selector: str) -> None:
+        """Cache only the objects of ``resource`` that match ``selector`` (e.g. the pods we create)."""
+        self.informer(resource).label_selector = selector
+
     # ------------------------------------------------------------------------------------ reads
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object | None:

@@ -126,23 +126,22 @@ class KubeClient:
         *,
         timeout_seconds: int,
         line_timeout: float,
+        label_selector: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Raw watch events (``{"type": ..., "object": ...}``) with bookmarks, until the server ends it.
 
         Raises :class:`ApiError` for an error status (410 included) and ``TimeoutError`` when the answer
         or a line does not arrive within ``line_timeout`` seconds (a silently dead stream or connection).
         """
-        request = Request(
-            "GET",
-            resource.collection_path(namespace),
-            {
-                "watch": "true",
-                "allowWatchBookmarks": "true",
-                "resourceVersion": resource_version,
-                "timeoutSeconds": str(timeout_seconds),
-            },
-            timeout=None,
-        )
+        query = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            query["labelSelector"] = label_selector
+        request = Request("GET", resource.collection_path(namespace), query, timeout=None)
         # A watch sent on a dead pooled connection never gets its answer, and has no total timeout.
         response = await asyncio.wait_for(self._send(request), line_timeout)
         try:

@@ -87,8 +87,10 @@ class Informer:
         transform: Callable[[], Transform],
         settings: InformerSettings | None = None,
         clock: Clock | None = None,
+        label_selector: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.client = client
+        self._label_selector = label_selector
         self.resource = resource
         self.namespace = namespace
         self.store = store
@@ -150,7 +152,12 @@ class Informer:
         return None if rv is None else (self.last_resource_version or rv)
 
     async def _relist(self) -> str:
-        items, rv = await self.client.list(self.resource, self.namespace, page_size=self.settings.page_size)
+        items, rv = await self.client.list(
+            self.resource,
+            self.namespace,
+            label_selector=self._label_selector(),
+            page_size=self.settings.page_size,
+        )
         transform = self._transform()
         initial = not self._synced.is_set()
         added, updated, deleted = self.store.replace(compact(transform(obj)) for obj in items)
@@ -185,6 +192,7 @@ class Informer:
             rv,
             timeout_seconds=timeout,
             line_timeout=self.settings.inactivity_timeout,
+            label_selector=self._label_selector(),
         )
         async for event in events:
             kind = event.get("type")
@@ -232,6 +240,8 @@ class ResourceInformer:
         self._clock = clock or MonotonicClock()
         self.handlers: list[EventHandler] = []
         self.transform: Transform = strip_unread_fields
+        self.label_selector: str | None = None
+        """Only objects matching this label selector are listed and watched (None: all)."""
         scopes: list[str | None] = (
             [None] if namespaces is None or not resource.namespaced else list(namespaces)
         )
@@ -243,6 +253,7 @@ class ResourceInformer:
                 store=Store(),
                 handlers=self.handlers,
                 transform=lambda: self.transform,
+                label_selector=lambda: self.label_selector,
                 settings=self.settings,
                 clock=self._clock,
             )

@@ -7,6 +7,7 @@ from api.mcpserver import MCPServer
 from controller.core import DEPLOYMENT, ROLE, ROLEBINDING, STATEFULSET, Cache, Resource, Watch, strip_pod_spec
 from controller.reconcilers import mcpserver_build as build
 from controller.reconcilers import proxy_workload as proxies
+from controller.reconcilers import server_pods
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import MCPSERVER
 from controller.reconcilers.settings import ReconcilerSettings
@@ -21,7 +22,7 @@ STDIO_CAPPED = "StdioReplicaCapped"
 def setup(cache: Cache) -> list[Watch]:
     cache.set_transform(DEPLOYMENT, strip_pod_spec)  # the reconcilers read no workload's pod spec
     cache.set_transform(STATEFULSET, strip_pod_spec)
-    return proxies.proxy_setup(MCPSERVER, cache)
+    return [*proxies.proxy_setup(MCPSERVER, cache), server_pods.setup(cache, MCPSERVER.kind)]
 
 
 def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyRefs]:
@@ -37,13 +38,17 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
         names = build.Names(server.metadata.name or "")
         namespace = server.metadata.namespace
         proxy = workload_state(outcome.newest(DEPLOYMENT, namespace, names.proxy), "Deployment")
-        backend = workload_state(outcome.newest(STATEFULSET, namespace, names.server), "StatefulSet")
+        statefulset = outcome.newest(STATEFULSET, namespace, names.server)
+        backend = workload_state(statefulset, "StatefulSet")
         url = build.service_url(server, settings)
+        # The proxy waits for its server: when the server pod cannot run, that is the cause to report.
+        failing = None if backend.ready else server_pods.problem(outcome.cache, statefulset)
         pods = WorkloadState(
             proxy.exists and backend.exists,
             proxy.ready and backend.ready,
             proxy.ready_replicas,
-            proxy.detail if not proxy.ready else backend.detail,
+            failing.message if failing else proxy.detail if not proxy.ready else backend.detail,
+            failing.reason if failing else None,
         )
         state = proxies.ProxyState(url, pods, RUNNING, f"serving at {url}", STOPPED)
         return proxies.proxy_status(server, refs, outcome, state, lambda builder: _stdio_cap(server, builder))

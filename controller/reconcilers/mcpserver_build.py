@@ -191,7 +191,12 @@ def _overrides(server: MCPServer) -> ResourceOverrides:
 
 
 def _server_env(server: MCPServer) -> list[JSON]:
-    env: list[JSON] = [{"name": e.name, "value": e.value} for e in server.spec.env or []]
+    env: list[JSON] = []
+    if not any(e.name == "HOME" for e in server.spec.env or []):
+        # The image's HOME (often /root) is not writable by SERVER_USER; /tmp is, as ToolHive does.
+        # First, so that entries the user adds later keep the order the API server gives them.
+        env.append({"name": "HOME", "value": "/tmp"})
+    env.extend({"name": e.name, "value": e.value} for e in server.spec.env or [])
     for secret in server.spec.secrets or []:
         env.append(
             {
@@ -200,6 +205,11 @@ def _server_env(server: MCPServer) -> list[JSON]:
             }
         )
     return env
+
+
+# The user the server container runs as unless spec.podTemplateSpec says otherwise (ToolHive's uid/gid):
+# runAsNonRoot alone refuses images whose USER is root or a name ("cannot verify user is non-root").
+SERVER_USER: JSON = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000}
 
 
 def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
@@ -224,13 +234,16 @@ def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
     pod_spec: JSON = {
         "serviceAccountName": server.spec.service_account or names.server_account,
         "automountServiceAccountToken": False,
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
+        "securityContext": {**RESTRICTED_POD_SECURITY, **SERVER_USER},
         "containers": [container],
     }
     template = {"metadata": {"labels": owner.labels()}, "spec": pod_spec}
     template = apply_user_patch(template, server.spec.pod_template_spec, owned, owner.selector())
     spec: JSON = {
         "serviceName": names.server,
+        # Parallel, not OrderedReady: an ordered StatefulSet never replaces a pod that is not Ready, so a
+        # server pod broken by its spec (bad image, wrong user) would stay broken after the spec is fixed.
+        "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": owner.selector()},
         "template": template,
     }

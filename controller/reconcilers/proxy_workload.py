@@ -26,7 +26,7 @@ from controller.reconcilers.refs import (
     secret_to_auth_referrers,
     strip_secret_values,
 )
-from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState
 from controller.reconcilers.workload import Outcome
 from controller.reconcilers.writes import Events
 
@@ -117,6 +117,9 @@ def proxy_status(
     elif state.pods.ready:
         phase, message = state.serving_phase, state.serving_message
         builder.set(READY, True, "Available", message)
+    elif state.pods.failure is not None:
+        phase, message = FAILED, state.pods.detail
+        builder.set(READY, False, state.pods.failure, message)
     else:
         phase, message = PENDING, state.pods.detail
         builder.set(READY, False, "Unavailable", message, event=was_ready)

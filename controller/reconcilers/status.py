@@ -26,6 +26,8 @@ class WorkloadState:
     ready: bool
     ready_replicas: int
     detail: str
+    failure: str | None = None
+    """A reason its pods cannot run (e.g. ``ImagePullFailed``); ``detail`` then names the pod and cause."""
 
 
 def newest(cached: JSON | None, applied: JSON | None) -> JSON | None:

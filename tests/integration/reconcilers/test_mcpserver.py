@@ -74,7 +74,8 @@ async def test_children_status_and_kubectl_wait(
     sts = found["StatefulSet"]
     container = sts["spec"]["template"]["spec"]["containers"][0]
     assert container["name"] == "mcp" and container["image"] == "ghcr.io/example/mcp:1"
-    assert container["args"] == ["--flag"] and container["env"] == [{"name": "A", "value": "1"}]
+    assert container["args"] == ["--flag"]
+    assert container["env"] == [{"name": "HOME", "value": "/tmp"}, {"name": "A", "value": "1"}]
     assert sts["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     proxy = found["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -140,7 +141,8 @@ async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
     async def env_applied() -> bool:
         sts = await kube.child("StatefulSet", f"{name}-server")
         return sts is not None and sts["spec"]["template"]["spec"]["containers"][0].get("env") == [
-            {"name": "B", "value": "2"}
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "B", "value": "2"},
         ]
 
     await eventually(env_applied, what="env on the StatefulSet")

@@ -101,7 +101,10 @@ async def test_missing_references_then_created_make_it_ready_untouched(operator:
     assert obj["metadata"]["generation"] == generation, "the MCPServer itself was not touched"
     sts = await kube.child("StatefulSet", f"{name}-server")
     env = sts["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
-    assert env == [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]
+    assert env == [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+    ]
     config = (await kube.child("ConfigMap", f"{name}-proxy"))["data"]["proxy.json"]  # type: ignore[index]
     assert "s3cr3t" not in config
 

@@ -117,9 +117,13 @@ def test_every_child_is_owned_and_labelled() -> None:
 
 def test_pod_security_defaults() -> None:
     objs = {o["kind"]: o for o in build_children(make(), OWNER, SETTINGS, None)}
+    restricted = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    # The server runs as a numeric non-root user whatever the image's USER (root, a name or a number).
+    server_user = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000}
+    assert objs["StatefulSet"]["spec"]["template"]["spec"]["securityContext"] == {**restricted, **server_user}
+    assert objs["Deployment"]["spec"]["template"]["spec"]["securityContext"] == restricted
     for kind in ("StatefulSet", "Deployment"):
         pod = objs[kind]["spec"]["template"]["spec"]
-        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         security = pod["containers"][0]["securityContext"]
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"] == {"drop": ["ALL"]}
@@ -127,6 +131,15 @@ def test_pod_security_defaults() -> None:
         "readOnlyRootFilesystem"
     ]
     assert objs["StatefulSet"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_user_pod_template_may_choose_the_server_user_and_home() -> None:
+    patch = {"spec": {"securityContext": {"runAsUser": 65532, "runAsGroup": None, "fsGroup": None}}}
+    server = make(podTemplateSpec=patch, env=[{"name": "HOME", "value": "/data"}])
+    sts = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 65532 and "fsGroup" not in pod["securityContext"]
+    assert [e["value"] for e in pod["containers"][0]["env"] if e["name"] == "HOME"] == ["/data"]
 
 
 def test_user_pod_template_may_ask_for_a_token() -> None:
