@@ -32,7 +32,6 @@ from typing import Any
 import anyio
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.client._probe import negotiate_auto
 from mcp.client.context import ClientRequestContext
 from mcp.client.session import ClientSession
 from mcp.shared.dispatcher import ProgressFnT
@@ -40,6 +39,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
 
+from gateway import sdk_private
 from gateway.raw_channel import RawChannel
 from gateway.stdio_transport import LineWire
 
@@ -195,7 +195,7 @@ class BackendConnection:
                 logger.info(
                     "backend %s refused initialize (%s); probing server/discover", self.description, exc
                 )
-        await negotiate_auto(session)
+        await sdk_private.negotiate(session)
 
     def _bridging_callbacks(self) -> dict[str, Any]:
         if not self.bridge_client_requests:

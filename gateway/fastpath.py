@@ -18,7 +18,7 @@ the handler accepts it (:meth:`FastHandler.can_serve`: for the proxy, a session-
 up and the tool is not hidden).
 
 2025-11-25 session requests (an ``Mcp-Session-Id`` the SDK's session manager holds) take the same path
-when :meth:`gateway.sessions.SessionTable.lease` admits the session (see there) and the body is one
+when :meth:`gateway.sdk_private.SessionTable.lease` admits the session (see there) and the body is one
 request for one of :data:`FAST_METHODS` without a progress token: validated and shaped by the version
 the session negotiated, answered ``application/json``, or as an SSE stream (what the SDK always
 answers) once a notification for the request or a keep-alive must go first. A ``notifications/cancelled``
@@ -64,7 +64,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.sessions import SessionLease, SessionTable
+from gateway.sdk_private import SessionLease, SessionTable
 
 __all__ = ["FAST_METHODS", "PING_SECONDS", "FastHandler", "FastPath", "Notify"]
 

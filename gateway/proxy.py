@@ -49,13 +49,14 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
+from gateway import sdk_private
 from gateway.backend import BackendConnection, BackendHooks, TransportFactory
 from gateway.caller_backends import Caller, CallerBackends, SubjectToken
 from gateway.fastpath import FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
-from gateway.sessions import SessionTable
+from gateway.sdk_private import SessionTable
 
 __all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
 
@@ -599,7 +600,8 @@ def build_proxy_app(
     ``tokenExchange`` backend credential: see :mod:`gateway.caller_backends`.
 
     ``fast_path`` serves plain 2026-07-28 requests through :mod:`gateway.fastpath` (False: every request
-    takes the SDK's server path; for comparisons).
+    takes the SDK's server path; for comparisons). It is off whatever is asked when the installed SDK
+    lacks a private name the fast path needs (:mod:`gateway.sdk_private`).
     """
     metrics = ProxyMetrics()
     hooks = BackendHooks(on_restart=metrics.backend_restarts.inc)
@@ -673,6 +675,8 @@ def build_proxy_app(
             registry=metrics.registry,
         )
 
+    fast_path = fast_path and sdk_private.STATUS.fast_path and isinstance(backend, BackendConnection)
+    metrics.fast_path_enabled.set(1 if fast_path else 0)
     settings = FrontSettings(
         bind_host=config.host,
         max_body_bytes=config.limits.max_body_bytes,
@@ -682,7 +686,7 @@ def build_proxy_app(
         registry=metrics.registry,
         lifespan=lifespan,
         wrap=wrap,
-        fast_path=fast if fast_path and isinstance(backend, BackendConnection) else None,
+        fast_path=fast if fast_path else None,
     )
     app = build_front_app(server, settings)
     metrics.track_sessions(app.state.active_sessions)
