@@ -8,7 +8,7 @@ a unit test pins the list), and :func:`probe` checks at import that each still e
 missing, :data:`STATUS` says so, one warning names the missing names, the proxy builds without its fast
 path (``mcp_proxy_fast_path_enabled`` is 0) and every user of a missing name takes the SDK's public way:
 
-- stdio backends run under the SDK's ``stdio_client`` (:mod:`gateway.stdio_transport`), without the raw
+- stdio backends run under the SDK's ``stdio_client`` (:mod:`gateway.backends.stdio`), without the raw
   line wire;
 - backend era detection uses ``ClientSession.discover()`` with an ``initialize()`` fallback instead of
   the SDK's own ``mode="auto"`` policy (:func:`negotiate`);

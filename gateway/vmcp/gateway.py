@@ -15,14 +15,13 @@ and unchanged ones keep their sessions.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import mcp_types as types
 import structlog
-from mcp import Client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
@@ -30,7 +29,13 @@ from api.vmcp_config import BackendConfig, VMCPConfig
 from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 
 from .aggregation import AggregatedView, aggregate
-from .backend import BackendConnection, BackendUnavailableError, ListKind, Opener, open_backend_client
+from .backend import (
+    BackendConnection,
+    BackendUnavailableError,
+    ListKind,
+    TransportFor,
+    open_backend_transport,
+)
 from .health import backend_status_entries, overall_phase
 
 __all__ = ["ProgressForwarder", "VirtualGateway"]
@@ -57,12 +62,12 @@ class VirtualGateway:
         self,
         config: VMCPConfig,
         *,
-        opener: Opener = open_backend_client,
+        transport: TransportFor = open_backend_transport,
         provider_factory: ProviderFactory = default_provider_factory,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.opener = opener
+        self.transport = transport
         self.provider_factory = provider_factory
         self.clock = clock
         self.backends: dict[str, BackendConnection] = {}
@@ -95,19 +100,8 @@ class VirtualGateway:
         provider = self.provider_factory(config)
         if provider is not None:
             self._providers[config.name] = provider
-        headers: Callable[[], Awaitable[dict[str, str]]] | None = None
-        if provider is not None:
-            bound = provider
-
-            async def headers() -> dict[str, str]:
-                return await bound.headers(None)
-
         connection = BackendConnection(
-            config,
-            self.config.operational,
-            headers=headers,
-            opener=self.opener,
-            clock=self.clock,
+            config, self.config.operational, provider=provider, transport=self.transport, clock=self.clock
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
@@ -196,12 +190,10 @@ class VirtualGateway:
 
         callback: ProgressFnT | None = on_progress if forward is not None else None
 
-        async def send(client: Client) -> types.CallToolResult:
-            return await client.call_tool(
-                route.name,
-                dict(arguments or {}),
-                progress_callback=callback,
-            )
+        params = {"name": route.name, "arguments": dict(arguments or {})}
+
+        async def send(backend: BackendConnection) -> types.CallToolResult:
+            return await backend.request("tools/call", params, types.CallToolResult, callback)
 
         try:
             return await backend.call(send)
@@ -215,10 +207,10 @@ class VirtualGateway:
         backend = self.backends.get(route.backend) if route is not None else None
         if route is None or backend is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
-        target = route.name
+        params = {"uri": route.name}
 
-        async def send(client: Client) -> types.ReadResourceResult:
-            return await client.read_resource(target)
+        async def send(backend: BackendConnection) -> types.ReadResourceResult:
+            return await backend.request("resources/read", params, types.ReadResourceResult)
 
         return await _or_internal_error(backend.call(send))
 
@@ -229,10 +221,10 @@ class VirtualGateway:
         backend = self.backends.get(route.backend) if route is not None else None
         if route is None or backend is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
-        original = route.name
+        params = {"name": route.name, "arguments": dict(arguments or {})}
 
-        async def send(client: Client) -> types.GetPromptResult:
-            return await client.get_prompt(original, dict(arguments or {}))
+        async def send(backend: BackendConnection) -> types.GetPromptResult:
+            return await backend.request("prompts/get", params, types.GetPromptResult)
 
         return await _or_internal_error(backend.call(send))
 

@@ -31,7 +31,7 @@ from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app
 
-from .backend import Opener, open_backend_client
+from .backend import TransportFor, open_backend_transport
 from .gateway import ProgressForwarder, VirtualGateway
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
@@ -140,11 +140,11 @@ def build_vmcp_app(
     config_path: str | Path | None = None,
     bind_host: str = "127.0.0.1",
     port: int = 8080,
-    opener: Opener = open_backend_client,
+    transport: TransportFor = open_backend_transport,
     reload_interval: float = 1.0,
 ) -> tuple[Starlette, VirtualGateway]:
     """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
-    gateway = VirtualGateway(config, opener=opener)
+    gateway = VirtualGateway(config, transport=transport)
     registry = CollectorRegistry()
     registry.register(GatewayCollector(gateway))
 

@@ -7,8 +7,8 @@ environment plus ``StdioServerParameters.env``; on exit its stdin is closed, it 
 SIGTERM to the group, then SIGKILL; its remaining stdout is drained meanwhile so a server blocked on a
 full pipe can still exit.
 
-What differs is the pipe handling, for the proxy's fast path (:mod:`gateway.raw_channel`). Besides the
-SDK's ``(read_stream, write_stream)`` pair of ``SessionMessage`` this transport yields a
+What differs is the pipe handling, for the proxy's fast path (:mod:`gateway.backends.raw_channel`).
+Besides the SDK's ``(read_stream, write_stream)`` pair of ``SessionMessage`` this transport yields a
 :class:`LineWire`:
 
 - :meth:`LineWire.send_line` writes one encoded frame to the server's stdin from the calling task (no
@@ -42,7 +42,7 @@ from gateway import sdk_private
 
 __all__ = ["LineSink", "LineWire", "stdio_transport"]
 
-logger = logging.getLogger("mcp_operator.proxy.backend")
+logger = logging.getLogger("mcp_operator.backend")
 
 LineSink = Callable[[dict[str, Any]], bool]
 """Offered every decoded JSON object the server prints; True = taken (not passed to the session)."""
