@@ -36,7 +36,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import anyio
 import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
@@ -51,8 +50,8 @@ from starlette.types import ASGIApp, Scope
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway import sdk_private
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
-from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory
-from gateway.fastpath import FastPath, Notify
+from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory, running
+from gateway.fastpath import FAST_METHODS, FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
@@ -72,15 +71,6 @@ _BRIDGED: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "roots/list": (types.ListRootsRequest, types.ListRootsResult),
 }
 _LIST_HINT = CacheHint(ttl_ms=0, scope="private")
-_PLAIN: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
-    "resources/list": (types.ListResourcesRequest, types.ListResourcesResult),
-    "resources/templates/list": (types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult),
-    "resources/read": (types.ReadResourceRequest, types.ReadResourceResult),
-    "prompts/list": (types.ListPromptsRequest, types.ListPromptsResult),
-    "prompts/get": (types.GetPromptRequest, types.GetPromptResult),
-    "completion/complete": (types.CompleteRequest, types.CompleteResult),
-}
-"""Requests forwarded as they are (no policy but metrics): request and result models."""
 
 
 def _progress_token(ctx: Ctx) -> Any:
@@ -227,15 +217,8 @@ class ProxyServer(Server[Any]):
 
     # -- forwarding --------------------------------------------------------------------------------------
 
-    async def _forward(
-        self, ctx: Ctx, request_type: type[BaseModel], params: BaseModel | None, *, method: str
-    ) -> dict[str, Any]:
+    async def _forward(self, ctx: Ctx, method: str, backend_params: dict[str, Any] | None) -> dict[str, Any]:
         """The backend's raw result for one front request (see the module docstring for the route)."""
-        return await self._forward_params(ctx, request_type, _backend_params(params), method=method)
-
-    async def _forward_params(
-        self, ctx: Ctx, request_type: type[BaseModel], backend_params: dict[str, Any] | None, *, method: str
-    ) -> dict[str, Any]:
         on_progress: ProgressFnT | None = None
         if _progress_token(ctx) is not None:
             session = ctx.session
@@ -253,26 +236,18 @@ class ProxyServer(Server[Any]):
                 # Nothing to route back but the answer: one raw frame, as on the fast path (the backend's
                 # log messages and server-to-client requests still arrive through the SDK session).
                 return await backend.forward_raw(method, backend_params)
-            payload: dict[str, Any] = {"method": method}
-            if backend_params is not None:
-                payload["params"] = backend_params
-            return await backend.forward(
-                request_type.model_validate(payload),  # type: ignore[arg-type]
-                progress=on_progress,
-                caller=_caller_credentials(ctx),
-            )
+            caller = _caller_credentials(ctx)
+            return await backend.forward(method, backend_params, progress=on_progress, caller=caller)
         finally:
             self._in_flight.pop(key, None)
 
     def _plain(self, method: str) -> Callable[[Ctx, Any], Awaitable[Any]]:
-        """The SDK-path handler of a request forwarded as it is (:data:`_PLAIN`)."""
-        request_type, result_type = _PLAIN[method]
+        """The SDK-path handler of a request forwarded as it is (no policy but metrics)."""
+        result_type = FAST_METHODS[method]
 
         async def handle(ctx: Ctx, params: BaseModel | None) -> Any:
             async def call() -> Any:
-                return result_type.model_validate(
-                    await self._forward(ctx, request_type, params, method=method)
-                )
+                return result_type.model_validate(await self._forward(ctx, method, _backend_params(params)))
 
             return await self.policy.timed(method, call)
 
@@ -282,7 +257,7 @@ class ProxyServer(Server[Any]):
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         async def call() -> types.ListToolsResult:
-            raw = await self._forward(ctx, types.ListToolsRequest, params, method="tools/list")
+            raw = await self._forward(ctx, "tools/list", _backend_params(params))
             first_page = params is None or params.cursor is None  # a first page starts a new listing
             return types.ListToolsResult.model_validate(self.policy.tool_listing(raw, first_page=first_page))
 
@@ -294,7 +269,7 @@ class ProxyServer(Server[Any]):
 
         async def forward(original: str) -> types.CallToolResult:
             sent = front_params if original == params.name else {**front_params, "name": original}
-            raw = await self._forward_params(ctx, types.CallToolRequest, sent, method="tools/call")
+            raw = await self._forward(ctx, "tools/call", sent)
             return types.CallToolResult.model_validate(raw)
 
         return await self.policy.tool_call(
@@ -306,7 +281,7 @@ class ProxyServer(Server[Any]):
         if info is None or info.modern or info.capabilities.logging is None:
             return types.EmptyResult()  # nothing to forward: the level is per request on 2026-07-28
         # The backend session is shared: the most recent level set by any client applies to all.
-        raw = await self._forward(ctx, types.SetLevelRequest, params, method="logging/setLevel")
+        raw = await self._forward(ctx, "logging/setLevel", _backend_params(params))
         return types.EmptyResult.model_validate(raw)
 
     # -- the fast path (gateway.fastpath) ----------------------------------------------------------------
@@ -471,13 +446,8 @@ def build_proxy_app(
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(backend.run)
-                try:
-                    yield
-                finally:
-                    backend.stop()
-                    tg.cancel_scope.cancel()
+            async with running(backend):
+                yield
         finally:
             for close in closers:
                 await close()

@@ -153,7 +153,8 @@ class CallerBackends:
 
     async def forward(
         self,
-        request: types.ClientRequest | types.Request[Any, Any],
+        method: str,
+        params: dict[str, Any] | None = None,
         *,
         progress: ProgressFnT | None = None,
         caller: Caller | None = None,
@@ -164,4 +165,4 @@ class CallerBackends:
                 code=types.INVALID_REQUEST,
                 message="this proxy's backend needs an authenticated caller (token exchange); configure oidc",
             )
-        return await self._entry(caller).connection.forward(request, progress=progress)
+        return await self._entry(caller).connection.forward(method, params, progress=progress)

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import mcp_types as types
@@ -326,16 +326,21 @@ class BackendConnection:
 
     async def forward(
         self,
-        request: types.ClientRequest | types.Request[Any, Any],
+        method: str,
+        params: dict[str, Any] | None = None,
         *,
         progress: ProgressFnT | None = None,
         caller: object | None = None,
     ) -> dict[str, Any]:
-        """Send one request to the backend and return its raw result (raises ``MCPError``).
+        """Send one request through the SDK session and return its raw result (raises ``MCPError``).
 
         ``caller`` is ignored: the session is shared (see :mod:`gateway.backends.callers` for the other way).
         """
         session = await self.wait_ready(min(self.connect_timeout, self.call_timeout or math.inf))
+        payload: dict[str, Any] = {"method": method}
+        if params is not None:
+            payload["params"] = params
+        request = types.client_request_adapter.validate_python(payload)
         try:
             return await session.send_request(  # type: ignore[type-var]
                 request, _RAW, request_read_timeout_seconds=self.call_timeout, progress_callback=progress
@@ -383,9 +388,20 @@ async def _pump(
         ended.set()
 
 
+class Supervised(Protocol):
+    """A supervisor task with a stop switch (:class:`BackendConnection`, a per-caller pool)."""
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+SupervisedT = TypeVar("SupervisedT", bound=Supervised)
+
+
 @contextlib.asynccontextmanager
-async def running(connection: BackendConnection) -> AsyncIterator[BackendConnection]:
-    """Run the connection's supervisor for the duration of the block (waits for the first attempt)."""
+async def running(connection: SupervisedT) -> AsyncIterator[SupervisedT]:
+    """Run the supervisor for the duration of the block (waits for its first attempt)."""
     async with anyio.create_task_group() as tg:
         await tg.start(connection.run)
         try:

@@ -16,7 +16,7 @@ keeps what only the gateway needs:
 - calls through :meth:`BackendConnection.call`, which honours the breaker and the per-backend timeout and
   counts in-flight requests so a removed backend is drained, not cut off.
 
-The I/O seam is ``transport``: ``(BackendConfig, CredentialProvider | None) -> TransportFactory``; tests
+The I/O seam is ``transport``: ``BackendConfig -> TransportFactory``; tests
 may pass :func:`gateway.backends.testing.memory_transport` (an in-process server).
 """
 
@@ -39,7 +39,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, OperationalConfig
-from gateway.auth.outbound import CredentialProvider
+from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import BACKEND_UNAVAILABLE, BackendHooks, TransportFactory, describe
 from gateway.backends.connection import BackendConnection as Supervisor
 from gateway.backends.http import http_transport
@@ -58,7 +58,7 @@ __all__ = [
 logger = logging.getLogger("mcp_operator.backend")
 
 ListKind = Literal["tools", "prompts", "resources", "resource_templates"]
-TransportFor = Callable[[BackendConfig, CredentialProvider | None], TransportFactory]
+TransportFor = Callable[[BackendConfig], TransportFactory]
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
@@ -77,43 +77,28 @@ _LISTS: dict[ListKind, tuple[str, type[BaseModel], str]] = {
     ),
 }
 """Per list kind: the method, its result model and the result's item field."""
-_REQUESTS: dict[str, type[BaseModel]] = {
-    "tools/list": types.ListToolsRequest,
-    "prompts/list": types.ListPromptsRequest,
-    "resources/list": types.ListResourcesRequest,
-    "resources/templates/list": types.ListResourceTemplatesRequest,
-    "tools/call": types.CallToolRequest,
-    "prompts/get": types.GetPromptRequest,
-    "resources/read": types.ReadResourceRequest,
-}
 
 
 class BackendUnavailableError(Exception):
     """The backend cannot take requests now (not connected, breaker open, or it just failed)."""
 
 
-def open_backend_transport(config: BackendConfig, provider: CredentialProvider | None) -> TransportFactory:
-    """The default transport: the backend layer's HTTP policy for the member's URL."""
+def open_backend_transport(config: BackendConfig) -> TransportFactory:
+    """The default transport: the backend layer's HTTP policy for the member's URL, with the outbound
+    credentials of its ``auth`` / ``headerForward`` (a provider per connection, as for the proxy)."""
+
+    def credentials() -> CredentialProvider | None:
+        if config.auth is None and config.header_forward is None:
+            return None
+        return build_outbound_provider(config.auth, header_forward=config.header_forward)
+
     return http_transport(
         config.url,
         "sse" if config.transport == "sse" else "streamable-http",
         connect_timeout=30.0,
         allow_private=True,
-        credentials=lambda: None if provider is None else _Borrowed(provider),
+        credentials=credentials,
     )
-
-
-class _Borrowed:
-    """The gateway's provider lent to one connection: the gateway closes it, not the connection."""
-
-    def __init__(self, provider: CredentialProvider) -> None:
-        self.provider = provider
-
-    async def headers(self, inbound_token: str | None) -> dict[str, str]:
-        return await self.provider.headers(inbound_token)
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclass
@@ -130,7 +115,6 @@ class BackendConnection:
         config: BackendConfig,
         operational: OperationalConfig,
         *,
-        provider: CredentialProvider | None = None,
         transport: TransportFor = open_backend_transport,
         on_lists_changed: Callable[[str], None] = lambda _name: None,
         clock: Callable[[], float] = time.monotonic,
@@ -146,7 +130,7 @@ class BackendConnection:
             breaker=CircuitBreaker(operational.failure_handling.circuit_breaker, clock=clock),
         )
         self.connection = Supervisor(
-            transport(config, provider),
+            transport(config),
             description=config.name,
             hooks=BackendHooks(
                 on_state=self._on_state, on_error=self._record_error, on_message=self._on_message
@@ -324,12 +308,7 @@ class BackendConnection:
         progress: ProgressFnT | None = None,
     ) -> ResultT:
         """One request on the current session, its result validated into ``result_type``."""
-        payload: dict[str, Any] = {"method": method}
-        if params is not None:
-            payload["params"] = params
-        request = _REQUESTS[method].model_validate(payload)
-        raw = await self.connection.forward(request, progress=progress)  # type: ignore[arg-type]
-        return result_type.model_validate(raw)
+        return result_type.model_validate(await self.connection.forward(method, params, progress=progress))
 
     # ---- calls -----------------------------------------------------------------------------------
 

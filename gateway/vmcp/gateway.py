@@ -26,7 +26,6 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from api.vmcp_config import BackendConfig, VMCPConfig
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
@@ -45,15 +44,6 @@ log = structlog.get_logger("gateway.vmcp")
 ProgressForwarder = Callable[[float, float | None, str | None], Any]
 """``(progress, total, message)`` -> awaitable: re-emits a backend's progress to the front caller."""
 
-ProviderFactory = Callable[[BackendConfig], CredentialProvider | None]
-
-
-def default_provider_factory(config: BackendConfig) -> CredentialProvider | None:
-    """Outbound credentials from the backend's ``auth`` / ``headerForward`` (None when neither)."""
-    if config.auth is None and config.header_forward is None:
-        return None
-    return build_outbound_provider(config.auth, header_forward=config.header_forward)
-
 
 class VirtualGateway:
     """Backends + merged view + routing (see the module docstring)."""
@@ -63,15 +53,12 @@ class VirtualGateway:
         config: VMCPConfig,
         *,
         transport: TransportFor = open_backend_transport,
-        provider_factory: ProviderFactory = default_provider_factory,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.transport = transport
-        self.provider_factory = provider_factory
         self.clock = clock
         self.backends: dict[str, BackendConnection] = {}
-        self._providers: dict[str, CredentialProvider] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._view: AggregatedView = AggregatedView()
         self._view_key: object = None
@@ -90,31 +77,18 @@ class VirtualGateway:
                 await anyio.sleep_forever()
             finally:
                 self._tg = None
-                with anyio.CancelScope(shield=True):
-                    for name in list(self._providers):
-                        await self._close_provider(name)
                 tg.cancel_scope.cancel()
 
     async def _start(self, config: BackendConfig) -> None:
         assert self._tg is not None, "VirtualGateway.run() is not running"
-        provider = self.provider_factory(config)
-        if provider is not None:
-            self._providers[config.name] = provider
         connection = BackendConnection(
-            config, self.config.operational, provider=provider, transport=self.transport, clock=self.clock
+            config, self.config.operational, transport=self.transport, clock=self.clock
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
 
-    async def _retire(self, connection: BackendConnection, provider: CredentialProvider | None) -> None:
+    async def _retire(self, connection: BackendConnection) -> None:
         await connection.stop(drain_timeout=self.config.operational.timeouts.call_for(connection.name))
-        if provider is not None:
-            await provider.aclose()
-
-    async def _close_provider(self, name: str) -> None:
-        provider = self._providers.pop(name, None)
-        if provider is not None:
-            await provider.aclose()
 
     async def apply_config(self, config: VMCPConfig) -> None:
         """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions."""
@@ -125,7 +99,7 @@ class VirtualGateway:
         for name, connection in list(self.backends.items()):
             if name not in new or new[name] != old.get(name):
                 del self.backends[name]
-                self._tg.start_soon(self._retire, connection, self._providers.pop(name, None))
+                self._tg.start_soon(self._retire, connection)
                 log.info("backend removed" if name not in new else "backend replaced", backend=name)
             else:
                 connection.operational = config.operational

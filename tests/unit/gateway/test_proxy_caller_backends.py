@@ -14,8 +14,6 @@ from mcp.shared.exceptions import MCPError
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
 from gateway.backends.connection import BackendConnection, Streams
 
-PING = types.PingRequest()
-
 
 class Recorder:
     """Makes backend connections whose transport never connects; records the subjects they were given."""
@@ -42,7 +40,7 @@ class Recorder:
 
 async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
     with pytest.raises(MCPError) as caught:
-        await pool.forward(PING, caller=caller)
+        await pool.forward("ping", caller=caller)
     return caught.value
 
 

@@ -49,7 +49,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 def _backend(transport: MemoryTransport) -> BackendConnection:
     config = BackendConfig(name="mem", url="http://mem.invalid/mcp")
-    return BackendConnection(config, OPERATIONAL, transport=lambda _config, _provider: transport)
+    return BackendConnection(config, OPERATIONAL, transport=lambda _config: transport)
 
 
 async def test_connects_lists_calls_and_reconnects_after_the_backend_dies() -> None:
