@@ -144,7 +144,9 @@ class ProxyServer(Server[Any]):
         self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         self.middleware = []  # no per-message tracing span on the hot path
         self.backend = backend
-        self.policy = RequestPolicy(tool_filter, metrics, auditor)
+        self.policy = RequestPolicy(
+            tool_filter or ToolFilter(), metrics or ProxyMetrics(), auditor or Auditor()
+        )
         self.metrics = self.policy.metrics
         self._in_flight: dict[int, Ctx] = {}
         self._fast_in_flight: dict[object, Notify | None] = {}  # fast-path request -> its stream, if any

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -41,20 +42,15 @@ def backend_params(params: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+@dataclass
 class RequestPolicy:
     """Filter / rename, metrics and audit of the proxy's requests (see the module docstring)."""
 
-    def __init__(
-        self,
-        tool_filter: ToolFilter | None = None,
-        metrics: ProxyMetrics | None = None,
-        auditor: Auditor | None = None,
-    ) -> None:
-        self.tool_filter = tool_filter or ToolFilter()
-        self.metrics = metrics or ProxyMetrics()
-        self.auditor = auditor or Auditor()
-        self.input_schemas: dict[str, dict[str, Any]] = {}
-        """Input schemas of the tools listed last (exposed name -> schema)."""
+    tool_filter: ToolFilter = field(default_factory=ToolFilter)
+    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    auditor: Auditor = field(default_factory=Auditor)
+    input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Input schemas of the tools listed last (exposed name -> schema)."""
 
     async def timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
         """Run a request that is not a tool call, counting its outcome and duration."""
