@@ -18,7 +18,7 @@ the handler accepts it (:meth:`FastHandler.can_serve`: for the proxy, a session-
 up and the tool is not hidden).
 
 2025-11-25 session requests (an ``Mcp-Session-Id`` the SDK's session manager holds) take the same path
-when :meth:`gateway.sessions.SessionTable.lease` admits the session (see there) and the body is one
+when :meth:`gateway.sdk_private.SessionTable.lease` admits the session (see there) and the body is one
 request for one of :data:`FAST_METHODS` without a progress token: validated and shaped by the version
 the session negotiated, answered ``application/json``, or as an SSE stream (what the SDK always
 answers) once a notification for the request or a keep-alive must go first. A ``notifications/cancelled``
@@ -64,7 +64,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.sessions import SessionLease, SessionTable
+from gateway.fastpath_reply import Call, SessionReply, dumps, replay, send_json, session_header, watch
+from gateway.sdk_private import SessionLease, SessionTable
 
 __all__ = ["FAST_METHODS", "PING_SECONDS", "FastHandler", "FastPath", "Notify"]
 
@@ -89,12 +90,6 @@ result model the SDK path validates the backend's answer into."""
 _HANDSHAKE_VERSIONS = frozenset(v.encode("latin-1") for v in HANDSHAKE_PROTOCOL_VERSIONS)
 _NOTIFYING_META = ("progressToken", types.LOG_LEVEL_META_KEY)
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_SSE_HEADERS = [
-    (b"cache-control", b"no-cache, no-transform"),
-    (b"connection", b"keep-alive"),
-    (b"content-type", b"text/event-stream"),
-]
 _MODERN = ""
 """:meth:`FastPath._candidate`'s answer for a 2026-07-28 request (a session-era one gets its session id)."""
 PING_SECONDS = 15.0
@@ -148,7 +143,7 @@ class FastPath:
         self.server = server
         self.max_body_bytes = max_body_bytes
         self.sessions = sessions
-        self.calls: dict[tuple[str, Any], _Call] = {}
+        self.calls: dict[tuple[str, Any], Call] = {}
         """Session-era calls in flight by ``(session id, request id)``, for ``notifications/cancelled``."""
         counter = Counter(
             "mcp_proxy_fast_path_requests",
@@ -175,12 +170,8 @@ class FastPath:
                 await self._session_request(lease, scope, receive, send)
             return
         decided = await self._take(scope, receive, send, functools.partial(self._decide, scope))
-        if decided is None:
-            return
-        request_id, method, params, version = decided
-        await self._answer(
-            scope, receive, send, request_id=request_id, method=method, params=params, version=version
-        )
+        if decided is not None:
+            await self._answer(scope, receive, send, decided)
 
     async def _take(
         self, scope: Scope, receive: Receive, send: Send, decide: Callable[[list[Message]], DecidedT | None]
@@ -192,7 +183,7 @@ class FastPath:
         decided = decide(messages)
         if decided is None:
             self.sdk.inc()
-            await self.fallback(scope, _replay(messages, receive), send)
+            await self.fallback(scope, replay(messages, receive), send)
             return None
         self.fast.inc()
         return decided
@@ -302,16 +293,13 @@ class FastPath:
         decided = await self._take(scope, receive, send, functools.partial(self._decide_session, lease))
         if decided is None:
             return
-        request_id, method, params = decided
-        if method == "notifications/cancelled":
+        if decided[1] == "notifications/cancelled":
             # One of this session's fast-path calls: cancel it (the proxy tells the backend), and answer
             # the notification as the SDK does.
-            self.calls[(lease.session_id, params["requestId"])].cancel("cancelled")
-            await _send_json(send, 202, b"", _session_header(lease))
+            self.calls[(lease.session_id, decided[2]["requestId"])].cancel("cancelled")
+            await send_json(send, 202, b"", session_header(lease))
             return
-        await self._answer_session(
-            lease, scope, receive, send, request_id=request_id, method=method, params=params
-        )
+        await self._answer_session(lease, scope, receive, send, decided)
 
     def _decide_session(
         self, lease: SessionLease, messages: list[Message]
@@ -348,26 +336,19 @@ class FastPath:
         return request_id, method, params
 
     async def _answer_session(
-        self,
-        lease: SessionLease,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        *,
-        request_id: Any,
-        method: str,
-        params: dict[str, Any],
+        self, lease: SessionLease, scope: Scope, receive: Receive, send: Send, decided: tuple[Any, str, Any]
     ) -> None:
         # As on the 2026-07-28 path the call runs in this task with one watcher for a disconnect; a
         # ``notifications/cancelled`` for it cancels it too, and a timer turns a slow answer into an SSE
         # stream with keep-alive comments.
-        call = _Call.current()
+        request_id, method, params = decided
+        call = Call.current()
         key = (lease.session_id, request_id)
         self.calls[key] = call
-        reply = _SessionReply(send, lease)
+        reply = SessionReply(send, lease)
         loop = asyncio.get_running_loop()
-        watcher = loop.create_task(_watch(receive, call))
-        timer = loop.call_later(PING_SECONDS, reply.keep_alive)
+        watcher = loop.create_task(watch(receive, call))
+        timer = loop.call_later(PING_SECONDS, reply.keep_alive, PING_SECONDS)
         try:
             try:
                 raw = await self.handler.serve(method, params, scope, reply.event)
@@ -397,29 +378,21 @@ class FastPath:
         await reply.finish(message)
 
     async def _answer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        *,
-        request_id: Any,
-        method: str,
-        params: dict[str, Any],
-        version: str,
+        self, scope: Scope, receive: Receive, send: Send, decided: tuple[Any, str, Any, str]
     ) -> None:
         # The call runs in this task; a watcher cancels it if the client disconnects meanwhile (the proxy
         # then sends the backend ``notifications/cancelled``). One task per request, not two.
-        call = _Call.current()
-        watcher = asyncio.get_running_loop().create_task(_watch(receive, call))
+        call = Call.current()
+        watcher = asyncio.get_running_loop().create_task(watch(receive, call))
         try:
-            status, body = await self._respond(request_id, method, params, version, scope)
+            status, body = await self._respond(*decided, scope)
         except asyncio.CancelledError:
             if call.reason is not None and call.task.uncancel() == 0:
                 return  # only our watcher cancelled it: the client is gone, nobody to answer
             raise
         finally:
             watcher.cancel()
-        await _send_json(send, status, body)
+        await send_json(send, status, body)
 
     async def _respond(
         self, request_id: Any, method: str, params: dict[str, Any], version: str, scope: Scope
@@ -430,8 +403,8 @@ class FastPath:
             error = modern_error_data(exc)
             reply = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
             data = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
-            return ERROR_CODE_HTTP_STATUS.get(error.code, 200), _dumps(data)
-        return 200, _dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+            return ERROR_CODE_HTTP_STATUS.get(error.code, 200), dumps(data)
+        return 200, dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     def _shape(self, method: str, version: str, raw: dict[str, Any]) -> dict[str, Any]:
         """What the SDK path does to a backend result: the proxy validates it into the method's result
@@ -478,125 +451,3 @@ def _decode(messages: list[Message]) -> dict[str, Any] | None:
 
 def _is_request_id(value: object) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
-
-
-def _session_header(lease: SessionLease) -> tuple[bytes, bytes]:
-    return (b"mcp-session-id", lease.session_id.encode("latin-1"))
-
-
-def _sse(message: dict[str, Any]) -> bytes:
-    return b"event: message\r\ndata: " + _dumps(message) + b"\r\n\r\n"
-
-
-async def _send_json(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
-    """A whole ``application/json`` answer (one start, one body message)."""
-    length = (b"content-length", str(len(body)).encode())
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [*_JSON_HEADERS, *headers, length]}
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class _Call:
-    """A fast-path call in flight, run in the request's own task, and why it was cancelled: the client
-    went away (:func:`_watch`) or, in a session, a ``notifications/cancelled`` named it."""
-
-    __slots__ = ("reason", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.reason: str | None = None
-
-    @classmethod
-    def current(cls) -> _Call:
-        task = asyncio.current_task()
-        assert task is not None
-        return cls(task)
-
-    def cancel(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.task.cancel()
-
-
-async def _watch(receive: Receive, call: _Call) -> None:
-    await _disconnected(receive)
-    call.cancel("gone")
-
-
-class _SessionReply:
-    """One session-era answer: plain JSON when the result is all there is to send; an SSE stream (what
-    the SDK always answers) once something must go out before the result: a notification for the
-    request (the backend's log messages) or a keep-alive comment. The client accepts both (the Accept
-    check), and the spec lets the server pick per request."""
-
-    __slots__ = ("done", "lock", "pinger", "send", "session_header", "streaming")
-
-    def __init__(self, send: Send, lease: SessionLease) -> None:
-        self.send = send
-        self.session_header = _session_header(lease)
-        self.streaming = False
-        self.done = False
-        self.lock = asyncio.Lock()
-        self.pinger: asyncio.Task[None] | None = None
-
-    async def _chunk(self, body: bytes, *, more: bool) -> None:
-        if not self.streaming:
-            self.streaming = True
-            headers = [*_SSE_HEADERS, self.session_header]
-            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body, "more_body": more})
-
-    async def event(self, message: dict[str, Any]) -> None:
-        """One notification on this request's stream (dropped once the answer went out)."""
-        async with self.lock:
-            if not self.done:
-                await self._chunk(_sse(message), more=True)
-
-    def keep_alive(self) -> None:
-        """Timer callback: send an SSE comment now and every :data:`PING_SECONDS` until the answer."""
-
-        async def ping() -> None:
-            while True:
-                async with self.lock:
-                    if self.done:
-                        return
-                    await self._chunk(b": ping\r\n\r\n", more=True)
-                await asyncio.sleep(PING_SECONDS)
-
-        self.pinger = asyncio.get_running_loop().create_task(ping())
-
-    def stop_keep_alive(self) -> None:
-        if self.pinger is not None:
-            self.pinger.cancel()
-
-    async def finish(self, message: dict[str, Any] | None) -> None:
-        """The answer (None: end the stream unanswered, as the SDK does for a cancelled request)."""
-        async with self.lock:
-            self.done = True
-            if self.streaming or message is None:
-                await self._chunk(b"" if message is None else _sse(message), more=False)
-                return
-            await _send_json(self.send, 200, _dumps(message), self.session_header)
-
-
-def _dumps(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns when the client disconnects (nothing else arrives once the body is read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A ``receive`` that yields the already-read messages first, then the real ones."""
-    pending = list(messages)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed

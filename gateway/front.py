@@ -48,7 +48,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.sessions import SessionTable
+from gateway.sdk_private import SessionTable, open_sessions
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -181,9 +181,7 @@ class _PathDispatch:
 
     def active_sessions(self) -> int:
         """Open session-era front sessions: legacy SSE streams plus 2025-11-25 ``Mcp-Session-Id`` sessions."""
-        # The SDK keeps its sessions in a private dict (mcp pinned in requirements/constraints.txt).
-        streamable: dict[str, Any] = getattr(self.manager, "_server_instances", {})
-        return self.sse_sessions + len(streamable)
+        return self.sse_sessions + open_sessions(self.manager)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")

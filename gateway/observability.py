@@ -7,7 +7,10 @@ Metrics (one registry per proxy, served on ``/metrics``):
   ``cancelled``;
 - ``mcp_proxy_request_duration_seconds{method}``: latency histogram;
 - ``mcp_proxy_backend_restarts_total``, ``mcp_proxy_backend_up``;
-- ``mcp_proxy_active_sessions``: legacy (session-era) front sessions currently open.
+- ``mcp_proxy_active_sessions``: legacy (session-era) front sessions currently open;
+- ``mcp_proxy_fast_path_enabled``: 1 when the fast path serves ``/mcp`` requests, 0 when it is off (by
+  configuration, or because the installed ``mcp`` SDK lacks a private name it needs: see
+  :mod:`gateway.sdk_private`).
 
 Audit: one JSON object per ``tools/call`` on the ``mcp_operator.audit`` logger:
 ``{"event": "tools/call", "caller", "tool", "backendTool", "durationMs", "outcome"}``, plus ``error``
@@ -59,6 +62,12 @@ class ProxyMetrics:
         )
         self.active_sessions = Gauge(
             "mcp_proxy_active_sessions", "Open session-era front sessions.", registry=self.registry
+        )
+        self.fast_path_enabled = Gauge(
+            "mcp_proxy_fast_path_enabled",
+            "1 when the fast path serves /mcp requests; 0 when it is off (configuration, or the installed "
+            "mcp SDK lacks a private name it needs).",
+            registry=self.registry,
         )
 
     def track_sessions(self, count: Callable[[], int]) -> None:

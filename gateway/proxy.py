@@ -1,7 +1,7 @@
 """The MCP proxy: a ``lowlevel.Server`` whose handlers forward to one shared backend session.
 
 :class:`ProxyServer` answers the front (both eras, through :mod:`gateway.front`) and forwards each request
-to :class:`gateway.backend.BackendConnection` with a fresh backend request id. It:
+to :class:`gateway.backends.connection.BackendConnection` with a fresh backend request id. It:
 
 - advertises deliberately: the intersection of what the backend offers and what the proxy forwards
   (tools, resources without subscriptions, prompts, completions, logging), the backend's instructions,
@@ -13,30 +13,29 @@ to :class:`gateway.backend.BackendConnection` with a fresh backend request id. I
 - bridges backend-initiated requests (sampling, elicitation, roots) to the newest in-flight front request
   whose session can carry a server-to-client request (session-era fronts);
 - a request with nothing to route back but its answer (no progress token) reaches a session-era backend
-  as one raw frame (:meth:`gateway.backend.BackendConnection.forward_raw`, the fast path's channel),
-  whatever the front era; the others go through the SDK client session, which routes their progress;
+  as one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`, the fast path's
+  channel), whatever the front era; the others go through the SDK client session, which routes their
+  progress;
 - cancellation passes through: when the front request is cancelled (its HTTP stream closed or a
   ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
 - records metrics and one audit line per ``tools/call``.
 
 It is also the :class:`gateway.fastpath.FastHandler` of the front's fast path: :meth:`ProxyServer.serve`
-applies the same filter / rename / metrics / audit to a raw 2026-07-28 request and forwards it as one
-raw frame (:meth:`gateway.backend.BackendConnection.forward_raw`); :meth:`ProxyServer.can_serve` sends
-the rest (hidden tools, a backend that is down or 2026-07-28 only, per-caller sessions) down the SDK path.
+applies the same request policy (:mod:`gateway.request_policy`) to a raw 2026-07-28 request and forwards it as
+one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`);
+:meth:`ProxyServer.can_serve` sends the rest (hidden tools, a backend that is down or 2026-07-28 only,
+per-caller sessions) down the SDK path.
 
 :func:`build_proxy_app` assembles the ASGI app (front + optional OIDC middleware + backend supervisor).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import anyio
 import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
@@ -49,13 +48,15 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
-from gateway.backend import BackendConnection, BackendHooks, TransportFactory
-from gateway.caller_backends import Caller, CallerBackends, SubjectToken
-from gateway.fastpath import FastPath, Notify
+from gateway import sdk_private
+from gateway.backends.callers import Caller, CallerBackends, SubjectToken
+from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory, running
+from gateway.fastpath import FAST_METHODS, FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
-from gateway.sessions import SessionTable
+from gateway.request_policy import RequestPolicy, backend_params, is_tool_error
+from gateway.sdk_private import SessionTable
 
 __all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
 
@@ -64,7 +65,6 @@ logger = logging.getLogger("mcp_operator.proxy")
 Ctx = ServerRequestContext[Any, Any]
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
-_RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 _BRIDGED: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "sampling/createMessage": (types.CreateMessageRequest, types.CreateMessageResult),
     "elicitation/create": (types.ElicitRequest, types.ElicitResult),
@@ -82,17 +82,7 @@ def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
     """The front params minus the front's own envelope (era keys, progress token)."""
     if params is None:
         return None
-    data = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-    meta = data.get("_meta")
-    if isinstance(meta, dict):
-        kept = {
-            k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META_PREFIX)
-        }
-        if kept:
-            data["_meta"] = kept
-        else:
-            data.pop("_meta")
-    return data
+    return backend_params(params.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
 def _caller(ctx: Ctx) -> str:
@@ -109,18 +99,6 @@ def _scope_caller(scope: object) -> str:
         if client:
             return f"{client[0]}"
     return "anonymous"
-
-
-def _raw_backend_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The front params minus the front's own envelope (era keys, progress token), as raw JSON."""
-    meta = params.get("_meta")
-    if not isinstance(meta, dict):
-        return params
-    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META_PREFIX)}
-    data = {k: v for k, v in params.items() if k != "_meta"}
-    if kept:
-        data["_meta"] = kept
-    return data
 
 
 def _caller_credentials(ctx: Ctx) -> Caller | None:
@@ -155,23 +133,23 @@ class ProxyServer(Server[Any]):
             cache_hints=hints,  # type: ignore[arg-type]
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
-            on_list_resources=self._list_resources,
-            on_list_resource_templates=self._list_resource_templates,
-            on_read_resource=self._read_resource,
-            on_list_prompts=self._list_prompts,
-            on_get_prompt=self._get_prompt,
-            on_completion=self._complete,
+            on_list_resources=self._plain("resources/list"),
+            on_list_resource_templates=self._plain("resources/templates/list"),
+            on_read_resource=self._plain("resources/read"),
+            on_list_prompts=self._plain("prompts/list"),
+            on_get_prompt=self._plain("prompts/get"),
+            on_completion=self._plain("completion/complete"),
             get_tool_input_schema=self._tool_input_schema,
         )
         self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         self.middleware = []  # no per-message tracing span on the hot path
         self.backend = backend
-        self.tool_filter = tool_filter or ToolFilter()
-        self.metrics = metrics or ProxyMetrics()
-        self.auditor = auditor or Auditor()
+        self.policy = RequestPolicy(
+            tool_filter or ToolFilter(), metrics or ProxyMetrics(), auditor or Auditor()
+        )
+        self.metrics = self.policy.metrics
         self._in_flight: dict[int, Ctx] = {}
         self._fast_in_flight: dict[object, Notify | None] = {}  # fast-path request -> its stream, if any
-        self._input_schemas: dict[str, dict[str, Any]] = {}
         backend.hooks.on_log = self._route_log
         backend.hooks.on_server_request = self._bridge_request
         if isinstance(backend, CallerBackends):
@@ -237,20 +215,12 @@ class ProxyServer(Server[Any]):
         """For the SDK's ``Mcp-Param-*`` header check on 2026-07-28 ``tools/call``: the schema from the
         latest listing seen (None = skip the check; the backend validates arguments itself). Without this
         hook the SDK would call ``tools/list`` (a backend round trip) before every call."""
-        return self._input_schemas.get(name)
+        return self.policy.input_schemas.get(name)
 
     # -- forwarding --------------------------------------------------------------------------------------
 
-    async def _forward(
-        self,
-        ctx: Ctx,
-        request_type: type[BaseModel],
-        params: BaseModel | None,
-        result_type: type[ResultT],
-        *,
-        method: str,
-    ) -> ResultT:
-        backend_params = _backend_params(params)
+    async def _forward(self, ctx: Ctx, method: str, backend_params: dict[str, Any] | None) -> dict[str, Any]:
+        """The backend's raw result for one front request (see the module docstring for the route)."""
         on_progress: ProgressFnT | None = None
         if _progress_token(ctx) is not None:
             session = ctx.session
@@ -267,144 +237,45 @@ class ProxyServer(Server[Any]):
             if on_progress is None and isinstance(backend, BackendConnection) and backend.raw_ready:
                 # Nothing to route back but the answer: one raw frame, as on the fast path (the backend's
                 # log messages and server-to-client requests still arrive through the SDK session).
-                raw = await backend.forward_raw(method, backend_params)
-            else:
-                payload: dict[str, Any] = {"method": method}
-                if backend_params is not None:
-                    payload["params"] = backend_params
-                raw = await backend.forward(
-                    request_type.model_validate(payload),  # type: ignore[arg-type]
-                    progress=on_progress,
-                    caller=_caller_credentials(ctx),
-                )
+                return await backend.forward_raw(method, backend_params)
+            caller = _caller_credentials(ctx)
+            return await backend.forward(method, backend_params, progress=on_progress, caller=caller)
         finally:
             self._in_flight.pop(key, None)
-        return result_type.model_validate(raw)
 
-    async def _timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
-        start = time.perf_counter()
-        outcome = "error"
-        try:
-            result = await call()
-            outcome = "ok"
-            return result
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+    def _plain(self, method: str) -> Callable[[Ctx, Any], Awaitable[Any]]:
+        """The SDK-path handler of a request forwarded as it is (no policy but metrics)."""
+        result_type = FAST_METHODS[method]
+
+        async def handle(ctx: Ctx, params: BaseModel | None) -> Any:
+            async def call() -> Any:
+                return result_type.model_validate(await self._forward(ctx, method, _backend_params(params)))
+
+            return await self.policy.timed(method, call)
+
+        return handle
 
     async def _list_tools(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         async def call() -> types.ListToolsResult:
-            result = await self._forward(
-                ctx, types.ListToolsRequest, params, types.ListToolsResult, method="tools/list"
-            )
-            if not self.tool_filter.identity:
-                result = result.model_copy(update={"tools": self.tool_filter.apply(result.tools)})
-            schemas = {tool.name: tool.input_schema for tool in result.tools}
-            if params is None or params.cursor is None:  # a first page starts a new listing
-                self._input_schemas = schemas
-            else:
-                self._input_schemas.update(schemas)
-            return result
+            raw = await self._forward(ctx, "tools/list", _backend_params(params))
+            first_page = params is None or params.cursor is None  # a first page starts a new listing
+            return types.ListToolsResult.model_validate(self.policy.tool_listing(raw, first_page=first_page))
 
-        return await self._timed("tools/list", call)
+        return await self.policy.timed("tools/list", call)
 
     async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        start = time.perf_counter()
-        exposed = params.name
-        original = self.tool_filter.resolve(exposed)
-        outcome, error = "error", None
-        try:
-            if original is None:
-                outcome = "denied"
-                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
-            if original != exposed:
-                params = params.model_copy(update={"name": original})
-            result = await self._forward(
-                ctx, types.CallToolRequest, params, types.CallToolResult, method="tools/call"
-            )
-            outcome = "tool_error" if result.is_error else "ok"
-            return result
-        except MCPError as exc:
-            error = exc.error.message
-            raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            seconds = time.perf_counter() - start
-            self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
-            self.auditor.tool_call(
-                caller=_caller(ctx),
-                tool=exposed,
-                backend_tool=original,
-                seconds=seconds,
-                outcome=outcome,
-                arguments=params.arguments,
-                error=error,
-            )
+        front_params = _backend_params(params)
+        assert front_params is not None
 
-    async def _list_resources(
-        self, ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        return await self._timed(
-            "resources/list",
-            lambda: self._forward(
-                ctx, types.ListResourcesRequest, params, types.ListResourcesResult, method="resources/list"
-            ),
-        )
+        async def forward(original: str) -> types.CallToolResult:
+            sent = front_params if original == params.name else {**front_params, "name": original}
+            raw = await self._forward(ctx, "tools/call", sent)
+            return types.CallToolResult.model_validate(raw)
 
-    async def _list_resource_templates(
-        self, ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListResourceTemplatesResult:
-        return await self._timed(
-            "resources/templates/list",
-            lambda: self._forward(
-                ctx,
-                types.ListResourceTemplatesRequest,
-                params,
-                types.ListResourceTemplatesResult,
-                method="resources/templates/list",
-            ),
-        )
-
-    async def _read_resource(
-        self, ctx: Ctx, params: types.ReadResourceRequestParams
-    ) -> types.ReadResourceResult:
-        return await self._timed(
-            "resources/read",
-            lambda: self._forward(
-                ctx, types.ReadResourceRequest, params, types.ReadResourceResult, method="resources/read"
-            ),
-        )
-
-    async def _list_prompts(
-        self, ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListPromptsResult:
-        return await self._timed(
-            "prompts/list",
-            lambda: self._forward(
-                ctx, types.ListPromptsRequest, params, types.ListPromptsResult, method="prompts/list"
-            ),
-        )
-
-    async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await self._timed(
-            "prompts/get",
-            lambda: self._forward(
-                ctx, types.GetPromptRequest, params, types.GetPromptResult, method="prompts/get"
-            ),
-        )
-
-    async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await self._timed(
-            "completion/complete",
-            lambda: self._forward(
-                ctx, types.CompleteRequest, params, types.CompleteResult, method="completion/complete"
-            ),
+        return await self.policy.tool_call(
+            params.name, params.arguments, _caller(ctx), forward, lambda result: bool(result.is_error)
         )
 
     async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
@@ -412,9 +283,8 @@ class ProxyServer(Server[Any]):
         if info is None or info.modern or info.capabilities.logging is None:
             return types.EmptyResult()  # nothing to forward: the level is per request on 2026-07-28
         # The backend session is shared: the most recent level set by any client applies to all.
-        return await self._forward(
-            ctx, types.SetLevelRequest, params, types.EmptyResult, method="logging/setLevel"
-        )
+        raw = await self._forward(ctx, "logging/setLevel", _backend_params(params))
+        return types.EmptyResult.model_validate(raw)
 
     # -- the fast path (gateway.fastpath) ----------------------------------------------------------------
 
@@ -426,102 +296,38 @@ class ProxyServer(Server[Any]):
             return False
         if method == "tools/call":
             name = params.get("name")
-            return isinstance(name, str) and self.tool_filter.resolve(name) is not None
+            return isinstance(name, str) and self.policy.tool_filter.resolve(name) is not None
         return True
 
     async def serve(
         self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
     ) -> dict[str, Any]:
-        """Forward one raw request with the SDK path's filter, rename, metrics and audit; ``notify``
-        (a session-era request's own stream) receives the backend's log messages as the SDK path's
-        request would."""
-        backend_params = _raw_backend_params(params)
-        if method == "tools/call":
-            return await self._serve_call(backend_params, scope, notify)
-        start = time.perf_counter()
-        outcome = "error"
-        try:
-            with self._fast_request(notify):
-                result = await self._raw_forward(method, backend_params)
-            if method == "tools/list":
-                result = self._filtered_listing(result, first_page=params.get("cursor") is None)
-            outcome = "ok"
-            return result
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
-
-    async def _serve_call(
-        self, params: dict[str, Any], scope: Scope, notify: Notify | None
-    ) -> dict[str, Any]:
-        start = time.perf_counter()
-        exposed: str = params["name"]
-        original = self.tool_filter.resolve(exposed)  # not None: can_serve checked it
-        outcome, error = "error", None
-        if original is not None and original != exposed:
-            params = {**params, "name": original}
-        try:
-            with self._fast_request(notify):
-                result = await self._raw_forward("tools/call", params)
-            outcome = "tool_error" if result.get("isError") else "ok"
-            return result
-        except MCPError as exc:
-            error = exc.error.message
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            seconds = time.perf_counter() - start
-            self.metrics.observe("tools/call", exposed, outcome, seconds)
-            self.auditor.tool_call(
-                caller=_scope_caller(scope),
-                tool=exposed,
-                backend_tool=original,
-                seconds=seconds,
-                outcome=outcome,
-                arguments=params.get("arguments"),
-                error=error,
-            )
-
-    @contextlib.contextmanager
-    def _fast_request(self, notify: Notify | None) -> Iterator[None]:
-        """Counts a fast-path request as in flight for log routing, with its stream when it has one."""
-        key = object()
-        self._fast_in_flight[key] = notify
-        try:
-            yield
-        finally:
-            del self._fast_in_flight[key]
-
-    async def _raw_forward(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Forward one raw request with the SDK path's policy (:class:`gateway.request_policy.
+        RequestPolicy`); ``notify`` (a session-era request's own stream) receives the backend's log
+        messages as the SDK path's request would."""
+        sent = backend_params(params)
         backend = self.backend
         assert isinstance(backend, BackendConnection)  # can_serve checked it
-        return await backend.forward_raw(method, params)
+        key = object()  # in flight for log routing, with its stream when it has one
+        self._fast_in_flight[key] = notify
+        try:
+            if method == "tools/call":
+                exposed: str = sent["name"]
 
-    def _filtered_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
-        """``tools/list``: the tool filter applied, the input schemas recorded (as the SDK path does)."""
-        tools = result.get("tools")
-        if not isinstance(tools, list):
-            return result
-        if not self.tool_filter.identity:
-            visible = self.tool_filter.apply(types.Tool.model_validate(tool) for tool in tools)
-            tools = [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in visible]
-            result = {**result, "tools": tools}
-        schemas = {
-            tool["name"]: tool["inputSchema"]
-            for tool in tools
-            if isinstance(tool, dict)
-            and isinstance(tool.get("name"), str)
-            and isinstance(tool.get("inputSchema"), dict)
-        }
-        if first_page:
-            self._input_schemas = schemas
-        else:
-            self._input_schemas.update(schemas)
-        return result
+                async def forward(original: str) -> dict[str, Any]:
+                    renamed = sent if original == exposed else {**sent, "name": original}
+                    return await backend.forward_raw("tools/call", renamed)
+
+                caller = _scope_caller(scope)
+                return await self.policy.tool_call(
+                    exposed, sent.get("arguments"), caller, forward, is_tool_error
+                )
+            if method == "tools/list":
+                raw = await self.policy.timed(method, lambda: backend.forward_raw(method, sent))
+                return self.policy.tool_listing(raw, first_page=params.get("cursor") is None)
+            return await self.policy.timed(method, lambda: backend.forward_raw(method, sent))
+        finally:
+            del self._fast_in_flight[key]
 
     # -- what the backend initiates ----------------------------------------------------------------------
 
@@ -596,10 +402,11 @@ def build_proxy_app(
 
     ``transport`` opens the shared backend session. ``caller_transport`` instead opens one backend
     session per authenticated caller (given that caller's inbound token; needs ``config.oidc``), for a
-    ``tokenExchange`` backend credential: see :mod:`gateway.caller_backends`.
+    ``tokenExchange`` backend credential: see :mod:`gateway.backends.callers`.
 
     ``fast_path`` serves plain 2026-07-28 requests through :mod:`gateway.fastpath` (False: every request
-    takes the SDK's server path; for comparisons).
+    takes the SDK's server path; for comparisons). It is off whatever is asked when the installed SDK
+    lacks a private name the fast path needs (:mod:`gateway.sdk_private`).
     """
     metrics = ProxyMetrics()
     hooks = BackendHooks(on_restart=metrics.backend_restarts.inc)
@@ -641,13 +448,8 @@ def build_proxy_app(
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(backend.run)
-                try:
-                    yield
-                finally:
-                    backend.stop()
-                    tg.cancel_scope.cancel()
+            async with running(backend):
+                yield
         finally:
             for close in closers:
                 await close()
@@ -673,6 +475,8 @@ def build_proxy_app(
             registry=metrics.registry,
         )
 
+    fast_path = fast_path and sdk_private.STATUS.fast_path and isinstance(backend, BackendConnection)
+    metrics.fast_path_enabled.set(1 if fast_path else 0)
     settings = FrontSettings(
         bind_host=config.host,
         max_body_bytes=config.limits.max_body_bytes,
@@ -682,7 +486,7 @@ def build_proxy_app(
         registry=metrics.registry,
         lifespan=lifespan,
         wrap=wrap,
-        fast_path=fast if fast_path and isinstance(backend, BackendConnection) else None,
+        fast_path=fast if fast_path else None,
     )
     app = build_front_app(server, settings)
     metrics.track_sessions(app.state.active_sessions)

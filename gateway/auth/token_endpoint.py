@@ -141,27 +141,18 @@ class TokenEndpoint:
                 self.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
             )
         except httpx2.HTTPError as err:
-            OUTBOUND_TOKEN_REQUESTS.labels(type=self.kind, result="error").inc()
-            raise TokenEndpointError(
-                f"{self.kind}: cannot reach tokenUrl {self.token_url} ({type(err).__name__}); check the URL "
-                "and that the token endpoint is reachable from the proxy",
-                transient=True,
-            ) from None
+            unreachable = f"cannot reach tokenUrl {self.token_url} ({type(err).__name__}); check the URL "
+            raise self._failed(unreachable + "and that the token endpoint is reachable", True) from None
         if response.status_code != 200:
-            OUTBOUND_TOKEN_REQUESTS.labels(type=self.kind, result="error").inc()
-            raise self._http_error(response)
+            raise self._failed(response)
         try:
             body = response.json()
             access_token = body["access_token"]
             if not isinstance(access_token, str) or not access_token:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            OUTBOUND_TOKEN_REQUESTS.labels(type=self.kind, result="error").inc()
-            raise TokenEndpointError(
-                f"{self.kind}: tokenUrl {self.token_url} answered 200 without an access_token; is tokenUrl "
-                "the token endpoint?",
-                transient=False,
-            ) from None
+            no_token = f"tokenUrl {self.token_url} answered 200 without an access_token; is tokenUrl "
+            raise self._failed(no_token + "the token endpoint?", False) from None
         OUTBOUND_TOKEN_REQUESTS.labels(type=self.kind, result="ok").inc()
         expires_in = body.get("expires_in")
         lifetime = (
@@ -174,6 +165,13 @@ class TokenEndpoint:
             token_type=str(body.get("token_type") or "Bearer"),
             expires_at=self._clock() + lifetime,
         )
+
+    def _failed(self, why: str | httpx2.Response, transient: bool = False) -> TokenEndpointError:
+        """Counts a failed token request; the error to raise (``why``: a message or the HTTP answer)."""
+        OUTBOUND_TOKEN_REQUESTS.labels(type=self.kind, result="error").inc()
+        if isinstance(why, str):
+            return TokenEndpointError(f"{self.kind}: {why}", transient=transient)
+        return self._http_error(why)
 
     def _http_error(self, response: httpx2.Response) -> TokenEndpointError:
         status = response.status_code

@@ -1,7 +1,8 @@
 """Merging several backends' tools, prompts and resources into one view: pure logic, no I/O.
 
-Order of operations for tools (ToolHive's): **filter** (allow-list of original names, globs allowed, or
-``excludeAll``) -> **overrides** (rename / re-describe by original name) -> **conflict resolution**:
+Order of operations for tools (ToolHive's): **filter** (allow-list of original names, or ``excludeAll``;
+the matching rule is the proxy's, :mod:`gateway.filters`) -> **overrides** (rename / re-describe by
+original name) -> **conflict resolution**:
 
 - ``prefix``: every tool and prompt becomes ``prefixFormat.replace("{workload}", backend) + name``.
   Should two exposed names still collide (``a`` + ``b_c`` vs ``a_b`` + ``c``), all claimants are dropped
@@ -23,12 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Literal, TypeVar
 
 from mcp_types import Prompt, Resource, ResourceTemplate, Tool
 
 from api.vmcp_config import AggregationConfig, WorkloadToolConfig, validate_prefix_format
+from gateway.filters import ToolFilter
 
 __all__ = [
     "AggregatedView",
@@ -123,25 +124,9 @@ def backend_rank(backends: Sequence[str], priority_order: Sequence[str]) -> list
 
 
 def visible_tools(tools: Sequence[Tool], entry: WorkloadToolConfig | None) -> list[tuple[str, Tool]]:
-    """Filter one backend's tools (on original names), then apply its overrides.
-
-    Returns ``(original name, tool as shown)`` pairs in the backend's order."""
-    if entry is None:
-        return [(t.name, t) for t in tools]
-    if entry.exclude_all:
-        return []
-    result: list[tuple[str, Tool]] = []
-    for tool in tools:
-        if entry.filter and not any(fnmatchcase(tool.name, pattern) for pattern in entry.filter):
-            continue
-        override = entry.overrides.get(tool.name)
-        update: dict[str, str] = {}
-        if override is not None and override.name is not None:
-            update["name"] = override.name
-        if override is not None and override.description is not None:
-            update["description"] = override.description
-        result.append((tool.name, tool.model_copy(update=update) if update else tool))
-    return result
+    """Filter one backend's tools (on original names, :mod:`gateway.filters`' rule), then apply its
+    overrides. Returns ``(original name, tool as shown)`` pairs in the backend's order."""
+    return ToolFilter.for_workload(entry).shown(tools)
 
 
 _Item = TypeVar("_Item", Tool, Prompt)

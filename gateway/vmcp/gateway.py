@@ -15,22 +15,26 @@ and unchanged ones keep their sessions.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import mcp_types as types
 import structlog
-from mcp import Client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from api.vmcp_config import BackendConfig, VMCPConfig
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 
 from .aggregation import AggregatedView, aggregate
-from .backend import BackendConnection, BackendUnavailableError, ListKind, Opener, open_backend_client
+from .backend import (
+    BackendConnection,
+    BackendUnavailableError,
+    ListKind,
+    TransportFor,
+    open_backend_transport,
+)
 from .health import backend_status_entries, overall_phase
 
 __all__ = ["ProgressForwarder", "VirtualGateway"]
@@ -40,15 +44,6 @@ log = structlog.get_logger("gateway.vmcp")
 ProgressForwarder = Callable[[float, float | None, str | None], Any]
 """``(progress, total, message)`` -> awaitable: re-emits a backend's progress to the front caller."""
 
-ProviderFactory = Callable[[BackendConfig], CredentialProvider | None]
-
-
-def default_provider_factory(config: BackendConfig) -> CredentialProvider | None:
-    """Outbound credentials from the backend's ``auth`` / ``headerForward`` (None when neither)."""
-    if config.auth is None and config.header_forward is None:
-        return None
-    return build_outbound_provider(config.auth, header_forward=config.header_forward)
-
 
 class VirtualGateway:
     """Backends + merged view + routing (see the module docstring)."""
@@ -57,16 +52,13 @@ class VirtualGateway:
         self,
         config: VMCPConfig,
         *,
-        opener: Opener = open_backend_client,
-        provider_factory: ProviderFactory = default_provider_factory,
+        transport: TransportFor = open_backend_transport,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.opener = opener
-        self.provider_factory = provider_factory
+        self.transport = transport
         self.clock = clock
         self.backends: dict[str, BackendConnection] = {}
-        self._providers: dict[str, CredentialProvider] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._view: AggregatedView = AggregatedView()
         self._view_key: object = None
@@ -85,42 +77,18 @@ class VirtualGateway:
                 await anyio.sleep_forever()
             finally:
                 self._tg = None
-                with anyio.CancelScope(shield=True):
-                    for name in list(self._providers):
-                        await self._close_provider(name)
                 tg.cancel_scope.cancel()
 
     async def _start(self, config: BackendConfig) -> None:
         assert self._tg is not None, "VirtualGateway.run() is not running"
-        provider = self.provider_factory(config)
-        if provider is not None:
-            self._providers[config.name] = provider
-        headers: Callable[[], Awaitable[dict[str, str]]] | None = None
-        if provider is not None:
-            bound = provider
-
-            async def headers() -> dict[str, str]:
-                return await bound.headers(None)
-
         connection = BackendConnection(
-            config,
-            self.config.operational,
-            headers=headers,
-            opener=self.opener,
-            clock=self.clock,
+            config, self.config.operational, transport=self.transport, clock=self.clock
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
 
-    async def _retire(self, connection: BackendConnection, provider: CredentialProvider | None) -> None:
+    async def _retire(self, connection: BackendConnection) -> None:
         await connection.stop(drain_timeout=self.config.operational.timeouts.call_for(connection.name))
-        if provider is not None:
-            await provider.aclose()
-
-    async def _close_provider(self, name: str) -> None:
-        provider = self._providers.pop(name, None)
-        if provider is not None:
-            await provider.aclose()
 
     async def apply_config(self, config: VMCPConfig) -> None:
         """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions."""
@@ -131,7 +99,7 @@ class VirtualGateway:
         for name, connection in list(self.backends.items()):
             if name not in new or new[name] != old.get(name):
                 del self.backends[name]
-                self._tg.start_soon(self._retire, connection, self._providers.pop(name, None))
+                self._tg.start_soon(self._retire, connection)
                 log.info("backend removed" if name not in new else "backend replaced", backend=name)
             else:
                 connection.operational = config.operational
@@ -196,12 +164,10 @@ class VirtualGateway:
 
         callback: ProgressFnT | None = on_progress if forward is not None else None
 
-        async def send(client: Client) -> types.CallToolResult:
-            return await client.call_tool(
-                route.name,
-                dict(arguments or {}),
-                progress_callback=callback,
-            )
+        params = {"name": route.name, "arguments": dict(arguments or {})}
+
+        async def send(backend: BackendConnection) -> types.CallToolResult:
+            return await backend.request("tools/call", params, types.CallToolResult, callback)
 
         try:
             return await backend.call(send)
@@ -215,10 +181,10 @@ class VirtualGateway:
         backend = self.backends.get(route.backend) if route is not None else None
         if route is None or backend is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
-        target = route.name
+        params = {"uri": route.name}
 
-        async def send(client: Client) -> types.ReadResourceResult:
-            return await client.read_resource(target)
+        async def send(backend: BackendConnection) -> types.ReadResourceResult:
+            return await backend.request("resources/read", params, types.ReadResourceResult)
 
         return await _or_internal_error(backend.call(send))
 
@@ -229,10 +195,10 @@ class VirtualGateway:
         backend = self.backends.get(route.backend) if route is not None else None
         if route is None or backend is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
-        original = route.name
+        params = {"name": route.name, "arguments": dict(arguments or {})}
 
-        async def send(client: Client) -> types.GetPromptResult:
-            return await client.get_prompt(original, dict(arguments or {}))
+        async def send(backend: BackendConnection) -> types.GetPromptResult:
+            return await backend.request("prompts/get", params, types.GetPromptResult)
 
         return await _or_internal_error(backend.call(send))
 

@@ -31,7 +31,7 @@ from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app
 
-from .backend import Opener, open_backend_client
+from .backend import ListKind, TransportFor, open_backend_transport
 from .gateway import ProgressForwarder, VirtualGateway
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
@@ -65,28 +65,17 @@ def _progress_forwarder(ctx: Ctx) -> ProgressForwarder | None:
 def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     """The low-level server: lists come from the merged view, calls are routed by it."""
 
-    async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=list((await gateway.refresh(("tools",))).tools))
+    def lister(kind: ListKind, result_type: Any, field: str) -> Any:
+        async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
+            return result_type(**{field: list(getattr(await gateway.refresh((kind,)), field))})
+
+        return handle
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         return await gateway.call_tool(params.name, params.arguments, progress=_progress_forwarder(ctx))
 
-    async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=list((await gateway.refresh(("prompts",))).prompts))
-
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         return await gateway.get_prompt(params.name, params.arguments)
-
-    async def list_resources(
-        ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=list((await gateway.refresh(("resources",))).resources))
-
-    async def list_templates(
-        ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListResourceTemplatesResult:
-        view = await gateway.refresh(("resource_templates",))
-        return types.ListResourceTemplatesResult(resource_templates=list(view.resource_templates))
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await gateway.read_resource(str(params.uri))
@@ -96,12 +85,14 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
         get_tool_input_schema=gateway.tool_input_schema,
-        on_list_tools=list_tools,
+        on_list_tools=lister("tools", types.ListToolsResult, "tools"),
         on_call_tool=call_tool,
-        on_list_prompts=list_prompts,
+        on_list_prompts=lister("prompts", types.ListPromptsResult, "prompts"),
         on_get_prompt=get_prompt,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
+        on_list_resources=lister("resources", types.ListResourcesResult, "resources"),
+        on_list_resource_templates=lister(
+            "resource_templates", types.ListResourceTemplatesResult, "resource_templates"
+        ),
         on_read_resource=read_resource,
     )
 
@@ -140,11 +131,11 @@ def build_vmcp_app(
     config_path: str | Path | None = None,
     bind_host: str = "127.0.0.1",
     port: int = 8080,
-    opener: Opener = open_backend_client,
+    transport: TransportFor = open_backend_transport,
     reload_interval: float = 1.0,
 ) -> tuple[Starlette, VirtualGateway]:
     """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
-    gateway = VirtualGateway(config, opener=opener)
+    gateway = VirtualGateway(config, transport=transport)
     registry = CollectorRegistry()
     registry.register(GatewayCollector(gateway))
 

@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 from mcp import Client
 
 from api.proxy_config import ProxyConfig
-from gateway.attach import STDERR, STDIN, STDOUT, decode_frame, encode_frame
+from gateway.backends.attach import STDERR, STDIN, STDOUT, decode_frame, encode_frame
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, transport_for
 from tests.dataplane.proxyutil import NPM_BIN, serve_asgi

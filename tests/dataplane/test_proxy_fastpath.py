@@ -171,3 +171,32 @@ async def test_results_through_the_fast_proxy_equal_direct_ones(
         assert fast_calls >= 9
         if mode == "legacy":
             assert served["sdk"] - before.get("sdk", 0) >= 2
+
+
+async def test_without_the_sdk_private_names_the_proxy_serves_through_the_sdk_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging  # noqa: PLC0415
+
+    import mcp.client._probe  # noqa: PLC0415
+
+    from gateway import sdk_private  # noqa: PLC0415
+
+    # Hidden for real: the SDK's era probe (its own Client holds its reference). The stdio helpers are
+    # only reported missing: the SDK's public stdio_client, the fallback, uses them itself.
+    monkeypatch.delattr(mcp.client._probe, "negotiate_auto")
+    with caplog.at_level(logging.WARNING, logger="mcp_operator.proxy"):
+        probed = sdk_private.probe()
+    assert probed.missing == ("mcp.client._probe.negotiate_auto",)
+    assert [r.getMessage() for r in caplog.records if "fast path off" in r.getMessage()]
+    hidden = sdk_private.ProbeStatus((*probed.missing, "mcp.client.stdio._drain_stdout"))
+    monkeypatch.setattr(sdk_private, "STATUS", hidden)
+    async with proxies(config(tmp_path / "cancelled")) as (fast, _), httpx2.AsyncClient(timeout=30) as http:
+        listed = await answer(http, fast, *request("tools/list", {}))
+        plus = request("tools/call", {"name": "plus", "arguments": {"a": 2, "b": 3}})
+        called = await answer(http, fast, *plus)
+        metrics = (await http.get(f"{fast}/metrics")).text
+        assert await fast_route(fast) == {}  # no fast path installed: nothing counted
+    assert listed[0] == 200 and "plus" in {t["name"] for t in listed[1]["result"]["tools"]}
+    assert called[0] == 200 and called[1]["result"]["content"][0]["text"] == "5"
+    assert "mcp_proxy_fast_path_enabled 0.0" in metrics

@@ -1,4 +1,4 @@
-"""The fast path on the 2025-11-25 session era (``gateway.fastpath`` with ``gateway.sessions``).
+"""The fast path on the 2025-11-25 session era (``gateway.fastpath`` with ``gateway.sdk_private``).
 
 The same raw requests go to a session on the proxy with the fast path and to a session on the same proxy
 without it (``build_proxy_app(fast_path=False)``), in front of the fixture over stdio. Each answer must

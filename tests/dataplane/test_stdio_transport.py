@@ -17,7 +17,7 @@ import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.message import SessionMessage
 
-from gateway.stdio_transport import stdio_transport
+from gateway.backends.stdio import stdio_transport
 
 # Answers each request line with its id and method; prints a non-JSON line and a blank line first when
 # the request's method is "noise"; exits when stdin closes.

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from api.proxy_config import AttachBackend
-from gateway.attach import STDERR, STDIN, STDOUT, attach_url, decode_frame, encode_frame
+from gateway.backends.attach import STDERR, STDIN, STDOUT, attach_url, decode_frame, encode_frame
 
 BINARY = ("v4.channel.k8s.io", "channel.k8s.io", None)
 TEXT = ("v4.base64.channel.k8s.io", "base64.channel.k8s.io")

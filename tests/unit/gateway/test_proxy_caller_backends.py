@@ -1,4 +1,4 @@
-"""Per-caller backend sessions (``gateway.caller_backends``): one per identity, newest token, evicted."""
+"""Per-caller backend sessions (``gateway.backends.callers``): one per identity, newest token, evicted."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from gateway.backend import BackendConnection, Streams
-from gateway.caller_backends import Caller, CallerBackends, SubjectToken
-
-PING = types.PingRequest()
+from gateway.backends.callers import Caller, CallerBackends, SubjectToken
+from gateway.backends.connection import BackendConnection, Streams
 
 
 class Recorder:
@@ -42,7 +40,7 @@ class Recorder:
 
 async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
     with pytest.raises(MCPError) as caught:
-        await pool.forward(PING, caller=caller)
+        await pool.forward("ping", caller=caller)
     return caught.value
 
 

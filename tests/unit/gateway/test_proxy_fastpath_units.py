@@ -12,9 +12,9 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
+from gateway.backends.raw_channel import RawChannel
+from gateway.backends.stdio import LineWire
 from gateway.fastpath import _accepts
-from gateway.raw_channel import RawChannel
-from gateway.stdio_transport import LineWire
 
 LOST = -32001
 

@@ -67,3 +67,24 @@ def test_config_round_trips_through_its_canonical_json() -> None:
 def test_http_backend_url_with_credentials_is_refused() -> None:
     with pytest.raises(ValidationError, match="credentials"):
         ProxyConfig.model_validate({"backend": {"type": "http", "url": "http://u:p@host/mcp"}})
+
+
+def test_allow_and_deny_entries_are_globs_matched_against_original_names() -> None:
+    tools = [
+        types.Tool(name=n, input_schema={"type": "object"}) for n in ("get_a", "get_b", "set_a", "Get_c")
+    ]
+    f = ToolFilter(ToolFilterConfig(allow=("get_*", "set_?"), deny=("*_b",)))
+    assert [t.name for t in f.apply(tools)] == ["get_a", "set_a"]  # case-sensitive: Get_c is hidden
+    assert f.resolve("get_a") == "get_a"
+    assert f.resolve("get_b") is None
+    assert f.resolve("Get_c") is None
+
+
+def test_the_gateway_filter_and_the_proxy_allow_list_are_one_rule() -> None:
+    from api.vmcp_config import WorkloadToolConfig  # noqa: PLC0415
+
+    proxy = ToolFilter(ToolFilterConfig(allow=("a", "b*")))
+    gateway = ToolFilter.for_workload(WorkloadToolConfig(workload="w", filter=["a", "b*"]))
+    assert _names(proxy) == _names(gateway) == ["a", "b"]
+    assert _names(ToolFilter.for_workload(WorkloadToolConfig(workload="w", exclude_all=True))) == []
+    assert _names(ToolFilter.for_workload(WorkloadToolConfig(workload="w"))) == ["a", "b", "c"]

@@ -12,7 +12,7 @@ from mcp.server.streamable_http import StreamableHTTPServerTransport
 from prometheus_client import CollectorRegistry
 
 from gateway.fastpath import _MODERN, FastPath
-from gateway.sessions import SessionLease
+from gateway.sdk_private import SessionLease
 
 SESSION = [
     (b"accept", b"application/json, text/event-stream"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ssrf import EndpointRefusedError, check_endpoint
+from gateway.backends.ssrf import EndpointRefusedError, check_endpoint
 
 
 def resolver_for(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]

@@ -3,9 +3,10 @@
 The proxy's fast path (:mod:`gateway.fastpath`) forwards a front request as one frame: a fresh request
 id in its own namespace (``"fp-<n>"`` strings, which never collide with the session's integer ids), one
 ``SessionMessage`` written to the transport's write stream, and a future resolved by the transport's
-reader (:func:`gateway.backend._pump` offers every incoming message to :meth:`RawChannel.deliver` first).
+reader (:func:`gateway.backends.connection._pump` offers every incoming message to
+:meth:`RawChannel.deliver` first).
 No task group, memory stream or typed model per call. On a stdio backend the transport also gives a
-:class:`gateway.stdio_transport.LineWire`: frames are then written straight to the server's stdin as
+:class:`gateway.backends.stdio.LineWire`: frames are then written straight to the server's stdin as
 JSON lines, and its responses are taken as decoded JSON (:meth:`RawChannel.take`) before any pydantic
 validation.
 
@@ -36,11 +37,11 @@ from mcp.shared.inbound import (
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 
-from gateway.stdio_transport import LineWire
+from gateway.backends.stdio import LineWire
 
 __all__ = ["RawChannel"]
 
-logger = logging.getLogger("mcp_operator.proxy.backend")
+logger = logging.getLogger("mcp_operator.backend")
 
 _CANCEL_WRITE_TIMEOUT = 2.0
 _MALFORMED = "the backend sent a malformed JSON-RPC response"

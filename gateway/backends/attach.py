@@ -8,9 +8,9 @@ server picks. Channels: 0 stdin (we send), 1 stdout, 2 stderr, 3 error (a JSON `
 ends). stdout carries newline-delimited JSON-RPC, exactly as a stdio subprocess would; frames may split
 or join lines anywhere.
 
-:func:`attach_transport` returns a ``TransportFactory`` (see :mod:`gateway.backend`): each call opens one
-websocket, authenticated with the service-account token (re-read on every connect: bound tokens rotate)
-and verified against the cluster CA. When the container restarts the websocket closes, the transport's
+:func:`attach_transport` returns a ``TransportFactory`` (see :mod:`gateway.backends.connection`): each call
+opens one websocket, authenticated with the service-account token (re-read on every connect: bound tokens
+rotate) and verified against the cluster CA. When the container restarts the websocket closes, the transport's
 read stream ends, and ``BackendConnection`` re-attaches with backoff. :func:`open_attach` takes the URL,
 headers and SSL context explicitly, so tests can point it at a fake attach websocket server.
 """
@@ -31,7 +31,7 @@ import mcp_types as types
 from mcp.shared.message import SessionMessage
 
 from api.proxy_config import AttachBackend
-from gateway.backend import Streams, TransportFactory
+from gateway.backends.connection import Streams, TransportFactory
 from kube.credentials import ca_context, read_token
 from kube.service_account import in_cluster_server
 
@@ -44,7 +44,7 @@ __all__ = [
     "open_attach",
 ]
 
-logger = logging.getLogger("mcp_operator.proxy.attach")
+logger = logging.getLogger("mcp_operator.backend")
 
 CHANNEL_PROTOCOLS = (
     "v4.channel.k8s.io",

@@ -2,8 +2,8 @@
 
 The I/O seam is a :data:`TransportFactory`: an async context manager yielding the SDK's
 ``(read_stream, write_stream)`` pair of ``SessionMessage`` (``stdio_client``, ``streamable_http_client``,
-``sse_client`` or :func:`gateway.attach.attach_transport`). On it runs the SDK ``ClientSession``, which
-owns request-id remapping (every front request gets a fresh backend id), progress routing by token,
+``sse_client`` or :func:`gateway.backends.attach.attach_transport`). On it runs the SDK ``ClientSession``,
+which owns request-id remapping (every front request gets a fresh backend id), progress routing by token,
 cancellation (``notifications/cancelled`` on stdio, closing the HTTP stream on the 2026-07-28 era) and
 era detection (see :meth:`BackendConnection._negotiate`): the backend's era is detected, never copied
 from the client.
@@ -14,9 +14,9 @@ reconnects with exponential backoff (0.2 s doubling to 10 s). :meth:`BackendConn
 one front request and returns the raw result dict.
 
 On a session-era backend session, :meth:`BackendConnection.forward_raw` (the proxy's fast path) writes
-the request as one raw frame on the same transport instead (:class:`gateway.raw_channel.RawChannel`):
+the request as one raw frame on the same transport instead (:class:`gateway.backends.raw_channel.RawChannel`):
 the transport's reader hands its response straight back, bypassing the SDK session's per-request
-machinery (on stdio, through the transport's :class:`gateway.stdio_transport.LineWire`: JSON lines
+machinery (on stdio, through the transport's :class:`gateway.backends.stdio.LineWire`: JSON lines
 written and taken without pydantic models or memory streams).
 """
 
@@ -24,24 +24,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.client._probe import negotiate_auto
 from mcp.client.context import ClientRequestContext
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, MessageHandlerFnT
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
 
-from gateway.raw_channel import RawChannel
-from gateway.stdio_transport import LineWire
+from gateway import sdk_private
+from gateway.backends.raw_channel import RawChannel
+from gateway.backends.stdio import LineWire
 
 __all__ = [
     "BACKEND_UNAVAILABLE",
@@ -49,9 +50,11 @@ __all__ = [
     "BackendHooks",
     "BackendInfo",
     "TransportFactory",
+    "describe",
+    "running",
 ]
 
-logger = logging.getLogger("mcp_operator.proxy.backend")
+logger = logging.getLogger("mcp_operator.backend")
 
 BACKEND_UNAVAILABLE = -32001
 """JSON-RPC error code when the backend is down or not (yet) connected."""
@@ -59,7 +62,7 @@ BACKEND_UNAVAILABLE = -32001
 Streams = tuple[Any, ...]
 TransportFactory = Callable[[], contextlib.AbstractAsyncContextManager[Streams]]
 """Opens one connection to the backend: yields the SDK's ``(read_stream, write_stream)``, or
-``(read_stream, write_stream, wire)`` with a :class:`gateway.stdio_transport.LineWire` for raw frames."""
+``(read_stream, write_stream, wire)`` with a :class:`gateway.backends.stdio.LineWire` for raw frames."""
 
 _RAW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 _CLIENT_INFO = types.Implementation(name="mcp-operator-proxy", version="0.1.0")
@@ -84,6 +87,10 @@ class BackendHooks:
     on_server_request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
     on_restart: Callable[[], None] | None = None
     on_state: Callable[[bool], None] | None = None
+    on_error: Callable[[str], None] | None = None
+    """A connection attempt or an established session failed (the one-line reason)."""
+    on_message: MessageHandlerFnT | None = None
+    """Every server notification (and transport-level exception) the SDK session surfaces."""
 
 
 class BackendConnection:
@@ -95,9 +102,10 @@ class BackendConnection:
         *,
         description: str,
         hooks: BackendHooks | None = None,
-        call_timeout: float = 300.0,
+        call_timeout: float | None = 300.0,
         connect_timeout: float = 30.0,
         bridge_client_requests: bool = True,
+        session_era_first: bool | None = None,
     ) -> None:
         self.transport = transport
         self.description = description
@@ -105,6 +113,7 @@ class BackendConnection:
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.bridge_client_requests = bridge_client_requests
+        self.session_era_first = bridge_client_requests if session_era_first is None else session_era_first
         self.info: BackendInfo | None = None
         self.last_error: str = "not connected yet"
         self.restarts = 0
@@ -113,6 +122,7 @@ class BackendConnection:
         self._wire: LineWire | None = None
         self._ready = anyio.Event()
         self._stopping = False
+        self._session_scope: anyio.CancelScope | None = None
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -138,8 +148,10 @@ class BackendConnection:
                 await self._serve_once(task_status if not started else None)
                 self.last_error = "the backend closed the connection"
             except Exception as exc:  # every failure of one connection leads to a reconnect
-                self.last_error = _describe(exc)
+                self.last_error = describe(exc)
                 logger.warning("backend %s failed: %s", self.description, self.last_error)
+                if self.hooks.on_error is not None and not self._stopping:
+                    self.hooks.on_error(self.last_error)
             if not started:
                 started = True
                 with contextlib.suppress(RuntimeError):  # already started by _serve_once
@@ -158,6 +170,7 @@ class BackendConnection:
 
     async def _serve_once(self, task_status: anyio.abc.TaskStatus[None] | None) -> None:
         async with self.transport() as streams, anyio.create_task_group() as tg:
+            self._session_scope = tg.cancel_scope
             read_stream, write_stream = streams[0], streams[1]
             self._wire = streams[2] if len(streams) > 2 else None
             ended = anyio.Event()
@@ -168,6 +181,7 @@ class BackendConnection:
                 write_stream,
                 client_info=_CLIENT_INFO,
                 logging_callback=self._on_log,
+                message_handler=self.hooks.on_message,
                 **self._bridging_callbacks(),
             )
             async with session:
@@ -182,12 +196,13 @@ class BackendConnection:
     async def _negotiate(self, session: ClientSession) -> None:
         """Pick the backend's era from what it supports.
 
-        With bridging on, a backend that still speaks the 2025-11-25 session era is driven in it: that is
-        the era where its server-to-client requests (sampling, elicitation, roots) and its session log
-        level reach our front clients. A backend refusing ``initialize`` (2026-07-28 only) is probed with
-        ``server/discover``. Without bridging, the newest era wins (``server/discover`` first).
+        With ``session_era_first`` (the default with bridging on), a backend that still speaks the
+        2025-11-25 session era is driven in it: that is the era where its server-to-client requests
+        (sampling, elicitation, roots) and its session log level reach our front clients, and the only one
+        a legacy SSE endpoint speaks. A backend refusing ``initialize`` (2026-07-28 only) is probed with
+        ``server/discover``. Otherwise the newest era wins (``server/discover`` first).
         """
-        if self.bridge_client_requests:
+        if self.session_era_first:
             try:
                 await session.initialize()
                 return
@@ -195,7 +210,7 @@ class BackendConnection:
                 logger.info(
                     "backend %s refused initialize (%s); probing server/discover", self.description, exc
                 )
-        await negotiate_auto(session)
+        await sdk_private.negotiate(session)
 
     def _bridging_callbacks(self) -> dict[str, Any]:
         if not self.bridge_client_requests:
@@ -289,6 +304,13 @@ class BackendConnection:
     def stop(self) -> None:
         self._stopping = True
 
+    def reconnect(self, reason: str) -> None:
+        """Drop the current session (e.g. a failed health probe); the supervisor reconnects with backoff."""
+        scope = self._session_scope
+        if scope is not None and self._session is not None:
+            self.last_error = reason
+            scope.cancel()
+
     # -- calls -------------------------------------------------------------------------------------------
 
     async def wait_ready(self, limit: float) -> ClientSession:
@@ -304,16 +326,21 @@ class BackendConnection:
 
     async def forward(
         self,
-        request: types.ClientRequest | types.Request[Any, Any],
+        method: str,
+        params: dict[str, Any] | None = None,
         *,
         progress: ProgressFnT | None = None,
         caller: object | None = None,
     ) -> dict[str, Any]:
-        """Send one request to the backend and return its raw result (raises ``MCPError``).
+        """Send one request through the SDK session and return its raw result (raises ``MCPError``).
 
-        ``caller`` is ignored: the session is shared (see :mod:`gateway.caller_backends` for the other way).
+        ``caller`` is ignored: the session is shared (see :mod:`gateway.backends.callers` for the other way).
         """
-        session = await self.wait_ready(min(self.connect_timeout, self.call_timeout))
+        session = await self.wait_ready(min(self.connect_timeout, self.call_timeout or math.inf))
+        payload: dict[str, Any] = {"method": method}
+        if params is not None:
+            payload["params"] = params
+        request = types.client_request_adapter.validate_python(payload)
         try:
             return await session.send_request(  # type: ignore[type-var]
                 request, _RAW, request_read_timeout_seconds=self.call_timeout, progress_callback=progress
@@ -326,11 +353,13 @@ class BackendConnection:
             raise
 
 
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` of the first leaf of (nested) exception groups: what actually went wrong."""
+def describe(exc: BaseException) -> str:
+    """A one-line error for status and logs: ``Type: message`` of the first leaf of (nested) exception
+    groups, what actually went wrong (just the type when there is no message)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text and text != type(exc).__name__ else type(exc).__name__
 
 
 async def _pump(
@@ -342,7 +371,8 @@ async def _pump(
 ) -> None:
     """Copy the transport's read stream to the session; flag ``ended`` when the transport stops.
 
-    ``offer`` sees every message first and keeps the raw-frame responses (:mod:`gateway.raw_channel`).
+    ``offer`` sees every message first and keeps the raw-frame responses
+    (:mod:`gateway.backends.raw_channel`).
     ``on_end`` runs before the session learns the stream ended, so ``/readyz`` already says 503 when the
     in-flight calls fail.
     """
@@ -358,9 +388,20 @@ async def _pump(
         ended.set()
 
 
+class Supervised(Protocol):
+    """A supervisor task with a stop switch (:class:`BackendConnection`, a per-caller pool)."""
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+SupervisedT = TypeVar("SupervisedT", bound=Supervised)
+
+
 @contextlib.asynccontextmanager
-async def running(connection: BackendConnection) -> AsyncIterator[BackendConnection]:
-    """Run the connection's supervisor for the duration of the block (waits for the first attempt)."""
+async def running(connection: SupervisedT) -> AsyncIterator[SupervisedT]:
+    """Run the supervisor for the duration of the block (waits for its first attempt)."""
     async with anyio.create_task_group() as tg:
         await tg.start(connection.run)
         try:

@@ -1,6 +1,6 @@
 """One backend session per caller, for outbound credentials bound to the caller (RFC 8693 token exchange).
 
-The proxy normally shares one backend session between every caller (:class:`gateway.backend.
+The proxy normally shares one backend session between every caller (:class:`gateway.backends.connection.
 BackendConnection`). A ``tokenExchange`` credential makes the backend see each caller as themselves, so a
 shared session would mix identities (a session-era backend binds its session to whoever opened it).
 :class:`CallerBackends` keeps one :class:`BackendConnection` per authenticated caller (the inbound
@@ -24,11 +24,11 @@ import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
-from gateway.backend import BackendConnection, BackendHooks, BackendInfo
+from gateway.backends.connection import BackendConnection, BackendHooks, BackendInfo
 
 __all__ = ["Caller", "CallerBackends", "SubjectToken"]
 
-logger = logging.getLogger("mcp_operator.proxy.callers")
+logger = logging.getLogger("mcp_operator.backend")
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ class CallerBackends:
 
     async def forward(
         self,
-        request: types.ClientRequest | types.Request[Any, Any],
+        method: str,
+        params: dict[str, Any] | None = None,
         *,
         progress: ProgressFnT | None = None,
         caller: Caller | None = None,
@@ -164,4 +165,4 @@ class CallerBackends:
                 code=types.INVALID_REQUEST,
                 message="this proxy's backend needs an authenticated caller (token exchange); configure oidc",
             )
-        return await self._entry(caller).connection.forward(request, progress=progress)
+        return await self._entry(caller).connection.forward(method, params, progress=progress)

@@ -1,13 +1,14 @@
 """The stdio backend transport: the MCP server as a subprocess speaking newline-delimited JSON-RPC.
 
-The process lifecycle is the SDK's ``stdio_client``'s, through the SDK's own helpers (mcp is pinned in
-requirements/constraints.txt): the server is spawned in a new process group with the SDK's default
+The process lifecycle is the SDK's ``stdio_client``'s, through the SDK's own helpers (read through
+:mod:`gateway.sdk_private`; when they are missing, the SDK's ``stdio_client`` itself runs the server and
+no :class:`LineWire` is yielded): the server is spawned in a new process group with the SDK's default
 environment plus ``StdioServerParameters.env``; on exit its stdin is closed, it gets 2 s to exit, then
 SIGTERM to the group, then SIGKILL; its remaining stdout is drained meanwhile so a server blocked on a
 full pipe can still exit.
 
-What differs is the pipe handling, for the proxy's fast path (:mod:`gateway.raw_channel`). Besides the
-SDK's ``(read_stream, write_stream)`` pair of ``SessionMessage`` this transport yields a
+What differs is the pipe handling, for the proxy's fast path (:mod:`gateway.backends.raw_channel`).
+Besides the SDK's ``(read_stream, write_stream)`` pair of ``SessionMessage`` this transport yields a
 :class:`LineWire`:
 
 - :meth:`LineWire.send_line` writes one encoded frame to the server's stdin from the calling task (no
@@ -34,18 +35,14 @@ from typing import Any, TextIO
 import anyio
 import anyio.lowlevel
 import mcp_types as types
-from mcp.client.stdio import (
-    StdioServerParameters,
-    _create_platform_compatible_process,
-    _drain_stdout,
-    _stop_server_process,
-    get_default_environment,
-)
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.shared.message import SessionMessage
+
+from gateway import sdk_private
 
 __all__ = ["LineSink", "LineWire", "stdio_transport"]
 
-logger = logging.getLogger("mcp_operator.proxy.backend")
+logger = logging.getLogger("mcp_operator.backend")
 
 LineSink = Callable[[dict[str, Any]], bool]
 """Offered every decoded JSON object the server prints; True = taken (not passed to the session)."""
@@ -62,12 +59,15 @@ class LineWire:
     sink: LineSink | None = None
     """Set by the fast path's channel while the backend session is up."""
 
+    def __post_init__(self) -> None:
+        self._stream = sdk_private.raw_stdin(self._stdin)
+
     async def send_line(self, line: bytes) -> None:
         """Write one frame (``line`` ends with a newline) to the server's stdin.
 
         Raises ``anyio.BrokenResourceError`` when the pipe is gone (the server died).
         """
-        stream = getattr(self._stdin, "_stream", None)  # anyio's wrapper of asyncio's StreamWriter
+        stream = self._stream
         if stream is None:
             await self._stdin.send(line)
             return
@@ -85,9 +85,14 @@ class LineWire:
 @contextlib.asynccontextmanager
 async def stdio_transport(
     server: StdioServerParameters, errlog: TextIO = sys.stderr
-) -> AsyncIterator[tuple[Any, Any, LineWire]]:
+) -> AsyncIterator[tuple[Any, ...]]:
     """Spawn the server and yield ``(read_stream, write_stream, wire)``; stop it on exit."""
-    process = await _create_platform_compatible_process(
+    helpers = sdk_private.stdio_helpers()
+    if helpers is None:
+        async with stdio_client(server, errlog=errlog) as (read_stream, write_stream):
+            yield read_stream, write_stream
+        return
+    process = await helpers.spawn(
         command=server.command,
         args=server.args,
         env=get_default_environment() | (server.env or {}),
@@ -137,7 +142,7 @@ async def stdio_transport(
                             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                                 return  # the session is gone; only the drain below remains
                 finally:
-                    await _drain_stdout(process)
+                    await helpers.drain_stdout(process)
         except anyio.ClosedResourceError:
             pass  # our own shutdown closed stdout under the read
         except (anyio.BrokenResourceError, ConnectionError):
@@ -162,7 +167,7 @@ async def stdio_transport(
         write_stream.close()
         with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
             await writer_done.wait()
-        await _stop_server_process(process)
+        await helpers.stop(process)
         for stream in (read_stream, write_stream, read_writer, write_reader):
             await stream.aclose()
         await anyio.lowlevel.checkpoint()

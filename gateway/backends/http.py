@@ -1,0 +1,88 @@
+"""The one HTTP policy of every HTTP backend (proxy, remote proxy, gateway), and its credential adapter.
+
+- **Timeouts:** ``connect_timeout`` seconds to connect and to write, no read timeout on the stream
+  itself (a long tool call or an idle SSE stream is not an error; the connection supervisor bounds
+  calls with its call timeout).
+- **Redirects:** never followed (a redirect could lead the credential to another host).
+- **SSRF guard:** before every (re)connect the URL's host is resolved and every address checked
+  (:func:`gateway.backends.ssrf.check_endpoint`); link-local, metadata, multicast and unspecified
+  addresses are always refused, private and loopback ones unless ``allow_private``.
+- **Credentials:** :class:`CredentialAuth` asks the outbound credential provider on every request, so
+  OAuth2 tokens refresh and rotated Secrets apply without a reconnect; the front client's token is never
+  forwarded.
+
+:func:`http_transport` returns the ``TransportFactory`` (see :mod:`gateway.backends.connection`) for one
+streamable-HTTP or SSE endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Literal
+
+import httpx2
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from gateway.auth.outbound import CredentialProvider
+from gateway.backends.connection import Streams, TransportFactory
+from gateway.backends.ssrf import check_endpoint
+
+__all__ = ["CredentialAuth", "http_transport"]
+
+
+class CredentialAuth(httpx2.Auth):
+    """Adds the outbound credential's headers to every HTTP request sent to the backend.
+
+    ``subject`` gives the caller's inbound token to a token-exchange provider (the subject token of the
+    exchange, never a header); it is only set for a per-caller backend session
+    (:mod:`gateway.backends.callers`).
+    """
+
+    def __init__(self, provider: CredentialProvider, subject: Callable[[], str] | None = None) -> None:
+        self.provider = provider
+        self.subject = subject
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        subject = self.subject() if self.subject is not None else None
+        for name, value in (await self.provider.headers(subject)).items():
+            request.headers[name] = value
+        yield request
+
+
+def http_transport(
+    url: str,
+    transport: Literal["streamable-http", "sse"],
+    *,
+    connect_timeout: float,
+    allow_private: bool,
+    credentials: Callable[[], CredentialProvider | None] = lambda: None,
+    subject: Callable[[], str] | None = None,
+) -> TransportFactory:
+    """The factory opening one connection to ``url`` under the policy above. ``credentials`` builds the
+    provider for one connection (closed when the connection ends)."""
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[Streams]:
+        await check_endpoint(url, allow_private=allow_private)
+        provider = credentials()
+        auth = CredentialAuth(provider, subject) if provider is not None else None
+        try:
+            if transport == "sse":
+                async with sse_client(url, auth=auth, timeout=connect_timeout) as streams:
+                    yield streams[0], streams[1]
+                return
+            timeout = httpx2.Timeout(connect_timeout, read=None)
+            async with (
+                httpx2.AsyncClient(auth=auth, timeout=timeout, follow_redirects=False) as client,
+                streamable_http_client(url, http_client=client) as streams,
+            ):
+                yield streams[0], streams[1]
+        finally:
+            if provider is not None:
+                await provider.aclose()
+
+    return factory

@@ -1,0 +1,132 @@
+"""The proxy's request policy over raw messages: tool filter and rename, metrics, audit.
+
+One :class:`RequestPolicy` serves both of the proxy's paths, so they cannot drift: the SDK path
+(:class:`gateway.proxy.ProxyServer`'s handlers) and the fast path (:meth:`ProxyServer.serve`) hand it the
+exposed tool name, the caller and a ``forward(backend_name)`` coroutine; it resolves the name with the
+tool rule (:mod:`gateway.filters`; a hidden tool is an unknown tool, -32602, audited ``denied``), times
+the call, counts it in ``mcp_proxy_requests_total`` and writes the audit line. ``tools/list`` results are
+filtered and their input schemas remembered (the SDK's ``Mcp-Param-*`` check reads them) on the raw
+result, whichever path fetched it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from gateway.filters import ToolFilter
+from gateway.observability import Auditor, ProxyMetrics
+
+__all__ = ["RequestPolicy", "backend_params", "is_tool_error"]
+
+ResultT = TypeVar("ResultT")
+
+_RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+
+
+def backend_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The front params minus the front's own envelope (era keys, progress token), as raw JSON."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return params
+    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META_PREFIX)}
+    data = {k: v for k, v in params.items() if k != "_meta"}
+    if kept:
+        data["_meta"] = kept
+    return data
+
+
+@dataclass
+class RequestPolicy:
+    """Filter / rename, metrics and audit of the proxy's requests (see the module docstring)."""
+
+    tool_filter: ToolFilter = field(default_factory=ToolFilter)
+    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    auditor: Auditor = field(default_factory=Auditor)
+    input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Input schemas of the tools listed last (exposed name -> schema)."""
+
+    async def timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
+        """Run a request that is not a tool call, counting its outcome and duration."""
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await call()
+            outcome = "ok"
+            return result
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        finally:
+            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+
+    async def tool_call(
+        self,
+        exposed: str,
+        arguments: Any,
+        caller: str,
+        forward: Callable[[str], Awaitable[ResultT]],
+        is_error: Callable[[ResultT], bool],
+    ) -> ResultT:
+        """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name."""
+        start = time.perf_counter()
+        original = self.tool_filter.resolve(exposed)
+        outcome, error = "error", None
+        try:
+            if original is None:
+                outcome = "denied"
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
+            result = await forward(original)
+            outcome = "tool_error" if is_error(result) else "ok"
+            return result
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        finally:
+            seconds = time.perf_counter() - start
+            self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
+            self.auditor.tool_call(
+                caller=caller,
+                tool=exposed,
+                backend_tool=original,
+                seconds=seconds,
+                outcome=outcome,
+                arguments=arguments,
+                error=error,
+            )
+
+    def tool_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
+        """A raw ``tools/list`` result as clients see it: filtered and renamed, input schemas recorded."""
+        tools = result.get("tools")
+        if not isinstance(tools, list):
+            return result
+        if not self.tool_filter.identity:
+            visible = self.tool_filter.apply(types.Tool.model_validate(tool) for tool in tools)
+            tools = [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in visible]
+            result = {**result, "tools": tools}
+        schemas = {
+            tool["name"]: tool["inputSchema"]
+            for tool in tools
+            if isinstance(tool, dict)
+            and isinstance(tool.get("name"), str)
+            and isinstance(tool.get("inputSchema"), dict)
+        }
+        if first_page:
+            self.input_schemas = schemas
+        else:
+            self.input_schemas.update(schemas)
+        return result
+
+
+def is_tool_error(result: dict[str, Any]) -> bool:
+    """Whether a raw ``tools/call`` result reports a tool error (``isError: true``)."""
+    return bool(result.get("isError"))
