@@ -29,7 +29,7 @@ from mcp import Client
 
 from hack.benchmarks.common import write_section
 from hack.benchmarks.vmcp_report import BEGIN, END, render
-from tests.dataplane.test_vmcp_support import (
+from tests.support.gateway_processes import (
     BIN,
     fixture_server,
     free_port,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import Cluster
 from tests.fixtures.chart.charts import (
     OPERATOR_CHART,
     create_namespace,
@@ -21,6 +20,7 @@ from tests.fixtures.chart.charts import (
     helm_config,
     unique,
 )
+from tests.support.cluster import Cluster
 
 MCP_KINDS = [
     "mcpservers",

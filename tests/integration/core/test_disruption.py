@@ -15,16 +15,19 @@ import pytest
 from kubernetes_asyncio import client, config
 
 from controller.core import Manager, ObjectKey
-from tests.conftest import PROCESS_CACHE, Cluster, cluster_env, kill_component
-from tests.integration.core.conftest import (
+from tests.support.cluster import PROCESS_CACHE, Cluster, cluster_env, kill_component
+from tests.support.gadgets import (
+    GADGET,
+    Recorder,
     create_gadgets,
-    eventually,
+    gadget,
     install_gadget_crd,
     manager_options,
+    observing_controller,
     patch_gadget,
     running,
 )
-from tests.integration.core.gadgets import GADGET, Recorder, gadget, observing_controller
+from tests.support.waiting import until
 
 
 def b64(text: str) -> str:
@@ -94,7 +97,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
         manager.cache.settings.backoff_max = 2.0
         key = {name: ObjectKey(ns, name) for name in ("g0", "g1", "g2", "g3", "g9")}
         async with running(manager):
-            await eventually(lambda: len(recorder.counts) == 6, 30, "initial reconciles")
+            await until(lambda: len(recorder.counts) == 6, 30, "initial reconciles")
             informer = manager.cache.informer(GADGET).informers[ns]
 
             # 1. kube-apiserver killed mid-watch, restarted; changes right after restart all arrive.
@@ -106,7 +109,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
                 GADGET.group, GADGET.version, ns, GADGET.plural, "g1"
             )
             await create_gadgets(api, [gadget(ns, "g9", size=9)])
-            took = await eventually(
+            took = await until(
                 lambda: (
                     recorder.sizes.get(key["g0"]) == 7
                     and key["g1"] in recorder.sizes
@@ -131,7 +134,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
             revision = etcd.put("/mcp-operator-test/bump", "x")
             etcd.compact(revision)
             await asyncio.to_thread(own_cluster.hack, "up")
-            took = await eventually(
+            took = await until(
                 lambda: (
                     recorder.sizes.get(key["g2"]) == 5
                     and key["g3"] in recorder.sizes

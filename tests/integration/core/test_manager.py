@@ -9,23 +9,21 @@ import pytest
 from kubernetes_asyncio import client
 
 from controller.core import CONFIGMAP, Controller, Manager, ObjectKey, ReconcileContext, Resource, Result
-from tests.conftest import Cluster
-from tests.integration.core.conftest import (
+from tests.support.cluster import Cluster
+from tests.support.gadgets import (
+    GADGET,
+    Recorder,
+    converging_controller,
     create_gadgets,
-    eventually,
-    http_get,
+    gadget,
     manager_options,
+    observing_controller,
     patch_gadget,
     running,
     writes,
 )
-from tests.integration.core.gadgets import (
-    GADGET,
-    Recorder,
-    converging_controller,
-    gadget,
-    observing_controller,
-)
+from tests.support.processes import http_get
+from tests.support.waiting import until
 
 METRIC_NAMES = [
     "controller_runtime_reconcile_total",
@@ -62,11 +60,9 @@ async def test_initial_objects_reconciled_once_edits_promptly_and_metrics_served
     )
     manager.add_controller(observing_controller(recorder))
     async with running(manager):
-        await eventually(
-            lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes"
-        )
+        await until(lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes")
         assert manager.probe_server is not None and manager.metrics_server is not None
-        await eventually(lambda: len(recorder.counts) == 200, 60, "all 200 initial objects reconciled")
+        await until(lambda: len(recorder.counts) == 200, 60, "all 200 initial objects reconciled")
         await asyncio.sleep(1.0)  # any duplicate reconcile (list + watch overlap) would show up by now
         assert set(recorder.counts.values()) == {1}, "each pre-existing object is reconciled exactly once"
         probe = f"http://127.0.0.1:{manager.probe_server.port}"
@@ -79,9 +75,7 @@ async def test_initial_objects_reconciled_once_edits_promptly_and_metrics_served
             before = recorder.counts[key]
             started = time.monotonic()
             await patch_gadget(api_client, namespace, "g042", size)
-            await eventually(
-                lambda s=size: recorder.sizes.get(key) == s, 10, f"edit to size {size} reconciled"
-            )
+            await until(lambda s=size: recorder.sizes.get(key) == s, 10, f"edit to size {size} reconciled")
             latencies.append(time.monotonic() - started)
             assert recorder.counts[key] > before
         print(f"edit -> reconcile latency: {', '.join(f'{x * 1000:.0f} ms' for x in latencies)}")
@@ -102,9 +96,7 @@ async def test_before_sync_readyz_is_503(cluster: Cluster, namespace: str) -> No
     manager = Manager(manager_options(cluster.kubeconfig, namespaces=[namespace]))
     manager.cache.informer(missing)
     async with running(manager):
-        await eventually(
-            lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes"
-        )
+        await until(lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes")
         assert manager.probe_server is not None
         await asyncio.sleep(1.0)
         probe = f"http://127.0.0.1:{manager.probe_server.port}"
@@ -132,7 +124,7 @@ async def test_zero_writes_after_convergence_with_resync_on(
         return len(ready) == 20 and len(cms) == 20
 
     async with running(manager):
-        await eventually(converged, 60, "20 gadgets converged")
+        await until(converged, 60, "20 gadgets converged")
         await asyncio.sleep(3)  # let the status writes' own watch events come back and settle
         before_writes, before_reconciles = writes(manager), sum(recorder.counts.values())
         await asyncio.sleep(120)

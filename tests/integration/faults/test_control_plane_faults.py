@@ -16,15 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, instance_pid, kill_component
-from tests.integration.faults.conftest import (
-    Scenario,
-    metric_total,
-    namespace_on,
-    operator_in_process,
-    service_account_kubeconfig,
-    until,
-)
+from tests.support.cluster import Cluster, instance_pid, kill_component
+from tests.support.faults import Scenario
+from tests.support.operator import run_operator
+from tests.support.operator_process import metric_total, namespace_on, service_account_kubeconfig
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # several convergences of 200 servers
 
@@ -44,7 +40,7 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
     instance = str(faults_cluster.instance)
     async with namespace_on(faults_cluster.kubeconfig) as kube:
         kubeconfig = await service_account_kubeconfig(kube, faults_cluster.kubeconfig, tmp_path)
-        async with operator_in_process(
+        async with run_operator(
             kubeconfig, kube.ns, inactivity_timeout=INACTIVITY_TIMEOUT, **FAST
         ) as operator:
             # 1. kube-apiserver SIGKILLed during the first convergence, restarted.
@@ -104,7 +100,7 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
         env = dict(faults_cluster.env, MCP_OPERATOR_APISERVER_FLAGS=THROTTLING_FLAGS)
         cmdline = await asyncio.to_thread(restart_with, faults_cluster, env)
         assert b"--max-requests-inflight=1" in cmdline, "hack/cluster passes MCP_OPERATOR_APISERVER_FLAGS"
-        async with operator_in_process(kubeconfig, kube.ns) as throttled:
+        async with run_operator(kubeconfig, kube.ns) as throttled:
             scenario.end_fault()  # the limits stay: recovery here is from the spec change to convergence
             scenario.start_bump(5)
             await scenario.wait_mid_convergence(within=300)  # every write may meet a 429 first

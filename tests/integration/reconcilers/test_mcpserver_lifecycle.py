@@ -11,9 +11,11 @@ import pytest
 from kubernetes_asyncio import client
 
 from controller.reconcilers.mcpserver_build import Names
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually, run_operator
-from tests.integration.reconcilers.test_mcpserver import PLURAL, make_ready, ready, server
+from tests.support.cluster import Cluster
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import PLURAL, make_ready, ready, server
+from tests.support.operator import Operator, run_operator
+from tests.support.waiting import eventually
 
 
 async def events_for(kube: Api, name: str) -> list[tuple[str, str, str]]:
