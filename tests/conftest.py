@@ -8,6 +8,7 @@ and data), e.g. when two test runs share a machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +19,31 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
+from tests.support import tasks
 from tests.support.cluster import HACK_CLUSTER, Cluster, cluster_env
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves asyncio tasks running in its event loop, as kopf's suite does: a
+    task nobody awaits hides its exceptions and keeps working after the test. Checked after the test's
+    other fixtures are torn down; ``@pytest.mark.leaks_tasks("why")`` exempts a test with a reason."""
+    marker = request.node.get_closest_marker("leaks_tasks")
+    if marker is not None and not marker.args:
+        pytest.fail("@pytest.mark.leaks_tasks needs the reason as its argument")
+    if request.node.get_closest_marker("asyncio") is not None and marker is None:
+        request.getfixturevalue("_tasks_left_behind")
+
+
+@pytest.fixture
+async def _tasks_left_behind() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    leaked = await tasks.leftover(before)
+    if leaked:
+        await tasks.cancel(leaked)
+        described = "\n  ".join(tasks.describe(t) for t in leaked)
+        pytest.fail(f"the test left {len(leaked)} asyncio task(s) running:\n  {described}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
