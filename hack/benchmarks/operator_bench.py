@@ -196,13 +196,26 @@ class Bench:
         self.m.record(f"{phase}_cpu_client_s", self.last_cpu[1])
         self.m.counts[f"{phase}_writes_per_server"] = (sum(writes.values()) - own) / n
 
-    def record_operator_counts(
-        self, phase: str, writes: dict[str, int], before: dict[str, float], after: dict[str, float], n: int
-    ) -> None:
-        """The operator's writes by resource, and its own count of writes and reconciles per MCPServer."""
+    async def operator_phase(
+        self,
+        op: OperatorProcess,
+        phase: str,
+        func: Callable[[], Awaitable[None]],
+        before: dict[str, float],
+        namespace: str,
+        image: str,
+    ) -> tuple[float, dict[str, int]]:
+        """Time ``func`` (creation or roll) with the operator at work: its writes by resource, its own
+        count of writes and reconciles per MCPServer, and the children missing afterwards."""
+        n = self.args.n
+        seconds, writes, own = await self.writes_during(func)
+        after = op.metrics()
+        self.record_phase(phase, seconds, writes, own, n)
         self.m.counts[f"{phase}_writes_by_resource"] = writes
         self.m.counts[f"{phase}_own_writes_per_server"] = (after["writes"] - before["writes"]) / n
         self.m.counts[f"{phase}_reconciles_per_server"] = (after["reconciles"] - before["reconciles"]) / n
+        self.m.counts[f"{phase}_missing_children"] = await self.verify_children(namespace, n, image)
+        return seconds, writes
 
     async def namespace(self, prefix: str) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -316,35 +329,28 @@ class Bench:
                 await bounded(names(n), USER_CONCURRENCY, one)
                 await tracker.until(lambda: tracker.converged(n, 1), self.args.timeout)
 
-            seconds, writes, own = await self.writes_during(create)
-            m1 = op.metrics()
-            self.record_phase("operator.create", seconds, writes, own, n)
-            self.record_operator_counts("operator.create", writes, m0, m1, n)
-            self.m.counts["operator.create_missing_children"] = await self.verify_children(
-                namespace, n, IMAGE_1
-            )
+            seconds, writes = await self.operator_phase(op, "operator.create", create, m0, namespace, IMAGE_1)
             self.m.record("operator.rss_idle_mb", rss_idle)
             say(f"operator: create {seconds:.1f} s, {self.m.counts['operator.create_writes_per_server']:.2f} "
                 f"writes/server {writes}")  # fmt: skip
 
             if last:
-                await self.steady(op, namespace, n)
+                await self.steady(op, tracker, namespace, n)
             m1 = op.metrics()
+
+            rolled: dict[str, int] = {}
 
             async def roll() -> None:
                 async def one(name: str) -> None:
-                    await self.user.patch(MCPSERVER, namespace, name, {"spec": {"image": IMAGE_2}})
+                    patched = await self.user.patch(MCPSERVER, namespace, name, {"spec": {"image": IMAGE_2}})
+                    rolled[name] = int(patched["metadata"]["generation"])
 
                 await bounded(names(n), USER_CONCURRENCY, one)
-                await tracker.until(lambda: tracker.converged(n, 2), self.args.timeout)
+                # By each server's own new generation: servers edited in the steady window are one ahead,
+                # and their status from before the roll would otherwise pass for the roll's.
+                await tracker.until(lambda: tracker.observed(rolled), self.args.timeout)
 
-            seconds, writes, own = await self.writes_during(roll)
-            m2 = op.metrics()
-            self.record_phase("operator.roll", seconds, writes, own, n)
-            self.record_operator_counts("operator.roll", writes, m1, m2, n)
-            self.m.counts["operator.roll_missing_children"] = await self.verify_children(
-                namespace, n, IMAGE_2
-            )
+            seconds, writes = await self.operator_phase(op, "operator.roll", roll, m1, namespace, IMAGE_2)
             await asyncio.sleep(2)  # let late watch events land before the final RSS
             self.m.record("operator.rss_peak_mb", max(op.peak_rss_mb, op.rss_mb("VmHWM")))
             self.m.record("operator.rss_final_mb", op.rss_mb())
@@ -366,7 +372,7 @@ class Bench:
             await op.stop()
             await self.cleanup(namespace)
 
-    async def steady(self, op: OperatorProcess, namespace: str, n: int) -> None:
+    async def steady(self, op: OperatorProcess, tracker: Tracker, namespace: str, n: int) -> None:
         """Writes in the steady window (resync on), then edits at idle reaching their StatefulSet."""
         say(f"steady window: {self.args.steady:.0f} s with resync every {self.args.resync:.0f} s")
         m0 = op.metrics()
@@ -394,14 +400,13 @@ class Bench:
                     break
                 await asyncio.sleep(0.005)
             latencies.append(time.monotonic() - started)
-        await asyncio.sleep(1)
         latencies.sort()
         self.m.counts["operator.edit_p50_s"] = round(statistics.median(latencies), 4)
         self.m.counts["operator.edit_p99_s"] = round(
             latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 4
         )
-        # The edited servers converge again before the roll starts.
-        await asyncio.sleep(2)
+        # The edited servers converge again (status observes their new generation) before the roll starts.
+        await tracker.until(lambda: tracker.converged(n, 1), self.args.timeout)
 
 
 def versions() -> str:

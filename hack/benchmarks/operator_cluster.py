@@ -171,6 +171,10 @@ class Tracker:
     def converged(self, n: int, generation: int) -> bool:
         return len(self.objects) == n and all(g >= generation and o == g for g, o in self.objects.values())
 
+    def observed(self, generations: dict[str, int]) -> bool:
+        """Every named server's status has observed at least the generation given for it."""
+        return all(self.objects.get(name, (0, 0))[1] >= g for name, g in generations.items())
+
     def summary(self) -> str:
         pending = [k for k, (g, o) in self.objects.items() if o != g]
         return f"{len(self.objects)} objects, {len(pending)} not observed (e.g. {pending[:3]})"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.cluster import ROOT, Cluster
+from tests.support.cluster import Cluster, install_crds
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -14,7 +14,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def mcp_crds(cluster: Cluster) -> Cluster:
     """The project's generated CRDs, installed and Established."""
-    crds = ROOT / "manifests" / "crds"
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
-    return cluster
+    return install_crds(cluster)

@@ -3,7 +3,6 @@ served with uvicorn in the test's event loop on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import functools
@@ -13,13 +12,11 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -27,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.asgi import serve_asgi
 
 AUDIENCE = "mcp-proxy"
 # Built once: an httpx2 client loading the default CA bundle itself takes ~0.5 s on the CI machine.
@@ -57,29 +56,9 @@ def bind() -> tuple[socket.socket, str]:
     return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-@contextlib.asynccontextmanager
-async def serve(*apps: tuple[socket.socket, Any]) -> AsyncIterator[None]:
-    """Run each ``(socket, ASGI app)`` under uvicorn in this loop; stop them all together."""
-    servers = [
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")) for _, app in apps
-    ]
-    tasks = [
-        asyncio.create_task(server.serve(sockets=[sock]))
-        for server, (sock, _) in zip(servers, apps, strict=True)
-    ]
-    while not all(server.started for server in servers):
-        for task in tasks:
-            if task.done():
-                task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks)
-        for sock, _ in apps:
-            sock.close()
+def serve(*apps: tuple[socket.socket, Any]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Run each ``(socket, ASGI app)`` under uvicorn in this loop (lifespan off); stop them all together."""
+    return serve_asgi(*apps, lifespan="off")
 
 
 @dataclass

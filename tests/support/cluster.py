@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,3 +89,27 @@ def kill_component(instance: str, component: str) -> None:
         except OSError:
             return
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def own_instance(cluster: Cluster, name: str) -> Iterator[Cluster]:
+    """A control-plane instance of the caller's own (``name`` plus a random suffix), which it may kill and
+    restart; stopped and wiped afterwards. Skips when the session's cluster is external."""
+    if cluster.instance is None:
+        pytest.skip("kills a local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
+    instance = f"{name}-{uuid.uuid4().hex[:6]}"
+    own = Cluster(kubeconfig=Path(), instance=instance, env=cluster_env(instance))
+    try:
+        up = own.hack("up")
+        own.kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
+        yield own
+    finally:
+        own.hack("down", "--wipe", check=False)
+
+
+def install_crds(cluster: Cluster) -> Cluster:
+    """The project's generated CRDs, installed and Established on ``cluster``."""
+    crds = ROOT / "manifests" / "crds"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+    return cluster

@@ -29,6 +29,7 @@ import aiohttp
 from kubernetes_asyncio import client
 
 from tests.support.kube import GROUP, VERSION, Api, condition
+from tests.support.mcpserver import expected_children
 from tests.support.waiting import until
 
 PLURAL = "mcpservers"
@@ -37,20 +38,6 @@ SERVERS = int(os.environ.get("MCP_OPERATOR_FAULT_SERVERS", "200"))
 SENTINELS = 8
 """Servers made Ready before the fault; their status must survive it untouched."""
 CHILD_KINDS = ("Deployment", "StatefulSet", "Service", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
-
-
-def expected_children(name: str) -> set[tuple[str, str]]:
-    """The eight children of a stdio MCPServer (DESIGN.md section 4)."""
-    return {
-        ("Deployment", name),
-        ("StatefulSet", f"{name}-server"),
-        ("Service", name),
-        ("ConfigMap", f"{name}-proxy"),
-        ("ServiceAccount", f"{name}-proxy"),
-        ("ServiceAccount", f"{name}-server"),
-        ("Role", f"{name}-proxy"),
-        ("RoleBinding", f"{name}-proxy"),
-    }
 
 
 def server_body(name: str) -> dict[str, Any]:

@@ -214,20 +214,3 @@ async def running(manager: Manager) -> AsyncIterator[asyncio.Task[int]]:
         manager.stop()
         code = await asyncio.wait_for(task, 40)
         assert code == 0
-
-
-def writes(manager: Manager) -> float:
-    """Write requests the manager's client sent so far (from rest_client_requests_total)."""
-    total = 0.0
-    for family in manager.metrics.registry.collect():
-        if family.name != "rest_client_requests":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["method"] in (
-                "POST",
-                "PUT",
-                "PATCH",
-                "DELETE",
-            ):
-                total += sample.value
-    return total

@@ -32,3 +32,17 @@ async def make_ready(kube: Api, name: str) -> None:
     await eventually(lambda: kube.child("Deployment", name), what="proxy Deployment")
     await kube.mark_ready("Deployment", name)
     await kube.mark_ready("StatefulSet", f"{name}-server")
+
+
+def expected_children(name: str) -> set[tuple[str, str]]:
+    """The eight children of a stdio MCPServer (DESIGN.md section 4)."""
+    return {
+        ("Deployment", name),
+        ("StatefulSet", f"{name}-server"),
+        ("Service", name),
+        ("ConfigMap", f"{name}-proxy"),
+        ("ServiceAccount", f"{name}-proxy"),
+        ("ServiceAccount", f"{name}-server"),
+        ("Role", f"{name}-proxy"),
+        ("RoleBinding", f"{name}-proxy"),
+    }

@@ -10,54 +10,69 @@ from pathlib import Path
 from typing import Any
 
 from controller.core import Manager, ManagerOptions
+from controller.core.objects import Object
 from controller.reconcilers import register
+from controller.reconcilers.kinds import MCPSERVER
 from controller.reconcilers.settings import ReconcilerSettings
+from tests.support.metrics import idle, reconciles, writes
+from tests.support.waiting import until
 
 SETTINGS = ReconcilerSettings(proxy_image="example.test/mcp-operator:test")
+
+
+class ResyncCounter:
+    """Counts the informer's resync replays of one kind (an event handler that only counts)."""
+
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def on_add(self, obj: Object, *, initial: bool) -> None:
+        pass
+
+    def on_update(self, old: Object, new: Object, *, resync: bool) -> None:
+        if resync:
+            self.replays += 1
+
+    def on_delete(self, obj: Object) -> None:
+        pass
 
 
 class Operator:
     """The operator's manager running in this test's event loop, watching one namespace."""
 
-    def __init__(self, manager: Manager, namespace: str) -> None:
+    def __init__(self, manager: Manager, namespace: str, resyncs: ResyncCounter) -> None:
         self.manager = manager
         self.namespace = namespace
+        self.resyncs = resyncs
 
     async def settled(self, quiet: float = 2.0, within: float = 60.0) -> float:
-        """The write count once no write has been sent for ``quiet`` seconds (other objects settle first)."""
+        """The write count once no write has been sent for ``quiet`` seconds and no reconcile runs or
+        waits (other objects settle first)."""
         deadline = time.monotonic() + within
-        count = self.writes()
+        count, since = self.writes(), time.monotonic()
         while time.monotonic() < deadline:
-            await asyncio.sleep(quiet)
+            await asyncio.sleep(0.1)
             now = self.writes()
-            if now == count:
+            if now != count:
+                count, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet and idle(self.manager):
                 return count
-            count = now
         raise AssertionError(f"the operator kept writing for {within} s (writes: {count})")
+
+    async def resync_window(self, periods: int, within: float = 120.0) -> None:
+        """A window to see what must not happen (a hot loop, a write) in: until every cached MCPServer has
+        been replayed by ``periods`` resyncs. Counted in resync periods, not seconds: tests that use it run
+        the operator with a short resync period."""
+        objects = max(1, len(self.manager.cache.list(MCPSERVER, self.namespace)))
+        target = self.resyncs.replays + periods * objects
+        await until(lambda: self.resyncs.replays >= target, within, f"{periods} resyncs of the MCPServers")
 
     def writes(self) -> float:
         """Write requests (POST/PUT/PATCH/DELETE) the operator has sent so far."""
-        total = 0.0
-        for metric in self.manager.metrics.registry.collect():
-            if metric.name == "rest_client_requests":
-                for sample in metric.samples:
-                    if sample.name.endswith("_total") and sample.labels.get("method") in (
-                        "POST",
-                        "PUT",
-                        "PATCH",
-                        "DELETE",
-                    ):
-                        total += sample.value
-        return total
+        return writes(self.manager)
 
     def reconciles(self, controller: str = "mcpserver") -> float:
-        total = 0.0
-        for metric in self.manager.metrics.registry.collect():
-            if metric.name == "controller_runtime_reconcile":
-                for sample in metric.samples:
-                    if sample.name.endswith("_total") and sample.labels.get("controller") == controller:
-                        total += sample.value
-        return total
+        return reconciles(self.manager, controller)
 
 
 @contextlib.asynccontextmanager
@@ -77,10 +92,12 @@ async def run_operator(
     if inactivity_timeout is not None:
         manager.cache.settings.inactivity_timeout = inactivity_timeout
     register(manager, SETTINGS)
+    resyncs = ResyncCounter()
+    manager.cache.informer(MCPSERVER).add_handler(resyncs)
     task = asyncio.create_task(manager.run(handle_signals=False))
     try:
         await asyncio.wait_for(manager.leading.wait(), 60)
-        yield Operator(manager, namespace)
+        yield Operator(manager, namespace, resyncs)
     finally:
         manager.stop()
         assert await asyncio.wait_for(task, 90) == 0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from kubernetes_asyncio import client, config
 
-from controller.core import Manager
 from tests.support.cluster import ROOT
 from tests.support.kube import Api
 from tests.support.processes import MCP_OPERATOR, free_port
@@ -101,19 +100,6 @@ class OperatorProcess:
     def log_tail(self, lines: int = 5) -> str:
         self.log.seek(0)
         return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
-
-
-def metric_total(manager: Manager, family: str, sample_suffix: str = "_total", **labels: str) -> float:
-    total = 0.0
-    for metric in manager.metrics.registry.collect():
-        if metric.name != family:
-            continue
-        for sample in metric.samples:
-            if sample.name.endswith(sample_suffix) and all(
-                sample.labels.get(k) == v for k, v in labels.items()
-            ):
-                total += sample.value
-    return total
 
 
 async def service_account_kubeconfig(kube: Api, admin_kubeconfig: Path, directory: Path) -> Path:

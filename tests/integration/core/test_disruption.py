@@ -7,15 +7,13 @@ import asyncio
 import base64
 import json
 import urllib.request
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
 
 from controller.core import Manager, ObjectKey
-from tests.support.cluster import PROCESS_CACHE, Cluster, cluster_env, kill_component
+from tests.support.cluster import PROCESS_CACHE, Cluster, kill_component, own_instance
 from tests.support.gadgets import (
     GADGET,
     Recorder,
@@ -64,16 +62,8 @@ class Etcd:
 
 @pytest.fixture
 def own_cluster(cluster: Cluster) -> Any:
-    if cluster.instance is None:
-        pytest.skip("kills a local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
-    instance = f"core-disrupt-{uuid.uuid4().hex[:6]}"
-    other = Cluster(kubeconfig=Path(), instance=instance, env=cluster_env(instance))
-    try:
-        up = other.hack("up")
-        other.kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
+    with own_instance(cluster, "core-disrupt") as other:
         yield other
-    finally:
-        other.hack("down", "--wipe", check=False)
 
 
 async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Cluster) -> None:
@@ -102,7 +92,6 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
 
             # 1. kube-apiserver killed mid-watch, restarted; changes right after restart all arrive.
             kill_component(instance, "kube-apiserver")
-            await asyncio.sleep(1)
             await asyncio.to_thread(own_cluster.hack, "up")
             await patch_gadget(api, ns, "g0", 7)
             await client.CustomObjectsApi(api).delete_namespaced_custom_object(

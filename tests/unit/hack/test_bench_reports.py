@@ -41,23 +41,15 @@ def test_operator_ratio_is_the_operators_median_over_the_best_floors_median() ->
     assert table_row(text, "image roll across N (s)") == ["21.0", "24.0", "21.0", "**1.00x**"]
     assert table_row(text, "writes per MCPServer, creation") == ["9.00", "9.00", "9.00", ""]
     assert table_row(text, "operator RSS idle / peak / final (MB)") == ["", "", "60 / 95 / 90", ""]
-    assert table_row(text, "CPU s, creation: apiserver+etcd / client process") == [
-        "50.0 / 20.0",
-        "52.0 / 19.0",
-        "53.0 / 30.0",
-        "",
-    ]
+    cpu = table_row(text, "CPU s, creation: apiserver+etcd / client process")
+    assert cpu == ["50.0 / 20.0", "52.0 / 19.0", "53.0 / 30.0", ""]
 
 
 def test_operator_steady_rows_come_from_the_last_runs_counts() -> None:
     text = operator_text(operator_measurements())
     assert table_row(text, "writes in a 300 s steady window (reconciles)") == ["", "", "0 (5000)", ""]
-    assert table_row(text, "one edit at idle to its StatefulSet, p50 / p99 over 50 (s)") == [
-        "",
-        "",
-        "0.012 / 0.025",
-        "",
-    ]
+    edit = table_row(text, "one edit at idle to its StatefulSet, p50 / p99 over 50 (s)")
+    assert edit == ["", "", "0.012 / 0.025", ""]
     m = operator_measurements()
     del m.counts["operator.steady_writes"]  # not the last repeat: no steady window was measured
     assert "steady window" not in operator_text(m)
