@@ -34,7 +34,7 @@ npm: $(NPM_STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check api controller gateway kube tests
+	$(BIN)/ruff format --check api controller gateway kube tests hack
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -136,8 +136,8 @@ class HttpBackend(_Model):
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     """Connect / read timeout of one HTTP exchange with the backend (not of a whole tool call)."""
     allow_private_endpoint: bool = True
-    """Allow the backend's host to resolve to a private or loopback address (``gateway.backends.ssrf``). True for
-    in-cluster and local backends; the operator renders false for an MCPRemoteProxy unless its
+    """Allow the backend's host to resolve to a private or loopback address (``gateway.backends.ssrf``).
+    True for in-cluster and local backends; the operator renders false for an MCPRemoteProxy unless its
     ``spec.allowPrivateEndpoint`` is true. Link-local (cloud metadata), unspecified and multicast
     addresses are refused either way."""
 

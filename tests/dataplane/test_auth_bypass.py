@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.dataplane.test_auth_flow import AUDIENCE, Issuer, bind, challenge, public_jwk, rsa_key, serve
-from tests.dataplane.test_proxy_auth import Stack, stack
+from tests.support.auth import AUDIENCE, Issuer, bind, challenge, public_jwk, rsa_key, serve
+from tests.support.proxy_auth import Stack, stack
 
 
 def _b64(data: bytes) -> str:

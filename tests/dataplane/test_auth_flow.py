@@ -11,24 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
-import hashlib
-import hmac
 import json
-import socket
-import ssl
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import jwt
 import pytest
-import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,154 +28,19 @@ from starlette.routing import Route
 from api.auth_config import HeaderForwardConfig, OIDCConfig, parse_outbound_auth
 from gateway.auth.inbound import OIDCMiddleware, TokenValidator, ValidatedToken
 from gateway.auth.outbound import Backoff, CredentialProvider, OutboundAuthError, build_outbound_provider
-
-AUDIENCE = "mcp-proxy"
-# Built once: an httpx2 client loading the default CA bundle itself takes ~0.5 s on the CI machine.
-TLS_CONTEXT = ssl.create_default_context()
-
-
-@functools.cache
-def rsa_key(name: str) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(65537, 2048)
-
-
-@functools.cache
-def ec_key(name: str) -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def public_jwk(private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
-    algorithm = RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else ECAlgorithm
-    jwk: dict[str, Any] = algorithm.to_jwk(private.public_key(), as_dict=True)
-    jwk.update(kid=kid, use="sig")
-    return jwk
-
-
-def bind() -> tuple[socket.socket, str]:
-    """A listening-ready socket on a free 127.0.0.1 port, and its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@contextlib.asynccontextmanager
-async def serve(*apps: tuple[socket.socket, Any]) -> AsyncIterator[None]:
-    """Run each ``(socket, ASGI app)`` under uvicorn in this loop; stop them all together."""
-    servers = [
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")) for _, app in apps
-    ]
-    tasks = [
-        asyncio.create_task(server.serve(sockets=[sock]))
-        for server, (sock, _) in zip(servers, apps, strict=True)
-    ]
-    while not all(server.started for server in servers):
-        for task in tasks:
-            if task.done():
-                task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks)
-        for sock, _ in apps:
-            sock.close()
-
-
-@dataclass
-class Issuer:
-    """Discovery, JWKS and token endpoint of a test authorization server."""
-
-    url: str = ""
-    keys: list[dict[str, Any]] = field(
-        default_factory=lambda: [public_jwk(rsa_key("issuer"), "rsa-1"), public_jwk(ec_key("issuer"), "ec-1")]
-    )
-    jwks_requests: int = 0
-    token_requests: list[dict[str, str]] = field(default_factory=list)
-    token_status: int = 200
-    expires_in: int = 600
-
-    def app(self) -> Starlette:
-        async def discovery(request: Request) -> Response:
-            return JSONResponse(
-                {"issuer": self.url, "jwks_uri": f"{self.url}/jwks", "token_endpoint": f"{self.url}/token"}
-            )
-
-        async def jwks(request: Request) -> Response:
-            self.jwks_requests += 1
-            return JSONResponse({"keys": self.keys})
-
-        async def token(request: Request) -> Response:
-            form = {k: str(v) for k, v in (await request.form()).items()}
-            form["_authorization"] = request.headers.get("authorization", "")
-            self.token_requests.append(form)
-            if self.token_status != 200:
-                return JSONResponse({"error": "server_error"}, status_code=self.token_status)
-            n = len(self.token_requests)
-            if form["grant_type"] == "client_credentials":
-                issued = f"cc-token-{n}"
-            else:
-                subject = hashlib.sha256(form["subject_token"].encode()).hexdigest()[:8]
-                issued = f"exchanged-{subject}-{n}"
-            return JSONResponse(
-                {"access_token": issued, "token_type": "Bearer", "expires_in": self.expires_in}
-            )
-
-        return Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/jwks", jwks),
-                Route("/token", token, methods=["POST"]),
-            ]
-        )
-
-    def mint(
-        self,
-        *,
-        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
-        alg: str = "RS256",
-        kid: str = "rsa-1",
-        **overrides: Any,
-    ) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.url,
-            "aud": AUDIENCE,
-            "sub": "alice",
-            "iat": now,
-            "exp": now + 300,
-        }
-        claims["scope"] = "mcp:tools"
-        claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(claims, key or rsa_key("issuer"), algorithm=alg, headers={"kid": kid})
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64(json.dumps(value).encode())
-
-
-def unsigned_token(issuer: Issuer) -> str:
-    now = int(time.time())
-    claims = {"iss": issuer.url, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300}
-    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
-
-
-def hs256_with_public_key(issuer: Issuer) -> str:
-    pem = (
-        rsa_key("issuer")
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    now = int(time.time())
-    claims = {"iss": issuer.url, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300}
-    signing_input = f"{_segment({'alg': 'HS256', 'typ': 'JWT', 'kid': 'rsa-1'})}.{_segment(claims)}"
-    return f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+from tests.support.auth import (
+    AUDIENCE,
+    TLS_CONTEXT,
+    Issuer,
+    bind,
+    challenge,
+    ec_key,
+    hs256_with_public_key,
+    public_jwk,
+    rsa_key,
+    serve,
+    unsigned_token,
+)
 
 
 @dataclass
@@ -289,16 +144,6 @@ async def stack(
             await middleware.aclose()
             if provider is not None:
                 await provider.aclose()
-
-
-def challenge(response: httpx2.Response) -> dict[str, str]:
-    value = response.headers["www-authenticate"]
-    assert value.startswith("Bearer ")
-    params: dict[str, str] = {}
-    for part in value[len("Bearer ") :].split('", '):
-        name, _, raw = part.partition("=")
-        params[name.strip()] = raw.strip('"')
-    return params
 
 
 async def test_valid_token_reaches_the_app_without_authorization() -> None:

@@ -7,15 +7,7 @@ middleware in front of an app.
 
 from __future__ import annotations
 
-import threading
-import warnings
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import httpx2
 import pytest
-import werkzeug.serving
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,57 +17,10 @@ from starlette.testclient import TestClient
 from api.auth_config import OIDCConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.auth.tokens import InvalidTokenError, TokenValidator
+from tests.support.oidc_provider import CLIENT_ID, sign_in
 
 # The provider's own dependency (authlib) warns about its internal API use; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.*")
-
-CLIENT_ID = "mcp-client"
-REDIRECT_URI = "http://127.0.0.1/callback"
-
-
-@pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on loopback, for the test only
-    with warnings.catch_warnings():  # authlib forces its deprecation warnings on at import; mute them
-        import authlib.deprecate  # noqa: PLC0415
-
-        warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
-        import oidc_provider_mock  # noqa: PLC0415
-
-    server = werkzeug.serving.make_server("127.0.0.1", 0, oidc_provider_mock.app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-
-
-def sign_in(issuer: str, sub: str) -> dict[str, Any]:
-    """Authorization-code flow as a browser and a confidential client would run it."""
-    with httpx2.Client(base_url=issuer) as client:
-        authorize = client.post(
-            "/oauth2/authorize",
-            params={
-                "client_id": CLIENT_ID,
-                "redirect_uri": REDIRECT_URI,
-                "response_type": "code",
-                "scope": "openid email",
-            },
-            data={"sub": sub},
-        )
-        assert authorize.status_code == 302, authorize.text
-        code = parse_qs(urlsplit(authorize.headers["location"]).query)["code"][0]
-        token = client.post(
-            "/oauth2/token",
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
-            auth=(CLIENT_ID, "any-secret"),
-        )
-        assert token.status_code == 200, token.text
-        tokens: dict[str, Any] = token.json()
-        return tokens
 
 
 async def test_validator_accepts_the_providers_id_token_through_discovery(provider: str) -> None:

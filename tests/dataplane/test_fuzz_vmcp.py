@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from tests.dataplane import fuzzutil as fz
-from tests.dataplane.test_vmcp_support import fixture_server, free_port
+from tests.support.gateway_processes import fixture_server, free_port
 
 pytestmark = pytest.mark.slow
 

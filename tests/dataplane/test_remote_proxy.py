@@ -12,102 +12,19 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
-from api.proxy_config import ProxyConfig
-from gateway.proxy import build_proxy_app
-from gateway.transports import describe_backend, transport_for
-from tests.dataplane.proxyutil import FIXTURE, NPM_BIN, free_port, run_proxy, run_server, serve_asgi
-from tests.dataplane.test_auth_flow import AUDIENCE, Issuer, bind
+from tests.dataplane.proxyutil import free_port, run_proxy, serve_asgi
+from tests.support.auth import AUDIENCE, Issuer, bind
+from tests.support.remote_proxy import Spy, client_for, in_process, remote_server
 
 pytestmark = pytest.mark.slow
-
-NODE_ENV = {"PATH": f"{NPM_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
-
-
-@dataclass
-class Spy:
-    """Reverse proxy in front of the real remote server: records requests, can be slow or broken."""
-
-    upstream: str
-    """Base URL of the real server (``http://127.0.0.1:PORT``); every request goes to its ``/mcp``."""
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    delay: float = 0.0
-    garbage: bool = False
-
-    def app(self) -> Starlette:
-        client = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=None))
-
-        async def forward(request: Request) -> Response:
-            body = await request.body()
-            self.seen.append(
-                {
-                    "path": request.url.path,
-                    "query": request.url.query,
-                    "headers": dict(request.headers),
-                    "body": body.decode(errors="replace"),
-                }
-            )
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.garbage and request.method == "POST":
-                return Response(b"<html>upstream exploded", status_code=200, media_type="application/json")
-            headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
-            upstream = await client.send(
-                client.build_request(request.method, f"{self.upstream}/mcp", headers=headers, content=body),
-                stream=True,
-            )
-            kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-            return StreamingResponse(
-                upstream.aiter_raw(),
-                status_code=upstream.status_code,
-                headers=kept,
-                background=BackgroundTask(upstream.aclose),
-            )
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            async with client:
-                yield
-
-        return Starlette(
-            routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])], lifespan=lifespan
-        )
-
-    def header_values(self) -> str:
-        return json.dumps([r["headers"] for r in self.seen])
-
-
-@contextlib.contextmanager
-def remote_server(kind: str) -> Any:
-    """A real MCP server over streamable HTTP on 127.0.0.1; yields its base URL and an echo call."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    if kind == "everything":
-        args = [str(NPM_BIN / "mcp-server-everything"), "streamableHttp"]
-        env = {**NODE_ENV, "PORT": str(port)}
-        call = ("echo", {"message": "remote hello"}, "remote hello")
-    else:
-        args, env = [sys.executable, str(FIXTURE), "streamable-http", str(port)], {}
-        call = ("echo", {"text": "remote hello"}, "remote hello")
-    with run_server(args, f"{base}/", env=env):
-        yield base, call
 
 
 @contextlib.asynccontextmanager
@@ -133,16 +50,6 @@ def remote_config(spy_url: str, issuer: Issuer, **backend: Any) -> dict[str, Any
         },
         "oidc": {"issuer": issuer.url, "audience": AUDIENCE},
     }
-
-
-@contextlib.asynccontextmanager
-async def client_for(base: str, token: str | None) -> AsyncIterator[Client]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(f"{base}/mcp", http_client=http), mode="auto") as client,
-    ):
-        yield client
 
 
 @pytest.mark.parametrize("kind", ["everything", "fixture"])
@@ -187,18 +94,6 @@ async def test_remote_mode_rewrites_the_path_injects_credentials_and_never_forwa
         assert headers["x-tenant"] == "acme" and headers["x-client"] == "mcp-operator"
     assert inbound not in spy.header_values() and inbound.split(".")[2] not in json.dumps(spy.seen)
     assert any(tool in r["body"] for r in spy.seen)
-
-
-@contextlib.asynccontextmanager
-async def in_process(config: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
-    """The proxy app from ``config`` served in this loop; yields its base URL and its metrics."""
-    sock, url = bind()
-    model = ProxyConfig.model_validate({**config, "port": int(url.rsplit(":", 1)[1])})
-    app, server = build_proxy_app(
-        model, transport_for(model.backend), description=describe_backend(model.backend)
-    )
-    async with serve_asgi((sock, app)):
-        yield url, server
 
 
 async def wait_readyz(base: str, status: int, within: float = 20.0) -> httpx2.Response:

@@ -13,10 +13,9 @@ import httpx2
 import pytest
 
 from tests.dataplane.proxyutil import serve_asgi
-from tests.dataplane.test_auth_flow import bind
-from tests.dataplane.test_auth_oidc_provider import CLIENT_ID, sign_in
-from tests.dataplane.test_auth_oidc_provider import provider as provider  # noqa: PLC0414 - the fixture
-from tests.dataplane.test_remote_proxy import Spy, client_for, in_process, remote_server
+from tests.support.auth import bind
+from tests.support.oidc_provider import CLIENT_ID, sign_in
+from tests.support.remote_proxy import Spy, client_for, in_process, remote_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.*")]
 

@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
-from .test_vmcp_support import (
+from tests.support.gateway_processes import (
     BIN,
     NPM_BIN,
     Proc,

@@ -12,20 +12,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Cluster
+from tests.support.cluster import Cluster, install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 5
 
 
 def test_bench_operator_counts_are_exact(cluster: Cluster, tmp_path: Path) -> None:
-    crds = ROOT / "manifests" / "crds"
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+    install_crds(cluster)
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "hack" / "bench_operator"), "--kubeconfig", str(cluster.kubeconfig),
-         "--n", str(N), "--repeats", "1", "--steady", "12", "--resync", "4", "--edits", "3",
+         "--n", str(N), "--repeats", "1", "--steady", "3", "--resync", "1", "--edits", "3",
          "--json", str(out), "--log", str(tmp_path / "operator.log")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip

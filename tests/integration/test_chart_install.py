@@ -14,7 +14,6 @@ import helm_python as helm
 import pytest
 import yaml
 
-from tests.conftest import Cluster
 from tests.fixtures.chart.charts import (
     CRD_CHART,
     FIXTURES,
@@ -28,6 +27,7 @@ from tests.fixtures.chart.charts import (
     load_values,
     unique,
 )
+from tests.support.cluster import Cluster
 
 
 @dataclass

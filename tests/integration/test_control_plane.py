@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
-from tests.conftest import Cluster, cluster_env
+from tests.support.cluster import Cluster, cluster_env
 
 TEST_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",

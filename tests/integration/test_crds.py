@@ -12,7 +12,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from api.registry import KINDS, model_for
-from tests.conftest import Cluster
+from tests.support.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "manifests" / "crds"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import HACK_CLUSTER
+from tests.support.cluster import HACK_CLUSTER
 
 
 def run_hack(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

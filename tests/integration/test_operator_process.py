@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster
-
-MCP_OPERATOR = Path(sys.executable).parent / "mcp-operator"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 20.0) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status, resp.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+from tests.support.cluster import Cluster
+from tests.support.processes import MCP_OPERATOR, free_port, wait_http
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

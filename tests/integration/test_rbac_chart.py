@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import pytest
 
 from api.registry import KINDS
-from tests.conftest import Cluster
 from tests.fixtures.chart.charts import (
     OPERATOR_CHART,
     create_namespace,
@@ -22,6 +21,7 @@ from tests.fixtures.chart.charts import (
     helm_config,
     unique,
 )
+from tests.support.cluster import Cluster
 
 MCP_KINDS = [info.plural for info in KINDS.values()]  # the chart's rules on them are generated from the CRDs
 

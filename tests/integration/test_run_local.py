@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, Cluster
-from tests.integration.test_operator_process import free_port, wait_http
+from tests.support.cluster import ROOT, Cluster
+from tests.support.processes import free_port, wait_http
 
 
 def test_run_local_uses_kubeconfig_installs_crds_and_stops_on_ctrl_c(cluster: Cluster) -> None:

@@ -10,7 +10,7 @@ import sys
 
 from controller.core import Manager, ManagerOptions
 from controller.core.logs import configure_logging
-from tests.integration.core.gadgets import Recorder, converging_controller
+from tests.support.gadgets import Recorder, converging_controller
 
 
 async def main(kubeconfig: str, namespace: str, lease_id: str, metrics_port: str, health_port: str) -> int:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Cluster
+from tests.support.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[3]
 CONNECTIONS = 100

@@ -7,24 +7,25 @@ import asyncio
 import base64
 import json
 import urllib.request
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
 
 from controller.core import Manager, ObjectKey
-from tests.conftest import PROCESS_CACHE, Cluster, cluster_env, kill_component
-from tests.integration.core.conftest import (
+from tests.support.cluster import PROCESS_CACHE, Cluster, kill_component, own_instance
+from tests.support.gadgets import (
+    GADGET,
+    Recorder,
     create_gadgets,
-    eventually,
+    gadget,
     install_gadget_crd,
     manager_options,
+    observing_controller,
     patch_gadget,
     running,
 )
-from tests.integration.core.gadgets import GADGET, Recorder, gadget, observing_controller
+from tests.support.waiting import until
 
 
 def b64(text: str) -> str:
@@ -61,16 +62,8 @@ class Etcd:
 
 @pytest.fixture
 def own_cluster(cluster: Cluster) -> Any:
-    if cluster.instance is None:
-        pytest.skip("kills a local control plane; MCP_OPERATOR_TEST_KUBECONFIG names an external one")
-    instance = f"core-disrupt-{uuid.uuid4().hex[:6]}"
-    other = Cluster(kubeconfig=Path(), instance=instance, env=cluster_env(instance))
-    try:
-        up = other.hack("up")
-        other.kubeconfig = Path(up.stdout.strip().splitlines()[-1].split("=", 1)[1])
+    with own_instance(cluster, "core-disrupt") as other:
         yield other
-    finally:
-        other.hack("down", "--wipe", check=False)
 
 
 async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Cluster) -> None:
@@ -94,19 +87,18 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
         manager.cache.settings.backoff_max = 2.0
         key = {name: ObjectKey(ns, name) for name in ("g0", "g1", "g2", "g3", "g9")}
         async with running(manager):
-            await eventually(lambda: len(recorder.counts) == 6, 30, "initial reconciles")
+            await until(lambda: len(recorder.counts) == 6, 30, "initial reconciles")
             informer = manager.cache.informer(GADGET).informers[ns]
 
             # 1. kube-apiserver killed mid-watch, restarted; changes right after restart all arrive.
             kill_component(instance, "kube-apiserver")
-            await asyncio.sleep(1)
             await asyncio.to_thread(own_cluster.hack, "up")
             await patch_gadget(api, ns, "g0", 7)
             await client.CustomObjectsApi(api).delete_namespaced_custom_object(
                 GADGET.group, GADGET.version, ns, GADGET.plural, "g1"
             )
             await create_gadgets(api, [gadget(ns, "g9", size=9)])
-            took = await eventually(
+            took = await until(
                 lambda: (
                     recorder.sizes.get(key["g0"]) == 7
                     and key["g1"] in recorder.sizes
@@ -131,7 +123,7 @@ async def test_apiserver_restart_and_forced_410_lose_no_change(own_cluster: Clus
             revision = etcd.put("/mcp-operator-test/bump", "x")
             etcd.compact(revision)
             await asyncio.to_thread(own_cluster.hack, "up")
-            took = await eventually(
+            took = await until(
                 lambda: (
                     recorder.sizes.get(key["g2"]) == 5
                     and key["g3"] in recorder.sizes

@@ -11,10 +11,9 @@ import uuid
 
 from kubernetes_asyncio import client
 
-from tests.conftest import ROOT, Cluster
-from tests.integration.core.conftest import create_gadgets, http_get, patch_gadget
-from tests.integration.core.gadgets import gadget
-from tests.integration.test_operator_process import free_port
+from tests.support.cluster import ROOT, Cluster
+from tests.support.gadgets import create_gadgets, gadget, patch_gadget
+from tests.support.processes import free_port, http_get
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -9,24 +9,24 @@ import pytest
 from kubernetes_asyncio import client
 
 from controller.core import CONFIGMAP, Controller, Manager, ObjectKey, ReconcileContext, Resource, Result
-from tests.conftest import Cluster
-from tests.integration.core.conftest import (
-    create_gadgets,
-    eventually,
-    http_get,
-    manager_options,
-    patch_gadget,
-    running,
-    writes,
-)
-from tests.integration.core.gadgets import (
+from tests.support.cluster import Cluster
+from tests.support.gadgets import (
     GADGET,
     Recorder,
     converging_controller,
+    create_gadgets,
     gadget,
+    manager_options,
     observing_controller,
+    patch_gadget,
+    running,
 )
+from tests.support.metrics import idle, writes
+from tests.support.processes import http_get
+from tests.support.waiting import until
 
+RESYNC = 0.5
+"""The resync period of the zero-writes test: its quiet window is counted in resyncs."""
 METRIC_NAMES = [
     "controller_runtime_reconcile_total",
     "controller_runtime_reconcile_errors_total",
@@ -62,11 +62,9 @@ async def test_initial_objects_reconciled_once_edits_promptly_and_metrics_served
     )
     manager.add_controller(observing_controller(recorder))
     async with running(manager):
-        await eventually(
-            lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes"
-        )
+        await until(lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes")
         assert manager.probe_server is not None and manager.metrics_server is not None
-        await eventually(lambda: len(recorder.counts) == 200, 60, "all 200 initial objects reconciled")
+        await until(lambda: len(recorder.counts) == 200, 60, "all 200 initial objects reconciled")
         await asyncio.sleep(1.0)  # any duplicate reconcile (list + watch overlap) would show up by now
         assert set(recorder.counts.values()) == {1}, "each pre-existing object is reconciled exactly once"
         probe = f"http://127.0.0.1:{manager.probe_server.port}"
@@ -79,9 +77,7 @@ async def test_initial_objects_reconciled_once_edits_promptly_and_metrics_served
             before = recorder.counts[key]
             started = time.monotonic()
             await patch_gadget(api_client, namespace, "g042", size)
-            await eventually(
-                lambda s=size: recorder.sizes.get(key) == s, 10, f"edit to size {size} reconciled"
-            )
+            await until(lambda s=size: recorder.sizes.get(key) == s, 10, f"edit to size {size} reconciled")
             latencies.append(time.monotonic() - started)
             assert recorder.counts[key] > before
         print(f"edit -> reconcile latency: {', '.join(f'{x * 1000:.0f} ms' for x in latencies)}")
@@ -102,9 +98,7 @@ async def test_before_sync_readyz_is_503(cluster: Cluster, namespace: str) -> No
     manager = Manager(manager_options(cluster.kubeconfig, namespaces=[namespace]))
     manager.cache.informer(missing)
     async with running(manager):
-        await eventually(
-            lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes"
-        )
+        await until(lambda: manager.probe_server is not None and manager.probe_server.port != 0, 10, "probes")
         assert manager.probe_server is not None
         await asyncio.sleep(1.0)
         probe = f"http://127.0.0.1:{manager.probe_server.port}"
@@ -118,7 +112,7 @@ async def test_zero_writes_after_convergence_with_resync_on(
 ) -> None:
     await create_gadgets(api_client, [gadget(namespace, f"z{i:02d}", size=i) for i in range(20)])
     recorder = Recorder()
-    manager = Manager(manager_options(cluster.kubeconfig, namespaces=[namespace], resync_period=5.0))
+    manager = Manager(manager_options(cluster.kubeconfig, namespaces=[namespace], resync_period=RESYNC))
     manager.add_controller(converging_controller(recorder))
 
     def converged() -> bool:
@@ -132,16 +126,21 @@ async def test_zero_writes_after_convergence_with_resync_on(
         return len(ready) == 20 and len(cms) == 20
 
     async with running(manager):
-        await eventually(converged, 60, "20 gadgets converged")
-        await asyncio.sleep(3)  # let the status writes' own watch events come back and settle
+        await until(converged, 60, "20 gadgets converged")  # the status writes' own events are back
+        await until(lambda: idle(manager), 30, "the reconciles those events caused")
         before_writes, before_reconciles = writes(manager), sum(recorder.counts.values())
-        await asyncio.sleep(120)
+        # The window is 10 resyncs of every gadget, however long they take.
+        await until(
+            lambda: sum(recorder.counts.values()) >= before_reconciles + 20 * 10,
+            60,
+            "10 resyncs of 20 gadgets",
+        )
         after_writes, after_reconciles = writes(manager), sum(recorder.counts.values())
     assert after_reconciles - before_reconciles >= 20 * 10, (
-        "resync (every 5 s) should have re-run every gadget"
+        f"resync (every {RESYNC} s) should have re-run every gadget"
     )
     assert after_writes - before_writes == 0, "a converged controller must not write"
-    print(f"2-minute window: {after_reconciles - before_reconciles} reconciles, 0 writes")
+    print(f"10-resync window: {after_reconciles - before_reconciles} reconciles, 0 writes")
 
 
 async def test_shutdown_lets_in_flight_reconciles_finish(

@@ -16,15 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, instance_pid, kill_component
-from tests.integration.faults.conftest import (
-    Scenario,
-    metric_total,
-    namespace_on,
-    operator_in_process,
-    service_account_kubeconfig,
-    until,
-)
+from tests.support.cluster import Cluster, instance_pid, kill_component
+from tests.support.faults import Scenario
+from tests.support.metrics import metric_total
+from tests.support.operator import run_operator
+from tests.support.operator_process import namespace_on, service_account_kubeconfig
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # several convergences of 200 servers
 
@@ -44,28 +41,19 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
     instance = str(faults_cluster.instance)
     async with namespace_on(faults_cluster.kubeconfig) as kube:
         kubeconfig = await service_account_kubeconfig(kube, faults_cluster.kubeconfig, tmp_path)
-        async with operator_in_process(
+        async with run_operator(
             kubeconfig, kube.ns, inactivity_timeout=INACTIVITY_TIMEOUT, **FAST
         ) as operator:
             # 1. kube-apiserver SIGKILLed during the first convergence, restarted.
             scenario = Scenario("kube-apiserver killed and restarted", kube)
             await scenario.ready_sentinels()
             scenario.start_rest()
-            await scenario.wait_mid_convergence()
-            kill_component(instance, "kube-apiserver")
-            await asyncio.to_thread(faults_cluster.hack, "up")
-            scenario.end_fault()
-            await scenario.recover()
+            await kill_and_restart(scenario, faults_cluster, "kube-apiserver")
 
             # 2. etcd SIGKILLed during a re-convergence, restarted (kube-apiserver keeps running).
             scenario.name = "etcd killed and restarted"
             scenario.start_bump(2)
-            await scenario.wait_mid_convergence()
-            kill_component(instance, "etcd")
-            await asyncio.sleep(2)
-            await asyncio.to_thread(faults_cluster.hack, "up")
-            scenario.end_fault()
-            await scenario.recover()
+            await kill_and_restart(scenario, faults_cluster, "etcd", outage=2.0)
 
             # 3. The watch silently stalled: kube-apiserver SIGSTOPped for twice the inactivity timeout.
             scenario.name = "watch stalled (kube-apiserver SIGSTOPped)"
@@ -104,7 +92,7 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
         env = dict(faults_cluster.env, MCP_OPERATOR_APISERVER_FLAGS=THROTTLING_FLAGS)
         cmdline = await asyncio.to_thread(restart_with, faults_cluster, env)
         assert b"--max-requests-inflight=1" in cmdline, "hack/cluster passes MCP_OPERATOR_APISERVER_FLAGS"
-        async with operator_in_process(kubeconfig, kube.ns) as throttled:
+        async with run_operator(kubeconfig, kube.ns) as throttled:
             scenario.end_fault()  # the limits stay: recovery here is from the spec change to convergence
             scenario.start_bump(5)
             await scenario.wait_mid_convergence(within=300)  # every write may meet a 429 first
@@ -112,6 +100,17 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
             retried = metric_total(throttled.manager, "rest_client_request_retries", code="429")
             print(f"FAULT 429: {retried:.0f} requests answered 429 and retried after Retry-After")
             assert retried > 0, "the API server never answered 429: the scenario did not throttle"
+
+
+async def kill_and_restart(scenario: Scenario, cluster: Cluster, component: str, outage: float = 0.0) -> None:
+    """SIGKILL ``component`` once the change in flight is part-way converged, keep it down for ``outage``
+    seconds (the fault's length, not a wait for anything), restart it and measure the recovery."""
+    await scenario.wait_mid_convergence()
+    kill_component(str(cluster.instance), component)
+    await asyncio.sleep(outage)
+    await asyncio.to_thread(cluster.hack, "up")
+    scenario.end_fault()
+    await scenario.recover()
 
 
 def restart_with(cluster: Cluster, env: dict[str, str]) -> bytes:

@@ -12,8 +12,10 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Cluster
-from tests.integration.faults.conftest import FAST_QPS, OperatorProcess, Scenario, namespace_on, until
+from tests.support.cluster import Cluster
+from tests.support.faults import Scenario
+from tests.support.operator_process import FAST_QPS, OperatorProcess, namespace_on
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # several convergences of 200 servers
 

@@ -14,7 +14,9 @@ from typing import Any
 from controller.reconcilers.mcpremoteproxy_build import Names as ProxyNames
 from controller.reconcilers.mcpserver_build import Names as ServerNames
 from controller.reconcilers.virtualmcpserver_build import Names as GatewayNames
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.kube import Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 LONG = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters: the longest object name
 REMOTE = ".".join(["r" * 63, "b" * 63, "c" * 63, "d" * 61])

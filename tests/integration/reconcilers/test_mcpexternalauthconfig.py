@@ -6,8 +6,10 @@ import base64
 import json
 from typing import Any
 
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.cluster import Cluster
+from tests.support.kube import Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 AUTH = "mcpexternalauthconfigs"
 REMOTE = "mcpremoteproxies"

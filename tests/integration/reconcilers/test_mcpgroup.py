@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.kube import Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 
 def group(name: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ import pytest
 from kubernetes_asyncio import client
 
 from api.proxy_config import ProxyConfig
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.kube import Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 PLURAL = "mcpremoteproxies"
 AUTH = "mcpexternalauthconfigs"

@@ -7,19 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.cluster import Cluster
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import PLURAL, make_ready, ready, server
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
-PLURAL = "mcpservers"
 HASH = "mcp-operator.dev/config-hash"
-
-
-def server(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "kind": "MCPServer",
-        "metadata": {"name": name},
-        "spec": {"image": "ghcr.io/example/mcp:1", **spec},
-    }
 
 
 async def children_of(kube: Api, name: str, transport: str) -> dict[str, Any]:
@@ -36,22 +30,6 @@ async def children_of(kube: Api, name: str, transport: str) -> dict[str, Any]:
     found["Role"] = await kube.child("Role", f"{name}-proxy")
     found["RoleBinding"] = await kube.child("RoleBinding", f"{name}-proxy")
     return found
-
-
-async def ready(kube: Api, name: str) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        obj = await kube.get(PLURAL, name)
-        cond = condition(obj, "Ready")
-        return obj if cond and cond["status"] == "True" else None
-
-    result: dict[str, Any] = await eventually(check, what=f"MCPServer {name} Ready")
-    return result
-
-
-async def make_ready(kube: Api, name: str) -> None:
-    await eventually(lambda: kube.child("Deployment", name), what="proxy Deployment")
-    await kube.mark_ready("Deployment", name)
-    await kube.mark_ready("StatefulSet", f"{name}-server")
 
 
 @pytest.mark.parametrize("transport", ["stdio", "sse", "streamable-http"])

@@ -11,9 +11,11 @@ import pytest
 from kubernetes_asyncio import client
 
 from controller.reconcilers.mcpserver_build import Names
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually, run_operator
-from tests.integration.reconcilers.test_mcpserver import PLURAL, make_ready, ready, server
+from tests.support.cluster import Cluster
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import PLURAL, expected_children, make_ready, ready, server
+from tests.support.operator import Operator, run_operator
+from tests.support.waiting import eventually
 
 
 async def events_for(kube: Api, name: str) -> list[tuple[str, str, str]]:
@@ -165,16 +167,7 @@ async def test_deleting_the_server_removes_every_child(
 
     async def all_gone() -> bool:
         remaining.clear()
-        for kind, child in [
-            ("Deployment", name),
-            ("StatefulSet", f"{name}-server"),
-            ("Service", name),
-            ("ConfigMap", f"{name}-proxy"),
-            ("ServiceAccount", f"{name}-proxy"),
-            ("ServiceAccount", f"{name}-server"),
-            ("Role", f"{name}-proxy"),
-            ("RoleBinding", f"{name}-proxy"),
-        ]:
+        for kind, child in sorted(expected_children(name)):
             if await kube.child(kind, child) is not None:
                 remaining.append(f"{kind}/{child}")
         return not remaining
@@ -221,7 +214,7 @@ async def test_hundred_servers_converge_then_zero_writes(
 
     await asyncio.gather(*(create(n) for n in names))
     started = time.monotonic()
-    async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=30.0) as op:
+    async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=1.0) as op:
 
         async def converged() -> bool:
             listed = await kube.custom.list_namespaced_custom_object(
@@ -233,7 +226,7 @@ async def test_hundred_servers_converge_then_zero_writes(
         convergence = time.monotonic() - started
         # Let the status writes' own watch events come back and be reconciled (no write for 5 s).
         writes_before = await op.settled(quiet=5, within=120)
-        await asyncio.sleep(120)  # includes several resyncs (every 30 s)
+        await op.resync_window(4)  # four resyncs of every MCPServer (every 1 s)
         writes_after = op.writes()
     print(f"100 MCPServers converged in {convergence:.1f} s with {writes_before:.0f} writes")
     assert writes_after == writes_before, f"{writes_after - writes_before:.0f} writes in steady state"

@@ -12,8 +12,10 @@ import base64
 import json
 from typing import Any
 
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
-from tests.integration.reconcilers.test_mcpserver import server
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import server
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 AUTH = "mcpexternalauthconfigs"
 PLURAL = "mcpservers"

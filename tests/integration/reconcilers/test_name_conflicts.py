@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
-from tests.integration.reconcilers.test_mcpserver import server
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import server
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 
 def controllers(obj: dict[str, Any]) -> list[tuple[str, str]]:

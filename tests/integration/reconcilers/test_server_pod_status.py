@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
-from tests.integration.reconcilers.test_mcpserver import PLURAL, make_ready, ready, server
+from tests.support.cluster import Cluster
+from tests.support.kube import Api, condition
+from tests.support.mcpserver import PLURAL, make_ready, ready, server
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 IMAGE = "registry.example/missing:1"
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
-from tests.integration.reconcilers.conftest import GROUP, VERSION, Api, Operator, condition, eventually
+from tests.support.kube import GROUP, VERSION, Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 PLURAL = "virtualmcpservers"
 GATEWAY_MANAGER = "mcp-operator-vmcp"

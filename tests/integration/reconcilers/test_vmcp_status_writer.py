@@ -12,8 +12,8 @@ import yaml
 from kubernetes_asyncio import client
 
 from gateway.vmcp.status_writer import StatusTarget, StatusWriter
-from tests.conftest import Cluster
-from tests.integration.reconcilers.conftest import GROUP, VERSION
+from tests.support.cluster import Cluster
+from tests.support.kube import GROUP, VERSION
 
 PLURAL = "virtualmcpservers"
 

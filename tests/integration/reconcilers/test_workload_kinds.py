@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
-from tests.integration.reconcilers.conftest import Api, Operator, condition, eventually
+from tests.support.kube import Api, condition
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 INVALID_PREFIX = "MCPToolConfig 'clash' is invalid (see its Accepted condition): spec.toolsOverride[a].name"
 

@@ -12,7 +12,7 @@ from controller.core.cache import Cache
 from controller.core.client import ApiError, KubeClient
 from controller.core.resources import CONFIGMAP, ObjectKey
 from kube.transport import Request
-from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
+from tests.support.fake_kube import FakeResponse, FunctionTransport
 
 Obj = dict[str, Any]
 

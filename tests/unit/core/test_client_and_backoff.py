@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 
@@ -14,38 +12,7 @@ from controller.core.clock import ManualClock
 from controller.core.informer import Backoff, InformerSettings
 from controller.core.resources import CONFIGMAP, DEPLOYMENT
 from kube.transport import Request
-
-
-class FakeResponse:
-    def __init__(self, status: int, body: object, headers: Mapping[str, str] | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        self._data = json.dumps(body).encode()
-
-    async def read(self) -> bytes:
-        return self._data
-
-    async def lines(self) -> AsyncIterator[bytes]:
-        for line in self._data.splitlines():
-            yield line
-
-    def close(self) -> None:
-        pass
-
-
-class FunctionTransport:
-    host = "fake:6443"
-
-    def __init__(self, handler: Callable[[Request], FakeResponse]) -> None:
-        self.handler = handler
-        self.requests: list[Request] = []
-
-    async def send(self, request: Request) -> FakeResponse:
-        self.requests.append(request)
-        return self.handler(request)
-
-    async def close(self) -> None:
-        pass
+from tests.support.fake_kube import FakeResponse, FunctionTransport
 
 
 async def test_429_is_retried_after_retry_after_and_counted() -> None:

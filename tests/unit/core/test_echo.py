@@ -17,8 +17,7 @@ from controller.core.controller import Controller, ControllerRunner, ReconcileCo
 from controller.core.metrics import Metrics
 from controller.core.resources import CONFIGMAP, ObjectKey, Resource
 from kube.transport import Request
-from tests.unit.core.test_client_and_backoff import FakeResponse
-from tests.unit.core.test_reconcile_contract import runner_for
+from tests.support.fake_kube import FakeResponse, runner_for
 
 WIDGET = Resource("example.dev", "v1", "Widget", "widgets")
 OWNER = ObjectKey("ns", "w")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from controller.core.apply import Applier
-from controller.core.cache import Cache
 from controller.core.client import KubeClient
 from controller.core.clock import ManualClock
 from controller.core.controller import (
@@ -16,11 +14,10 @@ from controller.core.controller import (
     TerminalError,
     Watch,
 )
-from controller.core.events import EventRecorder
 from controller.core.metrics import Metrics
 from controller.core.resources import ObjectKey, Resource
 from controller.core.workqueue import WorkQueue
-from tests.unit.core.test_client_and_backoff import FakeResponse, FunctionTransport
+from tests.support.fake_kube import FakeResponse, FunctionTransport, runner_for
 
 WIDGET = Resource("example.dev", "v1", "Widget", "widgets")
 KEY = ObjectKey("ns", "w")
@@ -41,23 +38,6 @@ def make_runner(outcome: object) -> tuple[ControllerRunner, WorkQueue[ObjectKey]
 
     runner = runner_for(Controller("widget", WIDGET, reconcile), kube, metrics, queue)
     return runner, queue, clock, metrics
-
-
-def runner_for(
-    controller: Controller, kube: KubeClient, metrics: Metrics, queue: WorkQueue[ObjectKey] | None = None
-) -> ControllerRunner:
-    """One worker running ``controller`` over a fresh cache, with its own Applier."""
-    cache = Cache(kube)
-    return ControllerRunner(
-        controller,
-        cache=cache,
-        applier=Applier(kube, cache),
-        events=EventRecorder(kube),
-        client=kube,
-        metrics=metrics,
-        workers=1,
-        queue=queue,
-    )
 
 
 def count(metrics: Metrics, name: str, **labels: str) -> float:

@@ -1,15 +1,29 @@
-"""A test CRD (Gadget) and test controllers over it, shared by the core integration tests and the
-leader-election child process."""
+"""A test CRD (Gadget), test controllers over it and a manager runner, shared by the core integration tests
+and the leader-election child process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from controller.core import CONFIGMAP, Controller, ObjectKey, ReconcileContext, Resource, Result
+from kubernetes_asyncio import client
+
+from controller.core import (
+    CONFIGMAP,
+    Controller,
+    Manager,
+    ManagerOptions,
+    ObjectKey,
+    ReconcileContext,
+    Resource,
+    Result,
+)
 from controller.core.objects import owner_reference, set_condition
 
 GADGET = Resource("core-test.mcp-operator.dev", "v1", "Gadget", "gadgets")
@@ -138,3 +152,65 @@ def converging_controller(recorder: Recorder, name: str = "gadget-converger") ->
         return Result.done()
 
     return Controller(name=name, for_=GADGET, owns=[CONFIGMAP], reconcile=reconcile)
+
+
+async def install_gadget_crd(api: client.ApiClient) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        await ext.create_custom_resource_definition(GADGET_CRD)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        crd = await ext.read_custom_resource_definition(GADGET_CRD["metadata"]["name"])
+        if any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the Gadget CRD never became Established")
+
+
+async def create_gadgets(api: client.ApiClient, bodies: list[dict[str, Any]]) -> None:
+    custom = client.CustomObjectsApi(api)
+    sem = asyncio.Semaphore(16)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with sem:
+            await custom.create_namespaced_custom_object(
+                GADGET.group, GADGET.version, body["metadata"]["namespace"], GADGET.plural, body
+            )
+
+    await asyncio.gather(*(one(b) for b in bodies))
+
+
+async def patch_gadget(api: client.ApiClient, namespace: str, name: str, size: int) -> None:
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GADGET.group,
+        GADGET.version,
+        namespace,
+        GADGET.plural,
+        name,
+        {"spec": {"size": size}},
+        _content_type="application/merge-patch+json",
+    )
+
+
+def manager_options(kubeconfig: Path, **overrides: Any) -> ManagerOptions:
+    return ManagerOptions(
+        kubeconfig=str(kubeconfig),
+        metrics_bind_address="127.0.0.1:0",
+        health_probe_bind_address="127.0.0.1:0",
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(manager: Manager) -> AsyncIterator[asyncio.Task[int]]:
+    """Run ``manager`` in a task; stop it gracefully on exit and check it exited 0."""
+    task = asyncio.create_task(manager.run(handle_signals=False))
+    try:
+        yield task
+    finally:
+        manager.stop()
+        code = await asyncio.wait_for(task, 40)
+        assert code == 0

@@ -1,6 +1,6 @@
-"""Shared helpers of the gateway data-plane tests (no tests here): processes, ports, the fixture server.
+"""Processes of the gateway data-plane tests and benchmark: ports, start and stop, the fixture server.
 
-The fixture backend is this module run as a script: ``python tests/dataplane/test_vmcp_support.py PORT
+The fixture backend is this module run as a script: ``python tests/support/gateway_processes.py PORT
 NAME`` serves an ``MCPServer`` with ``echo`` (which collides with server-everything's), ``add``, ``slow``,
 a prompt and a resource on ``/mcp`` (both eras) and ``/sse``.
 """

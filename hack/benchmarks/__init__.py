@@ -1,0 +1,3 @@
+"""The project's benchmarks (``make bench``): operator scale and cost, proxy latency and throughput, and the
+virtual MCP gateway. Each benchmark measures in a ``*_bench`` module and turns its measurements into its
+section of docs/benchmarks.md in a pure ``*_report`` module (unit-tested on saved results)."""
