@@ -132,6 +132,11 @@ class Informer:
                 self._log.warning("list/watch failed", status=exc.status, error=exc.message, retry_in=delay)
                 await self._clock.sleep(delay)
             except TimeoutError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A cancel that landed as the timeout fired comes out as TimeoutError (Python 3.11's
+                    # asyncio.timeout and wait_for): it is still a cancel, not a silent watch.
+                    raise asyncio.CancelledError from None
                 # The watch was silent for inactivity_timeout. Silence is not a failure: kube-apiserver
                 # before 1.27 bookmarks only just before a watch's own timeout, so a quiet kind's watch
                 # says nothing for minutes. Re-watch at once from the last delivered resourceVersion; a

@@ -12,8 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-import pytest
-
 from controller.core.client import KubeClient
 from controller.core.clock import ManualClock
 from controller.core.informer import Informer, InformerSettings
@@ -62,13 +60,6 @@ class SilentWatches:
         pass
 
 
-CANCEL_SWALLOWED = pytest.mark.leaks_tasks(
-    "Informer.run can swallow its own cancellation: a cancel that lands as the 10 ms inactivity timeout"
-    " fires comes out of the watch as TimeoutError (Python 3.11's timeout / wait_for), which run() takes"
-    " for a silent watch and re-watches; the product fix belongs in controller/core/informer.py"
-)
-
-
 async def run_until_fourth_watch(transport: SilentWatches) -> None:
     """Run an informer over ``transport`` until its fourth WATCH, with watches silent for 10 ms at most."""
     clock = ManualClock()  # never advanced: a backoff sleep would never end
@@ -90,7 +81,6 @@ async def run_until_fourth_watch(transport: SilentWatches) -> None:
         task.cancel()
 
 
-@CANCEL_SWALLOWED
 async def test_silent_watch_is_reopened_from_its_resource_version_without_backoff() -> None:
     transport = SilentWatches()
     await run_until_fourth_watch(transport)
@@ -108,7 +98,6 @@ class FirstWatchNeverAnswers(SilentWatches):
         return await super().send(request)
 
 
-@CANCEL_SWALLOWED
 async def test_watch_whose_answer_never_comes_is_given_up_after_the_inactivity_timeout() -> None:
     transport = FirstWatchNeverAnswers()
     await run_until_fourth_watch(transport)
