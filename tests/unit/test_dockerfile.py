@@ -56,9 +56,7 @@ def build_arg_defaults() -> dict[str, str]:
 
 def test_every_stage_uses_the_same_pinned_slim_python_base() -> None:
     args = build_arg_defaults()
-    bases = [
-        re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], stage[0][1].split()[0]) for stage in stages()
-    ]
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], stage[0][1].split()[0]) for stage in stages()]
     assert len(bases) >= 2, "the Dockerfile must be multi-stage"
     for base in bases:
         assert re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base
