@@ -11,13 +11,14 @@ NPM_DIR := tests/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv npm run test lint unit cluster-up cluster-down cluster-status crds bench clean
+.PHONY: help venv npm run test lint unit e2e node-up node-down cluster-up cluster-down cluster-status crds bench clean
 
 help:
 	@echo "make run   - start the local control plane (or use \$$KUBECONFIG), install CRDs, run the operator"
 	@echo "make test  - lint gates and the whole test suite against a real kube-apiserver"
 	@echo "make lint  - ruff, mypy --strict, import-linter"
 	@echo "make cluster-up / cluster-down - the local control plane (hack/cluster)"
+	@echo "make e2e   - the end-to-end tier on a real local node (make node-up / node-down: the node alone)"
 	@echo "make bench - operator, proxy and gateway benchmarks (BENCH=operator|proxy|vmcp, BENCH_ARGS=...)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt hack/bootstrap
@@ -44,6 +45,18 @@ test: venv npm lint
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The end-to-end tier on a real node (instance MCP_OPERATOR_E2E_CLUSTER, default "e2e"): builds the node's
+# binaries and the images once (cached), installs both charts, runs MCP servers in real pods.
+e2e: venv npm
+	hack/cluster build --node
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+node-up:
+	MCP_OPERATOR_CLUSTER=$${MCP_OPERATOR_CLUSTER:-e2e} hack/cluster up --node
+
+node-down:
+	MCP_OPERATOR_CLUSTER=$${MCP_OPERATOR_CLUSTER:-e2e} hack/cluster down
 
 cluster-up:
 	hack/cluster up

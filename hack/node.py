@@ -10,6 +10,7 @@ lives in the instance's ``node/`` directory, and ``down`` puts the host back as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -70,6 +71,12 @@ def api(ports: dict[str, int]) -> Api:
 # ------------------------------------------------------------------------------------------- files
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """Leave an unchanged file alone: kube-proxy exits when its configuration file is rewritten."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def client_kubeconfig(name: str, common_name: str, org: str, apiserver_port: int) -> Path:
     """A kubeconfig with a client certificate (CN/O) signed by the cluster CA."""
     pki, out = cp.STATE / "pki", NODE / "pki"
@@ -95,7 +102,7 @@ def client_kubeconfig(name: str, common_name: str, org: str, apiserver_port: int
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": name}}],
     }
-    path.write_text(json.dumps(config, indent=2))
+    write_if_changed(path, json.dumps(config, indent=2))
     return path
 
 
@@ -129,7 +136,7 @@ state = "{NODE / "containerd" / "state"}"
   conf_dir = "{NODE / "cni"}"
 """
     path = NODE / "containerd.toml"
-    path.write_text(text)
+    write_if_changed(path, text)
     (NODE / "cni").mkdir(exist_ok=True)
     conflist = {
         "cniVersion": "0.4.0",
@@ -151,12 +158,12 @@ state = "{NODE / "containerd" / "state"}"
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
-    (NODE / "cni" / "10-mcp-operator.conflist").write_text(json.dumps(conflist, indent=2))
+    write_if_changed(NODE / "cni" / "10-mcp-operator.conflist", json.dumps(conflist, indent=2))
     return path
 
 
 def kubelet_config(ports: dict[str, int]) -> Path:
-    (NODE / "resolv.conf").write_text("")  # pods get the cluster DNS only, not the host's search list
+    write_if_changed(NODE / "resolv.conf", "")  # pods get the cluster DNS only, not the host's search list
     config: dict[str, Any] = {
         "kind": "KubeletConfiguration",
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -183,7 +190,7 @@ def kubelet_config(ports: dict[str, int]) -> Path:
         "runtimeRequestTimeout": "5m",
     }
     path = NODE / "kubelet.json"
-    path.write_text(json.dumps(config, indent=2))
+    write_if_changed(path, json.dumps(config, indent=2))
     return path
 
 
@@ -207,7 +214,7 @@ def kube_proxy_config(ports: dict[str, int], kubeconfig: Path) -> Path:
         "iptables": {"masqueradeAll": True, "syncPeriod": "30s", "minSyncPeriod": "0s"},
     }
     path = NODE / "kube-proxy.json"
-    path.write_text(json.dumps(config, indent=2))
+    write_if_changed(path, json.dumps(config, indent=2))
     return path
 
 
@@ -432,6 +439,9 @@ def down() -> None:
         delete_pods(api(ports))
     for name in ("kube-proxy", "kubelet", "kube-scheduler", "cluster-dns", "apiserver-forward"):
         cp.stop_process(name)
+    if cp.read_pid("kube-apiserver"):  # the next start waits for a fresh registration, not a stale status
+        with contextlib.suppress(ApiError):
+            api(ports).request("DELETE", f"/api/v1/nodes/{NODE_NAME}")
     if cp.read_pid("containerd"):
         remove_containers()
     cp.stop_process("containerd", timeout=30)
