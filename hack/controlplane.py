@@ -679,6 +679,10 @@ def restart_for_node(names: tuple[str, ...]) -> None:
 
 
 def up(with_kcm: bool, node: bool = False) -> None:
+    if node:
+        import node as node_module  # noqa: PLC0415 - the node's code is loaded only when asked for
+
+        node_module.ensure_only_node()
     build(node)
     ensure_apt_packages()
     STATE.mkdir(parents=True, exist_ok=True)
@@ -759,8 +763,6 @@ def up(with_kcm: bool, node: bool = False) -> None:
         f"kube-apiserver ready on https://127.0.0.1:{ports['apiserver']} ({time.monotonic() - started:.1f} s)"
     )
     if node:
-        import node as node_module  # noqa: PLC0415 - the node's code is loaded only when asked for
-
         kcm_start(node=True)
         node_module.up(ports, kubeconfig)
     elif with_kcm:

