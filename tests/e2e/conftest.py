@@ -29,7 +29,8 @@ OPERATOR_IMAGE = f"{IMAGE_REGISTRY}/mcp-operator"
 TIME_SERVER_IMAGE = f"{IMAGE_REGISTRY}/mcp-server-time:dev"
 FIXTURE_SERVER_IMAGE = f"{IMAGE_REGISTRY}/mcp-fixture-server:dev"
 EVERYTHING_IMAGE = f"{IMAGE_REGISTRY}/server-everything:dev"
-IMAGES = ["mcp-operator", "mcp-server-time", "mcp-fixture-server", "server-everything"]
+BASE_IMAGE = f"{IMAGE_REGISTRY}/debian-python:bookworm"  # runs as root
+IMAGES = ["mcp-operator", "mcp-server-time", "mcp-fixture-server", "server-everything", "debian-python"]
 T = TypeVar("T")
 
 
