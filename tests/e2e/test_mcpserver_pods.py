@@ -170,3 +170,20 @@ async def test_streamable_http_server_is_ready_and_called_through_its_service(
     for front, (tools, text) in seen.items():
         assert "echo" in tools, front
         assert text == "Echo: through a Service", front
+
+
+def test_kubectl_delete_removes_every_pod_and_child(node_cluster: Cluster, workload_namespace: str) -> None:
+    apply_server(node_cluster, workload_namespace, "gone", {"image": TIME_SERVER_IMAGE, "transport": "stdio"})
+    wait_ready(node_cluster, workload_namespace, "gone")
+    selector = "app.kubernetes.io/instance=gone"
+    kinds = "pods,deployments,statefulsets,services,configmaps,serviceaccounts,roles,rolebindings"
+    before = kubectl_json(node_cluster, "get", kinds, "-n", workload_namespace, "-l", selector)["items"]
+    assert {o["kind"] for o in before} >= {"Pod", "Deployment", "StatefulSet", "Service"}, before
+
+    node_cluster.kubectl("delete", "mcpserver", "-n", workload_namespace, "gone", "--wait=true")
+
+    def all_gone() -> bool:
+        left = kubectl_json(node_cluster, "get", kinds, "-n", workload_namespace, "-l", selector)["items"]
+        return not left
+
+    eventually(all_gone, 120, "every child of the deleted MCPServer removed by garbage collection")
