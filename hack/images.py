@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import controlplane as cp
+import k8sbuild
+import steps
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "localhost/mcp-operator"
@@ -35,8 +36,8 @@ OPERATOR = f"{REGISTRY}/mcp-operator:dev"
 TIME_SERVER = f"{REGISTRY}/mcp-server-time:dev"
 FIXTURE = f"{REGISTRY}/mcp-fixture-server:dev"
 EVERYTHING = f"{REGISTRY}/server-everything:dev"
-STORE = cp.CACHE / "images"
-PODMAN = cp.CACHE / "podman"
+STORE = steps.CACHE / "images"
+PODMAN = steps.CACHE / "podman"
 APT_PACKAGES = {"podman": "/usr/bin/podman", "debootstrap": "/usr/sbin/debootstrap"}
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 EVERYTHING_VERSION = "2026.8.31"
@@ -50,7 +51,7 @@ Ctr = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def say(msg: str) -> None:
-    cp.say(f"images: {msg}")
+    steps.say(f"images: {msg}")
 
 
 def podman_cmd(*args: str) -> list[str]:
@@ -60,7 +61,7 @@ def podman_cmd(*args: str) -> list[str]:
 
 
 def podman(step: str, *args: str, quiet: bool = True) -> str:
-    return cp.run(step, podman_cmd(*args), quiet=quiet, hint="install podman (Debian)")
+    return steps.run(step, podman_cmd(*args), quiet=quiet, hint="install podman (Debian)")
 
 
 def digest_of(*parts: str | Path) -> str:
@@ -153,7 +154,7 @@ class Recipe:
 
 def make_pause() -> None:
     with tempfile.TemporaryDirectory(dir=STORE) as tmp:
-        shutil.copy2(cp.NODE_BIN_DIR / "pause", Path(tmp) / "pause")
+        shutil.copy2(k8sbuild.NODE_BIN_DIR / "pause", Path(tmp) / "pause")
         (Path(tmp) / "Containerfile").write_text(
             'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
         )
@@ -164,9 +165,9 @@ def make_base() -> None:
     started = time.monotonic()
     say("debootstrap of Debian bookworm with python3 and python3-venv (first time only: ~4 min)")
     rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=STORE))
-    mirror = cp.debian_mirror()
+    mirror = steps.debian_mirror()
     try:
-        cp.run(
+        steps.run(
             "debootstrap",
             [
                 "debootstrap",
@@ -191,7 +192,7 @@ def make_base() -> None:
         )
         tar.wait()
         if proc.returncode != 0:
-            cp.fail("podman import base", proc.stderr.strip()[-300:])
+            steps.fail("podman import base", proc.stderr.strip()[-300:])
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(rootfs)], check=False)
     say(f"base image ready ({time.monotonic() - started:.0f} s)")
@@ -238,7 +239,7 @@ def make_everything() -> None:
     with tempfile.TemporaryDirectory(dir=STORE) as tmp:
         ctx = Path(tmp)
         packages = [f"@modelcontextprotocol/server-everything@{EVERYTHING_VERSION}", NODE_NPM_PACKAGE]
-        cp.run(
+        steps.run(
             "npm install server-everything",
             [
                 "npm",
@@ -270,8 +271,8 @@ def operator_inputs() -> str:
 
 RECIPE_VERSION = "2"  # part of the server images' inputs: bump it when their build steps change
 RECIPES = {
-    PAUSE: Recipe(PAUSE, lambda: digest_of(cp.NODE_BIN_DIR / "pause", "pause-1"), make_pause),
-    BASE: Recipe(BASE, lambda: digest_of(cp.debian_mirror(), BASE_PACKAGES, "1"), make_base),
+    PAUSE: Recipe(PAUSE, lambda: digest_of(k8sbuild.NODE_BIN_DIR / "pause", "pause-1"), make_pause),
+    BASE: Recipe(BASE, lambda: digest_of(steps.debian_mirror(), BASE_PACKAGES, "1"), make_base),
     OPERATOR: Recipe(OPERATOR, operator_inputs, make_operator, (BASE,)),
     TIME_SERVER: Recipe(
         TIME_SERVER, lambda: digest_of(pinned("mcp-server-time"), RECIPE_VERSION), make_time_server, (BASE,)
@@ -303,7 +304,7 @@ def ensure_built(name: str) -> str:
     stamp = archive(name).with_suffix(".inputs")
     if stamp.exists() and stamp.read_text() == inputs and archive(name).exists():
         return inputs
-    cp.ensure_apt_packages(APT_PACKAGES)
+    steps.ensure_apt_packages(APT_PACKAGES)
     STORE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     stamp.unlink(missing_ok=True)
@@ -317,7 +318,7 @@ def ensure_built(name: str) -> str:
 
 def import_into_node(ctr: Ctr, names: list[str]) -> None:
     """Build what is missing and import into the node's containerd what it does not hold yet."""
-    imported = cp.STATE / "node" / "images"
+    imported = steps.STATE / "node" / "images"
     imported.mkdir(parents=True, exist_ok=True)
     present = set(ctr("images", "list", "--quiet").stdout.split())
     for name in names:

@@ -22,7 +22,9 @@ from typing import Any
 
 import controlplane as cp
 import images
+import k8sbuild
 import nodehost
+import steps
 from kubeapi import Api, ApiError
 
 # The API server reaches the kubelet (logs, exec, attach) at the Node's Hostname address; kubelet refuses a
@@ -30,7 +32,7 @@ from kubeapi import Api, ApiError
 NODE_NAME = "localhost"
 POD_SUBNET = "10.244.0.0/24"
 BRIDGE_IP = "10.244.0.1"  # the pods' gateway; also where the API forwarder and cluster DNS listen
-NODE = cp.STATE / "node"
+NODE = steps.STATE / "node"
 SOCKET = NODE / "containerd.sock"
 HOST_STATE = NODE / "host.json"
 MANAGER = "mcp-operator-hack-node"
@@ -49,20 +51,20 @@ PROCESSES = ("kube-proxy", "kubelet", "kube-scheduler", "cluster-dns", "apiserve
 
 
 def say(msg: str) -> None:
-    cp.say(f"node: {msg}")
+    steps.say(f"node: {msg}")
 
 
 def node_ports() -> dict[str, int]:
     path = NODE / "ports.json"
     if path.exists():
         return dict(json.loads(path.read_text()))
-    ports = cp.free_ports(["kubelet", "kubelet_healthz", "scheduler", "proxy_healthz", "proxy_metrics"])
+    ports = steps.free_ports(["kubelet", "kubelet_healthz", "scheduler", "proxy_healthz", "proxy_metrics"])
     path.write_text(json.dumps(ports))
     return ports
 
 
 def api(ports: dict[str, int]) -> Api:
-    pki = cp.STATE / "pki"
+    pki = steps.STATE / "pki"
     return Api.from_files(
         f"https://127.0.0.1:{ports['apiserver']}", pki / cp.ADMIN_TOKEN_FILE, pki / "ca.crt"
     )
@@ -79,7 +81,7 @@ def write_if_changed(path: Path, text: str) -> None:
 
 def client_kubeconfig(name: str, common_name: str, org: str, apiserver_port: int) -> Path:
     """A kubeconfig with a client certificate (CN/O) signed by the cluster CA."""
-    pki, out = cp.STATE / "pki", NODE / "pki"
+    pki, out = steps.STATE / "pki", NODE / "pki"
     out.mkdir(parents=True, exist_ok=True)
     key, crt = out / f"{name}.key", out / f"{name}.crt"
     if not crt.exists():
@@ -90,7 +92,7 @@ def client_kubeconfig(name: str, common_name: str, org: str, apiserver_port: int
             ("csr", ["req", "-new", "-key", str(key), "-subj", subj, "-out", csr]),
             ("cert", ["x509", "-req", "-in", csr, *ca, "-CAcreateserial", "-days", "3650", "-out", str(crt)]),
         ):
-            cp.run(f"openssl: {name} {step}", ["openssl", *args], quiet=True, hint="install openssl")
+            steps.run(f"openssl: {name} {step}", ["openssl", *args], quiet=True, hint="install openssl")
     path = NODE / f"{name}.kubeconfig"
     cluster = {"server": f"https://127.0.0.1:{apiserver_port}", "certificate-authority": str(pki / "ca.crt")}
     user = {"client-certificate": str(crt), "client-key": str(key)}
@@ -223,33 +225,37 @@ def kube_proxy_config(ports: dict[str, int], kubeconfig: Path) -> Path:
 
 def ensure_bridge() -> None:
     """The pods' bridge with its gateway address, made before any pod so the forwarder can bind it."""
-    shown = subprocess.run(["ip", "link", "show", nodehost.BRIDGE], capture_output=True, check=False)
+    bridge = nodehost.BRIDGE
+    shown = subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False)
     if shown.returncode != 0:
-        cp.run("create bridge", ["ip", "link", "add", nodehost.BRIDGE, "type", "bridge"], quiet=True)
-    addrs = cp.run("bridge address", ["ip", "-o", "addr", "show", "dev", nodehost.BRIDGE], quiet=True)
+        steps.run("create bridge", ["ip", "link", "add", bridge, "type", "bridge"], quiet=True)
+    addrs = steps.run("bridge address", ["ip", "-o", "addr", "show", "dev", bridge], quiet=True)
     if f"{BRIDGE_IP}/" not in addrs:
-        cp.run("bridge address", ["ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", nodehost.BRIDGE], quiet=True)
-    cp.run("bridge up", ["ip", "link", "set", nodehost.BRIDGE, "up"], quiet=True)
+        steps.run(
+            "bridge address", ["ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", nodehost.BRIDGE], quiet=True
+        )
+    steps.run("bridge up", ["ip", "link", "set", nodehost.BRIDGE, "up"], quiet=True)
 
 
 def wait_for(step: str, check: Any, timeout: float, component: str) -> Any:
     """Poll ``check`` until it returns a true value; fail naming the step and the component's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if component and not cp.running(component):
-            cp.fail(
-                step, f"{component} exited: {cp.log_tail(component)}; see {cp.STATE / (component + '.log')}"
+        if component and not steps.running(component):
+            steps.fail(
+                step,
+                f"{component} exited: {steps.log_tail(component)}; see {steps.STATE / (component + '.log')}",
             )
         result = check()
         if result:
             return result
         time.sleep(0.5)
-    cp.fail(step, f"not done after {timeout:.0f} s: {cp.log_tail(component)}; see {cp.STATE}")
+    steps.fail(step, f"not done after {timeout:.0f} s: {steps.log_tail(component)}; see {steps.STATE}")
 
 
 def start_containerd() -> None:
     config = containerd_config()
-    cp.start_process("containerd", ["/usr/bin/containerd", "--config", str(config), "--log-level", "warn"])
+    steps.start_process("containerd", ["/usr/bin/containerd", "--config", str(config), "--log-level", "warn"])
     wait_for("start containerd", lambda: ctr("version", check=False).returncode == 0, 60, "containerd")
 
 
@@ -257,7 +263,7 @@ def ctr(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     cmd = ["/usr/bin/ctr", "--address", str(SOCKET), "--namespace", "k8s.io", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
-        cp.fail(f"ctr {args[0]}", proc.stderr.strip()[-300:])
+        steps.fail(f"ctr {args[0]}", proc.stderr.strip()[-300:])
     return proc
 
 
@@ -310,12 +316,12 @@ def api_objects(client: Api, apiserver_port: int) -> None:
 
 
 def start_node_processes(ports: dict[str, int], nports: dict[str, int], admin: Path) -> None:
-    bins, pki, api_port = cp.NODE_BIN_DIR, cp.STATE / "pki", ports["apiserver"]
+    bins, pki, api_port = k8sbuild.NODE_BIN_DIR, steps.STATE / "pki", ports["apiserver"]
     forward = [f"TCP-LISTEN:{api_port},bind={BRIDGE_IP},reuseaddr,fork", f"TCP:127.0.0.1:{api_port}"]
-    cp.start_process("apiserver-forward", ["/usr/bin/socat", *forward])
+    steps.start_process("apiserver-forward", ["/usr/bin/socat", *forward])
     dns = [str(Path(__file__).with_name("clusterdns.py")), "--server", f"https://127.0.0.1:{api_port}"]
     dns += ["--token-file", str(pki / cp.ADMIN_TOKEN_FILE), "--ca-file", str(pki / "ca.crt")]
-    cp.start_process("cluster-dns", [sys.executable, *dns, "--listen", f"{BRIDGE_IP}:53"])
+    steps.start_process("cluster-dns", [sys.executable, *dns, "--listen", f"{BRIDGE_IP}:53"])
     auth = [
         f"--kubeconfig={admin}",
         f"--authentication-kubeconfig={admin}",
@@ -327,7 +333,7 @@ def start_node_processes(ports: dict[str, int], nports: dict[str, int], admin: P
         f"--secure-port={nports['scheduler']}",
         "--port=0",
     ]
-    cp.start_process("kube-scheduler", [str(bins / "kube-scheduler"), *auth, *serve])
+    steps.start_process("kube-scheduler", [str(bins / "kube-scheduler"), *auth, *serve])
     kubelet_kc = client_kubeconfig("kubelet", f"system:node:{NODE_NAME}", "system:nodes", api_port)
     kubelet = [
         f"--config={kubelet_config(nports)}",
@@ -339,9 +345,9 @@ def start_node_processes(ports: dict[str, int], nports: dict[str, int], admin: P
         f"--cert-dir={NODE / 'kubelet-pki'}",
         f"--hostname-override={NODE_NAME}",
     ]
-    cp.start_process("kubelet", [str(bins / "kubelet"), *kubelet, "--v=1"])
+    steps.start_process("kubelet", [str(bins / "kubelet"), *kubelet, "--v=1"])
     proxy_kc = client_kubeconfig("kube-proxy", "system:kube-proxy", "", api_port)
-    cp.start_process(
+    steps.start_process(
         "kube-proxy", [str(bins / "kube-proxy"), f"--config={kube_proxy_config(nports, proxy_kc)}"]
     )
 
@@ -362,10 +368,10 @@ def node_ready(client: Api) -> bool:
 
 def ensure_only_node() -> None:
     """Refuse a second node on this machine (one bridge, one set of fixed host paths)."""
-    for other in sorted((cp.CACHE / "clusters").glob("*/node/host.json")):
+    for other in sorted((steps.CACHE / "clusters").glob("*/node/host.json")):
         if other != HOST_STATE:
             name = other.parent.parent.name
-            cp.fail(
+            steps.fail(
                 "start the node",
                 f"instance '{name}' runs the node; stop it: MCP_OPERATOR_CLUSTER={name} hack/cluster down",
             )
@@ -374,7 +380,7 @@ def ensure_only_node() -> None:
 def up(ports: dict[str, int], admin: Path) -> None:
     """Start the node (idempotent: what runs is kept) and wait until it is Ready and schedulable."""
     started = time.monotonic()
-    cp.ensure_apt_packages(APT_PACKAGES)
+    steps.ensure_apt_packages(APT_PACKAGES)
     NODE.mkdir(parents=True, exist_ok=True)
     host = nodehost.record(HOST_STATE)
     nports = node_ports()
@@ -412,7 +418,7 @@ def delete_pods(client: Api) -> None:
     except ApiError as exc:
         say(f"could not delete pods through the API ({exc}); stopping containers directly")
         return
-    if cp.running("kubelet") and cp.running("containerd"):
+    if steps.running("kubelet") and steps.running("containerd"):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and running_tasks():
             time.sleep(0.5)
@@ -444,18 +450,18 @@ def remove_containers() -> None:
 def down() -> None:
     """Stop the node by pid and put the host back as it was; imported images stay cached."""
     started = time.monotonic()
-    cp.stop_process("kube-controller-manager")  # no controller may recreate the pods being deleted
+    steps.stop_process("kube-controller-manager")  # no controller may recreate the pods being deleted
     ports = cp.load_config()
-    if cp.read_pid("kube-apiserver"):
+    if steps.read_pid("kube-apiserver"):
         delete_pods(api(ports))
     for name in ("kube-proxy", "kubelet", "kube-scheduler", "cluster-dns", "apiserver-forward"):
-        cp.stop_process(name)
-    if cp.read_pid("kube-apiserver"):  # the next start waits for a fresh registration, not a stale status
+        steps.stop_process(name)
+    if steps.read_pid("kube-apiserver"):  # the next start waits for a fresh registration, not a stale status
         with contextlib.suppress(ApiError):
             api(ports).request("DELETE", f"/api/v1/nodes/{NODE_NAME}")
-    if cp.read_pid("containerd"):
+    if steps.read_pid("containerd"):
         remove_containers()
-    cp.stop_process("containerd", timeout=30)
+    steps.stop_process("containerd", timeout=30)
     unmounted = nodehost.unmount_under([NODE])
     nodehost.restore(HOST_STATE)
     for transient in ("kubelet", "kubelet-pki", "containerd/state", "runc", "ipam"):
@@ -469,7 +475,7 @@ def down() -> None:
 def status() -> bool:
     ok = True
     for name in PROCESSES:
-        pid = cp.read_pid(name)
+        pid = steps.read_pid(name)
         ok = ok and pid is not None
         print(f"node {name}: {f'running (pid {pid})' if pid else 'stopped'}")
     return ok
