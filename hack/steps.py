@@ -4,7 +4,6 @@ Debian packages, and the instance's processes recorded by pid (standard library 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -128,21 +127,6 @@ def free_ports(names: list[str]) -> dict[str, int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def load_config() -> dict[str, int]:
-    cfg_path = STATE / "ports.json"
-    if cfg_path.exists():
-        return dict(json.loads(cfg_path.read_text()))
-    if INSTANCE == "dev":
-        ports = {"etcd": 2379, "etcd_peer": 2380, "apiserver": 6443, "kcm": 10257}
-        if any(port_in_use(p) for p in ports.values()):
-            ports = free_ports(list(ports))
-    else:
-        ports = free_ports(["etcd", "etcd_peer", "apiserver", "kcm"])
-    STATE.mkdir(parents=True, exist_ok=True)
-    cfg_path.write_text(json.dumps(ports))
-    return ports
 
 
 def port_in_use(port: int) -> bool:
