@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
 from typing import Any
 
 import anyio
@@ -15,7 +16,8 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 
-from tests.conftest import Cluster
+from tests.conftest import ROOT, Cluster
+from tests.dataplane.proxyutil import NPM_BIN
 from tests.e2e.conftest import EVERYTHING_IMAGE, TIME_SERVER_IMAGE, eventually, kubectl_json
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +105,31 @@ async def test_stdio_server_is_ready_listed_and_called_through_its_service(
     for front, (tools, text) in seen.items():
         assert tools == ["convert_time", "get_current_time"], front
         assert '"timezone": "UTC"' in text, (front, text)
+
+    base = service_base(node_cluster, workload_namespace, "time")
+    for path, transport in (("/mcp", "http"), ("/sse", "sse")):
+        tools_answer = inspector(f"{base}{path}", "--transport", transport, "--method", "tools/list")
+        assert sorted(t["name"] for t in tools_answer["tools"]) == ["convert_time", "get_current_time"], path
+        called = inspector(
+            f"{base}{path}", "--transport", transport, "--method", "tools/call",
+            "--tool-name", "get_current_time", "--tool-arg", "timezone=UTC",
+        )  # fmt: skip
+        assert called["isError"] is False, called
+        assert '"timezone": "UTC"' in called["content"][0]["text"], called
+
+
+def inspector(*args: str) -> dict[str, Any]:
+    """The MCP Inspector CLI (npm, tests/npm) against a URL; its JSON answer."""
+    done = subprocess.run(
+        [str(NPM_BIN / "mcp-inspector"), "--cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
 
 
 async def test_stdio_attach_survives_the_server_pod_being_deleted(
