@@ -214,3 +214,45 @@ def test_kubectl_delete_removes_every_pod_and_child(node_cluster: Cluster, workl
         return not left
 
     eventually(all_gone, 120, "every child of the deleted MCPServer removed by garbage collection")
+
+
+async def test_editing_the_args_rolls_the_server_and_calls_keep_working(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    spec: dict[str, Any] = {"image": TIME_SERVER_IMAGE, "transport": "stdio"}
+    apply_server(node_cluster, workload_namespace, "roll", spec)
+    wait_ready(node_cluster, workload_namespace, "roll")
+    selector = f"{SERVER_LABELS},app.kubernetes.io/instance=roll"
+    (old,) = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+
+    apply_server(
+        node_cluster, workload_namespace, "roll", {**spec, "args": ["--local-timezone", "Asia/Tokyo"]}
+    )
+
+    def rolled_and_caught_up() -> bool:
+        server = kubectl_json(node_cluster, "get", "mcpserver", "-n", workload_namespace, "roll")
+        pods = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+        new = [p for p in pods if p["metadata"]["uid"] != old["metadata"]["uid"]]
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in server["status"]["conditions"])
+        caught_up = server["status"].get("observedGeneration") == server["metadata"]["generation"]
+        return bool(new) and len(pods) == 1 and ready and caught_up
+
+    eventually(
+        rolled_and_caught_up, 180, "the server pod replaced with the new args, Ready, status caught up"
+    )
+    (pod,) = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+    assert "Asia/Tokyo" in pod["spec"]["containers"][0]["args"]
+
+    base = service_base(node_cluster, workload_namespace, "roll")
+
+    async def local_time() -> str:
+        async with Client(f"{base}/mcp", mode="auto") as client:
+            result = await client.call_tool(
+                "convert_time", {"source_timezone": "UTC", "time": "00:00", "target_timezone": "Asia/Tokyo"}
+            )
+            assert not result.is_error, text_of(result)
+            return text_of(result)
+
+    with anyio.fail_after(60):  # the proxy re-attaches to the new server container
+        text = await retry(local_time)
+    assert "Asia/Tokyo" in text
