@@ -6,7 +6,10 @@
 
 # Build stage: a virtual environment holding the package and its pinned dependencies. Every dependency
 # ships a wheel, so no compiler is needed here either; the runtime stage starts again from the slim base.
-FROM python:3.11.14-slim-bookworm AS build
+# BASE_IMAGE may name a locally made base with the same layout (python on PATH, python -m venv), e.g. the
+# Debian base hack/images.py builds where no image registry is reachable; the default is the public one.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/mcp-operator
@@ -21,7 +24,7 @@ RUN /opt/mcp-operator/bin/pip install --no-cache-dir -c requirements/constraints
 
 # Runtime stage: the slim Python base (no compilers, no build tools), the virtual environment, a non-root
 # numeric user (so runAsNonRoot can verify it) and the mcp-operator command as the entrypoint.
-FROM python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="mcp-operator" \
       org.opencontainers.image.description="Kubernetes operator for MCP servers, with its proxy and gateway" \
       org.opencontainers.image.licenses="Apache-2.0" \

@@ -10,14 +10,16 @@ STAMP := $(VENV)/.installed
 NPM_DIR := tests/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
+HACK_MODULES := $(filter-out hack/generate.py hack/generate_chart.py,$(wildcard hack/*.py))
 
-.PHONY: help venv npm run test lint unit cluster-up cluster-down cluster-status crds bench clean
+.PHONY: help venv npm run test lint unit e2e node-up node-down cluster-up cluster-down cluster-status crds bench clean
 
 help:
 	@echo "make run   - start the local control plane (or use \$$KUBECONFIG), install CRDs, run the operator"
 	@echo "make test  - lint gates and the whole test suite against a real kube-apiserver"
 	@echo "make lint  - ruff, mypy --strict, import-linter"
 	@echo "make cluster-up / cluster-down - the local control plane (hack/cluster)"
+	@echo "make e2e   - the end-to-end tier on a real local node (make node-up / node-down: the node alone)"
 	@echo "make bench - operator, proxy and gateway benchmarks (BENCH=operator|proxy|vmcp, BENCH_ARGS=...)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt hack/bootstrap
@@ -36,6 +38,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check api controller gateway kube tests hack
 	$(BIN)/mypy
+	# hack/'s cluster and node modules import each other by bare name (hack/ is their sys.path entry).
+	MYPYPATH=hack $(BIN)/mypy $(HACK_MODULES)
 	$(BIN)/lint-imports
 
 test: venv npm lint
@@ -44,6 +48,18 @@ test: venv npm lint
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The end-to-end tier on a real node (instance MCP_OPERATOR_E2E_CLUSTER, default "e2e"): builds the node's
+# binaries and the images once (cached), installs both charts, runs MCP servers in real pods.
+e2e: venv npm
+	hack/cluster build --node
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+node-up:
+	MCP_OPERATOR_CLUSTER=$${MCP_OPERATOR_CLUSTER:-e2e} hack/cluster up --node
+
+node-down:
+	MCP_OPERATOR_CLUSTER=$${MCP_OPERATOR_CLUSTER:-e2e} hack/cluster down
 
 cluster-up:
 	hack/cluster up

@@ -42,8 +42,21 @@ def test_hadolint_reports_nothing() -> None:
     assert result.stdout.strip() == ""
 
 
+def build_arg_defaults() -> dict[str, str]:
+    """``ARG NAME=default`` lines before the first stage (the ones a FROM line may use)."""
+    defaults = {}
+    for keyword, rest in instructions():
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            defaults[name] = value
+    return defaults
+
+
 def test_every_stage_uses_the_same_pinned_slim_python_base() -> None:
-    bases = [stage[0][1].split()[0] for stage in stages()]
+    args = build_arg_defaults()
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], stage[0][1].split()[0]) for stage in stages()]
     assert len(bases) >= 2, "the Dockerfile must be multi-stage"
     for base in bases:
         assert re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base

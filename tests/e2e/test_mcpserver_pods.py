@@ -1,0 +1,258 @@
+"""MCPServers on a real node: the operator's pods really run, ``kubectl wait --for=condition=Ready`` returns,
+``kubectl get mcpservers`` shows Running and the URL, and the official MCP SDK client lists and calls
+tools from the host through the Service's ClusterIP (/mcp in both protocol eras, and /sse)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+
+from tests.conftest import ROOT, Cluster
+from tests.dataplane.proxyutil import NPM_BIN
+from tests.e2e.conftest import EVERYTHING_IMAGE, TIME_SERVER_IMAGE, eventually, kubectl_json
+
+pytestmark = pytest.mark.e2e
+
+SERVER_LABELS = "app.kubernetes.io/name=mcpserver,app.kubernetes.io/component=server"
+
+
+def apply_server(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    manifest = {
+        "apiVersion": "mcp-operator.dev/v1alpha1",
+        "kind": "MCPServer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def wait_ready(cluster: Cluster, namespace: str, name: str) -> None:
+    result = cluster.kubectl(
+        "wait", "-n", namespace, f"mcpserver/{name}", "--for=condition=Ready", "--timeout=180s", check=False
+    )
+    if result.returncode != 0:
+        described = cluster.kubectl(
+            "get", "-n", namespace, "mcpserver,pods,events", "-o", "wide", check=False
+        )
+        pytest.fail(f"MCPServer {name} not Ready: {result.stderr}\n{described.stdout}")
+
+
+def service_base(cluster: Cluster, namespace: str, name: str) -> str:
+    """http://CLUSTERIP:PORT of the MCPServer's Service (reached from the host through kube-proxy).
+
+    A Ready pod reaches the Service's endpoints and kube-proxy's rules a moment later (as on any
+    cluster), so this waits until the ClusterIP accepts connections."""
+    svc = kubectl_json(cluster, "get", "service", "-n", namespace, name)
+    address = (svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["port"])
+
+    def accepts() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=2):
+            return True
+        return False
+
+    eventually(accepts, 30, f"Service {name} at {address} accepts connections")
+    return f"http://{address[0]}:{address[1]}"
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+async def call_everywhere(base: str, tool: str, args: dict[str, Any]) -> dict[str, tuple[list[str], str]]:
+    """Per front (/mcp modern, /mcp legacy, /sse): the tool names and the call's text."""
+    fronts = {
+        "mcp-modern": lambda: Client(f"{base}/mcp", mode="auto"),
+        "mcp-legacy": lambda: Client(f"{base}/mcp", mode="legacy"),
+        "sse": lambda: Client(sse_client(f"{base}/sse"), mode="legacy"),
+    }
+    seen = {}
+    for front, connect in fronts.items():
+        with anyio.fail_after(60):
+            async with connect() as client:
+                tools = sorted(t.name for t in (await client.list_tools()).tools)
+                result = await client.call_tool(tool, args)
+                assert not result.is_error, (front, text_of(result))
+                seen[front] = (tools, text_of(result))
+    return seen
+
+
+def listed(cluster: Cluster, namespace: str) -> str:
+    return cluster.kubectl("get", "mcpservers", "-n", namespace).stdout
+
+
+async def test_stdio_server_is_ready_listed_and_called_through_its_service(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    apply_server(node_cluster, workload_namespace, "time", {"image": TIME_SERVER_IMAGE, "transport": "stdio"})
+    wait_ready(node_cluster, workload_namespace, "time")
+    table = listed(node_cluster, workload_namespace)
+    row = next(line for line in table.splitlines() if line.startswith("time "))
+    assert "Running" in row, table
+    assert f"http://time.{workload_namespace}.svc.cluster.local:8080" in row, table
+
+    seen = await call_everywhere(
+        service_base(node_cluster, workload_namespace, "time"), "get_current_time", {"timezone": "UTC"}
+    )
+    for front, (tools, text) in seen.items():
+        assert tools == ["convert_time", "get_current_time"], front
+        assert '"timezone": "UTC"' in text, (front, text)
+
+    base = service_base(node_cluster, workload_namespace, "time")
+    for path, transport in (("/mcp", "http"), ("/sse", "sse")):
+        tools_answer = inspector(f"{base}{path}", "--transport", transport, "--method", "tools/list")
+        assert sorted(t["name"] for t in tools_answer["tools"]) == ["convert_time", "get_current_time"], path
+        called = inspector(
+            f"{base}{path}", "--transport", transport, "--method", "tools/call",
+            "--tool-name", "get_current_time", "--tool-arg", "timezone=UTC",
+        )  # fmt: skip
+        assert called["isError"] is False, called
+        assert '"timezone": "UTC"' in called["content"][0]["text"], called
+
+
+def inspector(*args: str) -> dict[str, Any]:
+    """The MCP Inspector CLI (npm, tests/npm) against a URL; its JSON answer."""
+    done = subprocess.run(
+        [str(NPM_BIN / "mcp-inspector"), "--cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
+
+
+async def test_stdio_attach_survives_the_server_pod_being_deleted(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    apply_server(node_cluster, workload_namespace, "time", {"image": TIME_SERVER_IMAGE, "transport": "stdio"})
+    wait_ready(node_cluster, workload_namespace, "time")
+    base = service_base(node_cluster, workload_namespace, "time")
+    await call_everywhere(base, "get_current_time", {"timezone": "UTC"})
+
+    selector = f"{SERVER_LABELS},app.kubernetes.io/instance=time"
+    (old,) = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+    node_cluster.kubectl("delete", "pod", "-n", workload_namespace, old["metadata"]["name"], "--wait=true")
+
+    def replaced_and_ready() -> bool:
+        pods = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+        return any(
+            p["metadata"]["uid"] != old["metadata"]["uid"]
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+            for p in pods
+        )
+
+    eventually(replaced_and_ready, 120, "a new server pod Ready")
+    wait_ready(node_cluster, workload_namespace, "time")
+
+    async def next_call() -> str:
+        async with Client(f"{base}/mcp", mode="auto") as client:
+            result = await client.call_tool("get_current_time", {"timezone": "Europe/Paris"})
+            assert not result.is_error, text_of(result)
+            return text_of(result)
+
+    with anyio.fail_after(60):  # the proxy re-attaches to the new container
+        text = await retry(next_call)
+    assert '"timezone": "Europe/Paris"' in text
+
+
+async def retry(attempt: Any) -> Any:
+    """Run ``attempt`` until it succeeds (the caller bounds the time)."""
+    while True:
+        try:
+            return await attempt()
+        except Exception:
+            await anyio.sleep(1)
+
+
+async def test_streamable_http_server_is_ready_and_called_through_its_service(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    apply_server(
+        node_cluster,
+        workload_namespace,
+        "everything",
+        {
+            "image": EVERYTHING_IMAGE,
+            "transport": "streamable-http",
+            "mcpPort": 3001,
+            "args": ["streamableHttp"],
+        },
+    )
+    wait_ready(node_cluster, workload_namespace, "everything")
+    assert "Running" in listed(node_cluster, workload_namespace)
+    seen = await call_everywhere(
+        service_base(node_cluster, workload_namespace, "everything"), "echo", {"message": "through a Service"}
+    )
+    for front, (tools, text) in seen.items():
+        assert "echo" in tools, front
+        assert text == "Echo: through a Service", front
+
+
+def test_kubectl_delete_removes_every_pod_and_child(node_cluster: Cluster, workload_namespace: str) -> None:
+    apply_server(node_cluster, workload_namespace, "gone", {"image": TIME_SERVER_IMAGE, "transport": "stdio"})
+    wait_ready(node_cluster, workload_namespace, "gone")
+    selector = "app.kubernetes.io/instance=gone"
+    kinds = "pods,deployments,statefulsets,services,configmaps,serviceaccounts,roles,rolebindings"
+    before = kubectl_json(node_cluster, "get", kinds, "-n", workload_namespace, "-l", selector)["items"]
+    assert {o["kind"] for o in before} >= {"Pod", "Deployment", "StatefulSet", "Service"}, before
+
+    node_cluster.kubectl("delete", "mcpserver", "-n", workload_namespace, "gone", "--wait=true")
+
+    def all_gone() -> bool:
+        left = kubectl_json(node_cluster, "get", kinds, "-n", workload_namespace, "-l", selector)["items"]
+        return not left
+
+    eventually(all_gone, 120, "every child of the deleted MCPServer removed by garbage collection")
+
+
+async def test_editing_the_args_rolls_the_server_and_calls_keep_working(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    spec: dict[str, Any] = {"image": TIME_SERVER_IMAGE, "transport": "stdio"}
+    apply_server(node_cluster, workload_namespace, "roll", spec)
+    wait_ready(node_cluster, workload_namespace, "roll")
+    selector = f"{SERVER_LABELS},app.kubernetes.io/instance=roll"
+    (old,) = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+
+    apply_server(
+        node_cluster, workload_namespace, "roll", {**spec, "args": ["--local-timezone", "Asia/Tokyo"]}
+    )
+
+    def rolled_and_caught_up() -> bool:
+        server = kubectl_json(node_cluster, "get", "mcpserver", "-n", workload_namespace, "roll")
+        pods = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+        new = [p for p in pods if p["metadata"]["uid"] != old["metadata"]["uid"]]
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in server["status"]["conditions"])
+        caught_up = server["status"].get("observedGeneration") == server["metadata"]["generation"]
+        return bool(new) and len(pods) == 1 and ready and caught_up
+
+    eventually(
+        rolled_and_caught_up, 180, "the server pod replaced with the new args, Ready, status caught up"
+    )
+    (pod,) = kubectl_json(node_cluster, "get", "pods", "-n", workload_namespace, "-l", selector)["items"]
+    assert "Asia/Tokyo" in pod["spec"]["containers"][0]["args"]
+
+    base = service_base(node_cluster, workload_namespace, "roll")
+
+    async def local_time() -> str:
+        async with Client(f"{base}/mcp", mode="auto") as client:
+            result = await client.call_tool(
+                "convert_time", {"source_timezone": "UTC", "time": "00:00", "target_timezone": "Asia/Tokyo"}
+            )
+            assert not result.is_error, text_of(result)
+            return text_of(result)
+
+    with anyio.fail_after(60):  # the proxy re-attaches to the new server container
+        text = await retry(local_time)
+    assert "Asia/Tokyo" in text
