@@ -13,6 +13,7 @@ from kubernetes_asyncio import client
 
 from api.registry import KINDS, model_for
 from tests.support.cluster import Cluster
+from tests.support.documents import is_subset
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "manifests" / "crds"
@@ -251,15 +252,7 @@ async def test_toolhive_manifests_port_by_changing_only_api_version(
         ported = {**doc, "apiVersion": GV}
         stored = await _create(api_client, namespace, ported)
         # Nothing was pruned or changed (the server only added defaults).
-        assert _is_subset(doc["spec"], stored["spec"]), (doc["metadata"]["name"], stored["spec"])
-
-
-def _is_subset(small: Any, big: Any) -> bool:
-    if isinstance(small, dict):
-        return isinstance(big, dict) and all(k in big and _is_subset(v, big[k]) for k, v in small.items())
-    if isinstance(small, list):
-        return isinstance(big, list) and len(small) == len(big) and all(map(_is_subset, small, big))
-    return bool(small == big)
+        assert is_subset(doc["spec"], stored["spec"]), (doc["metadata"]["name"], stored["spec"])
 
 
 def _tables(output: str) -> dict[str, list[str]]:
