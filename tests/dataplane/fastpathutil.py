@@ -29,6 +29,28 @@ HEADERS = {
     "mcp-protocol-version": "2026-07-28",
 }
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+SERVED: list[tuple[str, dict[str, Any]]] = [
+    ("tools/list", {}),
+    ("tools/call", {"name": "echo", "arguments": {"text": "hi"}}),
+    ("tools/call", {"name": "plus", "arguments": {"a": 2, "b": 3}}),  # renamed
+    ("tools/call", {"name": "no_such_tool", "arguments": {}}),  # the backend's answer
+    ("tools/call", {"name": "echo", "arguments": {"text": 7}}),  # the backend validates
+    ("tools/call", {"name": "test_multiple_content_types", "arguments": {}}),
+    ("resources/list", {}),
+    ("resources/templates/list", {}),
+    ("resources/read", {"uri": "test://static-text"}),
+    ("resources/read", {"uri": "test://no-such-resource"}),
+    ("prompts/list", {}),
+    ("prompts/get", {"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}),
+    (
+        "completion/complete",
+        {
+            "ref": {"type": "ref/prompt", "name": "test_prompt_with_arguments"},
+            "argument": {"name": "arg1", "value": "b"},
+        },
+    ),
+]
+"""Requests (method, params) the fast path serves in either protocol era; the first six are tools."""
 
 
 def config(cancel_file: Path) -> dict[str, Any]:

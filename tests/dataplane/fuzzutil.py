@@ -111,6 +111,54 @@ def status_of(answer: bytes) -> int | None:
     return int(answer.split(b" ", 2)[1])
 
 
+def assert_raw_requests_answered(port: int, count: int) -> int:
+    """Send ``count`` fuzzed raw HTTP requests: each gets a non-5xx answer or a close, never a hang.
+
+    Returns how many got an answer (not just a close)."""
+    answered = 0
+    for data in draw(raw_requests, count):
+        answer = raw_exchange(port, data)
+        status = status_of(answer)
+        assert status is None or status < 500, (data[:200], answer[:300])
+        answered += status is not None
+    return answered
+
+
+def post_head(port: int) -> bytes:
+    """The head of a JSON ``POST /mcp`` without its framing (Content-Length or Transfer-Encoding)."""
+    host = f"Host: 127.0.0.1:{port}\r\n".encode()
+    head = b"POST /mcp HTTP/1.1\r\n" + host + b"Accept: application/json, text/event-stream\r\n"
+    return head + b"Content-Type: application/json\r\n"
+
+
+def chunked_past(head: bytes, limit: int, chunk_size: int) -> bytes:
+    """``head`` with a chunked body (no length declared) of ``chunk_size`` chunks passing ``limit`` bytes."""
+    chunk = b"x" * chunk_size
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    chunked += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(limit // chunk_size + 2))
+    return chunked + b"0\r\n\r\n"
+
+
+def post_fuzzed_frames(http: httpx2.Client, base: str, count: int) -> dict[int, int]:
+    """``count`` fuzzed bodies to ``base``/mcp, alternately stateless with fuzzed headers and inside a live
+    2025-11-25 session: none gets a 5xx, and the session still answers a ping afterwards.
+
+    Returns how many answers each status code got."""
+    drawn = draw(bodies, count)
+    headers = draw(header_sets, count)
+    statuses: dict[int, int] = {}
+    session = initialize_session(http, base)
+    in_session = {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    for i, body in enumerate(drawn):
+        sent = {**ACCEPT, **headers[i]} if i % 2 else in_session
+        response = http.post(f"{base}/mcp", content=body, headers=sent)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (body[:200], sent, response.status_code, response.text[:300])
+    ping = http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": "p", "method": "ping"}, headers=in_session)
+    assert ping.status_code == 200 and '"result"' in ping.text, ping.text
+    return statuses
+
+
 def draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     """``count`` derandomized examples of ``strategy`` (the same inputs on every run)."""
     examples: list[Any] = []
@@ -179,6 +227,31 @@ class SlowClients:
         self.sockets.append(sock)
         return sock
 
+    def open_all(
+        self, *, trickled: int = 5, slowloris: int = 20, unread_streams: int = 5, pipelined: int = 5
+    ) -> None:
+        """Open each kind: bodies trickled a byte at a time, headers never finished (slowloris), SSE streams
+        never read, and connections of 50 pipelined requests whose answers are never read."""
+        host = f"Host: 127.0.0.1:{self.port}\r\n".encode()
+        for _ in range(trickled):
+            sock = self.open(
+                b"POST /mcp HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+                b"Accept: application/json, text/event-stream\r\nContent-Length: 4000\r\n\r\n"
+            )
+            self.start_trickle(sock, 4000)
+        for _ in range(slowloris):
+            self.open(b"POST /mcp HTTP/1.1\r\n" + host + b"X-Slow: ")
+        for _ in range(unread_streams):
+            self.open(b"GET /sse HTTP/1.1\r\n" + host + b"Accept: text/event-stream\r\n\r\n")
+        frame = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+        request = (
+            b"POST /mcp HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+            b"Accept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2026-07-28\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(frame), frame)
+        )
+        for _ in range(pipelined):
+            self.open(request * 50)
+
     def start_trickle(self, sock: socket.socket, total: int) -> None:
         """Send one byte every 50 ms on ``sock`` until :meth:`close` (never the whole declared body)."""
         thread = threading.Thread(target=self._trickle, args=(sock, total), daemon=True)
@@ -202,6 +275,26 @@ class SlowClients:
             thread.join(timeout=10)
         for sock in self.sockets:
             sock.close()
+
+
+async def assert_slow_clients_hold_up_no_one(
+    served: Served, serves_correctly: Callable[[], Awaitable[None]], **counts: int
+) -> None:
+    """While misbehaving connections (``SlowClients.open_all(**counts)``) stay open, well-behaved clients
+    are answered correctly three times over, and still are once those connections close."""
+    slow = SlowClients(served.port)
+    try:
+        slow.open_all(**counts)
+        started = slow.trickled
+        for _ in range(3):
+            await serves_correctly()
+        assert not slow.stop.is_set() and slow.trickled > started, (
+            "the slow clients were not running meanwhile"
+        )
+        served.assert_alive()
+    finally:
+        slow.close()
+    await serves_correctly()
 
 
 async def eventually_serves(check: Callable[[], Awaitable[None]], within: float = 60.0) -> None:

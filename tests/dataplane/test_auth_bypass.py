@@ -46,16 +46,8 @@ def issuer_signed(body: dict[str, Any]) -> str:
 
 
 def claims(issuer: Issuer, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": issuer.url,
-        "aud": AUDIENCE,
-        "sub": "mallory",
-        "iat": now,
-        "exp": now + 300,
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+    """Mallory's claims, with no scope unless an override gives one."""
+    return issuer.claims(**{"sub": "mallory", "scope": None, **overrides})
 
 
 def hmac_token(header: dict[str, Any], body: dict[str, Any], secret: bytes) -> str:

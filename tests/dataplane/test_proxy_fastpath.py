@@ -21,32 +21,21 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.dataplane.fastpathutil import ENVELOPE, HEADERS, answer, config, fast_route, proxies, request
+from tests.dataplane.fastpathutil import (
+    ENVELOPE,
+    HEADERS,
+    SERVED,
+    answer,
+    config,
+    fast_route,
+    proxies,
+    request,
+)
 from tests.dataplane.proxyutil import FIXTURE, free_port, run_server
 
 pytestmark = pytest.mark.slow
 
-FAST = [
-    request("tools/list", {}),
-    request("tools/call", {"name": "echo", "arguments": {"text": "hi"}}),
-    request("tools/call", {"name": "plus", "arguments": {"a": 2, "b": 3}}),  # renamed
-    request("tools/call", {"name": "no_such_tool", "arguments": {}}),  # the backend's answer
-    request("tools/call", {"name": "echo", "arguments": {"text": 7}}),  # the backend validates
-    request("tools/call", {"name": "test_multiple_content_types", "arguments": {}}),
-    request("resources/list", {}),
-    request("resources/templates/list", {}),
-    request("resources/read", {"uri": "test://static-text"}),
-    request("resources/read", {"uri": "test://no-such-resource"}),
-    request("prompts/list", {}),
-    request("prompts/get", {"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}),
-    request(
-        "completion/complete",
-        {
-            "ref": {"type": "ref/prompt", "name": "test_prompt_with_arguments"},
-            "argument": {"name": "arg1", "value": "b"},
-        },
-    ),
-]
+FAST = [request(method, params) for method, params in SERVED]
 """Requests the fast path serves."""
 
 

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 
 import gateway.fastpath
-from tests.dataplane.fastpathutil import config, fast_route, proxies
+from tests.dataplane.fastpathutil import SERVED, config, fast_route, proxies
 
 pytestmark = pytest.mark.slow
 
@@ -82,27 +82,10 @@ def call(method: str, params: dict[str, Any] | None = None, request_id: int = 41
 
 SESSION_FAST = [
     call("tools/list"),
-    call("tools/list", {}),
-    call("tools/call", {"name": "echo", "arguments": {"text": "hi"}}),
-    call("tools/call", {"name": "plus", "arguments": {"a": 2, "b": 3}}),  # renamed
-    call("tools/call", {"name": "no_such_tool", "arguments": {}}),  # the backend's answer
-    call("tools/call", {"name": "echo", "arguments": {"text": 7}}),  # the backend validates
-    call("tools/call", {"name": "test_multiple_content_types", "arguments": {}}),
+    *(call(method, params) for method, params in SERVED[:6]),
     call("tools/call", {"name": "test_tool_with_logging", "arguments": {}}),  # log messages, then the result
     call("tools/call", {"name": "echo", "arguments": {"text": "m"}, "_meta": {"trace": "t-1"}}),
-    call("resources/list"),
-    call("resources/templates/list"),
-    call("resources/read", {"uri": "test://static-text"}),
-    call("resources/read", {"uri": "test://no-such-resource"}),
-    call("prompts/list"),
-    call("prompts/get", {"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}),
-    call(
-        "completion/complete",
-        {
-            "ref": {"type": "ref/prompt", "name": "test_prompt_with_arguments"},
-            "argument": {"name": "arg1", "value": "b"},
-        },
-    ),
+    *(call(method, params or None) for method, params in SERVED[6:]),  # without empty params
 ]
 """Session requests the fast path serves."""
 

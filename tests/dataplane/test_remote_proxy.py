@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -196,32 +195,36 @@ async def slow_and_garbage(issuer: Issuer, spy_sock: Any, spy_url: str, inbound:
 FAST = {"limits": {"callTimeoutSeconds": 5}}
 
 
-async def test_client_credentials_token_is_injected_and_refreshed_before_expiry() -> None:
+def client_credentials(issuer: Issuer, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> dict[str, Any]:
+    """Outbound oauth2ClientCredentials against ``issuer``'s token endpoint, the secret in ``$CC_SECRET``."""
+    monkeypatch.setenv("CC_SECRET", "client-secret")
+    return {
+        "type": "oauth2ClientCredentials",
+        "tokenUrl": f"{issuer.url}/token",
+        "clientId": "proxy",
+        "clientSecretRef": {"env": "CC_SECRET"},
+        **extra,
+    }
+
+
+async def test_client_credentials_token_is_injected_and_refreshed_before_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     issuer = Issuer()
     issuer.expires_in = 2  # with refreshMarginSeconds 1, the token is stale a second after it is issued
     (issuer_sock, issuer.url), (spy_sock, spy_url) = bind(), bind()
     with remote_server("fixture") as (upstream, _):
         spy = Spy(upstream)
-        auth = {
-            "type": "oauth2ClientCredentials",
-            "tokenUrl": f"{issuer.url}/token",
-            "clientId": "proxy",
-            "clientSecretRef": {"env": "CC_SECRET"},
-            "refreshMarginSeconds": 1,
-        }
-        os.environ["CC_SECRET"] = "client-secret"
+        auth = client_credentials(issuer, monkeypatch, refreshMarginSeconds=1)
         inbound = issuer.mint()
-        try:
-            async with (
-                serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
-                in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
-                client_for(base, inbound) as client,
-            ):
-                await client.call_tool("echo", {"text": "one"})
-                await asyncio.sleep(1.5)
-                await client.call_tool("echo", {"text": "two"})
-        finally:
-            os.environ.pop("CC_SECRET", None)
+        async with (
+            serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
+            in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
+            client_for(base, inbound) as client,
+        ):
+            await client.call_tool("echo", {"text": "one"})
+            await asyncio.sleep(1.5)
+            await client.call_tool("echo", {"text": "two"})
     tokens = {r["headers"].get("authorization") for r in spy.seen}
     assert {"Bearer cc-token-1", "Bearer cc-token-2"} <= tokens, tokens
     assert inbound not in spy.header_values()
@@ -254,36 +257,29 @@ async def test_token_exchange_gives_each_caller_an_exchanged_token_never_the_inb
     assert alice not in spy.header_values() and bob not in spy.header_values()
 
 
-async def test_failing_token_endpoint_gives_a_clear_error_and_backs_off() -> None:
+async def test_failing_token_endpoint_gives_a_clear_error_and_backs_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     issuer = Issuer()
     issuer.token_status = 500
     (issuer_sock, issuer.url), (spy_sock, spy_url) = bind(), bind()
     with remote_server("fixture") as (upstream, _):
         spy = Spy(upstream)
-        auth = {
-            "type": "oauth2ClientCredentials",
-            "tokenUrl": f"{issuer.url}/token",
-            "clientId": "proxy",
-            "clientSecretRef": {"env": "CC_SECRET"},
-        }
-        os.environ["CC_SECRET"] = "client-secret"
-        try:
-            async with (
-                serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
-                in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
-            ):
-                await asyncio.sleep(3)
-                response = await wait_readyz(base, 503, within=1)
-                assert response.status_code == 503 and "token" in response.text.lower(), response.text
-                assert "500" in response.text, response.text
-                with pytest.raises(BaseException) as info:
-                    async with client_for(base, issuer.mint()) as client:
-                        await client.list_tools()
-                error = leaf(info.value)
-                assert isinstance(error, MCPError) and "backend unavailable" in str(error), error
-                attempts = len(issuer.token_requests)
-        finally:
-            os.environ.pop("CC_SECRET", None)
+        auth = client_credentials(issuer, monkeypatch)
+        async with (
+            serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
+            in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
+        ):
+            await asyncio.sleep(3)
+            response = await wait_readyz(base, 503, within=1)
+            assert response.status_code == 503 and "token" in response.text.lower(), response.text
+            assert "500" in response.text, response.text
+            with pytest.raises(BaseException) as info:
+                async with client_for(base, issuer.mint()) as client:
+                    await client.list_tools()
+            error = leaf(info.value)
+            assert isinstance(error, MCPError) and "backend unavailable" in str(error), error
+            attempts = len(issuer.token_requests)
     # ~4 s with the endpoint down: a retry loop without backoff would send hundreds of requests.
     assert 1 <= attempts <= 20, attempts
     assert all(r["headers"].get("authorization") is None for r in spy.seen)

@@ -14,6 +14,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from controller.core.objects import carries
 from tests.fixtures.chart.charts import (
     CRD_CHART,
     FIXTURES,
@@ -129,21 +130,6 @@ def test_operator_chart_upgrade_adds_a_disruption_budget_for_more_replicas(
         delete_namespaces(cluster, namespace)
 
 
-def contains(expected: Any, actual: Any) -> bool:
-    """``actual`` holds everything in ``expected`` (defaults may add more; pruning would remove some)."""
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(
-            key in actual and contains(value, actual[key]) for key, value in expected.items()
-        )
-    if isinstance(expected, list):
-        return (
-            isinstance(actual, list)
-            and len(expected) == len(actual)
-            and all(contains(e, a) for e, a in zip(expected, actual, strict=True))
-        )
-    return bool(expected == actual)
-
-
 def printer_columns(crd: dict[str, Any]) -> list[str]:
     (served,) = [version for version in crd["spec"]["versions"] if version.get("storage")]
     return [column["name"].upper() for column in served.get("additionalPrinterColumns", [])]
@@ -167,9 +153,7 @@ def test_examples_apply_and_kubectl_get_mcp_shows_printer_columns(
                     "get", doc["kind"], doc["metadata"]["name"], "-n", namespace, "-o", "json"
                 )
                 spec = json.loads(live.stdout)["spec"]
-                assert contains(doc["spec"], spec), (
-                    f"{example.name}: {doc['kind']} fields were pruned: {spec}"
-                )
+                assert carries(spec, doc["spec"]), f"{example.name}: {doc['kind']} fields were pruned: {spec}"
         listed = cluster.kubectl("get", "mcp", "-A")
         tables = [block for block in listed.stdout.split("\n\n") if block.strip()]
         headers = {}

@@ -116,6 +116,12 @@ class Issuer:
         kid: str = "rsa-1",
         **overrides: Any,
     ) -> str:
+        claims = self.claims(**overrides)
+        return jwt.encode(claims, key or rsa_key("issuer"), algorithm=alg, headers={"kid": kid})
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        """What a token of this issuer says: alice, valid for five minutes; an override of ``None`` drops
+        that claim."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.url,
@@ -123,11 +129,10 @@ class Issuer:
             "sub": "alice",
             "iat": now,
             "exp": now + 300,
+            "scope": "mcp:tools",
         }
-        claims["scope"] = "mcp:tools"
         claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(claims, key or rsa_key("issuer"), algorithm=alg, headers={"kid": kid})
+        return {k: v for k, v in claims.items() if v is not None}
 
 
 def _b64(data: bytes) -> str:

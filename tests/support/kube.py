@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -9,6 +10,8 @@ from kubernetes_asyncio import client
 from tests.support.waiting import eventually
 
 GROUP, VERSION = "mcp-operator.dev", "v1alpha1"
+CONFIG_HASH = "mcp-operator.dev/config-hash"
+"""The pod-template annotation whose change rolls a workload."""
 
 
 class Api:
@@ -29,6 +32,11 @@ class Api:
             GROUP, VERSION, self.ns, plural, body
         )
         return result
+
+    async def create_secret(self, name: str, data: dict[str, str]) -> None:
+        """A Secret in the test namespace holding ``data`` (plain text, stored base64-encoded)."""
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        await self.core.create_namespaced_secret(self.ns, {"metadata": {"name": name}, "data": encoded})
 
     async def get(self, plural: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.custom.get_namespaced_custom_object(
@@ -68,6 +76,31 @@ class Api:
     async def wait_child(self, kind: str, name: str) -> dict[str, Any]:
         """A child once it exists (children are applied one after another, not at once)."""
         found: dict[str, Any] = await eventually(lambda: self.child(kind, name), what=f"{kind} {name}")
+        return found
+
+    async def wait_rolled(self, name: str, digest: str) -> dict[str, Any]:
+        """The Deployment ``name`` once its pod template carries a config hash other than ``digest``."""
+
+        async def check() -> dict[str, Any] | None:
+            dep = await self.child("Deployment", name)
+            annotations = (
+                (dep or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
+            )
+            return dep if (annotations or {}).get(CONFIG_HASH) not in (None, digest) else None
+
+        found: dict[str, Any] = await eventually(
+            check, what=f"Deployment {name} rolled off config hash {digest}"
+        )
+        return found
+
+    async def wait_condition(self, plural: str, name: str, type_: str, **fields: str) -> dict[str, Any]:
+        """The condition ``type_`` of the custom resource ``name`` once it has ``fields`` (``reason=``...)."""
+
+        async def check() -> dict[str, Any] | None:
+            cond = condition(await self.get(plural, name), type_) or {}
+            return cond if all(cond.get(k) == v for k, v in fields.items()) else None
+
+        found: dict[str, Any] = await eventually(check, what=f"{type_} {fields} on {plural}/{name}")
         return found
 
     async def delete_child(self, kind: str, name: str) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
+from tests.support import resources
 from tests.support.cluster import Cluster
 from tests.support.kube import Api, condition
+from tests.support.mcpserver import server
 from tests.support.operator import Operator
+from tests.support.resources import TOKEN_URL, bearer_token, remote_proxy
 from tests.support.waiting import eventually
 
 AUTH = "mcpexternalauthconfigs"
@@ -17,27 +19,12 @@ FINALIZER = "mcp-operator.dev/in-use"
 HASH = "mcp-operator.dev/config-hash"
 
 
-def client_credentials(
-    name: str, token_url: str = "https://idp.example.com/token", **extra: Any
-) -> dict[str, Any]:
-    return {
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "oauth2ClientCredentials",
-            "oauth2ClientCredentials": {
-                "tokenUrl": token_url,
-                "clientId": "proxy",
-                "clientSecretRef": {"name": "idp", "key": "secret"},
-                **extra,
-            },
-        },
-    }
+def client_credentials(name: str, token_url: str = TOKEN_URL, **extra: Any) -> dict[str, Any]:
+    return resources.client_credentials(name, "idp", "secret", token_url, **extra)
 
 
 async def make_secret(kube: Api) -> None:
-    body = {"metadata": {"name": "idp"}, "data": {"secret": base64.b64encode(b"client-secret").decode()}}
-    await kube.core.create_namespaced_secret(kube.ns, body)
+    await kube.create_secret("idp", {"secret": "client-secret"})
 
 
 async def status_of(kube: Api, name: str, type_: str, wanted: str) -> dict[str, Any]:
@@ -78,21 +65,12 @@ async def test_invalid_configs_are_not_accepted_with_the_field_named(operator: O
     message = (condition(obj, "Accepted") or {})["message"]
     assert message.startswith("spec.oauth2ClientCredentials: ") and "https" in message, message
     assert "configHash" not in obj["status"]
-    await kube.create(
-        AUTH,
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "two-blocks"},
-            "spec": {
-                "type": "bearerToken",
-                "bearerToken": {"tokenSecretRef": {"name": "idp", "key": "secret"}},
-                "headerInjection": {
-                    "headerName": "X-Key",
-                    "valueSecretRef": {"name": "idp", "key": "secret"},
-                },
-            },
-        },
-    )
+    two_blocks = bearer_token("two-blocks", "idp", "secret")
+    two_blocks["spec"]["headerInjection"] = {
+        "headerName": "X-Key",
+        "valueSecretRef": {"name": "idp", "key": "secret"},
+    }
+    await kube.create(AUTH, two_blocks)
     obj = await status_of(kube, "two-blocks", "Accepted", "False")
     assert (
         "spec.headerInjection: is ignored with type bearerToken"
@@ -100,24 +78,9 @@ async def test_invalid_configs_are_not_accepted_with_the_field_named(operator: O
     )
 
     # A proxy using the invalid config waits, and says which config to fix.
-    await kube.create(
-        REMOTE,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "user"},
-            "spec": {
-                "remoteUrl": "https://mcp.example.com/mcp",
-                "externalAuthConfigRef": {"name": "plain-http"},
-            },
-        },
-    )
+    await kube.create(REMOTE, remote_proxy("user", externalAuthConfigRef={"name": "plain-http"}))
 
-    async def waiting() -> dict[str, Any] | None:
-        proxy = await kube.get(REMOTE, "user")
-        cond = condition(proxy, "ResolvedRefs") or {}
-        return cond if cond.get("reason") == "ExternalAuthConfigInvalid" else None
-
-    cond = await eventually(waiting, what="the proxy reports the invalid auth config")
+    cond = await kube.wait_condition(REMOTE, "user", "ResolvedRefs", reason="ExternalAuthConfigInvalid")
     assert "plain-http" in cond["message"]
     assert await kube.child("Deployment", "user") is None
 
@@ -125,14 +88,7 @@ async def test_invalid_configs_are_not_accepted_with_the_field_named(operator: O
 async def test_consumer_rerenders_and_rolls_when_the_config_changes(operator: Operator, kube: Api) -> None:
     await make_secret(kube)
     await kube.create(AUTH, client_credentials("cc"))
-    await kube.create(
-        REMOTE,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "saas"},
-            "spec": {"remoteUrl": "https://mcp.example.com/mcp", "externalAuthConfigRef": {"name": "cc"}},
-        },
-    )
+    await kube.create(REMOTE, remote_proxy("saas", externalAuthConfigRef={"name": "cc"}))
     dep = await eventually(lambda: kube.child("Deployment", "saas"), what="the proxy Deployment")
     digest = dep["spec"]["template"]["metadata"]["annotations"][HASH]
     await kube.mark_ready("Deployment", "saas")
@@ -142,12 +98,7 @@ async def test_consumer_rerenders_and_rolls_when_the_config_changes(operator: Op
         {"spec": {"oauth2ClientCredentials": {"audience": "https://api.example.com", "scopes": ["a"]}}},
     )
 
-    async def rolled() -> dict[str, Any] | None:
-        current = await kube.child("Deployment", "saas")
-        annotations = (current or {})["spec"]["template"]["metadata"]["annotations"]
-        return current if annotations[HASH] != digest else None
-
-    await eventually(rolled, what="the Deployment rolled to the new config hash")
+    await kube.wait_rolled("saas", digest)
     cm = await kube.child("ConfigMap", "saas-proxy")
     auth = json.loads(cm["data"]["proxy.json"])["backend"]["auth"]  # type: ignore[index]
     assert auth["audience"] == "https://api.example.com" and auth["scopes"] == ["a"]
@@ -165,25 +116,9 @@ async def test_consumer_rerenders_and_rolls_when_the_config_changes(operator: Op
 async def test_deletion_is_blocked_while_referenced(operator: Operator, kube: Api) -> None:
     await make_secret(kube)
     await kube.create(AUTH, client_credentials("shared"))
+    await kube.create(REMOTE, remote_proxy("a", externalAuthConfigRef={"name": "shared"}))
     await kube.create(
-        REMOTE,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "a"},
-            "spec": {"remoteUrl": "https://mcp.example.com/mcp", "externalAuthConfigRef": {"name": "shared"}},
-        },
-    )
-    await kube.create(
-        "mcpservers",
-        {
-            "kind": "MCPServer",
-            "metadata": {"name": "b"},
-            "spec": {
-                "image": "ghcr.io/example/mcp:1",
-                "transport": "streamable-http",
-                "externalAuthConfigRef": {"name": "shared"},
-            },
-        },
+        "mcpservers", server("b", transport="streamable-http", externalAuthConfigRef={"name": "shared"})
     )
 
     async def guarded() -> dict[str, Any] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -12,6 +11,7 @@ from kubernetes_asyncio import client
 from api.proxy_config import ProxyConfig
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
+from tests.support.resources import bearer_token, header_injection, remote_proxy, token_exchange
 from tests.support.waiting import eventually
 
 PLURAL = "mcpremoteproxies"
@@ -21,15 +21,7 @@ SECRET_VALUE = "s3cr3t-value-never-in-a-configmap"
 
 
 def remote(name: str, url: str = "https://mcp.example.com/api/mcp?tenant=a", **spec: Any) -> dict[str, Any]:
-    return {"kind": "MCPRemoteProxy", "metadata": {"name": name}, "spec": {"remoteUrl": url, **spec}}
-
-
-async def secret(kube: Api, name: str, data: dict[str, str]) -> None:
-    body = {
-        "metadata": {"name": name},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
-    await kube.core.create_namespaced_secret(kube.ns, body)
+    return remote_proxy(name, url, **spec)
 
 
 async def accepted(kube: Api, name: str) -> dict[str, Any]:
@@ -44,18 +36,8 @@ async def accepted(kube: Api, name: str) -> dict[str, Any]:
 
 
 async def test_children_status_and_secrets_as_env(operator: Operator, kube: Api) -> None:
-    await secret(kube, "upstream", {"token": SECRET_VALUE, "tenant": "acme"})
-    await kube.create(
-        AUTH,
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "bearer"},
-            "spec": {
-                "type": "bearerToken",
-                "bearerToken": {"tokenSecretRef": {"name": "upstream", "key": "token"}},
-            },
-        },
-    )
+    await kube.create_secret("upstream", {"token": SECRET_VALUE, "tenant": "acme"})
+    await kube.create(AUTH, bearer_token("bearer", "upstream", "token"))
     await kube.create(
         "mcptoolconfigs",
         {"kind": "MCPToolConfig", "metadata": {"name": "only-echo"}, "spec": {"toolsFilter": ["echo"]}},
@@ -152,23 +134,10 @@ async def test_missing_auth_config_and_its_secret_then_created(operator: Operato
     obj = await eventually(lambda: refs("ExternalAuthConfigNotFound"), what="ExternalAuthConfigNotFound")
     assert obj["status"]["phase"] == "Pending" and "later" in condition(obj, "ResolvedRefs")["message"]  # type: ignore[index]
     assert await kube.child("Deployment", "late") is None
-    await kube.create(
-        AUTH,
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "later"},
-            "spec": {
-                "type": "headerInjection",
-                "headerInjection": {
-                    "headerName": "X-API-Key",
-                    "valueSecretRef": {"name": "api-key", "key": "k"},
-                },
-            },
-        },
-    )
+    await kube.create(AUTH, header_injection("later", "X-API-Key", "api-key", "k"))
     obj = await eventually(lambda: refs("SecretNotFound"), what="SecretNotFound through the auth config")
     assert "api-key" in condition(obj, "ResolvedRefs")["message"]  # type: ignore[index]
-    await secret(kube, "api-key", {"k": "v"})
+    await kube.create_secret("api-key", {"k": "v"})
     await eventually(lambda: refs("ResolvedRefs"), what="references resolved after the Secret appears")
     assert await eventually(lambda: kube.child("Deployment", "late"), what="Deployment once resolved")
 
@@ -240,14 +209,7 @@ async def test_spec_change_rolls_the_proxy_and_serviceaccount_follows(operator: 
         PLURAL, "roll", {"spec": {"remoteUrl": "https://other.example.com/mcp", "serviceAccount": "mine"}}
     )
 
-    async def rolled() -> dict[str, Any] | None:
-        dep = await kube.child("Deployment", "roll")
-        annotations = (
-            (dep or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
-        )
-        return dep if annotations.get(HASH) not in (None, digest) else None
-
-    dep = await eventually(rolled, what="a new config hash on the pod template")
+    dep = await kube.wait_rolled("roll", digest)
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
     await eventually(
         lambda: _absent(kube, "ServiceAccount", "roll-proxy"), what="the operator's ServiceAccount removed"
@@ -259,22 +221,9 @@ async def _absent(kube: Api, kind: str, name: str) -> bool:
 
 
 async def test_token_exchange_needs_inbound_oidc_then_renders(operator: Operator, kube: Api) -> None:
-    await secret(kube, "exchange", {"client-secret": SECRET_VALUE})
+    await kube.create_secret("exchange", {"client-secret": SECRET_VALUE})
     await kube.create(
-        AUTH,
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "exchange"},
-            "spec": {
-                "type": "tokenExchange",
-                "tokenExchange": {
-                    "tokenUrl": "https://idp.example.com/token",
-                    "clientId": "proxy",
-                    "clientSecretRef": {"name": "exchange", "key": "client-secret"},
-                    "audience": "https://mcp.example.com",
-                },
-            },
-        },
+        AUTH, token_exchange("exchange", "exchange", "client-secret", "https://mcp.example.com")
     )
     await kube.create(PLURAL, remote("te", externalAuthConfigRef={"name": "exchange"}))
 
@@ -315,12 +264,7 @@ async def test_invalid_tool_config_is_reported_on_both_sides(operator: Operator,
     cond = await eventually(tool_config_invalid, what="MCPToolConfig Accepted=False")
     assert "spec.toolsOverride[a].name" in cond["message"] and "distinct names" in cond["message"]
 
-    async def proxy_waits() -> dict[str, Any] | None:
-        obj = await kube.get(PLURAL, "filtered")
-        refs = condition(obj, "ResolvedRefs") or {}
-        return refs if refs.get("reason") == "ToolConfigInvalid" else None
-
-    refs = await eventually(proxy_waits, what="the proxy reports ToolConfigInvalid")
+    refs = await kube.wait_condition(PLURAL, "filtered", "ResolvedRefs", reason="ToolConfigInvalid")
     assert "clash" in refs["message"]
     assert await kube.child("Deployment", "filtered") is None
     await kube.patch("mcptoolconfigs", "clash", {"spec": {"toolsOverride": {"b": {"name": "other"}}}})

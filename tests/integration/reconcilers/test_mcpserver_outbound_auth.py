@@ -8,10 +8,10 @@ reference is refused with a message naming the field.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
+from tests.support import resources
 from tests.support.kube import Api, condition
 from tests.support.mcpserver import server
 from tests.support.operator import Operator
@@ -24,19 +24,11 @@ TOKEN = "t0ken-only-in-the-secret"
 
 
 def header_injection(name: str, header: str, secret: str = "upstream") -> dict[str, Any]:
-    return {
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "headerInjection",
-            "headerInjection": {"headerName": header, "valueSecretRef": {"name": secret, "key": "token"}},
-        },
-    }
+    return resources.header_injection(name, header, secret, "token")
 
 
 async def make_secret(kube: Api, name: str = "upstream") -> None:
-    body = {"metadata": {"name": name}, "data": {"token": base64.b64encode(TOKEN.encode()).decode()}}
-    await kube.core.create_namespaced_secret(kube.ns, body)
+    await kube.create_secret(name, {"token": TOKEN})
 
 
 async def refs(kube: Api, name: str, status: str) -> dict[str, Any]:
@@ -85,12 +77,7 @@ async def test_http_server_gets_the_credential_as_env_and_rolls_when_it_changes(
     sts = (await kube.wait_child("StatefulSet", "api-server"))["spec"]["template"]
     await kube.patch(AUTH, "key", {"spec": {"headerInjection": {"headerName": "X-Upstream-Key"}}})
 
-    async def rolled() -> dict[str, Any] | None:
-        current = await kube.child("Deployment", "api")
-        annotations = (current or {})["spec"]["template"]["metadata"]["annotations"]
-        return current if annotations[HASH] != digest else None
-
-    await eventually(rolled, what="the proxy Deployment rolled to the new credential")
+    await kube.wait_rolled("api", digest)
     cm = await kube.wait_child("ConfigMap", "api-proxy")
     assert json.loads(cm["data"]["proxy.json"])["backend"]["auth"]["headerName"] == "X-Upstream-Key"
     assert (await kube.wait_child("StatefulSet", "api-server"))["spec"]["template"] == sts
@@ -115,20 +102,7 @@ async def test_missing_secret_blocks_until_it_exists(operator: Operator, kube: A
 async def test_token_exchange_needs_inbound_auth(operator: Operator, kube: Api) -> None:
     await make_secret(kube)
     await kube.create(
-        AUTH,
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "exchange"},
-            "spec": {
-                "type": "tokenExchange",
-                "tokenExchange": {
-                    "tokenUrl": "https://idp.example.com/token",
-                    "clientId": "proxy",
-                    "clientSecretRef": {"name": "upstream", "key": "token"},
-                    "audience": "https://api.example.com",
-                },
-            },
-        },
+        AUTH, resources.token_exchange("exchange", "upstream", "token", "https://api.example.com")
     )
     await kube.create(
         PLURAL, server("exch", transport="streamable-http", externalAuthConfigRef={"name": "exchange"})
@@ -143,11 +117,6 @@ async def test_stdio_server_refuses_the_reference_naming_the_field(operator: Ope
     await kube.create(AUTH, header_injection("key", "X-API-Key"))
     await kube.create(PLURAL, server("local", externalAuthConfigRef={"name": "key"}))
 
-    async def refused() -> dict[str, Any] | None:
-        obj = await kube.get(PLURAL, "local")
-        cond = condition(obj, "Accepted") or {}
-        return cond if cond.get("status") == "False" else None
-
-    cond = await eventually(refused, what="Accepted=False for a stdio server with a credential")
+    cond = await kube.wait_condition(PLURAL, "local", "Accepted", status="False")
     assert "spec.externalAuthConfigRef" in cond["message"] and "streamable-http" in cond["message"], cond
     assert await kube.child("Deployment", "local") is None

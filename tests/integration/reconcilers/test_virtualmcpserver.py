@@ -10,6 +10,7 @@ import yaml
 
 from tests.support.kube import GROUP, VERSION, Api, condition
 from tests.support.operator import Operator
+from tests.support.resources import bearer_token
 from tests.support.waiting import eventually
 
 PLURAL = "virtualmcpservers"
@@ -210,6 +211,26 @@ async def test_missing_group_pending_then_resolves(operator: Operator, kube: Api
     assert operator.writes() == writes
 
 
+async def write_health(kube: Api, name: str, backends: list[dict[str, Any]]) -> None:
+    """Apply ``status.discoveredBackends`` as the gateway does: with its own field manager."""
+    health = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VirtualMCPServer",
+        "metadata": {"name": name, "namespace": kube.ns},
+        "status": {"discoveredBackends": backends},
+    }
+    await kube.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        kube.ns,
+        PLURAL,
+        name,
+        health,
+        field_manager=GATEWAY_MANAGER,
+        _content_type="application/apply-patch+yaml",
+    )
+
+
 async def test_gateway_health_is_kept_and_gives_degraded(operator: Operator, kube: Api) -> None:
     await kube.create("mcpgroups", group("team"))
     await kube.create("mcpservers", server("alpha", "team"))
@@ -221,27 +242,11 @@ async def test_gateway_health_is_kept_and_gives_degraded(operator: Operator, kub
     await vmcp_status(kube, "gw", phase="Ready", backendCount=2)
 
     # The gateway writes health with its own field manager: only the health keys of each item.
-    health = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "VirtualMCPServer",
-        "metadata": {"name": "gw", "namespace": kube.ns},
-        "status": {
-            "discoveredBackends": [
-                {"name": "alpha", "status": "ready", "lastHealthCheck": "2026-01-01T00:00:00Z"},
-                {"name": "beta", "status": "unavailable", "message": "connection refused"},
-            ]
-        },
-    }
-    await kube.custom.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        kube.ns,
-        PLURAL,
-        "gw",
-        health,
-        field_manager=GATEWAY_MANAGER,
-        _content_type="application/apply-patch+yaml",
-    )
+    health = [
+        {"name": "alpha", "status": "ready", "lastHealthCheck": "2026-01-01T00:00:00Z"},
+        {"name": "beta", "status": "unavailable", "message": "connection refused"},
+    ]
+    await write_health(kube, "gw", health)
     obj = await vmcp_status(kube, "gw", phase="Degraded", backendCount=1)
     ready = condition(obj, "Ready")
     assert ready is not None and ready["status"] == "True" and "beta" in ready["message"]
@@ -263,17 +268,8 @@ async def test_gateway_health_is_kept_and_gives_degraded(operator: Operator, kub
     assert GATEWAY_MANAGER in managers and "mcp-operator" in managers
 
     # The gateway reports the backend back: Ready again.
-    health["status"]["discoveredBackends"][1] = {"name": "beta", "status": "ready"}
-    await kube.custom.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        kube.ns,
-        PLURAL,
-        "gw",
-        health,
-        field_manager=GATEWAY_MANAGER,
-        _content_type="application/apply-patch+yaml",
-    )
+    health[1] = {"name": "beta", "status": "ready"}
+    await write_health(kube, "gw", health)
     await vmcp_status(kube, "gw", phase="Ready", backendCount=2)
 
 
@@ -293,9 +289,7 @@ async def _condition_is(kube: Api, name: str, type_: str, status: str) -> bool:
 
 
 async def test_outbound_auth_from_external_auth_config(operator: Operator, kube: Api) -> None:
-    await kube.core.create_namespaced_secret(
-        kube.ns, {"metadata": {"name": "tok"}, "stringData": {"token": "s3cr3t-value"}}
-    )
+    await kube.create_secret("tok", {"token": "s3cr3t-value"})
     await kube.create("mcpgroups", group("team"))
     await kube.create("mcpservers", server("alpha", "team"))
     outgoing = {
@@ -312,17 +306,7 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
     config = await eventually(lambda: config_of(kube, "gw"), what="gateway ConfigMap")
     assert config["backends"] == []
 
-    await kube.create(
-        "mcpexternalauthconfigs",
-        {
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "k"},
-            "spec": {
-                "type": "bearerToken",
-                "bearerToken": {"tokenSecretRef": {"name": "tok", "key": "token"}},
-            },
-        },
-    )
+    await kube.create("mcpexternalauthconfigs", bearer_token("k", "tok", "token"))
     config = await backends_equal_members(kube, "gw", [("mcpservers", "alpha")])
     env_name = config["backends"][0]["auth"]["tokenSecretRef"]["env"]
     cm = await kube.child("ConfigMap", "gw-vmcp")

@@ -21,17 +21,10 @@ from gateway.auth.outbound import (
     TokenEndpointError,
     build_outbound_provider,
 )
+from tests.support.clock import FakeClock
 
 TOKEN_URL = "https://auth.example.com/token"
 INBOUND = "eyJhbGciOiJSUzI1NiJ9.inbound-user-token.sig"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TokenServer:
@@ -65,7 +58,7 @@ def server() -> TokenServer:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(5000.0)
 
 
 def build(

@@ -26,6 +26,7 @@ from gateway.auth.tokens import (
     InvalidTokenError,
     TokenValidator,
 )
+from tests.support.clock import FakeClock
 
 ISSUER = "https://issuer.example.com"
 AUDIENCE = "https://mcp.example.com/mcp"
@@ -95,14 +96,6 @@ class FakeIssuer:
 
     def es256(self, kid: str = "ec-1", **claims: Any) -> str:
         return jwt.encode(self.claims(**claims), self.ec_key, algorithm="ES256", headers={"kid": kid})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

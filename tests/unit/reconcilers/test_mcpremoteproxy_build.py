@@ -7,12 +7,9 @@ and review the diff.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api.checks import remote_url_problems
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
@@ -22,24 +19,10 @@ from api.proxy_config import ProxyConfig
 from api.validation import parse_and_validate, validate
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpexternalauthconfig import render_problems
-from controller.reconcilers.mcpremoteproxy_build import (
-    Names,
-    build_children,
-    render_config,
-    service_url,
-)
-from controller.reconcilers.settings import ReconcilerSettings
+from controller.reconcilers.mcpremoteproxy_build import Names, build_children, render_config, service_url
+from tests.support.builders import SETTINGS, assert_matches_golden, owner_ref
 
-GOLDEN = Path(__file__).parent / "golden"
-SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
-OWNER = {
-    "apiVersion": "mcp-operator.dev/v1alpha1",
-    "kind": "MCPRemoteProxy",
-    "name": "saas",
-    "uid": "0000-2222",
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
+OWNER = owner_ref("MCPRemoteProxy", "saas", "0000-2222")
 
 
 def make(url: str = "https://mcp.example.com/v1/mcp?tenant=acme", **spec: Any) -> MCPRemoteProxy:
@@ -89,11 +72,7 @@ TOOLS = MCPToolConfig.model_validate(
 def test_golden_children() -> None:
     proxy = make(**FULL)
     objs = build_children(proxy, OWNER, SETTINGS, render_config(proxy, SETTINGS, TOOLS, auth(CC)))
-    text = yaml.safe_dump_all(objs, sort_keys=True)
-    path = GOLDEN / "mcpremoteproxy-full.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{path.name} differs; review and regenerate with UPDATE_GOLDEN=1"
+    assert_matches_golden(objs, "mcpremoteproxy-full.yaml")
 
 
 def test_config_loads_back_and_names_secrets_only_by_env() -> None:

@@ -7,12 +7,9 @@ and review the diff.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,18 +26,9 @@ from controller.reconcilers.mcpserver_build import (
     server_replicas,
     service_url,
 )
-from controller.reconcilers.settings import ReconcilerSettings
+from tests.support.builders import SETTINGS, assert_matches_golden, owner_ref
 
-GOLDEN = Path(__file__).parent / "golden"
-SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
-OWNER = {
-    "apiVersion": "mcp-operator.dev/v1alpha1",
-    "kind": "MCPServer",
-    "name": "fetch",
-    "uid": "0000-1111",
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
+OWNER = owner_ref("MCPServer", "fetch", "0000-1111")
 
 
 def make(name: str = "fetch", **spec: Any) -> MCPServer:
@@ -83,11 +71,7 @@ def kinds(objs: list[dict[str, Any]]) -> list[tuple[str, str]]:
 )
 def test_children_match_golden_files(case: str, spec: dict[str, Any]) -> None:
     objs = build_children(make(**spec), OWNER, SETTINGS, None)
-    text = yaml.safe_dump_all(objs, sort_keys=True)
-    path = GOLDEN / f"mcpserver-{case}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{path.name} differs; review and regenerate with UPDATE_GOLDEN=1"
+    assert_matches_golden(objs, f"mcpserver-{case}.yaml")
 
 
 def test_exact_children_per_transport() -> None:

@@ -7,12 +7,10 @@ and review the diff.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -35,17 +33,9 @@ from controller.reconcilers.virtualmcpserver_build import (
     service_url,
 )
 from controller.reconcilers.virtualmcpserver_status import GATEWAY_OWNED, Observed, vmcp_status
+from tests.support.builders import SETTINGS, assert_matches_golden, owner_ref
 
-GOLDEN = Path(__file__).parent / "golden"
-SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
-OWNER = {
-    "apiVersion": "mcp-operator.dev/v1alpha1",
-    "kind": "VirtualMCPServer",
-    "name": "gw",
-    "uid": "0000-2222",
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
+OWNER = owner_ref("VirtualMCPServer", "gw", "0000-2222")
 ALPHA = Member("MCPServer", "alpha", "http://alpha.tools.svc.cluster.local:8080/mcp", "streamable-http", None)
 BETA = Member("MCPServer", "beta", "http://beta.tools.svc.cluster.local:8080/sse", "sse", "beta-key")
 SAAS = Member(
@@ -115,11 +105,7 @@ def full_children() -> tuple[list[dict[str, Any]], SecretEnv]:
 
 def test_children_match_golden_file() -> None:
     objs, _ = full_children()
-    text = yaml.safe_dump_all(objs, sort_keys=True)
-    path = GOLDEN / "virtualmcpserver-full.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{path.name} differs; review and regenerate with UPDATE_GOLDEN=1"
+    assert_matches_golden(objs, "virtualmcpserver-full.yaml")
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
         ("ConfigMap", "gw-vmcp"),
         ("ServiceAccount", "gw-vmcp"),

@@ -13,17 +13,10 @@ from api.mcpserver import MCPServer
 from api.virtualmcpserver import VirtualMCPServer
 from controller.reconcilers import mcpremoteproxy_build, mcpserver_build, virtualmcpserver_build
 from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
-from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import FrontPod, Owner, front_container, front_deployment
+from tests.support.builders import SETTINGS, owner_ref
 
-SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:test")
-OWNER_REF = {
-    "apiVersion": "mcp-operator.dev/v1alpha1",
-    "kind": "X",
-    "name": "w",
-    "uid": "u",
-    "controller": True,
-}
+OWNER_REF = owner_ref("X", "w", "u")
 PINNING_PATCH: JSON = {
     "metadata": {"annotations": {CONFIG_HASH_ANNOTATION: "pinned", "team": "a"}},
     "spec": {"containers": [{"name": "proxy", "image": "evil"}, {"name": "vmcp", "image": "evil"}]},
