@@ -169,6 +169,18 @@ def test_digest_pins_the_image_and_extra_env_is_appended() -> None:
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "platform-mcp-operator"
 
 
+def test_extra_volumes_are_mounted_into_the_operator_container() -> None:
+    values = {
+        "extraVolumes": [{"name": "ca", "secret": {"secretName": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
+    }
+    objects = rendered_objects(render(OPERATOR_CHART, values))
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["volumes"] == values["extraVolumes"]
+    assert operator_container(objects)["volumeMounts"] == values["extraVolumeMounts"]
+    assert operator_container(objects)["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 @pytest.mark.parametrize("values_file", ["default", "namespaced", "monitoring"])
 def test_operator_command_line_accepts_the_rendered_arguments(values_file: str) -> None:
     values = load_values(values_file)
