@@ -5,7 +5,8 @@ backend. ``tools/list`` (and the other lists) fan out in parallel to every backe
 stale, each bounded by its own list timeout, so a slow or dead backend costs at most that timeout and
 never hides the others. The merged view (:func:`gateway.vmcp.aggregation.aggregate`) is recomputed only
 when some backend's lists changed. Calls are routed by the view's routing table to the owning backend
-under the tool's original name.
+under the tool's original name; tool calls go through the data plane's one request policy
+(:class:`gateway.request_policy.RequestPolicy`: the proxy's request metrics and audit line).
 
 :meth:`VirtualGateway.apply_config` is the hot reload: new backends start connecting, removed (or
 changed) ones are drained (in-flight calls finish, up to their call timeout) before they disconnect,
@@ -26,6 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway.request_policy import RequestPolicy, is_tool_result_error
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
@@ -37,12 +39,9 @@ from .backend import (
 )
 from .health import backend_status_entries, overall_phase
 
-__all__ = ["ProgressForwarder", "VirtualGateway"]
+__all__ = ["VirtualGateway"]
 
 log = structlog.get_logger("gateway.vmcp")
-
-ProgressForwarder = Callable[[float, float | None, str | None], Any]
-"""``(progress, total, message)`` -> awaitable: re-emits a backend's progress to the front caller."""
 
 
 class VirtualGateway:
@@ -54,10 +53,13 @@ class VirtualGateway:
         *,
         transport: TransportFor = open_backend_transport,
         clock: Callable[[], float] = time.monotonic,
+        policy: RequestPolicy | None = None,
     ) -> None:
         self.config = config
         self.transport = transport
         self.clock = clock
+        self.policy = policy or RequestPolicy()
+        """Metrics and audit of front requests (its tool filter is unused: routing is the view's)."""
         self.backends: dict[str, BackendConnection] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._view: AggregatedView = AggregatedView()
@@ -145,34 +147,33 @@ class VirtualGateway:
         name: str,
         arguments: Mapping[str, Any] | None,
         *,
-        progress: ProgressForwarder | None = None,
+        caller: str = "anonymous",
+        progress: ProgressFnT | None = None,
     ) -> types.CallToolResult:
+        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy."""
         route = self.view().tool_routes.get(name)
         if route is None:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
-        if route is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        backend = self.backends.get(route.backend)
-        if backend is None:
-            return _tool_error(f"backend {route.backend!r} was removed")
+        backend_name = route.backend if route is not None else ""
 
-        forward = progress
+        async def forward(original: str) -> types.CallToolResult:
+            backend = self.backends.get(backend_name)
+            if backend is None:
+                return _tool_error(f"backend {backend_name!r} was removed")
+            params = {"name": original, "arguments": dict(arguments or {})}
 
-        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            if forward is not None:
-                await forward(progress, total, message)
+            async def send(backend: BackendConnection) -> types.CallToolResult:
+                return await backend.request("tools/call", params, types.CallToolResult, progress)
 
-        callback: ProgressFnT | None = on_progress if forward is not None else None
+            try:
+                return await backend.call(send)
+            except BackendUnavailableError as exc:
+                return _tool_error(str(exc))
 
-        params = {"name": route.name, "arguments": dict(arguments or {})}
-
-        async def send(backend: BackendConnection) -> types.CallToolResult:
-            return await backend.request("tools/call", params, types.CallToolResult, callback)
-
-        try:
-            return await backend.call(send)
-        except BackendUnavailableError as exc:
-            return _tool_error(str(exc))
+        original = route.name if route is not None else None
+        return await self.policy.tool_call(
+            name, original, arguments, caller, forward=forward, is_error=is_tool_result_error
+        )
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)
