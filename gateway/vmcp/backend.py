@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -39,7 +39,6 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, OperationalConfig
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import BACKEND_UNAVAILABLE, BackendHooks, TransportFactory, describe
 from gateway.backends.connection import BackendConnection as Supervisor
 from gateway.backends.http import http_transport
@@ -85,19 +84,14 @@ class BackendUnavailableError(Exception):
 
 def open_backend_transport(config: BackendConfig) -> TransportFactory:
     """The default transport: the backend layer's HTTP policy for the member's URL, with the outbound
-    credentials of its ``auth`` / ``headerForward`` (a provider per connection, as for the proxy)."""
-
-    def credentials() -> CredentialProvider | None:
-        if config.auth is None and config.header_forward is None:
-            return None
-        return build_outbound_provider(config.auth, header_forward=config.header_forward)
-
+    credentials of its ``auth`` / ``headerForward``, as for the proxy."""
     return http_transport(
         config.url,
         "sse" if config.transport == "sse" else "streamable-http",
         connect_timeout=30.0,
         allow_private=True,
-        credentials=credentials,
+        auth=config.auth,
+        header_forward=config.header_forward,
     )
 
 
@@ -119,7 +113,6 @@ class BackendConnection:
         on_lists_changed: Callable[[str], None] = lambda _name: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
         self.name = config.name
         self.operational = operational
         self.on_lists_changed = on_lists_changed
@@ -312,8 +305,14 @@ class BackendConnection:
 
     # ---- calls -----------------------------------------------------------------------------------
 
-    async def call(self, operation: Callable[[BackendConnection], Awaitable[ResultT]]) -> ResultT:
-        """Run one request on this backend with its call timeout and the breaker."""
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        result_type: type[ResultT],
+        progress: ProgressFnT | None = None,
+    ) -> ResultT:
+        """:meth:`request` with this backend's call timeout and the breaker."""
         if not self.health.connected:
             raise BackendUnavailableError(
                 f"backend {self.name!r} is not connected"
@@ -328,7 +327,7 @@ class BackendConnection:
         timeout = self.operational.timeouts.call_for(self.name)
         try:
             with anyio.fail_after(timeout):
-                result = await operation(self)
+                result = await self.request(method, params, result_type, progress)
         except TimeoutError as exc:
             self._fail(exc, keep_connection=True)
             raise BackendUnavailableError(

@@ -25,6 +25,7 @@ import mcp_types as types
 import structlog
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
 from gateway.request_policy import RequestPolicy, is_tool_result_error
@@ -42,6 +43,8 @@ from .health import backend_status_entries, overall_phase
 __all__ = ["VirtualGateway"]
 
 log = structlog.get_logger("gateway.vmcp")
+
+_R = TypeVar("_R", bound=BaseModel)
 
 
 class VirtualGateway:
@@ -150,23 +153,17 @@ class VirtualGateway:
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
     ) -> types.CallToolResult:
-        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy."""
+        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
+        backend that cannot take it answers a tool error."""
         route = self.view().tool_routes.get(name)
         if route is None:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
         backend_name = route.backend if route is not None else ""
 
         async def forward(original: str) -> types.CallToolResult:
-            backend = self.backends.get(backend_name)
-            if backend is None:
-                return _tool_error(f"backend {backend_name!r} was removed")
             params = {"name": original, "arguments": dict(arguments or {})}
-
-            async def send(backend: BackendConnection) -> types.CallToolResult:
-                return await backend.request("tools/call", params, types.CallToolResult, progress)
-
             try:
-                return await backend.call(send)
+                return await self._call(backend_name, "tools/call", params, types.CallToolResult, progress)
             except BackendUnavailableError as exc:
                 return _tool_error(str(exc))
 
@@ -179,29 +176,36 @@ class VirtualGateway:
         route = self.view().route_resource(uri)
         if route is None:
             route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
-        backend = self.backends.get(route.backend) if route is not None else None
-        if route is None or backend is None:
+        if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
         params = {"uri": route.name}
-
-        async def send(backend: BackendConnection) -> types.ReadResourceResult:
-            return await backend.request("resources/read", params, types.ReadResourceResult)
-
-        return await _or_internal_error(backend.call(send))
+        return await _or_internal_error(
+            self._call(route.backend, "resources/read", params, types.ReadResourceResult)
+        )
 
     async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
         route = self.view().prompt_routes.get(name)
         if route is None:
             route = (await self.refresh(("prompts",))).prompt_routes.get(name)
-        backend = self.backends.get(route.backend) if route is not None else None
-        if route is None or backend is None:
+        if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
         params = {"name": route.name, "arguments": dict(arguments or {})}
+        return await _or_internal_error(
+            self._call(route.backend, "prompts/get", params, types.GetPromptResult)
+        )
 
-        async def send(backend: BackendConnection) -> types.GetPromptResult:
-            return await backend.request("prompts/get", params, types.GetPromptResult)
-
-        return await _or_internal_error(backend.call(send))
+    async def _call(
+        self,
+        backend: str,
+        method: str,
+        params: dict[str, Any],
+        result_type: type[_R],
+        progress: ProgressFnT | None = None,
+    ) -> _R:
+        connection = self.backends.get(backend)
+        if connection is None:
+            raise BackendUnavailableError(f"backend {backend!r} was removed")
+        return await connection.call(method, params, result_type, progress)
 
     # ---- status ----------------------------------------------------------------------------------
 
@@ -228,9 +232,6 @@ class VirtualGateway:
 
 def _tool_error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
-
-
-_R = TypeVar("_R")
 
 
 async def _or_internal_error(call: Coroutine[Any, Any, _R]) -> _R:
