@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mcp_types as types
@@ -371,16 +372,17 @@ class ProxyServer(Server[Any]):
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+@dataclass(frozen=True)
 class ProxyRuntime:
     """The pieces of a running proxy, for the CLI and tests."""
 
-    def __init__(
-        self, config: ProxyConfig, backend: BackendConnection | CallerBackends, server: ProxyServer
-    ) -> None:
-        self.config = config
-        self.backend = backend
-        self.server = server
-        self.metrics = server.metrics
+    config: ProxyConfig
+    backend: BackendConnection | CallerBackends
+    server: ProxyServer
+
+    @property
+    def metrics(self) -> ProxyMetrics:
+        return self.server.metrics
 
 
 def build_proxy_app(

@@ -1,15 +1,12 @@
 """Backend transports: from a :data:`api.proxy_config.BackendConfig` to a ``TransportFactory``.
 
-- ``stdio``: :func:`gateway.backends.stdio.stdio_transport` (the SDK's ``stdio_client`` lifecycle:
-  spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL on shutdown; plus a raw line wire for
-  the fast path); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
-  ``backend.env`` (``mcp-operator proxy -- CMD`` behaves like running CMD: its API keys reach it);
-- ``http``: :func:`gateway.backends.http.http_transport` (the one HTTP policy: timeouts, no redirects,
-  the SSRF guard); ``backend.auth`` and ``backend.headerForward`` become a :mod:`gateway.auth.outbound`
-  credential provider asked on every HTTP request (OAuth2 client-credentials tokens refresh, rotated
-  Secrets apply). The front client's token is never forwarded: the front's Authorization header is not visible
-  here at all. ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)``
-  with the caller's inbound token as the exchange's subject (see :mod:`gateway.backends.callers`);
+- ``stdio``: :func:`gateway.backends.stdio.stdio_transport`, a new process on every (re)connect. The
+  subprocess inherits the proxy's environment plus ``backend.env`` (``mcp-operator proxy -- CMD`` behaves
+  like running CMD: its API keys reach it);
+- ``http``: :func:`gateway.backends.http.http_transport`, the one HTTP policy and credential adapter
+  (the front client's token is never forwarded: its Authorization header is not visible here at all).
+  ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)`` with the
+  caller's inbound token as the exchange's subject (see :mod:`gateway.backends.callers`);
 - ``attach``: :func:`gateway.backends.attach.attach_transport` (the Kubernetes attach API).
 """
 
