@@ -65,17 +65,14 @@ _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
     types.PromptListChangedNotification: "prompts",
     types.ResourceListChangedNotification: "resources",
 }
-_LISTS: dict[ListKind, tuple[str, type[BaseModel], str]] = {
-    "tools": ("tools/list", types.ListToolsResult, "tools"),
-    "prompts": ("prompts/list", types.ListPromptsResult, "prompts"),
-    "resources": ("resources/list", types.ListResourcesResult, "resources"),
-    "resource_templates": (
-        "resources/templates/list",
-        types.ListResourceTemplatesResult,
-        "resource_templates",
-    ),
+_LISTS: dict[ListKind, tuple[str, type[BaseModel]]] = {
+    "tools": ("tools/list", types.ListToolsResult),
+    "prompts": ("prompts/list", types.ListPromptsResult),
+    "resources": ("resources/list", types.ListResourcesResult),
+    "resource_templates": ("resources/templates/list", types.ListResourceTemplatesResult),
 }
-"""Per list kind: the method, its result model and the result's item field."""
+"""Per list kind: the method and its result model (whose item field, like BackendCapabilities' field, is
+named after the kind)."""
 
 
 class BackendUnavailableError(Exception):
@@ -234,17 +231,8 @@ class BackendConnection:
 
     def cached(self) -> BackendCapabilities:
         """What is cached now (possibly stale or partial); empty when disconnected."""
-
-        def items(kind: ListKind) -> list[Any]:
-            entry = self._cache.get(kind)
-            return entry.items if entry is not None else []
-
-        return BackendCapabilities(
-            tools=items("tools"),
-            prompts=items("prompts"),
-            resources=items("resources"),
-            resource_templates=items("resource_templates"),
-        )
+        cache = self._cache
+        return BackendCapabilities(**{kind: cache[kind].items if kind in cache else [] for kind in _LISTS})
 
     def is_fresh(self, kind: ListKind) -> bool:
         entry = self._cache.get(kind)
@@ -278,13 +266,13 @@ class BackendConnection:
 
     async def _fetch_all(self, kind: ListKind) -> tuple[list[Any], int | None]:
         """Every page of one list kind, and the smallest ttlMs the backend gave (None = none given)."""
-        method, result_type, field = _LISTS[kind]
+        method, result_type = _LISTS[kind]
         items: list[Any] = []
         ttl: int | None = None
         cursor: str | None = None
         for _ in range(100):  # a paginator that never ends cannot hang the gateway
             result: Any = await self.request(method, {"cursor": cursor} if cursor else None, result_type)
-            items += getattr(result, field)
+            items += getattr(result, kind)
             page_ttl = getattr(result, "ttl_ms", None)
             if page_ttl is not None:
                 ttl = page_ttl if ttl is None else min(ttl, page_ttl)

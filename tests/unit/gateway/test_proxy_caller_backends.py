@@ -12,7 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
-from gateway.backends.connection import BackendConnection, Streams
+from gateway.backends.connection import BackendConnection, Streams, running
 
 
 class Recorder:
@@ -47,49 +47,41 @@ async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
 async def test_one_session_per_identity_with_the_newest_token() -> None:
     recorder = Recorder()
     pool = CallerBackends(recorder.make)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
+    async with running(pool):
         await _forward(pool, Caller("alice", "token-a1"))
         await _forward(pool, Caller("bob", "token-b1"))
         await _forward(pool, Caller("alice", "token-a2"))
         assert [s.get() for s in recorder.subjects] == ["token-a2", "token-b1"]
         assert pool.readiness() == (True, "per-caller backend sessions: 0 up of 2")
-        tg.cancel_scope.cancel()
     assert recorder.closed == 2, "the pool left a caller's connection running"
 
 
 async def test_unauthenticated_requests_are_refused() -> None:
     pool = CallerBackends(Recorder().make)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
+    async with running(pool):
         error = await _forward(pool, None)
         assert error.code == types.INVALID_REQUEST and "oidc" in error.error.message
-        tg.cancel_scope.cancel()
 
 
 async def test_least_recently_used_caller_is_evicted_at_the_limit() -> None:
     recorder = Recorder()
     pool = CallerBackends(recorder.make, max_callers=2)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
+    async with running(pool):
         for who in ("alice", "bob", "alice", "carol"):
             await _forward(pool, Caller(who, f"token-{who}"))
         await anyio.sleep(0.05)
         assert recorder.closed == 1  # bob's
         assert sorted(pool._entries) == ["alice", "carol"]
-        tg.cancel_scope.cancel()
 
 
 async def test_idle_sessions_are_closed() -> None:
     recorder = Recorder()
     pool = CallerBackends(recorder.make, idle_seconds=0.2)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
+    async with running(pool):
         await _forward(pool, Caller("alice", "t"))
         with anyio.fail_after(5):
             await recorder.first_closed.wait()
         assert pool.readiness() == (True, "per-caller backend sessions: 0 up of 0")
-        tg.cancel_scope.cancel()
 
 
 def test_not_ready_before_it_runs() -> None:
