@@ -227,8 +227,9 @@ class ProxyServer(Server[Any]):
                 # Nothing to route back but the answer: one raw frame, as on the fast path (the backend's
                 # log messages and server-to-client requests still arrive through the SDK session).
                 return await backend.forward_raw(method, backend_params)
-            caller = _caller_credentials(ctx)
-            return await backend.forward(method, backend_params, progress=on_progress, caller=caller)
+            if isinstance(backend, CallerBackends):
+                backend = backend.connection(_caller_credentials(ctx))
+            return await backend.forward(method, backend_params, progress=on_progress)
         finally:
             self._in_flight.pop(key, None)
 

@@ -40,7 +40,7 @@ class Recorder:
 
 async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
     with pytest.raises(MCPError) as caught:
-        await pool.forward("ping", caller=caller)
+        await pool.connection(caller).forward("ping")
     return caught.value
 
 
