@@ -293,61 +293,35 @@ def build_outbound_provider(
                     "remove it from headerForward"
                 )
         providers.append(forward)
-    if config is not None:
-        providers.append(
-            _credential_provider(
-                config,
-                http=http,
-                environ=environ,
-                clock=clock,
-                retry_backoff=retry_backoff,
-                cooldown_backoff=cooldown_backoff,
-            )
-        )
-    if len(providers) == 1:
-        return providers[0]
-    return CompositeProvider(providers)
-
-
-def _credential_provider(
-    config: OutboundAuthConfig,
-    *,
-    http: httpx2.AsyncClient | None,
-    environ: Mapping[str, str] | None,
-    clock: Callable[[], float],
-    retry_backoff: Backoff | None,
-    cooldown_backoff: Backoff | None,
-) -> CredentialProvider:
     if isinstance(config, HeaderInjectionAuth):
         reader = SecretReader(
             config.value_secret_ref, field="headerInjection.valueSecretRef", environ=environ
         )
-        return StaticHeaderProvider(secret=[(config.header_name, reader, "")])
-    if isinstance(config, BearerTokenAuth):
+        providers.append(StaticHeaderProvider(secret=[(config.header_name, reader, "")]))
+    elif isinstance(config, BearerTokenAuth):
         reader = SecretReader(config.token_secret_ref, field="bearerToken.tokenSecretRef", environ=environ)
-        return StaticHeaderProvider(secret=[("Authorization", reader, "Bearer ")])
-    own_http = httpx2.AsyncClient(timeout=10.0) if http is None else None
-    client = http if http is not None else own_http
-    assert client is not None
-    secret_reader = (
-        SecretReader(config.client_secret_ref, field=f"{config.type}.clientSecretRef", environ=environ)
-        if config.client_secret_ref is not None
-        else None
-    )
-    endpoint = TokenEndpoint(
-        token_url=config.token_url,
-        kind=config.type,
-        client_id=config.client_id,
-        client_secret=_secret_getter(secret_reader),
-        client_auth_method=config.client_auth_method,
-        http=client,
-        retry_backoff=retry_backoff,
-        cooldown_backoff=cooldown_backoff,
-        clock=clock,
-    )
-    if isinstance(config, OAuth2ClientCredentialsAuth):
-        return ClientCredentialsProvider(config, endpoint, own_http=own_http, clock=clock)
-    return TokenExchangeProvider(config, endpoint, own_http=own_http, clock=clock)
+        providers.append(StaticHeaderProvider(secret=[("Authorization", reader, "Bearer ")]))
+    elif config is not None:
+        client = http if http is not None else httpx2.AsyncClient(timeout=10.0)
+        own_http = None if http is not None else client
+        ref, field = config.client_secret_ref, f"{config.type}.clientSecretRef"
+        secret = SecretReader(ref, field=field, environ=environ) if ref is not None else None
+        endpoint = TokenEndpoint(
+            token_url=config.token_url,
+            kind=config.type,
+            client_id=config.client_id,
+            client_secret=_secret_getter(secret),
+            client_auth_method=config.client_auth_method,
+            http=client,
+            retry_backoff=retry_backoff,
+            cooldown_backoff=cooldown_backoff,
+            clock=clock,
+        )
+        if isinstance(config, OAuth2ClientCredentialsAuth):
+            providers.append(ClientCredentialsProvider(config, endpoint, own_http=own_http, clock=clock))
+        else:
+            providers.append(TokenExchangeProvider(config, endpoint, own_http=own_http, clock=clock))
+    return providers[0] if len(providers) == 1 else CompositeProvider(providers)
 
 
 def _secret_getter(reader: SecretReader | None) -> Callable[[], str] | None:
