@@ -141,10 +141,6 @@ class FastPath:
         self.fallback = fallback
         self.handler = handler
         self.server = server
-        self.max_body_bytes = max_body_bytes
-        self.sessions = sessions
-        self.calls: dict[tuple[str, Any], Call] = {}
-        """Session-era calls in flight by ``(session id, request id)``, for ``notifications/cancelled``."""
         counter = Counter(
             "mcp_proxy_fast_path_requests",
             "Requests on /mcp by the path that served them: fast (direct forward) or sdk (the SDK's server).",
@@ -153,6 +149,10 @@ class FastPath:
         )
         self.fast = counter.labels("fast")
         self.sdk = counter.labels("sdk")
+        self.max_body_bytes = max_body_bytes
+        self.sessions = sessions
+        self.calls: dict[tuple[str, Any], Call] = {}
+        """Session-era calls in flight by ``(session id, request id)``, for ``notifications/cancelled``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._candidate(scope) if scope["type"] == "http" and scope["method"] == "POST" else None

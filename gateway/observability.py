@@ -1,11 +1,15 @@
-"""Prometheus metrics and the per-call audit line of the proxy.
+"""Prometheus metrics and the per-call audit line of the proxy and the virtual gateway.
 
-Metrics (one registry per proxy, served on ``/metrics``):
+Request metrics (:class:`RequestMetrics`, recorded by :mod:`gateway.request_policy` in the proxy and the
+gateway alike, so one dashboard query covers both; served on ``/metrics``):
 
 - ``mcp_proxy_requests_total{method, tool, outcome}``: front requests; outcome is ``ok``,
-  ``tool_error`` (``isError: true``), ``error`` (JSON-RPC error), ``denied`` (hidden tool) or
-  ``cancelled``;
-- ``mcp_proxy_request_duration_seconds{method}``: latency histogram;
+  ``tool_error`` (``isError: true``), ``error`` (JSON-RPC error), ``denied`` (hidden or unknown tool)
+  or ``cancelled``;
+- ``mcp_proxy_request_duration_seconds{method}``: latency histogram.
+
+The proxy's own (:class:`ProxyMetrics`, one registry per proxy):
+
 - ``mcp_proxy_backend_restarts_total``, ``mcp_proxy_backend_up``;
 - ``mcp_proxy_active_sessions``: legacy (session-era) front sessions currently open;
 - ``mcp_proxy_fast_path_enabled``: 1 when the fast path serves ``/mcp`` requests, 0 when it is off (by
@@ -28,20 +32,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.proxy_config import AuditConfig
 
-__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics"]
+__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics"]
 
 AUDIT_LOGGER = "mcp_operator.audit"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class ProxyMetrics:
-    """The proxy's Prometheus collectors, in their own registry."""
+class RequestMetrics:
+    """The per-request collectors of the proxy and the gateway (see the module docstring)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.requests = Counter(
             "mcp_proxy_requests",
-            "MCP requests handled by the proxy, by method, tool and outcome.",
+            "MCP requests handled by the proxy or gateway, by method, tool and outcome.",
             ["method", "tool", "outcome"],
             registry=self.registry,
         )
@@ -52,6 +56,17 @@ class ProxyMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+
+    def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(method, tool, outcome).inc()
+        self.duration.labels(method).observe(seconds)
+
+
+class ProxyMetrics(RequestMetrics):
+    """The proxy's Prometheus collectors, in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
         self.backend_restarts = Counter(
             "mcp_proxy_backend_restarts",
             "Backend reconnects (process restarts, re-attaches).",
@@ -73,10 +88,6 @@ class ProxyMetrics:
     def track_sessions(self, count: Callable[[], int]) -> None:
         self.active_sessions.set_function(count)
 
-    def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(method, tool, outcome).inc()
-        self.duration.labels(method).observe(seconds)
-
 
 class Auditor:
     """Writes the audit line of each tool call, when enabled."""
@@ -87,12 +98,12 @@ class Auditor:
 
     def tool_call(
         self,
-        *,
         caller: str,
         tool: str,
         backend_tool: str | None,
-        seconds: float,
         outcome: str,
+        seconds: float,
+        *,
         arguments: dict[str, Any] | None,
         error: str | None = None,
     ) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mcp_types as types
@@ -55,7 +56,13 @@ from gateway.fastpath import FAST_METHODS, FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app
 from gateway.observability import Auditor, ProxyMetrics
-from gateway.request_policy import RequestPolicy, backend_params, is_tool_error
+from gateway.request_policy import (
+    RequestPolicy,
+    backend_params,
+    caller_of,
+    is_tool_error,
+    is_tool_result_error,
+)
 from gateway.sdk_private import SessionTable
 
 __all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
@@ -83,22 +90,6 @@ def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
     if params is None:
         return None
     return backend_params(params.model_dump(by_alias=True, mode="json", exclude_none=True))
-
-
-def _caller(ctx: Ctx) -> str:
-    return _scope_caller(getattr(ctx.request, "scope", None))
-
-
-def _scope_caller(scope: object) -> str:
-    """The audit's caller: the authenticated identity, else the client address."""
-    if isinstance(scope, dict):
-        identity = (scope.get("state") or {}).get("mcp_auth_identity")
-        if identity:
-            return str(identity)
-        client = scope.get("client")
-        if client:
-            return f"{client[0]}"
-    return "anonymous"
 
 
 def _caller_credentials(ctx: Ctx) -> Caller | None:
@@ -144,10 +135,8 @@ class ProxyServer(Server[Any]):
         self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         self.middleware = []  # no per-message tracing span on the hot path
         self.backend = backend
-        self.policy = RequestPolicy(
-            tool_filter or ToolFilter(), metrics or ProxyMetrics(), auditor or Auditor()
-        )
-        self.metrics = self.policy.metrics
+        self.metrics = metrics or ProxyMetrics()
+        self.policy = RequestPolicy(tool_filter or ToolFilter(), self.metrics, auditor or Auditor())
         self._in_flight: dict[int, Ctx] = {}
         self._fast_in_flight: dict[object, Notify | None] = {}  # fast-path request -> its stream, if any
         backend.hooks.on_log = self._route_log
@@ -238,8 +227,9 @@ class ProxyServer(Server[Any]):
                 # Nothing to route back but the answer: one raw frame, as on the fast path (the backend's
                 # log messages and server-to-client requests still arrive through the SDK session).
                 return await backend.forward_raw(method, backend_params)
-            caller = _caller_credentials(ctx)
-            return await backend.forward(method, backend_params, progress=on_progress, caller=caller)
+            if isinstance(backend, CallerBackends):
+                backend = backend.connection(_caller_credentials(ctx))
+            return await backend.forward(method, backend_params, progress=on_progress)
         finally:
             self._in_flight.pop(key, None)
 
@@ -274,8 +264,10 @@ class ProxyServer(Server[Any]):
             raw = await self._forward(ctx, "tools/call", sent)
             return types.CallToolResult.model_validate(raw)
 
+        original = self.policy.tool_filter.resolve(params.name)
+        caller = caller_of(getattr(ctx.request, "scope", None))
         return await self.policy.tool_call(
-            params.name, params.arguments, _caller(ctx), forward, lambda result: bool(result.is_error)
+            params.name, original, params.arguments, caller, forward=forward, is_error=is_tool_result_error
         )
 
     async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
@@ -318,9 +310,14 @@ class ProxyServer(Server[Any]):
                     renamed = sent if original == exposed else {**sent, "name": original}
                     return await backend.forward_raw("tools/call", renamed)
 
-                caller = _scope_caller(scope)
+                original = self.policy.tool_filter.resolve(exposed)
                 return await self.policy.tool_call(
-                    exposed, sent.get("arguments"), caller, forward, is_tool_error
+                    exposed,
+                    original,
+                    sent.get("arguments"),
+                    caller_of(scope),
+                    forward=forward,
+                    is_error=is_tool_error,
                 )
             if method == "tools/list":
                 raw = await self.policy.timed(method, lambda: backend.forward_raw(method, sent))
@@ -376,16 +373,17 @@ class ProxyServer(Server[Any]):
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+@dataclass(frozen=True)
 class ProxyRuntime:
     """The pieces of a running proxy, for the CLI and tests."""
 
-    def __init__(
-        self, config: ProxyConfig, backend: BackendConnection | CallerBackends, server: ProxyServer
-    ) -> None:
-        self.config = config
-        self.backend = backend
-        self.server = server
-        self.metrics = server.metrics
+    config: ProxyConfig
+    backend: BackendConnection | CallerBackends
+    server: ProxyServer
+
+    @property
+    def metrics(self) -> ProxyMetrics:
+        return self.server.metrics
 
 
 def build_proxy_app(

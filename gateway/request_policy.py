@@ -1,12 +1,14 @@
-"""The proxy's request policy over raw messages: tool filter and rename, metrics, audit.
+"""The request policy over raw messages: tool filter and rename, metrics, audit.
 
-One :class:`RequestPolicy` serves both of the proxy's paths, so they cannot drift: the SDK path
-(:class:`gateway.proxy.ProxyServer`'s handlers) and the fast path (:meth:`ProxyServer.serve`) hand it the
-exposed tool name, the caller and a ``forward(backend_name)`` coroutine; it resolves the name with the
-tool rule (:mod:`gateway.filters`; a hidden tool is an unknown tool, -32602, audited ``denied``), times
-the call, counts it in ``mcp_proxy_requests_total`` and writes the audit line. ``tools/list`` results are
-filtered and their input schemas remembered (the SDK's ``Mcp-Param-*`` check reads them) on the raw
-result, whichever path fetched it.
+One :class:`RequestPolicy` serves the proxy's two paths and the virtual gateway, so they cannot drift:
+the proxy's SDK path (:class:`gateway.proxy.ProxyServer`'s handlers), its fast path
+(:meth:`ProxyServer.serve`) and the gateway (:meth:`gateway.vmcp.gateway.VirtualGateway.call_tool`) hand
+it the exposed tool name, the backend name it resolved to (the proxy by :attr:`RequestPolicy.tool_filter`,
+the rule of :mod:`gateway.filters`; the gateway by its routing table; ``None``: a hidden or unknown tool,
+-32602, audited ``denied``), the caller (:func:`caller_of`) and a ``forward(backend_name)`` coroutine; the
+policy times the call, counts it in ``mcp_proxy_requests_total`` and writes the audit line
+(:mod:`gateway.observability`). ``tools/list`` results are filtered and their input schemas remembered
+(the SDK's ``Mcp-Param-*`` check reads them) on the raw result, whichever of the proxy's paths fetched it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from gateway.filters import ToolFilter
-from gateway.observability import Auditor, ProxyMetrics
+from gateway.observability import Auditor, RequestMetrics
 
-__all__ = ["RequestPolicy", "backend_params", "is_tool_error"]
+__all__ = ["RequestPolicy", "backend_params", "caller_of", "is_tool_error", "is_tool_result_error"]
 
 ResultT = TypeVar("ResultT")
 
@@ -42,12 +44,24 @@ def backend_params(params: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def caller_of(scope: object) -> str:
+    """The audit's caller: the authenticated identity, else the client address."""
+    if isinstance(scope, dict):
+        identity = (scope.get("state") or {}).get("mcp_auth_identity")
+        if identity:
+            return str(identity)
+        client = scope.get("client")
+        if client:
+            return f"{client[0]}"
+    return "anonymous"
+
+
 @dataclass
 class RequestPolicy:
-    """Filter / rename, metrics and audit of the proxy's requests (see the module docstring)."""
+    """Filter / rename, metrics and audit of front requests (see the module docstring)."""
 
     tool_filter: ToolFilter = field(default_factory=ToolFilter)
-    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    metrics: RequestMetrics = field(default_factory=RequestMetrics)
     auditor: Auditor = field(default_factory=Auditor)
     input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Input schemas of the tools listed last (exposed name -> schema)."""
@@ -69,14 +83,16 @@ class RequestPolicy:
     async def tool_call(
         self,
         exposed: str,
+        original: str | None,
         arguments: Any,
         caller: str,
+        *,
         forward: Callable[[str], Awaitable[ResultT]],
         is_error: Callable[[ResultT], bool],
     ) -> ResultT:
-        """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name."""
+        """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name
+        ``original`` (None: the tool is hidden or unknown)."""
         start = time.perf_counter()
-        original = self.tool_filter.resolve(exposed)
         outcome, error = "error", None
         try:
             if original is None:
@@ -95,13 +111,7 @@ class RequestPolicy:
             seconds = time.perf_counter() - start
             self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
             self.auditor.tool_call(
-                caller=caller,
-                tool=exposed,
-                backend_tool=original,
-                seconds=seconds,
-                outcome=outcome,
-                arguments=arguments,
-                error=error,
+                caller, exposed, original, outcome, seconds, arguments=arguments, error=error
             )
 
     def tool_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
@@ -130,3 +140,8 @@ class RequestPolicy:
 def is_tool_error(result: dict[str, Any]) -> bool:
     """Whether a raw ``tools/call`` result reports a tool error (``isError: true``)."""
     return bool(result.get("isError"))
+
+
+def is_tool_result_error(result: types.CallToolResult) -> bool:
+    """The same for a validated result (the SDK path and the gateway)."""
+    return bool(result.is_error)

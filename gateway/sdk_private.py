@@ -41,7 +41,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -220,12 +219,7 @@ class SessionLease:
             transport.idle_scope.deadline = math.inf
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         transport = self.transport
         timeout = transport._idle_timeout
         if transport.idle_scope is not None and timeout is not None:

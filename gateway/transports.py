@@ -1,15 +1,12 @@
 """Backend transports: from a :data:`api.proxy_config.BackendConfig` to a ``TransportFactory``.
 
-- ``stdio``: :func:`gateway.backends.stdio.stdio_transport` (the SDK's ``stdio_client`` lifecycle:
-  spawns the subprocess; stdin closed, then SIGTERM, then SIGKILL on shutdown; plus a raw line wire for
-  the fast path); a new process on every (re)connect. The subprocess inherits the proxy's environment plus
-  ``backend.env`` (``mcp-operator proxy -- CMD`` behaves like running CMD: its API keys reach it);
-- ``http``: :func:`gateway.backends.http.http_transport` (the one HTTP policy: timeouts, no redirects,
-  the SSRF guard); ``backend.auth`` and ``backend.headerForward`` become a :mod:`gateway.auth.outbound`
-  credential provider asked on every HTTP request (OAuth2 client-credentials tokens refresh, rotated
-  Secrets apply). The front client's token is never forwarded: the front's Authorization header is not visible
-  here at all. ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)``
-  with the caller's inbound token as the exchange's subject (see :mod:`gateway.backends.callers`);
+- ``stdio``: :func:`gateway.backends.stdio.stdio_transport`, a new process on every (re)connect. The
+  subprocess inherits the proxy's environment plus ``backend.env`` (``mcp-operator proxy -- CMD`` behaves
+  like running CMD: its API keys reach it);
+- ``http``: :func:`gateway.backends.http.http_transport`, the one HTTP policy and credential adapter
+  (the front client's token is never forwarded: its Authorization header is not visible here at all).
+  ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)`` with the
+  caller's inbound token as the exchange's subject (see :mod:`gateway.backends.callers`);
 - ``attach``: :func:`gateway.backends.attach.attach_transport` (the Kubernetes attach API).
 """
 
@@ -23,18 +20,11 @@ from collections.abc import Callable
 from mcp.client.stdio import StdioServerParameters
 
 from api.proxy_config import AttachBackend, BackendConfig, HttpBackend, ProxyConfigError, StdioBackend
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import Streams, TransportFactory
 from gateway.backends.http import http_transport
 from gateway.backends.stdio import stdio_transport
 
-__all__ = [
-    "check_outbound",
-    "describe_backend",
-    "needs_caller_sessions",
-    "outbound_provider",
-    "transport_for",
-]
+__all__ = ["describe_backend", "needs_caller_sessions", "transport_for"]
 
 
 def describe_backend(config: BackendConfig) -> str:
@@ -51,23 +41,6 @@ def needs_caller_sessions(config: BackendConfig) -> bool:
     return isinstance(config, HttpBackend) and config.auth is not None and config.auth.type == "tokenExchange"
 
 
-def check_outbound(config: HttpBackend, *, per_caller: bool = False) -> None:
-    """Raise ``ProxyConfigError`` for an outbound credential this transport cannot use."""
-    if needs_caller_sessions(config) and not per_caller:
-        raise ProxyConfigError(
-            "backend.auth type 'tokenExchange' needs one backend session per caller: build the transport "
-            "with the caller's token (transport_for(..., subject=...)), as build_proxy_app does"
-        )
-
-
-def outbound_provider(config: HttpBackend, *, per_caller: bool = False) -> CredentialProvider | None:
-    """The credential provider for an HTTP backend, or None without ``auth`` / ``headerForward``."""
-    check_outbound(config, per_caller=per_caller)
-    if config.auth is None and config.header_forward is None:
-        return None
-    return build_outbound_provider(config.auth, header_forward=config.header_forward)
-
-
 def _stdio(config: StdioBackend) -> TransportFactory:
     def factory() -> contextlib.AbstractAsyncContextManager[Streams]:
         params = StdioServerParameters(
@@ -82,14 +55,18 @@ def _stdio(config: StdioBackend) -> TransportFactory:
 
 
 def _http(config: HttpBackend, subject: Callable[[], str] | None) -> TransportFactory:
-    per_caller = subject is not None
-    check_outbound(config, per_caller=per_caller)  # fail at start-up, naming the field
+    if needs_caller_sessions(config) and subject is None:  # fail at start-up, naming the field
+        raise ProxyConfigError(
+            "backend.auth type 'tokenExchange' needs one backend session per caller: build the transport "
+            "with the caller's token (transport_for(..., subject=...)), as build_proxy_app does"
+        )
     return http_transport(
         config.url,
         config.transport,
         connect_timeout=config.timeout_seconds,
         allow_private=config.allow_private_endpoint,
-        credentials=lambda: outbound_provider(config, per_caller=per_caller),
+        auth=config.auth,
+        header_forward=config.header_forward,
         subject=subject,
     )
 

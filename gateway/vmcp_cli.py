@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    # Bare messages, as the proxy writes them: an audit line is one JSON object per line.
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request is noise
     app, _ = build_vmcp_app(
         config,

@@ -193,13 +193,8 @@ class OIDCMiddleware:
             "error": error or "unauthorized",
             "error_description": description or "a bearer token is required",
         }
-        await self._respond(
-            scope,
-            send,
-            status,
-            json.dumps(body).encode(),
-            [(b"www-authenticate", self._challenge_header(error, description).encode())],
-        )
+        challenge = (b"www-authenticate", self._challenge_header(error, description).encode())
+        await self._respond(scope, send, status, json.dumps(body).encode(), [challenge])
 
     async def _unavailable(self, scope: Scope, send: Send, description: str) -> None:
         body = json.dumps({"error": "temporarily_unavailable", "error_description": description}).encode()
@@ -209,14 +204,9 @@ class OIDCMiddleware:
         if scope.get("method") not in ("GET", "HEAD"):
             await self._respond(scope, send, 405, b"", [(b"allow", b"GET, HEAD")])
             return
-        await self._respond(
-            scope,
-            send,
-            200,
-            self._metadata_body,
-            [(b"access-control-allow-origin", b"*"), (b"cache-control", b"max-age=3600")],
-            head=scope.get("method") == "HEAD",
-        )
+        cacheable = [(b"access-control-allow-origin", b"*"), (b"cache-control", b"max-age=3600")]
+        head = scope.get("method") == "HEAD"
+        await self._respond(scope, send, 200, self._metadata_body, cacheable, head=head)
 
     @staticmethod
     async def _respond(

@@ -33,7 +33,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx2
 
@@ -99,10 +99,21 @@ class StaticHeaderProvider:
 
 
 class _TokenProviderBase:
-    def __init__(self, endpoint: TokenEndpoint, *, own_http: httpx2.AsyncClient | None, header: str) -> None:
+    """A credential from a token endpoint; ``own_http`` is closed by :meth:`aclose`."""
+
+    def __init__(
+        self,
+        config: OAuth2ClientCredentialsAuth | TokenExchangeAuth,
+        endpoint: TokenEndpoint,
+        *,
+        own_http: httpx2.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.endpoint = endpoint
         self._own_http = own_http
-        self._header = header
+        self._header = _credential_header(config)
+        self._clock = clock
+        self._lock = asyncio.Lock()
 
     def _header_value(self, token: IssuedToken) -> dict[str, str]:
         if self._header.lower() == "authorization":
@@ -117,19 +128,10 @@ class _TokenProviderBase:
 class ClientCredentialsProvider(_TokenProviderBase):
     """OAuth 2.0 client credentials grant with a cached, proactively refreshed token."""
 
-    def __init__(
-        self,
-        config: OAuth2ClientCredentialsAuth,
-        endpoint: TokenEndpoint,
-        *,
-        own_http: httpx2.AsyncClient | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(endpoint, own_http=own_http, header="Authorization")
+    def __init__(self, config: OAuth2ClientCredentialsAuth, endpoint: TokenEndpoint, **options: Any) -> None:
+        super().__init__(config, endpoint, **options)
         self.config = config
-        self._clock = clock
         self._token: IssuedToken | None = None
-        self._lock = asyncio.Lock()
 
     def _fresh(self, token: IssuedToken | None) -> bool:
         return token is not None and self._clock() < token.expires_at - self.config.refresh_margin_seconds
@@ -163,21 +165,12 @@ class ClientCredentialsProvider(_TokenProviderBase):
 class TokenExchangeProvider(_TokenProviderBase):
     """RFC 8693 token exchange of the validated inbound token, cached per subject token."""
 
-    def __init__(
-        self,
-        config: TokenExchangeAuth,
-        endpoint: TokenEndpoint,
-        *,
-        own_http: httpx2.AsyncClient | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        max_cached: int = 1024,
-    ) -> None:
-        super().__init__(
-            endpoint, own_http=own_http, header=config.external_token_header_name or "Authorization"
-        )
+    MAX_CACHED = 1024
+    """Subject tokens whose exchanged token is kept (least recently used dropped first)."""
+
+    def __init__(self, config: TokenExchangeAuth, endpoint: TokenEndpoint, **options: Any) -> None:
+        super().__init__(config, endpoint, **options)
         self.config = config
-        self._clock = clock
-        self._max_cached = max_cached
         self._cache: OrderedDict[str, IssuedToken] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
@@ -208,7 +201,7 @@ class TokenExchangeProvider(_TokenProviderBase):
                 token = await self.endpoint.request(self._form(subject_token))
                 self._cache[key] = token
                 self._cache.move_to_end(key)
-                while len(self._cache) > self._max_cached:
+                while len(self._cache) > self.MAX_CACHED:
                     self._cache.popitem(last=False)
                 return token
         finally:
@@ -300,61 +293,35 @@ def build_outbound_provider(
                     "remove it from headerForward"
                 )
         providers.append(forward)
-    if config is not None:
-        providers.append(
-            _credential_provider(
-                config,
-                http=http,
-                environ=environ,
-                clock=clock,
-                retry_backoff=retry_backoff,
-                cooldown_backoff=cooldown_backoff,
-            )
-        )
-    if len(providers) == 1:
-        return providers[0]
-    return CompositeProvider(providers)
-
-
-def _credential_provider(
-    config: OutboundAuthConfig,
-    *,
-    http: httpx2.AsyncClient | None,
-    environ: Mapping[str, str] | None,
-    clock: Callable[[], float],
-    retry_backoff: Backoff | None,
-    cooldown_backoff: Backoff | None,
-) -> CredentialProvider:
     if isinstance(config, HeaderInjectionAuth):
         reader = SecretReader(
             config.value_secret_ref, field="headerInjection.valueSecretRef", environ=environ
         )
-        return StaticHeaderProvider(secret=[(config.header_name, reader, "")])
-    if isinstance(config, BearerTokenAuth):
+        providers.append(StaticHeaderProvider(secret=[(config.header_name, reader, "")]))
+    elif isinstance(config, BearerTokenAuth):
         reader = SecretReader(config.token_secret_ref, field="bearerToken.tokenSecretRef", environ=environ)
-        return StaticHeaderProvider(secret=[("Authorization", reader, "Bearer ")])
-    own_http = httpx2.AsyncClient(timeout=10.0) if http is None else None
-    client = http if http is not None else own_http
-    assert client is not None
-    secret_reader = (
-        SecretReader(config.client_secret_ref, field=f"{config.type}.clientSecretRef", environ=environ)
-        if config.client_secret_ref is not None
-        else None
-    )
-    endpoint = TokenEndpoint(
-        token_url=config.token_url,
-        kind=config.type,
-        client_id=config.client_id,
-        client_secret=_secret_getter(secret_reader),
-        client_auth_method=config.client_auth_method,
-        http=client,
-        retry_backoff=retry_backoff,
-        cooldown_backoff=cooldown_backoff,
-        clock=clock,
-    )
-    if isinstance(config, OAuth2ClientCredentialsAuth):
-        return ClientCredentialsProvider(config, endpoint, own_http=own_http, clock=clock)
-    return TokenExchangeProvider(config, endpoint, own_http=own_http, clock=clock)
+        providers.append(StaticHeaderProvider(secret=[("Authorization", reader, "Bearer ")]))
+    elif config is not None:
+        client = http if http is not None else httpx2.AsyncClient(timeout=10.0)
+        own_http = None if http is not None else client
+        ref, field = config.client_secret_ref, f"{config.type}.clientSecretRef"
+        secret = SecretReader(ref, field=field, environ=environ) if ref is not None else None
+        endpoint = TokenEndpoint(
+            token_url=config.token_url,
+            kind=config.type,
+            client_id=config.client_id,
+            client_secret=_secret_getter(secret),
+            client_auth_method=config.client_auth_method,
+            http=client,
+            retry_backoff=retry_backoff,
+            cooldown_backoff=cooldown_backoff,
+            clock=clock,
+        )
+        if isinstance(config, OAuth2ClientCredentialsAuth):
+            providers.append(ClientCredentialsProvider(config, endpoint, own_http=own_http, clock=clock))
+        else:
+            providers.append(TokenExchangeProvider(config, endpoint, own_http=own_http, clock=clock))
+    return providers[0] if len(providers) == 1 else CompositeProvider(providers)
 
 
 def _secret_getter(reader: SecretReader | None) -> Callable[[], str] | None:

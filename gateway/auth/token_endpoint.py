@@ -16,7 +16,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx2
 
@@ -62,42 +62,34 @@ class Backoff:
         return self.rand() * min(self.cap, self.base * (2.0**attempt))
 
 
+@dataclass(kw_only=True, eq=False)
 class TokenEndpoint:
     """One token endpoint with one client identity. ``sleep`` and ``clock`` are seams for tests."""
 
-    def __init__(
-        self,
-        *,
-        token_url: str,
-        kind: str,
-        client_id: str | None,
-        client_secret: Callable[[], str] | None,
-        client_auth_method: str,
-        http: httpx2.AsyncClient,
-        attempts: int = 3,
-        retry_backoff: Backoff | None = None,
-        cooldown_backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.token_url = token_url
-        self.kind = kind
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._client_auth_method = client_auth_method
-        self._http = http
-        self._attempts = attempts
-        self._retry_backoff = retry_backoff or Backoff(base=0.25, cap=2.0)
-        self._cooldown_backoff = cooldown_backoff or Backoff(base=1.0, cap=60.0)
-        self._clock = clock
-        self._sleep = sleep
-        self._failures = 0
-        self._blocked_until = 0.0
-        self._last_error: TokenEndpointError | None = None
+    token_url: str
+    kind: str
+    client_id: str | None
+    client_secret: Callable[[], str] | None
+    client_auth_method: str
+    http: httpx2.AsyncClient
+    attempts: int = 3
+    retry_backoff: Backoff | None = None
+    """Between attempts of one request; None = 0.25 s doubling up to 2 s."""
+    cooldown_backoff: Backoff | None = None
+    """After a failed request; None = 1 s doubling up to 60 s."""
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _failures: int = field(default=0, init=False)
+    _blocked_until: float = field(default=0.0, init=False)
+    _last_error: TokenEndpointError | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._retry_backoff = self.retry_backoff or Backoff(base=0.25, cap=2.0)
+        self._cooldown_backoff = self.cooldown_backoff or Backoff(base=1.0, cap=60.0)
 
     async def request(self, form: Mapping[str, str]) -> IssuedToken:
         """POST ``form``; retry transient failures; fail fast while cooling down after a failure."""
-        if self._last_error is not None and self._clock() < self._blocked_until:
+        if self._last_error is not None and self.clock() < self._blocked_until:
             raise self._last_error
         try:
             token = await self._with_retries(form)
@@ -105,7 +97,7 @@ class TokenEndpoint:
             if err.code == "invalid_grant":
                 raise  # about this subject token only: other callers are not held back
             self._failures += 1
-            self._blocked_until = self._clock() + max(
+            self._blocked_until = self.clock() + max(
                 self._cooldown_backoff.delay(self._failures - 1), self._cooldown_backoff.base / 2
             )
             self._last_error = err
@@ -121,23 +113,23 @@ class TokenEndpoint:
                 return await self._once(form)
             except TokenEndpointError as err:
                 attempt += 1
-                if not err.transient or attempt >= self._attempts:
+                if not err.transient or attempt >= self.attempts:
                     raise
-                await self._sleep(self._retry_backoff.delay(attempt - 1))
+                await self.sleep(self._retry_backoff.delay(attempt - 1))
 
     async def _once(self, form: Mapping[str, str]) -> IssuedToken:
         data = dict(form)
         auth: httpx2.Auth = httpx2.Auth()  # the base class sends no credentials
-        if self._client_id is not None:
-            secret = self._client_secret() if self._client_secret is not None else ""
-            if self._client_auth_method == "client_secret_basic" and self._client_secret is not None:
-                auth = httpx2.BasicAuth(self._client_id, secret)
+        if self.client_id is not None:
+            secret = self.client_secret() if self.client_secret is not None else ""
+            if self.client_auth_method == "client_secret_basic" and self.client_secret is not None:
+                auth = httpx2.BasicAuth(self.client_id, secret)
             else:
-                data["client_id"] = self._client_id
-                if self._client_secret is not None:
+                data["client_id"] = self.client_id
+                if self.client_secret is not None:
                     data["client_secret"] = secret
         try:
-            response = await self._http.post(
+            response = await self.http.post(
                 self.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
             )
         except httpx2.HTTPError as err:
@@ -163,7 +155,7 @@ class TokenEndpoint:
         return IssuedToken(
             access_token=access_token,
             token_type=str(body.get("token_type") or "Bearer"),
-            expires_at=self._clock() + lifetime,
+            expires_at=self.clock() + lifetime,
         )
 
     def _failed(self, why: str | httpx2.Response, transient: bool = False) -> TokenEndpointError:

@@ -6,8 +6,8 @@ shared session would mix identities (a session-era backend binds its session to 
 :class:`CallerBackends` keeps one :class:`BackendConnection` per authenticated caller (the inbound
 token's identity), created on the caller's first request, fed the caller's latest inbound token (the
 subject token of the exchange; it is never sent to the backend itself), and closed after
-``idle_seconds`` without a request. It offers the same surface the proxy uses on a shared connection:
-``info``, ``hooks``, ``readiness()`` and ``forward(..., caller=...)``.
+``idle_seconds`` without a request. It offers the surface the proxy uses on a shared connection (``info``,
+``hooks``, ``readiness()``) and, per request, :meth:`CallerBackends.connection` for the caller.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import anyio.abc
 import mcp_types as types
-from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from gateway.backends.connection import BackendConnection, BackendHooks, BackendInfo
@@ -151,18 +149,11 @@ class CallerBackends:
         with entry.scope:
             await entry.connection.run()
 
-    async def forward(
-        self,
-        method: str,
-        params: dict[str, Any] | None = None,
-        *,
-        progress: ProgressFnT | None = None,
-        caller: Caller | None = None,
-    ) -> dict[str, Any]:
-        """Send one request on the caller's own backend session (opened on first use)."""
+    def connection(self, caller: Caller | None) -> BackendConnection:
+        """The caller's own backend session (opened on first use)."""
         if caller is None:
             raise MCPError(
                 code=types.INVALID_REQUEST,
                 message="this proxy's backend needs an authenticated caller (token exchange); configure oidc",
             )
-        return await self._entry(caller).connection.forward(method, params, progress=progress)
+        return self._entry(caller).connection

@@ -330,12 +330,8 @@ class BackendConnection:
         params: dict[str, Any] | None = None,
         *,
         progress: ProgressFnT | None = None,
-        caller: object | None = None,
     ) -> dict[str, Any]:
-        """Send one request through the SDK session and return its raw result (raises ``MCPError``).
-
-        ``caller`` is ignored: the session is shared (see :mod:`gateway.backends.callers` for the other way).
-        """
+        """Send one request through the SDK session and return its raw result (raises ``MCPError``)."""
         session = await self.wait_ready(min(self.connect_timeout, self.call_timeout or math.inf))
         payload: dict[str, Any] = {"method": method}
         if params is not None:

@@ -7,7 +7,8 @@
 - **SSRF guard:** before every (re)connect the URL's host is resolved and every address checked
   (:func:`gateway.backends.ssrf.check_endpoint`); link-local, metadata, multicast and unspecified
   addresses are always refused, private and loopback ones unless ``allow_private``.
-- **Credentials:** :class:`CredentialAuth` asks the outbound credential provider on every request, so
+- **Credentials:** a member's ``auth`` and ``headerForward`` become one :mod:`gateway.auth.outbound`
+  provider per connection (closed when it ends); :class:`CredentialAuth` asks it on every request, so
   OAuth2 tokens refresh and rotated Secrets apply without a reconnect; the front client's token is never
   forwarded.
 
@@ -25,7 +26,8 @@ import httpx2
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.auth.outbound import CredentialProvider
+from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
+from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import Streams, TransportFactory
 from gateway.backends.ssrf import check_endpoint
 
@@ -59,25 +61,26 @@ def http_transport(
     *,
     connect_timeout: float,
     allow_private: bool,
-    credentials: Callable[[], CredentialProvider | None] = lambda: None,
+    auth: OutboundAuthConfig | None = None,
+    header_forward: HeaderForwardConfig | None = None,
     subject: Callable[[], str] | None = None,
 ) -> TransportFactory:
-    """The factory opening one connection to ``url`` under the policy above. ``credentials`` builds the
-    provider for one connection (closed when the connection ends)."""
+    """The factory opening one connection to ``url`` under the policy above."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
         await check_endpoint(url, allow_private=allow_private)
-        provider = credentials()
-        auth = CredentialAuth(provider, subject) if provider is not None else None
+        credentials = auth is not None or header_forward is not None
+        provider = build_outbound_provider(auth, header_forward=header_forward) if credentials else None
+        adapter = CredentialAuth(provider, subject) if provider is not None else None
         try:
             if transport == "sse":
-                async with sse_client(url, auth=auth, timeout=connect_timeout) as streams:
+                async with sse_client(url, auth=adapter, timeout=connect_timeout) as streams:
                     yield streams[0], streams[1]
                 return
             timeout = httpx2.Timeout(connect_timeout, read=None)
             async with (
-                httpx2.AsyncClient(auth=auth, timeout=timeout, follow_redirects=False) as client,
+                httpx2.AsyncClient(auth=adapter, timeout=timeout, follow_redirects=False) as client,
                 streamable_http_client(url, http_client=client) as streams,
             ):
                 yield streams[0], streams[1]

@@ -22,13 +22,13 @@ result does not depend on the order backends answered in.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 from mcp_types import Prompt, Resource, ResourceTemplate, Tool
 
-from api.vmcp_config import AggregationConfig, WorkloadToolConfig, validate_prefix_format
+from api.vmcp_config import AggregationConfig, validate_prefix_format
 from gateway.filters import ToolFilter
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "aggregate",
     "backend_rank",
     "prefixed_name",
-    "visible_tools",
 ]
 
 ComponentKind = Literal["tool", "prompt", "resource", "resourceTemplate"]
@@ -123,12 +122,6 @@ def backend_rank(backends: Sequence[str], priority_order: Sequence[str]) -> list
     return listed + sorted(present - set(listed))
 
 
-def visible_tools(tools: Sequence[Tool], entry: WorkloadToolConfig | None) -> list[tuple[str, Tool]]:
-    """Filter one backend's tools (on original names, :mod:`gateway.filters`' rule), then apply its
-    overrides. Returns ``(original name, tool as shown)`` pairs in the backend's order."""
-    return ToolFilter.for_workload(entry).shown(tools)
-
-
 _Item = TypeVar("_Item", Tool, Prompt)
 _UriItem = TypeVar("_UriItem", Resource, ResourceTemplate)
 _Any = TypeVar("_Any", Tool, Prompt, Resource, ResourceTemplate)
@@ -142,32 +135,29 @@ def aggregate(backends: Mapping[str, BackendCapabilities], policy: AggregationCo
 
     tool_lists: dict[str, list[tuple[str, Tool]]] = {}
     for backend in names:
-        shown = visible_tools(_dedupe(backends[backend].tools, lambda t: t.name), policy.tools_for(backend))
+        listed = _dedupe(backends[backend].tools, lambda t: t.name)
+        shown = ToolFilter.for_workload(policy.tools_for(backend)).shown(listed)  # (original, as shown)
         tool_lists[backend], shadowed = _unique_after_overrides(backend, shown)
         warnings += shadowed
 
     prompt_lists = {b: [(p.name, p) for p in _dedupe(backends[b].prompts, lambda p: p.name)] for b in names}
-    tools, tool_routes, tool_conflicts = _merge_named("tool", tool_lists, rank, policy)
-    prompts, prompt_routes, prompt_conflicts = _merge_named("prompt", prompt_lists, rank, policy)
-    resources, resource_routes, resource_conflicts = _merge_uris(
-        "resource", {b: backends[b].resources for b in names}, rank, lambda r: str(r.uri)
+    strategy = policy.conflict_resolution
+    tools = _merge("tool", _named(tool_lists, policy), rank, strategy)
+    prompts = _merge("prompt", _named(prompt_lists, policy), rank, strategy)
+    resources = _merge("resource", _by_uri({b: backends[b].resources for b in names}, _uri), rank)
+    templates = _merge(
+        "resourceTemplate", _by_uri({b: backends[b].resource_templates for b in names}, _uri), rank
     )
-    templates, template_routes, template_conflicts = _merge_uris(
-        "resourceTemplate",
-        {b: backends[b].resource_templates for b in names},
-        rank,
-        lambda r: r.uri_template,
-    )
-    conflicts = tool_conflicts + prompt_conflicts + resource_conflicts + template_conflicts
+    conflicts = tools.conflicts + prompts.conflicts + resources.conflicts + templates.conflicts
     return AggregatedView(
-        tools=tools,
-        prompts=prompts,
-        resources=resources,
-        resource_templates=templates,
-        tool_routes=tool_routes,
-        prompt_routes=prompt_routes,
-        resource_routes=resource_routes,
-        template_routes=template_routes,
+        tools=tools.items,
+        prompts=prompts.items,
+        resources=resources.items,
+        resource_templates=templates.items,
+        tool_routes=tools.routes,
+        prompt_routes=prompts.routes,
+        resource_routes=resources.routes,
+        template_routes=templates.routes,
         conflicts=tuple(sorted(conflicts, key=lambda c: (c.kind, c.name))),
         warnings=tuple(sorted(warnings)),
     )
@@ -207,21 +197,57 @@ def _dedupe(items: Sequence[_Any], key: Callable[[_Any], str]) -> list[_Any]:
     return result
 
 
-def _merge_named(
-    kind: ComponentKind,
-    per_backend: Mapping[str, Sequence[tuple[str, _Item]]],
-    rank: Sequence[str],
-    policy: AggregationConfig,
-) -> tuple[tuple[_Item, ...], dict[str, Route], list[Conflict]]:
-    strategy = policy.conflict_resolution
-    prefix_format = policy.conflict_resolution_config.prefix_format
-    claims: dict[str, list[tuple[str, str, _Item]]] = {}
-    for backend in rank:
-        for original, item in per_backend.get(backend, ()):
-            exposed = prefixed_name(prefix_format, backend, item.name) if strategy == "prefix" else item.name
-            claims.setdefault(exposed, []).append((backend, original, item))
+_Claims = Callable[[str], Iterable[tuple[str, str, _Any]]]
+"""One backend's claims: ``(exposed name or URI, the backend's own name for it, item as shown)``."""
 
-    items: list[_Item] = []
+
+def _named(
+    per_backend: Mapping[str, Sequence[tuple[str, _Item]]], policy: AggregationConfig
+) -> _Claims[_Item]:
+    """Tools and prompts claim their (prefixed, under ``prefix``) names."""
+    prefix = (
+        policy.conflict_resolution_config.prefix_format if policy.conflict_resolution == "prefix" else None
+    )
+
+    def claims(backend: str) -> Iterator[tuple[str, str, _Item]]:
+        for original, item in per_backend.get(backend, ()):
+            exposed = prefixed_name(prefix, backend, item.name) if prefix is not None else item.name
+            yield (
+                exposed,
+                original,
+                item if item.name == exposed else item.model_copy(update={"name": exposed}),
+            )
+
+    return claims
+
+
+def _by_uri(
+    per_backend: Mapping[str, Sequence[_UriItem]], key: Callable[[_UriItem], str]
+) -> _Claims[_UriItem]:
+    """Resources and templates claim their URIs, never renamed."""
+    return lambda backend: ((key(i), key(i), i) for i in _dedupe(per_backend.get(backend, ()), key))
+
+
+class _Merged(NamedTuple, Generic[_Any]):
+    items: tuple[_Any, ...]
+    routes: dict[str, Route]
+    conflicts: list[Conflict]
+
+
+def _uri(item: Resource | ResourceTemplate) -> str:
+    return item.uri_template if isinstance(item, ResourceTemplate) else str(item.uri)
+
+
+def _merge(
+    kind: ComponentKind, claims_of: _Claims[_Any], rank: Sequence[str], strategy: str = "priority"
+) -> _Merged[_Any]:
+    """Every claim in rank order; a name claimed by several backends is a conflict, which the
+    best-ranked backend wins under ``priority`` (always for URIs) and nobody wins otherwise."""
+    claims: dict[str, list[tuple[str, str, _Any]]] = {}
+    for backend in rank:
+        for exposed, original, item in claims_of(backend):
+            claims.setdefault(exposed, []).append((backend, original, item))
+    items: list[_Any] = []
     routes: dict[str, Route] = {}
     conflicts: list[Conflict] = []
     for exposed in sorted(claims):
@@ -233,32 +259,9 @@ def _merge_named(
             if winner is None:
                 continue
         backend, original, item = claimants[0]
-        items.append(item if item.name == exposed else item.model_copy(update={"name": exposed}))
-        routes[exposed] = Route(backend, original)
-    return tuple(items), routes, conflicts
-
-
-def _merge_uris(
-    kind: ComponentKind,
-    per_backend: Mapping[str, Sequence[_UriItem]],
-    rank: Sequence[str],
-    key: Callable[[_UriItem], str],
-) -> tuple[tuple[_UriItem, ...], dict[str, Route], list[Conflict]]:
-    claims: dict[str, list[tuple[str, _UriItem]]] = {}
-    for backend in rank:
-        for item in _dedupe(per_backend.get(backend, ()), key):
-            claims.setdefault(key(item), []).append((backend, item))
-    items: list[_UriItem] = []
-    routes: dict[str, Route] = {}
-    conflicts: list[Conflict] = []
-    for uri in sorted(claims):
-        claimants = claims[uri]
-        if len(claimants) > 1:
-            conflicts.append(Conflict(kind, uri, tuple(b for b, _ in claimants), claimants[0][0]))
-        backend, item = claimants[0]
         items.append(item)
-        routes[uri] = Route(backend, uri)
-    return tuple(items), routes, conflicts
+        routes[exposed] = Route(backend, original)
+    return _Merged(tuple(items), routes, conflicts)
 
 
 def _config_warnings(

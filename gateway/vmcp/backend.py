@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -39,7 +39,6 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, OperationalConfig
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import BACKEND_UNAVAILABLE, BackendHooks, TransportFactory, describe
 from gateway.backends.connection import BackendConnection as Supervisor
 from gateway.backends.http import http_transport
@@ -66,17 +65,14 @@ _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
     types.PromptListChangedNotification: "prompts",
     types.ResourceListChangedNotification: "resources",
 }
-_LISTS: dict[ListKind, tuple[str, type[BaseModel], str]] = {
-    "tools": ("tools/list", types.ListToolsResult, "tools"),
-    "prompts": ("prompts/list", types.ListPromptsResult, "prompts"),
-    "resources": ("resources/list", types.ListResourcesResult, "resources"),
-    "resource_templates": (
-        "resources/templates/list",
-        types.ListResourceTemplatesResult,
-        "resource_templates",
-    ),
+_LISTS: dict[ListKind, tuple[str, type[BaseModel]]] = {
+    "tools": ("tools/list", types.ListToolsResult),
+    "prompts": ("prompts/list", types.ListPromptsResult),
+    "resources": ("resources/list", types.ListResourcesResult),
+    "resource_templates": ("resources/templates/list", types.ListResourceTemplatesResult),
 }
-"""Per list kind: the method, its result model and the result's item field."""
+"""Per list kind: the method and its result model (whose item field, like BackendCapabilities' field, is
+named after the kind)."""
 
 
 class BackendUnavailableError(Exception):
@@ -85,19 +81,14 @@ class BackendUnavailableError(Exception):
 
 def open_backend_transport(config: BackendConfig) -> TransportFactory:
     """The default transport: the backend layer's HTTP policy for the member's URL, with the outbound
-    credentials of its ``auth`` / ``headerForward`` (a provider per connection, as for the proxy)."""
-
-    def credentials() -> CredentialProvider | None:
-        if config.auth is None and config.header_forward is None:
-            return None
-        return build_outbound_provider(config.auth, header_forward=config.header_forward)
-
+    credentials of its ``auth`` / ``headerForward``, as for the proxy."""
     return http_transport(
         config.url,
         "sse" if config.transport == "sse" else "streamable-http",
         connect_timeout=30.0,
         allow_private=True,
-        credentials=credentials,
+        auth=config.auth,
+        header_forward=config.header_forward,
     )
 
 
@@ -119,7 +110,6 @@ class BackendConnection:
         on_lists_changed: Callable[[str], None] = lambda _name: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
         self.name = config.name
         self.operational = operational
         self.on_lists_changed = on_lists_changed
@@ -241,17 +231,8 @@ class BackendConnection:
 
     def cached(self) -> BackendCapabilities:
         """What is cached now (possibly stale or partial); empty when disconnected."""
-
-        def items(kind: ListKind) -> list[Any]:
-            entry = self._cache.get(kind)
-            return entry.items if entry is not None else []
-
-        return BackendCapabilities(
-            tools=items("tools"),
-            prompts=items("prompts"),
-            resources=items("resources"),
-            resource_templates=items("resource_templates"),
-        )
+        cache = self._cache
+        return BackendCapabilities(**{kind: cache[kind].items if kind in cache else [] for kind in _LISTS})
 
     def is_fresh(self, kind: ListKind) -> bool:
         entry = self._cache.get(kind)
@@ -285,13 +266,13 @@ class BackendConnection:
 
     async def _fetch_all(self, kind: ListKind) -> tuple[list[Any], int | None]:
         """Every page of one list kind, and the smallest ttlMs the backend gave (None = none given)."""
-        method, result_type, field = _LISTS[kind]
+        method, result_type = _LISTS[kind]
         items: list[Any] = []
         ttl: int | None = None
         cursor: str | None = None
         for _ in range(100):  # a paginator that never ends cannot hang the gateway
             result: Any = await self.request(method, {"cursor": cursor} if cursor else None, result_type)
-            items += getattr(result, field)
+            items += getattr(result, kind)
             page_ttl = getattr(result, "ttl_ms", None)
             if page_ttl is not None:
                 ttl = page_ttl if ttl is None else min(ttl, page_ttl)
@@ -312,8 +293,14 @@ class BackendConnection:
 
     # ---- calls -----------------------------------------------------------------------------------
 
-    async def call(self, operation: Callable[[BackendConnection], Awaitable[ResultT]]) -> ResultT:
-        """Run one request on this backend with its call timeout and the breaker."""
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        result_type: type[ResultT],
+        progress: ProgressFnT | None = None,
+    ) -> ResultT:
+        """:meth:`request` with this backend's call timeout and the breaker."""
         if not self.health.connected:
             raise BackendUnavailableError(
                 f"backend {self.name!r} is not connected"
@@ -328,7 +315,7 @@ class BackendConnection:
         timeout = self.operational.timeouts.call_for(self.name)
         try:
             with anyio.fail_after(timeout):
-                result = await operation(self)
+                result = await self.request(method, params, result_type, progress)
         except TimeoutError as exc:
             self._fail(exc, keep_connection=True)
             raise BackendUnavailableError(

@@ -5,7 +5,8 @@ backend. ``tools/list`` (and the other lists) fan out in parallel to every backe
 stale, each bounded by its own list timeout, so a slow or dead backend costs at most that timeout and
 never hides the others. The merged view (:func:`gateway.vmcp.aggregation.aggregate`) is recomputed only
 when some backend's lists changed. Calls are routed by the view's routing table to the owning backend
-under the tool's original name.
+under the tool's original name; tool calls go through the data plane's one request policy
+(:class:`gateway.request_policy.RequestPolicy`: the proxy's request metrics and audit line).
 
 :meth:`VirtualGateway.apply_config` is the hot reload: new backends start connecting, removed (or
 changed) ones are drained (in-flight calls finish, up to their call timeout) before they disconnect,
@@ -24,8 +25,10 @@ import mcp_types as types
 import structlog
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway.request_policy import RequestPolicy, is_tool_result_error
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
@@ -37,12 +40,11 @@ from .backend import (
 )
 from .health import backend_status_entries, overall_phase
 
-__all__ = ["ProgressForwarder", "VirtualGateway"]
+__all__ = ["VirtualGateway"]
 
 log = structlog.get_logger("gateway.vmcp")
 
-ProgressForwarder = Callable[[float, float | None, str | None], Any]
-"""``(progress, total, message)`` -> awaitable: re-emits a backend's progress to the front caller."""
+_R = TypeVar("_R", bound=BaseModel)
 
 
 class VirtualGateway:
@@ -54,10 +56,13 @@ class VirtualGateway:
         *,
         transport: TransportFor = open_backend_transport,
         clock: Callable[[], float] = time.monotonic,
+        policy: RequestPolicy | None = None,
     ) -> None:
         self.config = config
         self.transport = transport
         self.clock = clock
+        self.policy = policy or RequestPolicy()
+        """Metrics and audit of front requests (its tool filter is unused: routing is the view's)."""
         self.backends: dict[str, BackendConnection] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._view: AggregatedView = AggregatedView()
@@ -145,62 +150,62 @@ class VirtualGateway:
         name: str,
         arguments: Mapping[str, Any] | None,
         *,
-        progress: ProgressForwarder | None = None,
+        caller: str = "anonymous",
+        progress: ProgressFnT | None = None,
     ) -> types.CallToolResult:
+        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
+        backend that cannot take it answers a tool error."""
         route = self.view().tool_routes.get(name)
         if route is None:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
-        if route is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        backend = self.backends.get(route.backend)
-        if backend is None:
-            return _tool_error(f"backend {route.backend!r} was removed")
+        backend_name = route.backend if route is not None else ""
 
-        forward = progress
+        async def forward(original: str) -> types.CallToolResult:
+            params = {"name": original, "arguments": dict(arguments or {})}
+            try:
+                return await self._call(backend_name, "tools/call", params, types.CallToolResult, progress)
+            except BackendUnavailableError as exc:
+                return _tool_error(str(exc))
 
-        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            if forward is not None:
-                await forward(progress, total, message)
-
-        callback: ProgressFnT | None = on_progress if forward is not None else None
-
-        params = {"name": route.name, "arguments": dict(arguments or {})}
-
-        async def send(backend: BackendConnection) -> types.CallToolResult:
-            return await backend.request("tools/call", params, types.CallToolResult, callback)
-
-        try:
-            return await backend.call(send)
-        except BackendUnavailableError as exc:
-            return _tool_error(str(exc))
+        original = route.name if route is not None else None
+        return await self.policy.tool_call(
+            name, original, arguments, caller, forward=forward, is_error=is_tool_result_error
+        )
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)
         if route is None:
             route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
-        backend = self.backends.get(route.backend) if route is not None else None
-        if route is None or backend is None:
+        if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
         params = {"uri": route.name}
-
-        async def send(backend: BackendConnection) -> types.ReadResourceResult:
-            return await backend.request("resources/read", params, types.ReadResourceResult)
-
-        return await _or_internal_error(backend.call(send))
+        return await _or_internal_error(
+            self._call(route.backend, "resources/read", params, types.ReadResourceResult)
+        )
 
     async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
         route = self.view().prompt_routes.get(name)
         if route is None:
             route = (await self.refresh(("prompts",))).prompt_routes.get(name)
-        backend = self.backends.get(route.backend) if route is not None else None
-        if route is None or backend is None:
+        if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
         params = {"name": route.name, "arguments": dict(arguments or {})}
+        return await _or_internal_error(
+            self._call(route.backend, "prompts/get", params, types.GetPromptResult)
+        )
 
-        async def send(backend: BackendConnection) -> types.GetPromptResult:
-            return await backend.request("prompts/get", params, types.GetPromptResult)
-
-        return await _or_internal_error(backend.call(send))
+    async def _call(
+        self,
+        backend: str,
+        method: str,
+        params: dict[str, Any],
+        result_type: type[_R],
+        progress: ProgressFnT | None = None,
+    ) -> _R:
+        connection = self.backends.get(backend)
+        if connection is None:
+            raise BackendUnavailableError(f"backend {backend!r} was removed")
+        return await connection.call(method, params, result_type, progress)
 
     # ---- status ----------------------------------------------------------------------------------
 
@@ -227,9 +232,6 @@ class VirtualGateway:
 
 def _tool_error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
-
-
-_R = TypeVar("_R")
 
 
 async def _or_internal_error(call: Coroutine[Any, Any, _R]) -> _R:

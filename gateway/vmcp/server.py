@@ -1,6 +1,8 @@
 """The gateway's MCP face: a low-level ``mcp`` Server whose handlers ask :class:`VirtualGateway`,
 served by the shared data-plane front (``gateway.front``: ``/mcp`` both eras, ``/sse`` + ``/messages/``,
-``/health``, ``/readyz``, ``/metrics``) plus ``/status`` (JSON backend health and merge report).
+``/health``, ``/readyz``, ``/metrics``) plus ``/status`` (JSON backend health and merge report). Every
+request is timed and counted by the request policy (``mcp_proxy_requests_total``, as in the proxy); tool
+calls also get the audit line (:mod:`gateway.observability`).
 
 ``build_vmcp_app(config, config_path=..., ...)`` returns the Starlette app; its lifespan runs the
 backends' supervisors and, when ``config_path`` is given, the config-file watcher.
@@ -18,6 +20,7 @@ import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared.dispatcher import ProgressFnT
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,9 +33,11 @@ from starlette.types import ASGIApp
 from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app
+from gateway.observability import RequestMetrics
+from gateway.request_policy import RequestPolicy, caller_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
-from .gateway import ProgressForwarder, VirtualGateway
+from .gateway import VirtualGateway
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
 
@@ -43,7 +48,7 @@ log = structlog.get_logger("gateway.vmcp.server")
 Ctx = ServerRequestContext[Any, Any]
 
 
-def _progress_forwarder(ctx: Ctx) -> ProgressForwarder | None:
+def _progress_forwarder(ctx: Ctx) -> ProgressFnT | None:
     """Re-emit backend progress on the front request when the caller asked for progress."""
     token = (ctx.meta or {}).get("progress_token")
     if token is None:
@@ -65,33 +70,43 @@ def _progress_forwarder(ctx: Ctx) -> ProgressForwarder | None:
 def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     """The low-level server: lists come from the merged view, calls are routed by it."""
 
-    def lister(kind: ListKind, result_type: Any, field: str) -> Any:
+    timed = gateway.policy.timed
+
+    def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
-            return result_type(**{field: list(getattr(await gateway.refresh((kind,)), field))})
+            async def call() -> Any:
+                return result_type(**{field: list(getattr(await gateway.refresh((kind,)), field))})
+
+            return await timed(method, call)
 
         return handle
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await gateway.call_tool(params.name, params.arguments, progress=_progress_forwarder(ctx))
+        caller = caller_of(getattr(ctx.request, "scope", None))
+        progress = _progress_forwarder(ctx)
+        return await gateway.call_tool(params.name, params.arguments, caller=caller, progress=progress)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await gateway.get_prompt(params.name, params.arguments)
+        return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments))
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await gateway.read_resource(str(params.uri))
+        return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
 
     return Server(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
         get_tool_input_schema=gateway.tool_input_schema,
-        on_list_tools=lister("tools", types.ListToolsResult, "tools"),
+        on_list_tools=lister("tools/list", "tools", types.ListToolsResult, "tools"),
         on_call_tool=call_tool,
-        on_list_prompts=lister("prompts", types.ListPromptsResult, "prompts"),
+        on_list_prompts=lister("prompts/list", "prompts", types.ListPromptsResult, "prompts"),
         on_get_prompt=get_prompt,
-        on_list_resources=lister("resources", types.ListResourcesResult, "resources"),
+        on_list_resources=lister("resources/list", "resources", types.ListResourcesResult, "resources"),
         on_list_resource_templates=lister(
-            "resource_templates", types.ListResourceTemplatesResult, "resource_templates"
+            "resources/templates/list",
+            "resource_templates",
+            types.ListResourceTemplatesResult,
+            "resource_templates",
         ),
         on_read_resource=read_resource,
     )
@@ -135,8 +150,9 @@ def build_vmcp_app(
     reload_interval: float = 1.0,
 ) -> tuple[Starlette, VirtualGateway]:
     """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
-    gateway = VirtualGateway(config, transport=transport)
     registry = CollectorRegistry()
+    policy = RequestPolicy(metrics=RequestMetrics(registry))
+    gateway = VirtualGateway(config, transport=transport, policy=policy)
     registry.register(GatewayCollector(gateway))
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ waits for the hot reload, which is itself part of what is tested.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -368,3 +370,28 @@ async def test_prefix_agrees_with_fastmcp_namespaced_mounts(stack: Stack) -> Non
     }
     assert sorted(set(theirs) - capability_gated) == ours
     assert set(ours) <= set(theirs)
+
+
+async def test_a_call_through_the_gateway_is_audited_and_counted_as_in_the_proxy(stack: Stack) -> None:
+    await anyio.to_thread.run_sync(lambda: stack.configure(stack.backends("fixture")))
+    _, texts = await _gateway_client_call(stack, "auto", [("fixture_echo", {"message": "audited"})])
+    assert texts == ["fixture: audited"]
+    assert await _call_error(stack, "fixture_nope", {}) == "Unknown tool: fixture_nope"
+
+    def audit() -> dict[str, dict[str, Any]]:
+        """The gateway's audit lines by tool, once both calls' lines are written."""
+        lines = stack.procs["gateway"].log.read_text(errors="replace").splitlines()
+        records = [json.loads(line) for line in lines if line.startswith('{"event":"tools/call"')]
+        by_tool = {r["tool"]: r for r in records}
+        return by_tool if {"fixture_echo", "fixture_nope"} <= by_tool.keys() else {}
+
+    records = await anyio.to_thread.run_sync(lambda: wait_until(audit, what="the audit lines"))
+    echo, denied = records["fixture_echo"], records["fixture_nope"]
+    assert (echo["backendTool"], echo["outcome"], echo["caller"]) == ("echo", "ok", "127.0.0.1")
+    assert echo["durationMs"] > 0
+    assert (denied["backendTool"], denied["outcome"]) == (None, "denied")
+
+    metrics = httpx2.get(f"{stack.gateway}/metrics").text
+    assert 'mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="fixture_echo"}' in metrics
+    assert 'mcp_proxy_requests_total{method="tools/call",outcome="denied",tool=""}' in metrics
+    assert 'mcp_proxy_request_duration_seconds_count{method="tools/list"}' in metrics

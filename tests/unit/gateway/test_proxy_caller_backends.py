@@ -12,7 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
-from gateway.backends.connection import BackendConnection, Streams
+from gateway.backends.connection import BackendConnection, Streams, running
 
 
 class Recorder:
@@ -40,7 +40,7 @@ class Recorder:
 
 async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
     with pytest.raises(MCPError) as caught:
-        await pool.forward("ping", caller=caller)
+        await pool.connection(caller).forward("ping")
     return caught.value
 
 

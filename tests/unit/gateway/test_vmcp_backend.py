@@ -61,16 +61,16 @@ async def test_connects_lists_calls_and_reconnects_after_the_backend_dies() -> N
         assert [t.name for t in backend.cached().tools] == ["echo", "add"]
         assert backend.health.tool_count == 2
 
-        async def echo(b: BackendConnection) -> types.CallToolResult:
+        async def echo() -> types.CallToolResult:
             params = {"name": "echo", "arguments": {"x": 1}}
-            return await b.request("tools/call", params, types.CallToolResult)
+            return await backend.call("tools/call", params, types.CallToolResult)
 
-        result = await backend.call(echo)
+        result = await echo()
         assert result.content[0].text == "echo: 1"  # type: ignore[union-attr]
 
         transport.drop()
         await _until(lambda: transport.connects == 2 and backend.health.state == "ready")
-        assert (await backend.call(echo)).content[0].text == "echo: 1"  # type: ignore[union-attr]
+        assert (await echo()).content[0].text == "echo: 1"  # type: ignore[union-attr]
         await backend.stop(drain_timeout=1)
 
 
