@@ -44,15 +44,6 @@ async def _forward(pool: CallerBackends, caller: Caller | None) -> Any:
     return caught.value
 
 
-@contextlib.asynccontextmanager
-async def running(pool: CallerBackends) -> AsyncIterator[CallerBackends]:
-    """The pool with its housekeeping task running; the task is cancelled (and ended) on exit."""
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
-        yield pool
-        tg.cancel_scope.cancel()
-
-
 async def test_one_session_per_identity_with_the_newest_token() -> None:
     recorder = Recorder()
     pool = CallerBackends(recorder.make)
