@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.proxy_config import AuditConfig
 
-__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics"]
+__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics", "configure_logging"]
 
 AUDIT_LOGGER = "mcp_operator.audit"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -122,3 +123,12 @@ class Auditor:
         if self.config.include_arguments:
             record["arguments"] = arguments or {}
         self.logger.info(json.dumps(record, default=str, separators=(",", ":")))
+
+
+def configure_logging(level: str) -> None:
+    """The data plane's log lines on stderr (the proxy's and the gateway's): messages as they are (the
+    audit line is one JSON object), at ``level``; the HTTP client's line per backend request only at
+    debug, where it belongs (at info it doubled the log of every HTTP backend call)."""
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        logging.getLogger("httpx2").setLevel(logging.WARNING)

@@ -10,7 +10,6 @@ operator renders; flags given next to it override its host / port / backend). De
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -24,6 +23,7 @@ from api.proxy_config import (
     StdioBackend,
     load_proxy_config,
 )
+from gateway.observability import configure_logging
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, needs_caller_sessions, transport_for
 
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     except ProxyConfigError as exc:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
+    configure_logging(log_level)
     backend = config.backend
     try:
         if needs_caller_sessions(backend):

@@ -9,12 +9,12 @@ The config file is the one the operator renders into ConfigMap ``<name>-vmcp`` (
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 
 from api.vmcp_config import load_vmcp_config
+from gateway.observability import configure_logging
 from gateway.vmcp.server import build_vmcp_app
 
 __all__ = ["main"]
@@ -45,8 +45,7 @@ def main(argv: list[str]) -> int:
         print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
         return 2
     # Bare messages, as the proxy writes them: an audit line is one JSON object per line.
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request is noise
+    configure_logging(args.log_level)
     app, _ = build_vmcp_app(
         config,
         config_path=args.config,
