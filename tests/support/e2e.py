@@ -65,6 +65,49 @@ for line in sys.stdin:
         answer["result"] = result
     print(json.dumps(answer), flush=True)
 """
+# A streamable-HTTP MCP server in the Python standard library alone (JSON answers, no SSE), listening on
+# 0.0.0.0:8000: one tool, "headers", answering the HTTP headers of the request that called it.
+HEADERS_SERVER = """
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+TOOL = {"name": "headers", "description": "the request's headers", "inputSchema": {"type": "object"}}
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, code, body=b"", kind="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer(405)
+    def do_DELETE(self):
+        self.answer(405)
+    def do_POST(self):
+        msg = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        if "id" not in msg:
+            return self.answer(202)
+        method, result = msg.get("method"), None
+        if method == "initialize":
+            result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "headers", "version": "1"}}
+        elif method == "tools/list":
+            result = {"tools": [TOOL]}
+        elif method == "tools/call":
+            text = json.dumps({k.lower(): v for k, v in self.headers.items()})
+            result = {"content": [{"type": "text", "text": text}], "isError": False}
+        elif method == "ping":
+            result = {}
+        reply = {"jsonrpc": "2.0", "id": msg["id"]}
+        if result is None:
+            reply["error"] = {"code": -32601, "message": f"method {method} not found"}
+        else:
+            reply["result"] = result
+        self.answer(200, json.dumps(reply).encode())
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+"""
 SERVER_LABELS = "app.kubernetes.io/name=mcpserver,app.kubernetes.io/component=server"
 T = TypeVar("T")
 
@@ -180,7 +223,7 @@ def text_of(result: types.CallToolResult) -> str:
 
 async def call_everywhere(base: str, tool: str, args: dict[str, Any]) -> dict[str, tuple[list[str], str]]:
     """Per front (/mcp modern, /mcp legacy, /sse): the tool names and the call's text."""
-    fronts = {
+    fronts: dict[str, Callable[[], Client]] = {
         "mcp-modern": lambda: Client(f"{base}/mcp", mode="auto"),
         "mcp-legacy": lambda: Client(f"{base}/mcp", mode="legacy"),
         "sse": lambda: Client(sse_client(f"{base}/sse"), mode="legacy"),
