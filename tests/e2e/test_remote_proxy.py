@@ -12,11 +12,10 @@ import pytest
 
 from tests.support.cluster import Cluster
 from tests.support.e2e import (
-    BASE_IMAGE,
     HEADERS_SERVER,
-    apply_manifest,
     apply_resource,
     call_tool,
+    python_pod,
     retry,
     service_base,
     wait_ready,
@@ -27,37 +26,11 @@ pytestmark = pytest.mark.e2e
 API_KEY = "e2e-key-4c1f"
 
 
-def headers_server(cluster: Cluster, namespace: str) -> str:
-    """A pod answering the "headers" tool on :8000 behind Service ``headers``; its in-cluster URL."""
-    labels = {"app": "headers"}
-    container = {"name": "mcp", "image": BASE_IMAGE, "command": ["python3", "-c", HEADERS_SERVER]}
-    apply_manifest(
-        cluster,
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "headers", "namespace": namespace, "labels": labels},
-            "spec": {"containers": [{**container, "ports": [{"containerPort": 8000}]}]},
-        },
-    )
-    apply_manifest(
-        cluster,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "headers", "namespace": namespace},
-            "spec": {"selector": labels, "ports": [{"port": 8000, "targetPort": 8000}]},
-        },
-    )
-    cluster.kubectl("wait", "-n", namespace, "pod/headers", "--for=condition=Ready", "--timeout=120s")
-    return f"http://headers.{namespace}.svc.cluster.local:8000/mcp"
-
-
 async def test_remote_proxy_injects_the_secrets_header_seen_by_the_in_cluster_server(
     node_cluster: Cluster, workload_namespace: str
 ) -> None:
     ns = workload_namespace
-    remote_url = headers_server(node_cluster, ns)
+    remote_url = f"{python_pod(node_cluster, ns, 'headers', HEADERS_SERVER)}/mcp"
     node_cluster.kubectl(
         "create", "secret", "generic", "-n", ns, "remote-credentials", f"--from-literal=api-key={API_KEY}"
     )

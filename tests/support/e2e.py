@@ -185,6 +185,27 @@ def wait_ready(cluster: Cluster, namespace: str, name: str, kind: str = "mcpserv
         pytest.fail(f"{kind} {name} not Ready: {result.stderr}\n{described.stdout}")
 
 
+def python_pod(
+    cluster: Cluster, namespace: str, name: str, script: str, env: dict[str, str] | None = None
+) -> str:
+    """Pod and Service ``name`` running ``python3 -c script`` (the base image) that listens on :8000, Ready;
+    its in-cluster base URL."""
+    labels = {"app": name}
+    container = {
+        "name": name,
+        "image": BASE_IMAGE,
+        "command": ["python3", "-c", script],
+        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+    }
+    metadata = {"name": name, "namespace": namespace}
+    pod = {"metadata": {**metadata, "labels": labels}, "spec": {"containers": [container]}}
+    apply_manifest(cluster, {"apiVersion": "v1", "kind": "Pod", **pod})
+    service = {"selector": labels, "ports": [{"port": 8000, "targetPort": 8000}]}
+    apply_manifest(cluster, {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": service})
+    cluster.kubectl("wait", "-n", namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=120s")
+    return f"http://{name}.{namespace}.svc.cluster.local:8000"
+
+
 def server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     """The server pods of MCPServer ``name`` (not its proxy's)."""
     selector = f"{SERVER_LABELS},app.kubernetes.io/instance={name}"
