@@ -1,9 +1,11 @@
 """A VirtualMCPServer on a real node: one gateway endpoint over an MCPGroup of two MCPServers running in
-pods, their clashing tools prefixed with the member's name, and ``status.discoveredBackends`` following a
-member that is deleted and applied again."""
+pods and an MCPRemoteProxy in front of an in-cluster HTTP server, every tool prefixed with its member's
+name, and ``status.discoveredBackends`` following a member that is deleted and applied again while calls
+to the others keep working."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -11,12 +13,14 @@ import pytest
 
 from tests.support.cluster import Cluster
 from tests.support.e2e import (
+    HEADERS_SERVER,
     TIME_SERVER_IMAGE,
     apply_resource,
     apply_server,
     call_tool,
     eventually,
     kubectl_json,
+    python_pod,
     retry,
     service_base,
     tool_names,
@@ -39,7 +43,8 @@ GATEWAY_SPEC = {
 
 
 def prefixed(*members: str) -> list[str]:
-    return sorted(f"{member}_{tool}" for member in members for tool in TIME_TOOLS)
+    """The gateway's tools: each time server's two, and the remote member's one."""
+    return sorted([*(f"{member}_{tool}" for member in members for tool in TIME_TOOLS), "remote_headers"])
 
 
 def add_member(cluster: Cluster, namespace: str, name: str) -> None:
@@ -59,19 +64,26 @@ async def lists(url: str, expected: list[str]) -> list[str]:
     return names
 
 
-async def test_gateway_serves_both_members_tools_and_follows_a_member_deleted_and_back(
+async def test_gateway_serves_every_members_prefixed_tools_and_follows_a_member_deleted_and_back(
     node_cluster: Cluster, workload_namespace: str
 ) -> None:
     ns = workload_namespace
     apply_resource(node_cluster, "MCPGroup", ns, "team", {"description": "e2e"})
     for member in ("alpha", "beta"):
         add_member(node_cluster, ns, member)
+    remote = {
+        "remoteUrl": f"{python_pod(node_cluster, ns, 'headers', HEADERS_SERVER)}/mcp",
+        "allowPrivateEndpoint": True,
+        "groupRef": {"name": "team"},
+    }
+    apply_resource(node_cluster, "MCPRemoteProxy", ns, "remote", remote)
     apply_resource(node_cluster, "VirtualMCPServer", ns, "gateway", GATEWAY_SPEC)
     for member in ("alpha", "beta"):
         wait_ready(node_cluster, ns, member)
+    wait_ready(node_cluster, ns, "remote", kind="mcpremoteproxy")
     wait_ready(node_cluster, ns, "gateway", kind="virtualmcpserver")
-    both = {"alpha": "ready", "beta": "ready"}
-    eventually(lambda: backends(node_cluster, ns) == both, 120, "both members discovered and ready")
+    every = {"alpha": "ready", "beta": "ready", "remote": "ready"}
+    eventually(lambda: backends(node_cluster, ns) == every, 120, "the three members discovered and ready")
 
     url = f"{service_base(node_cluster, ns, 'gateway')}/mcp"
     with anyio.fail_after(90):
@@ -80,15 +92,20 @@ async def test_gateway_serves_both_members_tools_and_follows_a_member_deleted_an
     for member in ("alpha", "beta"):
         answers[member] = await call_tool(url, f"{member}_get_current_time", {"timezone": "UTC"})
     assert all('"timezone": "UTC"' in text for text in answers.values()), answers
+    remote_seen = json.loads(await call_tool(url, "remote_headers", {}))
+    assert remote_seen["host"] == f"headers.{ns}.svc.cluster.local:8000", remote_seen  # via the remote proxy
 
     node_cluster.kubectl("delete", "mcpserver", "-n", ns, "beta", "--wait=true")
-    eventually(lambda: set(backends(node_cluster, ns)) == {"alpha"}, 120, "beta gone from discoveredBackends")
+    left = {"alpha", "remote"}
+    eventually(lambda: set(backends(node_cluster, ns)) == left, 120, "beta gone from discoveredBackends")
     with anyio.fail_after(90):
         await retry(lambda: lists(url, prefixed("alpha")))
+    assert '"timezone": "UTC"' in await call_tool(url, "alpha_get_current_time", {"timezone": "UTC"})
+    assert '"host"' in await call_tool(url, "remote_headers", {})  # the remote member still answers
 
     add_member(node_cluster, ns, "beta")
     wait_ready(node_cluster, ns, "beta")
-    eventually(lambda: backends(node_cluster, ns) == both, 120, "beta discovered and ready again")
+    eventually(lambda: backends(node_cluster, ns) == every, 120, "beta discovered and ready again")
     with anyio.fail_after(90):
         await retry(lambda: lists(url, prefixed("alpha", "beta")))
     text = await call_tool(url, "beta_get_current_time", {"timezone": "Europe/Paris"})
