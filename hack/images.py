@@ -8,6 +8,7 @@ Built with Debian's podman (storage under the cache), exported and imported into
     mcp-server-time  a Python stdio MCP server from PyPI
     fixture          the project's fixture MCP server (tests/fixtures/mcp_fixture_server.py)
     everything       @modelcontextprotocol/server-everything (streamable HTTP) on Node from npm
+    named-user       ``base`` with a user created by name and ``USER mcp`` (no uid in the image config)
 
 Each image is rebuilt only when its inputs change (their digest is kept next to the exported archive).
 """
@@ -36,6 +37,7 @@ OPERATOR = f"{REGISTRY}/mcp-operator:dev"
 TIME_SERVER = f"{REGISTRY}/mcp-server-time:dev"
 FIXTURE = f"{REGISTRY}/mcp-fixture-server:dev"
 EVERYTHING = f"{REGISTRY}/server-everything:dev"
+NAMED_USER = f"{REGISTRY}/named-user:dev"
 STORE = steps.CACHE / "images"
 PODMAN = steps.CACHE / "podman"
 APT_PACKAGES = {"podman": "/usr/bin/podman", "debootstrap": "/usr/sbin/debootstrap"}
@@ -264,6 +266,15 @@ def make_everything() -> None:
         build(EVERYTHING, ctx, ctx / "Containerfile")
 
 
+def make_named_user() -> None:
+    with tempfile.TemporaryDirectory(dir=STORE) as tmp:
+        (Path(tmp) / "Containerfile").write_text(
+            f"FROM {BASE}\nRUN useradd --create-home mcp\nUSER mcp\n"
+            'ENTRYPOINT ["/usr/bin/tini", "--", "/bin/bash"]\n'
+        )
+        build(NAMED_USER, Path(tmp), Path(tmp) / "Containerfile")
+
+
 def operator_inputs() -> str:
     paths = ["Dockerfile", "pyproject.toml", "README.md", "requirements/constraints.txt", "api"]
     return digest_of(*(ROOT / p for p in [*paths, "controller", "gateway"]))
@@ -289,6 +300,7 @@ RECIPES = {
         make_everything,
         (BASE,),
     ),
+    NAMED_USER: Recipe(NAMED_USER, lambda: digest_of(RECIPE_VERSION), make_named_user, (BASE,)),
 }
 ALIASES = {r.split("/")[-1].split(":")[0]: r for r in RECIPES}
 

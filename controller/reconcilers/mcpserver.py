@@ -3,6 +3,7 @@ watches, its children (``mcpserver_build``) and its status (proxy and server pod
 
 from __future__ import annotations
 
+from api.conditions import READY, find_condition
 from api.mcpserver import MCPServer
 from controller.core import DEPLOYMENT, ROLE, ROLEBINDING, STATEFULSET, Cache, Resource, Watch, strip_pod_spec
 from controller.reconcilers import mcpserver_build as build
@@ -42,7 +43,12 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
         backend = workload_state(statefulset, "StatefulSet")
         url = build.service_url(server, settings)
         # The proxy waits for its server: when the server pod cannot run, that is the cause to report.
-        failing = None if backend.ready else server_pods.problem(outcome.cache, statefulset)
+        reported = find_condition(server.status.conditions, READY)
+        failing = (
+            None
+            if backend.ready and proxy.ready
+            else server_pods.problem(outcome.cache, statefulset, reported.reason if reported else None)
+        )
         pods = WorkloadState(
             proxy.exists and backend.exists,
             proxy.ready and backend.ready,

@@ -13,6 +13,12 @@ opens one websocket, authenticated with the service-account token (re-read on ev
 rotate) and verified against the cluster CA. When the container restarts the websocket closes, the transport's
 read stream ends, and ``BackendConnection`` re-attaches with backoff. :func:`open_attach` takes the URL,
 headers and SSL context explicitly, so tests can point it at a fake attach websocket server.
+
+An attach that fails says why: a refused handshake raises :class:`AttachRefusedError` carrying the API
+server's HTTP status and its ``Status`` reason and message (aiohttp drops the refusal's body, so it is
+read again with a plain GET of the same URL: the API server answers it the same way for a missing pod, a
+missing permission or a bad token), which ``BackendConnection`` logs; every failure counts in
+``mcp_proxy_attach_failures_total{reason}``.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
+from http import HTTPStatus
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import anyio
 import mcp_types as types
 from mcp.shared.message import SessionMessage
+from prometheus_client import Counter
 
 from api.proxy_config import AttachBackend
 from gateway.backends.connection import Streams, TransportFactory
@@ -36,7 +45,9 @@ from kube.credentials import ca_context, read_token
 from kube.service_account import in_cluster_server
 
 __all__ = [
+    "ATTACH_FAILURES",
     "CHANNEL_PROTOCOLS",
+    "AttachRefusedError",
     "attach_transport",
     "attach_url",
     "decode_frame",
@@ -54,6 +65,24 @@ CHANNEL_PROTOCOLS = (
 )
 STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
 _MAX_LINE = 64 * 1024 * 1024
+_MAX_REFUSAL_BODY = 64 * 1024
+
+ATTACH_FAILURES = Counter(
+    "mcp_proxy_attach_failures",
+    "Attaches to the server container that failed, by reason: the API server's Status reason "
+    "(Forbidden, NotFound, BadRequest, ...) or the client error's class (ClientConnectorError, ...).",
+    ["reason"],
+)
+
+
+class AttachRefusedError(ConnectionError):
+    """The API server refused the attach handshake: its HTTP status and its ``Status`` reason/message."""
+
+    def __init__(self, target: str, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"attach to {target} refused by the API server: HTTP {status} {reason}: {message}")
 
 
 def _is_base64(protocol: str | None) -> bool:
@@ -112,14 +141,7 @@ async def open_attach(
     write_send, write_receive = anyio.create_memory_object_stream[SessionMessage](64)
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(
-            url,
-            headers=headers or {},
-            protocols=CHANNEL_PROTOCOLS,
-            ssl=ssl_context if ssl_context is not None else False,
-            max_msg_size=_MAX_LINE,
-            heartbeat=30.0,
-        ) as ws,
+        _connected(http, url, headers or {}, ssl_context) as ws,
         anyio.create_task_group() as tg,
     ):
         logger.info("attached to %s (protocol %s)", url.split("?", maxsplit=1)[0], ws.protocol)
@@ -164,6 +186,70 @@ async def open_attach(
             yield read_receive, write_send
         finally:
             tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _connected(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """The attach websocket; a failure to open it is counted and, when refused, explained."""
+    tls: ssl.SSLContext | bool = ssl_context if ssl_context is not None else False
+    try:
+        ws = await http.ws_connect(
+            url, headers=headers, protocols=CHANNEL_PROTOCOLS, ssl=tls, max_msg_size=_MAX_LINE, heartbeat=30.0
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        refused = await _refusal(http, url, headers, tls, exc.status)
+        ATTACH_FAILURES.labels(reason=refused.reason).inc()
+        raise refused from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        ATTACH_FAILURES.labels(reason=type(exc).__name__).inc()
+        raise
+    async with ws:
+        yield ws
+
+
+async def _refusal(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], tls: ssl.SSLContext | bool, status: int
+) -> AttachRefusedError:
+    """Why the API server refused the handshake (HTTP ``status``): the ``Status`` it answers a plain GET
+    of the same URL with, when that GET is refused the same way; otherwise the status alone."""
+    target = _pod_of(url)
+    reason = _status_phrase(status)
+    plain = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    try:
+        async with http.get(plain, headers=headers, ssl=tls) as again:
+            body = await again.content.read(_MAX_REFUSAL_BODY)
+            if again.status != status:
+                return AttachRefusedError(target, status, reason, "the API server gave no reason")
+    except (aiohttp.ClientError, OSError) as exc:
+        unread = f"its reason could not be read ({type(exc).__name__})"
+        return AttachRefusedError(target, status, reason, unread)
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return AttachRefusedError(target, status, reason, text[:500] or "the API server gave no reason")
+    if isinstance(answer, dict) and answer.get("kind") == "Status":
+        reason = str(answer.get("reason") or reason)
+        text = str(answer.get("message") or text)
+    return AttachRefusedError(target, status, reason, text[:500])
+
+
+def _pod_of(url: str) -> str:
+    """``pod NAMESPACE/NAME`` of an attach URL (``.../namespaces/NS/pods/NAME/attach``)."""
+    parts = urlsplit(url).path.split("/")
+    if len(parts) >= 5 and parts[-3] == "pods" and parts[-5] == "namespaces":
+        return f"pod {parts[-4]}/{parts[-2]}"
+    return urlsplit(url).path
+
+
+def _status_phrase(status: int) -> str:
+    """``Forbidden``, ``NotFound``, ... (the API server's Status reasons are HTTP phrases in CamelCase)."""
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return f"HTTP{status}"
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:

@@ -9,44 +9,17 @@ afterwards unless it was already running.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from pathlib import Path
 
-import helm_python as helm
 import pytest
 
-from tests.conftest import HACK_CLUSTER, Cluster, cluster_env
 from tests.fixtures.chart.charts import CRD_CHART, OPERATOR_CHART, adopt_crds, helm_config, unique
-
-IMAGE_REGISTRY = "localhost/mcp-operator"
-OPERATOR_IMAGE = f"{IMAGE_REGISTRY}/mcp-operator"
-TIME_SERVER_IMAGE = f"{IMAGE_REGISTRY}/mcp-server-time:dev"
-FIXTURE_SERVER_IMAGE = f"{IMAGE_REGISTRY}/mcp-fixture-server:dev"
-EVERYTHING_IMAGE = f"{IMAGE_REGISTRY}/server-everything:dev"
-BASE_IMAGE = f"{IMAGE_REGISTRY}/debian-python:bookworm"  # runs as root
-IMAGES = ["mcp-operator", "mcp-server-time", "mcp-fixture-server", "server-everything", "debian-python"]
-T = TypeVar("T")
-
-
-def hack(env: dict[str, str], *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-    """``hack/cluster ARGS`` with its progress on the terminal; fails the session with its last line."""
-    result = subprocess.run(
-        [sys.executable, str(HACK_CLUSTER), *args],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        check=False,
-        timeout=timeout,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"hack/cluster {' '.join(args)} failed (exit {result.returncode}); its message is above")
-    return result
+from tests.support.cluster import HACK_CLUSTER, Cluster, cluster_env
+from tests.support.e2e import IMAGES, OPERATOR_IMAGE, OperatorRelease, hack
 
 
 @pytest.fixture(scope="session")
@@ -66,39 +39,9 @@ def node_cluster() -> Iterator[Cluster]:
         if not was_running:  # leave nothing half-started behind
             subprocess.run([sys.executable, str(HACK_CLUSTER), "down"], env=env, check=False, timeout=300)
         raise
-    from pathlib import Path  # noqa: PLC0415
-
     yield Cluster(kubeconfig=Path(kubeconfig), instance=instance, env=env)
     if not was_running:
         subprocess.run([sys.executable, str(HACK_CLUSTER), "down"], env=env, check=False, timeout=300)
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll ``check`` until it returns a value (not None/False); fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except AssertionError as exc:
-            last = exc
-        if last is not None and last is not False and not isinstance(last, AssertionError):
-            return last  # type: ignore[no-any-return]
-        time.sleep(interval)
-    pytest.fail(f"{what}: not reached after {timeout:.0f} s (last: {last!r})")
-
-
-def kubectl_json(cluster: Cluster, *args: str) -> dict[str, Any]:
-    return dict(json.loads(cluster.kubectl(*args, "-o", "json").stdout))
-
-
-@dataclass
-class OperatorRelease:
-    """Both charts installed with the locally built image, the operator pod Ready."""
-
-    namespace: str
-    name: str
-    config: helm.Config
 
 
 @pytest.fixture(scope="session")

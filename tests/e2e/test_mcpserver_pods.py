@@ -4,85 +4,29 @@ tools from the host through the Service's ClusterIP (/mcp in both protocol eras,
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
-import subprocess
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.client.sse import sse_client
 
-from tests.conftest import ROOT, Cluster
-from tests.dataplane.proxyutil import NPM_BIN
-from tests.e2e.conftest import EVERYTHING_IMAGE, TIME_SERVER_IMAGE, eventually, kubectl_json
+from tests.support.cluster import Cluster
+from tests.support.e2e import (
+    EVERYTHING_IMAGE,
+    SERVER_LABELS,
+    TIME_SERVER_IMAGE,
+    apply_server,
+    call_everywhere,
+    eventually,
+    inspector,
+    kubectl_json,
+    retry,
+    service_base,
+    text_of,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.e2e
-
-SERVER_LABELS = "app.kubernetes.io/name=mcpserver,app.kubernetes.io/component=server"
-
-
-def apply_server(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    manifest = {
-        "apiVersion": "mcp-operator.dev/v1alpha1",
-        "kind": "MCPServer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-
-
-def wait_ready(cluster: Cluster, namespace: str, name: str) -> None:
-    result = cluster.kubectl(
-        "wait", "-n", namespace, f"mcpserver/{name}", "--for=condition=Ready", "--timeout=180s", check=False
-    )
-    if result.returncode != 0:
-        described = cluster.kubectl(
-            "get", "-n", namespace, "mcpserver,pods,events", "-o", "wide", check=False
-        )
-        pytest.fail(f"MCPServer {name} not Ready: {result.stderr}\n{described.stdout}")
-
-
-def service_base(cluster: Cluster, namespace: str, name: str) -> str:
-    """http://CLUSTERIP:PORT of the MCPServer's Service (reached from the host through kube-proxy).
-
-    A Ready pod reaches the Service's endpoints and kube-proxy's rules a moment later (as on any
-    cluster), so this waits until the ClusterIP accepts connections."""
-    svc = kubectl_json(cluster, "get", "service", "-n", namespace, name)
-    address = (svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["port"])
-
-    def accepts() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(address, timeout=2):
-            return True
-        return False
-
-    eventually(accepts, 30, f"Service {name} at {address} accepts connections")
-    return f"http://{address[0]}:{address[1]}"
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-async def call_everywhere(base: str, tool: str, args: dict[str, Any]) -> dict[str, tuple[list[str], str]]:
-    """Per front (/mcp modern, /mcp legacy, /sse): the tool names and the call's text."""
-    fronts = {
-        "mcp-modern": lambda: Client(f"{base}/mcp", mode="auto"),
-        "mcp-legacy": lambda: Client(f"{base}/mcp", mode="legacy"),
-        "sse": lambda: Client(sse_client(f"{base}/sse"), mode="legacy"),
-    }
-    seen = {}
-    for front, connect in fronts.items():
-        with anyio.fail_after(60):
-            async with connect() as client:
-                tools = sorted(t.name for t in (await client.list_tools()).tools)
-                result = await client.call_tool(tool, args)
-                assert not result.is_error, (front, text_of(result))
-                seen[front] = (tools, text_of(result))
-    return seen
 
 
 def listed(cluster: Cluster, namespace: str) -> str:
@@ -118,20 +62,6 @@ async def test_stdio_server_is_ready_listed_and_called_through_its_service(
         assert '"timezone": "UTC"' in called["content"][0]["text"], called
 
 
-def inspector(*args: str) -> dict[str, Any]:
-    """The MCP Inspector CLI (npm, tests/npm) against a URL; its JSON answer."""
-    done = subprocess.run(
-        [str(NPM_BIN / "mcp-inspector"), "--cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(json.loads(done.stdout))
-
-
 async def test_stdio_attach_survives_the_server_pod_being_deleted(
     node_cluster: Cluster, workload_namespace: str
 ) -> None:
@@ -164,15 +94,6 @@ async def test_stdio_attach_survives_the_server_pod_being_deleted(
     with anyio.fail_after(60):  # the proxy re-attaches to the new container
         text = await retry(next_call)
     assert '"timezone": "Europe/Paris"' in text
-
-
-async def retry(attempt: Any) -> Any:
-    """Run ``attempt`` until it succeeds (the caller bounds the time)."""
-    while True:
-        try:
-            return await attempt()
-        except Exception:
-            await anyio.sleep(1)
 
 
 async def test_streamable_http_server_is_ready_and_called_through_its_service(

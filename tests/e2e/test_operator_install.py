@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import Cluster
-from tests.e2e.conftest import OPERATOR_IMAGE, OperatorRelease, eventually, kubectl_json
+from tests.support.cluster import Cluster
+from tests.support.e2e import OPERATOR_IMAGE, OperatorRelease, eventually, kubectl_json
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hack.benchmarks import operator_report, proxy_report, vmcp_report
+from hack.benchmarks import operator_report, pods_report, proxy_report, vmcp_report
 from hack.benchmarks.cli import UsageError, commands, parse
 from hack.benchmarks.common import replace_section
 
@@ -128,3 +128,24 @@ def test_hack_bench_passes_operator_flags_on_and_refuses_unknown_ones() -> None:
     assert commands(parse(["operator"]))[0][1][-1] == "--write-docs"
     with pytest.raises(UsageError, match="unknown argument '--fast'"):
         parse(["--fast"])
+
+
+def test_pods_table_shows_each_measurements_median_and_range_over_the_runs() -> None:
+    saved = SAVED["pods"]
+    text = pods_report.render(saved["runs"], saved["calls"], "on the test machine")
+    assert table_row(text, pods_report.READY_STDIO) == ["8.00", "7.50", "9.00"]
+    assert table_row(text, pods_report.READY_HTTP) == ["6.50", "6.00", "12.00"]
+    assert "3 runs" in text and "200 sequential" in text
+
+
+def test_pods_added_latency_is_the_services_median_over_the_direct_median() -> None:
+    saved = SAVED["pods"]
+    # via the Service: median 4.0; direct: median 1.5 -> +2.50 ms
+    assert pods_report.added_ms(saved["runs"]) == pytest.approx(2.5)
+    assert "**+2.50 ms**" in pods_report.render(saved["runs"], saved["calls"], "here")
+
+
+def test_the_real_pod_benchmark_runs_only_when_asked_for() -> None:
+    assert "pods" not in parse([]).which  # it brings up a real node
+    ((name, argv),) = commands(parse(["pods", "--no-write"]))
+    assert name == "pods" and argv[1].endswith("hack/bench_pods") and argv[2:] == ["--no-write"]

@@ -50,3 +50,34 @@ def test_strip_keeps_only_what_the_status_reads() -> None:
     stripped = strip_pod(pod([waiting("CrashLoopBackOff")]))
     assert "spec" not in stripped and "managedFields" not in stripped["metadata"]
     assert stripped["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+
+
+def crash_cycle() -> list[dict[str, Any]]:
+    """A crash-looping container on each step of one restart: backing off, running a moment, exited."""
+    exit_2 = {"terminated": {"exitCode": 2, "reason": "Error", "finishedAt": "t1"}}
+    exit_2_again = {"terminated": {"exitCode": 2, "reason": "Error", "finishedAt": "t2"}}
+    return [
+        {**waiting("CrashLoopBackOff", "back-off 20s"), "lastState": exit_2},
+        {"name": "mcp", "state": {"running": {"startedAt": "t2"}}, "lastState": exit_2},
+        {"name": "mcp", "state": exit_2_again, "lastState": exit_2},
+    ]
+
+
+def test_every_step_of_a_crash_loop_reads_as_the_same_problem() -> None:
+    found = {pod_problem(pod([step]), previous_reason="CrashLoopBackOff") for step in crash_cycle()}
+    (one,) = found  # one message for the whole cycle: one status write, not one per restart
+    assert one is not None and one.reason == "CrashLoopBackOff"
+    assert "ns/s-server-0" in one.message and "last exit code 2 (Error)" in one.message
+
+
+def test_a_container_running_after_a_crash_is_a_problem_only_while_reported_as_crash_looping() -> None:
+    running_again = crash_cycle()[1]
+    assert pod_problem(pod([running_again])) is None
+    assert pod_problem(pod([running_again]), previous_reason="ImagePullFailed") is None
+
+
+def test_a_pod_going_away_has_no_problem() -> None:
+    going = pod([crash_cycle()[2]])
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert pod_problem(going) is None
+    assert strip_pod(going)["metadata"]["deletionTimestamp"] == "2026-01-01T00:00:00Z"
