@@ -13,7 +13,8 @@ Starlette app serving:
 - ``/sse`` + ``/messages/``: the legacy HTTP+SSE transport (2024-11-05), through ``SseServerTransport``;
 - ``/health``: liveness, always 200 while the process serves HTTP;
 - ``/readyz``: 200 when ``FrontSettings.readiness()`` returns ``(True, reason)``, else 503 with the reason;
-- ``/metrics``: Prometheus text format of ``FrontSettings.registry``.
+- ``/metrics``: Prometheus text format of ``FrontSettings.registry`` and of the process-wide registry
+  (auth decisions, JWKS fetches, attach failures, process collectors).
 
 Host / Origin checks (:class:`HostOriginGuard`: 421 for a bad Host, 403 for a bad Origin) guard the MCP
 routes (not the probes, which kubelet calls by pod IP), and request bodies above
@@ -41,7 +42,7 @@ from typing import Any
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -235,7 +236,10 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
         return PlainTextResponse(reason, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The app's own registry, then the process-wide one: the auth and attach counters and the
+        # process collectors (CPU, memory, file descriptors) are registered there, once per process.
+        body = generate_latest(registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

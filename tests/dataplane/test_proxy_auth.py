@@ -66,6 +66,10 @@ async def test_missing_token_is_challenged_and_metadata_is_served() -> None:
         # Probes and metrics stay open for kubelet and Prometheus.
         for path in ("/readyz", "/health", "/metrics"):
             assert (await s.http.get(f"{s.proxy_url}{path}")).status_code == 200, path
+        # The auth layer's process-wide counters are scraped with the proxy's own metrics.
+        scraped = (await s.http.get(f"{s.proxy_url}/metrics")).text
+        assert 'mcp_auth_inbound_decisions_total{outcome="missing_token"}' in scraped
+        assert "mcp_proxy_requests_total" in scraped or "mcp_proxy_fast_path_enabled" in scraped
         assert not s.backend_seen or all("authorization" not in h for h in s.backend_seen)
 
 
