@@ -23,7 +23,7 @@ def test_bench_operator_counts_are_exact(cluster: Cluster, tmp_path: Path) -> No
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "hack" / "bench_operator"), "--kubeconfig", str(cluster.kubeconfig),
-         "--n", str(N), "--repeats", "1", "--steady", "3", "--resync", "1", "--edits", "3",
+         "--n", str(N), "--repeats", "1", "--steady", "12", "--resync", "4", "--edits", "3",
          "--json", str(out), "--log", str(tmp_path / "operator.log")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
