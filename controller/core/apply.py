@@ -3,6 +3,12 @@
 Steady state must be zero writes. ``Applier.apply`` remembers a hash of the body it last applied per
 object; it skips the PATCH when the new body hashes the same and the cached object still carries it
 (either nothing touched the object since our apply, or every field we own still has our value).
+The hash also travels with the object (:data:`APPLIED_HASH_ANNOTATION`), so a new process (a restart,
+a new leader, an upgrade) skips an object whose cached copy says it was applied with this very body and
+still carries every field of it, instead of re-applying every child once (at the client's default
+20 qps, 8,000 children take 400 s). A body that differs in any way, a removed field included, hashes
+differently and is applied; so is an object the cache holds without the fields it would need to check
+(a workload whose pod spec the cache drops).
 It also skips when the cache has not yet caught up with that apply (the object is older than our write,
 or not cached yet and not deleted since): the watch event of our own write is on its way and will
 trigger the reconcile that checks again, so re-sending the same body would only add a write.
@@ -33,9 +39,20 @@ Settle = Callable[[bool], None]
 """Called once with whether a held watch event was the echo of our own apply (see ``Applier.echo``)."""
 
 
+APPLIED_HASH_ANNOTATION = "mcp-operator.dev/applied-hash"
+"""Annotation on every object the operator applies: :func:`body_hash` of the body without it."""
+
+
 def body_hash(body: Object) -> str:
-    """A digest of ``body`` independent of key order (compared only within one process)."""
+    """A digest of ``body`` independent of key order and of the process (sorted keys, SHA-256)."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def with_applied_hash(body: Object, digest: str) -> Object:
+    """``body`` with :data:`APPLIED_HASH_ANNOTATION` set to ``digest`` (a copy; ``body`` is untouched)."""
+    meta = dict(body.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
+    return {**body, "metadata": meta}
 
 
 class Applier:
@@ -118,7 +135,9 @@ class Applier:
         otherwise the object's kind, identity, versions and status as the server answered (``applied``)."""
         resource = resource or self.resource_of(obj)
         body = {**obj, "apiVersion": resource.api_version, "kind": resource.kind}
-        return await self._apply(resource, body, "", body)
+        digest = body_hash(body)
+        stamped = with_applied_hash(body, digest)
+        return await self._apply(resource, stamped, "", stamped, digest)
 
     async def apply_all(self, objs: list[Object]) -> list[Object | None]:
         """Apply independent objects concurrently (one round trip of latency instead of one per object);
@@ -145,7 +164,7 @@ class Applier:
             "metadata": ident,
             "status": status,
         }
-        return await self._apply(resource, body, "status", {"status": status})
+        return await self._apply(resource, body, "status", {"status": status}, body_hash(body))
 
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None
@@ -177,13 +196,15 @@ class Applier:
         await self.client.patch(resource, meta.get("namespace"), meta["name"], patch, MERGE_PATCH)
 
     async def _apply(
-        self, resource: Resource, body: Object, subresource: str, owned: Object
+        self, resource: Resource, body: Object, subresource: str, owned: Object, digest: str
     ) -> Object | None:
         meta = body.get("metadata") or {}
         namespace = str(meta.get("namespace") or "") if resource.namespaced else ""
         slot: _SlotKey = (resource, namespace, str(meta.get("name")), subresource)
-        digest = body_hash(body)
         last = self._last.get(slot)
+        if last is None and not subresource and self._applied_before(slot, owned, digest):
+            self.skipped += 1
+            return None
         if last is not None and last[0] == digest:
             watched, cached = self._cached(resource, namespace, slot[2])
             if cached is None:
@@ -218,6 +239,22 @@ class Applier:
         finally:
             self._answered(ident)
         return result
+
+    def _applied_before(self, slot: _SlotKey, owned: Object, digest: str) -> bool:
+        """Whether the cached object was applied with this very body (by any process: its annotation
+        says so) and still carries every field of it; if so it is remembered as if we had applied it."""
+        resource, namespace, name, _ = slot
+        _, cached = self._cached(resource, namespace, name)
+        if cached is None:
+            return False
+        cached_meta = cached.get("metadata") or {}
+        if (cached_meta.get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) != digest:
+            return False
+        if not carries(cached, owned):
+            return False
+        generation = str(cached_meta.get("generation", ""))
+        self._last[slot] = (digest, str(cached_meta.get("resourceVersion", "")), generation)
+        return True
 
     def _answered(self, ident: _Ident) -> None:
         """An apply to ``ident`` has its answer (or failed): once none is left in flight, judge the watch

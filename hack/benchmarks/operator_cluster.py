@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from api.mcpserver import MCPServer
-from controller.core.apply import body_hash
+from controller.core.apply import body_hash, with_applied_hash
 from controller.core.client import KubeClient
 from controller.core.objects import owner_reference
 from controller.core.resources import (
@@ -232,7 +232,8 @@ class Floor:
             digest = body_hash(child)
             if only_changed and hashes.get(slot) == digest:
                 continue
-            await self.client.apply(CHILD_KINDS[child["kind"]], child)
+            # The same body as the operator sends (stamped with its hash).
+            await self.client.apply(CHILD_KINDS[child["kind"]], with_applied_hash(child, digest))
             hashes[slot] = digest
         ident = {"name": obj["metadata"]["name"], "namespace": self.namespace}
         await self.client.apply_status(MCPSERVER, {"metadata": ident, "status": floor_status(obj)})

@@ -96,7 +96,7 @@ async def test_apiserver_etcd_stall_competing_writer_and_429(faults_cluster: Clu
             scenario.end_fault()  # the limits stay: recovery here is from the spec change to convergence
             scenario.start_bump(5)
             await scenario.wait_mid_convergence(within=300)  # every write may meet a 429 first
-            await scenario.recover(within=300)  # a new operator at 20 qps re-applies all 1,600 children
+            await scenario.recover(within=300)  # a new operator at 20 qps: workloads and statuses
             retried = metric_total(throttled.manager, "rest_client_request_retries", code="429")
             print(f"FAULT 429: {retried:.0f} requests answered 429 and retried after Retry-After")
             assert retried > 0, "the API server never answered 429: the scenario did not throttle"

@@ -230,3 +230,39 @@ async def test_hundred_servers_converge_then_zero_writes(
         writes_after = op.writes()
     print(f"100 MCPServers converged in {convergence:.1f} s with {writes_before:.0f} writes")
     assert writes_after == writes_before, f"{writes_after - writes_before:.0f} writes in steady state"
+
+
+async def test_a_restarted_operator_does_not_reapply_the_children_it_applied(
+    mcp_crds: Cluster, namespace: str, kube: Api
+) -> None:
+    """A restart, a new leader or an upgrade that changes nothing re-applies only what it cannot check
+    from its cache (the two workloads, whose pod spec the cache drops) and the status: 3 writes per
+    MCPServer instead of its 8 children and status (at 20 qps, 1,000 servers took 7.5 minutes)."""
+    names = ["restart-a", "restart-b", "restart-c"]
+    for name in names:
+        await kube.create(PLURAL, server(name))
+
+    async def accepted() -> bool:
+        listed = await kube.custom.list_namespaced_custom_object(
+            "mcp-operator.dev", "v1alpha1", kube.ns, PLURAL
+        )
+        return sum(1 for o in listed["items"] if condition(o, "Accepted")) == len(names)
+
+    async with run_operator(mcp_crds.kubeconfig, namespace) as first:
+        await eventually(accepted, what="the MCPServers reconciled")
+        assert await first.settled() >= 9 * len(names)  # created: 8 children and a status each
+    versions = {
+        name: (await kube.child("ConfigMap", Names(name).config))["metadata"]["resourceVersion"]  # type: ignore[index]
+        for name in names
+    }
+    async with run_operator(mcp_crds.kubeconfig, namespace) as second:
+
+        async def reconciled() -> bool:
+            return second.reconciles() >= len(names)
+
+        await eventually(reconciled, what="every MCPServer reconciled")
+        rewritten = await second.settled()
+    assert rewritten == 3 * len(names), f"{rewritten:.0f} writes by the restarted operator"
+    for name in names:
+        child = await kube.child("ConfigMap", Names(name).config)
+        assert child is not None and child["metadata"]["resourceVersion"] == versions[name]

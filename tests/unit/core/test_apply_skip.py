@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.core.apply import Applier
+from controller.core.apply import APPLIED_HASH_ANNOTATION, Applier, body_hash, with_applied_hash
 from controller.core.cache import Cache
 from controller.core.client import ApiError, KubeClient
 from controller.core.resources import CONFIGMAP, ObjectKey
@@ -22,6 +22,12 @@ def cm(rv: str | None = None, value: str = "1", namespace: str = "ns") -> Obj:
     if rv is not None:
         meta["resourceVersion"] = rv
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": value}}
+
+
+def as_applied(obj: Obj, body: Obj | None = None) -> Obj:
+    """``obj`` as the API server holds it after our apply of ``body`` (default: ``cm()``): stamped with
+    the applied body's hash."""
+    return with_applied_hash(obj, body_hash(body if body is not None else cm()))
 
 
 def make(namespaces: list[str] | None = None) -> tuple[Applier, Cache, FunctionTransport]:
@@ -79,7 +85,7 @@ async def test_a_newer_object_without_our_fields_is_applied_again() -> None:
 async def test_a_newer_object_still_carrying_our_fields_is_skipped() -> None:
     applier, cache, transport = make()
     await applier.apply(cm())
-    theirs = cm("99")
+    theirs = as_applied(cm("99"))
     theirs["metadata"]["labels"] = {"added-by": "someone else"}
     cache_event(cache, "MODIFIED", theirs)
     assert await applier.apply(cm()) is None
@@ -134,7 +140,7 @@ async def test_a_workload_cached_without_its_pod_spec_is_skipped_while_its_gener
     await applier.apply(desired)
     # A status update by the workload's controller: new resourceVersion, same generation, pod spec
     # dropped by the cache's transform.
-    seen = {**cm("11"), "spec": {"template": {"spec": {}}}}
+    seen = as_applied({**cm("11"), "spec": {"template": {"spec": {}}}}, desired)
     seen["metadata"]["generation"] = 3
     cache_event(cache, "MODIFIED", seen)
     assert await applier.apply(desired) is None
@@ -185,3 +191,65 @@ async def test_apply_returns_identity_versions_and_status_only() -> None:
         "metadata": {"name": "cm", "namespace": "ns", "uid": "u1", "resourceVersion": "7", "generation": 2},
         "status": {"readyReplicas": 1},
     }
+
+
+# ------------------------------------------------------------------ a new process (restart, new leader)
+
+
+async def applied_by_an_earlier_process(value: str = "1") -> Obj:
+    """The object as an earlier operator process left it: applied with ``cm(value=value)``."""
+    earlier, _, transport = make()
+    await earlier.apply(cm(value=value))
+    live: Obj = transport.requests[0].body
+    live["metadata"]["resourceVersion"] = "9"
+    return live
+
+
+async def test_every_applied_object_carries_the_hash_of_its_body() -> None:
+    applier, _, transport = make()
+    await applier.apply(cm())
+    sent = transport.requests[0].body
+    assert sent["metadata"]["annotations"] == {APPLIED_HASH_ANNOTATION: body_hash(cm())}
+    assert sent["data"] == {"k": "1"}
+
+
+async def test_a_new_process_does_not_reapply_what_an_earlier_one_applied() -> None:
+    live = await applied_by_an_earlier_process()
+    applier, cache, transport = make()  # the restarted operator: nothing remembered, a warm cache
+    cache_event(cache, "ADDED", live)
+    assert await applier.apply(cm()) is None
+    assert transport.requests == []
+    # From then on it behaves as if it had applied the object itself: a changed body is sent.
+    assert await applier.apply(cm(value="2")) is not None
+    assert len(transport.requests) == 1
+
+
+async def test_a_new_process_reapplies_an_object_changed_by_someone_else() -> None:
+    live = await applied_by_an_earlier_process()
+    live["data"]["k"] = "edited by hand"  # drift while no operator ran: the annotation still matches
+    applier, cache, transport = make()
+    cache_event(cache, "ADDED", live)
+    assert await applier.apply(cm()) is not None
+    assert transport.requests[0].body["data"] == {"k": "1"}
+
+
+async def test_a_new_process_reapplies_when_its_body_differs_even_by_a_removed_field() -> None:
+    live = await applied_by_an_earlier_process()
+    live["metadata"]["labels"] = {"old-version-label": "x"}  # an older operator also set this label
+    earlier_hash = body_hash({**cm(), "metadata": {**cm()["metadata"], "labels": {"old-version-label": "x"}}})
+    live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = earlier_hash
+    applier, cache, transport = make()  # the upgraded operator no longer sets it: apply drops it
+    cache_event(cache, "ADDED", live)
+    assert await applier.apply(cm()) is not None
+    assert len(transport.requests) == 1
+
+
+async def test_a_new_process_reapplies_a_workload_the_cache_holds_without_its_pod_spec() -> None:
+    desired = {**cm(), "spec": {"template": {"spec": {"containers": [{"name": "mcp"}]}}}}
+    earlier, _, sent = make()
+    await earlier.apply(desired)
+    live = {**sent.requests[0].body, "spec": {"template": {"spec": {}}}}  # what the cache keeps of it
+    applier, cache, transport = make()
+    cache_event(cache, "ADDED", live)
+    assert await applier.apply(desired) is not None  # the pod spec cannot be checked: applied
+    assert len(transport.requests) == 1
