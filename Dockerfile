@@ -19,6 +19,7 @@ COPY api api
 COPY controller controller
 COPY gateway gateway
 COPY kube kube
+COPY logs logs
 RUN /opt/mcp-operator/bin/pip install --no-cache-dir -c requirements/constraints.txt . \
     && /opt/mcp-operator/bin/pip uninstall --yes pip
 

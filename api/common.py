@@ -188,16 +188,16 @@ class PodTemplateMetadataOverrides(CRDModel):
     """Labels and annotations added to the pod template."""
 
     labels: dict[str, str] | None = None
-    """Extra pod labels (the operator's own labels win on a clash)."""
+    """Extra pod labels (the operator's own ``app.kubernetes.io`` labels are refused)."""
     annotations: dict[str, str] | None = None
-    """Extra pod annotations."""
+    """Extra pod annotations (``mcp-operator.dev/config-hash`` is the operator's and refused)."""
 
 
 class ProxyDeploymentOverrides(CRDModel):
     """Additions to the proxy Deployment."""
 
     labels: dict[str, str] | None = None
-    """Extra Deployment labels (the operator's own labels win on a clash)."""
+    """Extra Deployment labels (the operator's own ``app.kubernetes.io`` labels are refused)."""
     annotations: dict[str, str] | None = None
     """Extra Deployment annotations."""
     pod_template_metadata_overrides: PodTemplateMetadataOverrides | None = None
@@ -208,14 +208,14 @@ class ProxyDeploymentOverrides(CRDModel):
     ] = None
     """Extra environment variables of the proxy container."""
     image_pull_secrets: list[LocalObjectReference] | None = None
-    """Image pull secrets of the proxy pods."""
+    """Image pull secrets of the proxy pods, also set on the proxy's ServiceAccount."""
 
 
 class ProxyServiceOverrides(CRDModel):
     """Additions to the proxy Service."""
 
     labels: dict[str, str] | None = None
-    """Extra Service labels (the operator's own labels win on a clash)."""
+    """Extra Service labels (the operator's own ``app.kubernetes.io`` labels are refused)."""
     annotations: dict[str, str] | None = None
     """Extra Service annotations (e.g. for a cloud load balancer)."""
 

@@ -1,17 +1,28 @@
-"""The one validator of a user's ``podTemplateSpec`` (the CRDs keep it free-form), for every workload kind.
+"""The one validator of what a user adds to the pods the operator renders, for every workload kind: the
+free-form ``podTemplateSpec`` and the ``resourceOverrides`` of the proxy Deployment and Service.
 
 The operator merges the template over the pod it renders (strategic-merge rules for the lists users
 patch), so every list it merges by key must hold objects with that key, and every map it merges must be a
-map. Each problem names the JSON path to fix.
+map. ``resourceOverrides`` only adds metadata, env and pull secrets: a key the operator owns (its
+``app.kubernetes.io`` labels, which select the pods, and the config-hash annotation, which rolls them) is
+refused there rather than silently replaced. Each problem names the JSON path to fix.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.common import ResourceOverrides
 from api.problems import Problem
 
-__all__ = ["pod_template_problems"]
+__all__ = ["CONFIG_HASH_ANNOTATION", "OWNED_LABELS", "pod_template_problems", "resource_overrides_problems"]
+
+CONFIG_HASH_ANNOTATION = "mcp-operator.dev/config-hash"
+"""Pod-template annotation holding the hash of the rendered configuration: a change rolls the pods."""
+OWNED_LABELS = tuple(
+    f"app.kubernetes.io/{key}" for key in ("name", "instance", "component", "managed-by", "part-of")
+)
+"""The labels the operator puts on every child; the first three select the pods."""
 
 _MERGED_LISTS = ("containers", "initContainers", "volumes", "tolerations", "imagePullSecrets")
 _NAMED_LISTS = ("containers", "initContainers", "volumes")
@@ -88,3 +99,32 @@ def _container_problems(container: dict[str, Any], path: str, mcp_port: int | No
         for j, port in enumerate(ports)
         if isinstance(port, dict) and port.get("containerPort") == mcp_port
     ]
+
+
+def resource_overrides_problems(
+    overrides: ResourceOverrides | None, path: str = "spec.resourceOverrides"
+) -> list[Problem]:
+    """Keys of ``resourceOverrides`` that would replace what the operator owns."""
+    if overrides is None:
+        return []
+    deployment, service = overrides.proxy_deployment, overrides.proxy_service
+    pod = deployment.pod_template_metadata_overrides if deployment else None
+    labelled = {
+        f"{path}.proxyDeployment.labels": deployment.labels if deployment else None,
+        f"{path}.proxyDeployment.podTemplateMetadataOverrides.labels": pod.labels if pod else None,
+        f"{path}.proxyService.labels": service.labels if service else None,
+    }
+    problems = [
+        Problem(f"{field}[{key}]", "is set by the operator (it selects and names its objects); remove it")
+        for field, given in labelled.items()
+        for key in OWNED_LABELS
+        if key in (given or {})
+    ]
+    if pod is not None and CONFIG_HASH_ANNOTATION in (pod.annotations or {}):
+        problems.append(
+            Problem(
+                f"{path}.proxyDeployment.podTemplateMetadataOverrides.annotations[{CONFIG_HASH_ANNOTATION}]",
+                "is set by the operator (a configuration change rolls the pods through it); remove it",
+            )
+        )
+    return problems

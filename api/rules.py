@@ -16,7 +16,7 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import MCPServerSpec
 from api.mcptoolconfig import MCPToolConfigSpec
-from api.podtemplate import pod_template_problems
+from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
 from api.virtualmcpserver import BackendAuthConfig, VirtualMCPServerSpec
 
@@ -60,6 +60,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
+    problems += resource_overrides_problems(spec.resource_overrides)
     if stdio and spec.external_auth_config_ref is not None:
         problems.append(
             Problem(
@@ -112,6 +113,7 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
     problems += check_resources(spec.resources, "spec.resources")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
+    problems += resource_overrides_problems(spec.resource_overrides)
     forward = spec.header_forward
     if forward is not None:
         plain = {name.lower() for name in forward.add_plaintext_headers or {}}

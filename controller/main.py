@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 
 import controller.reconcilers
-from controller.core.logs import configure_logging
 from controller.core.manager import Manager, ManagerOptions, default_leader_election_namespace
 from kube.credentials import ConfigError
+from logs import add_logging_flags, configure_logging
 
 EXIT_CONFIG_ERROR = 2
 """Exit code when the kubeconfig or in-cluster credentials are missing or invalid."""
@@ -120,8 +120,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "seconds in-flight reconciles may take on shutdown",
         type=non_negative_float,
     )
-    add_flag(parser, "log-level", "info", "log level", choices=["debug", "info", "warning", "error"])
-    add_flag(parser, "log-format", "json", "log format", choices=["json", "console"])
+    add_logging_flags(parser)
     args = parser.parse_args(argv)
     raw = args.namespace if args.namespace is not None else [os.environ.get("WATCH_NAMESPACE", "")]
     args.namespace = split_namespaces(raw)

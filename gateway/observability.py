@@ -16,24 +16,24 @@ The proxy's own (:class:`ProxyMetrics`, one registry per proxy):
   configuration, or because the installed ``mcp`` SDK lacks a private name it needs: see
   :mod:`gateway.sdk_private`).
 
-Audit: one JSON object per ``tools/call`` on the ``mcp_operator.audit`` logger:
-``{"event": "tools/call", "caller", "tool", "backendTool", "durationMs", "outcome"}``, plus ``error``
-on failures and ``arguments`` when ``audit.includeArguments`` is set.
+Audit: one structured line per ``tools/call`` on the ``mcp_operator.audit`` logger, in the process's log
+format (:mod:`logs`): ``{"event": "tools/call", "caller", "tool", "backendTool", "durationMs",
+"outcome"}`` with the shared ``timestamp``, ``level`` and ``logger`` keys, plus ``error`` on failures and
+``arguments`` when ``audit.includeArguments`` is set.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.proxy_config import AuditConfig
 
-__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics", "configure_logging"]
+__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics"]
 
 AUDIT_LOGGER = "mcp_operator.audit"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -95,7 +95,8 @@ class Auditor:
 
     def __init__(self, config: AuditConfig | None = None) -> None:
         self.config = config or AuditConfig()
-        self.logger = logging.getLogger(AUDIT_LOGGER)
+        self.level_gate = logging.getLogger(AUDIT_LOGGER)
+        self.logger = structlog.get_logger(AUDIT_LOGGER)
 
     def tool_call(
         self,
@@ -108,10 +109,9 @@ class Auditor:
         arguments: dict[str, Any] | None,
         error: str | None = None,
     ) -> None:
-        if not self.config.enabled or not self.logger.isEnabledFor(logging.INFO):
+        if not self.config.enabled or not self.level_gate.isEnabledFor(logging.INFO):
             return  # nothing would be written: do not build the line
         record: dict[str, Any] = {
-            "event": "tools/call",
             "caller": caller,
             "tool": tool,
             "backendTool": backend_tool,
@@ -122,13 +122,4 @@ class Auditor:
             record["error"] = error
         if self.config.include_arguments:
             record["arguments"] = arguments or {}
-        self.logger.info(json.dumps(record, default=str, separators=(",", ":")))
-
-
-def configure_logging(level: str) -> None:
-    """The data plane's log lines on stderr (the proxy's and the gateway's): messages as they are (the
-    audit line is one JSON object), at ``level``; the HTTP client's line per backend request only at
-    debug, where it belongs (at info it doubled the log of every HTTP backend call)."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    if logging.getLevelName(level.upper()) != logging.DEBUG:
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        self.logger.info("tools/call", **record)

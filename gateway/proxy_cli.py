@@ -23,9 +23,9 @@ from api.proxy_config import (
     StdioBackend,
     load_proxy_config,
 )
-from gateway.observability import configure_logging
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, needs_caller_sessions, transport_for
+from logs import add_logging_flags, configure_logging
 
 __all__ = ["main", "parse_args"]
 
@@ -38,12 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default=None, help="URL of an HTTP MCP server to proxy")
     parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http")
     parser.add_argument("--name", default=None, help="serverInfo name shown to clients")
-    parser.add_argument("--log-level", default="info", help="log level (debug, info, warning, error)")
+    add_logging_flags(parser)
     return parser
 
 
-def parse_args(argv: list[str]) -> tuple[ProxyConfig, str]:
-    """The effective config (file + flags) and the log level; raises ``ProxyConfigError``."""
+def parse_args(argv: list[str]) -> tuple[ProxyConfig, argparse.Namespace]:
+    """The effective config (file + flags) and the parsed flags; raises ``ProxyConfigError``."""
     command: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -64,16 +64,16 @@ def parse_args(argv: list[str]) -> tuple[ProxyConfig, str]:
         value = getattr(args, key)
         if value is not None:
             base[key] = value
-    return ProxyConfig.model_validate(base), args.log_level
+    return ProxyConfig.model_validate(base), args
 
 
 def main(argv: list[str]) -> int:
     try:
-        config, log_level = parse_args(argv)
+        config, args = parse_args(argv)
     except ProxyConfigError as exc:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
-    configure_logging(log_level)
+    configure_logging(args.log_level, args.log_format)
     backend = config.backend
     try:
         if needs_caller_sessions(backend):
@@ -93,6 +93,7 @@ def main(argv: list[str]) -> int:
         host=config.host,
         port=config.port,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers write through configure_logging's renderer
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,

@@ -14,8 +14,8 @@ import sys
 import uvicorn
 
 from api.vmcp_config import load_vmcp_config
-from gateway.observability import configure_logging
 from gateway.vmcp.server import build_vmcp_app
+from logs import add_logging_flags, configure_logging
 
 __all__ = ["main"]
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reload-interval", type=float, default=1.0, help="seconds between config-file checks (default 1)"
     )
-    parser.add_argument("--log-level", default="info", help="log level (debug, info, warning, error)")
+    add_logging_flags(parser)
     return parser
 
 
@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
         return 2
-    # Bare messages, as the proxy writes them: an audit line is one JSON object per line.
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     app, _ = build_vmcp_app(
         config,
         config_path=args.config,
@@ -53,7 +52,9 @@ def main(argv: list[str]) -> int:
         port=args.port,
         reload_interval=args.reload_interval,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ and data), e.g. when two test runs share a machine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from kubernetes_asyncio import client, config
 
+from logs import configure_logging
 from tests.support import tasks
 from tests.support.cluster import HACK_CLUSTER, Cluster, cluster_env
 
@@ -44,6 +47,19 @@ async def _tasks_left_behind() -> AsyncIterator[None]:
         await tasks.cancel(leaked)
         described = "\n  ".join(tasks.describe(t) for t in leaked)
         pytest.fail(f"the test left {len(leaked)} asyncio task(s) running:\n  {described}", pytrace=False)
+
+
+@pytest.fixture
+def structured_logs() -> Iterator[None]:
+    """Logs set up as every process sets them up (``logs.configure_logging``) with the root level kept, so
+    ``caplog`` receives structlog's lines too, as records whose ``msg`` is the line's dict of keys."""
+    root = logging.getLogger()
+    level, before = root.level, list(root.handlers)
+    configure_logging("debug")
+    root.setLevel(level)
+    yield
+    root.handlers[:] = [h for h in root.handlers if h in before or h.__class__.__module__ != "logs"]
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""What every child object shares: labels, metadata with an owner, the config hash, derived names."""
+"""What every child object shares: labels, metadata with an owner, the config hash, derived names.
+
+The config-hash annotation's name lives in ``api.podtemplate``, whose validator refuses overrides of it."""
 
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ from pydantic import BaseModel
 JSON = dict[str, Any]
 
 MANAGED_BY = "mcp-operator"
-CONFIG_HASH_ANNOTATION = "mcp-operator.dev/config-hash"
-"""Pod-template annotation holding the hash of the rendered configuration: a change rolls the pods."""
 
 # Kubernetes limits: Service names are DNS-1035 labels (63); a StatefulSet's name plus its 10-character
 # controller-revision-hash suffix must fit a 63-character label value, so StatefulSet names stop at 52.

@@ -114,9 +114,13 @@ def build_children(
     owner = Owner.of(proxy, owner_ref)
     names = Names(owner.name)
     objects = [common.config_map(owner, names.config, {CONFIG_KEY: rendered.text})]
-    if proxy.spec.service_account is None:
-        objects.append(common.service_account(owner, names.account, automount=False))
     overrides = proxy.spec.resource_overrides or ResourceOverrides()
+    if proxy.spec.service_account is None:
+        objects.append(
+            common.service_account(
+                owner, names.account, automount=False, overrides=overrides.proxy_deployment
+            )
+        )
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
         common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),

@@ -161,7 +161,9 @@ def build_children(
     overrides = _overrides(server)
     objects = [
         common.config_map(owner, names.config, {CONFIG_KEY: config_text}),
-        common.service_account(owner, names.proxy_account, automount=is_stdio(server)),
+        common.service_account(
+            owner, names.proxy_account, automount=is_stdio(server), overrides=overrides.proxy_deployment
+        ),
     ]
     if server.spec.service_account is None:
         objects.append(

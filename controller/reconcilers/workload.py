@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.problems import format_problems
 from api.resource import CustomResource
 from api.validation import parse_and_validate
@@ -33,7 +34,7 @@ from controller.core import (
     owner_reference,
 )
 from controller.core.manager import Manager
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
+from controller.reconcilers.children import JSON
 from controller.reconcilers.refs import Missing
 from controller.reconcilers.status import TERMINATING, invalid_status, newest
 from controller.reconcilers.writes import (

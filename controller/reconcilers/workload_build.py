@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.common import ProxyDeploymentOverrides, ProxyServiceOverrides, ResourceRequirements
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.resource import CustomResource
 from controller.reconcilers import children
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON, labels, object_meta, selector_labels
+from controller.reconcilers.children import JSON, labels, object_meta, selector_labels
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
 from controller.reconcilers.settings import ReconcilerSettings
 
@@ -89,14 +90,33 @@ def config_map(owner: Owner, name: str, data: dict[str, str], component: str | N
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": owner.meta(name, component), "data": data}
 
 
-def service_account(owner: Owner, name: str, *, automount: bool, component: str | None = None) -> JSON:
-    """``automount``: whether the pods get an API token (only those that call the Kubernetes API)."""
-    return {
+def service_account(
+    owner: Owner,
+    name: str,
+    *,
+    automount: bool,
+    component: str | None = None,
+    overrides: ProxyDeploymentOverrides | None = None,
+) -> JSON:
+    """``automount``: whether the pods get an API token (only those that call the Kubernetes API).
+
+    The proxy's pull secrets go on its account too (as ToolHive does), so pods that run under it through
+    another path than the Deployment (a debug copy, a sidecar injector's job) can pull the image as well."""
+    account: JSON = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": owner.meta(name, component),
         "automountServiceAccountToken": automount,
     }
+    secrets = pull_secrets(overrides)
+    if secrets:
+        account["imagePullSecrets"] = secrets
+    return account
+
+
+def pull_secrets(overrides: ProxyDeploymentOverrides | None) -> list[JSON]:
+    """``resourceOverrides.proxyDeployment.imagePullSecrets`` as a pod's (or an account's) list."""
+    return [{"name": s.name} for s in (overrides.image_pull_secrets if overrides else None) or []]
 
 
 def role(owner: Owner, name: str, rules: list[JSON]) -> JSON:
@@ -214,8 +234,8 @@ def front_deployment(owner: Owner, name: str, pod: FrontPod) -> JSON:
             {"name": "tmp", "emptyDir": {}},
         ],
     }
-    if overrides and overrides.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in overrides.image_pull_secrets]
+    if secrets := pull_secrets(overrides):
+        pod_spec["imagePullSecrets"] = secrets
     owned_annotations = {CONFIG_HASH_ANNOTATION: pod.digest}
     metadata: JSON = {
         "labels": {**((pod_overrides.labels or {}) if pod_overrides else {}), **owner.labels()},

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from controller.core import DEPLOYMENT, NORMAL, OWNER_INDEX, ReconcileContext, Resource
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
+from controller.reconcilers.children import JSON
 from controller.reconcilers.refs import Missing
 
 NAME_CONFLICT = "NameConflict"

@@ -139,12 +139,14 @@ class OIDCMiddleware:
             validated = await self.validator.validate(token)
         except InvalidTokenError as err:
             INBOUND_DECISIONS.labels(outcome="invalid_token").inc()
-            log.info("inbound token refused", path=path, reason=str(err))
+            # debug, not info: a client retrying an expired token would write one line per request
+            # (mcp_auth_inbound_decisions_total counts them; the 401 tells the client why)
+            log.debug("inbound token refused", path=path, reason=str(err))
             await self._challenge(scope, send, 401, "invalid_token", str(err))
             return
         except InsufficientScopeError as err:
             INBOUND_DECISIONS.labels(outcome="insufficient_scope").inc()
-            log.info("inbound token lacks scope", path=path, missing=list(err.missing))
+            log.debug("inbound token lacks scope", path=path, missing=list(err.missing))
             await self._challenge(scope, send, 403, "insufficient_scope", str(err))
             return
         except AuthUnavailableError as err:

@@ -31,6 +31,7 @@ from tests.support.proxy_auth import stack
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.usefixtures("structured_logs")
 async def test_valid_token_passes_and_never_reaches_the_backend(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
     async with stack() as s:
@@ -46,7 +47,8 @@ async def test_valid_token_passes_and_never_reaches_the_backend(caplog: pytest.L
         assert s.backend_seen, "the backend received nothing"
         assert all("authorization" not in headers for headers in s.backend_seen)
         assert not any(s.issuer.url in json.dumps(headers) for headers in s.backend_seen)
-    audits = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    audits = [r.msg for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert audits and all(isinstance(a, dict) and a["event"] == "tools/call" for a in audits), audits
     assert {a["caller"] for a in audits} == {"alice"}
 
 

@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.dataplane.fastpathutil import config as fixture_proxy_config
 from tests.dataplane.proxyutil import run_proxy
+from tests.support.processes import json_records
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,8 @@ class Proxy:
         return sum(values)
 
     def audit(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith('{"event":"tools/call"')]
+        records = json_records(self.log.read_text(encoding="utf-8", errors="replace"))
+        return [r for r in records if r.get("event") == "tools/call"]
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,23 @@ async def test_audit_line_per_call_with_caller_tool_outcome(proxy: Proxy) -> Non
     denied = [r for r in records if r["tool"] == "test_error_handling"]
     assert denied and denied[-1]["outcome"] == "denied" and denied[-1]["backendTool"] is None
     assert proxy.metric('mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="echo"}') >= 1
+
+
+async def test_no_info_line_per_request_or_session_but_the_audit_line(proxy: Proxy) -> None:
+    def other_info_lines() -> list[dict[str, Any]]:
+        records = json_records(proxy.log.read_text(encoding="utf-8", errors="replace"))
+        return [r for r in records if r["level"] == "info" and r["event"] != "tools/call"]
+
+    before = other_info_lines()
+    calls = 0
+    for _, connect in proxy.clients():  # a new session on each session-era front
+        async with connect() as client:
+            for _ in range(3):
+                await client.call_tool("echo", {"text": "quiet"})
+                calls += 1
+    quiet = [r for r in proxy.audit() if r.get("arguments") == {"text": "quiet"}]
+    assert len(quiet) == calls  # each call is still audited
+    assert other_info_lines() == before
 
 
 async def test_active_sessions_gauge_counts_session_era_fronts(proxy: Proxy) -> None:

@@ -8,7 +8,6 @@ waits for the hot reload, which is itself part of what is tested.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from tests.support.gateway_processes import (
     wait_until,
     write_config,
 )
+from tests.support.processes import json_records
 
 pytestmark = pytest.mark.slow
 
@@ -380,8 +380,8 @@ async def test_a_call_through_the_gateway_is_audited_and_counted_as_in_the_proxy
 
     def audit() -> dict[str, dict[str, Any]]:
         """The gateway's audit lines by tool, once both calls' lines are written."""
-        lines = stack.procs["gateway"].log.read_text(errors="replace").splitlines()
-        records = [json.loads(line) for line in lines if line.startswith('{"event":"tools/call"')]
+        lines = stack.procs["gateway"].log.read_text(errors="replace")
+        records = [r for r in json_records(lines) if r.get("event") == "tools/call"]
         by_tool = {r["tool"]: r for r in records}
         return by_tool if {"fixture_echo", "fixture_nope"} <= by_tool.keys() else {}
 

@@ -120,6 +120,32 @@ async def test_streamable_http_server_is_ready_and_called_through_its_service(
         assert text == "Echo: through a Service", front
 
 
+async def test_sse_server_is_ready_and_called_through_its_service(
+    node_cluster: Cluster, workload_namespace: str
+) -> None:
+    """A server that speaks only legacy SSE (GET /sse, POST /message): the proxy reaches it through the
+    headless Service and serves it to clients on /mcp (both eras) and /sse; status.url advertises /sse."""
+    apply_server(
+        node_cluster,
+        workload_namespace,
+        "legacy",
+        {"image": EVERYTHING_IMAGE, "transport": "sse", "mcpPort": 3001, "args": ["sse"]},
+    )
+    wait_ready(node_cluster, workload_namespace, "legacy")
+    table = listed(node_cluster, workload_namespace)
+    row = next(line for line in table.splitlines() if line.startswith("legacy "))
+    assert "Running" in row, table
+    assert f"http://legacy.{workload_namespace}.svc.cluster.local:8080/sse" in row, table
+
+    base = service_base(node_cluster, workload_namespace, "legacy")
+    seen = await call_everywhere(base, "echo", {"message": "over sse"})
+    for front, (tools, text) in seen.items():
+        assert "echo" in tools, front
+        assert text == "Echo: over sse", front
+    tools_answer = inspector(f"{base}/sse", "--transport", "sse", "--method", "tools/list")
+    assert "echo" in [t["name"] for t in tools_answer["tools"]], tools_answer
+
+
 def test_kubectl_delete_removes_every_pod_and_child(node_cluster: Cluster, workload_namespace: str) -> None:
     apply_server(node_cluster, workload_namespace, "gone", {"image": TIME_SERVER_IMAGE, "transport": "stdio"})
     wait_ready(node_cluster, workload_namespace, "gone")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,31 @@ def test_operator_chart_upgrade_adds_a_disruption_budget_for_more_replicas(
             cfg.uninstall(release)
     finally:
         delete_namespaces(cluster, namespace)
+
+
+def test_two_releases_of_one_name_install_side_by_side(cluster: Cluster, crd_release: CrdRelease) -> None:
+    """The same release name in two namespaces (as two teams would install it): both install, each
+    ClusterRoleBinding grants its own ServiceAccount, and uninstalling one leaves the other's in place."""
+    namespaces = [create_namespace(cluster, "op") for _ in range(2)]
+    release = unique("side")
+    rbac_names = [f"{namespace}-{release}-mcp-operator" for namespace in namespaces]
+    try:
+        with ExitStack() as stack:
+            configs = [stack.enter_context(helm_config(cluster, namespace)) for namespace in namespaces]
+            for cfg, namespace in zip(configs, namespaces, strict=True):
+                installed = cfg.install(OPERATOR_CHART, release, namespace=namespace, timeout=120)
+                assert installed["status"] == "deployed", installed
+            for name, namespace in zip(rbac_names, namespaces, strict=True):
+                binding = json.loads(cluster.kubectl("get", "clusterrolebinding", name, "-o", "json").stdout)
+                assert binding["roleRef"]["name"] == name
+                assert binding["subjects"][0]["namespace"] == namespace
+            configs[0].uninstall(release)
+            gone = cluster.kubectl("get", "clusterrole", rbac_names[0], check=False)
+            assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout
+            cluster.kubectl("get", "clusterrole,clusterrolebinding", rbac_names[1])
+            configs[1].uninstall(release)
+    finally:
+        delete_namespaces(cluster, *namespaces)
 
 
 def printer_columns(crd: dict[str, Any]) -> list[str]:

@@ -70,8 +70,10 @@ def test_operator_chart_renders_golden_output(values_file: str) -> None:
 
 def test_cluster_scope_grants_one_cluster_role_and_watches_everything() -> None:
     objects = rendered_objects(render(OPERATOR_CHART, load_values("default")))
-    assert [obj["metadata"]["name"] for obj in by_kind(objects, "ClusterRole")] == ["mcp-operator"]
+    names = [obj["metadata"]["name"] for obj in by_kind(objects, "ClusterRole")]
+    assert names == ["mcp-operator-system-mcp-operator"]  # the release's namespace and full name
     (binding,) = by_kind(objects, "ClusterRoleBinding")
+    assert binding["metadata"]["name"] == binding["roleRef"]["name"] == names[0]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "mcp-operator", "namespace": "mcp-operator-system"}
     ]
@@ -92,7 +94,7 @@ def test_namespace_scope_grants_roles_only_in_watched_namespaces() -> None:
     manager_roles = {
         obj["metadata"]["namespace"]: obj["rules"]
         for obj in by_kind(objects, "Role")
-        if obj["metadata"]["name"] == "mcp-operator"
+        if obj["metadata"]["name"] == "mcp-operator-system-mcp-operator"
     }
     assert sorted(manager_roles) == ["team-a", "team-b"]
     cluster_rules = by_kind(rendered_objects(render(OPERATOR_CHART)), "ClusterRole")[0]["rules"]
@@ -102,6 +104,29 @@ def test_namespace_scope_grants_roles_only_in_watched_namespaces() -> None:
         "--namespace=team-a",
         "--namespace=team-b",
     ]
+
+
+@pytest.mark.parametrize("values_file", ["default", "namespaced"])
+def test_two_releases_of_one_name_in_two_namespaces_claim_distinct_rbac_objects(values_file: str) -> None:
+    """Helm release names are unique per namespace only: the same release name installed in two
+    namespaces must not claim the same ClusterRole, ClusterRoleBinding or watched-namespace Role."""
+    claimed: list[set[tuple[str, str | None, str]]] = []
+    for namespace in ("team-a-operator", "team-b-operator"):
+        objects = rendered_objects(
+            render(OPERATOR_CHART, load_values(values_file), name="mcp-operator", namespace=namespace)
+        )
+        shared = [
+            obj
+            for obj in objects
+            if obj["kind"].startswith("Cluster") or obj["metadata"].get("namespace") not in (None, namespace)
+        ]
+        assert shared, f"{values_file}: no cluster-scoped or watched-namespace object rendered"
+        for obj in shared:
+            if "roleRef" in obj:  # each binding grants its own release's role
+                assert obj["roleRef"]["name"] == obj["metadata"]["name"]
+                assert obj["subjects"][0]["namespace"] == namespace
+        claimed.append({(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in shared})
+    assert claimed[0].isdisjoint(claimed[1]), claimed
 
 
 def test_more_than_one_replica_gets_a_disruption_budget() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 MCP_OPERATOR = Path(sys.executable).parent / "mcp-operator"
 
@@ -37,3 +40,13 @@ def http_get(url: str) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def json_records(text: str) -> list[dict[str, Any]]:
+    """The JSON-object lines of a process's log (a stdio backend's own stderr lines are skipped)."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+    return records

@@ -17,6 +17,15 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+The name of the operator's ClusterRole and ClusterRoleBinding, and of its Roles in watched namespaces: objects
+that two releases (same release name, different namespaces) would otherwise both claim. The release's
+namespace makes it unique per release; RBAC names are not label-limited, so nothing is cut.
+*/}}
+{{- define "mcp-operator.rbacName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "mcp-operator.fullname" .) -}}
+{{- end -}}
+
 {{- define "mcp-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -9,7 +9,7 @@ import asyncio
 import sys
 
 from controller.core import Manager, ManagerOptions
-from controller.core.logs import configure_logging
+from logs import configure_logging
 from tests.support.gadgets import Recorder, converging_controller
 
 

@@ -163,3 +163,64 @@ async def test_config_change_rolls_only_the_proxy_and_port_changes_reach_url(
     assert svc is not None and svc["spec"]["ports"][0]["port"] == 9090
     obj = await kube.get(PLURAL, name)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+
+
+OVERRIDES = {
+    "proxyDeployment": {
+        "labels": {"team": "platform"},
+        "annotations": {"owner": "platform@example.com"},
+        "podTemplateMetadataOverrides": {
+            "labels": {"sidecar.example.com/inject": "false"},
+            "annotations": {"prometheus.io/scrape": "true"},
+        },
+        "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+        "imagePullSecrets": [{"name": "registry"}],
+    },
+    "proxyService": {"annotations": {"cloud.example.com/load-balancer": "internal"}},
+}
+
+
+async def test_resource_overrides_patch_the_proxy_and_owned_keys_are_refused(
+    operator: Operator, kube: Api
+) -> None:
+    """ToolHive's ``resourceOverrides`` reach the proxy Deployment, its pods, its ServiceAccount and its
+    Service; a key the operator owns is refused by name and the running proxy is left as it was."""
+    name = "patched"
+    await kube.create(PLURAL, server(name, transport="streamable-http", resourceOverrides=OVERRIDES))
+    dep = await kube.wait_child("Deployment", name)
+    assert dep["metadata"]["labels"]["team"] == "platform"
+    assert dep["metadata"]["annotations"]["owner"] == "platform@example.com"
+    template = dep["spec"]["template"]
+    assert template["metadata"]["labels"]["sidecar.example.com/inject"] == "false"
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert {"name": "LOG_LEVEL", "value": "debug"} in template["spec"]["containers"][0]["env"]
+    assert template["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    account = await kube.wait_child("ServiceAccount", f"{name}-proxy")
+    assert account["imagePullSecrets"] == [{"name": "registry"}]
+    service = await kube.wait_child("Service", name)
+    assert service["metadata"]["annotations"]["cloud.example.com/load-balancer"] == "internal"
+    # The server pod is the user's to patch through podTemplateSpec; the proxy's additions stay off it.
+    sts = await kube.wait_child("StatefulSet", f"{name}-server")
+    assert "sidecar.example.com/inject" not in sts["spec"]["template"]["metadata"]["labels"]
+    digest = template["metadata"]["annotations"][HASH]
+
+    pinning = {"annotations": {HASH: "pinned"}, "labels": {"app.kubernetes.io/instance": "other"}}
+    await kube.patch(
+        PLURAL,
+        name,
+        {"spec": {"resourceOverrides": {"proxyDeployment": {"podTemplateMetadataOverrides": pinning}}}},
+    )
+    refused = await kube.wait_condition(PLURAL, name, "Accepted", status="False")
+    assert refused["reason"] == "InvalidSpec"
+    field = "spec.resourceOverrides.proxyDeployment.podTemplateMetadataOverrides"
+    assert f"{field}.annotations[{HASH}]" in refused["message"], refused
+    assert f"{field}.labels[app.kubernetes.io/instance]" in refused["message"], refused
+    kept = await kube.child("Deployment", name)
+    assert kept is not None and kept["spec"]["template"]["metadata"]["annotations"][HASH] == digest
+
+    await kube.patch(
+        PLURAL,
+        name,
+        {"spec": {"resourceOverrides": {"proxyDeployment": {"podTemplateMetadataOverrides": None}}}},
+    )
+    await kube.wait_condition(PLURAL, name, "Accepted", status="True")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
 from tests.support.waiting import eventually

@@ -283,6 +283,51 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.headerInjection",
         "remove it",
     ),
+    (
+        "proxy pod overrides pinning the config hash",
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "resourceOverrides": {
+                    "proxyDeployment": {
+                        "podTemplateMetadataOverrides": {"annotations": {"mcp-operator.dev/config-hash": "x"}}
+                    }
+                },
+            },
+        },
+        "spec.resourceOverrides.proxyDeployment.podTemplateMetadataOverrides.annotations"
+        "[mcp-operator.dev/config-hash]",
+        "remove it",
+    ),
+    (
+        "proxy pod overrides taking a selector label",
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "resourceOverrides": {
+                    "proxyDeployment": {
+                        "podTemplateMetadataOverrides": {"labels": {"app.kubernetes.io/instance": "x"}}
+                    }
+                },
+            },
+        },
+        "spec.resourceOverrides.proxyDeployment.podTemplateMetadataOverrides.labels[app.kubernetes.io/instance]",
+        "remove it",
+    ),
+    (
+        "remote proxy Service overrides taking the operator's label",
+        {
+            **PROXY,
+            "spec": {
+                "remoteUrl": "https://mcp.example.com/mcp",
+                "resourceOverrides": {"proxyService": {"labels": {"app.kubernetes.io/managed-by": "me"}}},
+            },
+        },
+        "spec.resourceOverrides.proxyService.labels[app.kubernetes.io/managed-by]",
+        "remove it",
+    ),
 ]
 
 
@@ -301,6 +346,18 @@ def test_cross_field_problem_names_field_and_fix(obj: dict[str, Any], field: str
         {**SERVER, "spec": {"image": "i", "transport": "sse", "mcpPort": 9000, "replicas": 3}},
         {**PROXY, "spec": {"remoteUrl": "https://mcp.example.com/mcp"}},
         {**PROXY, "spec": {"remoteUrl": "http://10.0.0.5/mcp", "allowPrivateEndpoint": True}},
+        {
+            **SERVER,
+            "spec": {
+                "image": "i",
+                "resourceOverrides": {
+                    "proxyDeployment": {
+                        "labels": {"app.kubernetes.io/version": "1", "team": "a"},
+                        "podTemplateMetadataOverrides": {"annotations": {"prometheus.io/scrape": "true"}},
+                    }
+                },
+            },
+        },
         {**VMCP, "spec": VMCP_BASE},
         {**AUTH, "spec": {"type": "unauthenticated"}},
         {**TOOLS, "spec": {"toolsFilter": ["a", "b"], "toolsOverride": {"a": {"name": "c"}}}},

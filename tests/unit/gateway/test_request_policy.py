@@ -3,7 +3,6 @@ request metrics and audited like the proxy's, against in-process backends (no I/
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -47,9 +46,12 @@ def _sample(metrics: RequestMetrics, tool: str, outcome: str) -> float | None:
 
 
 def _audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    records = [r.msg for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert all(isinstance(r, dict) and r["event"] == "tools/call" for r in records), records
+    return records  # type: ignore[return-value]
 
 
+@pytest.mark.usefixtures("structured_logs")
 async def test_gateway_tool_calls_are_counted_and_audited_through_the_request_policy(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

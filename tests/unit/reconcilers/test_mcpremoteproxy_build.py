@@ -15,9 +15,9 @@ from api.checks import remote_url_problems
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.proxy_config import ProxyConfig
 from api.validation import parse_and_validate, validate
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.mcpremoteproxy_build import Names, build_children, render_config, service_url
 from tests.support.builders import SETTINGS, assert_matches_golden, owner_ref

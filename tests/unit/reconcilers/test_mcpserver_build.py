@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
+from api.podtemplate import CONFIG_HASH_ANNOTATION, OWNED_LABELS
 from api.validation import validate
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.mcpserver_build import (
     Names,
     build_children,
@@ -229,3 +229,43 @@ def test_stdio_server_with_a_credential_is_a_problem_naming_the_field() -> None:
     problems = validate(make(externalAuthConfigRef={"name": "upstream"}))
     assert [p.field for p in problems] == ["spec.externalAuthConfigRef"]
     assert validate(make(transport="sse", externalAuthConfigRef={"name": "upstream"})) == []
+
+
+def test_resource_overrides_patch_the_proxy_pod_its_account_and_service_only() -> None:
+    overrides = {
+        "proxyDeployment": {
+            "labels": {"team": "a"},
+            "annotations": {"owner": "a@example.com"},
+            "podTemplateMetadataOverrides": {"labels": {"mesh": "off"}, "annotations": {"scrape": "true"}},
+            "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+            "imagePullSecrets": [{"name": "registry"}],
+        },
+        "proxyService": {"labels": {"expose": "internal"}},
+    }
+    server = make(transport="sse", resourceOverrides=overrides)
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in build_children(server, OWNER, SETTINGS, None)}
+    deployment = objs[("Deployment", "fetch")]
+    assert deployment["metadata"]["labels"]["team"] == "a"
+    assert deployment["metadata"]["annotations"] == {"owner": "a@example.com"}
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["mesh"] == "off"
+    assert (
+        pod["metadata"]["annotations"]["scrape"] == "true"
+        and CONFIG_HASH_ANNOTATION in pod["metadata"]["annotations"]
+    )
+    assert pod["spec"]["containers"][0]["env"] == [{"name": "LOG_LEVEL", "value": "debug"}]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert objs[("ServiceAccount", "fetch-proxy")]["imagePullSecrets"] == [{"name": "registry"}]
+    assert objs[("Service", "fetch")]["metadata"]["labels"]["expose"] == "internal"
+    # The server's pod, account and headless Service are not the proxy's: nothing of it reaches them.
+    server_pod = objs[("StatefulSet", "fetch-server")]["spec"]["template"]
+    assert "mesh" not in server_pod["metadata"]["labels"] and "imagePullSecrets" not in server_pod["spec"]
+    assert "imagePullSecrets" not in objs[("ServiceAccount", "fetch-server")]
+    assert "expose" not in objs[("Service", "fetch-server")]["metadata"]["labels"]
+
+
+def test_owned_labels_are_the_labels_the_validator_protects() -> None:
+    """api.podtemplate refuses overrides of OWNED_LABELS: they must be exactly the labels children carry."""
+    for obj in build_children(make(transport="sse"), OWNER, SETTINGS, None):
+        owned = {k for k in obj["metadata"]["labels"] if k.startswith("app.kubernetes.io/")}
+        assert owned == set(OWNED_LABELS), obj["kind"]

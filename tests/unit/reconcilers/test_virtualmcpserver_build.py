@@ -14,10 +14,10 @@ import pytest
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.validation import validate
 from api.virtualmcpserver import VirtualMCPServer
 from api.vmcp_config import VMCPConfig
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION
 from controller.reconcilers.refs import Missing
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings

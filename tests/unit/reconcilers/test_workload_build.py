@@ -10,9 +10,10 @@ import pytest
 
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
+from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.virtualmcpserver import VirtualMCPServer
 from controller.reconcilers import mcpremoteproxy_build, mcpserver_build, virtualmcpserver_build
-from controller.reconcilers.children import CONFIG_HASH_ANNOTATION, JSON
+from controller.reconcilers.children import JSON
 from controller.reconcilers.workload_build import FrontPod, Owner, front_container, front_deployment
 from tests.support.builders import SETTINGS, owner_ref
 
