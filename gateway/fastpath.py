@@ -1,35 +1,9 @@
-"""The front's fast path: plain requests answered without the SDK's per-request server.
+"""The front's fast path: plain ``/mcp`` requests answered without the SDK's per-request server.
 
-The SDK serves a 2026-07-28 POST with a fresh ``Connection``, a ``ServerRunner``, a dispatch context, a
-task group with a disconnect watcher and a memory stream for SSE, typed request and result models, and
-then the proxy's own SDK client session forwards it with another round of the same. For the requests
-that need none of that, :class:`FastPath` parses the body once, runs the SDK's own validation ladders
-(pure functions), hands ``(method, params)`` to a :class:`FastHandler` (the proxy: filter / rename /
-deny, metrics, audit, one raw frame on the shared backend session), shapes the result exactly as the
-SDK's server does (cache hints, per-version result sieve, ``resultType``, the ``serverInfo`` stamp) and
-answers ``application/json``.
-
-When it applies (all of these): a ``POST`` with an ``MCP-Protocol-Version`` header naming a 2026-07-28
-era version and no ``Mcp-Session-Id``; an ``Accept`` the SDK path accepts; a body within the size limit
-that is ONE JSON-RPC request (not a notification or batch) for one of :data:`FAST_METHODS`; no
-``_meta.progressToken`` and no per-request log level (those need notifications on an SSE stream); every
-SDK ladder passes (envelope, routing headers, ``Mcp-Param-*`` headers, per-version params surface); and
-the handler accepts it (:meth:`FastHandler.can_serve`: for the proxy, a session-era backend session is
-up and the tool is not hidden).
-
-2025-11-25 session requests (an ``Mcp-Session-Id`` the SDK's session manager holds) take the same path
-when :meth:`gateway.sdk_private.SessionTable.lease` admits the session (see there) and the body is one
-request for one of :data:`FAST_METHODS` without a progress token: validated and shaped by the version
-the session negotiated, answered ``application/json``, or as an SSE stream (what the SDK always
-answers) once a notification for the request or a keep-alive must go first. A ``notifications/cancelled``
-naming one of the session's fast-path calls cancels it.
-
-Everything else falls back to the SDK path with the already-read body replayed, so every rejection,
-notification, ``initialize`` and edge case keeps the SDK's exact answer. The fast path sits where
-the SDK's streamable-HTTP handler sits: inside the Host / Origin guard and the inbound OIDC middleware.
-If the client disconnects, the handler is cancelled (the proxy then sends the backend
-``notifications/cancelled``). ``mcp_proxy_fast_path_requests_total{route="fast"|"sdk"}`` counts which
-path served each ``/mcp`` request.
+When it applies, what it does and what falls back: docs/proxy.md, "The fast path". :class:`FastPath`
+parses the body once, runs the SDK's own validation ladders (pure functions), hands ``(method, params)``
+to a :class:`FastHandler` (the proxy) and shapes the result as the SDK's server does; what it declines
+goes to the SDK path with the body replayed, so every rejection keeps the SDK's exact answer.
 """
 
 from __future__ import annotations

@@ -1,32 +1,9 @@
 """The MCP proxy: a ``lowlevel.Server`` whose handlers forward to one shared backend session.
 
-:class:`ProxyServer` answers the front (both eras, through :mod:`gateway.front`) and forwards each request
-to :class:`gateway.backends.connection.BackendConnection` with a fresh backend request id. It:
-
-- advertises deliberately: the intersection of what the backend offers and what the proxy forwards
-  (tools, resources without subscriptions, prompts, completions, logging), the backend's instructions,
-  and its own ``serverInfo`` (the config's ``name``);
-- applies the tool filter to ``tools/list`` and enforces it on ``tools/call`` (a hidden tool is an
-  unknown tool, -32602);
-- routes backend progress to the front request that asked for it (by the backend's progress token) and
-  backend log messages to the front request in flight (when exactly one is; stdio has no other link);
-- bridges backend-initiated requests (sampling, elicitation, roots) to the newest in-flight front request
-  whose session can carry a server-to-client request (session-era fronts);
-- a request with nothing to route back but its answer (no progress token) reaches a session-era backend
-  as one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`, the fast path's
-  channel), whatever the front era; the others go through the SDK client session, which routes their
-  progress;
-- cancellation passes through: when the front request is cancelled (its HTTP stream closed or a
-  ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
-- records metrics and one audit line per ``tools/call``.
-
-It is also the :class:`gateway.fastpath.FastHandler` of the front's fast path: :meth:`ProxyServer.serve`
-applies the same request policy (:mod:`gateway.request_policy`) to a raw 2026-07-28 request and forwards it as
-one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`);
-:meth:`ProxyServer.can_serve` sends the rest (hidden tools, a backend that is down or 2026-07-28 only,
-per-caller sessions) down the SDK path.
-
-:func:`build_proxy_app` assembles the ASGI app (front + optional OIDC middleware + backend supervisor).
+What it advertises, how progress, logs, server-to-client requests and cancellation are routed, and
+which requests take which backend leg: docs/proxy.md. :class:`ProxyServer` is both the SDK path's
+handler and the fast path's :class:`gateway.fastpath.FastHandler`; both apply one
+:class:`gateway.request_policy.RequestPolicy`. :func:`build_proxy_app` assembles the ASGI app.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """The request policy over raw messages: tool filter and rename, metrics, audit.
 
-One :class:`RequestPolicy` serves the proxy's two paths and the virtual gateway, so they cannot drift:
-the proxy's SDK path (:class:`gateway.proxy.ProxyServer`'s handlers), its fast path
-(:meth:`ProxyServer.serve`) and the gateway (:meth:`gateway.vmcp.gateway.VirtualGateway.call_tool`) hand
-it the exposed tool name, the backend name it resolved to (the proxy by :attr:`RequestPolicy.tool_filter`,
-the rule of :mod:`gateway.filters`; the gateway by its routing table; ``None``: a hidden or unknown tool,
--32602, audited ``denied``), the caller (:func:`caller_of`) and a ``forward(backend_name)`` coroutine; the
-policy times the call, counts it in ``mcp_proxy_requests_total`` and writes the audit line
-(:mod:`gateway.observability`). ``tools/list`` results are filtered and their input schemas remembered
-(the SDK's ``Mcp-Param-*`` check reads them) on the raw result, whichever of the proxy's paths fetched it.
+One :class:`RequestPolicy` serves the proxy's SDK path, its fast path and the virtual gateway, so they
+cannot drift (docs/proxy.md, "Tool matching rule"). Callers hand it the exposed tool name, the backend
+name it resolved to (None: hidden or unknown, -32602, audited ``denied``) and a ``forward`` coroutine.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Raw JSON-RPC requests on a backend transport, beside the SDK ``ClientSession`` that shares it.
 
-The proxy's fast path (:mod:`gateway.fastpath`) forwards a front request as one frame: a fresh request
-id in its own namespace (``"fp-<n>"`` strings, which never collide with the session's integer ids), one
-``SessionMessage`` written to the transport's write stream, and a future resolved by the transport's
-reader (:func:`gateway.backends.connection._pump` offers every incoming message to
-:meth:`RawChannel.deliver` first).
-No task group, memory stream or typed model per call. On a stdio backend the transport also gives a
-:class:`gateway.backends.stdio.LineWire`: frames are then written straight to the server's stdin as
-JSON lines, and its responses are taken as decoded JSON (:meth:`RawChannel.take`) before any pydantic
-validation.
-
-Semantics match the SDK dispatcher's: an error response raises ``MCPError`` with its code, message and
-data; the call timeout raises ``REQUEST_TIMEOUT`` ("Request 'tools/call' timed out") after a courtesy
-``notifications/cancelled``; a cancelled caller sends ``notifications/cancelled`` too; the transport
-ending fails every pending call with ``BACKEND_UNAVAILABLE``. Only used on session-era (2025-11-25 and
-older) backend sessions, where a request needs no per-request envelope.
+The fast path's backend leg (docs/proxy.md): one frame per request with its own ``"fp-<n>"`` id (never
+colliding with the session's integer ids) and a future resolved by the transport's reader, with no task
+group, memory stream or typed model per call. Errors, the call timeout, cancellation and a lost
+transport behave as in the SDK dispatcher. Session-era backends only (no per-request envelope).
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""The virtual gateway's core: backends by name, the merged view, fan-out, routing and reload.
+"""The virtual gateway's core: backends by name, the merged view, fan-out, routing and hot reload.
 
-:class:`VirtualGateway` owns one :class:`~gateway.vmcp.backend.BackendConnection` per configured
-backend. ``tools/list`` (and the other lists) fan out in parallel to every backend whose cached list is
-stale, each bounded by its own list timeout, so a slow or dead backend costs at most that timeout and
-never hides the others. The merged view (:func:`gateway.vmcp.aggregation.aggregate`) is recomputed only
-when some backend's lists changed. Calls are routed by the view's routing table to the owning backend
-under the tool's original name; tool calls go through the data plane's one request policy
-(:class:`gateway.request_policy.RequestPolicy`: the proxy's request metrics and audit line).
-
-:meth:`VirtualGateway.apply_config` is the hot reload: new backends start connecting, removed (or
-changed) ones are drained (in-flight calls finish, up to their call timeout) before they disconnect,
-and unchanged ones keep their sessions.
+Fan-out, view recomputation and reload behave as docs/vmcp.md ("Runtime behaviour") says; calls are
+routed by the view's routing table to the owning backend under the original name, tool calls through
+the one :class:`gateway.request_policy.RequestPolicy`.
 """
 
 from __future__ import annotations
