@@ -218,30 +218,42 @@ class FastPath:
         decoded = _decode(messages)
         if decoded is None:
             return None
-        request_id = decoded.get("id")
-        method = decoded.get("method")
-        params = decoded.get("params")
-        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
-            return None
-        meta = params.get("_meta")
-        if not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META):
-            return None
-        assert isinstance(method, str)
-        if not self.handler.can_serve(method, params):
-            return None
         headers = Headers(scope=scope)
         if find_duplicated_routing_header(headers.items()) is not None:
             return None
         verdict = classify_inbound_request(decoded, headers=dict(headers.items()))
         if isinstance(verdict, InboundLadderRejection):
             return None
-        if method == "tools/call" and self._param_headers_rejected(params, headers):
+        version = verdict.protocol_version
+        request = self._request(decoded, version, meta_required=True)
+        if request is None or (
+            request[1] == "tools/call" and self._param_headers_rejected(request[2], headers)
+        ):
+            return None
+        return (*request, version)
+
+    def _request(
+        self, decoded: dict[str, Any], version: str, *, meta_required: bool
+    ) -> tuple[Any, str, dict[str, Any]] | None:
+        """``(id, method, params)`` of a request for one of :data:`FAST_METHODS` that needs no notification
+        stream, passes the SDK's params check for ``version`` and that the handler takes, else None."""
+        request_id, method, params = decoded.get("id"), decoded.get("method"), decoded.get("params")
+        params = {} if params is None else params
+        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
+            return None
+        meta = params.get("_meta")
+        if (meta is not None or meta_required) and (
+            not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META)
+        ):
+            return None
+        assert isinstance(method, str)
+        if not self.handler.can_serve(method, params):
             return None
         try:
-            surface.validate_client_request(method, verdict.protocol_version, params)
+            surface.validate_client_request(method, version, params)
         except (KeyError, ValueError, ValidationError):
             return None
-        return request_id, method, params, verdict.protocol_version
+        return request_id, method, params
 
     def _param_headers_rejected(self, params: dict[str, Any], headers: Headers) -> bool:
         """The SDK's ``Mcp-Param-*`` check (from the server's schema lookup); True = let the SDK reject."""
@@ -283,31 +295,16 @@ class FastPath:
         decoded = _decode(messages)
         if decoded is None:
             return None
-        method = decoded.get("method")
-        params = decoded.get("params")
-        if "id" not in decoded:
-            if method != "notifications/cancelled" or not isinstance(params, dict):
-                return None
-            target = params.get("requestId")
-            if not _is_request_id(target) or (lease.session_id, target) not in self.calls:
-                return None
-            return None, method, params
-        request_id = decoded["id"]
-        if params is None:
-            params = {}
-        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
+        if "id" in decoded:
+            request = self._request(decoded, lease.protocol_version, meta_required=False)
+            return None if request is None or (lease.session_id, request[0]) in self.calls else request
+        method, params = decoded.get("method"), decoded.get("params")
+        if method != "notifications/cancelled" or not isinstance(params, dict):
             return None
-        meta = params.get("_meta")
-        if meta is not None and (not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META)):
+        target = params.get("requestId")
+        if not _is_request_id(target) or (lease.session_id, target) not in self.calls:
             return None
-        assert isinstance(method, str)
-        if (lease.session_id, request_id) in self.calls or not self.handler.can_serve(method, params):
-            return None
-        try:
-            surface.validate_client_request(method, lease.protocol_version, params)
-        except (KeyError, ValueError, ValidationError):
-            return None
-        return request_id, method, params
+        return None, method, params
 
     async def _answer_session(
         self, lease: SessionLease, scope: Scope, receive: Receive, send: Send, decided: tuple[Any, str, Any]
