@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import ProgressFnT
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +36,7 @@ __all__ = [
     "HostOriginGuard",
     "build_front_app",
     "default_allowed_hosts",
+    "progress_relay",
 ]
 
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*")
@@ -73,6 +76,20 @@ class FrontSettings:
     fast_path: Callable[[ASGIApp, SessionTable], ASGIApp] | None = None
     """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`), given the
     front's 2025-11-25 sessions; inside the Host / Origin guard and ``wrap``."""
+
+
+def progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
+    """Re-emits backend progress on the front request ``ctx``, when its caller asked for progress."""
+    meta = ctx.meta or {}
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+    session = ctx.session
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; the call itself goes on
+            await session.report_progress(progress, total, message)
+
+    return relay
 
 
 def default_allowed_hosts(bind_host: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
-from gateway.request_policy import RequestPolicy, is_tool_result_error
+from gateway.request_policy import RequestPolicy
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
@@ -160,9 +160,7 @@ class VirtualGateway:
                 return _tool_error(str(exc))
 
         original = route.name if route is not None else None
-        return await self.policy.tool_call(
-            name, original, arguments, caller, forward=forward, is_error=is_tool_result_error
-        )
+        return await self.policy.tool_call(name, original, arguments, caller, forward=forward)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)
