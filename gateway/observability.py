@@ -40,10 +40,16 @@ class RequestMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        """Per label set, the two children (``labels()`` validates and locks on every call)."""
 
     def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(method, tool, outcome).inc()
-        self.duration.labels(method).observe(seconds)
+        key = (method, tool, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(*key), self.duration.labels(method))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class ProxyMetrics(RequestMetrics):
