@@ -123,6 +123,9 @@ class FastPath:
         )
         self.fast = counter.labels("fast")
         self.sdk = counter.labels("sdk")
+        self.stamp = {types.SERVER_INFO_META_KEY: server.server_info_stamp}
+        """The ``serverInfo`` stamp of 2026-07-28 results (the SDK deep-copies it per access; ours is only
+        ever serialised, never changed)."""
         self.max_body_bytes = max_body_bytes
         self.sessions = sessions
         self.calls: dict[tuple[str, Any], Call] = {}
@@ -219,15 +222,16 @@ class FastPath:
         if decoded is None:
             return None
         headers = Headers(scope=scope)
-        if find_duplicated_routing_header(headers.items()) is not None:
+        items = headers.items()  # decoded once: every check below reads them
+        if find_duplicated_routing_header(items) is not None:
             return None
-        verdict = classify_inbound_request(decoded, headers=dict(headers.items()))
+        verdict = classify_inbound_request(decoded, headers=dict(items))
         if isinstance(verdict, InboundLadderRejection):
             return None
         version = verdict.protocol_version
         request = self._request(decoded, version, meta_required=True)
         if request is None or (
-            request[1] == "tools/call" and self._param_headers_rejected(request[2], headers)
+            request[1] == "tools/call" and self._param_headers_rejected(request[2], headers, items)
         ):
             return None
         return (*request, version)
@@ -255,12 +259,14 @@ class FastPath:
             return None
         return request_id, method, params
 
-    def _param_headers_rejected(self, params: dict[str, Any], headers: Headers) -> bool:
+    def _param_headers_rejected(
+        self, params: dict[str, Any], headers: Headers, items: list[tuple[str, str]]
+    ) -> bool:
         """The SDK's ``Mcp-Param-*`` check (from the server's schema lookup); True = let the SDK reject."""
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or (arguments is not None and not isinstance(arguments, Mapping)):
             return True
-        has_param_headers = any(key.startswith("mcp-param-") for key in headers)
+        has_param_headers = any(key.startswith("mcp-param-") for key, _ in items)
         if not arguments and not has_param_headers:
             return False
         lookup = self.server.get_tool_input_schema
@@ -400,9 +406,9 @@ class FastPath:
             raw["resultType"] = "complete"
         meta = raw.get("_meta")
         if meta is None:
-            raw["_meta"] = {types.SERVER_INFO_META_KEY: self.server.server_info_stamp}
+            raw["_meta"] = self.stamp
         elif isinstance(meta, dict) and meta.get(types.SERVER_INFO_META_KEY) is None:
-            raw["_meta"] = {**meta, types.SERVER_INFO_META_KEY: self.server.server_info_stamp}
+            raw["_meta"] = {**meta, **self.stamp}
         return raw
 
 
