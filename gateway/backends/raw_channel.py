@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 import mcp_types as types
+import orjson
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     MCP_NAME_HEADER,
@@ -196,16 +196,15 @@ def _outcome(obj: dict[str, Any]) -> dict[str, Any] | MCPError:
 
 
 def _line(request_id: str, method: str, params: dict[str, Any] | None) -> bytes:
-    """One request as a JSON line, as the SDK's stdio transport would write it."""
+    """One request as a JSON line, as the SDK's stdio transport would write it (NaN as null)."""
     envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
     if params is not None:
         envelope["params"] = params
     try:
-        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError:  # NaN / Infinity (which json.loads took from the client): pydantic writes them
+        return orjson.dumps(envelope) + b"\n"
+    except TypeError:  # an integer beyond 64 bits (which json.loads took from the client): pydantic writes it
         frame = types.JSONRPCRequest.model_validate(envelope)
-        text = frame.model_dump_json(by_alias=True, exclude_unset=True)
-    return text.encode() + b"\n"
+        return frame.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
 def _expire(future: asyncio.Future[dict[str, Any]], method: str) -> None:
