@@ -1,14 +1,9 @@
 """Backend health written to the VirtualMCPServer's status, from the gateway pod itself.
 
-The operator and the gateway share ``status.discoveredBackends`` (a list-map keyed by ``name``) through
-server-side apply with different field managers: the operator owns ``name``, ``kind`` and ``url`` of each
-item, the gateway (field manager ``mcp-operator-vmcp``) owns ``status``, ``message`` and
-``lastHealthCheck``. Neither overwrites the other's fields.
-
-The writer sends a request only when some backend's health or message changed (never for the timestamp
-alone), so a steady gateway makes no API writes. It is enabled when ``VMCP_NAME`` and
-``VMCP_NAMESPACE`` are set (the operator's Deployment sets them) and uses the pod's service-account token,
-which the operator grants ``patch`` on that one object's ``status`` and nothing else.
+Who owns which ``status.discoveredBackends`` key (server-side apply, field manager
+``mcp-operator-vmcp``): docs/vmcp.md, "Who owns which status field". The writer sends a request only when
+some backend's health or message changed, never for the timestamp alone, so a steady gateway makes no API
+writes. Enabled by ``VMCP_NAME`` and ``VMCP_NAMESPACE`` (set by the operator's Deployment).
 """
 
 from __future__ import annotations
