@@ -1,35 +1,9 @@
-"""The front's fast path: plain requests answered without the SDK's per-request server.
+"""The front's fast path: plain ``/mcp`` requests answered without the SDK's per-request server.
 
-The SDK serves a 2026-07-28 POST with a fresh ``Connection``, a ``ServerRunner``, a dispatch context, a
-task group with a disconnect watcher and a memory stream for SSE, typed request and result models, and
-then the proxy's own SDK client session forwards it with another round of the same. For the requests
-that need none of that, :class:`FastPath` parses the body once, runs the SDK's own validation ladders
-(pure functions), hands ``(method, params)`` to a :class:`FastHandler` (the proxy: filter / rename /
-deny, metrics, audit, one raw frame on the shared backend session), shapes the result exactly as the
-SDK's server does (cache hints, per-version result sieve, ``resultType``, the ``serverInfo`` stamp) and
-answers ``application/json``.
-
-When it applies (all of these): a ``POST`` with an ``MCP-Protocol-Version`` header naming a 2026-07-28
-era version and no ``Mcp-Session-Id``; an ``Accept`` the SDK path accepts; a body within the size limit
-that is ONE JSON-RPC request (not a notification or batch) for one of :data:`FAST_METHODS`; no
-``_meta.progressToken`` and no per-request log level (those need notifications on an SSE stream); every
-SDK ladder passes (envelope, routing headers, ``Mcp-Param-*`` headers, per-version params surface); and
-the handler accepts it (:meth:`FastHandler.can_serve`: for the proxy, a session-era backend session is
-up and the tool is not hidden).
-
-2025-11-25 session requests (an ``Mcp-Session-Id`` the SDK's session manager holds) take the same path
-when :meth:`gateway.sdk_private.SessionTable.lease` admits the session (see there) and the body is one
-request for one of :data:`FAST_METHODS` without a progress token: validated and shaped by the version
-the session negotiated, answered ``application/json``, or as an SSE stream (what the SDK always
-answers) once a notification for the request or a keep-alive must go first. A ``notifications/cancelled``
-naming one of the session's fast-path calls cancels it.
-
-Everything else falls back to the SDK path with the already-read body replayed, so every rejection,
-notification, ``initialize`` and edge case keeps the SDK's exact answer. The fast path sits where
-the SDK's streamable-HTTP handler sits: inside the Host / Origin guard and the inbound OIDC middleware.
-If the client disconnects, the handler is cancelled (the proxy then sends the backend
-``notifications/cancelled``). ``mcp_proxy_fast_path_requests_total{route="fast"|"sdk"}`` counts which
-path served each ``/mcp`` request.
+When it applies, what it does and what falls back: docs/proxy.md, "The fast path". :class:`FastPath`
+parses the body once, runs the SDK's own validation ladders (pure functions), hands ``(method, params)``
+to a :class:`FastHandler` (the proxy) and shapes the result as the SDK's server does; what it declines
+goes to the SDK path with the body replayed, so every rejection keeps the SDK's exact answer.
 """
 
 from __future__ import annotations
@@ -149,6 +123,9 @@ class FastPath:
         )
         self.fast = counter.labels("fast")
         self.sdk = counter.labels("sdk")
+        self.stamp = {types.SERVER_INFO_META_KEY: server.server_info_stamp}
+        """The ``serverInfo`` stamp of 2026-07-28 results (the SDK deep-copies it per access; ours is only
+        ever serialised, never changed)."""
         self.max_body_bytes = max_body_bytes
         self.sessions = sessions
         self.calls: dict[tuple[str, Any], Call] = {}
@@ -244,37 +221,52 @@ class FastPath:
         decoded = _decode(messages)
         if decoded is None:
             return None
-        request_id = decoded.get("id")
-        method = decoded.get("method")
-        params = decoded.get("params")
+        headers = Headers(scope=scope)
+        items = headers.items()  # decoded once: every check below reads them
+        if find_duplicated_routing_header(items) is not None:
+            return None
+        verdict = classify_inbound_request(decoded, headers=dict(items))
+        if isinstance(verdict, InboundLadderRejection):
+            return None
+        version = verdict.protocol_version
+        request = self._request(decoded, version, meta_required=True)
+        if request is None or (
+            request[1] == "tools/call" and self._param_headers_rejected(request[2], headers, items)
+        ):
+            return None
+        return (*request, version)
+
+    def _request(
+        self, decoded: dict[str, Any], version: str, *, meta_required: bool
+    ) -> tuple[Any, str, dict[str, Any]] | None:
+        """``(id, method, params)`` of a request for one of :data:`FAST_METHODS` that needs no notification
+        stream, passes the SDK's params check for ``version`` and that the handler takes, else None."""
+        request_id, method, params = decoded.get("id"), decoded.get("method"), decoded.get("params")
+        params = {} if params is None else params
         if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
             return None
         meta = params.get("_meta")
-        if not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META):
+        if (meta is not None or meta_required) and (
+            not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META)
+        ):
             return None
         assert isinstance(method, str)
         if not self.handler.can_serve(method, params):
             return None
-        headers = Headers(scope=scope)
-        if find_duplicated_routing_header(headers.items()) is not None:
-            return None
-        verdict = classify_inbound_request(decoded, headers=dict(headers.items()))
-        if isinstance(verdict, InboundLadderRejection):
-            return None
-        if method == "tools/call" and self._param_headers_rejected(params, headers):
-            return None
         try:
-            surface.validate_client_request(method, verdict.protocol_version, params)
+            surface.validate_client_request(method, version, params)
         except (KeyError, ValueError, ValidationError):
             return None
-        return request_id, method, params, verdict.protocol_version
+        return request_id, method, params
 
-    def _param_headers_rejected(self, params: dict[str, Any], headers: Headers) -> bool:
+    def _param_headers_rejected(
+        self, params: dict[str, Any], headers: Headers, items: list[tuple[str, str]]
+    ) -> bool:
         """The SDK's ``Mcp-Param-*`` check (from the server's schema lookup); True = let the SDK reject."""
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or (arguments is not None and not isinstance(arguments, Mapping)):
             return True
-        has_param_headers = any(key.startswith("mcp-param-") for key in headers)
+        has_param_headers = any(key.startswith("mcp-param-") for key, _ in items)
         if not arguments and not has_param_headers:
             return False
         lookup = self.server.get_tool_input_schema
@@ -309,31 +301,16 @@ class FastPath:
         decoded = _decode(messages)
         if decoded is None:
             return None
-        method = decoded.get("method")
-        params = decoded.get("params")
-        if "id" not in decoded:
-            if method != "notifications/cancelled" or not isinstance(params, dict):
-                return None
-            target = params.get("requestId")
-            if not _is_request_id(target) or (lease.session_id, target) not in self.calls:
-                return None
-            return None, method, params
-        request_id = decoded["id"]
-        if params is None:
-            params = {}
-        if not _is_request_id(request_id) or method not in FAST_METHODS or not isinstance(params, dict):
+        if "id" in decoded:
+            request = self._request(decoded, lease.protocol_version, meta_required=False)
+            return None if request is None or (lease.session_id, request[0]) in self.calls else request
+        method, params = decoded.get("method"), decoded.get("params")
+        if method != "notifications/cancelled" or not isinstance(params, dict):
             return None
-        meta = params.get("_meta")
-        if meta is not None and (not isinstance(meta, dict) or any(key in meta for key in _NOTIFYING_META)):
+        target = params.get("requestId")
+        if not _is_request_id(target) or (lease.session_id, target) not in self.calls:
             return None
-        assert isinstance(method, str)
-        if (lease.session_id, request_id) in self.calls or not self.handler.can_serve(method, params):
-            return None
-        try:
-            surface.validate_client_request(method, lease.protocol_version, params)
-        except (KeyError, ValueError, ValidationError):
-            return None
-        return request_id, method, params
+        return None, method, params
 
     async def _answer_session(
         self, lease: SessionLease, scope: Scope, receive: Receive, send: Send, decided: tuple[Any, str, Any]
@@ -429,9 +406,9 @@ class FastPath:
             raw["resultType"] = "complete"
         meta = raw.get("_meta")
         if meta is None:
-            raw["_meta"] = {types.SERVER_INFO_META_KEY: self.server.server_info_stamp}
+            raw["_meta"] = self.stamp
         elif isinstance(meta, dict) and meta.get(types.SERVER_INFO_META_KEY) is None:
-            raw["_meta"] = {**meta, types.SERVER_INFO_META_KEY: self.server.server_info_stamp}
+            raw["_meta"] = {**meta, **self.stamp}
         return raw
 
 

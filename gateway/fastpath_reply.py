@@ -13,6 +13,7 @@ import asyncio
 import json
 from typing import Any
 
+import orjson
 from starlette.types import Message, Receive, Send
 
 from gateway.sdk_private import SessionLease
@@ -139,7 +140,12 @@ class SessionReply:
 
 
 def dumps(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+    """Compact JSON (orjson; the standard encoder for what orjson refuses: integers beyond 64 bits, lone
+    surrogates)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 async def disconnected(receive: Receive) -> None:

@@ -1,16 +1,8 @@
 """Which backend tools clients see, and under which name: the one tool rule of the proxy and the gateway.
 
-The matching rule (docs/proxy.md, docs/vmcp.md): entries of an allow or deny list are shell-style globs
-(``fnmatchcase``: ``*``, ``?``, ``[...]``, case-sensitive) matched against the backend's ORIGINAL tool
-name; a name without glob characters matches only itself. Order: allow list (None = every tool), then
-deny list, then overrides (rename / re-describe, keyed by original name). A hidden tool is absent from
-``tools/list`` and cannot be called: :meth:`ToolFilter.resolve` maps the name a client uses back to the
-original, or returns ``None``. A tool whose own name another tool was renamed to is hidden (the explicit
-rename wins).
-
-Built from the proxy's ``toolFilter`` (:meth:`ToolFilter.__init__`) or from one gateway backend's
-``aggregation.tools`` entry (:meth:`ToolFilter.for_workload`: ``filter`` is the allow list, empty = all;
-``excludeAll`` hides everything). Pure functions, no I/O.
+The rule (globs on ORIGINAL names, allow then deny then overrides, renamed-over names hidden) is
+documented in docs/proxy.md ("Tool matching rule"). Built from the proxy's ``toolFilter`` or from one
+gateway backend's ``aggregation.tools`` entry (:meth:`ToolFilter.for_workload`). Pure, no I/O.
 """
 
 from __future__ import annotations

@@ -1,34 +1,10 @@
 """The data plane's HTTP front: one ASGI app on one port around one MCP request handler.
 
-Reused by the proxy (``gateway.proxy``) and the virtual MCP gateway (``gateway.vmcp``).
-
-Contract
---------
-:func:`build_front_app` takes an ``mcp.server.lowlevel.Server`` (the handler: its ``on_*`` callbacks,
-``get_capabilities``, ``server_info`` and ``instructions`` decide what clients see) and returns a
-Starlette app serving:
-
-- ``/mcp``: streamable HTTP, both protocol eras (2025-11-25 sessions with ``Mcp-Session-Id`` and the
-  stateless 2026-07-28 revision), through the SDK's ``StreamableHTTPSessionManager``;
-- ``/sse`` + ``/messages/``: the legacy HTTP+SSE transport (2024-11-05), through ``SseServerTransport``;
-- ``/health``: liveness, always 200 while the process serves HTTP;
-- ``/readyz``: 200 when ``FrontSettings.readiness()`` returns ``(True, reason)``, else 503 with the reason;
-- ``/metrics``: Prometheus text format of ``FrontSettings.registry`` and of the process-wide registry
-  (auth decisions, JWKS fetches, attach failures, process collectors).
-
-Host / Origin checks (:class:`HostOriginGuard`: 421 for a bad Host, 403 for a bad Origin) guard the MCP
-routes (not the probes, which kubelet calls by pod IP), and request bodies above
-``FrontSettings.max_body_bytes`` get 413. ``FrontSettings.wrap`` wraps the MCP routes with extra ASGI
-middleware (the inbound OIDC check); the probes and metrics stay unauthenticated.
-
-``app.state.active_sessions()`` counts the open session-era front sessions (legacy SSE streams and
-2025-11-25 sessions; the stateless 2026-07-28 era has none).
-
-``FrontSettings.lifespan`` is an optional async context manager entered before the app serves (the
-proxy's backend connection). The SDK session manager runs inside it.
-
-The handler's ``ctx.session`` is per front session; ``ctx.request_id`` identifies the front request (use
-it as ``related_request_id`` so notifications ride that request's stream).
+:func:`build_front_app` serves an ``mcp.server.lowlevel.Server`` (the proxy's or the gateway's) on
+``/mcp`` (both eras, the SDK's session manager), ``/sse`` + ``/messages/`` (legacy), ``/health``,
+``/readyz`` and ``/metrics`` (docs/proxy.md). :class:`HostOriginGuard` and :attr:`FrontSettings.wrap`
+(inbound OIDC) cover the MCP routes only: kubelet calls the probes by pod IP. The handler's
+``ctx.request_id`` is the front request (``related_request_id`` routes notifications onto its stream).
 """
 
 from __future__ import annotations
@@ -39,9 +15,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import ProgressFnT
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -58,6 +36,7 @@ __all__ = [
     "HostOriginGuard",
     "build_front_app",
     "default_allowed_hosts",
+    "progress_relay",
 ]
 
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*")
@@ -97,6 +76,20 @@ class FrontSettings:
     fast_path: Callable[[ASGIApp, SessionTable], ASGIApp] | None = None
     """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`), given the
     front's 2025-11-25 sessions; inside the Host / Origin guard and ``wrap``."""
+
+
+def progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
+    """Re-emits backend progress on the front request ``ctx``, when its caller asked for progress."""
+    meta = ctx.meta or {}
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+    session = ctx.session
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; the call itself goes on
+            await session.report_progress(progress, total, message)
+
+    return relay
 
 
 def default_allowed_hosts(bind_host: str) -> tuple[str, ...]:

@@ -1,25 +1,7 @@
 """Prometheus metrics and the per-call audit line of the proxy and the virtual gateway.
 
-Request metrics (:class:`RequestMetrics`, recorded by :mod:`gateway.request_policy` in the proxy and the
-gateway alike, so one dashboard query covers both; served on ``/metrics``):
-
-- ``mcp_proxy_requests_total{method, tool, outcome}``: front requests; outcome is ``ok``,
-  ``tool_error`` (``isError: true``), ``error`` (JSON-RPC error), ``denied`` (hidden or unknown tool)
-  or ``cancelled``;
-- ``mcp_proxy_request_duration_seconds{method}``: latency histogram.
-
-The proxy's own (:class:`ProxyMetrics`, one registry per proxy):
-
-- ``mcp_proxy_backend_restarts_total``, ``mcp_proxy_backend_up``;
-- ``mcp_proxy_active_sessions``: legacy (session-era) front sessions currently open;
-- ``mcp_proxy_fast_path_enabled``: 1 when the fast path serves ``/mcp`` requests, 0 when it is off (by
-  configuration, or because the installed ``mcp`` SDK lacks a private name it needs: see
-  :mod:`gateway.sdk_private`).
-
-Audit: one structured line per ``tools/call`` on the ``mcp_operator.audit`` logger, in the process's log
-format (:mod:`logs`): ``{"event": "tools/call", "caller", "tool", "backendTool", "durationMs",
-"outcome"}`` with the shared ``timestamp``, ``level`` and ``logger`` keys, plus ``error`` on failures and
-``arguments`` when ``audit.includeArguments`` is set.
+The metric names and the audit line's keys are listed in docs/proxy.md (end) and docs/vmcp.md; request
+metrics come from :mod:`gateway.request_policy` in both, so one dashboard query covers both.
 """
 
 from __future__ import annotations
@@ -57,10 +39,16 @@ class RequestMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        """Per label set, the two children (``labels()`` validates and locks on every call)."""
 
     def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(method, tool, outcome).inc()
-        self.duration.labels(method).observe(seconds)
+        key = (method, tool, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(*key), self.duration.labels(method))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class ProxyMetrics(RequestMetrics):

@@ -1,37 +1,15 @@
 """The MCP proxy: a ``lowlevel.Server`` whose handlers forward to one shared backend session.
 
-:class:`ProxyServer` answers the front (both eras, through :mod:`gateway.front`) and forwards each request
-to :class:`gateway.backends.connection.BackendConnection` with a fresh backend request id. It:
-
-- advertises deliberately: the intersection of what the backend offers and what the proxy forwards
-  (tools, resources without subscriptions, prompts, completions, logging), the backend's instructions,
-  and its own ``serverInfo`` (the config's ``name``);
-- applies the tool filter to ``tools/list`` and enforces it on ``tools/call`` (a hidden tool is an
-  unknown tool, -32602);
-- routes backend progress to the front request that asked for it (by the backend's progress token) and
-  backend log messages to the front request in flight (when exactly one is; stdio has no other link);
-- bridges backend-initiated requests (sampling, elicitation, roots) to the newest in-flight front request
-  whose session can carry a server-to-client request (session-era fronts);
-- a request with nothing to route back but its answer (no progress token) reaches a session-era backend
-  as one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`, the fast path's
-  channel), whatever the front era; the others go through the SDK client session, which routes their
-  progress;
-- cancellation passes through: when the front request is cancelled (its HTTP stream closed or a
-  ``notifications/cancelled``), the handler is cancelled and the SDK tells the backend;
-- records metrics and one audit line per ``tools/call``.
-
-It is also the :class:`gateway.fastpath.FastHandler` of the front's fast path: :meth:`ProxyServer.serve`
-applies the same request policy (:mod:`gateway.request_policy`) to a raw 2026-07-28 request and forwards it as
-one raw frame (:meth:`gateway.backends.connection.BackendConnection.forward_raw`);
-:meth:`ProxyServer.can_serve` sends the rest (hidden tools, a backend that is down or 2026-07-28 only,
-per-caller sessions) down the SDK path.
-
-:func:`build_proxy_app` assembles the ASGI app (front + optional OIDC middleware + backend supervisor).
+What it advertises, how progress, logs, server-to-client requests and cancellation are routed, and
+which requests take which backend leg: docs/proxy.md. :class:`ProxyServer` is both the SDK path's
+handler and the fast path's :class:`gateway.fastpath.FastHandler`; both apply one
+:class:`gateway.request_policy.RequestPolicy`. :func:`build_proxy_app` assembles the ASGI app.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -41,7 +19,6 @@ import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel
@@ -54,15 +31,9 @@ from gateway.backends.callers import Caller, CallerBackends, SubjectToken
 from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory, running
 from gateway.fastpath import FAST_METHODS, FastPath, Notify
 from gateway.filters import ToolFilter
-from gateway.front import FrontSettings, build_front_app
+from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import Auditor, ProxyMetrics
-from gateway.request_policy import (
-    RequestPolicy,
-    backend_params,
-    caller_of,
-    is_tool_error,
-    is_tool_result_error,
-)
+from gateway.request_policy import RequestPolicy, backend_params, caller_of
 from gateway.sdk_private import SessionTable
 
 __all__ = ["ProxyRuntime", "ProxyServer", "build_proxy_app"]
@@ -78,11 +49,6 @@ _BRIDGED: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "roots/list": (types.ListRootsRequest, types.ListRootsResult),
 }
 _LIST_HINT = CacheHint(ttl_ms=0, scope="private")
-
-
-def _progress_token(ctx: Ctx) -> Any:
-    meta = ctx.meta or {}
-    return meta.get("progress_token", meta.get("progressToken"))
 
 
 def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
@@ -122,14 +88,14 @@ class ProxyServer(Server[Any]):
             name,
             version="0.1.0",
             cache_hints=hints,  # type: ignore[arg-type]
-            on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
-            on_list_resources=self._plain("resources/list"),
-            on_list_resource_templates=self._plain("resources/templates/list"),
-            on_read_resource=self._plain("resources/read"),
-            on_list_prompts=self._plain("prompts/list"),
-            on_get_prompt=self._plain("prompts/get"),
-            on_completion=self._plain("completion/complete"),
+            on_list_tools=self._handler("tools/list"),
+            on_call_tool=self._handler("tools/call"),
+            on_list_resources=self._handler("resources/list"),
+            on_list_resource_templates=self._handler("resources/templates/list"),
+            on_read_resource=self._handler("resources/read"),
+            on_list_prompts=self._handler("prompts/list"),
+            on_get_prompt=self._handler("prompts/get"),
+            on_completion=self._handler("completion/complete"),
             get_tool_input_schema=self._tool_input_schema,
         )
         self.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
@@ -210,15 +176,7 @@ class ProxyServer(Server[Any]):
 
     async def _forward(self, ctx: Ctx, method: str, backend_params: dict[str, Any] | None) -> dict[str, Any]:
         """The backend's raw result for one front request (see the module docstring for the route)."""
-        on_progress: ProgressFnT | None = None
-        if _progress_token(ctx) is not None:
-            session = ctx.session
-
-            async def relay(progress: float, total: float | None, message: str | None) -> None:
-                await session.report_progress(progress, total, message)
-
-            on_progress = relay
-
+        on_progress = progress_relay(ctx)
         backend = self.backend
         key = id(ctx)
         self._in_flight[key] = ctx
@@ -233,42 +191,18 @@ class ProxyServer(Server[Any]):
         finally:
             self._in_flight.pop(key, None)
 
-    def _plain(self, method: str) -> Callable[[Ctx, Any], Awaitable[Any]]:
-        """The SDK-path handler of a request forwarded as it is (no policy but metrics)."""
+    def _handler(self, method: str) -> Callable[[Ctx, Any], Awaitable[Any]]:
+        """The SDK-path handler of ``method``: the request policy, then the method's result model."""
         result_type = FAST_METHODS[method]
 
         async def handle(ctx: Ctx, params: BaseModel | None) -> Any:
-            async def call() -> Any:
-                return result_type.model_validate(await self._forward(ctx, method, _backend_params(params)))
-
-            return await self.policy.timed(method, call)
+            caller = caller_of(getattr(ctx.request, "scope", None))
+            forward = functools.partial(self._forward, ctx, method)
+            return result_type.model_validate(
+                await self.policy.request(method, _backend_params(params), caller, forward)
+            )
 
         return handle
-
-    async def _list_tools(
-        self, ctx: Ctx, params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        async def call() -> types.ListToolsResult:
-            raw = await self._forward(ctx, "tools/list", _backend_params(params))
-            first_page = params is None or params.cursor is None  # a first page starts a new listing
-            return types.ListToolsResult.model_validate(self.policy.tool_listing(raw, first_page=first_page))
-
-        return await self.policy.timed("tools/list", call)
-
-    async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        front_params = _backend_params(params)
-        assert front_params is not None
-
-        async def forward(original: str) -> types.CallToolResult:
-            sent = front_params if original == params.name else {**front_params, "name": original}
-            raw = await self._forward(ctx, "tools/call", sent)
-            return types.CallToolResult.model_validate(raw)
-
-        original = self.policy.tool_filter.resolve(params.name)
-        caller = caller_of(getattr(ctx.request, "scope", None))
-        return await self.policy.tool_call(
-            params.name, original, params.arguments, caller, forward=forward, is_error=is_tool_result_error
-        )
 
     async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
         info = self.backend.info
@@ -297,32 +231,13 @@ class ProxyServer(Server[Any]):
         """Forward one raw request with the SDK path's policy (:class:`gateway.request_policy.
         RequestPolicy`); ``notify`` (a session-era request's own stream) receives the backend's log
         messages as the SDK path's request would."""
-        sent = backend_params(params)
         backend = self.backend
         assert isinstance(backend, BackendConnection)  # can_serve checked it
         key = object()  # in flight for log routing, with its stream when it has one
         self._fast_in_flight[key] = notify
         try:
-            if method == "tools/call":
-                exposed: str = sent["name"]
-
-                async def forward(original: str) -> dict[str, Any]:
-                    renamed = sent if original == exposed else {**sent, "name": original}
-                    return await backend.forward_raw("tools/call", renamed)
-
-                original = self.policy.tool_filter.resolve(exposed)
-                return await self.policy.tool_call(
-                    exposed,
-                    original,
-                    sent.get("arguments"),
-                    caller_of(scope),
-                    forward=forward,
-                    is_error=is_tool_error,
-                )
-            if method == "tools/list":
-                raw = await self.policy.timed(method, lambda: backend.forward_raw(method, sent))
-                return self.policy.tool_listing(raw, first_page=params.get("cursor") is None)
-            return await self.policy.timed(method, lambda: backend.forward_raw(method, sent))
+            forward = functools.partial(backend.forward_raw, method)
+            return await self.policy.request(method, backend_params(params), caller_of(scope), forward)
         finally:
             del self._fast_in_flight[key]
 

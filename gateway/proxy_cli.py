@@ -75,16 +75,16 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(args.log_level, args.log_format)
     backend = config.backend
+    per_caller = needs_caller_sessions(backend)
     try:
-        if needs_caller_sessions(backend):
-            app, _ = build_proxy_app(
-                config,
-                None,
-                description=describe_backend(backend),
-                caller_transport=lambda subject: transport_for(backend, subject=subject),
-            )
-        else:
-            app, _ = build_proxy_app(config, transport_for(backend), description=describe_backend(backend))
+        app, _ = build_proxy_app(
+            config,
+            None if per_caller else transport_for(backend),
+            description=describe_backend(backend),
+            caller_transport=(lambda subject: transport_for(backend, subject=subject))
+            if per_caller
+            else None,
+        )
     except ProxyConfigError as exc:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2

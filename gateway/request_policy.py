@@ -1,14 +1,8 @@
 """The request policy over raw messages: tool filter and rename, metrics, audit.
 
-One :class:`RequestPolicy` serves the proxy's two paths and the virtual gateway, so they cannot drift:
-the proxy's SDK path (:class:`gateway.proxy.ProxyServer`'s handlers), its fast path
-(:meth:`ProxyServer.serve`) and the gateway (:meth:`gateway.vmcp.gateway.VirtualGateway.call_tool`) hand
-it the exposed tool name, the backend name it resolved to (the proxy by :attr:`RequestPolicy.tool_filter`,
-the rule of :mod:`gateway.filters`; the gateway by its routing table; ``None``: a hidden or unknown tool,
--32602, audited ``denied``), the caller (:func:`caller_of`) and a ``forward(backend_name)`` coroutine; the
-policy times the call, counts it in ``mcp_proxy_requests_total`` and writes the audit line
-(:mod:`gateway.observability`). ``tools/list`` results are filtered and their input schemas remembered
-(the SDK's ``Mcp-Param-*`` check reads them) on the raw result, whichever of the proxy's paths fetched it.
+One :class:`RequestPolicy` serves the proxy's SDK path, its fast path and the virtual gateway, so they
+cannot drift (docs/proxy.md, "Tool matching rule"). Callers hand it the exposed tool name, the backend
+name it resolved to (None: hidden or unknown, -32602, audited ``denied``) and a ``forward`` coroutine.
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from gateway.filters import ToolFilter
 from gateway.observability import Auditor, RequestMetrics
 
-__all__ = ["RequestPolicy", "backend_params", "caller_of", "is_tool_error", "is_tool_result_error"]
+__all__ = ["RequestPolicy", "backend_params", "caller_of"]
 
 ResultT = TypeVar("ResultT")
 
@@ -88,7 +82,6 @@ class RequestPolicy:
         caller: str,
         *,
         forward: Callable[[str], Awaitable[ResultT]],
-        is_error: Callable[[ResultT], bool],
     ) -> ResultT:
         """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name
         ``original`` (None: the tool is hidden or unknown)."""
@@ -99,7 +92,7 @@ class RequestPolicy:
                 outcome = "denied"
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
             result = await forward(original)
-            outcome = "tool_error" if is_error(result) else "ok"
+            outcome = "tool_error" if _is_tool_error(result) else "ok"
             return result
         except MCPError as exc:
             error = exc.error.message
@@ -113,6 +106,28 @@ class RequestPolicy:
             self.auditor.tool_call(
                 caller, exposed, original, outcome, seconds, arguments=arguments, error=error
             )
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        caller: str,
+        forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """One raw front request under the policy (the proxy's two paths); ``forward(params)`` sends it to
+        the backend, a tool call under its original name."""
+        if method == "tools/call" and params is not None:
+            exposed = params["name"]
+
+            async def call(original: str) -> dict[str, Any]:
+                return await forward(params if original == exposed else {**params, "name": original})
+
+            original = self.tool_filter.resolve(exposed)
+            return await self.tool_call(exposed, original, params.get("arguments"), caller, forward=call)
+        raw = await self.timed(method, lambda: forward(params))
+        if method == "tools/list":  # a first page starts a new listing
+            return self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
+        return raw
 
     def tool_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
         """A raw ``tools/list`` result as clients see it: filtered and renamed, input schemas recorded."""
@@ -137,11 +152,6 @@ class RequestPolicy:
         return result
 
 
-def is_tool_error(result: dict[str, Any]) -> bool:
-    """Whether a raw ``tools/call`` result reports a tool error (``isError: true``)."""
-    return bool(result.get("isError"))
-
-
-def is_tool_result_error(result: types.CallToolResult) -> bool:
-    """The same for a validated result (the SDK path and the gateway)."""
-    return bool(result.is_error)
+def _is_tool_error(result: object) -> bool:
+    """Whether a ``tools/call`` result, raw (the fast path) or validated, reports ``isError: true``."""
+    return bool(result.get("isError") if isinstance(result, dict) else getattr(result, "is_error", False))

@@ -1,36 +1,14 @@
 """Every private name of the ``mcp`` SDK (and of anyio) the data plane uses, behind one import-time probe.
 
-The proxy's fast path (:mod:`gateway.fastpath`) is faster because it reads state the SDK keeps private:
-the session manager's sessions and their owners, a session transport's idle countdown, the connection
-behind a request's ``ServerSession``, the SDK's stdio process helpers and anyio's raw stdin writer. Such
-names change without notice, so they are read here and nowhere else (:data:`PRIVATE_NAMES` lists them;
-a unit test pins the list), and :func:`probe` checks at import that each still exists. When one is
-missing, :data:`STATUS` says so, one warning names the missing names, the proxy builds without its fast
-path (``mcp_proxy_fast_path_enabled`` is 0) and every user of a missing name takes the SDK's public way:
+Why and what happens when one is missing: docs/proxy.md ("Coupling to the SDK's private names"). Names
+are read here and nowhere else (:data:`PRIVATE_NAMES`, pinned by a unit test); with one missing,
+:data:`STATUS` says so, the proxy builds without its fast path and each user of the name takes the SDK's
+public way (stdio under ``stdio_client``, era detection by ``discover()`` / ``initialize()``, no session
+admitted by :class:`SessionTable`, the open-session count without the manager's sessions).
 
-- stdio backends run under the SDK's ``stdio_client`` (:mod:`gateway.backends.stdio`), without the raw
-  line wire;
-- backend era detection uses ``ClientSession.discover()`` with an ``initialize()`` fallback instead of
-  the SDK's own ``mode="auto"`` policy (:func:`negotiate`);
-- 2025-11-25 session requests are all served by the SDK (:class:`SessionTable` admits none);
-- the front's open-session count leaves out the session manager's sessions.
-
-``mcp`` is pinned to the tested minor version in pyproject.toml (exact version in
-requirements/constraints.txt).
-
-:class:`SessionTable` and :class:`SessionLease` are the fast path's view of the front's 2025-11-25
-sessions:
-
-- :meth:`SessionTable.lease` answers None (= leave the request to the SDK) unless the session is one the
-  SDK would serve this request on: known to the manager, not terminated, not expiring, owned by the same
-  authenticated caller (the SDK's ``authorization_context`` comparison), its ``initialize`` accepted, and
-  its client declared no sampling, elicitation or roots capability (the backend's server-to-client
-  requests are bridged to SDK-path requests only);
-- a :class:`SessionLease` holds the session while the request is served exactly as the SDK's transport
-  does: the idle countdown is suspended while any request is in flight and restarts when the last ends.
-
-Connections are learnt from the SDK's own ``initialize`` (a server middleware that looks only at that
-method) and forgotten when the SDK closes the connection.
+:meth:`SessionTable.lease` admits a 2025-11-25 session only where the SDK would serve the request on it
+(docs/proxy.md, "2025-11-25 sessions"); a :class:`SessionLease` suspends the idle countdown while the
+request runs, as the SDK's transport does.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """Backend transports: from a :data:`api.proxy_config.BackendConfig` to a ``TransportFactory``.
 
-- ``stdio``: :func:`gateway.backends.stdio.stdio_transport`, a new process on every (re)connect. The
-  subprocess inherits the proxy's environment plus ``backend.env`` (``mcp-operator proxy -- CMD`` behaves
-  like running CMD: its API keys reach it);
-- ``http``: :func:`gateway.backends.http.http_transport`, the one HTTP policy and credential adapter
-  (the front client's token is never forwarded: its Authorization header is not visible here at all).
-  ``tokenExchange`` needs a backend session per caller: ``transport_for(..., subject=...)`` with the
-  caller's inbound token as the exchange's subject (see :mod:`gateway.backends.callers`);
-- ``attach``: :func:`gateway.backends.attach.attach_transport` (the Kubernetes attach API).
+``stdio`` (a new process per (re)connect, with the proxy's environment plus ``backend.env``), ``http``
+(the one HTTP policy; ``tokenExchange`` needs ``subject``, one caller's inbound token) and ``attach``.
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """Inbound OAuth 2.1 resource-server middleware for the proxy and the gateway.
 
-Usage (the proxy wraps its whole ASGI app)::
-
-    app = OIDCMiddleware(app, config.oidc, resource_url="https://mcp.example.com/mcp")
-
-``OIDCMiddleware(app, config: OIDCConfig, resource_url: str, *, validator=None, public_paths=...)``:
-
-- serves RFC 9728 protected-resource metadata at ``/.well-known/oauth-protected-resource`` and at the
-  path-suffixed variant (``/.well-known/oauth-protected-resource/mcp`` for a resource URL ending in
-  ``/mcp``); the document lists ``resource``, ``authorization_servers`` (the issuer),
-  ``scopes_supported`` (``requiredScopes``) and ``bearer_methods_supported: ["header"]``;
-- lets ``/health``, ``/healthz``, ``/readyz`` and ``/metrics`` through unauthenticated, and CORS
-  preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``, which browsers send
-  without credentials): the app must answer preflights itself and never forward them upstream;
-- otherwise requires ``Authorization: Bearer <JWT>`` validated by :class:`TokenValidator`:
-  no token => 401 ``WWW-Authenticate: Bearer resource_metadata="..."`` (no error code, RFC 6750 3.1);
-  bad token => 401 with ``error="invalid_token", error_description="..."``;
-  missing scope => 403 with ``error="insufficient_scope", scope="..."``;
-  issuer keys unreachable => 503 with ``Retry-After``;
-- on success REMOVES every ``Authorization`` header from the request (the inbound token never reaches
-  a backend) and records, in the ASGI scope (``request.state`` in Starlette):
-
-  - ``scope["state"]["mcp_auth_claims"]``: ``dict[str, Any]``, the verified JWT claims;
-  - ``scope["state"]["mcp_auth_identity"]``: ``str``, the caller for audit logs (``sub`` /
-    ``client_id``);
-  - ``scope["state"]["mcp_auth_token"]``: :class:`ValidatedToken`, for an RFC 8693 token exchange
-    (``gateway.auth.outbound``); never forward ``.raw`` as is.
-
-``resource_url`` is the URL clients use for this server; ``config.resource_url`` overrides it. The
-validator owns an HTTP client; call :meth:`OIDCMiddleware.aclose` at shutdown.
+``OIDCMiddleware(app, config.oidc, resource_url=...)`` wraps the MCP routes; its answers (RFC 9728
+metadata, what passes unauthenticated, 401 / 403 / 503) are the table of docs/auth.md. On success it
+removes every ``Authorization`` header (the inbound token never reaches a backend) and records in
+``scope["state"]``: ``mcp_auth_claims`` (the verified claims), ``mcp_auth_identity`` (the audit's caller,
+``sub`` / ``client_id``) and ``mcp_auth_token`` (:class:`ValidatedToken`, the subject of an RFC 8693
+exchange; never forward ``.raw``). The validator owns an HTTP client: call :meth:`OIDCMiddleware.aclose`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The issuer's signing keys: OIDC discovery, JWKS fetch, caching and rate-limited refetch.
 
-:class:`JWKSCache` answers "which public key verifies a token with this ``kid`` and ``alg``". Keys are
-cached for ``jwksCacheSeconds``; a ``kid`` the cache does not know triggers one refetch (the issuer
-rotated its keys), but refetches are spaced at least ``jwksMinRefreshSeconds`` apart and concurrent
-callers share one fetch, so a flood of tokens with made-up ``kid`` values cannot make us hammer the
-issuer. When a refetch fails, the keys already known keep working.
-
-Only asymmetric keys are ever taken from a JWKS, and a key must match the token's algorithm family
-(RSA for RS*/PS*, the right EC curve for ES*, OKP for EdDSA); a symmetric (``oct``) JWK is ignored.
+:class:`JWKSCache` answers "which public key verifies a token with this ``kid`` and ``alg``"; caching and
+rotation behave as docs/auth.md ("Key rotation") says. Only asymmetric keys of the token's algorithm
+family are taken from a JWKS; a symmetric (``oct``) JWK is ignored.
 """
 
 from __future__ import annotations

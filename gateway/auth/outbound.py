@@ -1,29 +1,10 @@
 """Credentials the proxy and gateway send to their backends (never the client's own token).
 
-One interface, :class:`CredentialProvider`::
-
-    provider = build_outbound_provider(auth, header_forward=forward)   # config from api.auth_config
-    headers = await provider.headers(inbound_token)                    # dict[str, str] to add upstream
-    await provider.aclose()                                            # at shutdown
-
-``inbound_token`` is the validated inbound JWT (``scope["state"]["mcp_auth_token"].raw``) or ``None``; only
-``tokenExchange`` uses it, as the RFC 8693 subject token. No provider ever returns it.
-
-Providers:
-
-- :class:`StaticHeaderProvider`: ``headerInjection`` (``headerName: <secret>``), ``bearerToken``
-  (``Authorization: Bearer <secret>``) and ``headerForward`` (plaintext headers and headers from secrets).
-  Secrets are read at each call (files are re-read only when they change), so a rotated Secret applies.
-- :class:`ClientCredentialsProvider`: ``oauth2ClientCredentials``. The token is cached and refreshed
-  ``refreshMarginSeconds`` before it expires; concurrent callers share one refresh; a failing endpoint is
-  retried with backoff (see :mod:`gateway.auth.token_endpoint`) while a still-valid token keeps being used.
-- :class:`TokenExchangeProvider`: ``tokenExchange``. Exchanged tokens are cached per subject token
-  (keyed by its SHA-256, bounded LRU) until shortly before they expire; concurrent callers with the same
-  subject token share one exchange.
-- :class:`CompositeProvider`: ``headerForward`` headers plus one credential.
-
-Errors are :class:`OutboundAuthError` (including :class:`TokenEndpointError` and
-:class:`~gateway.auth.secrets.SecretUnavailableError` wrapped) with messages naming the field to fix.
+One interface, :class:`CredentialProvider` (``await provider.headers(inbound_token)``, then ``aclose()``),
+built by :func:`build_outbound_provider` from ``api.auth_config``; each type's caching and refresh:
+docs/auth.md, "Outbound: credentials toward the backend". ``inbound_token`` is only used by
+``tokenExchange``, as the RFC 8693 subject token; no provider ever returns it. Errors are
+:class:`OutboundAuthError`, naming the field to fix.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Bearer JWT validation against one issuer (:class:`TokenValidator`).
 
-Checks, in order: the header parses; ``alg`` is in ``allowedAlgorithms`` (``none`` never is); the key
-comes from the right place for that algorithm (HS* only from ``sharedSecret``, everything else only from
-the issuer's JWKS with a matching key type, so an HS256 token "signed" with the RSA public key is
-refused); the signature; ``iss`` equals ``issuer``; ``aud`` contains ``audience``; ``exp`` is present
-(a JSON number) and not past, ``nbf`` and ``iat`` (numbers too) are not in the future (all with
-``clockSkewSeconds`` of leeway); and the token carries every scope of ``requiredScopes``.
-
-Errors: :class:`InvalidTokenError` (answer 401 ``invalid_token``), :class:`InsufficientScopeError`
-(answer 403 ``insufficient_scope``), :class:`AuthUnavailableError` (the issuer's keys cannot be fetched:
-answer 503). Their messages are safe to send to the client (no token material, no quotes).
+The checks and their order are listed in docs/auth.md ("Inbound: OIDC / JWT validation"). Errors:
+:class:`InvalidTokenError` (401 ``invalid_token``), :class:`InsufficientScopeError` (403
+``insufficient_scope``), :class:`AuthUnavailableError` (the issuer's keys cannot be fetched: 503); their
+messages are safe to send to the client (no token material, no quotes).
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """One backend session per caller, for outbound credentials bound to the caller (RFC 8693 token exchange).
 
-The proxy normally shares one backend session between every caller (:class:`gateway.backends.connection.
-BackendConnection`). A ``tokenExchange`` credential makes the backend see each caller as themselves, so a
-shared session would mix identities (a session-era backend binds its session to whoever opened it).
-:class:`CallerBackends` keeps one :class:`BackendConnection` per authenticated caller (the inbound
-token's identity), created on the caller's first request, fed the caller's latest inbound token (the
-subject token of the exchange; it is never sent to the backend itself), and closed after
-``idle_seconds`` without a request. It offers the surface the proxy uses on a shared connection (``info``,
-``hooks``, ``readiness()``) and, per request, :meth:`CallerBackends.connection` for the caller.
+Why, and the session's life (opened on the caller's first request, fed its latest inbound token, closed
+when idle): docs/proxy.md, ``tokenExchange``. :class:`CallerBackends` offers the surface the proxy uses
+on a shared connection (``info``, ``hooks``, ``readiness()``) plus :meth:`CallerBackends.connection`.
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
-"""One long-lived MCP session to the proxy's backend, shared by every front session.
+"""One long-lived MCP session to a backend, supervised: connect, era detection, readiness, reconnect.
 
-The I/O seam is a :data:`TransportFactory`: an async context manager yielding the SDK's
-``(read_stream, write_stream)`` pair of ``SessionMessage`` (``stdio_client``, ``streamable_http_client``,
-``sse_client`` or :func:`gateway.backends.attach.attach_transport`). On it runs the SDK ``ClientSession``,
-which owns request-id remapping (every front request gets a fresh backend id), progress routing by token,
-cancellation (``notifications/cancelled`` on stdio, closing the HTTP stream on the 2026-07-28 era) and
-era detection (see :meth:`BackendConnection._negotiate`): the backend's era is detected, never copied
-from the client.
-
-:class:`BackendConnection` supervises it: connects, marks itself ready, notices the transport ending (a
-dead subprocess, a dropped attach websocket), fails the in-flight calls with a JSON-RPC error, and
-reconnects with exponential backoff (0.2 s doubling to 10 s). :meth:`BackendConnection.forward` sends
-one front request and returns the raw result dict.
-
-On a session-era backend session, :meth:`BackendConnection.forward_raw` (the proxy's fast path) writes
-the request as one raw frame on the same transport instead (:class:`gateway.backends.raw_channel.RawChannel`):
-the transport's reader hands its response straight back, bypassing the SDK session's per-request
-machinery (on stdio, through the transport's :class:`gateway.backends.stdio.LineWire`: JSON lines
-written and taken without pydantic models or memory streams).
+The I/O seam is a :data:`TransportFactory` yielding the SDK's ``(read_stream, write_stream)`` (plus a
+:class:`gateway.backends.stdio.LineWire` on stdio). The SDK ``ClientSession`` on it remaps request ids,
+routes progress and cancels; :class:`BackendConnection` fails in-flight calls when the transport ends
+and reconnects with backoff (docs/proxy.md, "Semantics"). :meth:`BackendConnection.forward_raw` is the
+fast path's leg on a session-era session (:class:`gateway.backends.raw_channel.RawChannel`).
 """
 
 from __future__ import annotations

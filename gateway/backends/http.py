@@ -1,19 +1,9 @@
 """The one HTTP policy of every HTTP backend (proxy, remote proxy, gateway), and its credential adapter.
 
-- **Timeouts:** ``connect_timeout`` seconds to connect and to write, no read timeout on the stream
-  itself (a long tool call or an idle SSE stream is not an error; the connection supervisor bounds
-  calls with its call timeout).
-- **Redirects:** never followed (a redirect could lead the credential to another host).
-- **SSRF guard:** before every (re)connect the URL's host is resolved and every address checked
-  (:func:`gateway.backends.ssrf.check_endpoint`); link-local, metadata, multicast and unspecified
-  addresses are always refused, private and loopback ones unless ``allow_private``.
-- **Credentials:** a member's ``auth`` and ``headerForward`` become one :mod:`gateway.auth.outbound`
-  provider per connection (closed when it ends); :class:`CredentialAuth` asks it on every request, so
-  OAuth2 tokens refresh and rotated Secrets apply without a reconnect; the front client's token is never
-  forwarded.
-
-:func:`http_transport` returns the ``TransportFactory`` (see :mod:`gateway.backends.connection`) for one
-streamable-HTTP or SSE endpoint.
+The policy (docs/proxy.md and docs/vmcp.md): ``connect_timeout`` to connect and write, no read timeout
+(the supervisor bounds calls); redirects never followed (they could lead the credential elsewhere); the
+SSRF guard before every (re)connect; outbound credentials asked on every request through
+:class:`CredentialAuth`, so tokens refresh and rotated Secrets apply without a reconnect.
 """
 
 from __future__ import annotations

@@ -1,33 +1,22 @@
 """Raw JSON-RPC requests on a backend transport, beside the SDK ``ClientSession`` that shares it.
 
-The proxy's fast path (:mod:`gateway.fastpath`) forwards a front request as one frame: a fresh request
-id in its own namespace (``"fp-<n>"`` strings, which never collide with the session's integer ids), one
-``SessionMessage`` written to the transport's write stream, and a future resolved by the transport's
-reader (:func:`gateway.backends.connection._pump` offers every incoming message to
-:meth:`RawChannel.deliver` first).
-No task group, memory stream or typed model per call. On a stdio backend the transport also gives a
-:class:`gateway.backends.stdio.LineWire`: frames are then written straight to the server's stdin as
-JSON lines, and its responses are taken as decoded JSON (:meth:`RawChannel.take`) before any pydantic
-validation.
-
-Semantics match the SDK dispatcher's: an error response raises ``MCPError`` with its code, message and
-data; the call timeout raises ``REQUEST_TIMEOUT`` ("Request 'tools/call' timed out") after a courtesy
-``notifications/cancelled``; a cancelled caller sends ``notifications/cancelled`` too; the transport
-ending fails every pending call with ``BACKEND_UNAVAILABLE``. Only used on session-era (2025-11-25 and
-older) backend sessions, where a request needs no per-request envelope.
+The fast path's backend leg (docs/proxy.md): one frame per request with its own ``"fp-<n>"`` id (never
+colliding with the session's integer ids) and a future resolved by the transport's reader, with no task
+group, memory stream or typed model per call. Errors, the call timeout, cancellation and a lost
+transport behave as in the SDK dispatcher. Session-era backends only (no per-request envelope).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 import mcp_types as types
+import orjson
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     MCP_NAME_HEADER,
@@ -207,16 +196,15 @@ def _outcome(obj: dict[str, Any]) -> dict[str, Any] | MCPError:
 
 
 def _line(request_id: str, method: str, params: dict[str, Any] | None) -> bytes:
-    """One request as a JSON line, as the SDK's stdio transport would write it."""
+    """One request as a JSON line, as the SDK's stdio transport would write it (NaN as null)."""
     envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
     if params is not None:
         envelope["params"] = params
     try:
-        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError:  # NaN / Infinity (which json.loads took from the client): pydantic writes them
+        return orjson.dumps(envelope) + b"\n"
+    except TypeError:  # an integer beyond 64 bits (which json.loads took from the client): pydantic writes it
         frame = types.JSONRPCRequest.model_validate(envelope)
-        text = frame.model_dump_json(by_alias=True, exclude_unset=True)
-    return text.encode() + b"\n"
+        return frame.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
 def _expire(future: asyncio.Future[dict[str, Any]], method: str) -> None:

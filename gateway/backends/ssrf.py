@@ -1,22 +1,9 @@
 """SSRF guard: refuse to connect a backend whose host resolves to an address it must not reach.
 
-A remote proxy is told to reach a URL on the internet. Without this guard, a DNS name that resolves to
-``127.0.0.1``, ``10.x``, ``169.254.169.254`` (cloud metadata) or an IPv6 equivalent would make the proxy a
-way into the cluster's own network. The operator already refuses such *literal* addresses in
-``spec.remoteUrl`` (:func:`api.checks.remote_url_problems`); this module checks what the name *resolves to*
-right before the proxy connects.
-
-Policy (the same classes as the operator's, :func:`api.checks.address_class`):
-
-- always refused: link-local (169.254.0.0/16 incl. cloud metadata, fe80::/10), unspecified (0.0.0.0, ::),
-  multicast and reserved addresses;
-- refused unless ``allow_private``: loopback and private ranges (RFC 1918, RFC 6598, fc00::/7, ...);
-- IPv4 addresses mapped or embedded in IPv6 (``::ffff:a.b.c.d``, 6to4, 64:ff9b::/96) are judged as IPv4;
-- every resolved address must pass (a name with one public and one private address is refused).
-
-The resolver is a seam: ``Resolver(host, port) -> list of address strings``; tests pass a fake one.
-The check happens before each (re)connect, which narrows but does not close a DNS-rebinding window
-(the HTTP client resolves the name again); network policies remain the hard boundary in a cluster.
+The operator refuses literal addresses in ``spec.remoteUrl``; this checks what the name *resolves to*
+right before each (re)connect, with the same address classes (:func:`api.checks.address_class`; the
+policy table is in docs/remote-proxy.md). Every resolved address must pass. The resolver is a seam
+(``Resolver(host, port) -> address strings``) so tests pass a fake one.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """The stdio backend transport: the MCP server as a subprocess speaking newline-delimited JSON-RPC.
 
-The process lifecycle is the SDK's ``stdio_client``'s, through the SDK's own helpers (read through
-:mod:`gateway.sdk_private`; when they are missing, the SDK's ``stdio_client`` itself runs the server and
-no :class:`LineWire` is yielded): the server is spawned in a new process group with the SDK's default
-environment plus ``StdioServerParameters.env``; on exit its stdin is closed, it gets 2 s to exit, then
-SIGTERM to the group, then SIGKILL; its remaining stdout is drained meanwhile so a server blocked on a
-full pipe can still exit.
-
-What differs is the pipe handling, for the proxy's fast path (:mod:`gateway.backends.raw_channel`).
-Besides the SDK's ``(read_stream, write_stream)`` pair of ``SessionMessage`` this transport yields a
-:class:`LineWire`:
-
-- :meth:`LineWire.send_line` writes one encoded frame to the server's stdin from the calling task (no
-  writer-task hop, no model serialisation);
-- every line the server prints is decoded once with ``json.loads`` and offered to ``LineWire.sink``
-  first; only what the sink does not take (everything but the fast path's own responses) is validated
-  into a ``SessionMessage`` for the SDK session, exactly as the SDK's transport does it.
-
-Lines are read one delivery at a time, as in the SDK: while the session is not reading, the pipe is not
-read ahead. A line that is not JSON-RPC is logged and handed to the session as an exception (the SDK's
-behaviour); blank lines are skipped.
+The process lifecycle is the SDK's ``stdio_client``'s, through its own helpers (:mod:`gateway.sdk_private`;
+without them ``stdio_client`` itself runs the server and no :class:`LineWire` is yielded). The pipe
+handling differs for the fast path (docs/proxy.md): :class:`LineWire` writes frames to stdin from the
+calling task, and every line is decoded once and offered to ``LineWire.sink`` before what is left is
+validated into a ``SessionMessage`` for the SDK session, as the SDK's transport does (one delivery at a
+time; a line that is not JSON-RPC goes to the session as an exception).
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
 """Merging several backends' tools, prompts and resources into one view: pure logic, no I/O.
 
-Order of operations for tools (ToolHive's): **filter** (allow-list of original names, or ``excludeAll``;
-the matching rule is the proxy's, :mod:`gateway.filters`) -> **overrides** (rename / re-describe by
-original name) -> **conflict resolution**:
-
-- ``prefix``: every tool and prompt becomes ``prefixFormat.replace("{workload}", backend) + name``.
-  Should two exposed names still collide (``a`` + ``b_c`` vs ``a_b`` + ``c``), all claimants are dropped
-  and the collision is reported.
-- ``priority``: names stay as they are; for a shared name the backend ranked first wins (``priorityOrder``
-  first, then unlisted backends by name); the others are dropped and reported.
-- ``manual``: names stay as they are (after overrides); a name still shared by several backends is an
-  unresolved conflict: no claimant is exposed (a call could not be routed unambiguously) and it is
-  reported so the operator can add an override.
-
-Prompts follow the same policy without filters and overrides. Resources and resource templates are never
-renamed (their URIs are identifiers that tool results link to); a URI served by several backends goes
-to the best-ranked one and the rest are reported. Every list is sorted (by exposed name, or by URI), so the
-result does not depend on the order backends answered in.
+The rules (filter, overrides, then ``prefix`` / ``priority`` / ``manual`` conflict resolution; prompts
+alike without filters; resources never renamed; every list sorted) are docs/vmcp.md's "Merge rules".
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
-"""The gateway's side of one backend: the shared connection supervisor plus list cache, health and breaker.
+"""The gateway's side of one backend: the backend layer's supervisor plus list cache, health and breaker.
 
-A :class:`BackendConnection` wraps the backend layer's supervisor
-(:class:`gateway.backends.connection.BackendConnection`: connect, protocol era detected per backend,
-reconnect with backoff), opened through the layer's one HTTP policy and credential adapter
-(:func:`gateway.backends.http.http_transport`; gateway backends are in-cluster Services, so private
-addresses are allowed and only link-local, metadata, multicast and unspecified ones refused). On top it
-keeps what only the gateway needs:
-
-- a health probe: every ``healthCheckInterval`` a fresh ``tools/list`` (within ``healthCheckTimeout``);
-  a failure drops the session and the supervisor reconnects;
-- a circuit breaker and the health reported on ``/status`` (every failed connect, probe or call counts);
-- list caches per kind (tools, prompts, resources, resource templates) for the backend's own ``ttlMs``
-  (2026-07-28 backends) or ``defaultListTtl`` (legacy backends, which send none); a
-  ``notifications/*/list_changed`` from the backend drops the matching entry at once;
-- calls through :meth:`BackendConnection.call`, which honours the breaker and the per-backend timeout and
-  counts in-flight requests so a removed backend is drained, not cut off.
-
-The I/O seam is ``transport``: ``BackendConfig -> TransportFactory``; tests
-may pass :func:`gateway.backends.testing.memory_transport` (an in-process server).
+What the probe, the breaker and the list caches do is in docs/vmcp.md ("Runtime behaviour").
+:meth:`BackendConnection.call` honours the breaker and the per-backend timeout and counts in-flight calls
+so a removed backend is drained, not cut off. The I/O seam is ``transport`` (``BackendConfig ->
+TransportFactory``; tests pass :func:`gateway.backends.testing.memory_transport`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""The virtual gateway's core: backends by name, the merged view, fan-out, routing and reload.
+"""The virtual gateway's core: backends by name, the merged view, fan-out, routing and hot reload.
 
-:class:`VirtualGateway` owns one :class:`~gateway.vmcp.backend.BackendConnection` per configured
-backend. ``tools/list`` (and the other lists) fan out in parallel to every backend whose cached list is
-stale, each bounded by its own list timeout, so a slow or dead backend costs at most that timeout and
-never hides the others. The merged view (:func:`gateway.vmcp.aggregation.aggregate`) is recomputed only
-when some backend's lists changed. Calls are routed by the view's routing table to the owning backend
-under the tool's original name; tool calls go through the data plane's one request policy
-(:class:`gateway.request_policy.RequestPolicy`: the proxy's request metrics and audit line).
-
-:meth:`VirtualGateway.apply_config` is the hot reload: new backends start connecting, removed (or
-changed) ones are drained (in-flight calls finish, up to their call timeout) before they disconnect,
-and unchanged ones keep their sessions.
+Fan-out, view recomputation and reload behave as docs/vmcp.md ("Runtime behaviour") says; calls are
+routed by the view's routing table to the owning backend under the original name, tool calls through
+the one :class:`gateway.request_policy.RequestPolicy`.
 """
 
 from __future__ import annotations
@@ -28,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
-from gateway.request_policy import RequestPolicy, is_tool_result_error
+from gateway.request_policy import RequestPolicy
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
@@ -168,9 +160,7 @@ class VirtualGateway:
                 return _tool_error(str(exc))
 
         original = route.name if route is not None else None
-        return await self.policy.tool_call(
-            name, original, arguments, caller, forward=forward, is_error=is_tool_result_error
-        )
+        return await self.policy.tool_call(name, original, arguments, caller, forward=forward)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)

@@ -1,15 +1,7 @@
 """Backend health: a circuit breaker per backend and the status entries reported for it. No I/O.
 
-The breaker follows the usual three states:
-
-- ``closed``: calls flow; each failure counts, a success resets the count; ``failureThreshold``
-  consecutive failures open it.
-- ``open``: calls are refused at once (no waiting for a dead backend's timeout) until ``timeout`` has
-  passed since it opened; then it turns ``half-open``.
-- ``half-open``: exactly one trial (a health probe or a call) is let through; success closes the
-  breaker, failure re-opens it for another ``timeout``.
-
-Time comes from an injected monotonic clock so tests run without sleeping.
+The breaker is the usual closed / open / half-open one (docs/vmcp.md, "Runtime behaviour"); time comes
+from an injected monotonic clock so tests run without sleeping.
 """
 
 from __future__ import annotations

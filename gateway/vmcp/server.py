@@ -20,7 +20,6 @@ import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.shared.dispatcher import ProgressFnT
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -32,7 +31,7 @@ from starlette.types import ASGIApp
 
 from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
-from gateway.front import FrontSettings, build_front_app
+from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
 from gateway.request_policy import RequestPolicy, caller_of
 
@@ -46,25 +45,6 @@ __all__ = ["GatewayCollector", "build_mcp_server", "build_vmcp_app"]
 log = structlog.get_logger("gateway.vmcp.server")
 
 Ctx = ServerRequestContext[Any, Any]
-
-
-def _progress_forwarder(ctx: Ctx) -> ProgressFnT | None:
-    """Re-emit backend progress on the front request when the caller asked for progress."""
-    token = (ctx.meta or {}).get("progress_token")
-    if token is None:
-        return None
-
-    async def forward(progress: float, total: float | None, message: str | None) -> None:
-        with contextlib.suppress(Exception):  # progress is best effort; the call itself must go on
-            await ctx.session.send_progress_notification(
-                token,
-                progress,
-                total,
-                message,
-                related_request_id=str(ctx.request_id) if ctx.request_id is not None else None,
-            )
-
-    return forward
 
 
 def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
@@ -83,7 +63,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = caller_of(getattr(ctx.request, "scope", None))
-        progress = _progress_forwarder(ctx)
+        progress = progress_relay(ctx)
         return await gateway.call_tool(params.name, params.arguments, caller=caller, progress=progress)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:

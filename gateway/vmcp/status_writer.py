@@ -1,19 +1,13 @@
 """Backend health written to the VirtualMCPServer's status, from the gateway pod itself.
 
-The operator and the gateway share ``status.discoveredBackends`` (a list-map keyed by ``name``) through
-server-side apply with different field managers: the operator owns ``name``, ``kind`` and ``url`` of each
-item, the gateway (field manager ``mcp-operator-vmcp``) owns ``status``, ``message`` and
-``lastHealthCheck``. Neither overwrites the other's fields.
-
-The writer sends a request only when some backend's health or message changed (never for the timestamp
-alone), so a steady gateway makes no API writes. It is enabled when ``VMCP_NAME`` and
-``VMCP_NAMESPACE`` are set (the operator's Deployment sets them) and uses the pod's service-account token,
-which the operator grants ``patch`` on that one object's ``status`` and nothing else.
+Who owns which ``status.discoveredBackends`` key (server-side apply, field manager
+``mcp-operator-vmcp``): docs/vmcp.md, "Who owns which status field". The writer sends a request only when
+some backend's health or message changed, never for the timestamp alone, so a steady gateway makes no API
+writes. Enabled by ``VMCP_NAME`` and ``VMCP_NAMESPACE`` (set by the operator's Deployment).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Callable
@@ -22,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import structlog
 
-from kube.credentials import ca_context, read_token
-from kube.service_account import CA_FILE, TOKEN_FILE, in_cluster_server
+from kube.service_account import CA_FILE, TOKEN_FILE, in_cluster_server, service_account
+from kube.transport import KubeTransport, Request, Transport, TransportError
 
 __all__ = ["FIELD_MANAGER", "StatusTarget", "StatusWriter", "health_items"]
 
@@ -93,12 +86,14 @@ class StatusWriter:
         entries: Callable[[], list[dict[str, Any]]],
         *,
         interval: float = 5.0,
-        http: httpx2.AsyncClient | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.target = target
         self._entries = entries
         self.interval = interval
-        self._http = http
+        self.transport = transport or KubeTransport(
+            service_account(target.api_server, token_file=target.token_file, ca_file=target.ca_file)
+        )
         self._sent: list[tuple[str, str, str]] | None = None
         self.writes = 0
         """Successful status writes (for tests and metrics)."""
@@ -106,16 +101,19 @@ class StatusWriter:
     async def run(self) -> None:
         """Until cancelled: check every ``interval`` seconds; back off (with jitter) after failures."""
         failures = 0
-        while True:
-            try:
-                await self.sync()
-                failures = 0
-                delay = self.interval
-            except (httpx2.HTTPError, OSError, RuntimeError) as exc:
-                failures += 1
-                delay = min(60.0, self.interval * 2**failures) * random.uniform(0.8, 1.2)
-                log.warning("status write failed", error=str(exc), retry_in=round(delay, 2))
-            await anyio.sleep(delay)
+        try:
+            while True:
+                try:
+                    await self.sync()
+                    failures = 0
+                    delay = self.interval
+                except (TransportError, OSError, RuntimeError) as exc:
+                    failures += 1
+                    delay = min(60.0, self.interval * 2**failures) * random.uniform(0.8, 1.2)
+                    log.warning("status write failed", error=str(exc), retry_in=round(delay, 2))
+                await anyio.sleep(delay)
+        finally:
+            await self.transport.close()
 
     async def sync(self) -> bool:
         """Write once if the health changed since the last successful write; True when written."""
@@ -136,16 +134,9 @@ class StatusWriter:
             "metadata": {"name": target.name, "namespace": target.namespace},
             "status": {"discoveredBackends": items},
         }
-        token = read_token(target.token_file)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/apply-patch+yaml"}
-        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
-        url = target.api_server + target.status_path
-        if self._http is not None:
-            response = await self._http.patch(url, content=json.dumps(body), headers=headers, params=params)
-        else:
-            async with httpx2.AsyncClient(verify=ca_context(target.ca_file), timeout=10.0) as http:
-                response = await http.patch(url, content=json.dumps(body), headers=headers, params=params)
-        if response.status_code >= 300:
-            raise RuntimeError(
-                f"PATCH {target.status_path} answered {response.status_code}: {response.text[:300]}"
-            )
+        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        request = Request("PATCH", target.status_path, query, body, "application/apply-patch+yaml", 10.0)
+        response = await self.transport.send(request)
+        answer = await response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"PATCH {target.status_path} answered {response.status}: {answer[:300]!r}")

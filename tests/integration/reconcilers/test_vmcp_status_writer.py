@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import yaml
 from kubernetes_asyncio import client
 
@@ -80,9 +78,8 @@ async def test_gateway_health_and_operator_fields_coexist(
             "lastHealthCheck": "2026-11-25T10:00:00Z",
         },
     ]
-    verify = ssl.create_default_context(cafile=str(target_for(mcp_crds, namespace, tmp_path).ca_file))
-    async with httpx2.AsyncClient(verify=verify) as http:
-        writer = StatusWriter(target_for(mcp_crds, namespace, tmp_path), lambda: health, http=http)
+    writer = StatusWriter(target_for(mcp_crds, namespace, tmp_path), lambda: health)
+    try:
         assert await writer.sync() is True
         obj = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "team")
         items = {i["name"]: i for i in obj["status"]["discoveredBackends"]}
@@ -109,6 +106,8 @@ async def test_gateway_health_and_operator_fields_coexist(
         obj = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "team")
         time_item = next(i for i in obj["status"]["discoveredBackends"] if i["name"] == "time")
         assert time_item["status"] == "ready" and "message" not in time_item
+    finally:
+        await writer.transport.close()
 
 
 def test_target_from_environment(tmp_path: Path) -> None:
