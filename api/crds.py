@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from api.registry import CATEGORY, KINDS, KindInfo
+from api.reserved import declare_reserved
 from api.schema import structural_schema
 
 __all__ = ["GENERATED_HEADER", "build_crd", "build_crds", "crd_file_name", "render_crd", "render_crds"]
@@ -20,7 +21,7 @@ GENERATED_HEADER = "# Generated from the models in api/ by hack/generate.py (mak
 
 
 def _root_schema(info: KindInfo) -> dict[str, Any]:
-    schema = structural_schema(info.model)
+    schema = declare_reserved(structural_schema(info.model), info.reserved)
     props = schema["properties"]
     props["apiVersion"] = {
         "type": "string",
