@@ -1,6 +1,6 @@
 """The API of mcp-operator: typed models of the CRDs, their generation, and spec validation.
 
-Group ``mcp-operator.dev``, version ``v1alpha1``. Modules:
+Group ``mcp-operator.dev``, version ``v1beta1`` (``v1alpha1`` is still served with the same schema). Modules:
 
 - ``api.mcpserver``, ``api.mcpremoteproxy``, ``api.virtualmcpserver``, ``api.mcpgroup``,
   ``api.mcptoolconfig``, ``api.mcpexternalauthconfig``: one kind each (spec, status, object model);

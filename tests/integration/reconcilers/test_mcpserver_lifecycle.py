@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 
 from controller.reconcilers.mcpserver_build import Names
 from tests.support.cluster import Cluster
-from tests.support.kube import Api, condition
+from tests.support.kube import GROUP, VERSION, Api, condition
 from tests.support.mcpserver import PLURAL, expected_children, make_ready, ready, server
 from tests.support.operator import Operator, run_operator
 from tests.support.waiting import eventually
@@ -217,9 +217,7 @@ async def test_hundred_servers_converge_then_zero_writes(
     async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=1.0) as op:
 
         async def converged() -> bool:
-            listed = await kube.custom.list_namespaced_custom_object(
-                "mcp-operator.dev", "v1alpha1", kube.ns, PLURAL
-            )
+            listed = await kube.custom.list_namespaced_custom_object(GROUP, VERSION, kube.ns, PLURAL)
             return sum(1 for o in listed["items"] if condition(o, "Accepted")) == len(names)
 
         await eventually(converged, within=300, what="100 MCPServers reconciled")

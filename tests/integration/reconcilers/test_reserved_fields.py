@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tests.support.cluster import Cluster
-from tests.support.kube import GROUP, VERSION, Api, condition
+from tests.support.kube import GROUP, Api, condition
 from tests.support.operator import Operator
 from tests.support.waiting import eventually
 
@@ -39,11 +39,11 @@ REFUSED = {
 
 
 def ported_manifest() -> tuple[str, list[dict[str, Any]]]:
-    """The fixture with ToolHive's apiVersion replaced by ours (the only edit a user makes)."""
-    docs = [d for d in yaml.safe_load_all(FIXTURE.read_text()) if d]
-    for doc in docs:
-        doc["apiVersion"] = f"{GROUP}/{VERSION}"
-    return yaml.safe_dump_all(docs), docs
+    """The fixture with ToolHive's API group replaced by ours, version kept (the only edit a user makes)."""
+    text = FIXTURE.read_text().replace("toolhive.stacklok.dev/", f"{GROUP}/")
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert {d["apiVersion"] for d in docs} == {f"{GROUP}/v1beta1"}
+    return text, docs
 
 
 def _at(obj: dict[str, Any], path: str) -> Any:
