@@ -141,7 +141,7 @@ class KubeClient:
         }
         if label_selector:
             query["labelSelector"] = label_selector
-        request = Request("GET", resource.collection_path(namespace), query, timeout=None)
+        request = Request("GET", resource.collection_path(namespace), query, timeout=None, watch=True)
         # A watch sent on a dead pooled connection never gets its answer, and has no total timeout.
         response = await asyncio.wait_for(self._send(request), line_timeout)
         try:
