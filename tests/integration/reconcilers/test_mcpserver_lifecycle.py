@@ -98,8 +98,10 @@ async def test_missing_references_then_created_make_it_ready_untouched(operator:
         kube.ns, client.V1Secret(metadata=client.V1ObjectMeta(name="creds"), string_data={"token": "s3cr3t"})
     )
     await make_ready(kube, name)
-    obj = await ready(kube, name)
-    assert condition(obj, "ResolvedRefs")["status"] == "True"  # type: ignore[index]
+    await ready(kube, name)
+    # A missing group does not hold Ready back (the server serves on its own): wait for the references.
+    await kube.wait_condition(PLURAL, name, "ResolvedRefs", status="True")
+    obj = await kube.get(PLURAL, name)
     assert obj["metadata"]["generation"] == generation, "the MCPServer itself was not touched"
     sts = await kube.child("StatefulSet", f"{name}-server")
     env = sts["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
