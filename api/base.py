@@ -15,6 +15,7 @@ __all__ = [
     "API_GROUP",
     "API_VERSION",
     "GROUP_VERSION",
+    "OLDER_VERSIONS",
     "CRDModel",
     "ObjectMeta",
     "Port",
@@ -23,8 +24,12 @@ __all__ = [
 ]
 
 API_GROUP = "mcp-operator.dev"
-API_VERSION = "v1alpha1"
+API_VERSION = "v1beta1"
+"""The storage version, and the one the operator reads and writes."""
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+OLDER_VERSIONS = ("v1alpha1",)
+"""Still served, with the same schema: the API server converts between them by changing ``apiVersion``
+only (no conversion webhook), so objects written as ``v1alpha1`` are read and reconciled as ``v1beta1``."""
 
 #: A TCP port number.
 Port = Annotated[int, Field(ge=1, le=65535, json_schema_extra={"format": "int32"})]

@@ -11,7 +11,9 @@ from typing import Any
 
 import yaml
 
+from api.base import OLDER_VERSIONS
 from api.registry import CATEGORY, KINDS, KindInfo
+from api.reserved import declare_reserved
 from api.schema import structural_schema
 
 __all__ = ["GENERATED_HEADER", "build_crd", "build_crds", "crd_file_name", "render_crd", "render_crds"]
@@ -20,7 +22,7 @@ GENERATED_HEADER = "# Generated from the models in api/ by hack/generate.py (mak
 
 
 def _root_schema(info: KindInfo) -> dict[str, Any]:
-    schema = structural_schema(info.model)
+    schema = declare_reserved(structural_schema(info.model), info.reserved)
     props = schema["properties"]
     props["apiVersion"] = {
         "type": "string",
@@ -37,8 +39,17 @@ def _root_schema(info: KindInfo) -> dict[str, Any]:
     return schema
 
 
+def _deprecated(info: KindInfo, version: str) -> dict[str, Any]:
+    return {
+        "deprecated": True,
+        "deprecationWarning": f"{info.group}/{version} {info.kind} is deprecated; use {info.api_version}",
+    }
+
+
 def build_crd(info: KindInfo) -> dict[str, Any]:
-    """The ``apiextensions.k8s.io/v1`` CustomResourceDefinition of one kind."""
+    """The ``apiextensions.k8s.io/v1`` CustomResourceDefinition of one kind: the storage version and the
+    older ones, all served with one schema (so no conversion webhook is needed)."""
+    schema = _root_schema(info)
     columns = [
         {
             "name": c.name,
@@ -69,13 +80,15 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
             "scope": "Namespaced",
             "versions": [
                 {
-                    "name": info.version,
+                    "name": version,
                     "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": _root_schema(info)},
+                    "storage": version == info.version,
+                    **({} if version == info.version else _deprecated(info, version)),
+                    "schema": {"openAPIV3Schema": schema},
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
                 }
+                for version in (info.version, *OLDER_VERSIONS)
             ],
         },
     }
@@ -91,9 +104,17 @@ def crd_file_name(info: KindInfo) -> str:
     return f"{info.group}_{info.plural}.yaml"
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a node shared by several versions (their one schema) out in full each time, not as a YAML
+    alias: plain to read, and what every consumer of the manifests expects."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render_crd(crd: dict[str, Any]) -> str:
     """One CRD as a YAML document (keys in a stable, readable order)."""
-    return yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+    return yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True)
 
 
 def render_crds() -> str:

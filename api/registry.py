@@ -13,6 +13,7 @@ from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import Problem
+from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
     external_auth_config_rules,
@@ -69,6 +70,11 @@ class KindInfo:
     """Cross-field rules of the spec (``api.rules``) beyond what the schema checks."""
     group: str = API_GROUP
     version: str = API_VERSION
+
+    @property
+    def reserved(self) -> tuple[ReservedField, ...]:
+        """ToolHive fields not implemented yet: in the schema, refused when set (``api.reserved``)."""
+        return RESERVED_FIELDS[self.kind]
 
     @property
     def singular(self) -> str:

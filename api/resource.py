@@ -17,7 +17,7 @@ class CustomResource(CRDModel):
     KIND: ClassVar[str]
 
     api_version: str = Field(default=GROUP_VERSION, alias="apiVersion")
-    """``mcp-operator.dev/v1alpha1``."""
+    """``mcp-operator.dev/v1beta1`` (objects written as ``v1alpha1`` are read as ``v1beta1`` too)."""
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     """Standard object metadata."""
 

@@ -41,7 +41,10 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     if stdio and spec.mcp_port is not None:
         problems.append(
             Problem(
-                "spec.mcpPort", "is only used by the sse and streamable-http transports; remove it for stdio"
+                "spec.mcpPort",
+                "is set but spec.transport is stdio (the default when spec.transport is unset), which talks "
+                "over stdin/stdout and listens on no port: set spec.transport to streamable-http (or sse) "
+                "for a server that listens on mcpPort, or remove mcpPort",
             )
         )
     # spec.replicas > 1 on stdio is accepted and capped at 1 (reported by the StdioReplicaCapped

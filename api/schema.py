@@ -34,6 +34,7 @@ _KEPT = (
     "minProperties",
     "maxProperties",
     "uniqueItems",
+    "nullable",
 )
 _DROPPED = (
     "$defs",

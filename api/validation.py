@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api.problems import Problem, format_problems, problems_from_validation_error
 from api.registry import KINDS, kind_info
+from api.reserved import reserved_problems
 from api.resource import CustomResource
 
 __all__ = ["Problem", "format_problems", "parse_and_validate", "problems_from_validation_error", "validate"]
@@ -29,14 +30,16 @@ def parse_and_validate(data: dict[str, Any]) -> tuple[CustomResource | None, lis
     """Parse an object of any registered kind (chosen by ``data["kind"]``) and validate it.
 
     Returns ``(None, problems)`` when it does not parse (problems name the fields), else
-    ``(obj, validate(obj))``.
+    ``(obj, validate(obj))``. Either way a reserved field it sets (``api.reserved``: a ToolHive field
+    not implemented yet) is a problem too, checked on the object as stored, before the model drops it.
     """
     kind = data.get("kind")
     info = KINDS.get(kind) if isinstance(kind, str) else None
     if info is None:
         return None, [Problem("kind", f"{kind!r} is not a kind of this API; use one of {', '.join(KINDS)}")]
+    reserved = reserved_problems(data, info.reserved)
     try:
         obj = info.model.model_validate(data)
     except ValidationError as err:
-        return None, problems_from_validation_error(err)
-    return obj, validate(obj)
+        return None, sorted(reserved + problems_from_validation_error(err))
+    return obj, sorted(reserved + validate(obj))

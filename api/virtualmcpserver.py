@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic.config import JsonDict
 
 from api.base import CRDModel, ResourceName
@@ -197,7 +197,16 @@ class VirtualMCPServerStatus(WorkloadStatus):
     """Backends that can serve requests."""
     discovered_backends: Annotated[
         list[BackendStatus],
-        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        BeforeValidator(lambda value: [] if value is None else value),
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                # A server-side apply that removes the last item stores the list as null (Kubernetes
+                # v1.20); without this the API server refuses that status write, on every reconcile.
+                "nullable": True,
+            }
+        ),
     ] = Field(default_factory=list)
     """Every member of the group and its health."""
 

@@ -41,6 +41,13 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{value}'")
+    return number
+
+
 def non_negative_float(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -107,6 +114,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add_flag(parser, "kube-api-burst", "30", "client-side request burst", type=positive_int)
     add_flag(
         parser,
+        "kube-api-connections",
+        "100",
+        "connections for API requests; watches have their own",
+        type=positive_int,
+    )
+    add_flag(
+        parser,
+        "kube-watch-connections",
+        "0",
+        "connections for watches, 0 = one per watch (about 14 per watched namespace)",
+        type=non_negative_int,
+    )
+    add_flag(
+        parser,
         "resync-period",
         "36000",
         "seconds between full resyncs of every cached object, 0 disables",
@@ -139,6 +160,8 @@ def options_from(args: argparse.Namespace) -> ManagerOptions:
         workers=args.workers,
         qps=args.kube_api_qps,
         burst=args.kube_api_burst,
+        api_connections=args.kube_api_connections,
+        watch_connections=args.kube_watch_connections,
         resync_period=args.resync_period,
         graceful_shutdown_timeout=args.graceful_shutdown_timeout,
     )

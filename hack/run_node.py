@@ -26,7 +26,7 @@ NAMESPACE = "mcp-operator-system"
 DEMO_NAMESPACE = "demo"
 OPERATOR_IMAGE = "localhost/mcp-operator/mcp-operator"
 EXAMPLE = {
-    "apiVersion": "mcp-operator.dev/v1alpha1",
+    "apiVersion": "mcp-operator.dev/v1beta1",
     "kind": "MCPServer",
     "metadata": {"name": "time", "namespace": DEMO_NAMESPACE},
     "spec": {"image": "localhost/mcp-operator/mcp-server-time:dev", "transport": "stdio"},

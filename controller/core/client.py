@@ -53,6 +53,18 @@ class ApiError(Exception):
     def gone(self) -> bool:
         return self.status == 410
 
+    @property
+    def expected_in_teardown(self) -> bool:
+        """What a reconcile meets while objects or their namespace are being deleted around it: 404 Not
+        Found, 409 Conflict, or 403 for a write into a namespace being terminated. Retried quietly."""
+        if self.status in (404, 409):
+            return True
+        causes = (self.body.get("details") or {}).get("causes") or []
+        # metav1.StatusCause serialises its type as "reason".
+        return self.status == 403 and any(
+            isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
+        )
+
 
 class KubeClient:
     """get / list / watch / apply / apply_status / create / replace / patch / delete / create_event."""
@@ -141,7 +153,7 @@ class KubeClient:
         }
         if label_selector:
             query["labelSelector"] = label_selector
-        request = Request("GET", resource.collection_path(namespace), query, timeout=None)
+        request = Request("GET", resource.collection_path(namespace), query, timeout=None, watch=True)
         # A watch sent on a dead pooled connection never gets its answer, and has no total timeout.
         response = await asyncio.wait_for(self._send(request), line_timeout)
         try:

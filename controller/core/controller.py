@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from controller.core.client import ApiError
 from controller.core.objects import controller_of
 from controller.core.resources import ObjectKey, Resource
 from controller.core.store import Object, resource_version
@@ -317,14 +318,22 @@ class ControllerRunner:
             except Exception as exc:
                 self.metrics.reconcile_total.labels(name, "error").inc()
                 self.metrics.reconcile_errors_total.labels(name).inc()
-                self.metrics.reconcile_panics_total.labels(name).inc()
                 self.queue.add_rate_limited(key)
-                bound.error(
-                    "reconcile failed; retrying with backoff",
-                    error=str(exc) or type(exc).__name__,
-                    retries=self.queue.num_requeues(key),
-                    exc_info=exc,
-                )
+                if isinstance(exc, ApiError) and exc.expected_in_teardown:
+                    # A namespace being deleted answers dozens of these: one quiet line each, no traceback.
+                    bound.debug(
+                        "reconcile met an object being deleted; retrying with backoff",
+                        error=str(exc),
+                        retries=self.queue.num_requeues(key),
+                    )
+                else:
+                    self.metrics.reconcile_panics_total.labels(name).inc()
+                    bound.error(
+                        "reconcile failed; retrying with backoff",
+                        error=str(exc) or type(exc).__name__,
+                        retries=self.queue.num_requeues(key),
+                        exc_info=exc,
+                    )
             else:
                 if not isinstance(result, Result):
                     self.metrics.reconcile_total.labels(name, "error").inc()

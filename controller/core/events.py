@@ -85,7 +85,10 @@ class EventRecorder:
         try:
             await self._client.create_event(event)
         except (ApiError, TransportError) as exc:
-            log.warning("could not record event", reason=reason, object=meta.get("name"), error=str(exc))
+            quiet = isinstance(exc, ApiError) and exc.expected_in_teardown  # its namespace is going away
+            (log.debug if quiet else log.warning)(
+                "could not record event", reason=reason, object=meta.get("name"), error=str(exc)
+            )
             del self._recent[dedupe_key]
             return False
         return True

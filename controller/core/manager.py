@@ -32,7 +32,7 @@ from controller.core.leader import LeaderElectionConfig, LeaderElector
 from controller.core.metrics import Metrics
 from controller.core.probes import HttpServer, ProbeServer
 from kube.service_account import service_account_namespace
-from kube.transport import LazyKubeTransport, Transport
+from kube.transport import LazyKubeTransport, PoolSizes, Transport
 
 log = structlog.get_logger("mcp-operator.manager")
 
@@ -71,6 +71,10 @@ class ManagerOptions:
     qps: float = 20.0
     """Client-side request rate to the API server; 0 disables the limiter."""
     burst: int = 30
+    api_connections: int = 100
+    """Connections for API requests (reads and writes), apart from the watches' own."""
+    watch_connections: int = 0
+    """Connections for watches; 0 is one per watch (each watch holds its connection while it is open)."""
     resync_period: float = 10 * 3600.0
     """Replay every cached object to controllers this often (low priority); 0 disables."""
     graceful_shutdown_timeout: float = 30.0
@@ -91,8 +95,9 @@ class Manager:
     ) -> None:
         self.options = options or ManagerOptions()
         self.metrics = metrics or Metrics()
-        self.transport = transport or LazyKubeTransport(self.options.kubeconfig)
         opts = self.options
+        pools = PoolSizes(requests=opts.api_connections, watches=opts.watch_connections)
+        self.transport = transport or LazyKubeTransport(opts.kubeconfig, pools=pools)
         self.client = KubeClient(self.transport, qps=opts.qps, burst=opts.burst, metrics=self.metrics)
         self.cache = Cache(
             self.client, opts.namespaces or None, settings=InformerSettings(resync_period=opts.resync_period)

@@ -38,7 +38,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
     def status(proxy: MCPRemoteProxy, refs: proxies.ProxyRefs, outcome: Outcome) -> tuple[JSON, Events]:
         name = build.Names(proxy.metadata.name or "").proxy
         pods = workload_state(outcome.newest(DEPLOYMENT, proxy.metadata.namespace, name), "Deployment")
-        url = build.service_url(proxy, settings)
+        url = outcome.url_once_served(proxy.metadata.namespace, name, build.service_url(proxy, settings))
         state = proxies.ProxyState(
             url, pods, READY_PHASE, f"serving {proxy.spec.remote_url} at {url}", PENDING
         )

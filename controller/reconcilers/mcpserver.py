@@ -41,7 +41,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
         proxy = workload_state(outcome.newest(DEPLOYMENT, namespace, names.proxy), "Deployment")
         statefulset = outcome.newest(STATEFULSET, namespace, names.server)
         backend = workload_state(statefulset, "StatefulSet")
-        url = build.service_url(server, settings)
+        url = outcome.url_once_served(namespace, names.proxy, build.service_url(server, settings))
         # The proxy waits for its server: when the server pod cannot run, that is the cause to report.
         reported = find_condition(server.status.conditions, READY)
         failing = (

@@ -16,6 +16,7 @@ from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
+    GROUP_NOT_FOUND,
     SECRET_INDEX,
     Missing,
     index_auth_config_secrets,
@@ -66,7 +67,7 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
     """``render()`` once every reference but the group resolved; a runtime refusal of the auth config
     becomes a ``Missing`` entry (the running children are kept)."""
-    if [m for m in refs.missing if m.reason != "GroupNotFound"]:
+    if _blocking(refs.missing):
         return None
     try:
         return render()
@@ -79,7 +80,8 @@ def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> 
 class ProxyState:
     """What decides a proxy workload's phase, as each kind names it."""
 
-    url: str
+    url: str | None
+    """``status.url``: None until the Service clients connect to exists."""
     pods: WorkloadState
     """The least ready of the workload's pods (proxy, and the server's for an MCPServer)."""
     serving_phase: str
@@ -111,10 +113,10 @@ def proxy_status(
     if workload.spec.replicas == 0:
         phase, message = state.stopped_phase, "scaled to zero replicas (spec.replicas is 0)"
         builder.set(READY, False, "Stopped", message)
-    elif missing:
-        phase, message = PENDING, "waiting for referenced objects: " + "; ".join(m.message for m in missing)
+    elif blocking := _blocking(missing):
+        phase, message = PENDING, "waiting for referenced objects: " + "; ".join(m.message for m in blocking)
         builder.set(READY, False, "RefsNotResolved", message)
-    elif state.pods.ready:
+    elif state.pods.ready:  # a missing group is reported by ResolvedRefs (and its Event), not here
         phase, message = state.serving_phase, state.serving_message
         builder.set(READY, True, "Available", message)
     elif state.pods.failure is not None:
@@ -126,7 +128,7 @@ def proxy_status(
     status: JSON = {
         "phase": phase,
         "message": message,
-        "url": state.url,
+        **({"url": state.url} if state.url else {}),
         "readyReplicas": state.pods.ready_replicas,
         "observedGeneration": generation,
         "conditions": builder.conditions,
@@ -136,3 +138,9 @@ def proxy_status(
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
     return status, builder.events
+
+
+def _blocking(missing: list[Missing]) -> list[Missing]:
+    """The unresolved references that keep a proxy workload from being deployed and Ready (all but the
+    group: a server serves on its own, and is only not part of a gateway until its group exists)."""
+    return [m for m in missing if m.reason != GROUP_NOT_FOUND]

@@ -165,6 +165,10 @@ def parse_ref(model: type[M], raw: JSON | None, field: str, missing: list[Missin
     return None
 
 
+GROUP_NOT_FOUND = "GroupNotFound"
+"""The reason of a missing MCPGroup: it blocks neither the children nor the readiness of a proxy workload
+(the workload serves on its own; it is only not part of a gateway until the group exists)."""
+
 # (spec field, kind shown in messages, resource, Resolved attribute, reason when missing)
 _OBJECT_REFS = (
     ("toolConfigRef", "MCPToolConfig", MCPTOOLCONFIG, "tool_config", "ToolConfigNotFound"),
@@ -175,7 +179,7 @@ _OBJECT_REFS = (
         "external_auth",
         "ExternalAuthConfigNotFound",
     ),
-    ("groupRef", "MCPGroup", MCPGROUP, "group", "GroupNotFound"),
+    ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
 )
 
 

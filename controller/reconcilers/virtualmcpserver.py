@@ -263,7 +263,9 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
                 gateway=workload_state(outcome.newest(DEPLOYMENT, namespace, name), "Deployment"),
             )
         generation = vmcp.metadata.generation or 0
-        return vmcp_status(outcome.previous, generation, build.service_url(vmcp, settings), observed)
+        gateway = build.Names(vmcp.metadata.name or "").gateway
+        url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
+        return vmcp_status(outcome.previous, generation, url, observed)
 
     # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce
     # (a new backend list is hot-reloaded).

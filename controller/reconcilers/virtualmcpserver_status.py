@@ -73,7 +73,7 @@ def discovered_backends(members: Sequence[Member]) -> list[JSON]:
     return items
 
 
-def vmcp_status(previous: JSON, generation: int, url: str, observed: Observed) -> tuple[JSON, Events]:
+def vmcp_status(previous: JSON, generation: int, url: str | None, observed: Observed) -> tuple[JSON, Events]:
     """Phase Pending (group missing or not Ready, or no ready gateway pod), Ready, or Degraded (the
     gateway serves but some backend is down or could not be configured)."""
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
@@ -106,7 +106,7 @@ def vmcp_status(previous: JSON, generation: int, url: str, observed: Observed) -
     status: JSON = {
         "phase": phase,
         "message": message,
-        "url": url,
+        **({"url": url} if url else {}),
         "readyReplicas": observed.gateway.ready_replicas,
         "observedGeneration": generation,
         "conditions": builder.conditions,

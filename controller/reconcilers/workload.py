@@ -70,6 +70,11 @@ class Outcome:
         from it gives the status the next reconcile would compute (the status is written once)."""
         return newest(self.cache.get(resource, namespace, name), self.applied.get(resource.kind))
 
+    def url_once_served(self, namespace: str | None, service: str, url: str) -> str | None:
+        """``url`` once the Service ``service`` exists, else None: ``status.url`` never names a Service
+        that is not there yet (clients and VirtualMCPServers take a published URL as reachable)."""
+        return url if self.newest(SERVICE, namespace, service) is not None else None
+
 
 @dataclass(frozen=True)
 class WorkloadKind(Generic[W, R]):

@@ -260,7 +260,7 @@ def test_crd_chart_upgrade_updates_the_crds_and_uninstall_keeps_them(
     resource_namespace = create_namespace(cluster, "res")
     try:
         group_manifest = {
-            "apiVersion": "mcp-operator.dev/v1alpha1",
+            "apiVersion": "mcp-operator.dev/v1beta1",
             "kind": "MCPGroup",
             "metadata": {"name": group, "namespace": resource_namespace},
             "spec": {},

@@ -17,7 +17,7 @@ from tests.support.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "manifests" / "crds"
-GV = "mcp-operator.dev/v1alpha1"
+GV = "mcp-operator.dev/v1beta1"
 EXAMPLE_DOCS = [
     doc
     for path in sorted((ROOT / "examples").glob("*.yaml"))
@@ -53,10 +53,12 @@ def _plural(kind: str) -> str:
 
 
 async def _create(api: client.ApiClient, namespace: str, doc: dict[str, Any], dry_run: bool = False) -> Any:
+    """Create ``doc`` through the version its ``apiVersion`` names."""
     objects = client.CustomObjectsApi(api)
     kwargs = {"dry_run": "All"} if dry_run else {}
+    group, version = str(doc["apiVersion"]).split("/")
     return await objects.create_namespaced_custom_object(
-        "mcp-operator.dev", "v1alpha1", namespace, _plural(doc["kind"]), doc, **kwargs
+        group, version, namespace, _plural(doc["kind"]), doc, **kwargs
     )
 
 
@@ -225,7 +227,10 @@ async def test_toolhive_manifests_port_by_changing_only_api_version(
 ) -> None:
     assert len(TOOLHIVE_DOCS) >= 5
     for doc in TOOLHIVE_DOCS:
-        ported = {**doc, "apiVersion": GV}
+        ported = {
+            **doc,
+            "apiVersion": doc["apiVersion"].replace("toolhive.stacklok.dev/", "mcp-operator.dev/"),
+        }
         stored = await _create(api_client, namespace, ported)
         # Nothing was pruned or changed (the server only added defaults).
         assert carries(stored["spec"], doc["spec"]), (doc["metadata"]["name"], stored["spec"])
@@ -282,3 +287,42 @@ async def test_kubectl_get_mcp_lists_every_kind_with_its_columns(crds: Cluster, 
     stored = json.loads(crds.kubectl("get", "mcpserver", "fetch", "-n", ns, "-o", "json").stdout)
     assert stored["spec"]["image"] == "docker.io/mcp/fetch:latest" and stored["status"]["phase"] == "Running"
     assert stored["metadata"]["generation"] == 2
+
+
+async def test_both_versions_are_served_with_one_schema_and_read_as_either(
+    crds: Cluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    objects = client.CustomObjectsApi(api_client)
+    spec = {"image": "img", "transport": "sse", "mcpPort": 9000}
+    for version in ("v1alpha1", "v1beta1"):
+        doc = {
+            "apiVersion": f"mcp-operator.dev/{version}",
+            "kind": "MCPServer",
+            "metadata": {"name": version},
+        }
+        await _create(api_client, namespace, {**doc, "spec": spec})
+    for stored_as in ("v1alpha1", "v1beta1"):
+        for read_as in ("v1alpha1", "v1beta1"):
+            got = await objects.get_namespaced_custom_object(
+                "mcp-operator.dev", read_as, namespace, "mcpservers", stored_as
+            )
+            assert got["apiVersion"] == f"mcp-operator.dev/{read_as}"
+            assert got["spec"] == {**spec, "proxyMode": "streamable-http", "proxyPort": 8080}
+    crd = json.loads(crds.kubectl("get", "crd", "mcpservers.mcp-operator.dev", "-o", "json").stdout)
+    assert "v1beta1" in crd["status"]["storedVersions"]
+    # kubectl warns about the deprecated version, and still applies it.
+    old = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "MCPGroup", "metadata": {"name": "old"}}
+    applied = crds.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(old))
+    assert "mcp-operator.dev/v1alpha1 MCPGroup is deprecated; use mcp-operator.dev/v1beta1" in applied.stderr
+
+
+@pytest.mark.parametrize("version", ["v1beta1", "v1alpha1"])
+def test_kubectl_explain_describes_fields_in_both_versions(crds: Cluster, version: str) -> None:
+    def explain(field: str) -> str:
+        api_version = f"--api-version=mcp-operator.dev/{version}"
+        return " ".join(crds.kubectl("explain", field, api_version).stdout.split())
+
+    assert f"VERSION: mcp-operator.dev/{version}" in explain("mcpservers")
+    assert "Container image of the MCP server" in explain("mcpservers.spec.image")
+    reserved = explain("virtualmcpservers.spec.incomingAuth.authzConfig")
+    assert "Not supported yet: an object that sets it is refused (Accepted=False)" in reserved

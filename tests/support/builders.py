@@ -21,7 +21,7 @@ SETTINGS = ReconcilerSettings(proxy_image="ghcr.io/mcp-operator/mcp-operator:tes
 
 def owner_ref(kind: str, name: str, uid: str) -> dict[str, Any]:
     """The controller ownerReferences entry the reconciler of ``kind`` gives each child it builds."""
-    owner = {"apiVersion": "mcp-operator.dev/v1alpha1", "kind": kind, "metadata": {"name": name, "uid": uid}}
+    owner = {"apiVersion": "mcp-operator.dev/v1beta1", "kind": kind, "metadata": {"name": name, "uid": uid}}
     return owner_reference(owner)
 
 

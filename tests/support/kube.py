@@ -9,7 +9,7 @@ from kubernetes_asyncio import client
 
 from tests.support.waiting import eventually
 
-GROUP, VERSION = "mcp-operator.dev", "v1alpha1"
+GROUP, VERSION = "mcp-operator.dev", "v1beta1"
 CONFIG_HASH = "mcp-operator.dev/config-hash"
 """The pod-template annotation whose change rolls a workload."""
 

@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 
 from controller.reconcilers.mcpserver_build import Names
 from tests.support.cluster import Cluster
-from tests.support.kube import Api, condition
+from tests.support.kube import GROUP, VERSION, Api, condition
 from tests.support.mcpserver import PLURAL, expected_children, make_ready, ready, server
 from tests.support.operator import Operator, run_operator
 from tests.support.waiting import eventually
@@ -98,8 +98,10 @@ async def test_missing_references_then_created_make_it_ready_untouched(operator:
         kube.ns, client.V1Secret(metadata=client.V1ObjectMeta(name="creds"), string_data={"token": "s3cr3t"})
     )
     await make_ready(kube, name)
-    obj = await ready(kube, name)
-    assert condition(obj, "ResolvedRefs")["status"] == "True"  # type: ignore[index]
+    await ready(kube, name)
+    # A missing group does not hold Ready back (the server serves on its own): wait for the references.
+    await kube.wait_condition(PLURAL, name, "ResolvedRefs", status="True")
+    obj = await kube.get(PLURAL, name)
     assert obj["metadata"]["generation"] == generation, "the MCPServer itself was not touched"
     sts = await kube.child("StatefulSet", f"{name}-server")
     env = sts["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
@@ -217,9 +219,7 @@ async def test_hundred_servers_converge_then_zero_writes(
     async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=1.0) as op:
 
         async def converged() -> bool:
-            listed = await kube.custom.list_namespaced_custom_object(
-                "mcp-operator.dev", "v1alpha1", kube.ns, PLURAL
-            )
+            listed = await kube.custom.list_namespaced_custom_object(GROUP, VERSION, kube.ns, PLURAL)
             return sum(1 for o in listed["items"] if condition(o, "Accepted")) == len(names)
 
         await eventually(converged, within=300, what="100 MCPServers reconciled")

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from tests.support.kube import GROUP, VERSION, Api, condition
+from tests.support.metrics import metric_total
 from tests.support.operator import Operator
 from tests.support.resources import bearer_token
 from tests.support.waiting import eventually
@@ -343,3 +344,40 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
 async def _no_backends(kube: Api, name: str) -> bool:
     config = await config_of(kube, name)
     return config is not None and config.get("backends") == []
+
+
+async def test_deleting_the_group_of_a_gateway_with_members_is_reported_not_failed(
+    operator: Operator, kube: Api
+) -> None:
+    # The operator's status apply then removes every discoveredBackends item it owned: the API server
+    # must accept the emptied list (it is stored as null), or every reconcile of the gateway fails.
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
+    await kube.create(
+        "mcpservers",
+        {
+            "kind": "MCPServer",
+            "metadata": {"name": "member"},
+            "spec": {"image": "x/y:1", "groupRef": {"name": "team"}},
+        },
+    )
+    await kube.create(
+        PLURAL,
+        {
+            "kind": "VirtualMCPServer",
+            "metadata": {"name": "gw"},
+            "spec": {"groupRef": {"name": "team"}, "incomingAuth": {"type": "anonymous"}},
+        },
+    )
+
+    async def listed() -> bool:
+        backends = (await kube.get(PLURAL, "gw")).get("status", {}).get("discoveredBackends") or []
+        return [b["name"] for b in backends] == ["member"]
+
+    await eventually(listed, what="the member in discoveredBackends")
+    errors_before = metric_total(operator.manager, "controller_runtime_reconcile_errors")
+    await kube.delete("mcpgroups", "team")
+    cond = await kube.wait_condition(PLURAL, "gw", "ResolvedRefs", reason="GroupNotFound")
+    assert cond["status"] == "False"
+    status = (await kube.get(PLURAL, "gw"))["status"]
+    assert status["phase"] == "Pending" and not status.get("discoveredBackends"), status
+    assert metric_total(operator.manager, "controller_runtime_reconcile_errors") == errors_before

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from api.base import CRDModel
-from api.crds import build_crds, render_crds
+from api.crds import build_crds, render_crd, render_crds
 from api.crds_cli import main as crds_main
 from api.registry import KINDS
 from api.schema import SchemaError, structural_schema
@@ -176,3 +176,21 @@ def test_toolhive_manifest_ports_by_changing_only_api_version(path: Path) -> Non
 
 def test_toolhive_fixtures_cover_five_manifests() -> None:
     assert len(TOOLHIVE) >= 5
+
+
+@pytest.mark.parametrize("crd", build_crds(), ids=lambda c: c["spec"]["names"]["kind"])
+def test_v1beta1_is_stored_and_v1alpha1_served_with_the_same_schema(crd: dict[str, Any]) -> None:
+    storage, older = crd["spec"]["versions"]
+    assert (storage["name"], storage["served"], storage["storage"]) == ("v1beta1", True, True)
+    assert (older["name"], older["served"], older["storage"], older["deprecated"]) == (
+        "v1alpha1",
+        True,
+        False,
+        True,
+    )
+    assert "use mcp-operator.dev/v1beta1" in older["deprecationWarning"]
+    # One schema: the API server converts by rewriting apiVersion, no conversion webhook.
+    for key in ("schema", "subresources", "additionalPrinterColumns"):
+        assert older[key] == storage[key], key
+    assert "conversion" not in crd["spec"]
+    assert "&id" not in render_crd(crd)  # every version written out in full, no YAML aliases

@@ -23,7 +23,7 @@ def test_mcpserver_defaults_follow_toolhive() -> None:
     assert server.spec.proxy_port == 8080
     assert server.spec.proxy_mode == "streamable-http"
     assert server.status.conditions == []
-    assert server.api_version == "mcp-operator.dev/v1alpha1"
+    assert server.api_version == "mcp-operator.dev/v1beta1"
 
 
 def test_camel_case_on_the_wire_and_snake_case_in_python() -> None:

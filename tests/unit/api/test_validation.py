@@ -394,3 +394,13 @@ def test_stdio_with_several_proxy_replicas_is_accepted() -> None:
     # The reconciler caps it at one and says so in the StdioReplicaCapped condition.
     obj, problems = parse_and_validate({**SERVER, "spec": {"image": "i", "replicas": 3}})
     assert obj is not None and problems == []
+
+
+def test_mcp_port_without_transport_says_the_transport_defaulted_to_stdio() -> None:
+    # The API server stores the default (transport: stdio) when the manifest leaves it out, so the
+    # message must explain the default rather than blame mcpPort alone.
+    _, problems = parse_and_validate({**SERVER, "spec": {"image": "i", "mcpPort": 8080}})
+    assert [p.field for p in problems] == ["spec.mcpPort"]
+    message = problems[0].message
+    assert "spec.transport is stdio (the default when spec.transport is unset)" in message
+    assert "set spec.transport to streamable-http (or sse)" in message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.main import parse_args
+from controller.main import options_from, parse_args
 
 
 def test_each_flag_reads_its_environment_twin_and_the_flag_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +33,11 @@ def test_help_names_each_environment_twin_and_default(capsys: pytest.CaptureFixt
     text = " ".join(capsys.readouterr().out.split())
     for twin in ("env KUBE_API_BURST; default 30", "env LOG_FORMAT; default json", "env WATCH_NAMESPACE"):
         assert twin in text
+
+
+def test_watches_have_their_own_connection_pool_sized_by_a_flag() -> None:
+    args = parse_args(["--kube-api-connections", "50", "--kube-watch-connections", "800"])
+    options = options_from(args)
+    assert (options.api_connections, options.watch_connections) == (50, 800)
+    defaults = options_from(parse_args([]))
+    assert (defaults.api_connections, defaults.watch_connections) == (100, 0)  # 0: one per watch

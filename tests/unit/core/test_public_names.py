@@ -26,7 +26,7 @@ KUBE = {
         in_cluster_server service_account service_account_namespace""",
     "kube.kubeconfig": "from_kubeconfig_file load_connection",
     "kube.plugin_config": "plugin_connection",
-    "kube.transport": """KubeTransport LazyKubeTransport Request Response Transport TransportError
+    "kube.transport": """KubeTransport LazyKubeTransport PoolSizes Request Response Transport TransportError
         decode_json encode_json""",
 }
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
-from controller.core.client import KubeClient
+from controller.core.client import ApiError, KubeClient
 from controller.core.clock import ManualClock
 from controller.core.controller import (
     Controller,
@@ -75,6 +76,38 @@ async def test_exceptions_are_caught_counted_and_retried_with_growing_backoff() 
     assert queue.num_requeues(KEY) == 3 and queue.waiting() == 1
     assert count(metrics, "controller_runtime_reconcile_errors_total") == 3
     assert count(metrics, "controller_runtime_reconcile_panics_total") == 3
+
+
+TERMINATING = {
+    "details": {"causes": [{"reason": "NamespaceTerminating", "message": "namespace ns is being terminated"}]}
+}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(404, "NotFound", 'deployments.apps "w" not found'),
+        ApiError(409, "Conflict", "the object has been modified"),
+        ApiError(403, "Forbidden", "unable to create new content in namespace ns", TERMINATING),
+    ],
+    ids=["404", "409", "403 namespace terminating"],
+)
+async def test_errors_of_a_namespace_teardown_are_one_debug_line_and_retried(error: ApiError) -> None:
+    runner, queue, _, metrics = make_runner(error)
+    with capture_logs() as logs:
+        await runner.reconcile_one(KEY)
+    assert [(e["log_level"], "exc_info" in e) for e in logs] == [("debug", False)], logs
+    assert error.message in logs[0]["error"]
+    assert queue.num_requeues(KEY) == 1  # still retried: the object may come back or converge
+    assert count(metrics, "controller_runtime_reconcile_errors_total") == 1
+    assert count(metrics, "controller_runtime_reconcile_panics_total") == 0
+
+
+async def test_a_forbidden_write_for_another_reason_is_an_error_with_its_traceback() -> None:
+    runner, _, _, _ = make_runner(ApiError(403, "Forbidden", "roles.rbac.authorization.k8s.io is forbidden"))
+    with capture_logs() as logs:
+        await runner.reconcile_one(KEY)
+    assert [(e["log_level"], "exc_info" in e) for e in logs] == [("error", True)], logs
 
 
 async def test_terminal_errors_are_not_retried_until_the_object_changes() -> None:

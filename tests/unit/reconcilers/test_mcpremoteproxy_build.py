@@ -28,7 +28,7 @@ OWNER = owner_ref("MCPRemoteProxy", "saas", "0000-2222")
 def make(url: str = "https://mcp.example.com/v1/mcp?tenant=acme", **spec: Any) -> MCPRemoteProxy:
     return MCPRemoteProxy.model_validate(
         {
-            "apiVersion": "mcp-operator.dev/v1alpha1",
+            "apiVersion": "mcp-operator.dev/v1beta1",
             "kind": "MCPRemoteProxy",
             "metadata": {"name": "saas", "namespace": "team", "generation": 1},
             "spec": {"remoteUrl": url, **spec},

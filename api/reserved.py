@@ -1,0 +1,283 @@
+"""Reserved fields: ToolHive fields this API does not implement yet, declared so they fail closed.
+
+A field the CRD schema does not declare is pruned by the API server without a word, and ``kubectl
+apply --validate=false`` (kubectl's own hint when its client-side check fails) lets it through: an
+MCPServer with ToolHive's ``oidcConfigRef`` would then be deployed with no authentication at all.
+So every ToolHive field of our kinds that the operator does not implement is declared here once: the
+CRD generator adds it to the schema (kept as written, never pruned) and :func:`reserved_problems`, run
+on every object before anything else, refuses an object that sets it with ``Accepted=False`` naming
+the field. A field moves out of this list when it is implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from api.problems import Problem
+
+__all__ = [
+    "RESERVED_FIELDS",
+    "ReservedField",
+    "ReservedFieldError",
+    "declare_reserved",
+    "reserved_problems",
+]
+
+FieldShape = Literal["object", "string", "boolean", "integer", "list of objects", "list of strings"]
+
+#: Values that mean the field is unset: the behaviour without the field is what the operator does.
+_UNSET: tuple[Any, ...] = (None, False, "", [])
+
+
+@dataclass(frozen=True)
+class ReservedField:
+    """One ToolHive field the operator refuses until it implements it."""
+
+    path: str
+    """Dotted JSON path from the object's root, e.g. ``spec.incomingAuth.authzConfig``."""
+    shape: FieldShape
+    """The JSON shape ToolHive gives the field (the declared schema keeps any content of it)."""
+    meaning: str
+    """What the field does in ToolHive, one short phrase, for ``kubectl explain`` and the docs."""
+    instead: str = ""
+    """What to use instead, when this API has an equivalent (ends the refusal message)."""
+    inert: tuple[Any, ...] = ()
+    """Further values that mean exactly what the operator does without the field (accepted)."""
+
+    @property
+    def message(self) -> str:
+        """The refusal, after the field's path: says that it is refused and what to do."""
+        fix = f"remove it, or {self.instead}" if self.instead else "remove it"
+        return f"is not supported yet; {fix} (ToolHive: {self.meaning})"
+
+    @property
+    def description(self) -> str:
+        """The schema description: ``kubectl explain`` tells the user before the operator does."""
+        return (
+            f"Not supported yet: an object that sets it is refused (Accepted=False). ToolHive: "
+            f"{self.meaning}." + (f" Instead: {self.instead}." if self.instead else "")
+        )
+
+
+class ReservedFieldError(ValueError):
+    """A reserved field's parent is not an object node of the schema (a mistake in the list)."""
+
+
+def reserved_problems(data: dict[str, Any], fields: Iterable[ReservedField]) -> list[Problem]:
+    """A Problem for every reserved field ``data`` (an object as stored) sets to a meaningful value."""
+    problems = []
+    for field in fields:
+        present, value = _lookup(data, field.path)
+        if present and not _is_unset(value, field.inert):
+            problems.append(Problem(field.path, field.message))
+    return problems
+
+
+def _is_unset(value: Any, inert: tuple[Any, ...]) -> bool:
+    # ``False == 0`` in Python: compare types too, so an integer 0 is not taken for ``false``.
+    return any(type(value) is type(v) and value == v for v in (*_UNSET, *inert))
+
+
+def _lookup(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = data
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def declare_reserved(schema: dict[str, Any], fields: Iterable[ReservedField]) -> dict[str, Any]:
+    """``schema`` (a kind's root structural schema) with every reserved field declared in place.
+
+    Each field keeps whatever ToolHive writes into it (``x-kubernetes-preserve-unknown-fields`` below
+    its declared type), so the API server stores it and the operator sees it to refuse it.
+    """
+    for field in fields:
+        *parents, name = field.path.split(".")
+        node = schema
+        for part in parents:
+            child = node.get("properties", {}).get(part)
+            if child is None or child.get("type") != "object" or "properties" not in child:
+                raise ReservedFieldError(f"{field.path}: {part} is not an object with properties")
+            node = child
+        if name in node["properties"]:
+            raise ReservedFieldError(f"{field.path} is implemented; remove it from the reserved fields")
+        node["properties"][name] = {"description": field.description, **_schema_of(field.shape)}
+    return schema
+
+
+def _schema_of(shape: FieldShape) -> dict[str, Any]:
+    free_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if shape == "object":
+        return free_object
+    if shape == "list of objects":
+        return {"type": "array", "items": free_object}
+    if shape == "list of strings":
+        return {"type": "array", "items": {"type": "string"}}
+    return {"type": shape}
+
+
+Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
+"""A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
+
+#: Values that mean what the operator does anyway, per field name (e.g. no session affinity).
+_INERT: dict[str, tuple[Any, ...]] = {"sessionAffinity": ("None",)}
+
+
+def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
+    return tuple(
+        ReservedField(f"{prefix}.{path}", shape, meaning, instead[0] if instead else "", _INERT.get(path, ()))
+        for path, shape, meaning, *instead in rows
+    )
+
+
+_OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
+_AUTHZ = "Cedar authorization policies for inbound calls"
+_AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
+_TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
+_AFFINITY = "ClientIP session affinity of the Service"
+
+_PROXY_ROWS: tuple[Row, ...] = (
+    ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
+    ("authzConfig", "object", _AUTHZ),
+    ("authzConfigRef", "object", _AUTHZ_REF),
+    ("authServerRef", "object", "an embedded OAuth authorization server"),
+    ("telemetryConfigRef", "object", _TELEMETRY_REF),
+    (
+        "telemetry",
+        "object",
+        "inline OpenTelemetry and Prometheus settings (earlier releases)",
+        "scrape the proxy's /metrics, which it always serves",
+    ),
+    ("sessionAffinity", "string", _AFFINITY),
+    ("sessionStorage", "object", "Redis session storage shared by proxy replicas"),
+    ("trustProxyHeaders", "boolean", "trust X-Forwarded-* headers from a reverse proxy"),
+    ("endpointPrefix", "string", "a path prefix for the SSE endpoint URLs behind an ingress"),
+    ("port", "integer", "the proxy port (earlier releases)", "set spec.proxyPort"),
+)
+"""What MCPServer and MCPRemoteProxy share (VirtualMCPServer places some of them elsewhere)."""
+
+_INLINE_OIDC_ROWS: tuple[Row, ...] = (
+    ("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the identity provider's TLS certificate"),
+    ("jwksAuthTokenPath", "string", "a token file sent when fetching the JWKS"),
+    ("protectedResourceAllowPrivateIP", "boolean", "allow a private address for the protected-resource URL"),
+)
+"""Fields of ToolHive's inline OIDC block (earlier releases) that the inline block here lacks."""
+
+_SERVER_ROWS: tuple[Row, ...] = (
+    (
+        "permissionProfile",
+        "object",
+        "network egress and filesystem permissions of the MCP server",
+        "restrict egress with a NetworkPolicy and the filesystem through spec.podTemplateSpec",
+    ),
+    (
+        "volumes",
+        "list of objects",
+        "host paths mounted into the MCP server container",
+        "add volumes and volumeMounts through spec.podTemplateSpec",
+    ),
+    ("rateLimiting", "object", "per-tool and per-user rate limits"),
+    ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
+    (
+        "tools",
+        "list of strings",
+        "an allow-list of tools (earlier releases)",
+        "reference an MCPToolConfig with spec.toolConfigRef",
+    ),
+    ("targetPort", "integer", "the MCP server's port (earlier releases)", "set spec.mcpPort"),
+)
+
+_VIRTUAL_ROWS: tuple[Row, ...] = (
+    (
+        "incomingAuth.oidcConfigRef",
+        "object",
+        _OIDC_REF,
+        "configure the same provider inline in spec.incomingAuth.oidcConfig",
+    ),
+    ("incomingAuth.authzConfig", "object", _AUTHZ),
+    ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
+    ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
+    ("telemetryConfigRef", "object", _TELEMETRY_REF),
+    ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),
+    (
+        "imagePullSecrets",
+        "list of objects",
+        "image pull secrets of the gateway pods",
+        "set imagePullSecrets through spec.podTemplateSpec",
+    ),
+    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
+    ("sessionAffinity", "string", _AFFINITY),
+    ("sessionStorage", "object", "Redis session storage shared by gateway replicas"),
+    ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
+    (
+        "operational",
+        "object",
+        "timeouts and failure handling (earlier releases)",
+        "set spec.config.operational",
+    ),
+    ("telemetry", "object", "inline OpenTelemetry settings (earlier releases)"),
+    ("audit", "object", "audit logging of the gateway (earlier releases)"),
+    ("compositeTools", "list of objects", "composite tools (earlier releases)"),
+    ("compositeToolRefs", "list of objects", "composite tool references (earlier releases)"),
+)
+
+_VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
+    ("audit", "object", "audit logging of the gateway"),
+    ("backends", "list of objects", "static backends instead of the group's members"),
+    ("codeMode", "object", "code-mode tool execution"),
+    ("compositeTools", "list of objects", "composite tools (workflows over backend tools)"),
+    ("compositeToolRefs", "list of objects", "composite tools from VirtualMCPCompositeToolDefinitions"),
+    ("groupRef", "string", "the group, repeated inside the runtime config"),
+    ("incomingAuth", "object", "inbound authentication inside the runtime config"),
+    ("metadata", "object", "free-form metadata of the runtime config"),
+    ("name", "string", "the gateway's name inside the runtime config"),
+    ("optimizer", "object", "the tool optimizer (semantic tool search)"),
+    ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
+    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
+    ("rateLimiting", "object", "rate limits of the gateway"),
+    ("sessionStorage", "object", "Redis session storage of the gateway"),
+    ("telemetry", "object", "OpenTelemetry settings of the gateway"),
+    (
+        "operational.failureHandling",
+        "object",
+        "backend health checks, circuit breaker and partial-failure mode",
+    ),
+    ("operational.logLevel", "string", "the gateway's log level"),
+)
+
+_EXTERNAL_AUTH_ROWS: tuple[Row, ...] = (
+    ("awsSts", "object", "AWS STS credentials for the backend"),
+    ("embeddedAuthServer", "object", "an embedded OAuth authorization server"),
+    ("obo", "object", "on-behalf-of token exchange"),
+    ("upstreamInject", "object", "tokens injected from an upstream identity provider"),
+    ("xaa", "object", "cross-app access token exchange"),
+    ("tokenExchange.subjectProviderName", "string", "the upstream provider whose token is exchanged"),
+)
+
+#: Per kind: the ToolHive fields the operator refuses until it implements them.
+RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
+    "MCPServer": (
+        *_fields(_PROXY_ROWS),
+        *_fields(_INLINE_OIDC_ROWS, "spec.oidcConfig.inline"),
+        *_fields(_SERVER_ROWS),
+    ),
+    "MCPRemoteProxy": (
+        *_fields(_PROXY_ROWS),
+        *_fields(_INLINE_OIDC_ROWS, "spec.oidcConfig.inline"),
+        *_fields(
+            [("remoteURL", "string", "the remote server's URL (earlier releases)", "set spec.remoteUrl")]
+        ),
+    ),
+    "VirtualMCPServer": (
+        *_fields(_VIRTUAL_ROWS),
+        *_fields(_INLINE_OIDC_ROWS, "spec.incomingAuth.oidcConfig.inline"),
+        *_fields(_VIRTUAL_CONFIG_ROWS, "spec.config"),
+    ),
+    "MCPGroup": (),
+    "MCPToolConfig": (),
+    "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
+}

@@ -1,0 +1,166 @@
+"""Reserved fields: every ToolHive field is declared by our schema, and the ones not implemented yet are
+refused when set (the pure rule) and kept by the schema (never pruned)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.crds import build_crd
+from api.registry import KINDS
+from api.reserved import (
+    RESERVED_FIELDS,
+    ReservedField,
+    ReservedFieldError,
+    declare_reserved,
+    reserved_problems,
+)
+from api.validation import parse_and_validate
+
+ROOT = Path(__file__).resolve().parents[3]
+TOOLHIVE_FIELDS = ROOT / "tests" / "fixtures" / "toolhive-v1beta1-fields.txt"
+GV = "mcp-operator.dev/v1alpha1"
+
+
+def _spec_schema(kind: str) -> dict[str, Any]:
+    version = build_crd(KINDS[kind])["spec"]["versions"][0]
+    spec: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return spec
+
+
+def _declared(schema: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` (``spec.a.b[].c{}.d``) has a home in ``schema``: a property of its own, a map's
+    values, or content kept as written below a free-form node."""
+    node = schema
+    for part in path.removeprefix("spec.").replace("[]", ".[]").replace("{}", ".{}").split("."):
+        if node.get("x-kubernetes-preserve-unknown-fields") and "properties" not in node:
+            return True
+        if part == "[]":
+            node = node.get("items", {})
+        elif part == "{}" or (part not in node.get("properties", {}) and "additionalProperties" in node):
+            node = node.get("additionalProperties", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            return False
+    return True
+
+
+def test_every_toolhive_field_is_implemented_or_reserved() -> None:
+    lines = [line.split() for line in TOOLHIVE_FIELDS.read_text().splitlines() if line[:1] not in ("#", "")]
+    assert len(lines) > 800
+    undeclared = [f"{kind} {path}" for kind, path in lines if not _declared(_spec_schema(kind), path)]
+    assert undeclared == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "field"),
+    [
+        (
+            "MCPServer",
+            {"image": "i", "oidcConfigRef": {"name": "idp", "audience": "a"}},
+            "spec.oidcConfigRef",
+        ),
+        ("MCPServer", {"image": "i", "authzConfig": {"type": "inline"}}, "spec.authzConfig"),
+        ("MCPServer", {"image": "i", "permissionProfile": {"type": "builtin"}}, "spec.permissionProfile"),
+        ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
+        ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
+        (
+            "MCPServer",
+            {"image": "i", "oidcConfig": {"inline": {"issuer": "https://i", "caBundleRef": {"name": "ca"}}}},
+            "spec.oidcConfig.inline.caBundleRef",
+        ),
+        (
+            "MCPRemoteProxy",
+            {"remoteUrl": "https://a.example", "authzConfigRef": {"name": "p"}},
+            "spec.authzConfigRef",
+        ),
+        (
+            "VirtualMCPServer",
+            {
+                "groupRef": {"name": "g"},
+                "incomingAuth": {"type": "anonymous", "authzConfig": {"type": "inline"}},
+            },
+            "spec.incomingAuth.authzConfig",
+        ),
+        (
+            "VirtualMCPServer",
+            {
+                "groupRef": {"name": "g"},
+                "incomingAuth": {"type": "anonymous"},
+                "config": {"operational": {"failureHandling": {"unhealthyThreshold": 3}}},
+            },
+            "spec.config.operational.failureHandling",
+        ),
+        ("MCPExternalAuthConfig", {"type": "unauthenticated", "awsSts": {"region": "eu"}}, "spec.awsSts"),
+    ],
+)
+def test_a_reserved_field_refuses_the_object_naming_it(kind: str, spec: dict[str, Any], field: str) -> None:
+    obj, problems = parse_and_validate(
+        {"apiVersion": GV, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
+    )
+    refusals = [p for p in problems if p.field == field]
+    assert len(refusals) == 1, problems
+    assert refusals[0].message.startswith("is not supported yet; remove it")
+    assert obj is not None  # it parses: the refusal is the reserved field, not a broken object
+
+
+def test_the_refusal_says_what_to_use_instead() -> None:
+    spec = {"image": "i", "oidcConfigRef": {"name": "idp"}}
+    _, problems = parse_and_validate(
+        {"apiVersion": GV, "kind": "MCPServer", "metadata": {"name": "x"}, "spec": spec}
+    )
+    assert str(problems[0]) == (
+        "spec.oidcConfigRef: is not supported yet; remove it, or configure the same provider inline in "
+        "spec.oidcConfig (ToolHive: inbound OIDC authentication from a shared MCPOIDCConfig)"
+    )
+
+
+FIELD = ReservedField("spec.block.flag", "boolean", "a flag", inert=("off",))
+
+
+@pytest.mark.parametrize("value", [None, False, "", [], "off"])
+def test_unset_and_inert_values_are_accepted(value: Any) -> None:
+    assert reserved_problems({"spec": {"block": {"flag": value}}}, [FIELD]) == []
+
+
+@pytest.mark.parametrize("value", [True, 0, "on", ["x"], {}, {"a": 1}])
+def test_any_other_value_is_refused(value: Any) -> None:
+    assert [p.field for p in reserved_problems({"spec": {"block": {"flag": value}}}, [FIELD])] == [
+        "spec.block.flag"
+    ]
+
+
+@pytest.mark.parametrize("data", [{}, {"spec": None}, {"spec": {"block": "text"}}, {"spec": {"block": {}}}])
+def test_an_absent_field_or_a_parent_of_another_shape_is_not_refused(data: dict[str, Any]) -> None:
+    assert reserved_problems(data, [FIELD]) == []
+
+
+def test_a_reserved_field_is_declared_free_form_with_its_description() -> None:
+    spec = _spec_schema("VirtualMCPServer")
+    authz = spec["properties"]["incomingAuth"]["properties"]["authzConfig"]
+    assert authz["type"] == "object" and authz["x-kubernetes-preserve-unknown-fields"] is True
+    assert authz["description"].startswith("Not supported yet: an object that sets it is refused")
+    headers = spec["properties"]["passthroughHeaders"]
+    assert headers == {**headers, "type": "array", "items": {"type": "string"}}
+
+
+def test_declaring_a_field_under_a_missing_parent_or_over_an_implemented_one_fails() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}},
+    }
+    with pytest.raises(ReservedFieldError, match=r"spec\.b\.c: b is not an object"):
+        declare_reserved(schema, [ReservedField("spec.b.c", "string", "x")])
+    with pytest.raises(ReservedFieldError, match=r"spec\.a is implemented"):
+        declare_reserved(schema, [ReservedField("spec.a", "string", "x")])
+
+
+def test_every_kind_has_its_list_and_no_path_repeats() -> None:
+    assert set(RESERVED_FIELDS) == set(KINDS)
+    for kind, fields in RESERVED_FIELDS.items():
+        paths = [f.path for f in fields]
+        assert len(paths) == len(set(paths)), kind
+        assert all(p.startswith("spec.") for p in paths), kind
