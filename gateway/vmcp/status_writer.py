@@ -52,7 +52,7 @@ class StatusTarget:
 
     @property
     def status_path(self) -> str:
-        base = f"/apis/mcp-operator.dev/v1alpha1/namespaces/{self.namespace}"
+        base = f"/apis/mcp-operator.dev/v1beta1/namespaces/{self.namespace}"
         return f"{base}/virtualmcpservers/{self.name}/status"
 
 
@@ -129,7 +129,7 @@ class StatusWriter:
     async def _apply(self, items: list[dict[str, Any]]) -> None:
         target = self.target
         body = {
-            "apiVersion": "mcp-operator.dev/v1alpha1",
+            "apiVersion": "mcp-operator.dev/v1beta1",
             "kind": "VirtualMCPServer",
             "metadata": {"name": target.name, "namespace": target.namespace},
             "status": {"discoveredBackends": items},

@@ -124,6 +124,6 @@ def test_target_from_environment(tmp_path: Path) -> None:
     assert target is not None
     assert target.api_server == "https://10.96.0.1:443"
     assert (
-        target.status_path == "/apis/mcp-operator.dev/v1alpha1/namespaces/tools/virtualmcpservers/team/status"
+        target.status_path == "/apis/mcp-operator.dev/v1beta1/namespaces/tools/virtualmcpservers/team/status"
     )
     assert target.ca_file is None  # no CA file there: the system trust store is used
