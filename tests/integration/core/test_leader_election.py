@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from kubernetes_asyncio import client
 
@@ -19,8 +20,10 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class Child:
-    def __init__(self, cluster: Cluster, namespace: str, lease: str) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, lease: str, log: Path) -> None:
         self.metrics_port, self.health_port = free_port(), free_port()
+        self.log = log
+        self._log_file = log.open("wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -33,8 +36,8 @@ class Child:
                 str(self.health_port),
             ],
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
         )
 
     def metrics(self) -> dict[str, float]:
@@ -60,6 +63,11 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._log_file.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the process's log, printed when the test fails (the children log to a file)."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 async def wait_for(check, within: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -76,15 +84,15 @@ async def wait_for(check, within: float, what: str) -> float:  # type: ignore[no
 
 
 async def test_one_leader_follower_never_writes_and_takes_over_within_20s(
-    cluster: Cluster, api_client: client.ApiClient, namespace: str, gadget_crd: None
+    cluster: Cluster, api_client: client.ApiClient, namespace: str, gadget_crd: None, tmp_path: Path
 ) -> None:
     await create_gadgets(api_client, [gadget(namespace, f"le{i}") for i in range(5)])
     lease = f"le-{uuid.uuid4().hex[:6]}"
-    first = Child(cluster, namespace, lease)
+    first = Child(cluster, namespace, lease, tmp_path / "first.log")
     second: Child | None = None
     try:
         await wait_for(lambda: first.metrics()["leader"] == 1.0, 30, "the first process to lead")
-        second = Child(cluster, namespace, lease)
+        second = Child(cluster, namespace, lease, tmp_path / "second.log")
         await wait_for(second.ready, 30, "the second process's caches to sync")
         await asyncio.sleep(5)  # several retry periods: the follower keeps checking the lease
         a, b = first.metrics(), second.metrics()
@@ -109,6 +117,11 @@ async def test_one_leader_follower_never_writes_and_takes_over_within_20s(
             await asyncio.sleep(0.2)
         second.proc.send_signal(signal.SIGTERM)
         assert second.proc.wait(timeout=40) == 0
+    except AssertionError:
+        for child in (first, second):
+            if child is not None:
+                print(f"--- {child.log.name} (last lines)\n{child.log_tail()}")
+        raise
     finally:
         first.stop()
         if second is not None:
