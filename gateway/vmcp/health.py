@@ -5,8 +5,9 @@ Every probe, connect and routed call of a backend ends in :meth:`BackendHealth.r
 :meth:`BackendHealth.record_failure`. Consecutive failures make the backend ``degraded`` and, from
 ``unhealthyThreshold`` on, ``unavailable`` (its tools leave the aggregated list). The circuit breaker
 (ToolHive's ``closed`` / ``open`` / ``half-open``) opens after ``failureThreshold`` consecutive failures;
-while open, calls are refused at once; once ``timeout`` has passed it is half-open and the next probe
-or call is the trial that closes it or opens it again. Time comes from an injected monotonic clock so
+while open, calls are refused at once; once ``timeout`` has passed it is half-open and the next
+:meth:`CircuitBreaker.allow` (the gateway's health probe) is the one trial that closes it or opens it
+again. Time comes from an injected monotonic clock so
 tests run without sleeping (docs/vmcp.md, "Failure handling").
 """
 
