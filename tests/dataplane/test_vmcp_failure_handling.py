@@ -1,6 +1,7 @@
-"""Failure handling of the virtual MCP gateway over real MCP servers (two fixture servers, each its own
-process): one backend is killed and restarted and the test walks its circuit through closed -> open ->
-half-open -> closed, checking at each step what a client gets, while the other backend keeps answering.
+"""Failure handling of the virtual MCP gateway over real MCP servers (two fixture servers and Node
+server-everything over legacy SSE, each its own process): one backend is killed and restarted and the
+test walks its circuit through closed -> open -> half-open -> closed, checking at each step what clients
+of both front eras get, while the other backends keep answering.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway_processes import (
     BIN,
+    NPM_BIN,
     Proc,
     fixture_server,
     free_port,
@@ -39,7 +41,8 @@ def _config(ports: dict[str, int], mode: str) -> dict[str, Any]:
     return {
         "name": "gw",
         "backends": [
-            {"name": name, "url": f"http://127.0.0.1:{ports[name]}/mcp"} for name in ("alpha", "beta")
+            *({"name": name, "url": f"http://127.0.0.1:{ports[name]}/mcp"} for name in ("alpha", "beta")),
+            {"name": "everything", "url": f"http://127.0.0.1:{ports['everything']}/sse", "transport": "sse"},
         ],
         "operational": {
             "timeouts": {"call": "10s", "list": "5s", "connect": "10s"},
@@ -54,7 +57,15 @@ def _config(ports: dict[str, int], mode: str) -> dict[str, Any]:
     }
 
 
-ALL_TOOLS = ["alpha_add", "alpha_echo", "alpha_slow", "beta_add", "beta_echo", "beta_slow"]
+FIXTURE_TOOLS = {b: [f"{b}_add", f"{b}_echo", f"{b}_slow"] for b in ("alpha", "beta")}
+
+
+def _listed(names: list[str] | str, *backends: str) -> bool:
+    """Do the listed ``names`` hold exactly these fixture backends' tools, and server-everything's?"""
+    if isinstance(names, str):
+        return False
+    fixture = sorted(n for n in names if n.startswith(("alpha_", "beta_")))
+    return fixture == sorted(t for b in backends for t in FIXTURE_TOOLS[b]) and "everything_echo" in names
 
 
 @dataclass
@@ -85,14 +96,17 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     logdir = tmp_path_factory.mktemp("vmcp-failure")
-    ports = {n: free_port() for n in ("alpha", "beta", "gateway")}
+    ports = {n: free_port() for n in ("alpha", "beta", "everything", "gateway")}
     procs = {n: fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
+    everything = [str(NPM_BIN / "mcp-server-everything"), "sse"]
+    procs["everything"] = start("everything", everything, logdir, {"PORT": str(ports["everything"])})
     config_path = logdir / "vmcp.yaml"
     write_config(config_path, _config(ports, "fail"))
     url = f"http://127.0.0.1:{ports['gateway']}"
     argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(ports["gateway"]), "--config", str(config_path)]
     procs["gateway"] = start("gateway", [*argv, "--reload-interval", "0.2"], logdir)
     try:
+        wait_http(f"http://127.0.0.1:{ports['everything']}/sse", procs["everything"])
         wait_http(f"{url}/health", procs["gateway"])
         wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
         yield Gateway(url, config_path, ports, procs)
@@ -101,14 +115,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             proc.stop()
 
 
-async def _call(gw: Gateway, tool: str, client: Client | None = None) -> tuple[str, float]:
+async def _call(
+    gw: Gateway, tool: str, client: Client | None = None, mode: str = "auto"
+) -> tuple[str, float]:
     """(the result text, or ``ERROR <message>`` for a JSON-RPC error; seconds the answer took), on a new
     client session or on ``client``, one that listed the tools before (so it does not list again)."""
     started = time.monotonic()
     try:
         async with contextlib.AsyncExitStack() as stack:
             if client is None:
-                client = await stack.enter_async_context(Client(f"{gw.url}/mcp"))
+                client = await stack.enter_async_context(Client(f"{gw.url}/mcp", mode=mode))
             result = await client.call_tool(tool, {"message": "hi"})
             text = "".join(getattr(c, "text", "") for c in result.content)
     except BaseException as exc:  # the client's task group wraps the MCPError
@@ -133,11 +149,11 @@ async def _list(gw: Gateway) -> list[str] | str:
         return f"ERROR {exc.error.code} {exc.message}"
 
 
-async def test_a_killed_backend_walks_its_circuit_and_the_other_backend_keeps_answering(
+async def test_a_killed_backend_walks_its_circuit_and_the_other_backends_keep_answering(
     gateway: Gateway,
 ) -> None:
     gw, procs = gateway, gateway.procs
-    assert await _list(gw) == ALL_TOOLS
+    assert _listed(await _list(gw), "alpha", "beta")
     async with Client(f"{gw.url}/mcp") as steady:  # a client that listed while all was well
         await steady.list_tools()
         await _walk_the_circuit(gw, procs, steady)
@@ -152,15 +168,17 @@ async def _walk_the_circuit(gw: Gateway, procs: dict[str, Proc], steady: Client)
     procs["beta"].stop()
     beta = await anyio.to_thread.run_sync(lambda: gw.wait_beta("circuit open", circuitBreakerState="open"))
     assert beta["health"] == "unavailable" and beta["consecutiveFailures"] >= 3 and beta["lastError"]
-    text, seconds = await _call(gw, "beta_echo")
-    assert text.startswith("ERROR -32001 backend 'beta' is unavailable (circuit open after ")
-    assert seconds < 2.0  # refused by the gateway, never forwarded
+    for mode in ("auto", "legacy"):  # both front eras
+        text, seconds = await _call(gw, "beta_echo", mode=mode)
+        assert text.startswith("ERROR -32001 backend 'beta' is unavailable (circuit open after ")
+        assert seconds < 2.0  # refused by the gateway, never forwarded
     assert (await _call(gw, "alpha_echo", steady))[0] == "alpha: hi"
+    assert (await _call(gw, "everything_echo", steady))[0] == "Echo: hi"
     listed = await _list(gw)  # partialFailureMode fail: the list names the unavailable backend
     assert isinstance(listed, str) and listed.startswith("ERROR -32001 backend(s) 'beta' unavailable")
 
     await anyio.to_thread.run_sync(lambda: gw.set_mode("best_effort"))
-    assert await _list(gw) == ["alpha_add", "alpha_echo", "alpha_slow"]
+    assert _listed(await _list(gw), "alpha")
     assert (await _call(gw, "alpha_echo"))[0] == "alpha: hi"  # a new client lists first: it works now
 
     # Still down after the open duration: half-open, and calls are still refused until a trial succeeds.
@@ -176,8 +194,9 @@ async def _walk_the_circuit(gw: Gateway, procs: dict[str, Proc], steady: Client)
     assert beta["consecutiveFailures"] == 0 and "lastError" not in beta
     assert (await _call(gw, "beta_echo"))[0] == "beta: hi"
     assert (await _call(gw, "alpha_echo", steady))[0] == "alpha: hi"
-    assert await _list(gw) == ALL_TOOLS
+    assert (await _call(gw, "everything_echo", steady))[0] == "Echo: hi"
+    assert _listed(await _list(gw), "alpha", "beta")
     log = procs["gateway"].log.read_text(errors="replace")
     for transition in ("closed -> open", "half-open -> closed"):
         assert f"backend beta circuit {transition}" in log
-    assert "backend alpha circuit" not in log
+    assert "backend alpha circuit" not in log and "backend everything circuit" not in log
