@@ -18,18 +18,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.support.gateway_processes import (
-    BIN,
-    NPM_BIN,
-    Proc,
-    fixture_server,
-    free_port,
-    get_json,
-    start,
-    wait_http,
-    wait_until,
-    write_config,
-)
+from tests.support import gateway_processes as gp
+from tests.support.gateway_processes import Proc
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +66,7 @@ class Gateway:
     procs: dict[str, Proc]
 
     def beta(self) -> dict[str, Any]:
-        status: dict[str, Any] = get_json(f"{self.url}/status")
+        status: dict[str, Any] = gp.get_json(f"{self.url}/status")
         return next(b for b in status["backends"] if b["name"] == "beta")
 
     def wait_beta(self, what: str, **expected: Any) -> dict[str, Any]:
@@ -84,31 +74,32 @@ class Gateway:
             beta = self.beta()
             return beta if all(beta.get(k) == v for k, v in expected.items()) else None
 
-        result: dict[str, Any] = wait_until(matches, what=what)
+        result: dict[str, Any] = gp.wait_until(matches, what=what)
         return result
 
     def set_mode(self, mode: str) -> None:
-        before = get_json(f"{self.url}/status")["reloads"]
-        write_config(self.config_path, _config(self.ports, mode))
-        wait_until(lambda: get_json(f"{self.url}/status")["reloads"] > before, what="config reload")
+        before = gp.get_json(f"{self.url}/status")["reloads"]
+        gp.write_config(self.config_path, _config(self.ports, mode))
+        gp.wait_until(lambda: gp.get_json(f"{self.url}/status")["reloads"] > before, what="config reload")
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     logdir = tmp_path_factory.mktemp("vmcp-failure")
-    ports = {n: free_port() for n in ("alpha", "beta", "everything", "gateway")}
-    procs = {n: fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
-    everything = [str(NPM_BIN / "mcp-server-everything"), "sse"]
-    procs["everything"] = start("everything", everything, logdir, {"PORT": str(ports["everything"])})
+    ports = {n: gp.free_port() for n in ("alpha", "beta", "everything", "gateway")}
+    procs = {n: gp.fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
+    everything = [str(gp.NPM_BIN / "mcp-server-everything"), "sse"]
+    procs["everything"] = gp.start("everything", everything, logdir, {"PORT": str(ports["everything"])})
     config_path = logdir / "vmcp.yaml"
-    write_config(config_path, _config(ports, "fail"))
+    gp.write_config(config_path, _config(ports, "fail"))
     url = f"http://127.0.0.1:{ports['gateway']}"
-    argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(ports["gateway"]), "--config", str(config_path)]
-    procs["gateway"] = start("gateway", [*argv, "--reload-interval", "0.2"], logdir)
+    argv = [str(gp.BIN / "mcp-operator"), "vmcp", "--port", str(ports["gateway"])]
+    argv += ["--config", str(config_path), "--reload-interval", "0.2"]
+    procs["gateway"] = gp.start("gateway", argv, logdir)
     try:
-        wait_http(f"http://127.0.0.1:{ports['everything']}/sse", procs["everything"])
-        wait_http(f"{url}/health", procs["gateway"])
-        wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
+        gp.wait_http(f"http://127.0.0.1:{ports['everything']}/sse", procs["everything"])
+        gp.wait_http(f"{url}/health", procs["gateway"])
+        gp.wait_until(lambda: gp.get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
         yield Gateway(url, config_path, ports, procs)
     finally:
         for proc in procs.values():
@@ -187,7 +178,7 @@ async def _walk_the_circuit(gw: Gateway, procs: dict[str, Proc], steady: Client)
     assert text.startswith("ERROR -32001 backend 'beta' is unavailable (")
 
     # Restarted: the next trial closes the circuit and beta's tools come back.
-    procs["beta"] = fixture_server("beta", gw.ports["beta"], procs["gateway"].log.parent)
+    procs["beta"] = gp.fixture_server("beta", gw.ports["beta"], procs["gateway"].log.parent)
     beta = await anyio.to_thread.run_sync(
         lambda: gw.wait_beta("closed again", circuitBreakerState="closed", health="ready")
     )

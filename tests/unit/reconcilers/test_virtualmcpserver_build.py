@@ -356,16 +356,15 @@ def test_status_reads_gateway_health_and_never_writes_it() -> None:
 
 
 def test_failure_handling_reaches_the_gateway_config_with_toolhives_defaults_when_unset() -> None:
-    failure = {
+    failure = {  # healthCheckTimeout unset: its default stays
         "healthCheckInterval": "15s",
-        "healthCheckTimeout": "2s",
         "unhealthyThreshold": 4,
         "partialFailureMode": "best_effort",
         "circuitBreaker": {"enabled": True, "failureThreshold": 2, "timeout": "1m30s"},
     }
     rendered = build_operational(make(config={"operational": {"failureHandling": failure}}))
     handling = rendered.failure_handling
-    assert (handling.health_check_interval, handling.health_check_timeout) == (15.0, 2.0)
+    assert (handling.health_check_interval, handling.health_check_timeout) == (15.0, 10.0)
     assert (handling.unhealthy_threshold, handling.partial_failure_mode) == (4, "best_effort")
     breaker = handling.circuit_breaker
     assert (breaker.enabled, breaker.failure_threshold, breaker.timeout) == (True, 2, 90.0)
