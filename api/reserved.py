@@ -242,9 +242,9 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("sessionStorage", "object", "Redis session storage of the gateway"),
     ("telemetry", "object", "OpenTelemetry settings of the gateway"),
     (
-        "operational.failureHandling",
-        "object",
-        "backend health checks, circuit breaker and partial-failure mode",
+        "operational.failureHandling.statusReportingInterval",
+        "string",
+        "how often the gateway reports backend health to the status",
     ),
     ("operational.logLevel", "string", "the gateway's log level"),
 )

@@ -18,7 +18,8 @@ from api.mcpserver import MCPServerSpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
-from api.virtualmcpserver import BackendAuthConfig, VirtualMCPServerSpec
+from api.virtualmcpserver import BackendAuthConfig, FailureHandling, VirtualMCPServerSpec
+from api.vmcp_config import duration_seconds
 
 __all__ = [
     "DEFAULT_MCP_PORT",
@@ -245,8 +246,34 @@ def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     return problems
 
 
+def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]:
+    """Thresholds of at least 1 and durations above zero (the circuit's open time at least 1s, as
+    ToolHive requires, so a flapping backend cannot thrash)."""
+    if failure is None:
+        return []
+    base = "spec.config.operational.failureHandling"
+    problems = []
+    thresholds = {"unhealthyThreshold": failure.unhealthy_threshold}
+    durations = {"healthCheckInterval": failure.health_check_interval}
+    durations["healthCheckTimeout"] = failure.health_check_timeout
+    if (breaker := failure.circuit_breaker) is not None:
+        thresholds["circuitBreaker.failureThreshold"] = breaker.failure_threshold
+        if duration_seconds(breaker.timeout) < 1:
+            problems.append(
+                Problem(f"{base}.circuitBreaker.timeout", f"{breaker.timeout!r} is under 1s; use e.g. 60s")
+            )
+    for name, value in thresholds.items():
+        if value < 1:
+            problems.append(Problem(f"{base}.{name}", f"{value} must be at least 1; use e.g. 3 (or omit it)"))
+    for name, text in durations.items():
+        if duration_seconds(text) <= 0:
+            problems.append(Problem(f"{base}.{name}", f"{text!r} must be above zero; use e.g. 30s"))
+    return problems
+
+
 def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
+    problems += _failure_handling_problems(spec.config.operational.failure_handling)
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
     agg = spec.config.aggregation

@@ -23,7 +23,9 @@ __all__ = [
     "Aggregation",
     "BackendAuthConfig",
     "BackendStatus",
+    "CircuitBreaker",
     "ConflictResolutionConfig",
+    "FailureHandling",
     "IncomingAuth",
     "OperationalConfig",
     "OutgoingAuth",
@@ -128,11 +130,40 @@ class Timeouts(CRDModel):
     """Per backend name: its own timeout."""
 
 
+class CircuitBreaker(CRDModel):
+    """Per-backend circuit breaker: refuse calls at once after repeated failures, then try again."""
+
+    enabled: bool = False
+    """Whether the circuit breaker is on."""
+    failure_threshold: int = Field(default=5, json_schema_extra={"format": "int32"})
+    """Consecutive failures that open the circuit (at least 1)."""
+    timeout: Duration = "60s"
+    """How long the circuit stays open before a half-open trial, e.g. ``60s``."""
+
+
+class FailureHandling(CRDModel):
+    """How the gateway watches its backends and what it does while some are down."""
+
+    health_check_interval: Duration = "30s"
+    """Time between health checks of each backend, e.g. ``30s``."""
+    health_check_timeout: Duration = "10s"
+    """Deadline of one health check, e.g. ``10s``."""
+    unhealthy_threshold: int = Field(default=3, json_schema_extra={"format": "int32"})
+    """Consecutive failures after which a backend is unhealthy and its tools leave the list (at least 1)."""
+    partial_failure_mode: Literal["fail", "best_effort"] = "fail"
+    """While a backend is unavailable: ``fail`` answers list requests with an error naming it;
+    ``best_effort`` lists the other backends."""
+    circuit_breaker: CircuitBreaker | None = None
+    """The circuit breaker (off when unset)."""
+
+
 class OperationalConfig(CRDModel):
     """Runtime behaviour of the gateway."""
 
     timeouts: Timeouts = Field(default_factory=Timeouts, json_schema_extra=_EMPTY_OBJECT_DEFAULT)
     """Backend request timeouts."""
+    failure_handling: FailureHandling | None = None
+    """Health checks, circuit breaker and partial-failure mode (ToolHive's defaults when unset)."""
 
 
 class VirtualMCPConfig(CRDModel):
@@ -186,6 +217,12 @@ class BackendStatus(CRDModel):
     """Why the backend is not ready."""
     last_health_check: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     """RFC 3339 time of the last health check."""
+    circuit_breaker_state: Literal["closed", "open", "half-open"] | None = None
+    """The backend's circuit (absent while the circuit breaker is disabled)."""
+    circuit_last_changed: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """RFC 3339 time the circuit last changed state."""
+    consecutive_failures: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
+    """Consecutive failed health checks, connects or calls; absent once the backend answers again."""
 
 
 class VirtualMCPServerStatus(WorkloadStatus):

@@ -42,11 +42,13 @@ __all__ = [
     "FailureHandlingConfig",
     "IncomingAuthConfig",
     "OperationalConfig",
+    "PartialFailureMode",
     "TimeoutsConfig",
     "ToolOverride",
     "VMCPConfig",
     "WorkloadTimeouts",
     "WorkloadToolConfig",
+    "duration_seconds",
     "load_vmcp_config",
     "parse_duration",
     "validate_prefix_format",
@@ -87,6 +89,11 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be positive")
     return seconds
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a Go-style duration string the CRD schema accepted (``"0s"`` is 0.0, never an error)."""
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
 def _format_duration(seconds: float) -> str:
@@ -271,16 +278,31 @@ class TimeoutsConfig(_Model):
 
 
 class CircuitBreakerConfig(_Model):
-    enabled: bool = Field(default=True, description="Stop routing to a backend after repeated failures.")
-    failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures to open; default 3.")
+    """ToolHive's circuit breaker of one backend (off unless ``enabled``)."""
+
+    enabled: bool = Field(default=False, description="Refuse calls to a backend after repeated failures.")
+    failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures to open; default 5.")
     timeout: Duration = Field(
-        default=30.0, description="How long it stays open before one half-open probe; default 30s."
+        default=60.0, description="How long it stays open before a half-open trial; default 60s."
     )
 
 
+PartialFailureMode = Literal["fail", "best_effort"]
+
+
 class FailureHandlingConfig(_Model):
-    health_check_interval: Duration = Field(default=10.0, description="Between health probes; default 10s.")
-    health_check_timeout: Duration = Field(default=5.0, description="One probe's deadline; default 5s.")
+    """ToolHive's ``operational.failureHandling``, with its defaults."""
+
+    health_check_interval: Duration = Field(default=30.0, description="Between health probes; default 30s.")
+    health_check_timeout: Duration = Field(default=10.0, description="One probe's deadline; default 10s.")
+    unhealthy_threshold: int = Field(
+        default=3, ge=1, description="Consecutive failures before a backend is unhealthy; default 3."
+    )
+    partial_failure_mode: PartialFailureMode = Field(
+        default="fail",
+        description="While a backend is unavailable, lists fail (`fail`, default) or list the others "
+        "(`best_effort`).",
+    )
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
 
 

@@ -26,12 +26,14 @@ from typing import Literal
 
 from api.auth_config import OutboundAuthConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.virtualmcpserver import VirtualMCPServer
+from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
     AggregationConfig,
     BackendConfig,
+    CircuitBreakerConfig,
     ConflictResolutionConfig,
+    FailureHandlingConfig,
     IncomingAuthConfig,
     OperationalConfig,
     TimeoutsConfig,
@@ -195,8 +197,30 @@ def build_aggregation(
     )
 
 
+def build_failure_handling(failure: FailureHandling | None) -> FailureHandlingConfig:
+    """The gateway's failure handling: the CRD's fields (durations parsed by the model), or the same
+    ToolHive defaults when unset."""
+    if failure is None:
+        return FailureHandlingConfig()
+    breaker = failure.circuit_breaker
+    return FailureHandlingConfig(
+        health_check_interval=failure.health_check_interval,
+        health_check_timeout=failure.health_check_timeout,
+        unhealthy_threshold=failure.unhealthy_threshold,
+        partial_failure_mode=failure.partial_failure_mode,
+        circuit_breaker=CircuitBreakerConfig(
+            enabled=breaker.enabled,
+            failure_threshold=breaker.failure_threshold,
+            timeout=breaker.timeout,
+        )
+        if breaker is not None
+        else CircuitBreakerConfig(),
+    )
+
+
 def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
-    timeouts = vmcp.spec.config.operational.timeouts
+    operational = vmcp.spec.config.operational
+    timeouts = operational.timeouts
     return OperationalConfig(
         timeouts=TimeoutsConfig(
             call=timeouts.default,  # a Go-style duration string, parsed by the model
@@ -204,7 +228,8 @@ def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
                 name: WorkloadTimeouts(call=value)
                 for name, value in sorted((timeouts.per_workload or {}).items())
             },
-        )
+        ),
+        failure_handling=build_failure_handling(operational.failure_handling),
     )
 
 

@@ -5,8 +5,9 @@ Ownership of the status is split between two field managers (server-side apply):
 - the operator (``mcp-operator``) owns ``phase``, ``message``, ``url``, ``readyReplicas``,
   ``observedGeneration``, ``conditions``, ``backendCount`` and, in each ``discoveredBackends[]`` item (a
   map list keyed by ``name``), the keys ``name``, ``kind`` and ``url``;
-- the gateway's health writer owns the health keys of each item: ``status``, ``message`` and
-  ``lastHealthCheck`` (:data:`GATEWAY_OWNED`). The operator never sends them, so its applies neither
+- the gateway's health writer owns the health keys of each item: ``status``, ``message``,
+  ``lastHealthCheck`` and the circuit's ``circuitBreakerState``, ``circuitLastChanged`` and
+  ``consecutiveFailures`` (:data:`GATEWAY_OWNED`). The operator never sends them, so its applies neither
   overwrite nor take them over; it only reads them (from the cache) to decide Degraded and backendCount.
   Until a health is written the API server's default ``status: unknown`` shows.
 """
@@ -23,7 +24,14 @@ from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState
 from controller.reconcilers.virtualmcpserver_build import Member
 
 READY_PHASE, DEGRADED = "Ready", "Degraded"
-GATEWAY_OWNED = ("status", "message", "lastHealthCheck")
+GATEWAY_OWNED = (
+    "status",
+    "message",
+    "lastHealthCheck",
+    "circuitBreakerState",
+    "circuitLastChanged",
+    "consecutiveFailures",
+)
 """Keys of ``discoveredBackends[]`` items written by the gateway, never by the operator."""
 DOWN = frozenset({"unavailable", "unauthenticated"})
 """Health values of a backend that cannot serve."""

@@ -35,6 +35,7 @@ from .health import BackendHealth, CircuitBreaker
 __all__ = [
     "BackendConnection",
     "BackendUnavailableError",
+    "CircuitOpenError",
     "ListKind",
     "TransportFor",
     "open_backend_transport",
@@ -63,6 +64,11 @@ named after the kind)."""
 
 class BackendUnavailableError(Exception):
     """The backend cannot take requests now (not connected, breaker open, or it just failed)."""
+
+
+class CircuitOpenError(BackendUnavailableError):
+    """The backend is refused at once: its circuit is open or it is unhealthy (answered as a JSON-RPC
+    error naming it, never forwarded)."""
 
 
 def open_backend_transport(config: BackendConfig) -> TransportFactory:
@@ -104,7 +110,11 @@ class BackendConnection:
             name=config.name,
             url=config.url,
             breaker=CircuitBreaker(operational.failure_handling.circuit_breaker, clock=clock),
+            unhealthy_threshold=operational.failure_handling.unhealthy_threshold,
         )
+        self.listed = True
+        """:attr:`BackendHealth.listed` as of the last probe or call, kept as a flag so that routing and
+        the view read no clock."""
         self.connection = Supervisor(
             transport(config),
             description=config.name,
@@ -144,15 +154,14 @@ class BackendConnection:
             return
         self._up = anyio.Event()
         self.health.connected = False
-        if self._cache:
-            self._cache.clear()
-            self.generation += 1
-            self.on_lists_changed(self.name)
+        for entry in self._cache.values():  # kept for listing and routing until it is unhealthy
+            entry.expires = float("-inf")
 
     async def _probe_session(self) -> None:
         """The first ``tools/list`` makes the backend routable; then one probe per interval."""
         failure = self.operational.failure_handling
         try:
+            await self._wait_for_trial()
             with anyio.fail_after(self.operational.timeouts.connect):
                 await self._refresh("tools")
             info = self.connection.info
@@ -164,6 +173,7 @@ class BackendConnection:
                 await anyio.sleep(failure.health_check_interval)
                 if self._stopping or not self.connection.ready:
                     break
+                await self._wait_for_trial()
                 with anyio.fail_after(failure.health_check_timeout):
                     await self._refresh("tools")
                 self._record_ok()
@@ -171,6 +181,12 @@ class BackendConnection:
             self._fail(exc)
         if self._stopping:
             await self._idle.wait()  # keep the session for the calls in flight; stop() bounds the wait
+
+    async def _wait_for_trial(self) -> None:
+        """While the circuit is open, the new session waits for the half-open trial (this probe)."""
+        breaker = self.health.breaker
+        while not breaker.allow():  # noqa: ASYNC110 (waits out a duration, not for an event)
+            await anyio.sleep(min(max(breaker.retry_in(), 0.05), 1.0))  # re-reads the (injected) clock
 
     async def stop(self, *, drain_timeout: float) -> None:
         """Stop after in-flight calls finish (at most ``drain_timeout`` seconds), then disconnect."""
@@ -182,17 +198,33 @@ class BackendConnection:
             self._scope.cancel()
 
     def _record_ok(self) -> None:
-        self.health.breaker.record_success()
-        self.health.last_error = None
-        self.health.last_check_wall = time.time()
+        before = self.health.breaker.state
+        self.health.record_success()
+        self._after_record(before)
 
     def _record_error(self, message: str) -> None:
         if self._stopping:
             return
-        self.health.breaker.record_failure()
-        self.health.last_error = message
-        self.health.last_check_wall = time.time()
-        logger.warning("backend %s failed: %s (breaker %s)", self.name, message, self.health.breaker.state)
+        before = self.health.breaker.state
+        self.health.record_failure(message)
+        logger.warning(
+            "backend %s failed: %s (%d consecutive failures)",
+            self.name,
+            message,
+            self.health.consecutive_failures,
+        )
+        self._after_record(before)
+
+    def _after_record(self, before: str) -> None:
+        """Log circuit transitions; withdraw or restore the backend's tools when ``listed`` flips."""
+        after = self.health.breaker.state
+        if after != before and self.health.breaker.config.enabled:
+            logger.warning("backend %s circuit %s -> %s", self.name, before, after)
+        listed = self.health.listed
+        if listed != self.listed:
+            self.listed = listed
+            self.generation += 1
+            self.on_lists_changed(self.name)
 
     def _fail(self, exc: BaseException, *, keep_connection: bool = False) -> None:
         message = describe(exc)
@@ -216,7 +248,7 @@ class BackendConnection:
             self.on_lists_changed(self.name)
 
     def cached(self) -> BackendCapabilities:
-        """What is cached now (possibly stale or partial); empty when disconnected."""
+        """The lists last fetched (possibly stale or partial; kept across a disconnect)."""
         cache = self._cache
         return BackendCapabilities(**{kind: cache[kind].items if kind in cache else [] for kind in _LISTS})
 
@@ -287,14 +319,12 @@ class BackendConnection:
         progress: ProgressFnT | None = None,
     ) -> ResultT:
         """:meth:`request` with this backend's call timeout and the breaker."""
+        if not self.listed or not self.health.breaker.allow():
+            raise CircuitOpenError(self.refusal())
         if not self.health.connected:
             raise BackendUnavailableError(
                 f"backend {self.name!r} is not connected"
                 + (f": {self.health.last_error}" if self.health.last_error else "")
-            )
-        if self.health.breaker.state == "open" and not self.health.breaker.allow():
-            raise BackendUnavailableError(
-                f"backend {self.name!r} is failing (circuit open): {self.health.last_error}"
             )
         self.in_flight += 1
         self._idle = anyio.Event() if self.in_flight == 1 else self._idle
@@ -312,6 +342,7 @@ class BackendConnection:
             raise BackendUnavailableError(f"backend {self.name!r} failed: {describe(exc)}") from exc
         except MCPError as exc:
             if exc.code != BACKEND_UNAVAILABLE:
+                self._record_call_ok()
                 raise  # the backend's own answer
             self._fail(exc)
             raise BackendUnavailableError(f"backend {self.name!r} failed: {exc.error.message}") from exc
@@ -319,5 +350,20 @@ class BackendConnection:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
-        self.health.breaker.record_success()
+        self._record_call_ok()
         return result
+
+    def _record_call_ok(self) -> None:
+        # The hot path: a healthy backend's answer costs one integer check.
+        if self.health.breaker.consecutive_failures or self.health.breaker.opened_at is not None:
+            self._record_ok()
+
+    def refusal(self) -> str:
+        """Why calls to this backend are refused at once (for :class:`CircuitOpenError`)."""
+        health = self.health
+        breaker = health.breaker
+        why = f"{health.consecutive_failures} consecutive failures"
+        if breaker.config.enabled and breaker.opened_at is not None:
+            why = f"circuit {breaker.state} after {why}; next trial in {breaker.retry_in():.0f}s"
+        last = f"; last error: {health.last_error}" if health.last_error else ""
+        return f"backend {self.name!r} is unavailable ({why}){last}"

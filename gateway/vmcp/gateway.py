@@ -20,12 +20,14 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway.backends.connection import BACKEND_UNAVAILABLE
 from gateway.request_policy import RequestPolicy
 
 from .aggregation import AggregatedView, aggregate
 from .backend import (
     BackendConnection,
     BackendUnavailableError,
+    CircuitOpenError,
     ListKind,
     TransportFor,
     open_backend_transport,
@@ -59,6 +61,8 @@ class VirtualGateway:
         self._tg: anyio.abc.TaskGroup | None = None
         self._view: AggregatedView = AggregatedView()
         self._view_key: object = None
+        self._known: AggregatedView = AggregatedView()
+        self._known_key: object = None
         self.reloads = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -101,6 +105,9 @@ class VirtualGateway:
             else:
                 connection.operational = config.operational
                 connection.health.breaker.config = config.operational.failure_handling.circuit_breaker
+                connection.health.unhealthy_threshold = (
+                    config.operational.failure_handling.unhealthy_threshold
+                )
         for name, backend in new.items():
             if name not in self.backends:
                 await self._start(backend)
@@ -122,12 +129,42 @@ class VirtualGateway:
         return self.view()
 
     def view(self) -> AggregatedView:
-        """The merged view of what is cached now (recomputed only when a list or the config changed)."""
+        """The merged view of the listed backends' cached lists (recomputed only when a list, a backend's
+        ``listed`` flag or the config changed)."""
         key = (id(self.config), tuple((name, b.generation, id(b)) for name, b in self.backends.items()))
         if key != self._view_key:
-            self._view = aggregate({n: b.cached() for n, b in self.backends.items()}, self.config.aggregation)
+            listed = {n: b.cached() for n, b in self.backends.items() if b.listed}
+            self._view = aggregate(listed, self.config.aggregation)
             self._view_key = key
         return self._view
+
+    def _unavailable_owner(self, name: str) -> BackendConnection | None:
+        """The unlisted backend that would own tool ``name`` if it were healthy (a miss path only)."""
+        if all(b.listed for b in self.backends.values()):
+            return None
+        key = self._view_key
+        if key != self._known_key:
+            known = {n: b.cached() for n, b in self.backends.items()}
+            self._known, self._known_key = aggregate(known, self.config.aggregation), key
+        route = self._known.tool_routes.get(name)
+        owner = self.backends.get(route.backend) if route is not None else None
+        return owner if owner is not None and not owner.listed else None
+
+    def unavailable_backends(self) -> list[str]:
+        """Backends that are unhealthy or whose circuit is open, by name."""
+        return sorted(n for n, b in self.backends.items() if not b.listed)
+
+    def check_partial_failure(self) -> None:
+        """``partialFailureMode: fail``: a list request fails while any backend is unavailable (with
+        ``best_effort`` it lists the others)."""
+        if self.config.operational.failure_handling.partial_failure_mode != "fail":
+            return
+        if down := self.unavailable_backends():
+            raise MCPError(
+                BACKEND_UNAVAILABLE,
+                f"backend(s) {', '.join(map(repr, down))} unavailable and partialFailureMode is fail: "
+                + "; ".join(self.backends[n].refusal() for n in down),
+            )
 
     def tool_input_schema(self, name: str) -> Mapping[str, Any] | None:
         """The exposed tool's input schema from the current view, without a fan-out (the modern front
@@ -150,12 +187,16 @@ class VirtualGateway:
         route = self.view().tool_routes.get(name)
         if route is None:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
+        if route is None and (owner := self._unavailable_owner(name)) is not None:
+            raise MCPError(BACKEND_UNAVAILABLE, owner.refusal())
         backend_name = route.backend if route is not None else ""
 
         async def forward(original: str) -> types.CallToolResult:
             params = {"name": original, "arguments": dict(arguments or {})}
             try:
                 return await self._call(backend_name, "tools/call", params, types.CallToolResult, progress)
+            except CircuitOpenError as exc:
+                raise MCPError(BACKEND_UNAVAILABLE, str(exc)) from exc
             except BackendUnavailableError as exc:
                 return _tool_error(str(exc))
 
@@ -227,5 +268,7 @@ def _tool_error(message: str) -> types.CallToolResult:
 async def _or_internal_error(call: Coroutine[Any, Any, _R]) -> _R:
     try:
         return await call
+    except CircuitOpenError as exc:
+        raise MCPError(BACKEND_UNAVAILABLE, str(exc)) from exc
     except BackendUnavailableError as exc:
         raise MCPError(types.INTERNAL_ERROR, str(exc)) from exc

@@ -55,7 +55,9 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
             async def call() -> Any:
-                return result_type(**{field: list(getattr(await gateway.refresh((kind,)), field))})
+                view = await gateway.refresh((kind,))
+                gateway.check_partial_failure()
+                return result_type(**{field: list(getattr(view, field))})
 
             return await timed(method, call)
 

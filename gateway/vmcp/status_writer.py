@@ -67,14 +67,18 @@ def health_items(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if entry.get("lastError"):
             item["message"] = str(entry["lastError"])[:1024]
-        if entry.get("lastHealthCheck"):
-            item["lastHealthCheck"] = entry["lastHealthCheck"]
+        for key in ("lastHealthCheck", "circuitBreakerState", "circuitLastChanged"):
+            if entry.get(key):
+                item[key] = entry[key]
+        if entry.get("consecutiveFailures"):
+            item["consecutiveFailures"] = int(entry["consecutiveFailures"])
         items.append(item)
     return items
 
 
-def _signature(items: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    return [(i["name"], i["status"], i.get("message", "")) for i in items]
+def _signature(items: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    # The failure count alone changes at every reconnect attempt of a down backend: not a write.
+    return [(i["name"], i["status"], i.get("message", ""), i.get("circuitBreakerState", "")) for i in items]
 
 
 class StatusWriter:
@@ -94,7 +98,7 @@ class StatusWriter:
         self.transport = transport or KubeTransport(
             service_account(target.api_server, token_file=target.token_file, ca_file=target.ca_file)
         )
-        self._sent: list[tuple[str, str, str]] | None = None
+        self._sent: list[tuple[str, str, str, str]] | None = None
         self.writes = 0
         """Successful status writes (for tests and metrics)."""
 

@@ -90,9 +90,9 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             {
                 "groupRef": {"name": "g"},
                 "incomingAuth": {"type": "anonymous"},
-                "config": {"operational": {"failureHandling": {"unhealthyThreshold": 3}}},
+                "config": {"operational": {"failureHandling": {"statusReportingInterval": "30s"}}},
             },
-            "spec.config.operational.failureHandling",
+            "spec.config.operational.failureHandling.statusReportingInterval",
         ),
         ("MCPExternalAuthConfig", {"type": "unauthenticated", "awsSts": {"region": "eu"}}, "spec.awsSts"),
     ],

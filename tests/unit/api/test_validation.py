@@ -404,3 +404,55 @@ def test_mcp_port_without_transport_says_the_transport_defaulted_to_stdio() -> N
     message = problems[0].message
     assert "spec.transport is stdio (the default when spec.transport is unset)" in message
     assert "set spec.transport to streamable-http (or sse)" in message
+
+
+def _failure_handling(failure: dict[str, Any]) -> list[Problem]:
+    spec = {**VMCP_BASE, "config": {"operational": {"failureHandling": failure}}}
+    obj, problems = parse_and_validate({**VMCP, "spec": spec})
+    assert obj is not None, problems  # it parses: these are rules, refused as Accepted=False
+    return problems
+
+
+def test_failure_handling_with_toolhives_fields_is_accepted() -> None:
+    assert (
+        _failure_handling(
+            {
+                "healthCheckInterval": "15s",
+                "healthCheckTimeout": "5s",
+                "unhealthyThreshold": 2,
+                "partialFailureMode": "best_effort",
+                "circuitBreaker": {"enabled": True, "failureThreshold": 5, "timeout": "1m"},
+            }
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("failure", "field", "fix"),
+    [
+        ({"unhealthyThreshold": 0}, "unhealthyThreshold", "must be at least 1"),
+        ({"unhealthyThreshold": -2}, "unhealthyThreshold", "must be at least 1"),
+        ({"circuitBreaker": {"failureThreshold": 0}}, "circuitBreaker.failureThreshold", "at least 1"),
+        ({"healthCheckInterval": "0s"}, "healthCheckInterval", "must be above zero; use e.g. 30s"),
+        ({"healthCheckTimeout": "0ms"}, "healthCheckTimeout", "must be above zero"),
+        ({"circuitBreaker": {"timeout": "500ms"}}, "circuitBreaker.timeout", "is under 1s; use e.g. 60s"),
+    ],
+)
+def test_failure_handling_zero_thresholds_and_durations_are_refused_naming_the_field(
+    failure: dict[str, Any], field: str, fix: str
+) -> None:
+    (problem,) = _failure_handling(failure)
+    assert problem.field == f"spec.config.operational.failureHandling.{field}"
+    assert fix in problem.message
+
+
+def test_failure_handling_refuses_an_unknown_mode_and_a_negative_duration() -> None:
+    spec = {**VMCP_BASE, "config": {"operational": {"failureHandling": {"partialFailureMode": "bestEffort"}}}}
+    obj, problems = parse_and_validate({**VMCP, "spec": spec})
+    assert obj is None
+    assert [p.field for p in problems] == ["spec.config.operational.failureHandling.partialFailureMode"]
+    assert "best_effort" in problems[0].message
+    spec = {**VMCP_BASE, "config": {"operational": {"failureHandling": {"healthCheckTimeout": "-5s"}}}}
+    obj, problems = parse_and_validate({**VMCP, "spec": spec})
+    assert [p.field for p in problems] == ["spec.config.operational.failureHandling.healthCheckTimeout"]

@@ -5,16 +5,18 @@ Uses the layer's shipped test double (``gateway.backends.testing.memory_transpor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
 from mcp.server.lowlevel import Server
 
 from api.vmcp_config import BackendConfig, OperationalConfig
 from gateway.backends.testing import MemoryTransport, memory_transport
-from gateway.vmcp.backend import BackendConnection
+from gateway.vmcp.backend import BackendConnection, CircuitOpenError
 
 OPERATIONAL = OperationalConfig.model_validate(
     {
@@ -22,7 +24,7 @@ OPERATIONAL = OperationalConfig.model_validate(
         "failureHandling": {
             "healthCheckInterval": "50ms",
             "healthCheckTimeout": "1s",
-            "circuitBreaker": {"failureThreshold": 2, "timeout": "30s"},
+            "circuitBreaker": {"enabled": True, "failureThreshold": 2, "timeout": "30s"},
         },
     }
 )
@@ -47,9 +49,9 @@ async def _until(condition: Callable[[], bool]) -> None:
             await anyio.sleep(0.01)
 
 
-def _backend(transport: MemoryTransport) -> BackendConnection:
+def _backend(transport: MemoryTransport, clock: Callable[[], float] = time.monotonic) -> BackendConnection:
     config = BackendConfig(name="mem", url="http://mem.invalid/mcp")
-    return BackendConnection(config, OPERATIONAL, transport=lambda _config: transport)
+    return BackendConnection(config, OPERATIONAL, transport=lambda _config: transport, clock=clock)
 
 
 async def test_connects_lists_calls_and_reconnects_after_the_backend_dies() -> None:
@@ -77,14 +79,20 @@ async def test_connects_lists_calls_and_reconnects_after_the_backend_dies() -> N
 async def test_failed_connects_open_the_breaker_and_mark_the_backend_unavailable() -> None:
     transport = memory_transport(_server(["echo"]))
     transport.refuse = "nobody home"
-    backend = _backend(transport)
+    skipped = [0.0]  # the open duration (30s) passes by moving this clock, not by waiting
+    backend = _backend(transport, clock=lambda: time.monotonic() + skipped[0])
     async with anyio.create_task_group() as tg:
         await tg.start(backend.run)
         await _until(lambda: backend.health.breaker.state == "open")
         assert backend.health.state == "unavailable"
         assert "nobody home" in (backend.health.last_error or "")
         assert backend.cached().tools == []
+        with pytest.raises(CircuitOpenError, match=r"backend 'mem' is unavailable .*circuit open"):
+            await backend.call("tools/call", {"name": "echo"}, types.CallToolResult)
         transport.refuse = None  # the backend comes back: the supervisor's backoff reconnects it
-        await _until(lambda: backend.health.state == "ready")
+        await _until(lambda: transport.connects >= 1)
+        assert backend.health.breaker.state == "open"  # connected, but the circuit waits its 30s
+        skipped[0] = 30.0
+        await _until(lambda: backend.health.state == "ready")  # the half-open probe closed it
         assert backend.health.breaker.state == "closed"
         await backend.stop(drain_timeout=1)

@@ -28,6 +28,7 @@ from controller.reconcilers.virtualmcpserver_build import (
     Member,
     auth_config_name,
     build_children,
+    build_operational,
     build_vmcp_config,
     member_from_raw,
     service_url,
@@ -352,3 +353,23 @@ def test_status_reads_gateway_health_and_never_writes_it() -> None:
     waiting = Member("MCPServer", "new", None, "streamable-http", None)
     listed = status({}, members=[ALPHA, SAAS, waiting])["discoveredBackends"]
     assert {"name": "new", "kind": "MCPServer"} in listed
+
+
+def test_failure_handling_reaches_the_gateway_config_with_toolhives_defaults_when_unset() -> None:
+    failure = {  # healthCheckTimeout unset: its default stays
+        "healthCheckInterval": "15s",
+        "unhealthyThreshold": 4,
+        "partialFailureMode": "best_effort",
+        "circuitBreaker": {"enabled": True, "failureThreshold": 2, "timeout": "1m30s"},
+    }
+    rendered = build_operational(make(config={"operational": {"failureHandling": failure}}))
+    handling = rendered.failure_handling
+    assert (handling.health_check_interval, handling.health_check_timeout) == (15.0, 10.0)
+    assert (handling.unhealthy_threshold, handling.partial_failure_mode) == (4, "best_effort")
+    breaker = handling.circuit_breaker
+    assert (breaker.enabled, breaker.failure_threshold, breaker.timeout) == (True, 2, 90.0)
+    default = build_operational(make()).failure_handling
+    assert (default.health_check_interval, default.health_check_timeout) == (30.0, 10.0)
+    assert (default.unhealthy_threshold, default.partial_failure_mode) == (3, "fail")
+    assert (default.circuit_breaker.enabled, default.circuit_breaker.failure_threshold) == (False, 5)
+    assert default.circuit_breaker.timeout == 60.0
