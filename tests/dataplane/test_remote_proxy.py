@@ -223,6 +223,7 @@ async def test_client_credentials_token_is_injected_and_refreshed_before_expiry(
             client_for(base, inbound) as client,
         ):
             await client.call_tool("echo", {"text": "one"})
+            # Time passing is what is tested: the token (2 s, refreshed 1 s early) goes stale; no event.
             await asyncio.sleep(1.5)
             await client.call_tool("echo", {"text": "two"})
     tokens = {r["headers"].get("authorization") for r in spy.seen}
@@ -270,6 +271,8 @@ async def test_failing_token_endpoint_gives_a_clear_error_and_backs_off(
             serve_asgi((issuer_sock, issuer.app()), (spy_sock, spy.app())),
             in_process({**remote_config(spy_url, issuer, auth=auth), **FAST}) as (base, _),
         ):
+            # A window with the endpoint down in which to count the proxy's retries (the assertion is on
+            # that count), not a wait for a state: readiness is then polled with a deadline.
             await asyncio.sleep(3)
             response = await wait_readyz(base, 503, within=1)
             assert response.status_code == 503 and "token" in response.text.lower(), response.text
