@@ -19,7 +19,14 @@ import anyio.abc
 import anyio.lowlevel
 import httpx2
 import mcp_types as types
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ClientSession, IncomingMessage
+from mcp.client.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+    listen,
+)
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
@@ -51,6 +58,11 @@ _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
     types.ToolListChangedNotification: "tools",
     types.PromptListChangedNotification: "prompts",
     types.ResourceListChangedNotification: "resources",
+}
+_EVENT_KIND: dict[type[ServerEvent], ListKind] = {
+    ToolsListChanged: "tools",
+    PromptsListChanged: "prompts",
+    ResourcesListChanged: "resources",
 }
 _LISTS: dict[ListKind, tuple[str, type[BaseModel]]] = {
     "tools": ("tools/list", types.ListToolsResult),
@@ -158,6 +170,42 @@ class BackendConnection:
             entry.expires = float("-inf")
 
     async def _probe_session(self) -> None:
+        """Probe the new session (:meth:`_probe`) and, on a 2026-07-28 backend, listen for its changes."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._listen_for_changes)
+            await self._probe()
+            tg.cancel_scope.cancel()
+
+    async def _listen_for_changes(self) -> None:
+        """A 2026-07-28 backend announces list changes only on a ``subscriptions/listen`` stream: hold one
+        per session, so its changes reach the cache (and front clients) at once, not at the next probe.
+        A session-era backend's ``list_changed`` arrives as a notification (:meth:`_on_message`)."""
+        try:
+            session = await self.connection.wait_ready(self.operational.timeouts.connect)
+            info = self.connection.info
+            if info is None or not info.modern:
+                return
+            caps = info.capabilities
+            tools = bool(caps.tools and caps.tools.list_changed)
+            prompts = bool(caps.prompts and caps.prompts.list_changed)
+            resources = bool(caps.resources and caps.resources.list_changed)
+            if tools or prompts or resources:
+                await self._follow(session, tools, prompts, resources)
+        except Exception as exc:  # boundary: without the stream, lists still refresh at each probe
+            logger.info("backend %s: no change stream (%s)", self.name, describe(exc))
+
+    async def _follow(self, session: ClientSession, tools: bool, prompts: bool, resources: bool) -> None:
+        async with listen(
+            session, tools_list_changed=tools, prompts_list_changed=prompts, resources_list_changed=resources
+        ) as subscription:
+            async for event in subscription:
+                kind = _EVENT_KIND.get(type(event))
+                if kind is not None:
+                    self.invalidate(kind)
+                    if kind == "resources":
+                        self.invalidate("resource_templates")
+
+    async def _probe(self) -> None:
         """The first ``tools/list`` makes the backend routable; then one probe per interval."""
         failure = self.operational.failure_handling
         try:

@@ -33,6 +33,7 @@ from .backend import (
     open_backend_transport,
 )
 from .health import backend_status_entries, overall_phase
+from .notify import ChangedKind, FrontNotifier
 
 __all__ = ["VirtualGateway"]
 
@@ -64,6 +65,10 @@ class VirtualGateway:
         self._known: AggregatedView = AggregatedView()
         self._known_key: object = None
         self.reloads = 0
+        self.notifier = FrontNotifier()
+        """Tells front clients when the merged lists change (:meth:`_announce_changes`)."""
+        self._changed = anyio.Event()
+        self._announced: dict[ChangedKind, tuple[Any, ...]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -73,6 +78,7 @@ class VirtualGateway:
             self._tg = tg
             for backend in self.config.backends:
                 await self._start(backend)
+            tg.start_soon(self._announce_changes)
             task_status.started()
             try:
                 await anyio.sleep_forever()
@@ -83,7 +89,11 @@ class VirtualGateway:
     async def _start(self, config: BackendConfig) -> None:
         assert self._tg is not None, "VirtualGateway.run() is not running"
         connection = BackendConnection(
-            config, self.config.operational, transport=self.transport, clock=self.clock
+            config,
+            self.config.operational,
+            transport=self.transport,
+            on_lists_changed=self._lists_changed,
+            clock=self.clock,
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
@@ -114,6 +124,28 @@ class VirtualGateway:
                 log.info("backend added", backend=name)
         self._view_key = None
         self.reloads += 1
+        self._changed.set()
+
+    # ---- change notifications --------------------------------------------------------------------
+
+    def _lists_changed(self, _backend: str) -> None:
+        self._changed.set()
+
+    async def _announce_changes(self) -> None:
+        """After each change signal: refetch what was invalidated (once, in parallel), re-merge, and
+        notify front clients of each kind whose merged list now differs from the last one announced."""
+        while True:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            view = await self.refresh(("tools", "prompts", "resources", "resource_templates"))
+            current: dict[ChangedKind, tuple[Any, ...]] = {
+                "tools": tuple(view.tools),
+                "prompts": tuple(view.prompts),
+                "resources": (*view.resources, *view.resource_templates),
+            }
+            changed = [k for k, items in current.items() if self._announced.get(k, ()) != items]
+            self._announced = current
+            await self.notifier.publish(changed)
 
     # ---- lists -----------------------------------------------------------------------------------
 
@@ -223,6 +255,30 @@ class VirtualGateway:
         params = {"name": route.name, "arguments": dict(arguments or {})}
         return await _or_internal_error(
             self._call(route.backend, "prompts/get", params, types.GetPromptResult)
+        )
+
+    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
+        """``completion/complete`` for a prompt or a resource template, passed to the backend that owns it
+        under its original name (an unknown one is -32602, like ``prompts/get``)."""
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = self.view().prompt_routes.get(ref.name)
+            if route is None:
+                route = (await self.refresh(("prompts",))).prompt_routes.get(ref.name)
+            what = f"prompt: {ref.name}"
+        else:
+            route = self.view().template_routes.get(ref.uri)
+            if route is None:
+                route = (await self.refresh(("resource_templates",))).template_routes.get(ref.uri)
+            what = f"resource template: {ref.uri}"
+        if route is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown {what}")
+        data = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        key = "name" if isinstance(ref, types.PromptReference) else "uri"
+        data["ref"] = {**data["ref"], key: route.name}
+        data.pop("_meta", None)
+        return await _or_internal_error(
+            self._call(route.backend, "completion/complete", data, types.CompleteResult)
         )
 
     async def _call(

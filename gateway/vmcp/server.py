@@ -37,6 +37,7 @@ from gateway.request_policy import RequestPolicy, caller_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
 from .gateway import VirtualGateway
+from .notify import NotifyingServer
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
 
@@ -74,7 +75,10 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
 
-    return Server(
+    async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await timed("completion/complete", lambda: gateway.complete(params))
+
+    server = NotifyingServer(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
@@ -91,7 +95,11 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
             "resource_templates",
         ),
         on_read_resource=read_resource,
+        on_completion=complete,
+        on_subscriptions_listen=gateway.notifier.listen,
     )
+    gateway.notifier.install(server)
+    return server
 
 
 class GatewayCollector(Collector):
