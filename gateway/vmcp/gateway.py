@@ -34,6 +34,7 @@ from .backend import (
 )
 from .health import backend_status_entries, overall_phase
 from .notify import ChangedKind, FrontNotifier
+from .resource_updates import ResourceRelay
 
 __all__ = ["VirtualGateway"]
 
@@ -67,6 +68,8 @@ class VirtualGateway:
         self.reloads = 0
         self.notifier = FrontNotifier()
         """Tells front clients when the merged lists change (:meth:`_announce_changes`)."""
+        self.resources = ResourceRelay(self.notifier, self._resource_owner, self._spawn)
+        """Front resource subscriptions, passed to the owning backends."""
         self._changed = anyio.Event()
         self._announced: dict[ChangedKind, tuple[Any, ...]] = {}
 
@@ -93,6 +96,7 @@ class VirtualGateway:
             self.config.operational,
             transport=self.transport,
             on_lists_changed=self._lists_changed,
+            on_resource_updated=lambda uri: self._spawn(self.resources.updated, uri),
             clock=self.clock,
         )
         self.backends[config.name] = connection
@@ -130,6 +134,16 @@ class VirtualGateway:
 
     def _lists_changed(self, _backend: str) -> None:
         self._changed.set()
+
+    def _spawn(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(func, *args)
+
+    async def _resource_owner(self, uri: str) -> BackendConnection | None:
+        route = self.view().route_resource(uri)
+        if route is None:
+            route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
+        return self.backends.get(route.backend) if route is not None else None
 
     async def _announce_changes(self) -> None:
         """After each change signal: refetch what was invalidated (once, in parallel), re-merge, and

@@ -34,6 +34,7 @@ from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
 from gateway.request_policy import RequestPolicy, caller_of
+from gateway.sdk_private import connection_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
 from .gateway import VirtualGateway
@@ -52,6 +53,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     """The low-level server: lists come from the merged view, calls are routed by it."""
 
     timed = gateway.policy.timed
+    relay = gateway.resources
 
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
@@ -75,6 +77,14 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
 
+    async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        await timed("resources/subscribe", lambda: relay.subscribe(str(params.uri), connection_of(ctx)))
+        return types.EmptyResult()
+
+    async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        await timed("resources/unsubscribe", lambda: relay.unsubscribe(str(params.uri), connection_of(ctx)))
+        return types.EmptyResult()
+
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         return await timed("completion/complete", lambda: gateway.complete(params))
 
@@ -96,7 +106,9 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         ),
         on_read_resource=read_resource,
         on_completion=complete,
-        on_subscriptions_listen=gateway.notifier.listen,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
+        on_subscriptions_listen=relay.listen_handler(gateway.notifier.listen),
     )
     gateway.notifier.install(server)
     return server

@@ -15,11 +15,14 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.subscriptions import ResourceUpdated
 
 from tests.support import gateway_processes as gp
 from tests.support.gateway_processes import Proc
 
 pytestmark = pytest.mark.slow
+
+LEGACY_SUBSCRIBE = "ignore:resources/subscribe is removed:mcp.shared.exceptions.MCPDeprecationWarning"
 
 NOTICE_WITHIN = 2.0
 """The issue's promise: a front client hears of a change within 2 s."""
@@ -152,3 +155,78 @@ async def test_completion_goes_to_the_backend_that_owns_the_prompt(gateway: Gate
             with pytest.raises(Exception) as caught:
                 await client.complete(missing, argument={"name": "x", "value": "y"})
             assert "Unknown prompt: no-such-prompt" in repr(caught.value)
+
+
+class UpdateListener:
+    """Records the ``notifications/resources/updated`` URIs a 2025-11-25 session receives."""
+
+    def __init__(self) -> None:
+        self.uris: list[str] = []
+        self.heard = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.uris.append(str(message.params.uri))
+            self.heard.set()
+
+
+@pytest.mark.filterwarnings(LEGACY_SUBSCRIBE)  # the 2025-11-25 client's own subscribe call
+async def test_resource_subscriptions_reach_the_owning_backend_and_its_updates_come_back(
+    gateway: Gateway,
+) -> None:
+    """server-everything (a 2025-11-25 backend over SSE) sends ``resources/updated`` every 5 s for what
+    its session subscribed to, once its ``toggle-subscriber-updates`` tool is called on that session."""
+    url = f"{gateway.url}/mcp"
+    updates = UpdateListener()
+    async with (
+        Client(url, mode="legacy", message_handler=updates) as legacy,
+        Client(url) as modern,
+    ):
+        caps = legacy.session.server_capabilities
+        assert caps is not None and caps.resources is not None and caps.resources.subscribe
+        uris = [str(r.uri) for r in (await legacy.list_resources()).resources]
+        uri = next(u for u in uris if u.startswith("demo://"))
+        await legacy.session.subscribe_resource(uri)
+        with pytest.raises(Exception) as caught:
+            await legacy.session.subscribe_resource("demo://no/such/resource")
+        assert "Unknown resource: demo://no/such/resource" in repr(caught.value)
+
+        async with modern.listen(resource_subscriptions=[uri]) as sub:
+            toggle = next(t.name for t in (await legacy.list_tools()).tools if "toggle-subscriber" in t.name)
+            await legacy.call_tool(toggle, {})  # through the gateway: the backend's own session updates
+            with anyio.fail_after(15):  # the backend's pace is 5 s
+                await updates.heard.wait()
+                event = await sub.__anext__()
+            assert updates.uris[0] == uri
+            assert isinstance(event, ResourceUpdated) and event.uri == uri
+            await legacy.call_tool(toggle, {})  # stop the backend's updates
+
+
+@pytest.mark.filterwarnings(LEGACY_SUBSCRIBE)
+async def test_a_modern_backend_is_subscribed_on_its_listen_stream(gateway: Gateway) -> None:
+    """The fixture server (a 2026-07-28 backend here) announces resource updates only on listen streams:
+    the gateway reopens its stream to the backend with the subscribed URI, and relays what comes."""
+    uri = "fixture://alpha/info"
+    updates = UpdateListener()
+    url = f"{gateway.url}/mcp"
+    async with (
+        Client(url, mode="legacy", message_handler=updates) as legacy,
+        Client(url) as modern,
+        modern.listen(resource_subscriptions=[uri]) as sub,
+    ):
+        await legacy.session.subscribe_resource(uri)
+        async with Client(f"http://127.0.0.1:{gateway.ports['alpha']}/mcp") as direct:
+
+            async def touched() -> bool:
+                await direct.call_tool("touch", {"uri": uri})
+                return updates.heard.is_set()
+
+            with anyio.fail_after(NOTICE_WITHIN * 3):
+                # The gateway's stream to the backend is reopened with the URI right after the
+                # subscribe answers; an update sent before it is open is not replayed, so touch again.
+                while not await touched():
+                    with anyio.move_on_after(0.2):
+                        await updates.heard.wait()
+                event = await sub.__anext__()
+        assert updates.uris[0] == uri
+        assert isinstance(event, ResourceUpdated) and event.uri == uri

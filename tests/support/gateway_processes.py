@@ -96,7 +96,7 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
 
 def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0, mutable: bool = False) -> Proc:
     """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry; ``mutable`` adds
-    the ``grow`` tool (adds a tool and announces the change)."""
+    the ``grow`` tool (adds a tool and announces the change) and ``touch`` (announces a resource update)."""
     argv = [sys.executable, __file__, str(port), name, str(list_ttl_ms), *(["mutable"] if mutable else [])]
     proc = start(name, argv, logdir)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
@@ -173,6 +173,12 @@ def _serve(port: int, name: str, list_ttl_ms: int, mutable: bool) -> None:
             server.add_tool(added, name=tool, description="Added at run time.")
             await ctx.notify_tools_changed()
             return f"added {tool}"
+
+        @server.tool()
+        async def touch(uri: str, ctx: Context) -> str:
+            """Announce that resource ``uri`` changed, on subscriptions/listen streams."""
+            await ctx.notify_resource_updated(uri)
+            return f"touched {uri}"
 
     @server.tool()
     def echo(message: str) -> str:
