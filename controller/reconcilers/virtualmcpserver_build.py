@@ -284,10 +284,10 @@ def build_children(
     names = Names(owner.name)
     objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
-        # The health writer's token (see the Role below).
+        # The gateway's token (health writer, config watch; see the Role below).
         objects.append(common.service_account(owner, names.account, automount=True))
     objects += [
-        common.role(owner, names.account, _status_rules(names.name)),
+        common.role(owner, names.account, _gateway_rules(names)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
         common.service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
@@ -295,15 +295,22 @@ def build_children(
     return objects
 
 
-def _status_rules(name: str) -> list[JSON]:
-    """Only what the gateway's health writer needs: this one object's status, by name."""
+def _gateway_rules(names: Names) -> list[JSON]:
+    """Only what the gateway needs, by name: its health writer patches this one object's status, and it
+    watches its own ConfigMap (a member change reaches it at once, not at the kubelet's next sync)."""
     return [
         {
             "apiGroups": ["mcp-operator.dev"],
             "resources": ["virtualmcpservers/status"],
-            "resourceNames": [name],
+            "resourceNames": [names.name],
             "verbs": ["get", "patch"],
-        }
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [names.config],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
 
 
@@ -320,6 +327,7 @@ def build_deployment(
         env=[
             {"name": "VMCP_NAME", "value": names.name},
             {"name": "VMCP_NAMESPACE", "value": vmcp.metadata.namespace or ""},
+            {"name": "VMCP_CONFIG_MAP", "value": names.config},
             *(dict(e) for e in env),
         ],
         resources=vmcp.spec.resources,
@@ -327,7 +335,7 @@ def build_deployment(
     pod = FrontPod(
         container,
         account=vmcp.spec.service_account or names.account,
-        automount_token=True,  # the health writer's token (see _status_rules)
+        automount_token=True,  # the health writer's and the config watch's token (see _gateway_rules)
         config_map=names.config,
         digest=digest,
         replicas=vmcp.spec.replicas,

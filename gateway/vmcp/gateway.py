@@ -106,8 +106,11 @@ class VirtualGateway:
         await connection.stop(drain_timeout=self.config.operational.timeouts.call_for(connection.name))
 
     async def apply_config(self, config: VMCPConfig) -> None:
-        """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions."""
+        """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions. The same config
+        again (the file and the API both deliver each change) is a no-op."""
         assert self._tg is not None, "VirtualGateway.run() is not running"
+        if config == self.config:
+            return
         old = {b.name: b for b in self.config.backends}
         new = {b.name: b for b in config.backends}
         self.config = config
