@@ -1,5 +1,5 @@
 """What the two proxy kinds (MCPServer, MCPRemoteProxy) share beyond :mod:`workload`: their references
-(group, Secrets, MCPToolConfig, MCPExternalAuthConfig) and the shape of their status."""
+(group, Secrets, MCPToolConfig, MCPExternalAuthConfig, MCPOIDCConfig) and the shape of their status."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
+from controller.reconcilers.oidc_refs import ResolvedOIDC, resolve_oidc_ref
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
@@ -48,6 +49,8 @@ class ProxyRefs:
 
     tool_config: MCPToolConfig | None = None
     external_auth: MCPExternalAuthConfig | None = None
+    oidc: ResolvedOIDC | None = None
+    """The referenced MCPOIDCConfig and the inline settings it amounts to (``spec.oidcConfigRef``)."""
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -58,10 +61,11 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     resolved = resolve(cache, namespace, raw.get("spec") or {})
     missing = resolved.missing
     tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
-    external_auth = resolve_external_auth(
-        cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
-    )
-    return ProxyRefs(tool_config, external_auth, missing)
+    spec = workload.spec
+    oidc = resolve_oidc_ref(spec.oidc_config_ref, resolved.oidc_config, "spec.oidcConfigRef", missing)
+    inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
+    external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
+    return ProxyRefs(tool_config, external_auth, oidc, missing)
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -137,6 +141,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    if refs.oidc is not None:
+        status["oidcConfigHash"] = refs.oidc.hash
     return status, builder.events
 
 

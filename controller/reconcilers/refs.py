@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPOIDCCONFIG, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -24,6 +24,7 @@ TOOL_CONFIG_INDEX = "ref:toolConfig"
 GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
+OIDC_CONFIG_INDEX = "ref:oidcConfig"
 
 
 def _namespace(obj: JSON) -> str:
@@ -58,6 +59,15 @@ def index_external_auth(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
 
 
+def index_oidc_config(obj: JSON) -> list[str]:
+    """The MCPOIDCConfig a workload names: ``spec.oidcConfigRef``, or for a VirtualMCPServer
+    ``spec.incomingAuth.oidcConfigRef`` (one index function for the three workload kinds)."""
+    spec = _spec(obj)
+    incoming = spec.get("incomingAuth")
+    nested = incoming.get("oidcConfigRef") if isinstance(incoming, dict) else None
+    return _keyed(obj, [_ref_name(spec.get("oidcConfigRef")), _ref_name(nested)])
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -83,6 +93,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     GROUP_INDEX: index_group,
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
+    OIDC_CONFIG_INDEX: index_oidc_config,
 }
 
 
@@ -108,6 +119,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(MCPGROUP, mapper(GROUP_INDEX)),
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
+        Watch(MCPOIDCCONFIG, mapper(OIDC_CONFIG_INDEX)),
     ]
 
 
@@ -140,6 +152,7 @@ class Resolved:
     tool_config: JSON | None = None
     external_auth: JSON | None = None
     group: JSON | None = None
+    oidc_config: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -180,6 +193,7 @@ _OBJECT_REFS = (
         "ExternalAuthConfigNotFound",
     ),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
+    ("oidcConfigRef", "MCPOIDCConfig", MCPOIDCCONFIG, "oidc_config", "OIDCConfigNotFound"),
 )
 
 
@@ -193,19 +207,23 @@ def resolve(cache: Cache, namespace: str, spec: JSON) -> Resolved:
         found = cache.get(resource, namespace, name)
         setattr(out, attribute, found)
         if found is None:
-            out.missing.append(
-                Missing(
-                    f"spec.{spec_field}.name",
-                    reason,
-                    f"{kind} '{name}' does not exist in namespace '{namespace}'; create it or remove "
-                    f"spec.{spec_field}",
-                )
-            )
-    out.missing += _missing_secrets(cache, namespace, spec)
+            out.missing.append(not_found(f"spec.{spec_field}", kind, name, namespace, reason))
+    out.missing += missing_secrets(cache, namespace, spec)
     return out
 
 
-def _missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
+def not_found(ref_field: str, kind: str, name: str, namespace: str, reason: str) -> Missing:
+    """The object ``ref_field`` (a reference's path) names does not exist."""
+    return Missing(
+        f"{ref_field}.name",
+        reason,
+        f"{kind} '{name}' does not exist in namespace '{namespace}'; create it or remove {ref_field}",
+    )
+
+
+def missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
+    """Secrets (or keys) a spec (raw dict) names in ``secrets``, ``oidcConfig`` or ``headerForward`` that
+    do not exist."""
     wanted: list[tuple[str, str, str]] = []  # (field, secret, key)
     for i, item in enumerate(spec.get("secrets") or []):
         if isinstance(item, dict) and item.get("name"):
