@@ -60,7 +60,7 @@ class ReferencedConfigStatus(ConfigStatus):
             }
         ),
     ] = Field(default_factory=list)
-    """The workloads that refer to it, sorted by kind and name; while any does, deleting it waits (the
+    """The workloads that refer to it (kind and name); while any does, deleting it waits (the
     ``DeletionBlocked`` condition names them)."""
 
 
