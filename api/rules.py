@@ -19,7 +19,7 @@ from api.checks import (
     remote_url_problems,
 )
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
-from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
+from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
 from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import MCPServerSpec
@@ -414,6 +414,15 @@ _AUTH_BLOCKS = {
 
 
 def external_auth_config_rules(spec: MCPExternalAuthConfigSpec) -> list[Problem]:
+    if spec.type in UNSUPPORTED_AUTH_TYPES:
+        supported = ", ".join(_AUTH_BLOCKS) + ", unauthenticated"
+        meaning = UNSUPPORTED_AUTH_TYPES[spec.type]
+        return [
+            Problem(
+                "spec.type",
+                f"{spec.type} is not supported yet; use one of {supported} (ToolHive: {meaning})",
+            )
+        ]
     problems = []
     for block, attr in _AUTH_BLOCKS.items():
         present = getattr(spec, attr) is not None

@@ -90,7 +90,8 @@ def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> Outbou
     """An MCPExternalAuthConfig spec as the data plane's outbound auth (None for ``unauthenticated``).
 
     Raises ValueError (naming the field) when the runtime model refuses the settings, e.g. a plain-http
-    token URL that is not loopback.
+    token URL that is not loopback, and for a type without its block or not supported: such a config is
+    never rendered as "send no credential".
     """
     if spec.type == "headerInjection" and spec.header_injection is not None:
         injection = spec.header_injection
@@ -124,7 +125,9 @@ def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> Outbou
             external_token_header_name=exchange.external_token_header_name,
             **optional,
         )
-    return None
+    if spec.type == "unauthenticated":
+        return None
+    raise ValueError(f"type {spec.type} cannot be rendered: it is not supported or its block is missing")
 
 
 def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:

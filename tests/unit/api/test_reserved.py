@@ -179,3 +179,20 @@ def test_every_kind_has_its_list_and_no_path_repeats() -> None:
         paths = [f.path for f in fields]
         assert len(paths) == len(set(paths)), kind
         assert all(p.startswith("spec.") for p in paths), kind
+
+
+@pytest.mark.parametrize("type_", ["embeddedAuthServer", "awsSts", "upstreamInject", "obo", "xaa"])
+def test_toolhives_other_auth_types_are_in_the_schema_and_refused_naming_the_field(type_: str) -> None:
+    enum = _spec_schema("MCPExternalAuthConfig")["properties"]["type"]["enum"]
+    assert type_ in enum  # the API server stores it (no bare 422); the operator refuses it
+    obj, problems = parse_and_validate(
+        {
+            "apiVersion": GV,
+            "kind": "MCPExternalAuthConfig",
+            "metadata": {"name": "x"},
+            "spec": {"type": type_},
+        }
+    )
+    assert obj is not None
+    assert [p.field for p in problems] == ["spec.type"]
+    assert problems[0].message.startswith(f"{type_} is not supported yet; use one of tokenExchange, ")
