@@ -16,7 +16,7 @@ from controller.core import Cache, Controller, ObjectKey, ReconcileContext, Reso
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import MCPGROUP, MCPREMOTEPROXY, MCPSERVER, MCPSERVERENTRY
-from controller.reconcilers.refs import GROUP_INDEX, index_group
+from controller.reconcilers.refs import GROUP_INDEX, index_group, referenced
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder, invalid_status
 from controller.reconcilers.writes import emit
@@ -37,13 +37,8 @@ def members(cache: Cache, resource: Resource, namespace: str, group: str) -> lis
     return sorted(found, key=lambda o: str((o.get("metadata") or {}).get("name")))
 
 
-def group_of_member(obj: JSON) -> list[ObjectKey]:
-    """Watch mapper: the group a member names (called for the old and the new version of an edit)."""
-    keys = []
-    for value in index_group(obj):
-        namespace, _, name = value.partition("/")
-        keys.append(ObjectKey(namespace, name))
-    return keys
+group_of_member = referenced(index_group)
+"""Watch mapper: the group a member names (before and after an edit)."""
 
 
 def group_status(group: MCPGroup, previous: JSON, names: dict[str, list[str]]) -> JSON:

@@ -9,19 +9,17 @@ re-render when the config changes, through the same index). Deletion waits while
 
 from __future__ import annotations
 
-from api.conditions import ACCEPTED
 from api.mcpoidcconfig import MCPOIDCConfig
-from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import Cache, Controller, ObjectKey, ReconcileContext, Resource, Result, Watch
 from controller.core.manager import Manager
-from controller.reconcilers.children import JSON, spec_hash
+from controller.reconcilers.children import JSON
+from controller.reconcilers.config_status import accepted_status, write_status
 from controller.reconcilers.in_use import hold_while_used
 from controller.reconcilers.kinds import MCPOIDCCONFIG, MCPREMOTEPROXY, MCPSERVER, VIRTUALMCPSERVER
-from controller.reconcilers.refs import OIDC_CONFIG_INDEX, index_oidc_config
+from controller.reconcilers.refs import OIDC_CONFIG_INDEX, index_oidc_config, referenced
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
-from controller.reconcilers.writes import emit
 
 WORKLOAD_KINDS: tuple[Resource, ...] = (MCPSERVER, MCPREMOTEPROXY, VIRTUALMCPSERVER)
 
@@ -37,15 +35,6 @@ def referencing_workloads(cache: Cache, namespace: str, name: str) -> list[JSON]
     return sorted(found, key=lambda ref: (ref["kind"], ref["name"]))
 
 
-def config_of_workload(obj: JSON) -> list[ObjectKey]:
-    """Watch mapper: the MCPOIDCConfig a workload names (called for the old and the new version)."""
-    keys = []
-    for value in index_oidc_config(obj):
-        namespace, _, name = value.partition("/")
-        keys.append(ObjectKey(namespace, name))
-    return keys
-
-
 async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     raw = ctx.cache.get(MCPOIDCCONFIG, key.namespace, key.name)
     if raw is None:
@@ -59,16 +48,11 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     if await hold_while_used(ctx, raw, builder, users, nobody):
         return Result.done()
     parsed, problems = parse_and_validate(raw)
-    status: JSON = {"observedGeneration": generation, "referencingWorkloads": workloads}
-    if problems or not isinstance(parsed, MCPOIDCConfig):
-        # Workloads referring to it are not deployed (or keep their last valid configuration).
-        builder.set(ACCEPTED, False, "InvalidSpec", format_problems(problems))
-    else:
-        builder.set(ACCEPTED, True, "Accepted", f"the {parsed.spec.type} OIDC configuration is valid")
-        status["configHash"] = spec_hash(parsed.spec)
-    status["conditions"] = builder.conditions
-    await ctx.applier.apply_status(raw, status)
-    await emit(ctx, raw, builder.events)
+    # Invalid: the workloads referring to it are not deployed (or keep their last valid configuration).
+    spec = parsed.spec if isinstance(parsed, MCPOIDCConfig) else None
+    valid = f"the {spec.type if spec else ''} OIDC configuration is valid"
+    status = accepted_status(builder, problems, spec, valid)
+    await write_status(ctx, raw, {**status, "referencingWorkloads": workloads}, builder)
     return Result.done()
 
 
@@ -80,5 +64,5 @@ def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
         name="mcpoidcconfig",
         for_=MCPOIDCCONFIG,
         reconcile=reconcile,
-        watches=[Watch(resource, config_of_workload) for resource in WORKLOAD_KINDS],
+        watches=[Watch(resource, referenced(index_oidc_config)) for resource in WORKLOAD_KINDS],
     )

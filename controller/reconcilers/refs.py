@@ -68,6 +68,20 @@ def index_oidc_config(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(spec.get("oidcConfigRef")), _ref_name(nested)])
 
 
+def referenced(index: Callable[[JSON], list[str]]) -> Callable[[JSON], list[ObjectKey]]:
+    """Watch mapper: the objects an object refers to, by one of the index functions above (called for
+    the old and the new version of an edit, so a re-pointed reference enqueues both)."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        out = []
+        for value in index(obj):
+            namespace, _, name = value.partition("/")
+            out.append(ObjectKey(namespace, name))
+        return out
+
+    return keys
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tests.integration.reconcilers.test_virtualmcpserver import vmcp
 from tests.support.cluster import Cluster
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
@@ -27,11 +28,7 @@ def entry(name: str, url: str, **spec: Any) -> dict[str, Any]:
 
 
 def gateway(name: str) -> dict[str, Any]:
-    return {
-        "kind": "VirtualMCPServer",
-        "metadata": {"name": name},
-        "spec": {"groupRef": {"name": "remote"}, "incomingAuth": {"type": "anonymous"}},
-    }
+    return vmcp(name, "remote")
 
 
 async def backends(kube: Api, name: str, wanted: set[str]) -> dict[str, dict[str, Any]]:
