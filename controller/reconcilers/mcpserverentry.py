@@ -87,7 +87,9 @@ def entry_status(
     if missing:
         phase, message = PENDING, "; ".join(m.message for m in missing)
         builder.set(RESOLVED_REFS, False, missing[0].reason, message)
-        builder.set(IN_USE, False, "NotRouted", "no gateway routes to it until its references resolve")
+        builder.set(
+            IN_USE, False, "NotRouted", "no gateway routes to it until its references resolve", event=False
+        )
     else:
         phase = VALID
         message = f"gateways of MCPGroup '{entry.spec.group_ref.name}' route to {entry.spec.remote_url}"
