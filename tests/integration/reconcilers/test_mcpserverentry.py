@@ -11,7 +11,8 @@ import yaml
 from tests.integration.reconcilers.test_virtualmcpserver import vmcp
 from tests.support.cluster import Cluster
 from tests.support.kube import Api, condition
-from tests.support.operator import Operator
+from tests.support.mcpserver import server
+from tests.support.operator import Operator, run_operator
 from tests.support.resources import bearer_token
 from tests.support.waiting import eventually
 
@@ -159,3 +160,39 @@ async def test_an_invalid_or_unresolved_entry_is_never_routed_to(operator: Opera
     await kube.create("mcpexternalauthconfigs", bearer_token("gone", "k", "v"))
     await backends(kube, "gw", {"ok", "internal", "no-auth"})
     await phase(kube, "no-auth", "Valid")
+
+
+async def test_entries_and_shared_oidc_configs_cost_no_write_in_steady_state(
+    mcp_crds: Cluster, namespace: str, kube: Api
+) -> None:
+    """Converged, the new kinds and the workloads referring to them write nothing on resyncs (the status
+    lists they write, ``referencingWorkloads`` among them, are stable)."""
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "remote"}, "spec": {}})
+    issuer = "https://login.example.com/realms/staff"
+    await kube.create(
+        "mcpoidcconfigs",
+        {
+            "kind": "MCPOIDCConfig",
+            "metadata": {"name": "idp"},
+            "spec": {"type": "inline", "inline": {"issuer": issuer}},
+        },
+    )
+    await kube.create(ENTRIES, entry("docs", "https://mcp.docs.example.com/mcp"))
+    auth = {"type": "oidc", "oidcConfigRef": {"name": "idp", "audience": "gw"}}
+    await kube.create(GATEWAYS, {**gateway("gw"), "spec": {**gateway("gw")["spec"], "incomingAuth": auth}})
+    await kube.create(
+        "mcpservers",
+        server(
+            "fetch",
+            transport="streamable-http",
+            groupRef={"name": "remote"},
+            oidcConfigRef={"name": "idp", "audience": "fetch"},
+        ),
+    )
+    async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=1.0) as op:
+        await backends(kube, "gw", {"docs"})
+        await kube.wait_condition("mcpoidcconfigs", "idp", "InUse", status="True")
+        await phase(kube, "docs", "Valid")
+        writes_before = await op.settled(quiet=5, within=120)
+        await op.resync_window(3)
+        assert op.writes() == writes_before, f"{op.writes() - writes_before:.0f} writes in steady state"
