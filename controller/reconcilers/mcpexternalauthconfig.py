@@ -46,6 +46,7 @@ from controller.reconcilers.refs import (
     index_auth_config_secrets,
     index_external_auth,
     missing_auth_secrets,
+    secret_to_configs,
     strip_secret_values,
     vmcp_external_auth_names,
 )
@@ -112,11 +113,6 @@ class MCPExternalAuthConfigReconciler:
             ref = spec.get("externalAuthConfigRef")
             return [str(ref["name"])] if isinstance(ref, dict) and ref.get("name") else []
 
-        def by_secret(obj: JSON) -> list[ObjectKey]:
-            meta = obj.get("metadata") or {}
-            value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-            return [ObjectKey.of(o) for o in cache.by_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, value)]
-
         return Controller(
             name="mcpexternalauthconfig",
             for_=MCPEXTERNALAUTHCONFIG,
@@ -126,7 +122,7 @@ class MCPExternalAuthConfigReconciler:
                 Watch(MCPREMOTEPROXY, to_config(workload_ref)),
                 Watch(MCPSERVERENTRY, to_config(workload_ref)),
                 Watch(VIRTUALMCPSERVER, to_config(vmcp_external_auth_names)),
-                Watch(SECRET, by_secret),
+                secret_to_configs(cache, MCPEXTERNALAUTHCONFIG),
             ],
         )
 

@@ -1,6 +1,7 @@
 """The MCPOIDCConfig controller: validity, ``configHash``, the referencing workloads and deletion protection.
 
-Status: ``Accepted`` (the ``Valid`` column), ``InUse`` and ``referencingWorkloads`` (the MCPServers,
+Status: ``Accepted`` (the ``Valid`` column), ``ResolvedRefs`` (the client Secret it names exists),
+``InUse`` and ``referencingWorkloads`` (the MCPServers,
 MCPRemoteProxies and VirtualMCPServers whose ``oidcConfigRef`` names it, read from the ``ref:oidcConfig``
 index) and ``configHash`` (hash of the spec; the workloads copy it into ``status.oidcConfigHash`` and
 re-render when the config changes, through the same index). Deletion waits while a workload refers to it
@@ -9,15 +10,26 @@ re-render when the config changes, through the same index). Deletion waits while
 
 from __future__ import annotations
 
+from api.conditions import RESOLVED_REFS
 from api.mcpoidcconfig import MCPOIDCConfig
 from api.validation import parse_and_validate
-from controller.core import Cache, Controller, ObjectKey, ReconcileContext, Resource, Result, Watch
+from controller.core import SECRET, Cache, Controller, ObjectKey, ReconcileContext, Resource, Result, Watch
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.config_status import accepted_status, write_status
 from controller.reconcilers.in_use import hold_while_used
 from controller.reconcilers.kinds import MCPOIDCCONFIG, MCPREMOTEPROXY, MCPSERVER, VIRTUALMCPSERVER
-from controller.reconcilers.refs import OIDC_CONFIG_INDEX, index_oidc_config, referenced
+from controller.reconcilers.refs import (
+    OIDC_CONFIG_INDEX,
+    SECRET_INDEX,
+    index_oidc_config,
+    index_oidc_config_secrets,
+    missing_config_secrets,
+    oidc_config_secret_refs,
+    referenced,
+    secret_to_configs,
+    strip_secret_values,
+)
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
 
@@ -52,17 +64,34 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     spec = parsed.spec if isinstance(parsed, MCPOIDCConfig) else None
     valid = f"the {spec.type if spec else ''} OIDC configuration is valid"
     status = accepted_status(builder, problems, spec, valid)
+    if problems or spec is None:
+        builder.remove(RESOLVED_REFS)
+    elif absent := missing_config_secrets(
+        ctx.cache,
+        key.namespace,
+        f"MCPOIDCConfig '{key.name}'",
+        oidc_config_secret_refs(raw.get("spec") or {}),
+    ):
+        builder.set(RESOLVED_REFS, False, absent[0].reason, "; ".join(m.message for m in absent))
+    else:
+        builder.set(RESOLVED_REFS, True, "ResolvedRefs", "every referenced Secret exists", event=False)
     await write_status(ctx, raw, {**status, "referencingWorkloads": workloads}, builder)
     return Result.done()
 
 
 def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
     """The MCPOIDCConfig controller (``settings`` unused: it renders nothing)."""
+    cache = manager.cache
     for resource in WORKLOAD_KINDS:
-        manager.cache.add_index(resource, OIDC_CONFIG_INDEX, index_oidc_config)
+        cache.add_index(resource, OIDC_CONFIG_INDEX, index_oidc_config)
+    cache.add_index(MCPOIDCCONFIG, SECRET_INDEX, index_oidc_config_secrets)
+    cache.set_transform(SECRET, strip_secret_values)
     return Controller(
         name="mcpoidcconfig",
         for_=MCPOIDCCONFIG,
         reconcile=reconcile,
-        watches=[Watch(resource, referenced(index_oidc_config)) for resource in WORKLOAD_KINDS],
+        watches=[
+            *(Watch(resource, referenced(index_oidc_config)) for resource in WORKLOAD_KINDS),
+            secret_to_configs(cache, MCPOIDCCONFIG),
+        ],
     )

@@ -16,8 +16,20 @@ from api.mcpoidcconfig import MCPOIDCConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.virtualmcpserver import VirtualMCPServer
+from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.refs import Missing, parse_ref
+from controller.reconcilers.kinds import MCPOIDCCONFIG
+from controller.reconcilers.refs import (
+    OIDC_CONFIG_INDEX,
+    SECRET_INDEX,
+    Missing,
+    index_oidc_config_secrets,
+    missing_config_secrets,
+    oidc_config_secret_refs,
+    parse_ref,
+    secret_to_config_referrers,
+    strip_secret_values,
+)
 
 P = TypeVar("P", MCPServer, MCPRemoteProxy)
 
@@ -53,6 +65,35 @@ def resolve_oidc_ref(
         return None
     config = parse_ref(MCPOIDCConfig, raw, f"{ref_field}.name", missing)
     return None if config is None else ResolvedOIDC(config, as_inline(ref, config))
+
+
+def resolve_oidc(
+    cache: Cache,
+    namespace: str,
+    ref: MCPOIDCConfigReference | None,
+    raw: JSON | None,
+    *,
+    ref_field: str,
+    missing: list[Missing],
+) -> ResolvedOIDC | None:
+    """:func:`resolve_oidc_ref`, and the client secret the MCPOIDCConfig names exists (as for the inline
+    form, a missing Secret blocks the workload)."""
+    resolved = resolve_oidc_ref(ref, raw, ref_field, missing)
+    if resolved is None:
+        return None
+    refs = oidc_config_secret_refs(resolved.config.spec.to_json())
+    absent = missing_config_secrets(
+        cache, namespace, f"MCPOIDCConfig '{resolved.config.metadata.name}'", refs
+    )
+    missing += absent
+    return None if absent else resolved
+
+
+def oidc_secret_watch(cache: Cache, resource: Resource) -> Watch:
+    """Secret events enqueue the ``resource`` workloads whose MCPOIDCConfig names that Secret."""
+    cache.add_index(MCPOIDCCONFIG, SECRET_INDEX, index_oidc_config_secrets)
+    cache.set_transform(SECRET, strip_secret_values)
+    return secret_to_config_referrers(cache, resource, MCPOIDCCONFIG, OIDC_CONFIG_INDEX)
 
 
 def proxy_with_oidc(workload: P, resolved: ResolvedOIDC | None) -> P:

@@ -14,7 +14,7 @@ from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
-from controller.reconcilers.oidc_refs import ResolvedOIDC, resolve_oidc_ref
+from controller.reconcilers.oidc_refs import ResolvedOIDC, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
@@ -40,7 +40,11 @@ def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
     register_workload_indexes(cache, resource)
     cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
     cache.set_transform(SECRET, strip_secret_values)
-    return [*referrer_watches(cache, resource), secret_to_auth_referrers(cache, resource)]
+    return [
+        *referrer_watches(cache, resource),
+        secret_to_auth_referrers(cache, resource),
+        oidc_secret_watch(cache, resource),
+    ]
 
 
 @dataclass
@@ -62,7 +66,8 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     missing = resolved.missing
     tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
     spec = workload.spec
-    oidc = resolve_oidc_ref(spec.oidc_config_ref, resolved.oidc_config, "spec.oidcConfigRef", missing)
+    ref, raw_config = spec.oidc_config_ref, resolved.oidc_config
+    oidc = resolve_oidc(cache, namespace, ref, raw_config, ref_field="spec.oidcConfigRef", missing=missing)
     inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
     external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
     return ProxyRefs(tool_config, external_auth, oidc, missing)

@@ -306,10 +306,33 @@ def index_auth_config_secrets(obj: JSON) -> list[str]:
 
 def missing_auth_secrets(cache: Cache, namespace: str, auth_name: str, spec: JSON) -> list[Missing]:
     """Secrets (or keys) an MCPExternalAuthConfig names that do not exist; fields are the config's."""
+    refs = auth_config_secret_refs(spec)
+    return missing_config_secrets(cache, namespace, f"MCPExternalAuthConfig '{auth_name}'", refs)
+
+
+def oidc_config_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
+    """``(field, secret, key)`` of the client secret an MCPOIDCConfig spec (raw dict) names."""
+    inline = spec.get("inline")
+    ref = inline.get("clientSecretRef") if isinstance(inline, dict) else None
+    if isinstance(ref, dict) and _ref_name(ref):
+        return [("spec.inline.clientSecretRef", str(ref["name"]), str(ref.get("key", "")))]
+    return []
+
+
+def index_oidc_config_secrets(obj: JSON) -> list[str]:
+    """Index MCPOIDCConfigs by the Secret they name (``SECRET_INDEX`` on that kind)."""
+    return _keyed(obj, [name for _, name, _ in oidc_config_secret_refs(_spec(obj))])
+
+
+def missing_config_secrets(
+    cache: Cache, namespace: str, config: str, refs: list[tuple[str, str, str]]
+) -> list[Missing]:
+    """Secrets (or keys) a shared configuration names that do not exist (``refs``: its ``(field,
+    secret, key)``; ``config``: ``Kind 'name'``, for the messages)."""
     missing = []
-    for field_path, secret_name, key in auth_config_secret_refs(spec):
+    for field_path, secret_name, key in refs:
         secret = cache.get(SECRET, namespace, secret_name)
-        where = f"MCPExternalAuthConfig '{auth_name}' {field_path}"
+        where = f"{config} {field_path}"
         if secret is None:
             missing.append(
                 Missing(
@@ -341,19 +364,31 @@ def vmcp_external_auth_names(spec: JSON) -> list[str]:
 
 def secret_to_auth_referrers(cache: Cache, resource: Resource) -> Watch:
     """Secret events enqueue the ``resource`` objects whose MCPExternalAuthConfig names that Secret."""
+    return secret_to_config_referrers(cache, resource, MCPEXTERNALAUTHCONFIG, EXTERNAL_AUTH_INDEX)
+
+
+def secret_to_configs(cache: Cache, config: Resource) -> Watch:
+    """Secret events enqueue the ``config`` objects (indexed by ``SECRET_INDEX``) that name that Secret."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        meta = obj.get("metadata") or {}
+        value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        return [ObjectKey.of(o) for o in cache.by_index(config, SECRET_INDEX, value)]
+
+    return Watch(SECRET, keys)
+
+
+def secret_to_config_referrers(cache: Cache, resource: Resource, config: Resource, ref_index: str) -> Watch:
+    """Secret events enqueue the ``resource`` objects that refer (``ref_index``) to a shared ``config``
+    naming that Secret (the config kind indexed by ``SECRET_INDEX``)."""
 
     def keys(obj: JSON) -> list[ObjectKey]:
         meta = obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or "")
         out: list[ObjectKey] = []
-        for auth in cache.by_index(
-            MCPEXTERNALAUTHCONFIG, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"
-        ):
-            auth_name = (auth.get("metadata") or {}).get("name", "")
-            out += [
-                ObjectKey.of(o)
-                for o in cache.by_index(resource, EXTERNAL_AUTH_INDEX, f"{namespace}/{auth_name}")
-            ]
+        for found in cache.by_index(config, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"):
+            name = (found.get("metadata") or {}).get("name", "")
+            out += [ObjectKey.of(o) for o in cache.by_index(resource, ref_index, f"{namespace}/{name}")]
         return out
 
     return Watch(SECRET, keys)

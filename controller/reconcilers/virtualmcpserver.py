@@ -42,7 +42,7 @@ from controller.reconcilers.kinds import (
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
 from controller.reconcilers.mcpserverentry import entry_backend
-from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, resolve_oidc_ref
+from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.refs import (
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
@@ -93,7 +93,7 @@ def setup(cache: Cache) -> list[Watch]:
     register_member_indexes(cache)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
-    return watches(cache)
+    return [*watches(cache), oidc_secret_watch(cache, VIRTUALMCPSERVER)]
 
 
 def watches(cache: Cache) -> list[Watch]:
@@ -256,16 +256,23 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
         return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
-    ref = vmcp.spec.incoming_auth.oidc_config_ref
-    if ref is not None:
-        ref_field = "spec.incomingAuth.oidcConfigRef"
-        config = cache.get(MCPOIDCCONFIG, namespace, ref.name)
-        if config is None:
-            blocked = not_found(ref_field, "MCPOIDCConfig", ref.name, namespace, "OIDCConfigNotFound")
-            resolution.auth_blocked.append(blocked)
-        resolution.oidc = resolve_oidc_ref(ref, config, ref_field, resolution.auth_blocked)
+    resolution.oidc = _incoming_oidc(cache, vmcp, namespace, resolution.auth_blocked)
     resolution.missing += resolution.auth_blocked
     return resolution
+
+
+def _incoming_oidc(
+    cache: Cache, vmcp: VirtualMCPServer, namespace: str, blocked: list[Missing]
+) -> ResolvedOIDC | None:
+    """The MCPOIDCConfig of ``incomingAuth.oidcConfigRef``, or why it cannot be used (``blocked``)."""
+    ref = vmcp.spec.incoming_auth.oidc_config_ref
+    if ref is None:
+        return None
+    ref_field = "spec.incomingAuth.oidcConfigRef"
+    config = cache.get(MCPOIDCCONFIG, namespace, ref.name)
+    if config is None:
+        blocked.append(not_found(ref_field, "MCPOIDCConfig", ref.name, namespace, "OIDCConfigNotFound"))
+    return resolve_oidc(cache, namespace, ref, config, ref_field=ref_field, missing=blocked)
 
 
 def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolution]:

@@ -216,3 +216,24 @@ async def test_deletion_waits_while_a_workload_refers_to_it(operator: Operator, 
         return not listed["items"]
 
     await eventually(gone, what="the MCPOIDCConfig deleted once nothing refers to it")
+
+
+async def test_a_missing_client_secret_blocks_the_workload_as_in_the_inline_form(
+    operator: Operator, kube: Api
+) -> None:
+    client = {"clientId": "mcp", "clientSecretRef": {"name": "idp-client", "key": "secret"}}
+    await kube.create(OIDC, oidc_config("idp", **client))
+    await kube.create("mcpservers", server("fetch", transport="streamable-http", oidcConfigRef=ref("fetch")))
+    cond = await kube.wait_condition("mcpservers", "fetch", "ResolvedRefs", reason="SecretNotFound")
+    assert (
+        "MCPOIDCConfig 'idp' spec.inline.clientSecretRef: Secret 'idp-client' does not exist"
+        in cond["message"]
+    )
+    own = await kube.wait_condition(OIDC, "idp", "ResolvedRefs", reason="SecretNotFound")
+    assert "Secret 'idp-client'" in own["message"], own
+    assert await kube.child("Deployment", "fetch") is None
+
+    await kube.create_secret("idp-client", {"secret": "s3cret"})
+    await kube.wait_child("Deployment", "fetch")
+    await kube.wait_condition(OIDC, "idp", "ResolvedRefs", status="True")
+    assert "s3cret" not in json.dumps(await kube.child("ConfigMap", "fetch-proxy"))
