@@ -152,6 +152,12 @@ class BackendConfig(_Model):
     header_forward: HeaderForwardConfig | None = Field(
         default=None, description="Extra headers sent to this backend (plaintext or from secrets)."
     )
+    allow_private_endpoint: bool | None = Field(
+        default=None,
+        description="false: the SSRF guard also refuses private addresses (an MCPServerEntry without "
+        "allowPrivateEndpoint); unset or true: allowed (group members are in-cluster Services). "
+        "Link-local, metadata and other never-proxied addresses are refused either way.",
+    )
 
     @field_validator("name")
     @classmethod

@@ -91,7 +91,7 @@ def open_backend_transport(config: BackendConfig) -> TransportFactory:
         config.url,
         "sse" if config.transport == "sse" else "streamable-http",
         connect_timeout=30.0,
-        allow_private=True,
+        allow_private=config.allow_private_endpoint is not False,
         auth=config.auth,
         header_forward=config.header_forward,
     )
