@@ -59,6 +59,7 @@ APT_PACKAGES = {
     "make": "/usr/bin/make",
     "rsync": "/usr/bin/rsync",
     "openssl": "/usr/bin/openssl",
+    "redis-server": "/usr/bin/redis-server",  # the data plane's shared sessions and rate limits in tests
 }
 ADMIN_TOKEN_FILE = "admin-token"
 
