@@ -15,16 +15,14 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.gateway_processes import Proc, fixture_server, free_port
 from tests.support.redis_server import RedisServer, running_redis
 from tests.support.replicas import (
     Replica,
     gateway_replica,
+    many_sessions,
     proxy_replica,
-    round_robin_client,
     stopped_at_exit,
 )
 
@@ -33,7 +31,6 @@ pytestmark = pytest.mark.slow
 SESSIONS = int(os.environ.get("MCP_TEST_REPLICA_SESSIONS", "200"))
 """Sessions per (kind, era) case. The acceptance count is 1000 (MCP_TEST_REPLICA_SESSIONS=1000: about
 three minutes per case on 2 shared cores, so the suite runs 200)."""
-CONCURRENCY = 25
 
 
 @dataclass
@@ -80,40 +77,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     yield Stack(redis, backend_url, logdir, proxies, gateways)
     finally:
         backend.stop()
-
-
-async def one_session(replicas: list[Replica], first: int, mode: str, tool: str, text: str) -> str:
-    """Open a session through the round-robin front, list, call ``tool`` twice; the last call's text."""
-    ports = [r.port for r in replicas]
-    async with round_robin_client(ports, first) as http:
-        target = streamable_http_client(f"{replicas[0].url}/mcp", http_client=http)
-        async with Client(target, mode=mode) as client:  # type: ignore[arg-type]
-            tools = await client.list_tools()
-            assert tool in {t.name for t in tools.tools}
-            await client.call_tool(tool, {"message": f"{text}-warm"})
-            result = await client.call_tool(tool, {"message": text})
-    content = result.content[0]
-    return str(getattr(content, "text", ""))
-
-
-async def many_sessions(replicas: list[Replica], mode: str, tool: str, count: int) -> list[str]:
-    """``count`` sessions, ``CONCURRENCY`` at a time; the failures (empty when all succeeded)."""
-    failures: list[str] = []
-    limiter = anyio.Semaphore(CONCURRENCY)
-
-    async def run(i: int) -> None:
-        async with limiter:
-            try:
-                text = await one_session(replicas, i % 2, mode, tool, f"s{i}")
-                if text != f"fx: s{i}":
-                    failures.append(f"session {i}: answered {text!r}")
-            except Exception as exc:
-                failures.append(f"session {i}: {exc!r}")
-
-    async with anyio.create_task_group() as tg:
-        for i in range(count):
-            tg.start_soon(run, i)
-    return failures
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.support.processes import free_port
 
@@ -36,8 +38,15 @@ class RedisServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=30)
+    def client(self, timeout: float = 30.0) -> redis.Redis:
+        """A client that tries each command once (what the test sends is what Redis sees)."""
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def start(self) -> None:
         argv = [

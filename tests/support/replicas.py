@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.gateway_processes import Proc, start, wait_http
 from tests.support.processes import free_port, http_get
 
 BIN = Path(sys.executable).parent
+CONCURRENCY = 25
 
 
 class RoundRobin(httpx2.AsyncBaseTransport):
@@ -106,3 +110,37 @@ def stopped_at_exit(replicas: list[Replica]) -> Iterator[list[Replica]]:
     finally:
         for replica in replicas:
             replica.proc.stop()
+
+
+async def one_session(replicas: list[Replica], first: int, mode: str, tool: str, text: str) -> str:
+    """Open a session through the round-robin front, list, call ``tool`` twice; the last call's text."""
+    ports = [r.port for r in replicas]
+    async with round_robin_client(ports, first) as http:
+        target = streamable_http_client(f"{replicas[0].url}/mcp", http_client=http)
+        async with Client(target, mode=mode) as client:  # type: ignore[arg-type]
+            tools = await client.list_tools()
+            assert tool in {t.name for t in tools.tools}
+            await client.call_tool(tool, {"message": f"{text}-warm"})
+            result = await client.call_tool(tool, {"message": text})
+    content = result.content[0]
+    return str(getattr(content, "text", ""))
+
+
+async def many_sessions(replicas: list[Replica], mode: str, tool: str, count: int) -> list[str]:
+    """``count`` sessions, ``CONCURRENCY`` at a time; the failures (empty when all succeeded)."""
+    failures: list[str] = []
+    limiter = anyio.Semaphore(CONCURRENCY)
+
+    async def run(i: int) -> None:
+        async with limiter:
+            try:
+                text = await one_session(replicas, i % 2, mode, tool, f"s{i}")
+                if text != f"fx: s{i}":
+                    failures.append(f"session {i}: answered {text!r}")
+            except Exception as exc:
+                failures.append(f"session {i}: {exc!r}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(run, i)
+    return failures
