@@ -2,14 +2,14 @@
 
 One shape for the proxy's config file (:class:`api.proxy_config.ProxyConfig`) and the gateway's
 (:class:`api.vmcp_config.VMCPConfig`), keyed as ToolHive keys them (``sessionStorage``, ``rateLimiting``)
-so a ToolHive manifest's blocks port unchanged. The file never holds the Redis password: the process
-reads it from the environment variable :data:`REDIS_PASSWORD_ENV` (the operator fills it from the
-``passwordRef`` Secret). What each setting does across replicas and under faults: docs/scaling.md.
+so a ToolHive manifest's blocks port unchanged. The file never holds the Redis password: ``passwordRef``
+names the environment variable (or Secret file) it is read from, as every secret of these files.
+What each setting does across replicas and under faults: docs/scaling.md.
 
 Shape::
 
     "sessionStorage": {"provider": "redis", "address": "redis.ns.svc:6379", "db": 0,
-                       "keyPrefix": "mcp:", "timeout": "250ms"}
+                       "keyPrefix": "mcp:", "passwordRef": {"env": "REDIS_PASSWORD"}, "timeout": "250ms"}
     "rateLimiting": {"shared": {"maxTokens": 100, "refillPeriod": "1m"},
                      "perUser": {"maxTokens": 10, "refillPeriod": "1m"},
                      "tools": [{"name": "search", "perUser": {"maxTokens": 2, "refillPeriod": "10s"}}],
@@ -25,19 +25,16 @@ from typing import Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from api.auth_config import SecretValueSource
 from api.durations import Duration
 
 __all__ = [
-    "REDIS_PASSWORD_ENV",
     "RateLimitBucket",
     "RateLimitConfig",
     "SessionStorageConfig",
     "ToolRateLimit",
     "split_address",
 ]
-
-REDIS_PASSWORD_ENV = "MCP_OPERATOR_REDIS_PASSWORD"
-"""Where the proxy and the gateway read the Redis password (set from a Secret, never in a ConfigMap)."""
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?\Z")
 
@@ -77,6 +74,8 @@ class SessionStorageConfig(_Model):
     db: int = Field(default=0, ge=0, le=15)
     key_prefix: str = ""
     """Prepended to every key (several workloads can share one Redis)."""
+    password_ref: SecretValueSource | None = None
+    """Where the password is read (an environment variable or a mounted Secret file); none: no AUTH."""
     timeout: Duration = 0.25
     """Connect and reply deadline of one Redis command; past it the request goes on as the fault rules
     say (docs/scaling.md) instead of waiting."""

@@ -8,7 +8,6 @@ making every request wait for the same dead server (docs/scaling.md, "Faults").
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,7 +19,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from api.scaling_config import REDIS_PASSWORD_ENV, SessionStorageConfig, split_address
+from api.scaling_config import SessionStorageConfig, split_address
+from gateway.auth.secrets import SecretReader
 
 __all__ = ["RETRY_SECONDS", "RedisLink", "StoreUnavailableError"]
 
@@ -52,7 +52,7 @@ class RedisLink:
             host=host,
             port=port,
             db=config.db,
-            password=os.environ.get(REDIS_PASSWORD_ENV) or None,
+            password=_password(config),
             socket_timeout=config.timeout,
             socket_connect_timeout=config.timeout,
             retry=Retry(NoBackoff(), 0),  # one try per command: the deadline is the configured timeout
@@ -103,3 +103,10 @@ class RedisLink:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _password(config: SessionStorageConfig) -> str | None:
+    """The Redis password, read once at start (a rotated password takes a restart, as a new address)."""
+    if config.password_ref is None:
+        return None
+    return SecretReader(config.password_ref, field="sessionStorage.passwordRef").read()

@@ -180,3 +180,21 @@ def test_unreachable_at_start_serves_from_memory_and_limits_fail_closed(
         session = open_session(http, opened)  # sessions: this replica's memory
         assert_echoed(echo(http, opened, session, "memory"), "memory")
         assert closed.metric("mcp_redis_up") == 0 and opened.metric("mcp_redis_up") == 0
+
+
+def test_the_password_comes_from_the_environment_and_a_wrong_one_counts_as_unreachable(
+    backend_url: str, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path, password="s3cret")
+    redis.start()
+    storage = proxy_config(backend_url, redis.address)
+    storage["sessionStorage"]["passwordRef"] = {"env": "REDIS_PASSWORD"}
+    right = [proxy_replica(f"pw-{i}", storage, tmp_path, env={"REDIS_PASSWORD": "s3cret"}) for i in range(2)]
+    wrong = proxy_replica("pw-wrong", storage, tmp_path, env={"REDIS_PASSWORD": "guess"})
+    with stopped_at_exit([*right, wrong]), httpx2.Client(timeout=30) as http:
+        session = open_session(http, right[0])
+        assert_echoed(echo(http, right[1], session, "authenticated"), "authenticated")
+        assert_session_not_found(echo(http, wrong, session, "refused"))
+        assert wrong.metric("mcp_redis_up") == 0
+        assert "s3cret" not in (tmp_path / "pw-0.json").read_text()  # the config file names the variable only
+    redis.stop()
