@@ -295,8 +295,8 @@ class VMCPConfig(_Model):
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
     incoming_auth: IncomingAuthConfig = Field(default_factory=IncomingAuthConfig)
-    session_storage: SessionStorageConfig = Field(
-        default_factory=SessionStorageConfig, description="Where client sessions live (docs/scaling.md)."
+    session_storage: SessionStorageConfig | None = Field(
+        default=None, description="Where client sessions live (docs/scaling.md); unset: memory."
     )
     rate_limiting: RateLimitConfig | None = Field(
         default=None, description="Token-bucket limits on tools/call (docs/scaling.md)."

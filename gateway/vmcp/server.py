@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app, progress_relay
@@ -172,7 +173,7 @@ def build_vmcp_app(
         extra_routes=[Route("/status", status, methods=["GET"])],
     )
     settings.replicas = replica_support(
-        config.session_storage,
+        config.session_storage or SessionStorageConfig(),
         config.rate_limiting,
         name=config.name,
         metrics=policy.metrics,
