@@ -117,7 +117,7 @@ async def one_session(replicas: list[Replica], first: int, mode: str, tool: str,
     ports = [r.port for r in replicas]
     async with round_robin_client(ports, first) as http:
         target = streamable_http_client(f"{replicas[0].url}/mcp", http_client=http)
-        async with Client(target, mode=mode) as client:  # type: ignore[arg-type]
+        async with Client(target, mode=mode) as client:
             tools = await client.list_tools()
             assert tool in {t.name for t in tools.tools}
             await client.call_tool(tool, {"message": f"{text}-warm"})
