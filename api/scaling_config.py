@@ -22,10 +22,10 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from api.auth_config import SecretValueSource
+from api.config_model import ConfigFileModel
 from api.durations import Duration
 
 __all__ = [
@@ -56,13 +56,8 @@ def split_address(address: str) -> tuple[str, int]:
     return host, port
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+class _Model(ConfigFileModel):
+    """This file's models."""
 
 
 class SessionStorageConfig(_Model):

@@ -19,16 +19,13 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.config_model import ConfigFileModel
 from api.durations import Duration, duration_seconds, parse_duration
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
@@ -83,13 +80,8 @@ def validate_prefix_format(prefix_format: str) -> str:
     return prefix_format
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+class _Model(ConfigFileModel):
+    """This file's models."""
 
 
 class BackendConfig(_Model):

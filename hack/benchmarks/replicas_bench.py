@@ -35,10 +35,9 @@ from typing import Any
 
 import anyio
 import httpx2
-from mcp import Client
 
 from hack.benchmarks.common import ROOT, free_port, load_average, write_section
-from hack.benchmarks.proxy_bench import FIXTURE, percentile, process
+from hack.benchmarks.proxy_bench import FIXTURE, latency, percentile, process
 from tests.support.redis_server import RedisServer
 from tests.support.replicas import metric_value
 
@@ -85,25 +84,6 @@ def proxies(redis: RedisServer, workdir: Path) -> Iterator[dict[str, str]]:
             )
             urls[name] = f"http://127.0.0.1:{port}"
         yield urls
-
-
-async def latency(urls: dict[str, str], calls: int, rounds: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in urls}
-    async with contextlib.AsyncExitStack() as stack:
-        clients = {
-            name: await stack.enter_async_context(Client(f"{url}/mcp", mode="legacy"))
-            for name, url in urls.items()
-        }
-        for client in clients.values():
-            for _ in range(30):
-                await client.call_tool("echo", {"text": "warm"})
-        for _ in range(rounds):
-            for name, client in clients.items():
-                for _ in range(calls // rounds):
-                    start = time.perf_counter()
-                    await client.call_tool("echo", {"text": "x"})
-                    samples[name].append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def open_session(url: str) -> str:
@@ -155,7 +135,8 @@ def redis_round_trips(url: str) -> float:
 
 
 def measure(urls: dict[str, str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    samples = anyio.run(latency, urls, args.calls, args.rounds)
+    targets = {name: f"{url}/mcp" for name, url in urls.items()}
+    samples = anyio.run(latency, targets, "legacy", args.calls, args.rounds)
     sessions = {name: [open_session(url) for _ in range(args.clients)] for name, url in urls.items()}
     rates: dict[str, list[float]] = {name: [] for name in urls}
     for name, url in urls.items():

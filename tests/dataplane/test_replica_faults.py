@@ -9,6 +9,7 @@ Redis is back (even empty) sessions are shared again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -102,11 +103,24 @@ def assert_session_not_found(answer: tuple[int, Any]) -> None:
     assert status == 404 and body["error"]["message"] == "Session not found", answer
 
 
-def test_killed_then_restarted_empty(backend_url: str, tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
+@contextlib.contextmanager
+def two_replicas(
+    backend_url: str, workdir: Path, prefix: str
+) -> Iterator[tuple[RedisServer, list[Replica], httpx2.Client]]:
+    """A Redis, two proxy replicas sharing it, and an HTTP client; all stopped at the end."""
+    redis = RedisServer(workdir)
     redis.start()
-    replicas = [proxy_replica(f"k-{i}", proxy_config(backend_url, redis.address), tmp_path) for i in range(2)]
-    with stopped_at_exit(replicas), httpx2.Client(timeout=30) as http:
+    try:
+        config = proxy_config(backend_url, redis.address)
+        replicas = [proxy_replica(f"{prefix}-{i}", config, workdir) for i in range(2)]
+        with stopped_at_exit(replicas), httpx2.Client(timeout=30) as http:
+            yield redis, replicas, http
+    finally:
+        redis.stop()
+
+
+def test_killed_then_restarted_empty(backend_url: str, tmp_path: Path) -> None:
+    with two_replicas(backend_url, tmp_path, "k") as (redis, replicas, http):
         shared = open_session(http, replicas[0])
         assert_echoed(echo(http, replicas[1], shared, "crossed"), "crossed")
 
@@ -126,7 +140,6 @@ def test_killed_then_restarted_empty(backend_url: str, tmp_path: Path) -> None:
         assert_echoed(echo(http, replicas[1], later, "shared again"), "shared again")
         assert_session_not_found(echo(http, replicas[1], local, "lost"))  # its record never reached Redis
         assert replicas[1].metric("mcp_redis_up") == 1
-    redis.stop()
 
 
 def _opened_and_shared(http: httpx2.Client, replicas: list[Replica]) -> str | None:
@@ -135,10 +148,7 @@ def _opened_and_shared(http: httpx2.Client, replicas: list[Replica]) -> str | No
 
 
 def test_slow_redis_costs_at_most_the_timeout(backend_url: str, tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    replicas = [proxy_replica(f"s-{i}", proxy_config(backend_url, redis.address), tmp_path) for i in range(2)]
-    with stopped_at_exit(replicas), httpx2.Client(timeout=30) as http:
+    with two_replicas(backend_url, tmp_path, "s") as (redis, replicas, http):
         session = open_session(http, replicas[0])
         sleeper = threading.Thread(target=lambda: redis.client().execute_command("DEBUG", "SLEEP", "3"))
         sleeper.start()
@@ -152,7 +162,6 @@ def test_slow_redis_costs_at_most_the_timeout(backend_url: str, tmp_path: Path) 
             lambda: _opened_and_shared(http, replicas), timeout=20, what="Redis answering again"
         )
         assert_echoed(echo(http, replicas[1], later, "after"), "after")
-    redis.stop()
 
 
 def redis_is_busy(redis: RedisServer) -> bool:
