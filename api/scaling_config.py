@@ -71,7 +71,7 @@ class SessionStorageConfig(_Model):
     """Prepended to every key (several workloads can share one Redis)."""
     password_ref: SecretValueSource | None = None
     """Where the password is read (an environment variable or a mounted Secret file); none: no AUTH."""
-    timeout: Duration = 0.25
+    timeout: Duration = 1.0
     """Connect and reply deadline of one Redis command; past it the request goes on as the fault rules
     say (docs/scaling.md) instead of waiting."""
 
