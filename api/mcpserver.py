@@ -20,6 +20,7 @@ from api.common import (
     SecretEnv,
 )
 from api.resource import CustomResource
+from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
 __all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
 
@@ -64,6 +65,14 @@ class MCPServerSpec(CRDModel):
     the server."""
     backend_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the MCP server StatefulSet for HTTP transports (stdio always runs exactly one)."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
+    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
+    session_storage: SessionStorage | None = None
+    """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
+    rate_limiting: RateLimiting | None = None
+    """Token-bucket limits on tool calls (shared, per user, per tool); shared by the replicas through
+    Redis with ``sessionStorage.provider: redis``, else per pod."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the MCP server pod; by default the operator creates
     ``<name>-server`` without an API token."""

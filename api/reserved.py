@@ -124,7 +124,7 @@ Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
 #: Values that mean what the operator does anyway, per field name (e.g. no session affinity).
-_INERT: dict[str, tuple[Any, ...]] = {"sessionAffinity": ("None",)}
+_INERT: dict[str, tuple[Any, ...]] = {}
 
 
 def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
@@ -137,7 +137,6 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
 _AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
-_AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
     ("authzConfig", "object", _AUTHZ),
@@ -150,8 +149,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
         "inline OpenTelemetry and Prometheus settings (earlier releases)",
         "scrape the proxy's /metrics, which it always serves",
     ),
-    ("sessionAffinity", "string", _AFFINITY),
-    ("sessionStorage", "object", "Redis session storage shared by proxy replicas"),
     ("trustProxyHeaders", "boolean", "trust X-Forwarded-* headers from a reverse proxy"),
     ("endpointPrefix", "string", "a path prefix for the SSE endpoint URLs behind an ingress"),
     ("port", "integer", "the proxy port (earlier releases)", "set spec.proxyPort"),
@@ -178,7 +175,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
         "host paths mounted into the MCP server container",
         "add volumes and volumeMounts through spec.podTemplateSpec",
     ),
-    ("rateLimiting", "object", "per-tool and per-user rate limits"),
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (
         "tools",
@@ -202,8 +198,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         "set imagePullSecrets through spec.podTemplateSpec",
     ),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
-    ("sessionAffinity", "string", _AFFINITY),
-    ("sessionStorage", "object", "Redis session storage shared by gateway replicas"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (
         "operational",
@@ -230,8 +224,7 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("optimizer", "object", "the tool optimizer (semantic tool search)"),
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
-    ("rateLimiting", "object", "rate limits of the gateway"),
-    ("sessionStorage", "object", "Redis session storage of the gateway"),
+    ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
     ("telemetry", "object", "OpenTelemetry settings of the gateway"),
     (
         "operational.failureHandling.statusReportingInterval",

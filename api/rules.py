@@ -27,6 +27,7 @@ from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
+from api.scaling import scaling_problems
 from api.virtualmcpserver import BackendAuthConfig, FailureHandling, VirtualMCPServerSpec
 from api.vmcp_config import duration_seconds
 
@@ -76,6 +77,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
     problems += resource_overrides_problems(spec.resource_overrides)
+    problems += scaling_problems(spec.session_storage, spec.rate_limiting)
     if stdio and spec.external_auth_config_ref is not None:
         problems.append(
             Problem(
@@ -146,6 +148,7 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
     problems += resource_overrides_problems(spec.resource_overrides)
+    problems += scaling_problems(spec.session_storage, None)
     problems += header_forward_problems(spec.header_forward)
     return problems
 
@@ -338,6 +341,8 @@ def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]
 def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
+    limits = spec.config.rate_limiting
+    problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
     agg = spec.config.aggregation

@@ -18,6 +18,7 @@ from api.common import (
     WorkloadStatus,
 )
 from api.resource import CustomResource
+from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -180,6 +181,8 @@ class VirtualMCPConfig(CRDModel):
         default_factory=OperationalConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
     )
     """Timeouts."""
+    rate_limiting: RateLimiting | None = None
+    """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
 
 
 class VirtualMCPServerSpec(CRDModel):
@@ -199,6 +202,11 @@ class VirtualMCPServerSpec(CRDModel):
     """Type of the gateway's Service."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
+    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
+    session_storage: SessionStorage | None = None
+    """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the gateway pods; by default the operator creates one."""
     resources: ResourceRequirements | None = None

@@ -15,22 +15,19 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.config_model import ConfigFileModel
+from api.durations import Duration, duration_seconds, parse_duration
+from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -63,50 +60,6 @@ ConflictResolution = Literal["prefix", "priority", "manual"]
 # MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
 _TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*\Z")
 _BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?\Z")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``"30s"``, ``"250ms"``, ``"1m30s"`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"invalid duration {value!r}: use a number of seconds or a string like '30s', "
-                    "'500ms', '1m30s'"
-                ) from None
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    else:
-        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
-    if seconds <= 0:
-        raise ValueError(f"duration {value!r} must be positive")
-    return seconds
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds of a Go-style duration string the CRD schema accepted (``"0s"`` is 0.0, never an error)."""
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-
-
-def _format_duration(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(_format_duration, return_type=str, when_used="json"),
-]
-"""Seconds (float) in Python; ``"30s"`` strings in JSON/YAML."""
 
 
 def validate_prefix_format(prefix_format: str) -> str:
@@ -128,13 +81,8 @@ def validate_prefix_format(prefix_format: str) -> str:
     return prefix_format
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+class _Model(ConfigFileModel):
+    """This file's models."""
 
 
 class BackendConfig(_Model):
@@ -346,6 +294,12 @@ class VMCPConfig(_Model):
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
     incoming_auth: IncomingAuthConfig = Field(default_factory=IncomingAuthConfig)
+    session_storage: SessionStorageConfig | None = Field(
+        default=None, description="Where client sessions live (docs/scaling.md); unset: memory."
+    )
+    rate_limiting: RateLimitConfig | None = Field(
+        default=None, description="Token-bucket limits on tools/call (docs/scaling.md)."
+    )
 
     @model_validator(mode="after")
     def _check_backends(self) -> VMCPConfig:

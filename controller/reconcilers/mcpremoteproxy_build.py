@@ -29,6 +29,7 @@ from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.render import SecretEnv, header_forward, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.scaling_render import session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
@@ -87,6 +88,7 @@ def render_config(
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
+        session_storage=session_storage_config(spec.session_storage, secrets),
     )
     text = dump_proxy_config(config)
     return Rendered(config, text, children.config_hash(text), secrets.env())
@@ -108,7 +110,13 @@ def build_children(
         )
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
+        common.service(
+            owner,
+            names.proxy,
+            proxy.spec.proxy_port,
+            overrides=overrides.proxy_service,
+            session_affinity=proxy.spec.session_affinity,
+        ),
     ]
     return objects
 

@@ -46,7 +46,8 @@ from api.vmcp_config import (
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
-from controller.reconcilers.render import inbound_oidc, tool_filter
+from controller.reconcilers.render import SecretEnv, inbound_oidc, tool_filter
+from controller.reconcilers.scaling_render import password_env, rate_limit_config, session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
@@ -282,14 +283,24 @@ def build_vmcp_config(
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
         incoming_auth=build_incoming_auth(vmcp, settings),
+        session_storage=session_storage_config(vmcp.spec.session_storage, SecretEnv())
+        if vmcp.spec.session_storage is not None
+        else None,
+        rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
     )
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:
     """Hash of what the gateway reads only when it starts (never the backends or the policy)."""
     incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True)
+    read_at_start = [incoming]
+    if (
+        config.session_storage is not None or config.rate_limiting is not None
+    ):  # absent: the hash stays as it was
+        scaling = config.model_dump_json(by_alias=True, include={"session_storage", "rate_limiting"})
+        read_at_start.append(scaling)
     return children.config_hash(
-        "\n".join([settings.proxy_image, settings.proxy_image_pull_policy, str(VMCP_PORT), incoming])
+        "\n".join([settings.proxy_image, settings.proxy_image_pull_policy, str(VMCP_PORT), *read_at_start])
     )
 
 
@@ -310,8 +321,20 @@ def build_children(
     objects += [
         common.role(owner, names.account, _gateway_rules(names)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
-        build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
-        common.service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
+        build_deployment(
+            vmcp,
+            owner_ref,
+            settings,
+            restart_hash(config, settings),
+            [*env, *password_env(vmcp.spec.session_storage)],
+        ),
+        common.service(
+            owner,
+            names.gateway,
+            VMCP_PORT,
+            service_type=vmcp.spec.service_type,
+            session_affinity=vmcp.spec.session_affinity,
+        ),
     ]
     return objects
 

@@ -32,10 +32,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
+from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
 from gateway.sdk_private import connection_of
 
@@ -207,5 +209,14 @@ def build_vmcp_app(
         lifespan=lifespan,
         wrap=wrap,
         extra_routes=[Route("/status", status, methods=["GET"])],
+    )
+    settings.replicas = replica_support(
+        config.session_storage or SessionStorageConfig(),
+        config.rate_limiting,
+        name=config.name,
+        metrics=policy.metrics,
+        auditor=policy.auditor,
+        max_body_bytes=settings.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout,
     )
     return build_front_app(build_mcp_server(gateway), settings), gateway
