@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.authz_config import CedarConfig
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -322,6 +323,11 @@ class IncomingAuthConfig(_Model):
     type: Literal["anonymous", "oidc"] = "anonymous"
     oidc: OIDCConfig | None = Field(
         default=None, description="JWT validation settings (issuer, audience, jwksUrl, ...)."
+    )
+    authz: CedarConfig | None = Field(
+        default=None,
+        description="Cedar policies deciding every call, get, read and list (docs/auth.md); absent = none. "
+        "Hot-reloaded with the file; a set that does not compile keeps the running one.",
     )
 
     @model_validator(mode="after")
