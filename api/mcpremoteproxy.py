@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, Port
 from api.common import (
     HTTP_URL_PATTERN,
@@ -45,6 +46,9 @@ class MCPRemoteProxySpec(CRDModel):
     client's own token is never forwarded upstream."""
     oidc_config: OIDCConfig | None = None
     """Inbound authentication. Without it the endpoint is unauthenticated."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
+    proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None

@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, Port
 from api.common import (
     AuditConfig,
@@ -72,6 +73,9 @@ class MCPServerSpec(CRDModel):
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
     oidc_config: OIDCConfig | None = None
     """Inbound authentication. Without it the endpoint is unauthenticated."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
+    proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None

@@ -135,14 +135,12 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
 
 
 _OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
-_AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
 _AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
     ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
-    ("authzConfig", "object", _AUTHZ),
     ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),
@@ -198,7 +196,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         _OIDC_REF,
         "configure the same provider inline in spec.incomingAuth.oidcConfig",
     ),
-    ("incomingAuth.authzConfig", "object", _AUTHZ),
     ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from api.authz import authz_problems
 from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
 from api.common import ENV_NAME_PATTERN, ToolOverride
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
@@ -61,6 +62,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     problems += check_resources(spec.resources, "spec.resources")
     problems += check_resources(spec.proxy_resources, "spec.proxyResources")
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    problems += authz_problems(spec.authz_config, "spec.authzConfig")
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
@@ -114,6 +116,7 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    problems += authz_problems(spec.authz_config, "spec.authzConfig")
     problems += check_resources(spec.resources, "spec.resources")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
@@ -238,6 +241,7 @@ def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
                 "spec.incomingAuth.oidcConfig", "is ignored with type anonymous; set type: oidc or remove it"
             )
         )
+    problems += authz_problems(incoming.authz_config, "spec.incomingAuth.authzConfig")
     if spec.outgoing_auth is not None:
         if spec.outgoing_auth.default is not None:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")

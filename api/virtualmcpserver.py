@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 from pydantic.config import JsonDict
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, ResourceName
 from api.common import (
     LocalObjectReference,
@@ -51,6 +52,9 @@ class IncomingAuth(CRDModel):
     """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig``)."""
     oidc_config: OIDCConfig | None = None
     """The identity provider; required when ``type`` is ``oidc``."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change is
+    hot-reloaded by the gateway."""
 
 
 class BackendAuthConfig(CRDModel):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.auth_config import HeaderForwardConfig, HeaderFromSecret
+from api.authz import cedar_config
 from api.common import HeaderForward, ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
@@ -101,6 +102,7 @@ def render_config(
         backend=backend,
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
+        authz=cedar_config(spec.authz_config) if spec.authz_config else None,
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
     )
     text = dump_proxy_config(config)

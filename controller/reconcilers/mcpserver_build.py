@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.authz import cedar_config
 from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
@@ -139,6 +140,7 @@ def build_proxy_config(
         backend=backend,
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(server.spec.oidc_config, default_audience=url, default_resource_url=url),
+        authz=cedar_config(server.spec.authz_config) if server.spec.authz_config else None,
         audit=AuditConfig(enabled=bool(audit and audit.enabled)),
     )
 

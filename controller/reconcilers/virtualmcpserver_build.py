@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from api.auth_config import OutboundAuthConfig
+from api.authz import cedar_config
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -235,11 +236,12 @@ def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
 
 def build_incoming_auth(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> IncomingAuthConfig:
     incoming = vmcp.spec.incoming_auth
+    authz = cedar_config(incoming.authz_config) if incoming.authz_config else None
     if incoming.type != "oidc":
-        return IncomingAuthConfig(type="anonymous")
+        return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
     oidc = inbound_oidc(incoming.oidc_config, default_audience=url, default_resource_url=url)
-    return IncomingAuthConfig(type="oidc", oidc=oidc)
+    return IncomingAuthConfig(type="oidc", oidc=oidc, authz=authz)
 
 
 def build_vmcp_config(
@@ -265,8 +267,9 @@ def build_vmcp_config(
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:
-    """Hash of what the gateway reads only when it starts (never the backends or the policy)."""
-    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True)
+    """Hash of what the gateway reads only when it starts (never the backends, the policy or the
+    authorization policies: the gateway reloads those)."""
+    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True, exclude={"authz"})
     return children.config_hash(
         "\n".join([settings.proxy_image, settings.proxy_image_pull_policy, str(VMCP_PORT), incoming])
     )

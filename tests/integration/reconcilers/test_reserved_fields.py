@@ -27,9 +27,9 @@ REFUSED = {
     ),
     "remote-with-authz": (
         "mcpremoteproxies",
-        ["spec.authzConfig", "spec.oidcConfigRef", "spec.trustProxyHeaders"],
+        ["spec.oidcConfigRef", "spec.trustProxyHeaders"],  # (its authzConfig is implemented)
     ),
-    "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig", "spec.telemetryConfigRef"]),
+    "forbid-all-gateway": ("virtualmcpservers", ["spec.telemetryConfigRef"]),  # (its authzConfig too)
     "shared-oidc-gateway": (
         "virtualmcpservers",
         ["spec.incomingAuth.authzConfigRef", "spec.incomingAuth.oidcConfigRef"],

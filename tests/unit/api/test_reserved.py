@@ -63,7 +63,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             {"image": "i", "oidcConfigRef": {"name": "idp", "audience": "a"}},
             "spec.oidcConfigRef",
         ),
-        ("MCPServer", {"image": "i", "authzConfig": {"type": "inline"}}, "spec.authzConfig"),
+        ("MCPServer", {"image": "i", "authzConfigRef": {"name": "p"}}, "spec.authzConfigRef"),
         ("MCPServer", {"image": "i", "permissionProfile": {"type": "builtin"}}, "spec.permissionProfile"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
@@ -81,9 +81,9 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             "VirtualMCPServer",
             {
                 "groupRef": {"name": "g"},
-                "incomingAuth": {"type": "anonymous", "authzConfig": {"type": "inline"}},
+                "incomingAuth": {"type": "anonymous", "authzConfigRef": {"name": "p"}},
             },
-            "spec.incomingAuth.authzConfig",
+            "spec.incomingAuth.authzConfigRef",
         ),
         (
             "VirtualMCPServer",
@@ -140,7 +140,7 @@ def test_an_absent_field_or_a_parent_of_another_shape_is_not_refused(data: dict[
 
 def test_a_reserved_field_is_declared_free_form_with_its_description() -> None:
     spec = _spec_schema("VirtualMCPServer")
-    authz = spec["properties"]["incomingAuth"]["properties"]["authzConfig"]
+    authz = spec["properties"]["incomingAuth"]["properties"]["authzConfigRef"]
     assert authz["type"] == "object" and authz["x-kubernetes-preserve-unknown-fields"] is True
     assert authz["description"].startswith("Not supported yet: an object that sets it is refused")
     headers = spec["properties"]["passthroughHeaders"]

@@ -1,0 +1,108 @@
+"""``authzConfig``: Cedar authorization of a workload, with ToolHive's field names (MCPServer and
+MCPRemoteProxy ``spec.authzConfig``, VirtualMCPServer ``spec.incomingAuth.authzConfig``).
+
+The policies are checked when the object is read (:func:`authz_problems`: a policy that does not parse
+or names an unknown entity type or action gives ``Accepted=False`` naming the policy and the line) and
+rendered into the proxy's or gateway's config file (:func:`cedar_config`). How they are enforced:
+docs/auth.md ("Authorization").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from api.authz_config import ENTITY_TYPE_PATTERN, CedarConfig, PolicyError, compile_policies
+from api.base import CRDModel, ResourceName
+from api.problems import Problem
+
+__all__ = ["AuthzConfigRef", "ConfigMapAuthzRef", "InlineAuthzConfig", "authz_problems", "cedar_config"]
+
+
+class InlineAuthzConfig(CRDModel):
+    """Cedar policies written in the object."""
+
+    policies: list[str] = Field(min_length=1)
+    """Cedar policies; a request no ``permit`` matches is denied, and a ``forbid`` always wins."""
+    entities_json: str = "[]"
+    """Static Cedar entities (JSON), e.g. the parents of groups for transitive ``in`` checks."""
+    primary_upstream_provider: str | None = None
+    """Not supported: the claims are always the inbound token's (ToolHive: an upstream IDP's token)."""
+
+
+class ConfigMapAuthzRef(CRDModel):
+    """A ConfigMap holding the authorization configuration (ToolHive's ``authz.json`` format)."""
+
+    name: ResourceName
+    """Name of the ConfigMap."""
+    key: str = "authz.json"
+    """Key of the ConfigMap holding the configuration."""
+
+
+class AuthzConfigRef(CRDModel):
+    """Cedar authorization of the workload's MCP requests: which principal may call which tool, get which
+    prompt, read which resource; lists show only what the principal may use."""
+
+    type: Literal["configMap", "inline"] = "configMap"
+    """Where the policies are: ``inline`` (in ``inline``) or ``configMap`` (not supported yet)."""
+    config_map: ConfigMapAuthzRef | None = None
+    """The ConfigMap with the policies (``type: configMap``)."""
+    inline: InlineAuthzConfig | None = None
+    """The policies (``type: inline``)."""
+    group_claim_name: str | None = Field(default=None, max_length=253)
+    """The JWT claim listing the principal's groups; default: ``groups``, ``roles`` or
+    ``cognito:groups``, the first present."""
+    role_claim_name: str | None = Field(default=None, max_length=253)
+    """A JWT claim whose values are groups too."""
+    group_entity_type: str | None = Field(default=None, max_length=63, pattern=ENTITY_TYPE_PATTERN)
+    """The Cedar entity type of groups; default ``THVGroup``."""
+
+
+def cedar_config(ref: AuthzConfigRef) -> CedarConfig | None:
+    """What the proxy or gateway enforces for ``ref`` (None: nothing to render, see the rules)."""
+    if ref.type != "inline" or ref.inline is None:
+        return None
+    inline = ref.inline
+    options: dict[str, object] = {"policies": tuple(inline.policies), "entities_json": inline.entities_json}
+    if ref.group_claim_name:
+        options["group_claim_name"] = ref.group_claim_name
+    if ref.role_claim_name:
+        options["role_claim_name"] = ref.role_claim_name
+    if ref.group_entity_type:
+        options["group_entity_type"] = ref.group_entity_type
+    return CedarConfig.model_validate(options)
+
+
+def authz_problems(ref: AuthzConfigRef | None, field: str) -> list[Problem]:
+    """What keeps ``ref`` (at ``field``) from being enforced as written."""
+    if ref is None:
+        return []
+    if ref.type == "configMap":
+        return [
+            Problem(
+                f"{field}.configMap",
+                "policies from a ConfigMap are not supported yet; copy them into "
+                f"{field}.inline.policies and set {field}.type to inline",
+            )
+        ]
+    if ref.inline is None:
+        return [Problem(f"{field}.inline", "type is inline; set inline.policies (Cedar policy texts)")]
+    if ref.inline.primary_upstream_provider:
+        return [
+            Problem(
+                f"{field}.inline.primaryUpstreamProvider",
+                "is not supported yet (policies see the inbound token's claims); remove it",
+            )
+        ]
+    config = cedar_config(ref)
+    assert config is not None
+    try:
+        compile_policies(config)
+    except PolicyError as exc:
+        message = str(exc)
+        if message.startswith("policies["):
+            where, _, what = message.partition(" ")
+            return [Problem(f"{field}.inline.{where.rstrip(':')}", what)]
+        return [Problem(f"{field}.inline.entitiesJson", message.removeprefix("entitiesJson: "))]
+    return []
