@@ -148,6 +148,8 @@ class CompiledPolicies:
     entities_handle: cedarpy.Entities
     attributes: frozenset[str]
     """The attribute names policies read: only these claims and arguments can change a decision."""
+    policies: Mapping[str, pst.Template]
+    """Each policy by Cedar's positional id (the ids of ``policy_set``), as PST nodes."""
 
 
 def compile_policies(config: CedarConfig) -> CompiledPolicies:
@@ -183,4 +185,5 @@ def compile_policies(config: CedarConfig) -> CompiledPolicies:
             default = f"policies[{index}]#{number}" if many else f"policies[{index}]"
             labels[f"policy{len(labels)}"] = policy.annotations.get("id") or default
     policy_set = cedarpy.PolicySet.from_str("\n".join(config.policies))
-    return CompiledPolicies(policy_set, labels, entities, handle, frozenset(attributes))
+    tree = policy_set.to_pst().static_policies
+    return CompiledPolicies(policy_set, labels, entities, handle, frozenset(attributes), tree)

@@ -19,6 +19,7 @@ import cedarpy
 from api.authz_config import CedarConfig, PolicyError, compile_policies
 
 from .entities import Item, Principal, resource_entity
+from .slicing import PolicySlicer
 
 __all__ = ["Decision", "PolicyEngine", "PolicyError"]
 
@@ -34,6 +35,10 @@ class Decision:
     reason: str
 
 
+_NONE_APPLIES = Decision(False, (), "no policy permits it")
+_TYPES = {"tool": "Tool", "prompt": "Prompt", "resource": "Resource"}
+
+
 class PolicyEngine:
     """Decisions of one compiled policy set (see the module docstring)."""
 
@@ -42,28 +47,51 @@ class PolicyEngine:
         self.compiled = compile_policies(config)
         self._static = {_uid_key(e): e for e in self.compiled.entities if isinstance(e, dict)}
         self._cache: dict[tuple[str, Item, str], Decision] = {}
+        self.slicer = PolicySlicer(self.compiled)
+
+    def canonical(self, principal: Principal, item: Item) -> Item:
+        """An item no policy that can apply to ``principal`` tells from ``item``: its name dropped unless
+        a policy names it or reads names, its hints those policies read (the cache's and a list's key)."""
+        named = self.slicer.named(principal, item.action)
+        read = self.compiled.attributes
+        keep_name = named is None or bool({"name", "uri"} & read) or (_TYPES[item.kind], item.name) in named
+        hints = tuple(h for h in item.annotations if h[0] in read)
+        if keep_name and hints == item.annotations:
+            return item
+        return Item(item.kind, item.name if keep_name else "", item.server, hints)
 
     def decide(self, principal: Principal, item: Item, arguments: Mapping[str, Any]) -> Decision:
         """May ``principal`` use ``item`` with ``arguments`` (its ``arg_*`` attributes)?"""
         key = (principal.key, item, json.dumps(arguments, sort_keys=True) if arguments else "")
         decision = self._cache.get(key)
         if decision is None:
-            decision = self._evaluate(principal, [(item, arguments)])[0]
+            canonical = self.canonical(principal, item)
+            shared = (principal.key, canonical, key[2])
+            decision = self._cache.get(shared)
+            if decision is None:
+                decision = self._evaluate(principal, [(canonical, arguments)])[0]
+                self._remember(shared, decision)
             self._remember(key, decision)
         return decision
 
     def decide_many(self, principal: Principal, items: Sequence[Item]) -> list[Decision]:
-        """The decision of each item of a list (no arguments), the uncached ones in one engine call."""
-        decisions: list[Decision | None] = [self._cache.get((principal.key, item, "")) for item in items]
-        missing = [i for i, d in enumerate(decisions) if d is None]
-        if missing:
-            unique = list(dict.fromkeys(items[i] for i in missing))
-            fresh = dict(zip(unique, self._evaluate(principal, [(item, {}) for item in unique]), strict=True))
-            for i in missing:
-                decisions[i] = fresh[items[i]]
-            for item, decision in fresh.items():
-                self._remember((principal.key, item, ""), decision)
-        return [d for d in decisions if d is not None]
+        """The decision of each item of a list (no arguments), the uncached ones in one engine call for
+        each kind of item the policies can tell apart (:meth:`canonical`)."""
+        cached = [self._cache.get((principal.key, item, "")) for item in items]
+        missing = {items[i]: self.canonical(principal, items[i]) for i, d in enumerate(cached) if d is None}
+        if not missing:
+            return [d for d in cached if d is not None]
+        known: dict[Item, Decision] = {}
+        for canonical in missing.values():
+            decision = self._cache.get((principal.key, canonical, ""))
+            if decision is not None:
+                known[canonical] = decision
+        unique = [c for c in dict.fromkeys(missing.values()) if c not in known]
+        known.update(zip(unique, self._evaluate(principal, [(c, {}) for c in unique]), strict=True))
+        for item, canonical in missing.items():
+            self._remember((principal.key, canonical, ""), known[canonical])
+            self._remember((principal.key, item, ""), known[canonical])
+        return [d if d is not None else known[missing[item]] for d, item in zip(cached, items, strict=True)]
 
     def _remember(self, key: tuple[str, Item, str], decision: Decision) -> None:
         if len(self._cache) >= _CACHE_LIMIT:
@@ -71,12 +99,29 @@ class PolicyEngine:
         self._cache[key] = decision
 
     def _evaluate(self, principal: Principal, asked: list[tuple[Item, Mapping[str, Any]]]) -> list[Decision]:
+        """The decisions of ``asked``, in order: per action, the policies that can apply in one call."""
         if principal.error is not None:
             return [Decision(False, (), principal.error) for _ in asked]
+        decisions: list[Decision] = [_NONE_APPLIES] * len(asked)
+        for action in {item.action for item, _ in asked}:
+            positions = [i for i, (item, _) in enumerate(asked) if item.action == action]
+            policies = self.slicer.policies_for(principal, action)
+            if policies is None:
+                continue  # no policy's scope matches: denied without asking the engine
+            results = self._batch(principal, [asked[i] for i in positions], policies)
+            for i, decision in zip(positions, results, strict=True):
+                decisions[i] = decision
+        return decisions
+
+    def _batch(
+        self, principal: Principal, asked: list[tuple[Item, Mapping[str, Any]]], policies: cedarpy.PolicySet
+    ) -> list[Decision]:
         requests = []
         extra = {_uid_key(principal.entity): principal.entity}
-        for item, arguments in asked:
+        for position, (item, arguments) in enumerate(asked):
             entity = resource_entity(item, arguments)
+            if not item.name:  # a canonical item (no policy reads its name): any id of its own will do
+                entity["uid"] = {**entity["uid"], "id": f"\u0000{position}"}
             extra[_uid_key(entity)] = entity
             requests.append(
                 {
@@ -86,7 +131,7 @@ class PolicyEngine:
                     "context": {**principal.context, **arguments},
                 }
             )
-        results = cedarpy.is_authorized_batch(requests, self.compiled.policy_set, self._entities(extra))
+        results = cedarpy.is_authorized_batch(requests, policies, self._entities(extra))
         return [self._decision(result) for result in results]
 
     def _entities(self, extra: dict[tuple[str, str], dict[str, Any]]) -> cedarpy.Entities:
