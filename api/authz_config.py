@@ -150,6 +150,8 @@ class CompiledPolicies:
     """The attribute names policies read: only these claims and arguments can change a decision."""
     policies: Mapping[str, pst.Template]
     """Each policy by Cedar's positional id (the ids of ``policy_set``), as PST nodes."""
+    json_policies: Mapping[str, str]
+    """The same, each as Cedar JSON text (a subset is parsed back into a policy set with its ids kept)."""
 
 
 def compile_policies(config: CedarConfig) -> CompiledPolicies:
@@ -186,4 +188,6 @@ def compile_policies(config: CedarConfig) -> CompiledPolicies:
             labels[f"policy{len(labels)}"] = policy.annotations.get("id") or default
     policy_set = cedarpy.PolicySet.from_str("\n".join(config.policies))
     tree = policy_set.to_pst().static_policies
-    return CompiledPolicies(policy_set, labels, entities, handle, frozenset(attributes), tree)
+    est = json.loads(cedarpy.policies_to_json_str("\n".join(config.policies)))["staticPolicies"]
+    est = {pid: json.dumps(policy) for pid, policy in est.items()}
+    return CompiledPolicies(policy_set, labels, entities, handle, frozenset(attributes), tree, est)
