@@ -76,17 +76,16 @@ policies = st.builds(
     resource_scopes,
     conditions,
 )
-claims = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {"sub": st.sampled_from(USERS)},
-        optional={
-            "groups": st.lists(st.sampled_from(GROUPS), max_size=2),
-            "email": st.sampled_from(["a@example.com", "b@evil.test"]),
-            "level": st.integers(0, 5),
-        },
-    ),
+tokens = st.fixed_dictionaries(
+    {"sub": st.sampled_from(USERS)},
+    optional={
+        "groups": st.lists(st.sampled_from(GROUPS), max_size=2),
+        "email": st.sampled_from(["a@example.com", "b@evil.test"]),
+        "level": st.integers(0, 5),
+    },
 )
+"""The claims of a token (beyond the issuer's own)."""
+claims = st.one_of(st.none(), tokens)
 items = st.builds(
     Item,
     st.sampled_from(["tool", "tool", "prompt", "resource"]),
