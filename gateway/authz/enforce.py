@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -241,42 +241,33 @@ class Authorization:
 
     # ---- audit -----------------------------------------------------------------------------------
 
-    def _enabled(self) -> bool:
-        return self.auditor.config.enabled and self._gate.isEnabledFor(logging.INFO)
-
     def _record(
         self, principal: Principal, action: str, item: Item | None, decision: Decision, seconds: float
     ) -> None:
-        if not self._enabled():
-            return
-        self._audit.info(
-            "authz",
-            principal=principal.label,
+        self._write(
+            principal,
+            seconds,
             action=f'Action::"{action}"',
             resource=item.label if item is not None else None,
             backend=item.server if item is not None else None,
             decision="allow" if decision.allowed else "deny",
             policies=list(decision.policies),
             reason=decision.reason,
-            requestId=REQUEST_ID.get(),
-            durationMs=round(seconds * 1000, 4),
         )
 
     def _record_list(self, principal: Principal, kind: str, shown: int, hidden: int, seconds: float) -> None:
-        if not self._enabled():
+        self._write(
+            principal, seconds, action=f"list {kind}", decision="filter", allowed=shown, denied=hidden
+        )
+
+    def _write(self, principal: Principal, seconds: float, **fields: Any) -> None:
+        """One audit line (nothing is built when the audit is off or its level is not enabled)."""
+        if not self.auditor.config.enabled or not self._gate.isEnabledFor(logging.INFO):
             return
         self._audit.info(
             "authz",
             principal=principal.label,
-            action=f"list {kind}",
-            decision="filter",
-            allowed=shown,
-            denied=hidden,
+            **fields,
             requestId=REQUEST_ID.get(),
             durationMs=round(seconds * 1000, 4),
         )
-
-
-def known(entries: Iterable[Any], key: str = "name") -> dict[str, Any]:
-    """Entries of a list result by name (the catalog calls are decided against)."""
-    return {e[key]: e for e in entries if isinstance(e, Mapping) and isinstance(e.get(key), str)}
