@@ -9,15 +9,27 @@ docs/auth.md ("Authorization").
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from api.authz_config import ENTITY_TYPE_PATTERN, CedarConfig, PolicyError, compile_policies
 from api.base import CRDModel, ResourceName
 from api.problems import Problem
 
-__all__ = ["AuthzConfigRef", "ConfigMapAuthzRef", "InlineAuthzConfig", "authz_problems", "cedar_config"]
+__all__ = [
+    "AuthzConfigRef",
+    "ConfigMapAuthzRef",
+    "InlineAuthzConfig",
+    "authz_config_problems",
+    "authz_problems",
+    "cedar_config",
+    "shared_cedar_config",
+]
+
+_OPTIONS = ("policies", "entities_json", "group_claim_name", "role_claim_name", "group_entity_type")
+"""MCPAuthzConfig ``spec.config`` keys (ToolHive's snake_case Cedar options) that this API implements."""
 
 
 class InlineAuthzConfig(CRDModel):
@@ -74,10 +86,51 @@ def cedar_config(ref: AuthzConfigRef) -> CedarConfig | None:
     return CedarConfig.model_validate(options)
 
 
-def authz_problems(ref: AuthzConfigRef | None, field: str) -> list[Problem]:
-    """What keeps ``ref`` (at ``field``) from being enforced as written."""
+def shared_cedar_config(config: Mapping[str, Any]) -> CedarConfig:
+    """An MCPAuthzConfig's ``spec.config`` as the data plane's settings; raises ValueError."""
+    unknown = sorted(set(config) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f"{unknown[0]} is not supported (supported: {', '.join(_OPTIONS)})")
+    options = {key: value for key, value in config.items() if value not in (None, "")}
+    if isinstance(options.get("policies"), list):
+        options["policies"] = tuple(options["policies"])
+    return CedarConfig.model_validate(options)
+
+
+def authz_config_problems(config: Mapping[str, Any], field: str) -> list[Problem]:
+    """What keeps an MCPAuthzConfig's ``spec.config`` (at ``field``) from being enforced as written."""
+    try:
+        cedar = shared_cedar_config(config)
+    except ValidationError as exc:
+        return [Problem(f"{field}.{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()]
+    except ValueError as exc:
+        key = str(exc).split(" ", 1)[0]
+        return [Problem(f"{field}.{key}", str(exc).split(" ", 1)[1])]
+    return _compile_problems(cedar, field, "")
+
+
+def _compile_problems(config: CedarConfig, field: str, inline: str) -> list[Problem]:
+    """The policy set's compile error, if any, at the field of the policy (``policies[i]``) or the
+    static entities (``entitiesJson``, ``entities_json`` in an MCPAuthzConfig)."""
+    try:
+        compile_policies(config)
+    except PolicyError as exc:
+        message = str(exc)
+        if message.startswith("policies["):
+            where, _, what = message.partition(" ")
+            return [Problem(f"{field}.{inline}{where.rstrip(':')}", what)]
+        entities = "entitiesJson" if inline else "entities_json"
+        return [Problem(f"{field}.{inline}{entities}", message.removeprefix("entitiesJson: "))]
+    return []
+
+
+def authz_problems(ref: AuthzConfigRef | None, field: str, *, shared: bool = False) -> list[Problem]:
+    """What keeps ``ref`` (at ``field``) from being enforced as written (``shared``: an
+    ``authzConfigRef`` is set next to it)."""
     if ref is None:
         return []
+    if shared:
+        return [Problem(field, "authzConfig and authzConfigRef are mutually exclusive; keep one")]
     if ref.type == "configMap":
         return [
             Problem(
@@ -97,12 +150,4 @@ def authz_problems(ref: AuthzConfigRef | None, field: str) -> list[Problem]:
         ]
     config = cedar_config(ref)
     assert config is not None
-    try:
-        compile_policies(config)
-    except PolicyError as exc:
-        message = str(exc)
-        if message.startswith("policies["):
-            where, _, what = message.partition(" ")
-            return [Problem(f"{field}.inline.{where.rstrip(':')}", what)]
-        return [Problem(f"{field}.inline.entitiesJson", message.removeprefix("entitiesJson: "))]
-    return []
+    return _compile_problems(config, field, "inline.")

@@ -49,6 +49,8 @@ class MCPRemoteProxySpec(CRDModel):
     authz_config: AuthzConfigRef | None = None
     """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
     proxy."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None

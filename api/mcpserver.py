@@ -76,6 +76,8 @@ class MCPServerSpec(CRDModel):
     authz_config: AuthzConfigRef | None = None
     """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
     proxy."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
 from api.mcpremoteproxy import MCPRemoteProxy
@@ -16,6 +17,7 @@ from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
+    authz_config_rules,
     external_auth_config_rules,
     mcp_remote_proxy_rules,
     mcp_server_rules,
@@ -161,6 +163,14 @@ KINDS: dict[str, KindInfo] = {
             MCPExternalAuthConfig,
             (_VALID, _AGE),
             external_auth_config_rules,
+        ),
+        KindInfo(
+            "MCPAuthzConfig",
+            "mcpauthzconfigs",
+            ("authzcfg",),
+            MCPAuthzConfig,
+            (_VALID, _AGE),
+            authz_config_rules,
         ),
     )
 }

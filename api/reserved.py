@@ -141,7 +141,6 @@ _AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
     ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
-    ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),
     (
@@ -276,5 +275,6 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     ),
     "MCPGroup": (),
     "MCPToolConfig": (),
+    "MCPAuthzConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
 }

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from api.authz import authz_problems
+from api.authz import authz_config_problems, authz_problems
 from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
 from api.common import ENV_NAME_PATTERN, ToolOverride
+from api.mcpauthzconfig import MCPAuthzConfigSpec
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import MCPServerSpec
@@ -24,6 +25,7 @@ from api.vmcp_config import duration_seconds
 
 __all__ = [
     "DEFAULT_MCP_PORT",
+    "authz_config_rules",
     "external_auth_config_rules",
     "mcp_remote_proxy_rules",
     "mcp_server_rules",
@@ -62,7 +64,9 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     problems += check_resources(spec.resources, "spec.resources")
     problems += check_resources(spec.proxy_resources, "spec.proxyResources")
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
-    problems += authz_problems(spec.authz_config, "spec.authzConfig")
+    problems += authz_problems(
+        spec.authz_config, "spec.authzConfig", shared=spec.authz_config_ref is not None
+    )
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
@@ -116,7 +120,9 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
     problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
-    problems += authz_problems(spec.authz_config, "spec.authzConfig")
+    problems += authz_problems(
+        spec.authz_config, "spec.authzConfig", shared=spec.authz_config_ref is not None
+    )
     problems += check_resources(spec.resources, "spec.resources")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
@@ -171,6 +177,10 @@ def _override_name_clashes(overrides: dict[str, ToolOverride], field: str) -> li
                 )
             )
     return problems
+
+
+def authz_config_rules(spec: MCPAuthzConfigSpec) -> list[Problem]:
+    return authz_config_problems(spec.config, "spec.config")
 
 
 def tool_config_rules(spec: MCPToolConfigSpec) -> list[Problem]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from api.auth_config import HeaderForwardConfig, HeaderFromSecret
 from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.common import HeaderForward, ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
@@ -83,8 +84,11 @@ def render_config(
     settings: ReconcilerSettings,
     tool_config: MCPToolConfig | None,
     external_auth: MCPExternalAuthConfig | None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> Rendered:
-    """The proxy's configuration. Raises ValueError when the referenced auth config cannot be rendered."""
+    """The proxy's configuration (``authz``: the policies of its MCPAuthzConfig, when it refers to one).
+    Raises ValueError when the referenced auth config cannot be rendered."""
     spec = proxy.spec
     secrets = SecretEnv()
     backend = HttpBackend(
@@ -102,7 +106,7 @@ def render_config(
         backend=backend,
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
-        authz=cedar_config(spec.authz_config) if spec.authz_config else None,
+        authz=authz or (cedar_config(spec.authz_config) if spec.authz_config else None),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
     )
     text = dump_proxy_config(config)

@@ -32,7 +32,9 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
     def render(server: MCPServer, owner_ref: JSON, refs: proxies.ProxyRefs) -> list[JSON] | None:
         return proxies.render_unless_blocked(
             refs,
-            lambda: build.build_children(server, owner_ref, settings, refs.tool_config, refs.external_auth),
+            lambda: build.build_children(
+                server, owner_ref, settings, refs.tool_config, refs.external_auth, authz=refs.authz
+            ),
         )
 
     def status(server: MCPServer, refs: proxies.ProxyRefs, outcome: Outcome) -> tuple[JSON, Events]:

@@ -1,12 +1,15 @@
 """What the two proxy kinds (MCPServer, MCPRemoteProxy) share beyond :mod:`workload`: their references
-(group, Secrets, MCPToolConfig, MCPExternalAuthConfig) and the shape of their status."""
+(group, Secrets, MCPToolConfig, MCPExternalAuthConfig, MCPAuthzConfig) and the shape of their status."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from api.authz import shared_cedar_config
+from api.authz_config import CedarConfig
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
@@ -49,6 +52,12 @@ class ProxyRefs:
     tool_config: MCPToolConfig | None = None
     external_auth: MCPExternalAuthConfig | None = None
     missing: list[Missing] = field(default_factory=list)
+    authz_config: MCPAuthzConfig | None = None
+
+    @property
+    def authz(self) -> CedarConfig | None:
+        """The policies of the referenced MCPAuthzConfig (its rules passed: they compile)."""
+        return shared_cedar_config(self.authz_config.spec.config) if self.authz_config is not None else None
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -61,7 +70,8 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     external_auth = resolve_external_auth(
         cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
     )
-    return ProxyRefs(tool_config, external_auth, missing)
+    authz = parse_ref(MCPAuthzConfig, resolved.authz_config, "spec.authzConfigRef.name", missing)
+    return ProxyRefs(tool_config, external_auth, missing, authz)
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -137,6 +147,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    if refs.authz_config is not None:
+        status["authzConfigHash"] = spec_hash(refs.authz_config.spec)
     return status, builder.events
 
 

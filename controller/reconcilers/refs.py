@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
+from controller.reconcilers.kinds import MCPAUTHZCONFIG, MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -24,6 +24,7 @@ TOOL_CONFIG_INDEX = "ref:toolConfig"
 GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
+AUTHZ_CONFIG_INDEX = "ref:authzConfig"
 
 
 def _namespace(obj: JSON) -> str:
@@ -58,6 +59,10 @@ def index_external_auth(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
 
 
+def index_authz_config(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("authzConfigRef"))])
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -83,6 +88,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     GROUP_INDEX: index_group,
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
+    AUTHZ_CONFIG_INDEX: index_authz_config,
 }
 
 
@@ -108,6 +114,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(MCPGROUP, mapper(GROUP_INDEX)),
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
+        Watch(MCPAUTHZCONFIG, mapper(AUTHZ_CONFIG_INDEX)),
     ]
 
 
@@ -139,6 +146,7 @@ class Resolved:
 
     tool_config: JSON | None = None
     external_auth: JSON | None = None
+    authz_config: JSON | None = None
     group: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
@@ -179,6 +187,7 @@ _OBJECT_REFS = (
         "external_auth",
         "ExternalAuthConfigNotFound",
     ),
+    ("authzConfigRef", "MCPAuthzConfig", MCPAUTHZCONFIG, "authz_config", "AuthzConfigNotFound"),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
 )
 

@@ -22,6 +22,7 @@ from gateway.transports import describe_backend, transport_for
 from gateway.vmcp.server import build_vmcp_app
 from tests.support.asgi import serve_asgi
 from tests.support.auth import AUDIENCE, Issuer, bind
+from tests.support.waiting import eventually
 
 Path = Literal["fast", "sdk", "gateway"]
 PATHS: tuple[Path, ...] = ("fast", "sdk", "gateway")
@@ -131,4 +132,9 @@ async def front(path: Path, authz: dict[str, Any], *, oidc: bool = True) -> Asyn
         serve_asgi((backend_sock, backend)),
         serve_asgi((front_sock, app)),
     ):
+
+        async def ready() -> bool:  # the gateway lists nothing until its backend is connected
+            return (await http.get(f"{front_url}/readyz")).status_code == 200
+
+        await eventually(ready, what="the front ready")
         yield Front(issuer, front_url, http)

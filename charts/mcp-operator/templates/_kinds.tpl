@@ -2,6 +2,7 @@
 {{- define "mcp-operator.kindRules" -}}
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs
     - mcpexternalauthconfigs
     - mcpgroups
     - mcpremoteproxies
@@ -11,6 +12,7 @@
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/status
     - mcpexternalauthconfigs/status
     - mcpgroups/status
     - mcpremoteproxies/status
@@ -20,6 +22,7 @@
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/finalizers
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers
     - mcpremoteproxies/finalizers

@@ -23,7 +23,11 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.permissionProfile", "spec.telemetryConfigRef"],
+        [
+            "spec.oidcConfigRef",
+            "spec.permissionProfile",
+            "spec.telemetryConfigRef",
+        ],  # (authzConfigRef: a kind)
     ),
     "remote-with-authz": (
         "mcpremoteproxies",

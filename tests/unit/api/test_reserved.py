@@ -63,7 +63,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             {"image": "i", "oidcConfigRef": {"name": "idp", "audience": "a"}},
             "spec.oidcConfigRef",
         ),
-        ("MCPServer", {"image": "i", "authzConfigRef": {"name": "p"}}, "spec.authzConfigRef"),
+        ("MCPServer", {"image": "i", "authServerRef": {"name": "p"}}, "spec.authServerRef"),
         ("MCPServer", {"image": "i", "permissionProfile": {"type": "builtin"}}, "spec.permissionProfile"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
@@ -74,8 +74,8 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
         ),
         (
             "MCPRemoteProxy",
-            {"remoteUrl": "https://a.example", "authzConfigRef": {"name": "p"}},
-            "spec.authzConfigRef",
+            {"remoteUrl": "https://a.example", "authServerRef": {"name": "p"}},
+            "spec.authServerRef",
         ),
         (
             "VirtualMCPServer",
