@@ -135,7 +135,6 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
 
 
 _OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
-_AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
 _AFFINITY = "ClientIP session affinity of the Service"
 
@@ -195,7 +194,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         _OIDC_REF,
         "configure the same provider inline in spec.incomingAuth.oidcConfig",
     ),
-    ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),
     ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),

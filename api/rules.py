@@ -251,7 +251,8 @@ def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
                 "spec.incomingAuth.oidcConfig", "is ignored with type anonymous; set type: oidc or remove it"
             )
         )
-    problems += authz_problems(incoming.authz_config, "spec.incomingAuth.authzConfig")
+    shared = incoming.authz_config_ref is not None
+    problems += authz_problems(incoming.authz_config, "spec.incomingAuth.authzConfig", shared=shared)
     if spec.outgoing_auth is not None:
         if spec.outgoing_auth.default is not None:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")

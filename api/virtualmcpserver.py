@@ -55,6 +55,8 @@ class IncomingAuth(CRDModel):
     authz_config: AuthzConfigRef | None = None
     """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change is
     hot-reloaded by the gateway."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); hot-reloaded too."""
 
 
 class BackendAuthConfig(CRDModel):
@@ -236,6 +238,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
     """Summary of the state: Pending, Ready, Degraded (some backends down) or Failed."""
     backend_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
     """Backends that can serve requests."""
+    authz_config_hash: str | None = None
+    """Hash of the referenced MCPAuthzConfig whose policies the gateway enforces."""
     discovered_backends: Annotated[
         list[BackendStatus],
         BeforeValidator(lambda value: [] if value is None else value),

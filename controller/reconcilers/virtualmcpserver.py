@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth_config import OutboundAuthConfig
+from api.authz import shared_cedar_config
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import VirtualMCPServer
@@ -25,8 +27,9 @@ from controller.core import (
     Watch,
 )
 from controller.reconcilers import virtualmcpserver_build as build
-from controller.reconcilers.children import JSON
+from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import (
+    MCPAUTHZCONFIG,
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
     MCPREMOTEPROXY,
@@ -53,6 +56,7 @@ from controller.reconcilers.writes import Events
 OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
+VMCP_AUTHZ_INDEX = "ref:vmcpAuthzConfig"
 
 
 def _names(obj: JSON, values: list[Any]) -> list[str]:
@@ -73,9 +77,16 @@ def index_vmcp_tool_config(obj: JSON) -> list[str]:
     return _names(obj, [t.get("toolConfigRef") for t in tools if isinstance(t, dict)])
 
 
+def index_vmcp_authz(obj: JSON) -> list[str]:
+    """The MCPAuthzConfig a VirtualMCPServer's ``spec.incomingAuth.authzConfigRef`` names."""
+    incoming = (obj.get("spec") or {}).get("incomingAuth") or {}
+    return _names(obj, [incoming.get("authzConfigRef")] if isinstance(incoming, dict) else [])
+
+
 def setup(cache: Cache) -> list[Watch]:
     """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_AUTHZ_INDEX, index_vmcp_authz)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     register_member_indexes(cache)
@@ -110,6 +121,7 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPREMOTEPROXY, of_member),
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
+        Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
     ]
 
 
@@ -123,6 +135,8 @@ class Resolution:
     secrets: SecretEnv = field(default_factory=SecretEnv)
     missing: list[Missing] = field(default_factory=list)
     group: JSON | None = None
+    authz_config: MCPAuthzConfig | None = None
+    """The referenced MCPAuthzConfig, parsed and checked (None: none referenced, or not usable)."""
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
 
 
@@ -235,6 +249,17 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
         return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
+    ref = vmcp.spec.incoming_auth.authz_config_ref
+    if ref is not None:
+        found = cache.get(MCPAUTHZCONFIG, namespace, ref.name)
+        field_path = "spec.incomingAuth.authzConfigRef.name"
+        if found is None:
+            message = (
+                f"MCPAuthzConfig '{ref.name}' does not exist in namespace '{namespace}'; create it or remove "
+                "spec.incomingAuth.authzConfigRef (the gateway keeps the policies in force until then)"
+            )
+            resolution.missing.append(Missing(field_path, "AuthzConfigNotFound", message))
+        resolution.authz_config = parse_ref(MCPAuthzConfig, found, field_path, resolution.missing)
     return resolution
 
 
@@ -242,9 +267,13 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
     def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
-        if resolution.group is None:
-            return None
-        config = build.build_vmcp_config(vmcp, resolution.backends, settings, resolution.tool_configs)
+        shared = resolution.authz_config
+        if resolution.group is None or (vmcp.spec.incoming_auth.authz_config_ref and shared is None):
+            return None  # never rendered without its policies: the running gateway keeps its own
+        authz = shared_cedar_config(shared.spec.config) if shared is not None else None
+        config = build.build_vmcp_config(
+            vmcp, resolution.backends, settings, resolution.tool_configs, authz=authz
+        )
         return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:
@@ -265,7 +294,10 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway
         url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
-        return vmcp_status(outcome.previous, generation, url, observed)
+        status, events = vmcp_status(outcome.previous, generation, url, observed)
+        if resolution.authz_config is not None:
+            status["authzConfigHash"] = spec_hash(resolution.authz_config.spec)
+        return status, events
 
     # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce
     # (a new backend list is hot-reloaded).

@@ -26,6 +26,7 @@ from typing import Literal
 
 from api.auth_config import OutboundAuthConfig
 from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -234,9 +235,12 @@ def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
     )
 
 
-def build_incoming_auth(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> IncomingAuthConfig:
+def build_incoming_auth(
+    vmcp: VirtualMCPServer, settings: ReconcilerSettings, shared: CedarConfig | None = None
+) -> IncomingAuthConfig:
+    """Inbound OIDC and the policies: inline, or ``shared`` (those of the referenced MCPAuthzConfig)."""
     incoming = vmcp.spec.incoming_auth
-    authz = cedar_config(incoming.authz_config) if incoming.authz_config else None
+    authz = shared or (cedar_config(incoming.authz_config) if incoming.authz_config else None)
     if incoming.type != "oidc":
         return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
@@ -249,8 +253,11 @@ def build_vmcp_config(
     backends: Sequence[Backend],
     settings: ReconcilerSettings,
     tool_configs: Mapping[str, MCPToolConfig | None] | None = None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> VMCPConfig:
-    """The gateway's config file: backends sorted by name, then the policy."""
+    """The gateway's config file: backends sorted by name, then the policy (``authz``: the policies of
+    the referenced MCPAuthzConfig, when there is one)."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -262,7 +269,7 @@ def build_vmcp_config(
         ],
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
-        incoming_auth=build_incoming_auth(vmcp, settings),
+        incoming_auth=build_incoming_auth(vmcp, settings, authz),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.integration.reconcilers.test_virtualmcpserver import config_of, group, vmcp
 from tests.support.kube import Api, condition
 from tests.support.mcpserver import PLURAL, server
 from tests.support.operator import Operator
@@ -90,3 +91,38 @@ async def test_bad_policies_are_refused_naming_the_policy_and_line(operator: Ope
     message = await eventually(lambda: refused(PLURAL, "inline-bad"), what="Accepted=False")
     assert "spec.authzConfig.inline.policies[1]: line 2:" in message
     assert await kube.child("ConfigMap", "inline-bad-proxy") is None  # nothing rendered
+
+
+async def test_a_gateway_enforces_shared_policies_and_is_never_rendered_without_them(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpgroups", group("team"))
+    await kube.create(
+        "virtualmcpservers",
+        vmcp("gw", "team", incomingAuth={"type": "anonymous", "authzConfigRef": {"name": "gw-policies"}}),
+    )
+
+    async def waiting() -> bool:
+        cond = condition(await kube.get("virtualmcpservers", "gw"), "ResolvedRefs")
+        return bool(cond and cond["status"] == "False" and "gw-policies" in cond["message"])
+
+    await eventually(waiting, what="ResolvedRefs=False naming the missing MCPAuthzConfig")
+    assert await config_of(kube, "gw") is None  # not rendered without its policies
+
+    await kube.create("mcpauthzconfigs", authz_config("gw-policies", READERS))
+
+    async def rendered() -> dict[str, Any] | None:
+        config = await config_of(kube, "gw")
+        return config if config and (config.get("incomingAuth") or {}).get("authz") else None
+
+    config = await eventually(rendered, what="the policies in the gateway config")
+    assert config["incomingAuth"]["authz"]["policies"] == [READERS]
+
+    async def hash_reported() -> bool:
+        shared = (await kube.get("mcpauthzconfigs", "gw-policies")).get("status", {}).get("configHash")
+        return (
+            bool(shared)
+            and (await kube.get("virtualmcpservers", "gw")).get("status", {}).get("authzConfigHash") == shared
+        )
+
+    await eventually(hash_reported, what="status.authzConfigHash of the gateway")

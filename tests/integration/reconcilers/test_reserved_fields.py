@@ -36,7 +36,7 @@ REFUSED = {
     "forbid-all-gateway": ("virtualmcpservers", ["spec.telemetryConfigRef"]),  # (its authzConfig too)
     "shared-oidc-gateway": (
         "virtualmcpservers",
-        ["spec.incomingAuth.authzConfigRef", "spec.incomingAuth.oidcConfigRef"],
+        ["spec.incomingAuth.oidcConfigRef"],  # (its authzConfigRef is implemented)
     ),
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
 }

@@ -81,9 +81,10 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             "VirtualMCPServer",
             {
                 "groupRef": {"name": "g"},
-                "incomingAuth": {"type": "anonymous", "authzConfigRef": {"name": "p"}},
+                "incomingAuth": {"type": "anonymous"},
+                "authServerConfig": {"issuer": "https://auth.example"},
             },
-            "spec.incomingAuth.authzConfigRef",
+            "spec.authServerConfig",
         ),
         (
             "VirtualMCPServer",
@@ -140,7 +141,7 @@ def test_an_absent_field_or_a_parent_of_another_shape_is_not_refused(data: dict[
 
 def test_a_reserved_field_is_declared_free_form_with_its_description() -> None:
     spec = _spec_schema("VirtualMCPServer")
-    authz = spec["properties"]["incomingAuth"]["properties"]["authzConfigRef"]
+    authz = spec["properties"]["authServerConfig"]
     assert authz["type"] == "object" and authz["x-kubernetes-preserve-unknown-fields"] is True
     assert authz["description"].startswith("Not supported yet: an object that sets it is refused")
     headers = spec["properties"]["passthroughHeaders"]
