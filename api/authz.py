@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, ValidationError
 
 from api.authz_config import ENTITY_TYPE_PATTERN, CedarConfig, PolicyError, compile_policies
@@ -25,6 +26,7 @@ __all__ = [
     "authz_config_problems",
     "authz_problems",
     "cedar_config",
+    "config_map_cedar_config",
     "shared_cedar_config",
 ]
 
@@ -57,7 +59,8 @@ class AuthzConfigRef(CRDModel):
     prompt, read which resource; lists show only what the principal may use."""
 
     type: Literal["configMap", "inline"] = "configMap"
-    """Where the policies are: ``inline`` (in ``inline``) or ``configMap`` (not supported yet)."""
+    """Where the policies are: ``inline`` (in ``inline``) or ``configMap`` (a key of a ConfigMap, in
+    ToolHive's authorization file format; a change of the ConfigMap re-renders the workload)."""
     config_map: ConfigMapAuthzRef | None = None
     """The ConfigMap with the policies (``type: configMap``)."""
     inline: InlineAuthzConfig | None = None
@@ -97,6 +100,37 @@ def shared_cedar_config(config: Mapping[str, Any]) -> CedarConfig:
     return CedarConfig.model_validate(options)
 
 
+def config_map_cedar_config(text: str, ref: AuthzConfigRef) -> CedarConfig:
+    """The policies of a ConfigMap key in ToolHive's authorization file format (JSON or YAML:
+    ``{"version": "1.0", "type": "cedarv1", "cedar": {"policies": [...], "entities_json": "[]"}}``),
+    with the group settings of ``ref`` over the file's; raises ValueError (PolicyError when a policy does
+    not compile) naming what is wrong."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"is not JSON or YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cedar"), dict):
+        raise ValueError('holds no "cedar" object (ToolHive\'s format: {"type": "cedarv1", "cedar": {...}})')
+    if data.get("type", "cedarv1") != "cedarv1":
+        raise ValueError(f"type {data.get('type')!r} is not supported (only cedarv1)")
+    options = dict(data["cedar"])
+    for key, value in (
+        ("group_claim_name", ref.group_claim_name),
+        ("role_claim_name", ref.role_claim_name),
+        ("group_entity_type", ref.group_entity_type),
+    ):
+        if value:
+            options[key] = value
+    try:
+        config = shared_cedar_config(options)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from exc
+    compile_policies(config)
+    return config
+
+
 def authz_config_problems(config: Mapping[str, Any], field: str) -> list[Problem]:
     """What keeps an MCPAuthzConfig's ``spec.config`` (at ``field``) from being enforced as written."""
     try:
@@ -132,13 +166,9 @@ def authz_problems(ref: AuthzConfigRef | None, field: str, *, shared: bool = Fal
     if shared:
         return [Problem(field, "authzConfig and authzConfigRef are mutually exclusive; keep one")]
     if ref.type == "configMap":
-        return [
-            Problem(
-                f"{field}.configMap",
-                "policies from a ConfigMap are not supported yet; copy them into "
-                f"{field}.inline.policies and set {field}.type to inline",
-            )
-        ]
+        if ref.config_map is None:
+            return [Problem(f"{field}.configMap", "type is configMap; set configMap.name (and key)")]
+        return []  # its content is checked when the ConfigMap is read
     if ref.inline is None:
         return [Problem(f"{field}.inline", "type is inline; set inline.policies (Cedar policy texts)")]
     if ref.inline.primary_upstream_provider:

@@ -22,6 +22,7 @@ from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
     SECRET_INDEX,
     Missing,
+    config_map_policies,
     index_auth_config_secrets,
     parse_ref,
     referrer_watches,
@@ -53,11 +54,15 @@ class ProxyRefs:
     external_auth: MCPExternalAuthConfig | None = None
     missing: list[Missing] = field(default_factory=list)
     authz_config: MCPAuthzConfig | None = None
+    config_map_policies: CedarConfig | None = None
+    """The policies of ``authzConfig.type: configMap``, read from the ConfigMap and compiled."""
 
     @property
     def authz(self) -> CedarConfig | None:
-        """The policies of the referenced MCPAuthzConfig (its rules passed: they compile)."""
-        return shared_cedar_config(self.authz_config.spec.config) if self.authz_config is not None else None
+        """The policies of the referenced MCPAuthzConfig (its rules passed: they compile) or ConfigMap."""
+        if self.authz_config is not None:
+            return shared_cedar_config(self.authz_config.spec.config)
+        return self.config_map_policies
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -71,7 +76,8 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
         cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
     )
     authz = parse_ref(MCPAuthzConfig, resolved.authz_config, "spec.authzConfigRef.name", missing)
-    return ProxyRefs(tool_config, external_auth, missing, authz)
+    from_map = config_map_policies(cache, namespace, workload.spec.authz_config, "spec.authzConfig", missing)
+    return ProxyRefs(tool_config, external_auth, missing, authz, from_map)
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:

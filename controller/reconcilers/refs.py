@@ -12,9 +12,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from api.authz import AuthzConfigRef, config_map_cedar_config
+from api.authz_config import CedarConfig
 from api.problems import format_problems
 from api.validation import parse_and_validate
-from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
+from controller.core import CONFIGMAP, SECRET, Cache, ObjectKey, Resource, Watch
 from controller.reconcilers.kinds import MCPAUTHZCONFIG, MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
@@ -25,6 +27,7 @@ GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
 AUTHZ_CONFIG_INDEX = "ref:authzConfig"
+AUTHZ_CONFIG_MAP_INDEX = "ref:authzConfigMap"
 
 
 def _namespace(obj: JSON) -> str:
@@ -63,6 +66,51 @@ def index_authz_config(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(_spec(obj).get("authzConfigRef"))])
 
 
+def index_authz_config_map(obj: JSON) -> list[str]:
+    """The ConfigMap holding the policies of ``spec.authzConfig`` (or ``spec.incomingAuth.authzConfig``)."""
+    spec = _spec(obj)
+    incoming = spec.get("incomingAuth")
+    authz = spec.get("authzConfig") or (incoming.get("authzConfig") if isinstance(incoming, dict) else None)
+    return _keyed(obj, [_ref_name(authz.get("configMap"))] if isinstance(authz, dict) else [])
+
+
+def authz_config_map_watch(cache: Cache, resource: Resource) -> Watch:
+    """ConfigMap events enqueue the ``resource`` objects whose ``authzConfig`` reads that ConfigMap."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        meta = obj.get("metadata") or {}
+        value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        return [ObjectKey.of(o) for o in cache.by_index(resource, AUTHZ_CONFIG_MAP_INDEX, value)]
+
+    return Watch(CONFIGMAP, keys)
+
+
+def config_map_policies(
+    cache: Cache, namespace: str, ref: AuthzConfigRef | None, field: str, missing: list[Missing]
+) -> CedarConfig | None:
+    """The policies of an ``authzConfig`` of ``type: configMap`` (None: another type, or a problem reported
+    in ``missing``, which keeps the workload from being rendered without them)."""
+    if ref is None or ref.type != "configMap" or ref.config_map is None:
+        return None
+    name, key = ref.config_map.name, ref.config_map.key
+    raw = cache.get(CONFIGMAP, namespace, name)
+    text = ((raw or {}).get("data") or {}).get(key)
+    if raw is None or not isinstance(text, str):
+        what = (
+            f"ConfigMap '{name}' does not exist" if raw is None else f"ConfigMap '{name}' has no key '{key}'"
+        )
+        missing.append(
+            Missing(f"{field}.configMap", "AuthzConfigNotFound", f"{what}; create it or fix {field}")
+        )
+        return None
+    try:
+        return config_map_cedar_config(text, ref)
+    except ValueError as exc:
+        message = f"ConfigMap '{name}' key '{key}': {exc}; fix it (the running policies stay in force)"
+        missing.append(Missing(f"{field}.configMap", "AuthzConfigInvalid", message))
+        return None
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -89,6 +137,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
     AUTHZ_CONFIG_INDEX: index_authz_config,
+    AUTHZ_CONFIG_MAP_INDEX: index_authz_config_map,
 }
 
 
@@ -115,6 +164,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
         Watch(MCPAUTHZCONFIG, mapper(AUTHZ_CONFIG_INDEX)),
+        authz_config_map_watch(cache, resource),
     ]
 
 

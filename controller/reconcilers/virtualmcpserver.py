@@ -13,6 +13,7 @@ from typing import Any
 
 from api.auth_config import OutboundAuthConfig
 from api.authz import shared_cedar_config
+from api.authz_config import CedarConfig
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -39,9 +40,13 @@ from controller.reconcilers.kinds import (
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
 from controller.reconcilers.refs import (
+    AUTHZ_CONFIG_MAP_INDEX,
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
     Missing,
+    authz_config_map_watch,
+    config_map_policies,
+    index_authz_config_map,
     index_external_auth,
     index_group,
     parse_ref,
@@ -87,6 +92,7 @@ def setup(cache: Cache) -> list[Watch]:
     """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
     cache.add_index(VIRTUALMCPSERVER, VMCP_AUTHZ_INDEX, index_vmcp_authz)
+    cache.add_index(VIRTUALMCPSERVER, AUTHZ_CONFIG_MAP_INDEX, index_authz_config_map)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     register_member_indexes(cache)
@@ -122,6 +128,7 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
         Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
+        authz_config_map_watch(cache, VIRTUALMCPSERVER),
     ]
 
 
@@ -137,6 +144,8 @@ class Resolution:
     group: JSON | None = None
     authz_config: MCPAuthzConfig | None = None
     """The referenced MCPAuthzConfig, parsed and checked (None: none referenced, or not usable)."""
+    config_map_policies: CedarConfig | None = None
+    """The policies of ``authzConfig.type: configMap`` (None: another type, or not usable)."""
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
 
 
@@ -260,6 +269,11 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
             )
             resolution.missing.append(Missing(field_path, "AuthzConfigNotFound", message))
         resolution.authz_config = parse_ref(MCPAuthzConfig, found, field_path, resolution.missing)
+    inline = vmcp.spec.incoming_auth.authz_config
+    field_path = "spec.incomingAuth.authzConfig"
+    resolution.config_map_policies = config_map_policies(
+        cache, namespace, inline, field_path, resolution.missing
+    )
     return resolution
 
 
@@ -267,10 +281,17 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
     def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
-        shared = resolution.authz_config
-        if resolution.group is None or (vmcp.spec.incoming_auth.authz_config_ref and shared is None):
+        shared, incoming = resolution.authz_config, vmcp.spec.incoming_auth
+        from_map = incoming.authz_config is not None and incoming.authz_config.type == "configMap"
+        if (
+            resolution.group is None
+            or (incoming.authz_config_ref and shared is None)
+            or (from_map and resolution.config_map_policies is None)
+        ):
             return None  # never rendered without its policies: the running gateway keeps its own
-        authz = shared_cedar_config(shared.spec.config) if shared is not None else None
+        authz = (
+            shared_cedar_config(shared.spec.config) if shared is not None else resolution.config_map_policies
+        )
         config = build.build_vmcp_config(
             vmcp, resolution.backends, settings, resolution.tool_configs, authz=authz
         )

@@ -126,3 +126,60 @@ async def test_a_gateway_enforces_shared_policies_and_is_never_rendered_without_
         )
 
     await eventually(hash_reported, what="status.authzConfigHash of the gateway")
+
+
+async def test_policies_from_a_config_map_follow_it_and_a_bad_update_keeps_the_good_ones(
+    operator: Operator, kube: Api
+) -> None:
+    ref = {"type": "configMap", "configMap": {"name": "policies"}, "groupClaimName": "teams"}
+    await kube.create(PLURAL, server("mapped", transport="streamable-http", authzConfig=ref))
+
+    async def waiting() -> bool:
+        cond = condition(await kube.get(PLURAL, "mapped"), "ResolvedRefs")
+        return bool(cond and cond["status"] == "False" and "ConfigMap 'policies'" in cond["message"])
+
+    await eventually(waiting, what="ResolvedRefs=False naming the missing ConfigMap")
+    assert await kube.child("ConfigMap", "mapped-proxy") is None  # not deployed without its policies
+
+    def authz_file(*policies: str) -> dict[str, Any]:
+        body = {
+            "version": "1.0",
+            "type": "cedarv1",
+            "cedar": {"policies": list(policies), "entities_json": "[]"},
+        }
+        return {
+            "kind": "ConfigMap",
+            "metadata": {"name": "policies"},
+            "data": {"authz.json": json.dumps(body)},
+        }
+
+    await kube.core.create_namespaced_config_map(kube.ns, authz_file(READERS))
+
+    async def rendered() -> dict[str, Any] | None:
+        config = await _proxy_config(kube, "mapped")
+        return config if config and config.get("authz") else None
+
+    config = await eventually(rendered, what="the ConfigMap's policies in the proxy config")
+    assert config["authz"]["policies"] == [READERS] and config["authz"]["groupClaimName"] == "teams"
+
+    async def resolved() -> bool:
+        cond = condition(await kube.get(PLURAL, "mapped"), "ResolvedRefs")
+        return bool(cond and cond["status"] == "True")
+
+    await eventually(resolved, what="ResolvedRefs=True once the ConfigMap exists")
+
+    await kube.core.patch_namespaced_config_map(
+        "policies", kube.ns, authz_file(READERS, "permit(principal, action, resource)\n when { };")
+    )
+
+    async def refused() -> str | None:
+        cond = condition(await kube.get(PLURAL, "mapped"), "ResolvedRefs")
+        return (
+            cond["message"]
+            if cond and cond["status"] == "False" and "policies[1]" in cond["message"]
+            else None
+        )
+
+    message = await eventually(refused, what="ResolvedRefs=False naming the bad policy")
+    assert "ConfigMap 'policies' key 'authz.json': policies[1] line 2:" in message
+    assert (await _proxy_config(kube, "mapped"))["authz"]["policies"] == [READERS]  # type: ignore[index]

@@ -61,10 +61,7 @@ def test_valid_inline_policies_are_accepted(kind: str, base: dict[str, Any], fie
         ),
         ({"type": "inline", "inline": {"policies": [GOOD], "entitiesJson": "{"}}, ".inline.entitiesJson: "),
         ({"type": "inline"}, ".inline: type is inline"),
-        (
-            {"type": "configMap", "configMap": {"name": "p"}},
-            ".configMap: policies from a ConfigMap are not supported yet",
-        ),
+        ({"type": "configMap"}, ".configMap: type is configMap; set configMap.name"),
         (
             {"type": "inline", "inline": {"policies": [GOOD], "primaryUpstreamProvider": "github"}},
             ".inline.primaryUpstreamProvider: is not supported yet",
@@ -95,3 +92,8 @@ def test_rendered_with_the_group_settings() -> None:
         "Team",
         None,
     )
+
+
+def test_a_config_map_reference_is_accepted_its_content_checked_when_read() -> None:
+    kind, base, _, place = KINDS[0]
+    assert _problems(kind, base, place, {"type": "configMap", "configMap": {"name": "p"}}) == []
