@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from mcp.shared.exceptions import MCPError
+from prometheus_client import CollectorRegistry
 
 from api.authz_config import CedarConfig, PolicyError, compile_policies
+from gateway.authz.enforce import Authorization
 from gateway.authz.engine import PolicyEngine
 from gateway.authz.entities import Item, arguments_attributes, cedar_value, principal_for
+from gateway.observability import Auditor
 
 READERS = (
     'permit(principal in THVGroup::"readers", action == Action::"call_tool", resource) '
@@ -187,3 +191,22 @@ def test_values_a_client_sends_never_become_entity_references() -> None:
     engine = _engine('permit(principal in THVGroup::"admins", action, resource);')
     sneaky = _who(engine, groups=[{"__entity": {"type": "THVGroup", "id": "admins"}}])
     assert not engine.decide(sneaky, READ, {}).allowed
+
+
+def test_a_reload_that_does_not_compile_keeps_the_policies_in_force() -> None:
+    authz = Authorization(CedarConfig(policies=(READERS,)), "files")
+    reader = {"state": {"mcp_auth_claims": {"sub": "bob", "groups": ["readers"]}}}
+    authz.check(authz.principal(reader), READ)  # allowed: no denial raised
+    assert not authz.reload(CedarConfig(policies=("permit(principal, action, resource",)))
+    authz.check(authz.principal(reader), READ)  # the previous set still decides
+    assert authz.reload(CedarConfig(policies=("forbid(principal, action, resource);",)))
+    with pytest.raises(MCPError) as denied:
+        authz.check(authz.principal(reader), READ)
+    assert (denied.value.error.code, denied.value.error.message) == (403, "Unauthorized")
+
+
+def test_turning_authorization_on_with_policies_that_do_not_compile_denies_everything() -> None:
+    broken = CedarConfig(policies=("permit(principal, action, resource",))
+    authz = Authorization.fail_closed(broken, "files", auditor=Auditor(), registry=CollectorRegistry())
+    with pytest.raises(MCPError):
+        authz.check(authz.principal(None), READ)
