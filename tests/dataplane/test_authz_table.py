@@ -226,3 +226,26 @@ async def _run(f: Front, case: Case, mode: str) -> None:
     token = None if case.claims is None else f.issuer.mint(**case.claims)
     async with f.client(token, mode) as client:
         await _check_case(client, case)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_batch_cannot_carry_a_call_past_the_policies(path: Path) -> None:
+    """JSON-RPC batches are refused as a whole (2025-11-25 removed them), so no denied call rides along."""
+    async with front(path, SETS["one-tool-one-user"]) as f:
+        denied = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "delete_file", "arguments": {"path": "/x"}},
+        }
+        allowed = {**denied, "id": 2, "params": {"name": "echo", "arguments": {"text": "x"}}}
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "content-type": "application/json",
+            "mcp-protocol-version": "2026-07-28",
+            "authorization": f"Bearer {f.issuer.mint()}",
+        }
+        response = await f.http.post(f"{f.url}/mcp", content=json.dumps([denied, allowed]), headers=headers)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == -32600
+        assert "deleted" not in response.text
