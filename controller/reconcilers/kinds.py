@@ -20,6 +20,7 @@ MCPTOOLCONFIG = resource_of("MCPToolConfig")
 MCPEXTERNALAUTHCONFIG = resource_of("MCPExternalAuthConfig")
 MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
 MCPSERVERENTRY = resource_of("MCPServerEntry")
+MCPAUTHZCONFIG = resource_of("MCPAuthzConfig")
 
 ALL = (
     MCPSERVER,
@@ -30,4 +31,5 @@ ALL = (
     MCPEXTERNALAUTHCONFIG,
     MCPOIDCCONFIG,
     MCPSERVERENTRY,
+    MCPAUTHZCONFIG,
 )

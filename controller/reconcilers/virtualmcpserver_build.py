@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
+from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -250,13 +252,17 @@ def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
     )
 
 
-def build_incoming_auth(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> IncomingAuthConfig:
+def build_incoming_auth(
+    vmcp: VirtualMCPServer, settings: ReconcilerSettings, shared: CedarConfig | None = None
+) -> IncomingAuthConfig:
+    """Inbound OIDC and the policies: inline, or ``shared`` (those of the referenced MCPAuthzConfig)."""
     incoming = vmcp.spec.incoming_auth
+    authz = shared or (cedar_config(incoming.authz_config) if incoming.authz_config else None)
     if incoming.type != "oidc":
-        return IncomingAuthConfig(type="anonymous")
+        return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
     oidc = inbound_oidc(incoming.oidc_config, default_audience=url, default_resource_url=url)
-    return IncomingAuthConfig(type="oidc", oidc=oidc)
+    return IncomingAuthConfig(type="oidc", oidc=oidc, authz=authz)
 
 
 def build_vmcp_config(
@@ -264,8 +270,11 @@ def build_vmcp_config(
     backends: Sequence[Backend],
     settings: ReconcilerSettings,
     tool_configs: Mapping[str, MCPToolConfig | None] | None = None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> VMCPConfig:
-    """The gateway's config file: backends sorted by name, then the policy."""
+    """The gateway's config file: backends sorted by name, then the policy (``authz``: the policies of
+    the referenced MCPAuthzConfig, when there is one)."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -282,7 +291,7 @@ def build_vmcp_config(
         ],
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
-        incoming_auth=build_incoming_auth(vmcp, settings),
+        incoming_auth=build_incoming_auth(vmcp, settings, authz),
         session_storage=session_storage_config(vmcp.spec.session_storage, SecretEnv())
         if vmcp.spec.session_storage is not None
         else None,
@@ -291,8 +300,9 @@ def build_vmcp_config(
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:
-    """Hash of what the gateway reads only when it starts (never the backends or the policy)."""
-    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True)
+    """Hash of what the gateway reads only when it starts (never the backends, the policy or the
+    authorization policies: the gateway reloads those)."""
+    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True, exclude={"authz"})
     read_at_start = [incoming]
     if (
         config.session_storage is not None or config.rate_limiting is not None

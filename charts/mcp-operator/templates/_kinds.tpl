@@ -2,6 +2,7 @@
 {{- define "mcp-operator.kindRules" -}}
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs
     - mcpexternalauthconfigs
     - mcpgroups
     - mcpoidcconfigs
@@ -13,6 +14,7 @@
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/status
     - mcpexternalauthconfigs/status
     - mcpgroups/status
     - mcpoidcconfigs/status
@@ -24,6 +26,7 @@
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/finalizers
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers
     - mcpoidcconfigs/finalizers

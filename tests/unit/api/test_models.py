@@ -130,4 +130,5 @@ def test_public_interface_is_pinned() -> None:
         "MCPExternalAuthConfig",
         "MCPOIDCConfig",
         "MCPServerEntry",
+        "MCPAuthzConfig",
     ]
