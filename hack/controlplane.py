@@ -59,6 +59,9 @@ APT_PACKAGES = {
     "make": "/usr/bin/make",
     "rsync": "/usr/bin/rsync",
     "openssl": "/usr/bin/openssl",
+    # Not for the control plane itself: the tests' Prometheus (tests/support/prometheus.py) and promtool,
+    # installed here because every test run brings the control plane up first.
+    "prometheus": "/usr/bin/prometheus",
 }
 ADMIN_TOKEN_FILE = "admin-token"
 

@@ -26,7 +26,9 @@ from tests.fixtures.chart.charts import (
     rendered_objects,
     run_generator,
 )
+from tests.support.scrape import selects
 
+BUILDER_GOLDEN = ROOT / "tests" / "unit" / "reconcilers" / "golden"
 VALUES_FILES = sorted(path.stem for path in VALUES_DIR.glob("*.yaml"))
 UPDATE_GOLDEN = os.environ.get("MCP_OPERATOR_UPDATE_GOLDEN") == "1"
 
@@ -85,6 +87,7 @@ def test_cluster_scope_grants_one_cluster_role_and_watches_everything() -> None:
     assert not any(arg.startswith("--namespace") for arg in operator_container(objects)["args"])
     assert by_kind(objects, "PodDisruptionBudget") == []
     assert by_kind(objects, "ServiceMonitor") == []
+    assert by_kind(objects, "PodMonitor") == []
 
 
 def test_namespace_scope_grants_roles_only_in_watched_namespaces() -> None:
@@ -155,6 +158,38 @@ def test_service_monitor_scrapes_the_metrics_service() -> None:
     container = operator_container(objects)
     assert "--metrics-bind-address=:9090" in container["args"]
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+
+
+def test_pod_monitor_selects_every_proxy_and_gateway_pod_and_no_server_pod() -> None:
+    objects = rendered_objects(render(OPERATOR_CHART, load_values("monitoring")))
+    (monitor,) = by_kind(objects, "PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
+    # What the operator runs, from the builders' golden files of the three workload kinds.
+    children = [
+        obj
+        for path in sorted(BUILDER_GOLDEN.glob("*.yaml"))
+        for obj in yaml.safe_load_all(path.read_text())
+        if obj["kind"] in ("Deployment", "StatefulSet")
+    ]
+    selected = [
+        obj
+        for obj in children
+        if selects(monitor["spec"]["selector"], obj["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert sorted(obj["kind"] for obj in selected) == ["Deployment"] * len(by_kind(children, "Deployment"))
+    for obj in selected:
+        ports = [p["name"] for c in obj["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
+        assert endpoint["port"] in ports, obj["metadata"]["name"]
+    namespaced = rendered_objects(
+        render(OPERATOR_CHART, {**load_values("namespaced"), "metrics": load_values("monitoring")["metrics"]})
+    )
+    (scoped,) = by_kind(namespaced, "PodMonitor")
+    assert scoped["spec"]["namespaceSelector"] == {
+        "matchNames": load_values("namespaced")["rbac"]["watchNamespaces"]
+    }
 
 
 def test_pod_runs_non_root_read_only_without_capabilities() -> None:

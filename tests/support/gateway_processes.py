@@ -93,9 +93,11 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
 
 
-def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0) -> Proc:
+def fixture_server(
+    name: str, port: int, logdir: Path, list_ttl_ms: int = 0, env: dict[str, str] | None = None
+) -> Proc:
     """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry."""
-    proc = start(name, [sys.executable, __file__, str(port), name, str(list_ttl_ms)], logdir)
+    proc = start(name, [sys.executable, __file__, str(port), name, str(list_ttl_ms)], logdir, env)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
     return proc
 
