@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
-from gateway import sdk_private
+from gateway import sdk_private, tracing
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
 from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory, running
 from gateway.fastpath import FAST_METHODS, FastPath, Notify
@@ -196,10 +196,11 @@ class ProxyServer(Server[Any]):
         result_type = FAST_METHODS[method]
 
         async def handle(ctx: Ctx, params: BaseModel | None) -> Any:
-            caller = caller_of(getattr(ctx.request, "scope", None))
+            scope = getattr(ctx.request, "scope", None)
             forward = functools.partial(self._forward, ctx, method)
+            came = tracing.incoming(scope, ctx.meta) if tracing.enabled else None
             return result_type.model_validate(
-                await self.policy.request(method, _backend_params(params), caller, forward)
+                await self.policy.request(method, _backend_params(params), caller_of(scope), forward, came)
             )
 
         return handle
@@ -237,7 +238,8 @@ class ProxyServer(Server[Any]):
         self._fast_in_flight[key] = notify
         try:
             forward = functools.partial(backend.forward_raw, method)
-            return await self.policy.request(method, backend_params(params), caller_of(scope), forward)
+            came = tracing.incoming(scope, params.get("_meta")) if tracing.enabled else None
+            return await self.policy.request(method, backend_params(params), caller_of(scope), forward, came)
         finally:
             del self._fast_in_flight[key]
 

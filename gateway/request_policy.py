@@ -16,6 +16,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from gateway import tracing
 from gateway.filters import ToolFilter
 from gateway.observability import Auditor, RequestMetrics
 
@@ -60,19 +61,30 @@ class RequestPolicy:
     input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Input schemas of the tools listed last (exposed name -> schema)."""
 
-    async def timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
-        """Run a request that is not a tool call, counting its outcome and duration."""
+    async def timed(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[ResultT]],
+        *,
+        came: tracing.Incoming | None = None,
+        target: str = "",
+    ) -> ResultT:
+        """Run a request that is not a tool call, counting its outcome and duration (and tracing it, with
+        ``came``'s parent and ``target`` the prompt or resource it names, when tracing is on)."""
         start = time.perf_counter()
         outcome = "error"
-        try:
-            result = await call()
-            outcome = "ok"
-            return result
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+        with tracing.request_span(method, target, came) if tracing.enabled else tracing.OFF:
+            try:
+                result = await call()
+                outcome = "ok"
+                return result
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
+                raise
+            finally:
+                self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+                if tracing.enabled:
+                    tracing.record_outcome(outcome)
 
     async def tool_call(
         self,
@@ -82,30 +94,35 @@ class RequestPolicy:
         caller: str,
         *,
         forward: Callable[[str], Awaitable[ResultT]],
+        came: tracing.Incoming | None = None,
+        backend: str | None = None,
     ) -> ResultT:
         """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name
-        ``original`` (None: the tool is hidden or unknown)."""
+        ``original`` (None: the tool is hidden or unknown) to ``backend`` (named in the trace)."""
         start = time.perf_counter()
         outcome, error = "error", None
-        try:
-            if original is None:
-                outcome = "denied"
-                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
-            result = await forward(original)
-            outcome = "tool_error" if _is_tool_error(result) else "ok"
-            return result
-        except MCPError as exc:
-            error = exc.error.message
-            raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            seconds = time.perf_counter() - start
-            self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
-            self.auditor.tool_call(
-                caller, exposed, original, outcome, seconds, arguments=arguments, error=error
-            )
+        with tracing.request_span("tools/call", exposed, came) if tracing.enabled else tracing.OFF:
+            try:
+                if original is None:
+                    outcome = "denied"
+                    raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
+                result = await forward(original)
+                outcome = "tool_error" if _is_tool_error(result) else "ok"
+                return result
+            except MCPError as exc:
+                error = exc.error.message
+                raise
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
+                raise
+            finally:
+                seconds = time.perf_counter() - start
+                self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
+                self.auditor.tool_call(
+                    caller, exposed, original, outcome, seconds, arguments=arguments, error=error
+                )
+                if tracing.enabled:
+                    tracing.record_outcome(outcome, error, backend=backend)
 
     async def request(
         self,
@@ -113,9 +130,10 @@ class RequestPolicy:
         params: dict[str, Any] | None,
         caller: str,
         forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
+        came: tracing.Incoming | None = None,
     ) -> dict[str, Any]:
         """One raw front request under the policy (the proxy's two paths); ``forward(params)`` sends it to
-        the backend, a tool call under its original name."""
+        the backend, a tool call under its original name; ``came``: its trace context (tracing on)."""
         if method == "tools/call" and params is not None:
             exposed = params["name"]
 
@@ -123,8 +141,10 @@ class RequestPolicy:
                 return await forward(params if original == exposed else {**params, "name": original})
 
             original = self.tool_filter.resolve(exposed)
-            return await self.tool_call(exposed, original, params.get("arguments"), caller, forward=call)
-        raw = await self.timed(method, lambda: forward(params))
+            arguments = params.get("arguments")
+            return await self.tool_call(exposed, original, arguments, caller, forward=call, came=came)
+        target = _target(params) if tracing.enabled else ""
+        raw = await self.timed(method, lambda: forward(params), came=came, target=target)
         if method == "tools/list":  # a first page starts a new listing
             return self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
         return raw
@@ -150,6 +170,14 @@ class RequestPolicy:
         else:
             self.input_schemas.update(schemas)
         return result
+
+
+def _target(params: dict[str, Any] | None) -> str:
+    """The prompt name or resource URI a request names (for its span's name)."""
+    if params is None:
+        return ""
+    value = params.get("name", params.get("uri", ""))
+    return value if isinstance(value, str) else ""
 
 
 def _is_tool_error(result: object) -> bool:

@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway import tracing
 from gateway.backends.connection import BACKEND_UNAVAILABLE
 from gateway.request_policy import RequestPolicy
 
@@ -181,6 +182,7 @@ class VirtualGateway:
         *,
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
+        came: tracing.Incoming | None = None,
     ) -> types.CallToolResult:
         """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
         backend that cannot take it answers a tool error."""
@@ -201,7 +203,9 @@ class VirtualGateway:
                 return _tool_error(str(exc))
 
         original = route.name if route is not None else None
-        return await self.policy.tool_call(name, original, arguments, caller, forward=forward)
+        return await self.policy.tool_call(
+            name, original, arguments, caller, forward=forward, came=came, backend=backend_name
+        )
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)

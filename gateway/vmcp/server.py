@@ -11,6 +11,7 @@ backends' supervisors and, when ``config_path`` is given, the config-file watche
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from api.vmcp_config import VMCPConfig
+from gateway import tracing
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
@@ -52,6 +54,9 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
 
     timed = gateway.policy.timed
 
+    def came(ctx: Ctx) -> tracing.Incoming | None:
+        return tracing.incoming(getattr(ctx.request, "scope", None), ctx.meta) if tracing.enabled else None
+
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
             async def call() -> Any:
@@ -59,22 +64,26 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
                 gateway.check_partial_failure()
                 return result_type(**{field: list(getattr(view, field))})
 
-            return await timed(method, call)
+            return await timed(method, call, came=came(ctx))
 
         return handle
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = caller_of(getattr(ctx.request, "scope", None))
         progress = progress_relay(ctx)
-        return await gateway.call_tool(params.name, params.arguments, caller=caller, progress=progress)
+        return await gateway.call_tool(
+            params.name, params.arguments, caller=caller, progress=progress, came=came(ctx)
+        )
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments))
+        prompt = functools.partial(gateway.get_prompt, params.name, params.arguments)
+        return await timed("prompts/get", prompt, came=came(ctx), target=params.name)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
+        uri = str(params.uri)
+        return await timed("resources/read", lambda: gateway.read_resource(uri), came=came(ctx), target=uri)
 
-    return Server(
+    server: Server[Any] = Server(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
@@ -92,6 +101,8 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         ),
         on_read_resource=read_resource,
     )
+    server.middleware = []  # the request policy's span replaces the SDK's per-message one (gateway.tracing)
+    return server
 
 
 class GatewayCollector(Collector):

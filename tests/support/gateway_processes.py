@@ -27,6 +27,8 @@ import yaml
 from mcp.server import MCPServer
 from mcp.server.caching import CacheHint
 
+from telemetry import start_tracing
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NPM_BIN = ROOT / "tests" / "npm" / "node_modules" / ".bin"
@@ -174,7 +176,12 @@ def _serve(port: int, name: str, list_ttl_ms: int) -> None:
 
     app = server.streamable_http_app()
     app.router.routes.extend(server.sse_app().routes)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    # With OTEL_EXPORTER_OTLP_ENDPOINT set (the tracing tests), the SDK's own server spans are exported.
+    traces = start_tracing(f"fixture-{name}")
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        traces.shutdown()
 
 
 if __name__ == "__main__":

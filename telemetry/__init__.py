@@ -1,0 +1,70 @@
+"""OpenTelemetry tracing set-up shared by every process of the image (operator, proxy, gateway).
+
+:func:`start_tracing` reads the settings (:mod:`telemetry.settings`: OpenTelemetry's standard environment
+variables), installs the SDK's tracer provider as the global one (so the MCP SDK's own spans and ours
+share it) with a parent-based ratio sampler and the bounded, never-blocking export of
+:mod:`telemetry.export`. Without an endpoint nothing is installed: no provider, no thread, no exporter,
+and :data:`Tracing.enabled` stays False for the data plane's one-boolean hot-path check.
+
+This package imports no other package of the project.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from prometheus_client import CollectorRegistry
+
+from telemetry.export import BoundedSpanProcessor, TracingCollector, make_exporter
+from telemetry.settings import TracingSettings, settings_from_env
+
+__all__ = ["Tracing", "TracingSettings", "settings_from_env", "start_tracing"]
+
+
+@dataclass
+class Tracing:
+    """The process's tracing: ``enabled`` is False (and the rest None) when it is off."""
+
+    enabled: bool = False
+    settings: TracingSettings | None = None
+    provider: TracerProvider | None = None
+    processor: BoundedSpanProcessor | None = None
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Export the span counters in ``registry`` (a process's /metrics), when tracing is on."""
+        if self.processor is not None:
+            registry.register(TracingCollector(self.processor))
+
+    def shutdown(self) -> None:
+        """Send what is queued (bounded by the export timeout) and stop the export thread."""
+        if self.provider is not None:
+            self.provider.shutdown()
+
+
+def start_tracing(
+    default_service_name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    settings: TracingSettings | None = None,
+) -> Tracing:
+    """Tracing as ``settings`` (else the environment) asks; raises ``ValueError`` for invalid settings."""
+    if settings is None:
+        settings = settings_from_env(os.environ if env is None else env, default_service_name)
+    if settings is None:
+        return Tracing()
+    resource = Resource.create({**settings.resource_attributes, "service.name": settings.service_name})
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampling_rate))
+    )
+    processor = BoundedSpanProcessor(
+        make_exporter(settings), settings.max_queue_size, endpoint=settings.endpoint
+    )
+    provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    return Tracing(True, settings, provider, processor)
