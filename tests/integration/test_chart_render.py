@@ -13,7 +13,8 @@ import helm_python as helm
 import pytest
 import yaml
 
-from controller.main import parse_args
+from controller.main import TRACING_FLAGS, parse_args
+from telemetry.settings import settings_from_env
 from tests.fixtures.chart.charts import (
     CRD_CHART,
     GOLDEN_DIR,
@@ -190,6 +191,22 @@ def test_pod_monitor_selects_every_proxy_and_gateway_pod_and_no_server_pod() -> 
     assert scoped["spec"]["namespaceSelector"] == {
         "matchNames": load_values("namespaced")["rbac"]["watchNamespaces"]
     }
+
+
+def test_tracing_values_become_the_variables_the_operator_reads() -> None:
+    container = operator_container(rendered_objects(render(OPERATOR_CHART, load_values("monitoring"))))
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4317"
+    assert env["OTEL_EXPORTER_OTLP_HEADERS"] == {"secretKeyRef": {"name": "otel-auth", "key": "headers"}}
+    variables = {name: value for name, value in env.items() if name.startswith("OTEL_")}
+    readable = {flag.upper().replace("-", "_") for flag, _ in TRACING_FLAGS}
+    assert set(variables) <= readable
+    plain = {name: value for name, value in variables.items() if isinstance(value, str)}
+    settings = settings_from_env(plain, "mcp-operator")
+    assert settings is not None
+    assert (settings.protocol, settings.insecure, settings.sampling_rate) == ("grpc", True, 0.5)
+    default = operator_container(rendered_objects(render(OPERATOR_CHART)))
+    assert not [e for e in default["env"] if e["name"].startswith("OTEL_")], "no tracing unless asked"
 
 
 def test_pod_runs_non_root_read_only_without_capabilities() -> None:
