@@ -253,3 +253,5 @@ class ProxyStatus(WorkloadStatus):
     """Hash of the referenced MCPToolConfig that the running proxy uses."""
     external_auth_config_hash: str | None = None
     """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
+    telemetry_config_hash: str | None = None
+    """Hash of the referenced MCPTelemetryConfig that the running proxy uses."""

@@ -11,6 +11,7 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
+from api.mcptelemetryconfig import MCPTelemetryConfig, telemetry_config_rules
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
@@ -161,6 +162,19 @@ KINDS: dict[str, KindInfo] = {
             MCPExternalAuthConfig,
             (_VALID, _AGE),
             external_auth_config_rules,
+        ),
+        KindInfo(
+            "MCPTelemetryConfig",
+            "mcptelemetryconfigs",
+            ("mcpotel",),
+            MCPTelemetryConfig,
+            (
+                PrinterColumn("Endpoint", ".spec.openTelemetry.endpoint", description="The OTLP collector"),
+                _VALID,
+                PrinterColumn("Tracing", ".spec.openTelemetry.tracing.enabled", "boolean", "Tracing on"),
+                _AGE,
+            ),
+            telemetry_config_rules,
         ),
     )
 }

@@ -145,7 +145,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
     ("authzConfig", "object", _AUTHZ),
     ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
-    ("telemetryConfigRef", "object", _TELEMETRY_REF),
     (
         "telemetry",
         "object",
@@ -279,5 +278,6 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     ),
     "MCPGroup": (),
     "MCPToolConfig": (),
+    "MCPTelemetryConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
 }

@@ -10,24 +10,30 @@ from api.conditions import ACCEPTED, READY, RESOLVED_REFS
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
+from api.mcptelemetryconfig import MCPTelemetryConfig
 from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPTELEMETRYCONFIG
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
     SECRET_INDEX,
+    TELEMETRY_INDEX,
     Missing,
     index_auth_config_secrets,
+    index_telemetry_secrets,
+    missing_config_secrets,
     parse_ref,
     referrer_watches,
     register_workload_indexes,
     resolve,
     secret_to_auth_referrers,
     strip_secret_values,
+    telemetry_secret_refs,
 )
 from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.telemetry_build import telemetry_env, with_telemetry_env
 from controller.reconcilers.workload import Outcome
 from controller.reconcilers.writes import Events
 
@@ -38,8 +44,13 @@ def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
     """Index a proxy kind by everything it refers to; watch those (and the Secrets its auth config names)."""
     register_workload_indexes(cache, resource)
     cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
+    cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     cache.set_transform(SECRET, strip_secret_values)
-    return [*referrer_watches(cache, resource), secret_to_auth_referrers(cache, resource)]
+    return [
+        *referrer_watches(cache, resource),
+        secret_to_auth_referrers(cache, resource),
+        secret_to_auth_referrers(cache, resource, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
+    ]
 
 
 @dataclass
@@ -49,6 +60,9 @@ class ProxyRefs:
     tool_config: MCPToolConfig | None = None
     external_auth: MCPExternalAuthConfig | None = None
     missing: list[Missing] = field(default_factory=list)
+    telemetry: MCPTelemetryConfig | None = None
+    telemetry_env: list[JSON] = field(default_factory=list)
+    """The proxy container's ``OTEL_*`` variables from ``telemetry``."""
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -61,7 +75,16 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     external_auth = resolve_external_auth(
         cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
     )
-    return ProxyRefs(tool_config, external_auth, missing)
+    refs = ProxyRefs(tool_config, external_auth, missing)
+    telemetry = parse_ref(MCPTelemetryConfig, resolved.telemetry, "spec.telemetryConfigRef.name", missing)
+    ref = workload.spec.telemetry_config_ref
+    if telemetry is not None and ref is not None:
+        where = f"MCPTelemetryConfig '{ref.name}'"
+        secret_refs = telemetry_secret_refs(telemetry.spec.model_dump(by_alias=True, exclude_none=True))
+        missing += missing_config_secrets(cache, namespace, where, secret_refs)
+        refs.telemetry = telemetry
+        refs.telemetry_env = telemetry_env(telemetry, ref, workload.metadata.name or "")
+    return refs
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -70,7 +93,7 @@ def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> 
     if _blocking(refs.missing):
         return None
     try:
-        return render()
+        return with_telemetry_env(render(), "proxy", refs.telemetry_env)
     except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
         refs.missing.append(invalid_auth(refs.external_auth, str(exc)))
         return None
@@ -137,6 +160,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    if refs.telemetry is not None:
+        status["telemetryConfigHash"] = spec_hash(refs.telemetry.spec)
     return status, builder.events
 
 

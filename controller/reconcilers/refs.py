@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTELEMETRYCONFIG, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -24,6 +24,7 @@ TOOL_CONFIG_INDEX = "ref:toolConfig"
 GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
+TELEMETRY_INDEX = "ref:telemetryConfig"
 
 
 def _namespace(obj: JSON) -> str:
@@ -58,6 +59,10 @@ def index_external_auth(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
 
 
+def index_telemetry(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("telemetryConfigRef"))])
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -83,6 +88,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     GROUP_INDEX: index_group,
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
+    TELEMETRY_INDEX: index_telemetry,
 }
 
 
@@ -108,6 +114,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(MCPGROUP, mapper(GROUP_INDEX)),
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
+        Watch(MCPTELEMETRYCONFIG, mapper(TELEMETRY_INDEX)),
     ]
 
 
@@ -140,6 +147,7 @@ class Resolved:
     tool_config: JSON | None = None
     external_auth: JSON | None = None
     group: JSON | None = None
+    telemetry: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -180,6 +188,7 @@ _OBJECT_REFS = (
         "ExternalAuthConfigNotFound",
     ),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
+    ("telemetryConfigRef", "MCPTelemetryConfig", MCPTELEMETRYCONFIG, "telemetry", "TelemetryConfigNotFound"),
 )
 
 
@@ -274,16 +283,25 @@ def index_auth_config_secrets(obj: JSON) -> list[str]:
 
 def missing_auth_secrets(cache: Cache, namespace: str, auth_name: str, spec: JSON) -> list[Missing]:
     """Secrets (or keys) an MCPExternalAuthConfig names that do not exist; fields are the config's."""
+    where = f"MCPExternalAuthConfig '{auth_name}'"
+    return missing_config_secrets(cache, namespace, where, auth_config_secret_refs(spec))
+
+
+def missing_config_secrets(
+    cache: Cache, namespace: str, where: str, refs: list[tuple[str, str, str]]
+) -> list[Missing]:
+    """Which of a config's ``(field, secret, key)`` references do not exist; messages start with ``where``
+    (the config, e.g. ``MCPTelemetryConfig 'otel'``)."""
     missing = []
-    for field_path, secret_name, key in auth_config_secret_refs(spec):
+    for field_path, secret_name, key in refs:
         secret = cache.get(SECRET, namespace, secret_name)
-        where = f"MCPExternalAuthConfig '{auth_name}' {field_path}"
+        at = f"{where} {field_path}"
         if secret is None:
             missing.append(
                 Missing(
                     f"{field_path}.name",
                     "SecretNotFound",
-                    f"{where}: Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
+                    f"{at}: Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
                 )
             )
         elif key and key not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
@@ -291,7 +309,7 @@ def missing_auth_secrets(cache: Cache, namespace: str, auth_name: str, spec: JSO
                 Missing(
                     f"{field_path}.key",
                     "SecretKeyNotFound",
-                    f"{where}: Secret '{secret_name}' has no key '{key}'; add the key or fix the reference",
+                    f"{at}: Secret '{secret_name}' has no key '{key}'; add the key or fix the reference",
                 )
             )
     return missing
@@ -307,21 +325,43 @@ def vmcp_external_auth_names(spec: JSON) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def secret_to_auth_referrers(cache: Cache, resource: Resource) -> Watch:
-    """Secret events enqueue the ``resource`` objects whose MCPExternalAuthConfig names that Secret."""
+def secret_to_auth_referrers(
+    cache: Cache,
+    resource: Resource,
+    config: Resource = MCPEXTERNALAUTHCONFIG,
+    config_index: str = EXTERNAL_AUTH_INDEX,
+) -> Watch:
+    """Secret events enqueue the ``resource`` objects whose referenced ``config`` (by default their
+    MCPExternalAuthConfig; found through ``config_index``) names that Secret (the config kind's
+    ``SECRET_INDEX``)."""
 
     def keys(obj: JSON) -> list[ObjectKey]:
         meta = obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or "")
         out: list[ObjectKey] = []
-        for auth in cache.by_index(
-            MCPEXTERNALAUTHCONFIG, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"
-        ):
-            auth_name = (auth.get("metadata") or {}).get("name", "")
+        for found in cache.by_index(config, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"):
+            config_name = (found.get("metadata") or {}).get("name", "")
             out += [
-                ObjectKey.of(o)
-                for o in cache.by_index(resource, EXTERNAL_AUTH_INDEX, f"{namespace}/{auth_name}")
+                ObjectKey.of(o) for o in cache.by_index(resource, config_index, f"{namespace}/{config_name}")
             ]
         return out
 
     return Watch(SECRET, keys)
+
+
+def telemetry_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
+    """``(field, secret, key)`` of every Secret key an MCPTelemetryConfig spec (raw dict) names."""
+    otel = spec.get("openTelemetry")
+    headers = otel.get("sensitiveHeaders") if isinstance(otel, dict) else None
+    refs = []
+    for index, header in enumerate(headers if isinstance(headers, list) else []):
+        ref = header.get("secretKeyRef") if isinstance(header, dict) else None
+        if isinstance(ref, dict) and _ref_name(ref):
+            field_path = f"spec.openTelemetry.sensitiveHeaders[{index}].secretKeyRef"
+            refs.append((field_path, str(ref["name"]), str(ref.get("key", ""))))
+    return refs
+
+
+def index_telemetry_secrets(obj: JSON) -> list[str]:
+    """Index MCPTelemetryConfigs by the Secrets they name (``SECRET_INDEX`` on that kind)."""
+    return _keyed(obj, [name for _, name, _ in telemetry_secret_refs(_spec(obj))])

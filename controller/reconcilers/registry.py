@@ -17,6 +17,7 @@ from controller.reconcilers import (
     mcpgroup,
     mcpremoteproxy,
     mcpserver,
+    mcptelemetryconfig,
     mcptoolconfig,
     virtualmcpserver,
 )
@@ -36,6 +37,7 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPRemoteProxy": workload(mcpremoteproxy.kind),
     "MCPExternalAuthConfig": mcpexternalauthconfig.controller,
     "MCPToolConfig": mcptoolconfig.controller,
+    "MCPTelemetryConfig": mcptelemetryconfig.controller,
     "MCPGroup": mcpgroup.controller,
     "VirtualMCPServer": workload(virtualmcpserver.kind),
 }

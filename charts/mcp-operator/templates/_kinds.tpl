@@ -6,6 +6,7 @@
     - mcpgroups
     - mcpremoteproxies
     - mcpservers
+    - mcptelemetryconfigs
     - mcptoolconfigs
     - virtualmcpservers
   verbs: ["get", "list", "watch", "patch", "update"]
@@ -15,6 +16,7 @@
     - mcpgroups/status
     - mcpremoteproxies/status
     - mcpservers/status
+    - mcptelemetryconfigs/status
     - mcptoolconfigs/status
     - virtualmcpservers/status
   verbs: ["get", "patch", "update"]
@@ -24,6 +26,7 @@
     - mcpgroups/finalizers
     - mcpremoteproxies/finalizers
     - mcpservers/finalizers
+    - mcptelemetryconfigs/finalizers
     - mcptoolconfigs/finalizers
     - virtualmcpservers/finalizers
   verbs: ["update"]

@@ -23,7 +23,8 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.permissionProfile", "spec.telemetryConfigRef"],
+        # spec.telemetryConfigRef is implemented on MCPServer (test_mcptelemetryconfig.py): not refused here.
+        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.permissionProfile"],
     ),
     "remote-with-authz": (
         "mcpremoteproxies",
