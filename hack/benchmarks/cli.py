@@ -1,7 +1,8 @@
 """``hack/bench`` (``make bench``): run the benchmarks; each updates its own section of docs/benchmarks.md.
 
-    hack/bench [operator] [proxy] [vmcp] [pods]   which ones (default: the first three, operator first;
-                                                  pods needs the local node: hack/cluster up --node)
+    hack/bench [operator] [proxy] [vmcp] [pods] [tracing]
+                  which ones (default: the first three, operator first; pods needs the local node:
+                  hack/cluster up --node; tracing: the proxy with tracing at 100% vs off)
     --n N         MCPServers per operator phase (default 1000)
     --repeats R   operator repeats; medians are reported (default 2)
     --steady S    operator steady window in seconds (default 300)
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from hack.benchmarks.common import ROOT
 
-BENCHMARKS = ("operator", "proxy", "vmcp", "pods")
+BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "tracing")
 DEFAULT = ("operator", "proxy", "vmcp")  # pods brings up a real node: asked for by name
 OPERATOR_FLAGS = ("--n", "--repeats", "--steady")
 
