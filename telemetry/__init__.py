@@ -14,15 +14,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from prometheus_client import CollectorRegistry
-
-from telemetry.export import BoundedSpanProcessor, TracingCollector, make_exporter
 from telemetry.settings import TracingSettings, settings_from_env
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is on
+    from opentelemetry.sdk.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
+
+    from telemetry.export import BoundedSpanProcessor
 
 __all__ = ["Tracing", "TracingSettings", "settings_from_env", "start_tracing"]
 
@@ -39,12 +39,19 @@ class Tracing:
     def register(self, registry: CollectorRegistry) -> None:
         """Export the span counters in ``registry`` (a process's /metrics), when tracing is on."""
         if self.processor is not None:
+            from telemetry.export import TracingCollector  # noqa: PLC0415
+
             registry.register(TracingCollector(self.processor))
 
     def shutdown(self) -> None:
         """Send what is queued (bounded by the export timeout) and stop the export thread."""
         if self.provider is not None:
-            self.provider.shutdown()
+            self.provider.shutdown()  # flushes and stops its processor
+        elif self.processor is not None:
+            self.processor.force_flush(
+                int(self.settings.export_timeout_seconds * 1000) if self.settings else 5000
+            )
+            self.processor.shutdown()
 
 
 def start_tracing(
@@ -58,6 +65,13 @@ def start_tracing(
         settings = settings_from_env(os.environ if env is None else env, default_service_name)
     if settings is None:
         return Tracing()
+    from opentelemetry import trace  # noqa: PLC0415 - the SDK only when tracing is on
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: PLC0415
+
+    from telemetry.export import BoundedSpanProcessor, make_exporter  # noqa: PLC0415
+
     resource = Resource.create({**settings.resource_attributes, "service.name": settings.service_name})
     provider = TracerProvider(
         resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampling_rate))

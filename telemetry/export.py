@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -53,7 +54,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self.exporter = exporter
         self.endpoint = endpoint
         self.max_queue_size = max_queue_size
-        self.queue: collections.deque[ReadableSpan] = collections.deque()
+        self.queue: collections.deque[Any] = collections.deque()
         self.exported = 0
         self.dropped_full = 0
         self.dropped_failed = 0
@@ -73,6 +74,10 @@ class BoundedSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        self.offer(span)
+
+    def offer(self, span: Any) -> None:
+        """Queue one finished span (an SDK span, or a :class:`telemetry.records.Record`) for export."""
         if len(self.queue) >= self.max_queue_size:
             self.dropped_full += 1
             self._dropped_unreported += 1

@@ -321,11 +321,10 @@ class BackendConnection:
         *,
         progress: ProgressFnT | None = None,
     ) -> dict[str, Any]:
-        """Send one request through the SDK session and return its raw result (raises ``MCPError``); the
-        SDK's client puts the current trace context in its ``_meta``."""
+        """Send one request through the SDK session and return its raw result (raises ``MCPError``)."""
         if tracing.enabled:
             with tracing.backend_span(self.description, method):
-                return await self._forward(method, params, progress)
+                return await self._forward(method, tracing.with_trace_meta(params), progress)
         return await self._forward(method, params, progress)
 
     async def _forward(

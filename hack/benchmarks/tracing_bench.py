@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx2
 
-from hack.benchmarks.common import free_port, load_average, write_section
+from hack.benchmarks.common import free_port, machine, publish
 from hack.benchmarks.proxy_bench import EVERYTHING_CALL, NPM_BIN, process, throughput_rounds
 
 BEGIN, END = "<!-- bench_tracing:begin -->", "<!-- bench_tracing:end -->"
@@ -141,17 +141,13 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     rates, spans, sink = run(args)
-    line = (
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load_average()} at the "
-        f"end; {args.clients} keep-alive connections x {args.per_client} calls per target in {args.rounds} "
-        "interleaved rounds (medians)."
+    setup = (
+        f"{args.clients} keep-alive connections x {args.per_client} calls per target in {args.rounds} "
+        "interleaved rounds (medians)"
     )
-    section = render(rates, spans, sink, line)
-    print(section)
-    if not args.no_write:
-        write_section(BEGIN, END, section.rstrip("\n"))
-    return 0
+    line = f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {machine()}; Python "
+    section = render(rates, spans, sink, f"{line}{platform.python_version()}; {setup}.")
+    return publish(BEGIN, END, section, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,6 @@ async def test_the_grpc_exporter_delivers_the_proxy_spans(tmp_path: Path) -> Non
         with data_plane(tmp_path, env) as plane:
             trace_id, parent, header = traceparent()
             await call(plane.proxy_url, header, name="add", arguments={"a": 1, "b": 1})
-            receiver.wait(lambda spans: any(s.trace_id == trace_id and s.kind == SERVER for s in spans))
+            receiver.wait(lambda spans: any(s.trace_id == trace_id and s.service == PROXY for s in spans))
             span = one(receiver.trace(trace_id), PROXY, SERVER, "tools/call add")
             assert span.parent_span_id == parent
