@@ -137,7 +137,6 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
 _OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
 _AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
-_TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
 _AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
@@ -200,7 +199,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("incomingAuth.authzConfig", "object", _AUTHZ),
     ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    ("telemetryConfigRef", "object", _TELEMETRY_REF),
     ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),
     (
         "imagePullSecrets",

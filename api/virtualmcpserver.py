@@ -16,6 +16,7 @@ from api.common import (
     ToolOverride,
     WorkloadStatus,
 )
+from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 
 __all__ = [
@@ -200,6 +201,8 @@ class VirtualMCPServerSpec(CRDModel):
     """Compute resources of the gateway container."""
     pod_template_spec: PodTemplateSpec | None = None
     """A partial PodTemplateSpec merged into the gateway pod (the container is named ``vmcp``)."""
+    telemetry_config_ref: MCPTelemetryConfigReference | None = None
+    """An MCPTelemetryConfig: where the gateway sends its OpenTelemetry traces (and its service name)."""
 
 
 class BackendStatus(CRDModel):
@@ -232,6 +235,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
     """Summary of the state: Pending, Ready, Degraded (some backends down) or Failed."""
     backend_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
     """Backends that can serve requests."""
+    telemetry_config_hash: str | None = None
+    """Hash of the referenced MCPTelemetryConfig that the running gateway uses."""
     discovered_backends: Annotated[
         list[BackendStatus],
         BeforeValidator(lambda value: [] if value is None else value),

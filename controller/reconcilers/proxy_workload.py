@@ -10,7 +10,6 @@ from api.conditions import ACCEPTED, READY, RESOLVED_REFS
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
-from api.mcptelemetryconfig import MCPTelemetryConfig
 from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
@@ -23,17 +22,16 @@ from controller.reconcilers.refs import (
     Missing,
     index_auth_config_secrets,
     index_telemetry_secrets,
-    missing_config_secrets,
     parse_ref,
     referrer_watches,
     register_workload_indexes,
     resolve,
     secret_to_auth_referrers,
     strip_secret_values,
-    telemetry_secret_refs,
 )
 from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState
-from controller.reconcilers.telemetry_build import telemetry_env, with_telemetry_env
+from controller.reconcilers.telemetry_build import with_telemetry_env
+from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
 from controller.reconcilers.workload import Outcome
 from controller.reconcilers.writes import Events
 
@@ -60,9 +58,8 @@ class ProxyRefs:
     tool_config: MCPToolConfig | None = None
     external_auth: MCPExternalAuthConfig | None = None
     missing: list[Missing] = field(default_factory=list)
-    telemetry: MCPTelemetryConfig | None = None
-    telemetry_env: list[JSON] = field(default_factory=list)
-    """The proxy container's ``OTEL_*`` variables from ``telemetry``."""
+    telemetry: TelemetryRef = field(default_factory=TelemetryRef)
+    """The MCPTelemetryConfig and the proxy container's ``OTEL_*`` variables from it."""
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -75,16 +72,10 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     external_auth = resolve_external_auth(
         cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
     )
-    refs = ProxyRefs(tool_config, external_auth, missing)
-    telemetry = parse_ref(MCPTelemetryConfig, resolved.telemetry, "spec.telemetryConfigRef.name", missing)
-    ref = workload.spec.telemetry_config_ref
-    if telemetry is not None and ref is not None:
-        where = f"MCPTelemetryConfig '{ref.name}'"
-        secret_refs = telemetry_secret_refs(telemetry.spec.model_dump(by_alias=True, exclude_none=True))
-        missing += missing_config_secrets(cache, namespace, where, secret_refs)
-        refs.telemetry = telemetry
-        refs.telemetry_env = telemetry_env(telemetry, ref, workload.metadata.name or "")
-    return refs
+    telemetry = resolve_telemetry(
+        cache, namespace, workload.spec.telemetry_config_ref, workload.metadata.name or "", missing
+    )
+    return ProxyRefs(tool_config, external_auth, missing, telemetry)
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -93,7 +84,7 @@ def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> 
     if _blocking(refs.missing):
         return None
     try:
-        return with_telemetry_env(render(), "proxy", refs.telemetry_env)
+        return with_telemetry_env(render(), "proxy", refs.telemetry.env)
     except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
         refs.missing.append(invalid_auth(refs.external_auth, str(exc)))
         return None
@@ -160,8 +151,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
-    if refs.telemetry is not None:
-        status["telemetryConfigHash"] = spec_hash(refs.telemetry.spec)
+    if refs.telemetry.hash is not None:
+        status["telemetryConfigHash"] = refs.telemetry.hash
     return status, builder.events
 
 

@@ -147,7 +147,6 @@ class Resolved:
     tool_config: JSON | None = None
     external_auth: JSON | None = None
     group: JSON | None = None
-    telemetry: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -188,7 +187,6 @@ _OBJECT_REFS = (
         "ExternalAuthConfigNotFound",
     ),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
-    ("telemetryConfigRef", "MCPTelemetryConfig", MCPTELEMETRYCONFIG, "telemetry", "TelemetryConfigNotFound"),
 )
 
 

@@ -31,6 +31,7 @@ from controller.reconcilers.kinds import (
     MCPGROUP,
     MCPREMOTEPROXY,
     MCPSERVER,
+    MCPTELEMETRYCONFIG,
     MCPTOOLCONFIG,
     VIRTUALMCPSERVER,
 )
@@ -38,14 +39,21 @@ from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_memb
 from controller.reconcilers.refs import (
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
+    SECRET_INDEX,
+    TELEMETRY_INDEX,
     Missing,
     index_external_auth,
     index_group,
+    index_telemetry,
+    index_telemetry_secrets,
     parse_ref,
+    secret_to_auth_referrers,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
+from controller.reconcilers.telemetry_build import with_telemetry_env
+from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
@@ -78,6 +86,8 @@ def setup(cache: Cache) -> list[Watch]:
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
+    cache.add_index(VIRTUALMCPSERVER, TELEMETRY_INDEX, index_telemetry)
+    cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     register_member_indexes(cache)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
@@ -110,6 +120,8 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPREMOTEPROXY, of_member),
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
+        Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
+        secret_to_auth_referrers(cache, VIRTUALMCPSERVER, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
     ]
 
 
@@ -124,6 +136,8 @@ class Resolution:
     missing: list[Missing] = field(default_factory=list)
     group: JSON | None = None
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
+    telemetry: TelemetryRef = field(default_factory=TelemetryRef)
+    """The MCPTelemetryConfig and the gateway container's ``OTEL_*`` variables from it."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -235,6 +249,9 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
         return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
+    # An unusable telemetry config degrades the gateway (reported) but never keeps it from serving.
+    ref, name = vmcp.spec.telemetry_config_ref, vmcp.metadata.name or ""
+    resolution.telemetry = resolve_telemetry(cache, namespace, ref, name, resolution.missing)
     return resolution
 
 
@@ -245,7 +262,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         if resolution.group is None:
             return None
         config = build.build_vmcp_config(vmcp, resolution.backends, settings, resolution.tool_configs)
-        return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+        children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+        return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:
         group = vmcp.spec.group_ref.name
@@ -265,7 +283,10 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway
         url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
-        return vmcp_status(outcome.previous, generation, url, observed)
+        status, events = vmcp_status(outcome.previous, generation, url, observed)
+        if resolution.telemetry.hash is not None:
+            status["telemetryConfigHash"] = resolution.telemetry.hash
+        return status, events
 
     # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce
     # (a new backend list is hot-reloaded).

@@ -105,3 +105,35 @@ async def test_a_missing_header_secret_is_named(operator: Operator, kube: Api) -
     assert "spec.openTelemetry.sensitiveHeaders[0].secretKeyRef" in refs["message"]
     await kube.create_secret("absent", {"token": "Bearer x"})
     await kube.wait_condition(PLURAL, "nosecret", "ResolvedRefs", status="True")
+
+
+async def test_a_gateway_gets_the_config_as_its_env_and_reports_its_hash(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(CONFIGS, telemetry_config("gw-otel", tracing={"enabled": True}))
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
+    gateway = {
+        "kind": "VirtualMCPServer",
+        "metadata": {"name": "gw"},
+        "spec": {
+            "groupRef": {"name": "team"},
+            "incomingAuth": {"type": "anonymous"},
+            "telemetryConfigRef": {"name": "gw-otel"},
+        },
+    }
+    await kube.create("virtualmcpservers", gateway)
+
+    async def env() -> dict[str, Any] | None:
+        found = await proxy_env(kube, "gw") if await kube.child("Deployment", "gw") else {}
+        return found if "OTEL_EXPORTER_OTLP_ENDPOINT" in found else None
+
+    found = await eventually(env, what="the gateway's OTEL_* environment")
+    assert found["OTEL_SERVICE_NAME"] == "gw"
+    assert found["OTEL_TRACES_SAMPLER_ARG"] == "0.05", "ToolHive's default sampling rate"
+
+    async def hash_reported() -> bool:
+        config_hash = (await kube.get(CONFIGS, "gw-otel")).get("status", {}).get("configHash")
+        status = (await kube.get("virtualmcpservers", "gw")).get("status", {})
+        return bool(config_hash) and status.get("telemetryConfigHash") == config_hash
+
+    await eventually(hash_reported, what="the gateway's status.telemetryConfigHash")

@@ -23,14 +23,14 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        # spec.telemetryConfigRef is implemented on MCPServer (test_mcptelemetryconfig.py): not refused here.
         ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.permissionProfile"],
     ),
     "remote-with-authz": (
         "mcpremoteproxies",
         ["spec.authzConfig", "spec.oidcConfigRef", "spec.trustProxyHeaders"],
     ),
-    "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig", "spec.telemetryConfigRef"]),
+    # spec.telemetryConfigRef is implemented on the three workload kinds (test_mcptelemetryconfig.py).
+    "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig"]),
     "shared-oidc-gateway": (
         "virtualmcpservers",
         ["spec.incomingAuth.authzConfigRef", "spec.incomingAuth.oidcConfigRef"],
