@@ -13,7 +13,7 @@ import pytest
 
 from tests.dataplane.fastpathutil import answer, request
 from tests.support.data_plane import BACKEND, data_plane
-from tests.support.otlp import ReceivedSpan, grpc_receiver, http_receiver
+from tests.support.otlp import ReceivedSpan, grpc_receiver, http_receiver, otlp_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -27,10 +27,6 @@ def traceparent() -> tuple[str, str, str]:
     """A client's sampled W3C context: (trace id, span id, header value)."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
-
-
-def otlp_env(endpoint: str, **extra: str) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": "1", **extra}
 
 
 async def call(base: str, header: str, method: str = "tools/call", **params: object) -> object:

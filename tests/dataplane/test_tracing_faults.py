@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.dataplane.test_tracing import call, otlp_env, traceparent
+from tests.dataplane.test_tracing import call, traceparent
 from tests.support.data_plane import data_plane
 from tests.support.gateway_processes import wait_until
-from tests.support.otlp import http_receiver
+from tests.support.otlp import http_receiver, otlp_env
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

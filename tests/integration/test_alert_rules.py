@@ -81,6 +81,11 @@ FIRING: dict[str, Case] = {
         16,
         {"namespace": "team", "pod": "fetch-6d9f"},
     ),
+    "MCPTracingSpansDropped": Case(
+        {f'mcp_tracing_spans_dropped_total{{{PROXY},reason="export_failed"}}': "0+20x40"},
+        20,
+        {"namespace": "team", "pod": "fetch-6d9f"},
+    ),
 }
 """Per alert, series that fire it."""
 
@@ -126,6 +131,12 @@ QUIET: dict[str, Case] = {
             f'mcp_proxy_requests_total{{{PROXY},{CALLS},outcome="tool_error"}}': "0+30x20",
         },
         16,
+        None,
+    ),
+    "MCPTracingSpansDropped": Case(
+        # one burst of drops (a collector restart), then none for longer than the 15 minute window
+        {f'mcp_tracing_spans_dropped_total{{{PROXY},reason="export_failed"}}': "0 50x40"},
+        20,
         None,
     ),
 }

@@ -28,6 +28,7 @@ from tests.support.cluster import ROOT, Cluster
 from tests.support.data_plane import DataPlane, data_plane, traffic
 from tests.support.kube import Api
 from tests.support.operator_process import OperatorProcess, namespace_on
+from tests.support.otlp import http_receiver, otlp_env
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.scrape import LocalPod, scrape_configs
 from tests.support.waiting import eventually
@@ -126,7 +127,11 @@ async def test_prometheus_scrapes_the_chart_targets_and_every_dashboard_query_re
         # The default client-side rate limit (its wait is a dashboard panel) and leader election (another).
         operator = OperatorProcess(mcp_crds.kubeconfig, kube.ns, "--leader-elect=true")
         try:
-            with data_plane(tmp_path / "plane") as plane:
+            # Tracing on (to a real OTLP receiver): the dashboard's span counters must have data too.
+            with (
+                http_receiver() as (_, endpoint),
+                data_plane(tmp_path / "plane", otlp_env(endpoint)) as plane,
+            ):
                 jobs = scrape_configs(monitors(), local_pods(operator, plane), interval="1s")
                 config = {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

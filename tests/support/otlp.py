@@ -22,6 +22,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from tests.support.processes import free_port
 
 
+def otlp_env(endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment that sends a process's spans to ``endpoint``, every trace sampled."""
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": "1", **extra}
+
+
 @dataclass(frozen=True)
 class ReceivedSpan:
     service: str
