@@ -1,10 +1,16 @@
 """OpenTelemetry tracing set-up shared by every process of the image (operator, proxy, gateway).
 
-:func:`start_tracing` reads the settings (:mod:`telemetry.settings`: OpenTelemetry's standard environment
-variables), installs the SDK's tracer provider as the global one (so the MCP SDK's own spans and ours
-share it) with a parent-based ratio sampler and the bounded, never-blocking export of
-:mod:`telemetry.export`. Without an endpoint nothing is installed: no provider, no thread, no exporter,
-and :data:`Tracing.enabled` stays False for the data plane's one-boolean hot-path check.
+Settings come from OpenTelemetry's standard environment variables (:mod:`telemetry.settings`); a
+:class:`Tracing` is a process's handle on its export (counters for /metrics, shutdown). Two span sources
+share the bounded, never-blocking export of :mod:`telemetry.export`:
+
+- :func:`start_tracing` (the operator's reconciles) installs the SDK's tracer provider as the global one
+  with a parent-based ratio sampler;
+- the data plane's hot path records light spans (:mod:`telemetry.records`, exported by
+  :mod:`telemetry.record_export`), started by ``gateway.tracing.start``.
+
+Without an endpoint nothing is installed or even imported: no provider, no thread, no exporter, and
+:data:`Tracing.enabled` stays False for the data plane's one-boolean hot-path check.
 
 This package imports no other package of the project.
 """
