@@ -20,6 +20,7 @@ COPY controller controller
 COPY gateway gateway
 COPY kube kube
 COPY logs logs
+COPY telemetry telemetry
 RUN /opt/mcp-operator/bin/pip install --no-cache-dir -c requirements/constraints.txt . \
     && /opt/mcp-operator/bin/pip uninstall --yes pip
 

@@ -37,7 +37,7 @@ npm: $(NPM_STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check api controller gateway kube logs tests hack
+	$(BIN)/ruff format --check api controller gateway kube logs telemetry tests hack
 	$(BIN)/mypy
 	# hack/'s cluster and node modules import each other by bare name (hack/ is their sys.path entry).
 	MYPYPATH=hack $(BIN)/mypy $(HACK_MODULES)

@@ -20,6 +20,7 @@ from api.common import (
     ResourceOverrides,
     ResourceRequirements,
 )
+from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import SessionAffinity, SessionStorage
 
@@ -61,6 +62,8 @@ class MCPRemoteProxySpec(CRDModel):
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None
     """An MCPToolConfig that filters and renames the remote server's tools."""
+    telemetry_config_ref: MCPTelemetryConfigReference | None = None
+    """An MCPTelemetryConfig: where the proxy sends its OpenTelemetry traces (and its service name)."""
     group_ref: LocalObjectReference | None = None
     """The MCPGroup this proxy belongs to (VirtualMCPServers aggregate a group's members)."""
     resources: ResourceRequirements | None = None

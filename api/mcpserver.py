@@ -20,6 +20,7 @@ from api.common import (
     ResourceRequirements,
     SecretEnv,
 )
+from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
@@ -79,6 +80,8 @@ class MCPServerSpec(CRDModel):
     ``<name>-server`` without an API token."""
     tool_config_ref: LocalObjectReference | None = None
     """An MCPToolConfig that filters and renames the server's tools."""
+    telemetry_config_ref: MCPTelemetryConfigReference | None = None
+    """An MCPTelemetryConfig: where the proxy sends its OpenTelemetry traces (and its service name)."""
     group_ref: LocalObjectReference | None = None
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
     oidc_config: OIDCConfig | None = None

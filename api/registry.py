@@ -14,6 +14,7 @@ from api.mcpoidcconfig import MCPOIDCConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcpserverentry import MCPServerEntry
+from api.mcptelemetryconfig import MCPTelemetryConfig, telemetry_config_rules
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
@@ -197,6 +198,19 @@ KINDS: dict[str, KindInfo] = {
             MCPAuthzConfig,
             (_VALID, _AGE),
             authz_config_rules,
+        ),
+        KindInfo(
+            "MCPTelemetryConfig",
+            "mcptelemetryconfigs",
+            ("mcpotel",),
+            MCPTelemetryConfig,
+            (
+                PrinterColumn("Endpoint", ".spec.openTelemetry.endpoint", description="The OTLP collector"),
+                _VALID,
+                PrinterColumn("Tracing", ".spec.openTelemetry.tracing.enabled", "boolean", "Tracing on"),
+                _AGE,
+            ),
+            telemetry_config_rules,
         ),
     )
 }

@@ -134,11 +134,8 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
     )
 
 
-_TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
-
 _PROXY_ROWS: tuple[Row, ...] = (
     ("authServerRef", "object", "an embedded OAuth authorization server"),
-    ("telemetryConfigRef", "object", _TELEMETRY_REF),
     (
         "telemetry",
         "object",
@@ -183,7 +180,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    ("telemetryConfigRef", "object", _TELEMETRY_REF),
     ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),
     (
         "imagePullSecrets",
@@ -259,6 +255,7 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPGroup": (),
     "MCPToolConfig": (),
     "MCPAuthzConfig": (),
+    "MCPTelemetryConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
     "MCPOIDCConfig": (
         *_fields(

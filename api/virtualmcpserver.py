@@ -18,6 +18,7 @@ from api.common import (
     ToolOverride,
     WorkloadStatus,
 )
+from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
@@ -219,6 +220,8 @@ class VirtualMCPServerSpec(CRDModel):
     """Compute resources of the gateway container."""
     pod_template_spec: PodTemplateSpec | None = None
     """A partial PodTemplateSpec merged into the gateway pod (the container is named ``vmcp``)."""
+    telemetry_config_ref: MCPTelemetryConfigReference | None = None
+    """An MCPTelemetryConfig: where the gateway sends its OpenTelemetry traces (and its service name)."""
 
 
 class BackendStatus(CRDModel):
@@ -253,6 +256,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
     """Backends that can serve requests."""
     authz_config_hash: str | None = None
     """Hash of the referenced MCPAuthzConfig whose policies the gateway enforces."""
+    telemetry_config_hash: str | None = None
+    """Hash of the referenced MCPTelemetryConfig that the running gateway uses."""
     discovered_backends: Annotated[
         list[BackendStatus],
         BeforeValidator(lambda value: [] if value is None else value),

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import gc
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import controller.reconcilers
 from controller.core.manager import Manager, ManagerOptions, default_leader_election_namespace
 from kube.credentials import ConfigError
 from logs import add_logging_flags, configure_logging
+from telemetry import Tracing, start_tracing
 
 EXIT_CONFIG_ERROR = 2
 """Exit code when the kubeconfig or in-cluster credentials are missing or invalid."""
@@ -141,11 +143,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "seconds in-flight reconciles may take on shutdown",
         type=non_negative_float,
     )
+    add_tracing_flags(parser)
     add_logging_flags(parser)
     args = parser.parse_args(argv)
     raw = args.namespace if args.namespace is not None else [os.environ.get("WATCH_NAMESPACE", "")]
     args.namespace = split_namespaces(raw)
     return args
+
+
+TRACING_FLAGS = (
+    ("otel-exporter-otlp-endpoint", "OTLP collector for the operator's reconcile spans; unset = no tracing"),
+    ("otel-exporter-otlp-protocol", "http/protobuf or grpc"),
+    ("otel-exporter-otlp-insecure", "true: plain-text gRPC"),
+    ("otel-exporter-otlp-headers", "key=value,... sent with each export (better from a Secret, as env)"),
+    ("otel-traces-sampler-arg", "sampling ratio of root spans, 0 to 1"),
+    ("otel-service-name", "service.name of the spans"),
+    ("otel-resource-attributes", "key=value,... added to the spans' resource"),
+)
+"""Tracing flags; each one's environment twin is OpenTelemetry's standard variable (telemetry.settings)."""
+
+
+def add_tracing_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, help_text in TRACING_FLAGS:
+        add_flag(parser, flag, None, help_text, shown_default="unset")
+
+
+def tracing_env(args: argparse.Namespace) -> dict[str, str]:
+    """The tracing flags as the environment variables :func:`telemetry.settings_from_env` reads."""
+    values = {flag: getattr(args, flag.replace("-", "_")) for flag, _ in TRACING_FLAGS}
+    return {flag.upper().replace("-", "_"): value for flag, value in values.items() if value}
 
 
 def options_from(args: argparse.Namespace) -> ManagerOptions:
@@ -167,9 +193,11 @@ def options_from(args: argparse.Namespace) -> ManagerOptions:
     )
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, tracing: Tracing | None = None) -> int:
     log = structlog.get_logger("mcp-operator")
     manager = Manager(options_from(args))
+    if tracing is not None:
+        tracing.register(manager.metrics.registry)
     controller.reconcilers.register(manager)
     log.info(
         "operator started",
@@ -224,6 +252,14 @@ def tune_gc() -> None:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    try:
+        tracing = start_tracing("mcp-operator", {**os.environ, **tracing_env(args)})
+    except ValueError as exc:
+        print(f"mcp-operator run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     tune_gc()
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(serve(args))
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(serve(args, tracing))
+    finally:
+        tracing.shutdown()

@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
-from gateway import sdk_private
+from gateway import sdk_private, tracing
 from gateway.authz.enforce import REQUEST_ID, Authorization
 from gateway.authz.engine import PolicyError
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
@@ -206,8 +206,11 @@ class ProxyServer(Server[Any]):
             scope = getattr(ctx.request, "scope", None)
             forward = functools.partial(self._forward, ctx, method)
             REQUEST_ID.set(ctx.request_id)
+            came = tracing.incoming(scope, ctx.meta) if tracing.enabled else None
             return result_type.model_validate(
-                await self.policy.request(method, _backend_params(params), caller_of(scope), forward, scope)
+                await self.policy.request(
+                    method, _backend_params(params), caller_of(scope), forward, scope=scope, came=came
+                )
             )
 
         return handle
@@ -245,7 +248,10 @@ class ProxyServer(Server[Any]):
         self._fast_in_flight[key] = notify
         try:
             forward = functools.partial(backend.forward_raw, method)
-            return await self.policy.request(method, backend_params(params), caller_of(scope), forward, scope)
+            came = tracing.incoming(scope, params.get("_meta")) if tracing.enabled else None
+            return await self.policy.request(
+                method, backend_params(params), caller_of(scope), forward, scope=scope, came=came
+            )
         finally:
             del self._fast_in_flight[key]
 

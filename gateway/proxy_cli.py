@@ -23,6 +23,7 @@ from api.proxy_config import (
     StdioBackend,
     load_proxy_config,
 )
+from gateway import tracing
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, needs_caller_sessions, transport_for
 from logs import add_logging_flags, configure_logging
@@ -77,7 +78,8 @@ def main(argv: list[str]) -> int:
     backend = config.backend
     per_caller = needs_caller_sessions(backend)
     try:
-        app, _ = build_proxy_app(
+        traces = tracing.start(config.name)
+        app, runtime = build_proxy_app(
             config,
             None if per_caller else transport_for(backend),
             description=describe_backend(backend),
@@ -85,9 +87,18 @@ def main(argv: list[str]) -> int:
             if per_caller
             else None,
         )
-    except ProxyConfigError as exc:
+    except (ProxyConfigError, ValueError) as exc:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
+    traces.register(runtime.metrics.registry)
+    try:
+        _serve(app, config)
+    finally:
+        traces.shutdown()
+    return 0
+
+
+def _serve(app: Any, config: ProxyConfig) -> None:
     uvicorn.run(
         app,
         host=config.host,
@@ -98,7 +109,6 @@ def main(argv: list[str]) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from gateway import tracing
 from gateway.authz.enforce import DENIED_CODE, Authorization
 from gateway.filters import ToolFilter
 from gateway.observability import Auditor, RequestMetrics
@@ -71,22 +72,33 @@ class RequestPolicy:
     list_tools: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
     """Lists the backend's tools, for a call decided before any listing (the proxy sets it)."""
 
-    async def timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
-        """Run a request that is not a tool call, counting its outcome and duration."""
+    async def timed(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[ResultT]],
+        *,
+        came: tracing.Incoming | None = None,
+        target: str = "",
+    ) -> ResultT:
+        """Run a request that is not a tool call, counting its outcome and duration (and tracing it, with
+        ``came``'s parent and ``target`` the prompt or resource it names, when tracing is on)."""
         start = time.perf_counter()
         outcome = "error"
-        try:
-            result = await call()
-            outcome = "ok"
-            return result
-        except MCPError as exc:
-            outcome = "denied" if exc.error.code == DENIED_CODE else "error"
-            raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+        with tracing.request_span(method, target, came) if tracing.enabled else tracing.OFF:
+            try:
+                result = await call()
+                outcome = "ok"
+                return result
+            except MCPError as exc:
+                outcome = "denied" if exc.error.code == DENIED_CODE else "error"
+                raise
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
+                raise
+            finally:
+                self.metrics.observe(method, "", outcome, time.perf_counter() - start)
+                if tracing.enabled:
+                    tracing.record_outcome(outcome)
 
     async def tool_call(
         self,
@@ -97,34 +109,40 @@ class RequestPolicy:
         *,
         forward: Callable[[str], Awaitable[ResultT]],
         authorize: Callable[[], None] | None = None,
+        came: tracing.Incoming | None = None,
+        backend: str | None = None,
     ) -> ResultT:
         """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name
-        ``original`` (None: the tool is hidden or unknown) once ``authorize`` (raising a denial) passed."""
+        ``original`` (None: the tool is hidden or unknown) to ``backend`` (named in the trace) once
+        ``authorize`` (raising a denial) passed."""
         start = time.perf_counter()
         outcome, error = "error", None
-        try:
-            if authorize is not None:
-                authorize()
-            if original is None:
-                outcome = "denied"
-                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
-            result = await forward(original)
-            outcome = "tool_error" if _is_tool_error(result) else "ok"
-            return result
-        except MCPError as exc:
-            error = exc.error.message
-            if exc.error.code == DENIED_CODE:
-                outcome = "denied"
-            raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            seconds = time.perf_counter() - start
-            self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
-            self.auditor.tool_call(
-                caller, exposed, original, outcome, seconds, arguments=arguments, error=error
-            )
+        with tracing.request_span("tools/call", exposed, came) if tracing.enabled else tracing.OFF:
+            try:
+                if authorize is not None:
+                    authorize()
+                if original is None:
+                    outcome = "denied"
+                    raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
+                result = await forward(original)
+                outcome = "tool_error" if _is_tool_error(result) else "ok"
+                return result
+            except MCPError as exc:
+                error = exc.error.message
+                if exc.error.code == DENIED_CODE:
+                    outcome = "denied"
+                raise
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
+                raise
+            finally:
+                seconds = time.perf_counter() - start
+                self.metrics.observe("tools/call", exposed if original is not None else "", outcome, seconds)
+                self.auditor.tool_call(
+                    caller, exposed, original, outcome, seconds, arguments=arguments, error=error
+                )
+                if tracing.enabled:
+                    tracing.record_outcome(outcome, error, backend=backend)
 
     async def request(
         self,
@@ -132,13 +150,16 @@ class RequestPolicy:
         params: dict[str, Any] | None,
         caller: str,
         forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
+        *,
         scope: object = None,
+        came: tracing.Incoming | None = None,
     ) -> dict[str, Any]:
         """One raw front request under the policy (the proxy's two paths); ``forward(params)`` sends it to
-        the backend, a tool call under its original name. ``scope``: the front request's (its principal)."""
+        the backend, a tool call under its original name. ``scope``: the front request's (its principal);
+        ``came``: its trace context (tracing on)."""
         authz = self.authz
         if authz is not None:
-            return await self._authorized(authz, method, params, caller, forward, scope=scope)
+            return await self._authorized(authz, method, params, caller, forward, scope=scope, came=came)
         if method == "tools/call" and params is not None:
             exposed = params["name"]
 
@@ -146,8 +167,10 @@ class RequestPolicy:
                 return await forward(params if original == exposed else {**params, "name": original})
 
             original = self.tool_filter.resolve(exposed)
-            return await self.tool_call(exposed, original, params.get("arguments"), caller, forward=call)
-        raw = await self.timed(method, lambda: forward(params))
+            arguments = params.get("arguments")
+            return await self.tool_call(exposed, original, arguments, caller, forward=call, came=came)
+        target = _target(params) if tracing.enabled else ""
+        raw = await self.timed(method, lambda: forward(params), came=came, target=target)
         if method == "tools/list":  # a first page starts a new listing
             return self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
         return raw
@@ -161,6 +184,7 @@ class RequestPolicy:
         forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
         *,
         scope: object,
+        came: tracing.Incoming | None,
     ) -> dict[str, Any]:
         """:meth:`request` with the Cedar policies: decided before forwarding, lists filtered after."""
         principal = authz.principal(scope)
@@ -178,14 +202,15 @@ class RequestPolicy:
             item = authz.tool(exposed, tool)
             check = functools.partial(authz.check, principal, item, params.get("arguments"))
             return await self.tool_call(
-                exposed, original, params.get("arguments"), caller, forward=call, authorize=check
+                exposed, original, params.get("arguments"), caller, forward=call, authorize=check, came=came
             )
 
         async def checked() -> dict[str, Any]:
             authz.check_request(principal, method, params)
             return await forward(params)
 
-        raw = await self.timed(method, checked)
+        target = _target(params) if tracing.enabled else ""
+        raw = await self.timed(method, checked, came=came, target=target)
         if method == "tools/list":
             raw = self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
         return authz.filter_result(principal, method, raw)
@@ -214,6 +239,14 @@ class RequestPolicy:
             listed = {t["name"]: t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
             self.tools = listed if first_page else {**self.tools, **listed}
         return result
+
+
+def _target(params: dict[str, Any] | None) -> str:
+    """The prompt name or resource URI a request names (for its span's name)."""
+    if params is None:
+        return ""
+    value = params.get("name", params.get("uri", ""))
+    return value if isinstance(value, str) else ""
 
 
 def _is_tool_error(result: object) -> bool:

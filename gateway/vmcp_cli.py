@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from api.vmcp_config import load_vmcp_config
+from gateway import tracing
 from gateway.vmcp.server import build_vmcp_app
 from logs import add_logging_flags, configure_logging
 
@@ -45,16 +46,25 @@ def main(argv: list[str]) -> int:
         print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, args.log_format)
-    app, _ = build_vmcp_app(
+    try:
+        traces = tracing.start(config.name)
+    except ValueError as exc:
+        print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
+        return 2
+    app, gateway = build_vmcp_app(
         config,
         config_path=args.config,
         bind_host=args.host,
         port=args.port,
         reload_interval=args.reload_interval,
     )
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
-    )
+    traces.register(gateway.policy.metrics.registry)
+    try:
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
+        )
+    finally:
+        traces.shutdown()
     return 0
 
 

@@ -60,6 +60,9 @@ APT_PACKAGES = {
     "rsync": "/usr/bin/rsync",
     "openssl": "/usr/bin/openssl",
     "redis-server": "/usr/bin/redis-server",  # the data plane's shared sessions and rate limits in tests
+    # Not for the control plane itself: the tests' Prometheus (tests/support/prometheus.py) and promtool,
+    # installed here because every test run brings the control plane up first.
+    "prometheus": "/usr/bin/prometheus",
 }
 ADMIN_TOKEN_FILE = "admin-token"
 

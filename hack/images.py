@@ -278,7 +278,7 @@ def make_named_user() -> None:
 def operator_inputs() -> str:
     paths = ["Dockerfile", "pyproject.toml", "README.md", "requirements/constraints.txt", "api"]
     # every package the Dockerfile copies: a change in any of them rebuilds the image
-    return digest_of(*(ROOT / p for p in [*paths, "controller", "gateway", "kube", "logs"]))
+    return digest_of(*(ROOT / p for p in [*paths, "controller", "gateway", "kube", "logs", "telemetry"]))
 
 
 RECIPE_VERSION = "2"  # part of the server images' inputs: bump it when their build steps change

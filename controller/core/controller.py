@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from controller.core.client import ApiError
 from controller.core.objects import controller_of
@@ -31,6 +33,16 @@ if TYPE_CHECKING:
     from controller.core.metrics import Metrics
 
 log = structlog.get_logger("mcp-operator.controller")
+_tracer = trace.get_tracer("mcp-operator")
+"""Each reconcile is a span (a no-op until the process installs a tracer provider: telemetry)."""
+
+
+def _span_attributes(key: ObjectKey, reconcile_id: str) -> dict[str, str]:
+    return {
+        "k8s.namespace.name": key.namespace or "",
+        "k8s.object.name": key.name,
+        "reconcile.id": reconcile_id,
+    }
 
 
 @dataclass(frozen=True)
@@ -300,12 +312,16 @@ class ControllerRunner:
         name = self.name
         started = time.monotonic()
         self.reconciles += 1
-        with structlog.contextvars.bound_contextvars(
-            controller=name, key=str(key), reconcile_id=reconcile_id
+        with (
+            structlog.contextvars.bound_contextvars(controller=name, key=str(key), reconcile_id=reconcile_id),
+            _tracer.start_as_current_span(
+                f"reconcile {name}", attributes=_span_attributes(key, reconcile_id)
+            ),
         ):
             try:
                 result = await self.controller.reconcile(key, ctx)
             except TerminalError as exc:
+                trace.get_current_span().set_status(StatusCode.ERROR, str(exc))
                 self.metrics.reconcile_total.labels(name, "error").inc()
                 self.metrics.reconcile_errors_total.labels(name).inc()
                 self.metrics.terminal_reconcile_errors_total.labels(name).inc()
@@ -316,6 +332,7 @@ class ControllerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                trace.get_current_span().set_status(StatusCode.ERROR, str(exc))
                 self.metrics.reconcile_total.labels(name, "error").inc()
                 self.metrics.reconcile_errors_total.labels(name).inc()
                 self.queue.add_rate_limited(key)

@@ -21,6 +21,7 @@ MCPEXTERNALAUTHCONFIG = resource_of("MCPExternalAuthConfig")
 MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
 MCPSERVERENTRY = resource_of("MCPServerEntry")
 MCPAUTHZCONFIG = resource_of("MCPAuthzConfig")
+MCPTELEMETRYCONFIG = resource_of("MCPTelemetryConfig")
 
 ALL = (
     MCPSERVER,
@@ -32,4 +33,5 @@ ALL = (
     MCPOIDCCONFIG,
     MCPSERVERENTRY,
     MCPAUTHZCONFIG,
+    MCPTELEMETRYCONFIG,
 )

@@ -4,13 +4,15 @@
 Workloads referring to a config watch it through their reference index (``ref:toolConfig``,
 ``ref:authzConfig``) and re-render their proxy or gateway configuration when it changes; this controller
 only reports whether the config is valid and the hash of its spec (the same hash the workloads copy into
-``status.toolConfigHash`` / ``status.authzConfigHash``).
+``status.toolConfigHash`` / ``status.authzConfigHash``). :func:`config_controller` is the same controller
+for any other status-only config kind (MCPTelemetryConfig).
 """
 
 from __future__ import annotations
 
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.resource import CustomResource
 from api.validation import parse_and_validate
 from controller.core import Controller, ObjectKey, ReconcileContext, Resource, Result
 from controller.core.manager import Manager
@@ -33,7 +35,7 @@ async def reconcile_config(
     key: ObjectKey,
     ctx: ReconcileContext,
     resource: Resource,
-    model: type[MCPToolConfig | MCPAuthzConfig],
+    model: type[CustomResource],
     valid: str,
 ) -> Result:
     """Accepted and configHash of one config object of ``resource`` (parsed as ``model``)."""
@@ -44,7 +46,7 @@ async def reconcile_config(
     previous: JSON = raw.get("status") or {}
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
     parsed, problems = parse_and_validate(raw)
-    spec = parsed.spec if isinstance(parsed, model) else None
+    spec = getattr(parsed, "spec", None) if isinstance(parsed, model) else None
     status = accepted_status(builder, problems, spec, valid)
     await write_status(ctx, raw, status, builder)
     return Result.done()
@@ -53,6 +55,15 @@ async def reconcile_config(
 def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
     """The MCPToolConfig controller (it reads nothing but the config itself)."""
     return Controller(name="mcptoolconfig", for_=MCPTOOLCONFIG, reconcile=reconcile)
+
+
+def config_controller(name: str, resource: Resource, model: type[CustomResource], valid: str) -> Controller:
+    """The same controller for another status-only config kind (MCPTelemetryConfig)."""
+
+    async def reconcile_one(key: ObjectKey, ctx: ReconcileContext) -> Result:
+        return await reconcile_config(key, ctx, resource, model, valid)
+
+    return Controller(name=name, for_=resource, reconcile=reconcile_one)
 
 
 def authz_controller(manager: Manager, settings: ReconcilerSettings) -> Controller:

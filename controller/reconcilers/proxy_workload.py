@@ -17,23 +17,28 @@ from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPTELEMETRYCONFIG
 from controller.reconcilers.oidc_refs import ResolvedOIDC, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
     SECRET_INDEX,
+    TELEMETRY_INDEX,
     Missing,
     config_map_policies,
     index_auth_config_secrets,
+    index_telemetry_secrets,
     parse_ref,
     referrer_watches,
     register_workload_indexes,
     resolve,
     secret_to_auth_referrers,
+    secret_to_config_referrers,
     strip_secret_values,
 )
 from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.telemetry_build import with_telemetry_env
+from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
 from controller.reconcilers.workload import Outcome
 from controller.reconcilers.writes import Events
 
@@ -44,11 +49,13 @@ def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
     """Index a proxy kind by everything it refers to; watch those (and the Secrets its auth config names)."""
     register_workload_indexes(cache, resource)
     cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
+    cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     cache.set_transform(SECRET, strip_secret_values)
     return [
         *referrer_watches(cache, resource),
         secret_to_auth_referrers(cache, resource),
         oidc_secret_watch(cache, resource),
+        secret_to_config_referrers(cache, resource, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
     ]
 
 
@@ -72,6 +79,9 @@ class ProxyRefs:
             return shared_cedar_config(self.authz_config.spec.config)
         return self.config_map_policies
 
+    telemetry: TelemetryRef = field(default_factory=TelemetryRef)
+    """The MCPTelemetryConfig and the proxy container's ``OTEL_*`` variables from it."""
+
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
     """Every reference of a proxy workload, each problem reported in ``missing`` the same way for every
@@ -87,6 +97,8 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
     authz = parse_ref(MCPAuthzConfig, resolved.authz_config, "spec.authzConfigRef.name", missing)
     from_map = config_map_policies(cache, namespace, spec.authz_config, "spec.authzConfig", missing)
+    name = workload.metadata.name or ""
+    telemetry = resolve_telemetry(cache, namespace, spec.telemetry_config_ref, name, missing)
     return ProxyRefs(
         tool_config,
         external_auth,
@@ -94,6 +106,7 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
         missing,
         authz_config=authz,
         config_map_policies=from_map,
+        telemetry=telemetry,
     )
 
 
@@ -103,7 +116,7 @@ def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> 
     if _blocking(refs.missing):
         return None
     try:
-        return render()
+        return with_telemetry_env(render(), "proxy", refs.telemetry.env)
     except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
         refs.missing.append(invalid_auth(refs.external_auth, str(exc)))
         return None
@@ -174,6 +187,8 @@ def proxy_status(
         status["oidcConfigHash"] = refs.oidc.hash
     if refs.authz_config is not None:
         status["authzConfigHash"] = spec_hash(refs.authz_config.spec)
+    if refs.telemetry.hash is not None:
+        status["telemetryConfigHash"] = refs.telemetry.hash
     return status, builder.events
 
 

@@ -22,6 +22,7 @@ from controller.reconcilers.kinds import (
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
     MCPOIDCCONFIG,
+    MCPTELEMETRYCONFIG,
     MCPTOOLCONFIG,
 )
 
@@ -35,6 +36,7 @@ EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
 OIDC_CONFIG_INDEX = "ref:oidcConfig"
 AUTHZ_CONFIG_INDEX = "ref:authzConfig"
 AUTHZ_CONFIG_MAP_INDEX = "ref:authzConfigMap"
+TELEMETRY_INDEX = "ref:telemetryConfig"
 
 
 def _namespace(obj: JSON) -> str:
@@ -141,6 +143,10 @@ def config_map_policies(
         return None
 
 
+def index_telemetry(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("telemetryConfigRef"))])
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -169,6 +175,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     OIDC_CONFIG_INDEX: index_oidc_config,
     AUTHZ_CONFIG_INDEX: index_authz_config,
     AUTHZ_CONFIG_MAP_INDEX: index_authz_config_map,
+    TELEMETRY_INDEX: index_telemetry,
 }
 
 
@@ -197,6 +204,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(MCPOIDCCONFIG, mapper(OIDC_CONFIG_INDEX)),
         Watch(MCPAUTHZCONFIG, mapper(AUTHZ_CONFIG_INDEX)),
         authz_config_map_watch(cache, resource),
+        Watch(MCPTELEMETRYCONFIG, mapper(TELEMETRY_INDEX)),
     ]
 
 
@@ -397,13 +405,13 @@ def missing_config_secrets(
     missing = []
     for field_path, secret_name, key in refs:
         secret = cache.get(SECRET, namespace, secret_name)
-        where = f"{config} {field_path}"
+        at = f"{config} {field_path}"
         if secret is None:
             missing.append(
                 Missing(
                     f"{field_path}.name",
                     "SecretNotFound",
-                    f"{where}: Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
+                    f"{at}: Secret '{secret_name}' does not exist in namespace '{namespace}'; create it",
                 )
             )
         elif key and key not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
@@ -411,7 +419,7 @@ def missing_config_secrets(
                 Missing(
                     f"{field_path}.key",
                     "SecretKeyNotFound",
-                    f"{where}: Secret '{secret_name}' has no key '{key}'; add the key or fix the reference",
+                    f"{at}: Secret '{secret_name}' has no key '{key}'; add the key or fix the reference",
                 )
             )
     return missing
@@ -457,3 +465,21 @@ def secret_to_config_referrers(cache: Cache, resource: Resource, config: Resourc
         return out
 
     return Watch(SECRET, keys)
+
+
+def telemetry_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
+    """``(field, secret, key)`` of every Secret key an MCPTelemetryConfig spec (raw dict) names."""
+    otel = spec.get("openTelemetry")
+    headers = otel.get("sensitiveHeaders") if isinstance(otel, dict) else None
+    refs = []
+    for index, header in enumerate(headers if isinstance(headers, list) else []):
+        ref = header.get("secretKeyRef") if isinstance(header, dict) else None
+        if isinstance(ref, dict) and _ref_name(ref):
+            field_path = f"spec.openTelemetry.sensitiveHeaders[{index}].secretKeyRef"
+            refs.append((field_path, str(ref["name"]), str(ref.get("key", ""))))
+    return refs
+
+
+def index_telemetry_secrets(obj: JSON) -> list[str]:
+    """Index MCPTelemetryConfigs by the Secrets they name (``SECRET_INDEX`` on that kind)."""
+    return _keyed(obj, [name for _, name, _ in telemetry_secret_refs(_spec(obj))])

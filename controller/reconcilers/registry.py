@@ -19,6 +19,7 @@ from controller.reconcilers import (
     mcpremoteproxy,
     mcpserver,
     mcpserverentry,
+    mcptelemetryconfig,
     mcptoolconfig,
     virtualmcpserver,
 )
@@ -39,6 +40,7 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPExternalAuthConfig": mcpexternalauthconfig.controller,
     "MCPToolConfig": mcptoolconfig.controller,
     "MCPAuthzConfig": mcptoolconfig.authz_controller,
+    "MCPTelemetryConfig": mcptelemetryconfig.controller,
     "MCPGroup": mcpgroup.controller,
     "VirtualMCPServer": workload(virtualmcpserver.kind),
     "MCPOIDCConfig": mcpoidcconfig.controller,

@@ -41,6 +41,7 @@ from controller.reconcilers.kinds import (
     MCPREMOTEPROXY,
     MCPSERVER,
     MCPSERVERENTRY,
+    MCPTELEMETRYCONFIG,
     MCPTOOLCONFIG,
     VIRTUALMCPSERVER,
 )
@@ -52,6 +53,8 @@ from controller.reconcilers.refs import (
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
     OIDC_CONFIG_INDEX,
+    SECRET_INDEX,
+    TELEMETRY_INDEX,
     Missing,
     authz_config_map_watch,
     config_map_policies,
@@ -59,12 +62,17 @@ from controller.reconcilers.refs import (
     index_external_auth,
     index_group,
     index_oidc_config,
+    index_telemetry,
+    index_telemetry_secrets,
     not_found,
     parse_ref,
+    secret_to_config_referrers,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
+from controller.reconcilers.telemetry_build import with_telemetry_env
+from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
@@ -107,6 +115,8 @@ def setup(cache: Cache) -> list[Watch]:
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     cache.add_index(VIRTUALMCPSERVER, OIDC_CONFIG_INDEX, index_oidc_config)
+    cache.add_index(VIRTUALMCPSERVER, TELEMETRY_INDEX, index_telemetry)
+    cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     register_member_indexes(cache)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
@@ -143,6 +153,8 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
         Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
         authz_config_map_watch(cache, VIRTUALMCPSERVER),
+        Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
+        secret_to_config_referrers(cache, VIRTUALMCPSERVER, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
     ]
 
 
@@ -165,6 +177,8 @@ class Resolution:
     """The MCPOIDCConfig of ``incomingAuth.oidcConfigRef`` and the inline settings it amounts to."""
     auth_blocked: list[Missing] = field(default_factory=list)
     """Why the inbound authentication cannot be rendered (nothing is rendered then)."""
+    telemetry: TelemetryRef = field(default_factory=TelemetryRef)
+    """The MCPTelemetryConfig and the gateway container's ``OTEL_*`` variables from it."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -297,6 +311,9 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     resolution.config_map_policies = config_map_policies(
         cache, namespace, inline, field_path, resolution.missing
     )
+    # An unusable telemetry config degrades the gateway (reported) but never keeps it from serving.
+    telemetry_ref, name = vmcp.spec.telemetry_config_ref, vmcp.metadata.name or ""
+    resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
     return resolution
 
 
@@ -334,7 +351,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         config = build.build_vmcp_config(
             inline, resolution.backends, settings, resolution.tool_configs, authz=authz
         )
-        return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+        children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+        return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:
         group = vmcp.spec.group_ref.name
@@ -359,6 +377,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         status, events = vmcp_status(outcome.previous, generation, url, observed)
         if resolution.authz_config is not None:
             status["authzConfigHash"] = spec_hash(resolution.authz_config.spec)
+        if resolution.telemetry.hash is not None:
+            status["telemetryConfigHash"] = resolution.telemetry.hash
         return status, events
 
     # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce

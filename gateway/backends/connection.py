@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
 
-from gateway import sdk_private
+from gateway import sdk_private, tracing
 from gateway.backends.raw_channel import RawChannel
 from gateway.backends.stdio import LineWire
 
@@ -286,6 +286,9 @@ class BackendConnection:
         raw = self._raw
         if raw is None:
             raise MCPError(code=BACKEND_UNAVAILABLE, message=f"backend unavailable: {self.last_error}")
+        if tracing.enabled:
+            with tracing.backend_span(self.description, method):
+                return await raw.request(method, tracing.with_trace_meta(params), limit=self.call_timeout)
         return await raw.request(method, params, limit=self.call_timeout)
 
     def stop(self) -> None:
@@ -319,6 +322,14 @@ class BackendConnection:
         progress: ProgressFnT | None = None,
     ) -> dict[str, Any]:
         """Send one request through the SDK session and return its raw result (raises ``MCPError``)."""
+        if tracing.enabled:
+            with tracing.backend_span(self.description, method):
+                return await self._forward(method, tracing.with_trace_meta(params), progress)
+        return await self._forward(method, params, progress)
+
+    async def _forward(
+        self, method: str, params: dict[str, Any] | None, progress: ProgressFnT | None
+    ) -> dict[str, Any]:
         session = await self.wait_ready(min(self.connect_timeout, self.call_timeout or math.inf))
         payload: dict[str, Any] = {"method": method}
         if params is not None:

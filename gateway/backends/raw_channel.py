@@ -26,6 +26,7 @@ from mcp.shared.inbound import (
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 
+from gateway import tracing
 from gateway.backends.stdio import LineWire
 
 __all__ = ["RawChannel"]
@@ -114,6 +115,8 @@ class RawChannel:
         key = NAME_BEARING_METHODS.get(method)
         if key is not None and params is not None and isinstance(name := params.get(key), str):
             headers[MCP_NAME_HEADER] = encode_header_value(name)
+        if tracing.enabled:
+            tracing.inject_headers(headers)
         return ClientMessageMetadata(headers=headers)
 
     async def request(

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from api.authz_config import CedarConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway import tracing
 from gateway.authz.enforce import Authorization
 from gateway.authz.entities import Item, Principal
 from gateway.backends.connection import BACKEND_UNAVAILABLE
@@ -253,6 +254,7 @@ class VirtualGateway:
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
         principal: Principal | None = None,
+        came: tracing.Incoming | None = None,
     ) -> types.CallToolResult:
         """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy
         (decided for ``principal`` when authorization is on); a backend that cannot take it answers a
@@ -280,7 +282,14 @@ class VirtualGateway:
 
         original = route.name if route is not None else None
         return await self.policy.tool_call(
-            name, original, arguments, caller, forward=forward, authorize=authorize
+            name,
+            original,
+            arguments,
+            caller,
+            forward=forward,
+            authorize=authorize,
+            came=came,
+            backend=backend_name,
         )
 
     def _tool_check(

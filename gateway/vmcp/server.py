@@ -12,6 +12,7 @@ backend-health writer and the ConfigMap watch (:mod:`gateway.vmcp.config_feed`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from starlette.types import ASGIApp
 
 from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
+from gateway import tracing
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.authz.enforce import REQUEST_ID, Authorization
 from gateway.authz.entities import Principal
@@ -64,6 +66,9 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     timed = gateway.policy.timed
     relay = gateway.resources
 
+    def came(ctx: Ctx) -> tracing.Incoming | None:
+        return tracing.incoming(getattr(ctx.request, "scope", None), ctx.meta) if tracing.enabled else None
+
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
             async def call() -> Any:
@@ -71,7 +76,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
                 gateway.check_partial_failure()
                 return result_type(**{field: visible(ctx, view, field)})
 
-            return await timed(method, call)
+            return await timed(method, call, came=came(ctx))
 
         return handle
 
@@ -96,16 +101,22 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         caller = caller_of(_scope(ctx))
         progress = progress_relay(ctx)
         return await gateway.call_tool(
-            params.name, params.arguments, caller=caller, progress=progress, principal=principal(ctx)
+            params.name,
+            params.arguments,
+            caller=caller,
+            progress=progress,
+            principal=principal(ctx),
+            came=came(ctx),
         )
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        who = principal(ctx)
-        return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments, who))
+        prompt = functools.partial(gateway.get_prompt, params.name, params.arguments, principal(ctx))
+        return await timed("prompts/get", prompt, came=came(ctx), target=params.name)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        who = principal(ctx)
-        return await timed("resources/read", lambda: gateway.read_resource(str(params.uri), who))
+        uri, who = str(params.uri), principal(ctx)
+        read = functools.partial(gateway.read_resource, uri, who)
+        return await timed("resources/read", read, came=came(ctx), target=uri)
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
         await timed("resources/subscribe", lambda: relay.subscribe(str(params.uri), connection_of(ctx)))
@@ -116,7 +127,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         return types.EmptyResult()
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await timed("completion/complete", lambda: gateway.complete(params))
+        return await timed("completion/complete", lambda: gateway.complete(params), came=came(ctx))
 
     server = NotifyingServer(
         gateway.config.name,
@@ -140,6 +151,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         on_unsubscribe_resource=unsubscribe,
         on_subscriptions_listen=relay.listen_handler(gateway.notifier.listen),
     )
+    server.middleware = []  # the request policy's span replaces the SDK's per-message one (gateway.tracing)
     gateway.notifier.install(server)
     return server
 

@@ -150,7 +150,7 @@ def request_overhead(count: int) -> tuple[float, float]:
             samples = []
             for i in range(count + 200):
                 start = time.perf_counter()
-                await policy.request("tools/call", params, "anonymous", forward, None)
+                await policy.request("tools/call", params, "anonymous", forward, scope=None)
                 if i >= 200:  # after a warm-up
                     samples.append(time.perf_counter() - start)
             medians.append(statistics.median(samples) * 1e6)

@@ -1,9 +1,9 @@
 """``hack/bench`` (``make bench``): run the benchmarks; each updates its own section of docs/benchmarks.md.
 
-    hack/bench [operator] [proxy] [vmcp] [pods] [replicas] [authz]
+    hack/bench [operator] [proxy] [vmcp] [pods] [replicas] [authz] [tracing]
                   which ones (default: the first three, operator first; pods needs the local node:
                   hack/cluster up --node; replicas: Redis sessions and rate limits, needs redis-server;
-                  authz: Cedar authorization)
+                  authz: Cedar authorization; tracing: the proxy with tracing at 100% vs off)
     --n N         MCPServers per operator phase (default 1000)
     --repeats R   operator repeats; medians are reported (default 2)
     --steady S    operator steady window in seconds (default 300)
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from hack.benchmarks.common import ROOT
 
-BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "replicas", "authz")
+BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "replicas", "authz", "tracing")
 DEFAULT = ("operator", "proxy", "vmcp")  # pods brings up a real node, replicas a Redis: asked for by name
 OPERATOR_FLAGS = ("--n", "--repeats", "--steady")
 

@@ -69,3 +69,11 @@ def write_section(begin: str, end: str, block: str, *, first: bool = False) -> N
     benchmarks own the other sections."""
     current = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
     DOC.write_text(replace_section(current, begin, end, block, first=first), encoding="utf-8")
+
+
+def publish(begin: str, end: str, section: str, *, write: bool) -> int:
+    """Print a benchmark's section and, when ``write``, put it into docs/benchmarks.md; the exit code."""
+    print(section)
+    if write:
+        write_section(begin, end, section.rstrip("\n"))
+    return 0

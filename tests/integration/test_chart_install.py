@@ -81,7 +81,12 @@ def test_operator_chart_installs_every_object_and_uninstalls_them(
     if values.get("metrics", {}).get("serviceMonitor", {}).get("enabled"):
         servicemonitor_crd = (FIXTURES / "servicemonitor-crd.yaml").read_text()
         cluster.kubectl("apply", "-f", "-", input=servicemonitor_crd)
-        cluster.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+        cluster.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/podmonitors.monitoring.coreos.com",
+        )
     release = unique("chart")
     try:
         with helm_config(cluster, namespace) as cfg:

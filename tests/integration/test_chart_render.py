@@ -13,7 +13,8 @@ import helm_python as helm
 import pytest
 import yaml
 
-from controller.main import parse_args
+from controller.main import TRACING_FLAGS, parse_args
+from telemetry.settings import settings_from_env
 from tests.fixtures.chart.charts import (
     CRD_CHART,
     GOLDEN_DIR,
@@ -26,7 +27,9 @@ from tests.fixtures.chart.charts import (
     rendered_objects,
     run_generator,
 )
+from tests.support.scrape import selects
 
+BUILDER_GOLDEN = ROOT / "tests" / "unit" / "reconcilers" / "golden"
 VALUES_FILES = sorted(path.stem for path in VALUES_DIR.glob("*.yaml"))
 UPDATE_GOLDEN = os.environ.get("MCP_OPERATOR_UPDATE_GOLDEN") == "1"
 
@@ -85,6 +88,7 @@ def test_cluster_scope_grants_one_cluster_role_and_watches_everything() -> None:
     assert not any(arg.startswith("--namespace") for arg in operator_container(objects)["args"])
     assert by_kind(objects, "PodDisruptionBudget") == []
     assert by_kind(objects, "ServiceMonitor") == []
+    assert by_kind(objects, "PodMonitor") == []
 
 
 def test_namespace_scope_grants_roles_only_in_watched_namespaces() -> None:
@@ -155,6 +159,54 @@ def test_service_monitor_scrapes_the_metrics_service() -> None:
     container = operator_container(objects)
     assert "--metrics-bind-address=:9090" in container["args"]
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+
+
+def test_pod_monitor_selects_every_proxy_and_gateway_pod_and_no_server_pod() -> None:
+    objects = rendered_objects(render(OPERATOR_CHART, load_values("monitoring")))
+    (monitor,) = by_kind(objects, "PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
+    # What the operator runs, from the builders' golden files of the three workload kinds.
+    children = [
+        obj
+        for path in sorted(BUILDER_GOLDEN.glob("*.yaml"))
+        for obj in yaml.safe_load_all(path.read_text())
+        if obj["kind"] in ("Deployment", "StatefulSet")
+    ]
+    selected = [
+        obj
+        for obj in children
+        if selects(monitor["spec"]["selector"], obj["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert sorted(obj["kind"] for obj in selected) == ["Deployment"] * len(by_kind(children, "Deployment"))
+    for obj in selected:
+        ports = [p["name"] for c in obj["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
+        assert endpoint["port"] in ports, obj["metadata"]["name"]
+    namespaced = rendered_objects(
+        render(OPERATOR_CHART, {**load_values("namespaced"), "metrics": load_values("monitoring")["metrics"]})
+    )
+    (scoped,) = by_kind(namespaced, "PodMonitor")
+    assert scoped["spec"]["namespaceSelector"] == {
+        "matchNames": load_values("namespaced")["rbac"]["watchNamespaces"]
+    }
+
+
+def test_tracing_values_become_the_variables_the_operator_reads() -> None:
+    container = operator_container(rendered_objects(render(OPERATOR_CHART, load_values("monitoring"))))
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4317"
+    assert env["OTEL_EXPORTER_OTLP_HEADERS"] == {"secretKeyRef": {"name": "otel-auth", "key": "headers"}}
+    variables = {name: value for name, value in env.items() if name.startswith("OTEL_")}
+    readable = {flag.upper().replace("-", "_") for flag, _ in TRACING_FLAGS}
+    assert set(variables) <= readable
+    plain = {name: value for name, value in variables.items() if isinstance(value, str)}
+    settings = settings_from_env(plain, "mcp-operator")
+    assert settings is not None
+    assert (settings.protocol, settings.insecure, settings.sampling_rate) == ("grpc", True, 0.5)
+    default = operator_container(rendered_objects(render(OPERATOR_CHART)))
+    assert not [e for e in default["env"] if e["name"].startswith("OTEL_")], "no tracing unless asked"
 
 
 def test_pod_runs_non_root_read_only_without_capabilities() -> None:

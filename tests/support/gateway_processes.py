@@ -28,6 +28,8 @@ from mcp.server import MCPServer
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context
 
+from telemetry import start_tracing
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NPM_BIN = ROOT / "tests" / "npm" / "node_modules" / ".bin"
@@ -94,11 +96,18 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
 
 
-def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0, mutable: bool = False) -> Proc:
+def fixture_server(
+    name: str,
+    port: int,
+    logdir: Path,
+    list_ttl_ms: int = 0,
+    env: dict[str, str] | None = None,
+    mutable: bool = False,
+) -> Proc:
     """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry; ``mutable`` adds
     the ``grow`` tool (adds a tool and announces the change) and ``touch`` (announces a resource update)."""
     argv = [sys.executable, __file__, str(port), name, str(list_ttl_ms), *(["mutable"] if mutable else [])]
-    proc = start(name, argv, logdir)
+    proc = start(name, argv, logdir, env)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
     return proc
 
@@ -208,7 +217,12 @@ def _serve(port: int, name: str, list_ttl_ms: int, mutable: bool) -> None:
 
     app = server.streamable_http_app()
     app.router.routes.extend(server.sse_app().routes)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    # With OTEL_EXPORTER_OTLP_ENDPOINT set (the tracing tests), the SDK's own server spans are exported.
+    traces = start_tracing(f"fixture-{name}")
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        traces.shutdown()
 
 
 if __name__ == "__main__":

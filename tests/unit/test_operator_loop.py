@@ -16,7 +16,7 @@ import controller.main
 def test_the_operator_runs_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
     loops: list[type] = []
 
-    async def serve(args: argparse.Namespace) -> int:
+    async def serve(args: argparse.Namespace, tracing: object = None) -> int:
         loops.append(type(asyncio.get_running_loop()))
         return 0
 
@@ -29,7 +29,7 @@ def test_the_operator_runs_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_operator_collects_young_garbage_every_10000_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
     thresholds: list[tuple[int, ...]] = []
 
-    async def serve(args: argparse.Namespace) -> int:
+    async def serve(args: argparse.Namespace, tracing: object = None) -> int:
         thresholds.append(gc.get_threshold())
         return 0
 

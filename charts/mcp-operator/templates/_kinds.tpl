@@ -9,6 +9,7 @@
     - mcpremoteproxies
     - mcpserverentries
     - mcpservers
+    - mcptelemetryconfigs
     - mcptoolconfigs
     - virtualmcpservers
   verbs: ["get", "list", "watch", "patch", "update"]
@@ -21,6 +22,7 @@
     - mcpremoteproxies/status
     - mcpserverentries/status
     - mcpservers/status
+    - mcptelemetryconfigs/status
     - mcptoolconfigs/status
     - virtualmcpservers/status
   verbs: ["get", "patch", "update"]
@@ -33,6 +35,7 @@
     - mcpremoteproxies/finalizers
     - mcpserverentries/finalizers
     - mcpservers/finalizers
+    - mcptelemetryconfigs/finalizers
     - mcptoolconfigs/finalizers
     - virtualmcpservers/finalizers
   verbs: ["update"]

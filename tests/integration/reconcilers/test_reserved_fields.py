@@ -23,10 +23,9 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.permissionProfile", "spec.telemetryConfigRef"],  # (oidcConfigRef, authzConfigRef: kinds)
+        ["spec.permissionProfile"],  # (oidcConfigRef, authzConfigRef, telemetryConfigRef: implemented)
     ),
     "remote-with-authz": ("mcpremoteproxies", ["spec.trustProxyHeaders"]),  # (its authzConfig is implemented)
-    "forbid-all-gateway": ("virtualmcpservers", ["spec.telemetryConfigRef"]),  # (its authzConfig too)
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
     "k8s-sa-idp": ("mcpoidcconfigs", ["spec.kubernetesServiceAccount"]),
     "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),

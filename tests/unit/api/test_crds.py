@@ -87,6 +87,7 @@ def test_printer_columns_and_short_names() -> None:
     assert columns["MCPOIDCConfig"] == ["Source", "Valid", "Age"]  # ToolHive's columns
     assert columns["MCPServerEntry"] == ["Phase", "Transport", "Remote URL", "Group", "Age"]
     assert columns["MCPAuthzConfig"] == ["Valid", "Age"]
+    assert columns["MCPTelemetryConfig"] == ["Endpoint", "Valid", "Tracing", "Age"]
     short = {k: c["spec"]["names"]["shortNames"] for k, c in by_kind.items()}
     assert short == {
         "MCPServer": ["mcps"],
@@ -98,6 +99,7 @@ def test_printer_columns_and_short_names() -> None:
         "MCPOIDCConfig": ["mcpoidc"],
         "MCPServerEntry": ["mcpentry"],
         "MCPAuthzConfig": ["authzcfg"],  # ToolHive's
+        "MCPTelemetryConfig": ["mcpotel"],
     }
 
 

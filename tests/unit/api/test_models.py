@@ -131,4 +131,5 @@ def test_public_interface_is_pinned() -> None:
         "MCPOIDCConfig",
         "MCPServerEntry",
         "MCPAuthzConfig",
+        "MCPTelemetryConfig",
     ]

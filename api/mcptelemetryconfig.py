@@ -1,0 +1,188 @@
+"""MCPTelemetryConfig: OpenTelemetry settings shared by the proxy workloads (``telemetryConfigRef``).
+
+Field names are ToolHive's (``toolhive.stacklok.dev`` MCPTelemetryConfig), so its manifests port by
+changing the API group. What the operator does with them: docs/operations.md, "Tracing"; fields whose
+behaviour is not implemented are refused by :func:`api.rules.telemetry_config_rules`, never ignored.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from api.base import CRDModel
+from api.common import LocalObjectReference, SecretKeyRef
+from api.mcptoolconfig import ConfigStatus
+from api.problems import Problem
+from api.resource import CustomResource
+
+__all__ = [
+    "MCPTelemetryConfig",
+    "MCPTelemetryConfigReference",
+    "MCPTelemetryConfigSpec",
+    "OpenTelemetrySettings",
+    "SensitiveHeader",
+    "collector_url",
+    "telemetry_config_rules",
+]
+
+
+class SensitiveHeader(CRDModel):
+    """An exporter header whose value is read from a Secret (passed to the pod as an env reference)."""
+
+    name: str = Field(min_length=1, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    """Header name, e.g. ``Authorization`` or ``X-API-Key``."""
+    secret_key_ref: SecretKeyRef
+    """The Secret key holding the header's value."""
+
+
+class Switch(CRDModel):
+    """A signal's on/off switch."""
+
+    enabled: bool = False
+    """Whether the signal is exported."""
+
+
+class TracingSwitch(Switch):
+    """Tracing: on/off and the sampling ratio."""
+
+    sampling_rate: str | None = Field(default=None, pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$")
+    """Ratio of traces kept that start at the proxy (``"0.05"`` = 5%); a client's sampled flag is
+    followed. Unset: ``"0.05"`` (ToolHive's default)."""
+
+
+class CABundleSource(CRDModel):
+    """A CA bundle for the collector's TLS (ToolHive field; refused: not supported yet)."""
+
+    config_map_ref: LocalObjectReference | None = None
+    """The ConfigMap holding the bundle."""
+
+
+class OpenTelemetrySettings(CRDModel):
+    """The OTLP exporter of the proxy and gateway pods."""
+
+    enabled: bool = False
+    """Whether OpenTelemetry is on."""
+    endpoint: str | None = Field(default=None, min_length=1)
+    """The OTLP/HTTP collector, e.g. ``otel-collector.monitoring:4318`` (no scheme: ``http://`` when
+    ``insecure``, else ``https://``) or a full ``https://...`` URL."""
+    insecure: bool = False
+    """Plain HTTP instead of HTTPS to the collector."""
+    headers: dict[str, str] | None = None
+    """Headers sent with each export; credentials belong in ``sensitiveHeaders``."""
+    sensitive_headers: list[SensitiveHeader] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Headers whose values come from Secrets (never written into a ConfigMap)."""
+    resource_attributes: dict[str, str] | None = None
+    """OpenTelemetry resource attributes of every span, e.g. ``deployment.environment``."""
+    tracing: TracingSwitch | None = None
+    """Tracing switch and sampling."""
+    metrics: Switch | None = None
+    """OTLP metrics (not supported yet: refused when enabled; scrape ``/metrics`` instead)."""
+    use_legacy_attributes: bool | None = None
+    """ToolHive's legacy span attribute names alongside the new ones (not supported: refused when true)."""
+    ca_bundle_ref: CABundleSource | None = None
+    """A CA bundle for the collector (not supported yet: refused)."""
+
+
+class MCPTelemetryConfigSpec(CRDModel):
+    """OpenTelemetry and Prometheus settings shared by several workloads."""
+
+    open_telemetry: OpenTelemetrySettings | None = None
+    """The OTLP exporter."""
+    prometheus: Switch | None = None
+    """Prometheus ``/metrics`` (every proxy and gateway always serves it; ``enabled: false`` is refused)."""
+
+
+class MCPTelemetryConfigReference(CRDModel):
+    """A workload's reference to an MCPTelemetryConfig, with its own service name."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the MCPTelemetryConfig in the workload's namespace."""
+    service_name: str | None = Field(default=None, min_length=1)
+    """``service.name`` of this workload's spans; unset: the workload's name."""
+
+
+class MCPTelemetryConfig(CustomResource):
+    """Shared OpenTelemetry settings for proxies and gateways."""
+
+    KIND: ClassVar[str] = "MCPTelemetryConfig"
+
+    kind: Literal["MCPTelemetryConfig"] = "MCPTelemetryConfig"
+    """``MCPTelemetryConfig``."""
+    spec: MCPTelemetryConfigSpec = Field(default_factory=MCPTelemetryConfigSpec)
+    """Desired state."""
+    status: ConfigStatus = Field(default_factory=ConfigStatus)
+    """Observed state, written by the operator."""
+
+
+def collector_url(settings: OpenTelemetrySettings) -> str | None:
+    """The collector's URL: ``endpoint`` as given when it has a scheme, else ``http://`` (insecure) or
+    ``https://`` in front of it, as ToolHive reads it."""
+    if not settings.endpoint:
+        return None
+    if "://" in settings.endpoint:
+        return settings.endpoint
+    return ("http://" if settings.insecure else "https://") + settings.endpoint
+
+
+def _unsupported(field: str, fix: str) -> Problem:
+    return Problem(field, f"is not supported yet; {fix}")
+
+
+def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
+    """What the schema cannot say: an endpoint with no signal, a signal with no endpoint, a header given
+    twice, a URL that is not one, and the ToolHive fields whose behaviour is not implemented."""
+    problems: list[Problem] = []
+    if spec.prometheus is not None and not spec.prometheus.enabled:
+        fix = "every proxy and gateway serves /metrics; remove spec.prometheus or set enabled: true"
+        problems.append(_unsupported("spec.prometheus.enabled", fix))
+    otel = spec.open_telemetry
+    if otel is None:
+        return problems
+    base = "spec.openTelemetry"
+    tracing = otel.tracing is not None and otel.tracing.enabled
+    if otel.metrics is not None and otel.metrics.enabled:
+        fix = "set it to false and scrape the Prometheus /metrics endpoint (metrics.podMonitor in the chart)"
+        problems.append(_unsupported(f"{base}.metrics.enabled", fix))
+    if otel.use_legacy_attributes:
+        problems.append(_unsupported(f"{base}.useLegacyAttributes", "set it to false or remove it"))
+    if otel.ca_bundle_ref is not None:
+        problems.append(
+            _unsupported(
+                f"{base}.caBundleRef", "remove it (the collector needs a publicly trusted certificate)"
+            )
+        )
+    if otel.endpoint and not tracing and not (otel.metrics is not None and otel.metrics.enabled):
+        problems.append(
+            Problem(f"{base}.endpoint", "is set but no signal is enabled; set tracing.enabled: true")
+        )
+    if otel.enabled and tracing and not otel.endpoint:
+        problems.append(
+            Problem(f"{base}.endpoint", "is required when tracing is enabled; e.g. otel-collector:4318")
+        )
+    url = collector_url(otel)
+    if url is not None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            problems.append(
+                Problem(f"{base}.endpoint", f"{otel.endpoint!r} is not host:port or an http(s) URL")
+            )
+        elif parsed.scheme == "http" and not otel.insecure:
+            problems.append(
+                Problem(f"{base}.insecure", "must be true for an http:// endpoint (or use https://)")
+            )
+    plain = {name.lower() for name in otel.headers or {}}
+    for index, header in enumerate(otel.sensitive_headers or []):
+        if header.name.lower() in plain:
+            problems.append(
+                Problem(
+                    f"{base}.sensitiveHeaders[{index}].name",
+                    f"header {header.name!r} is also in headers; keep it in one of the two",
+                )
+            )
+    return problems
