@@ -16,12 +16,14 @@ from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
+    composite_tool_definition_rules,
     external_auth_config_rules,
     mcp_remote_proxy_rules,
     mcp_server_rules,
     tool_config_rules,
     virtual_mcp_server_rules,
 )
+from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 
 __all__ = ["CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info", "model_for"]
@@ -161,6 +163,21 @@ KINDS: dict[str, KindInfo] = {
             MCPExternalAuthConfig,
             (_VALID, _AGE),
             external_auth_config_rules,
+        ),
+        KindInfo(
+            "VirtualMCPCompositeToolDefinition",
+            "virtualmcpcompositetooldefinitions",
+            ("vmcpctd", "compositetool"),
+            VirtualMCPCompositeToolDefinition,
+            (
+                PrinterColumn("Workflow", ".spec.name", description="The composite tool's name"),
+                PrinterColumn(
+                    "Status", ".status.validationStatus", description="Whether the workflow is valid"
+                ),
+                _VALID,
+                _AGE,
+            ),
+            composite_tool_definition_rules,
         ),
     )
 }

@@ -12,6 +12,8 @@ from collections import Counter
 
 from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
 from api.common import ENV_NAME_PATTERN, ToolOverride
+from api.composite import CompositeToolConfig
+from api.composite_rules import composite_tool_problems, composite_tools_problems
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import MCPServerSpec
@@ -23,6 +25,7 @@ from api.vmcp_config import duration_seconds
 
 __all__ = [
     "DEFAULT_MCP_PORT",
+    "composite_tool_definition_rules",
     "external_auth_config_rules",
     "mcp_remote_proxy_rules",
     "mcp_server_rules",
@@ -271,8 +274,23 @@ def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]
     return problems
 
 
+def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
+    return composite_tool_problems(spec, "spec")
+
+
+def _composite_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    base = "spec.config"
+    problems = composite_tools_problems(spec.config.composite_tools or [], f"{base}.compositeTools")
+    refs = [ref.name for ref in spec.config.composite_tool_refs or []]
+    for name, count in sorted(Counter(refs).items()):
+        if count > 1:
+            problems.append(Problem(f"{base}.compositeToolRefs", f"{name!r} is listed {count} times"))
+    return problems
+
+
 def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
+    problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)

@@ -16,6 +16,7 @@ from api.common import (
     ToolOverride,
     WorkloadStatus,
 )
+from api.composite import CompositeToolConfig, CompositeToolRef
 from api.resource import CustomResource
 
 __all__ = [
@@ -175,6 +176,10 @@ class VirtualMCPConfig(CRDModel):
         default_factory=OperationalConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
     )
     """Timeouts."""
+    composite_tools: list[CompositeToolConfig] | None = None
+    """Composite tools defined inline: tools of the gateway that run steps over backend tools."""
+    composite_tool_refs: list[CompositeToolRef] | None = None
+    """Composite tools defined by VirtualMCPCompositeToolDefinitions of this namespace."""
 
 
 class VirtualMCPServerSpec(CRDModel):

@@ -31,6 +31,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.composite import CompositeToolConfig
+from api.composite_rules import composite_tools_problems
+from api.durations import duration_seconds, parse_duration
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -62,38 +65,6 @@ ConflictResolution = Literal["prefix", "priority", "manual"]
 # MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
 _TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*\Z")
 _BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?\Z")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``"30s"``, ``"250ms"``, ``"1m30s"`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"invalid duration {value!r}: use a number of seconds or a string like '30s', "
-                    "'500ms', '1m30s'"
-                ) from None
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    else:
-        raise ValueError("a duration is a number of seconds or a string like '30s' or '500ms'")
-    if seconds <= 0:
-        raise ValueError(f"duration {value!r} must be positive")
-    return seconds
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds of a Go-style duration string the CRD schema accepted (``"0s"`` is 0.0, never an error)."""
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
 def _format_duration(seconds: float) -> str:
@@ -339,6 +310,9 @@ class VMCPConfig(_Model):
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
     incoming_auth: IncomingAuthConfig = Field(default_factory=IncomingAuthConfig)
+    composite_tools: list[CompositeToolConfig] = Field(
+        default_factory=list, description="Composite tools (api.composite): workflows over backend tools."
+    )
 
     @model_validator(mode="after")
     def _check_backends(self) -> VMCPConfig:
@@ -347,6 +321,8 @@ class VMCPConfig(_Model):
             if backend.name in seen:
                 raise ValueError(f"backends lists {backend.name!r} twice; backend names must be unique")
             seen.add(backend.name)
+        if problems := composite_tools_problems(self.composite_tools, "compositeTools"):
+            raise ValueError("; ".join(str(p) for p in problems))
         return self
 
     def backend(self, name: str) -> BackendConfig | None:
@@ -354,7 +330,10 @@ class VMCPConfig(_Model):
 
     def to_file_dict(self) -> dict[str, Any]:
         """The camelCase JSON-compatible dict the operator writes into the ConfigMap."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data["compositeTools"]:
+            del data["compositeTools"]  # the file of a gateway without composite tools stays as it was
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_file_dict(), sort_keys=False)

@@ -18,6 +18,7 @@ from controller.reconcilers import (
     mcpremoteproxy,
     mcpserver,
     mcptoolconfig,
+    virtualmcpcompositetooldefinition,
     virtualmcpserver,
 )
 from controller.reconcilers.settings import ReconcilerSettings
@@ -38,5 +39,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPToolConfig": mcptoolconfig.controller,
     "MCPGroup": mcpgroup.controller,
     "VirtualMCPServer": workload(virtualmcpserver.kind),
+    "VirtualMCPCompositeToolDefinition": virtualmcpcompositetooldefinition.controller,
 }
 """Kind -> its controller; a test checks that every kind of ``api.registry.KINDS`` has one."""

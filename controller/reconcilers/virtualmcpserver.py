@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth_config import OutboundAuthConfig
+from api.composite import CompositeToolConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
     DEPLOYMENT,
@@ -32,6 +34,7 @@ from controller.reconcilers.kinds import (
     MCPREMOTEPROXY,
     MCPSERVER,
     MCPTOOLCONFIG,
+    VIRTUALMCPCOMPOSITETOOLDEFINITION,
     VIRTUALMCPSERVER,
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
@@ -46,6 +49,7 @@ from controller.reconcilers.refs import (
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
+from controller.reconcilers.virtualmcpcompositetooldefinition import composite_tool_ref_names
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
@@ -53,6 +57,7 @@ from controller.reconcilers.writes import Events
 OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
+VMCP_COMPOSITE_TOOL_INDEX = "ref:vmcpCompositeTool"
 
 
 def _names(obj: JSON, values: list[Any]) -> list[str]:
@@ -73,9 +78,15 @@ def index_vmcp_tool_config(obj: JSON) -> list[str]:
     return _names(obj, [t.get("toolConfigRef") for t in tools if isinstance(t, dict)])
 
 
+def index_vmcp_composite_tools(obj: JSON) -> list[str]:
+    """The VirtualMCPCompositeToolDefinitions a VirtualMCPServer's ``spec.config.compositeToolRefs`` name."""
+    return _names(obj, [{"name": n} for n in composite_tool_ref_names(obj.get("spec") or {})])
+
+
 def setup(cache: Cache) -> list[Watch]:
     """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_COMPOSITE_TOOL_INDEX, index_vmcp_composite_tools)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     register_member_indexes(cache)
@@ -110,6 +121,10 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPREMOTEPROXY, of_member),
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
+        Watch(
+            VIRTUALMCPCOMPOSITETOOLDEFINITION,
+            lambda definition: by(VMCP_COMPOSITE_TOOL_INDEX)(own_key(definition)),
+        ),
     ]
 
 
@@ -124,6 +139,10 @@ class Resolution:
     missing: list[Missing] = field(default_factory=list)
     group: JSON | None = None
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
+    composite_tools: list[CompositeToolConfig] = field(default_factory=list)
+    """The inline composite tools, then the referenced definitions' (in ``compositeToolRefs`` order)."""
+    composites_blocked: bool = False
+    """A referenced definition is missing or invalid: nothing is rendered (the gateway keeps its config)."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -235,16 +254,58 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
         return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
+    resolve_composite_tools(cache, vmcp, namespace, resolution)
     return resolution
+
+
+def resolve_composite_tools(cache: Cache, vmcp: VirtualMCPServer, namespace: str, out: Resolution) -> None:
+    """Inline tools and referenced definitions; a missing or invalid definition, or two tools of one name,
+    blocks the render (``ResolvedRefs=False`` naming it) so the gateway keeps serving its last config."""
+    field_path = "spec.config.compositeToolRefs"
+    tools = list(vmcp.spec.config.composite_tools or [])
+    for ref in vmcp.spec.config.composite_tool_refs or []:
+        raw = cache.get(VIRTUALMCPCOMPOSITETOOLDEFINITION, namespace, ref.name)
+        if raw is None:
+            out.missing.append(
+                Missing(
+                    field_path,
+                    "CompositeToolDefinitionNotFound",
+                    f"VirtualMCPCompositeToolDefinition '{ref.name}' does not exist in namespace "
+                    f"'{namespace}'; create it or remove it from {field_path}",
+                )
+            )
+            out.composites_blocked = True
+            continue
+        definition = parse_ref(VirtualMCPCompositeToolDefinition, raw, field_path, out.missing)
+        if definition is None:
+            out.composites_blocked = True
+        else:
+            tools.append(definition.spec)
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            out.missing.append(
+                Missing(
+                    field_path,
+                    "DuplicateCompositeToolName",
+                    f"composite tool {tool.name!r} is defined twice (inline and/or by definitions); "
+                    "rename one",
+                )
+            )
+            out.composites_blocked = True
+        seen.add(tool.name)
+    out.composite_tools = tools
 
 
 def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolution]:
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
     def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
-        if resolution.group is None:
+        if resolution.group is None or resolution.composites_blocked:
             return None
-        config = build.build_vmcp_config(vmcp, resolution.backends, settings, resolution.tool_configs)
+        config = build.build_vmcp_config(
+            vmcp, resolution.backends, settings, resolution.tool_configs, resolution.composite_tools
+        )
         return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:

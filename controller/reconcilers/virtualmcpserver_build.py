@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from api.auth_config import OutboundAuthConfig
+from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -247,8 +248,9 @@ def build_vmcp_config(
     backends: Sequence[Backend],
     settings: ReconcilerSettings,
     tool_configs: Mapping[str, MCPToolConfig | None] | None = None,
+    composite_tools: Sequence[CompositeToolConfig] = (),
 ) -> VMCPConfig:
-    """The gateway's config file: backends sorted by name, then the policy."""
+    """The gateway's config file: backends sorted by name, then the policy and the composite tools."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -261,6 +263,7 @@ def build_vmcp_config(
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
         incoming_auth=build_incoming_auth(vmcp, settings),
+        composite_tools=list(composite_tools),
     )
 
 

@@ -19,6 +19,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
+from api.composite import CompositeToolConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
 from gateway.backends.connection import BACKEND_UNAVAILABLE
 from gateway.request_policy import RequestPolicy
@@ -32,6 +33,7 @@ from .backend import (
     TransportFor,
     open_backend_transport,
 )
+from .composite import call_composite, with_composites
 from .health import backend_status_entries, overall_phase
 
 __all__ = ["VirtualGateway"]
@@ -63,6 +65,8 @@ class VirtualGateway:
         self._view_key: object = None
         self._known: AggregatedView = AggregatedView()
         self._known_key: object = None
+        self._composites: dict[str, CompositeToolConfig] = {}
+        """The composite tools of the current view that can run, by name."""
         self.reloads = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -134,7 +138,8 @@ class VirtualGateway:
         key = (id(self.config), tuple((name, b.generation, id(b)) for name, b in self.backends.items()))
         if key != self._view_key:
             listed = {n: b.cached() for n, b in self.backends.items() if b.listed}
-            self._view = aggregate(listed, self.config.aggregation)
+            merged = aggregate(listed, self.config.aggregation)
+            self._view, self._composites = with_composites(merged, self.config.composite_tools)
             self._view_key = key
         return self._view
 
@@ -185,8 +190,16 @@ class VirtualGateway:
         """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
         backend that cannot take it answers a tool error."""
         route = self.view().tool_routes.get(name)
-        if route is None:
+        if route is None and name not in self._composites:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
+        if (composite := self._composites.get(name)) is not None:
+            return await self.policy.tool_call(
+                name,
+                name,
+                arguments,
+                caller,
+                forward=lambda _: call_composite(self, composite, arguments, caller),
+            )
         if route is None and (owner := self._unavailable_owner(name)) is not None:
             raise MCPError(BACKEND_UNAVAILABLE, owner.refusal())
         backend_name = route.backend if route is not None else ""

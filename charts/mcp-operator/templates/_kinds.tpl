@@ -7,6 +7,7 @@
     - mcpremoteproxies
     - mcpservers
     - mcptoolconfigs
+    - virtualmcpcompositetooldefinitions
     - virtualmcpservers
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
@@ -16,6 +17,7 @@
     - mcpremoteproxies/status
     - mcpservers/status
     - mcptoolconfigs/status
+    - virtualmcpcompositetooldefinitions/status
     - virtualmcpservers/status
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
@@ -25,6 +27,7 @@
     - mcpremoteproxies/finalizers
     - mcpservers/finalizers
     - mcptoolconfigs/finalizers
+    - virtualmcpcompositetooldefinitions/finalizers
     - virtualmcpservers/finalizers
   verbs: ["update"]
 {{- end }}

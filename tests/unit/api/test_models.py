@@ -128,4 +128,5 @@ def test_public_interface_is_pinned() -> None:
         "MCPGroup",
         "MCPToolConfig",
         "MCPExternalAuthConfig",
+        "VirtualMCPCompositeToolDefinition",
     ]

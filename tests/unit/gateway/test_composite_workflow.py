@@ -1,0 +1,227 @@
+"""The composite-tool workflow engine with fake step callers: graph order and parallelism (observed with
+events, never timed), templates between steps, conditions, retries, timeouts and the failure policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+
+from api.composite import CompositeToolConfig
+from gateway.vmcp.composite import StepCallError, run_workflow
+
+Handler = Callable[[dict[str, Any]], Awaitable[types.CallToolResult]]
+
+
+def _tool(*steps: dict[str, Any], **extra: Any) -> CompositeToolConfig:
+    return CompositeToolConfig.model_validate(
+        {"name": "wf", "description": "d", "steps": list(steps), **extra}
+    )
+
+
+def text(value: str, *, error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=value)], is_error=error)
+
+
+def _caller(handlers: dict[str, Handler], calls: list[tuple[str, dict[str, Any]]]) -> Any:
+    async def call(tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        calls.append((tool, arguments))
+        return await handlers[tool](arguments)
+
+    return call
+
+
+def _text_of(result: types.CallToolResult) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+async def test_independent_steps_run_together_and_the_dependent_one_reads_both() -> None:
+    started = {"a": anyio.Event(), "b": anyio.Event()}
+
+    def meets(me: str, other: str) -> Handler:
+        async def handle(arguments: dict[str, Any]) -> types.CallToolResult:
+            started[me].set()
+            await started[other].wait()  # only returns if the other step runs at the same time
+            return types.CallToolResult(content=[], structured_content={"value": arguments["v"]})
+
+        return handle
+
+    async def join(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text(f"joined {arguments['left']}+{arguments['right']}")
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    tool = _tool(
+        {"id": "a", "tool": "be.a", "arguments": {"v": "{{.params.x}}"}},
+        {"id": "b", "tool": "be.b", "arguments": {"v": 2}},
+        {
+            "id": "c",
+            "tool": "be.join",
+            "dependsOn": ["a", "b"],
+            "arguments": {"left": "{{.steps.a.output.value}}", "right": "{{.steps.b.output.value}}"},
+        },
+        parameters={"type": "object", "properties": {"x": {"type": "string", "default": "one"}}},
+    )
+    with anyio.fail_after(5):
+        result = await run_workflow(
+            tool, {}, _caller({"be.a": meets("a", "b"), "be.b": meets("b", "a"), "be.join": join}, calls)
+        )
+    assert not result.is_error, _text_of(result)
+    assert result.structured_content == {"text": "joined one+2"}  # the last step's output, as text
+    assert json.loads(_text_of(result)) == {"text": "joined one+2"}
+    assert calls[-1] == ("be.join", {"left": "one", "right": "2"})
+
+
+async def test_output_block_builds_typed_values() -> None:
+    async def count(arguments: dict[str, Any]) -> types.CallToolResult:
+        return types.CallToolResult(content=[], structured_content={"n": 41, "tags": ["x"]})
+
+    tool = _tool(
+        {"id": "a", "tool": "count"},
+        output={
+            "properties": {
+                "next": {"type": "integer", "value": "{{.steps.a.output.n}}"},
+                "tags": {"type": "array", "value": "{{json .steps.a.output.tags}}"},
+                "nested": {"type": "object", "properties": {"ok": {"type": "boolean", "value": "true"}}},
+                "missing": {"type": "string", "value": "{{.steps.a.output.nope}}", "default": "n/a"},
+            },
+            "required": ["next"],
+        },
+    )
+    result = await run_workflow(tool, None, _caller({"count": count}, []))
+    assert result.structured_content == {"next": 41, "tags": ["x"], "nested": {"ok": True}, "missing": "n/a"}
+
+
+async def test_abort_answers_a_tool_error_naming_the_step_and_skips_the_rest() -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def broken(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text("disk on fire", error=True)
+
+    async def after(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text("should not run")
+
+    tool = _tool(
+        {"id": "boom", "tool": "be.broken"}, {"id": "later", "tool": "be.after", "dependsOn": ["boom"]}
+    )
+    result = await run_workflow(tool, {}, _caller({"be.broken": broken, "be.after": after}, calls))
+    assert result.is_error
+    assert _text_of(result) == "Workflow 'wf' failed: step 'boom' (tool 'be.broken') failed: disk on fire"
+    assert [c[0] for c in calls] == ["be.broken"]
+
+
+@pytest.mark.parametrize("how", ["step", "workflow"])
+async def test_continue_uses_default_results_and_status(how: str) -> None:
+    async def broken(arguments: dict[str, Any]) -> types.CallToolResult:
+        raise StepCallError("backend 'be' unavailable")
+
+    async def report(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text(arguments["message"])
+
+    first: dict[str, Any] = {"id": "boom", "tool": "be.broken", "defaultResults": {"text": "fallback"}}
+    extra: dict[str, Any] = {}
+    if how == "step":
+        first["onError"] = {"action": "continue"}
+    else:
+        extra["failureMode"] = "continue"
+    tool = _tool(
+        first,
+        {
+            "id": "report",
+            "tool": "be.report",
+            "dependsOn": ["boom"],
+            "arguments": {
+                "message": "{{.steps.boom.status}}: {{.steps.boom.output.text}} ({{.steps.boom.error}})"
+            },
+        },
+        **extra,
+    )
+    result = await run_workflow(tool, {}, _caller({"be.broken": broken, "be.report": report}, []))
+    assert not result.is_error
+    assert result.structured_content == {"text": "failed: fallback (backend 'be' unavailable)"}
+
+
+async def test_retries_back_off_then_succeed_or_give_up() -> None:
+    attempts: list[int] = []
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    async def flaky(arguments: dict[str, Any]) -> types.CallToolResult:
+        attempts.append(1)
+        return text("ok") if len(attempts) == 3 else text("try again", error=True)
+
+    tool = _tool(
+        {"id": "a", "tool": "flaky", "onError": {"action": "retry", "retryCount": 3, "retryDelay": "2s"}}
+    )
+    result = await run_workflow(tool, {}, _caller({"flaky": flaky}, []), sleep=sleep)
+    assert result.structured_content == {"text": "ok"}
+    assert delays == [2.0, 4.0]
+
+    attempts.clear()
+    delays.clear()
+    tool = _tool({"id": "a", "tool": "flaky", "onError": {"action": "abort", "maxRetries": 1}})
+    result = await run_workflow(tool, {}, _caller({"flaky": flaky}, []), sleep=sleep)
+    assert result.is_error
+    assert _text_of(result).endswith("failed: try again (after 2 attempts)")
+    assert delays == [1.0]
+
+
+async def test_step_and_workflow_timeouts() -> None:
+    async def hang(arguments: dict[str, Any]) -> types.CallToolResult:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    tool = _tool({"id": "slow", "tool": "hang", "timeout": "50ms"})
+    with anyio.fail_after(5):
+        result = await run_workflow(tool, {}, _caller({"hang": hang}, []))
+    assert _text_of(result) == "Workflow 'wf' failed: step 'slow' (tool 'hang') failed: timed out after 50ms"
+
+    tool = _tool({"id": "slow", "tool": "hang"}, timeout="50ms")
+    with anyio.fail_after(5):
+        result = await run_workflow(tool, {}, _caller({"hang": hang}, []))
+    assert result.is_error
+    assert _text_of(result) == "Workflow 'wf' timed out after 50ms (steps still running: slow)"
+
+
+async def test_conditions_skip_steps_with_their_default_results() -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def echo(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text(str(arguments.get("m", "ran")))
+
+    tool = _tool(
+        {"id": "maybe", "tool": "echo", "condition": "{{.params.go}}", "defaultResults": {"text": "skipped"}},
+        {
+            "id": "then",
+            "tool": "echo",
+            "dependsOn": ["maybe"],
+            "arguments": {"m": "{{.steps.maybe.output.text}}"},
+        },
+    )
+    result = await run_workflow(tool, {"go": False}, _caller({"echo": echo}, calls))
+    assert result.structured_content == {"text": "skipped"}
+    assert calls == [("echo", {"m": "skipped"})]
+
+    bad = _tool({"id": "odd", "tool": "echo", "condition": "{{.params.word}}"})
+    result = await run_workflow(bad, {"word": "maybe"}, _caller({"echo": echo}, []))
+    assert _text_of(result).endswith("failed: condition must expand to true or false, got 'maybe'")
+
+
+async def test_missing_required_argument_and_runtime_template_errors_are_tool_errors() -> None:
+    async def echo(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text("x")
+
+    tool = _tool(
+        {"id": "a", "tool": "echo", "arguments": {"n": "{{(fromJson .params.raw).n}}"}},
+        parameters={"type": "object", "properties": {"raw": {"type": "string"}}, "required": ["raw"]},
+    )
+    result = await run_workflow(tool, {}, _caller({"echo": echo}, []))
+    assert _text_of(result) == "missing required argument(s) 'raw' of 'wf'"
+    result = await run_workflow(tool, {"raw": "not json"}, _caller({"echo": echo}, []))
+    assert result.is_error
+    assert "step 'a' (tool 'echo') failed: arguments: fromJson: not valid JSON" in _text_of(result)
