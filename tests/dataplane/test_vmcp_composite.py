@@ -1,0 +1,175 @@
+"""Composite tools through the real gateway (``mcp-operator vmcp``) over real MCP servers, both front eras:
+the fixture server (streamable HTTP) and server-everything (legacy SSE). A three-step composite (two steps
+in parallel, one using both outputs) returns the combined result; a failing step aborts with a tool error
+naming it, or, under ``continue``, lets the workflow finish with the step's ``defaultResults``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from tests.support.gateway_processes import (
+    BIN,
+    NPM_BIN,
+    Proc,
+    fixture_server,
+    free_port,
+    get_json,
+    start,
+    wait_http,
+    wait_until,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+SUM_REPORT = {
+    "name": "sum_report",
+    "description": "Add on two servers at once, then report both sums.",
+    "parameters": {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer", "default": 3}},
+        "required": ["a"],
+    },
+    "steps": [
+        {"id": "left", "tool": "fixture.add", "arguments": {"a": "{{.params.a}}", "b": "{{.params.b}}"}},
+        {
+            "id": "right",
+            "tool": "everything.get-sum",
+            "arguments": {"a": "{{.params.a}}", "b": "{{.params.b}}"},
+        },
+        {
+            "id": "report",
+            "tool": "everything_echo",
+            "dependsOn": ["left", "right"],
+            "arguments": {"message": "fixture={{.steps.left.output.result}} / {{.steps.right.output.text}}"},
+        },
+    ],
+    "output": {
+        "properties": {
+            "fixtureSum": {"type": "integer", "value": "{{.steps.left.output.result}}"},
+            "report": {"type": "string", "value": "{{.steps.report.output.text}}"},
+        },
+        "required": ["report"],
+    },
+}
+
+
+def _fragile(name: str, on_error: dict[str, Any]) -> dict[str, Any]:
+    """``bad`` calls the fixture's add with a word where it takes an integer: the tool answers an error."""
+    return {
+        "name": name,
+        "description": "A step that fails, then a step after it.",
+        "steps": [
+            {
+                "id": "bad",
+                "tool": "fixture.add",
+                "arguments": {"a": "not-a-number", "b": 1},
+                "onError": on_error,
+                "defaultResults": {"result": -1},
+            },
+            {
+                "id": "after",
+                "tool": "everything.echo",
+                "dependsOn": ["bad"],
+                "arguments": {"message": "{{.steps.bad.status}} {{.steps.bad.output.result}}"},
+            },
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logdir = tmp_path_factory.mktemp("composite")
+    ports = {n: free_port() for n in ("fixture", "everything", "gateway")}
+    procs: list[Proc] = []
+    try:
+        everything = start(
+            "everything",
+            [str(NPM_BIN / "mcp-server-everything"), "sse"],
+            logdir,
+            {"PORT": str(ports["everything"])},
+        )
+        procs.append(everything)
+        procs.append(fixture_server("fixture", ports["fixture"], logdir))
+        wait_http(f"http://127.0.0.1:{ports['everything']}/sse", everything)
+        config_path = logdir / "vmcp.yaml"
+        write_config(config_path, _config(ports))
+        gateway = start(
+            "gateway",
+            [
+                str(BIN / "mcp-operator"),
+                "vmcp",
+                "--port",
+                str(ports["gateway"]),
+                "--config",
+                str(config_path),
+            ],
+            logdir,
+        )
+        procs.append(gateway)
+        url = f"http://127.0.0.1:{ports['gateway']}"
+        wait_http(f"{url}/health", gateway)
+        wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
+        yield url
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def _config(ports: dict[str, int]) -> dict[str, Any]:
+    return {
+        "name": "gw",
+        "backends": [
+            {"name": "fixture", "url": f"http://127.0.0.1:{ports['fixture']}/mcp"},
+            {"name": "everything", "url": f"http://127.0.0.1:{ports['everything']}/sse", "transport": "sse"},
+        ],
+        "operational": {"timeouts": {"call": "20s", "list": "10s", "connect": "20s"}},
+        "compositeTools": [
+            SUM_REPORT,
+            _fragile("fragile_abort", {"action": "abort"}),
+            _fragile("fragile_continue", {"action": "continue"}),
+        ],
+    }
+
+
+def _text(result: Any) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2026-07-28 front, and 2025-11-25 sessions
+async def test_composite_tools_through_the_gateway(gateway: str, mode: str) -> None:
+    async with Client(f"{gateway}/mcp", mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert {"sum_report", "fragile_abort", "fragile_continue", "fixture_add", "everything_echo"} <= set(
+            tools
+        )
+        listed = tools["sum_report"]
+        assert listed.input_schema["required"] == ["a"]
+        assert listed.output_schema is not None and set(listed.output_schema["properties"]) == {
+            "fixtureSum",
+            "report",
+        }
+        assert (
+            listed.annotations is not None and listed.annotations.read_only_hint is False
+        )  # add says nothing
+
+        result = await client.call_tool("sum_report", {"a": 2})
+        assert not result.is_error, _text(result)
+        assert result.structured_content == {
+            "fixtureSum": 5,
+            "report": "Echo: fixture=5 / The sum of 2 and 3 is 5.",
+        }
+
+        aborted = await client.call_tool("fragile_abort", {})
+        assert aborted.is_error
+        assert _text(aborted).startswith(
+            "Workflow 'fragile_abort' failed: step 'bad' (tool 'fixture.add') failed:"
+        )
+
+        continued = await client.call_tool("fragile_continue", {})
+        assert not continued.is_error, _text(continued)
+        assert continued.structured_content == {"text": "Echo: failed -1"}
