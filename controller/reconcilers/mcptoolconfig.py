@@ -24,11 +24,9 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     raw = ctx.cache.get(MCPTOOLCONFIG, key.namespace, key.name)
     if raw is None:
         return Result.done()
-    generation = int((raw.get("metadata") or {}).get("generation") or 0)
-    previous: JSON = raw.get("status") or {}
-    builder = StatusBuilder(list(previous.get("conditions") or []), generation)
+    builder = StatusBuilder.of(raw)
     parsed, problems = parse_and_validate(raw)
-    status: JSON = {"observedGeneration": generation}
+    status: JSON = {"observedGeneration": builder.generation}
     if problems or not isinstance(parsed, MCPToolConfig):
         builder.set(ACCEPTED, False, "InvalidSpec", format_problems(problems))
     else:

@@ -58,11 +58,9 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     raw = ctx.cache.get(VIRTUALMCPCOMPOSITETOOLDEFINITION, key.namespace, key.name)
     if raw is None:
         return Result.done()
-    generation = int((raw.get("metadata") or {}).get("generation") or 0)
-    previous: JSON = raw.get("status") or {}
-    builder = StatusBuilder(list(previous.get("conditions") or []), generation)
+    builder = StatusBuilder.of(raw)
     parsed, problems = parse_and_validate(raw)
-    status: JSON = {"observedGeneration": generation}
+    status: JSON = {"observedGeneration": builder.generation}
     users = referencing_servers(ctx.cache, key.namespace, key.name)
     if users:
         status["referencingVirtualServers"] = users

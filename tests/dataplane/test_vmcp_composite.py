@@ -12,11 +12,11 @@ import pytest
 from mcp import Client
 
 from tests.support.gateway_processes import (
-    BIN,
     NPM_BIN,
     Proc,
     fixture_server,
     free_port,
+    gateway_process,
     get_json,
     start,
     wait_http,
@@ -98,21 +98,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_http(f"http://127.0.0.1:{ports['everything']}/sse", everything)
         config_path = logdir / "vmcp.yaml"
         write_config(config_path, _config(ports))
-        gateway = start(
-            "gateway",
-            [
-                str(BIN / "mcp-operator"),
-                "vmcp",
-                "--port",
-                str(ports["gateway"]),
-                "--config",
-                str(config_path),
-            ],
-            logdir,
-        )
-        procs.append(gateway)
+        procs.append(gateway_process(ports["gateway"], config_path, logdir))
         url = f"http://127.0.0.1:{ports['gateway']}"
-        wait_http(f"{url}/health", gateway)
         wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
         yield url
     finally:

@@ -100,6 +100,14 @@ def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0) -> 
     return proc
 
 
+def gateway_process(port: int, config_path: Path, logdir: Path, *extra: str) -> Proc:
+    """``mcp-operator vmcp`` on ``port`` with the config file ``config_path``, answering ``/health``."""
+    argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(port), "--config", str(config_path), *extra]
+    proc = start("gateway", argv, logdir)
+    wait_http(f"http://127.0.0.1:{port}/health", proc)
+    return proc
+
+
 def proxied_stdio(
     name: str, port: int, command: Sequence[str], logdir: Path, env: dict[str, str] | None = None
 ) -> Proc:
