@@ -1,6 +1,7 @@
-"""Change notifications through the real gateway: a member joining (a config reload) and a composite tool
-added reach an SDK client within 2 s, as ``notifications/tools/list_changed`` on a 2025-11-25 session and
-as an event of its ``subscriptions/listen`` stream on the 2026-07-28 era."""
+"""Change notifications through the real gateway: a backend's own list_changed (the fixture's ``grow``
+adds a tool), a member joining (a config reload) and a composite tool added reach an SDK client within
+2 s, as ``notifications/tools/list_changed`` on a 2025-11-25 session and as an event of its
+``subscriptions/listen`` stream on the 2026-07-28 era."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {n: free_port() for n in ("one", "two", "gateway")}
     procs: list[Proc] = []
     try:
-        procs += [fixture_server(n, ports[n], logdir) for n in ("one", "two")]
+        procs += [fixture_server(n, ports[n], logdir, growable=True) for n in ("one", "two")]
         config_path = logdir / "vmcp.yaml"
         backends = {n: f"http://127.0.0.1:{ports[n]}/mcp" for n in ("one", "two")}
         write_config(config_path, {"name": "gw", "backends": [{"name": "one", "url": backends["one"]}]})
@@ -101,3 +102,26 @@ async def test_modern_listen_stream_hears_a_member_join_and_a_composite_tool(sta
                 await subscription.__anext__()
             assert "add_twice" in {t.name for t in (await client.list_tools()).tools}
     stack.configure("one")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_backends_own_list_changed_reaches_the_client(stack: Stack, mode: str) -> None:
+    heard = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            heard.set()
+
+    tool = f"grown_{mode}"
+    async with Client(f"{stack.url}/mcp", mode=mode, message_handler=on_message) as client:
+        await client.list_tools()
+        if mode == "legacy":
+            await client.call_tool("one_grow", {"tool": tool})
+            with anyio.fail_after(WITHIN):
+                await heard.wait()
+        else:
+            async with client.listen(tools_list_changed=True) as subscription:
+                await client.call_tool("one_grow", {"tool": tool})
+                with anyio.fail_after(WITHIN):
+                    await subscription.__anext__()
+        assert f"one_{tool}" in {t.name for t in (await client.list_tools()).tools}
