@@ -60,10 +60,11 @@ class StepErrorHandling(CRDModel):
 
 
 class ElicitationResponseConfig(CRDModel):
-    """ToolHive: what an elicitation step does when the user declines or cancels."""
+    """What an elicitation step does when the user declines or cancels (or does not answer in time)."""
 
-    action: str | None = None
-    """``skip_remaining``, ``abort`` or ``continue``."""
+    action: Literal["skip_remaining", "abort", "continue"] | None = None
+    """``abort`` (default) fails the step, ``continue`` goes on (output ``{action}``), ``skip_remaining``
+    ends the workflow successfully without running the steps not started yet."""
 
 
 class OutputProperty(CRDModel):
@@ -100,7 +101,8 @@ class WorkflowStepConfig(CRDModel):
     id: str = Field(min_length=1)
     """Unique within the workflow; templates read its result as ``.steps.<id>``."""
     type: Literal["tool", "elicitation", "forEach"] = "tool"
-    """``tool`` (the only type the gateway runs; ``elicitation`` and ``forEach`` are refused)."""
+    """``tool`` calls a backend tool; ``elicitation`` asks the client's user (``message``, ``schema``),
+    only for a 2025-11-25 client that declared the elicitation capability; ``forEach`` is refused."""
     tool: str | None = None
     """The backend tool: ``<backend>.<tool>`` (the member's name and the tool's own name), or the name
     clients see in the gateway's ``tools/list``."""
@@ -119,13 +121,15 @@ class WorkflowStepConfig(CRDModel):
     default_results: FreeObject | None = None
     """The step's output when it is skipped or fails under ``continue`` (e.g. ``{text: "n/a"}``)."""
     message: str | None = None
-    """ToolHive: the question of an elicitation step (refused here)."""
+    """Elicitation: the question (a template)."""
     schema_: FreeObject | None = Field(default=None, alias="schema")
-    """ToolHive: the answer's schema of an elicitation step (refused here)."""
+    """Elicitation: the answer's JSON Schema (an object of primitive properties); the answer is the step's
+    ``output.content`` (and ``output.action`` is ``accept``)."""
     on_decline: ElicitationResponseConfig | None = None
-    """ToolHive: elicitation declined (refused here)."""
+    """Elicitation: what happens when the user declines (default ``abort``)."""
     on_cancel: ElicitationResponseConfig | None = None
-    """ToolHive: elicitation cancelled (refused here)."""
+    """Elicitation: what happens when the user cancels or the step's ``timeout`` passes (default
+    ``abort``)."""
     collection: str | None = None
     """ToolHive: the list a forEach step iterates over (refused here)."""
     item_var: str | None = None

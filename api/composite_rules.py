@@ -33,17 +33,9 @@ MAX_RETRIES = 10
 TOOL_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*\Z")
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STEP_FIELDS = ("output", "status", "error")
-_UNSUPPORTED_STEP_FIELDS = (
-    "message",
-    "schema_",
-    "on_decline",
-    "on_cancel",
-    "collection",
-    "item_var",
-    "max_parallel",
-    "max_iterations",
-    "step",
-)
+_ELICITATION_FIELDS = ("message", "schema_", "on_decline", "on_cancel")
+_FOR_EACH_FIELDS = ("collection", "item_var", "max_parallel", "max_iterations", "step")
+_TOOL_FIELDS = ("tool", "arguments")
 
 
 def effective_action(step: WorkflowStepConfig, tool: CompositeToolConfig) -> str:
@@ -136,22 +128,21 @@ def _step_problems(
         problems.append(
             Problem(f"{field}.id", f"{name}: use letters, digits and '_' (templates read it as .steps.<id>)")
         )
-    if step.type != "tool":
+    if step.type == "forEach":
         problems.append(
             Problem(
                 f"{field}.type",
-                f"{name} is of type {step.type}, which this gateway does not run (only type tool): "
-                + (
-                    "it cannot ask the client's user for input; use a tool step"
-                    if step.type == "elicitation"
-                    else "call the tool once per item in a tool of its own, or list the steps"
-                ),
+                f"{name} is of type forEach, which this gateway does not run: call the tool once per item "
+                "in a tool of its own, or list the steps",
             )
         )
-    for attribute in _UNSUPPORTED_STEP_FIELDS:
-        if getattr(step, attribute) is not None and step.type == "tool":
+    foreign = {"tool": _ELICITATION_FIELDS + _FOR_EACH_FIELDS, "elicitation": _TOOL_FIELDS + _FOR_EACH_FIELDS}
+    for attribute in foreign.get(step.type, ()):
+        if getattr(step, attribute) is not None:
             json_name = WorkflowStepConfig.model_fields[attribute].alias or attribute
-            problems.append(Problem(f"{field}.{json_name}", f"{name}: only for elicitation or forEach steps"))
+            problems.append(
+                Problem(f"{field}.{json_name}", f"{name}: not used by a step of type {step.type}")
+            )
     if step.type == "tool":
         if not step.tool:
             problems.append(Problem(f"{field}.tool", f"{name}: set the tool to call, e.g. <backend>.<tool>"))
@@ -162,6 +153,13 @@ def _step_problems(
                     f"{name}: {step.tool!r} is not a tool name; write <backend>.<tool> or the name "
                     "clients see (letters, digits, '.', '_', '-')",
                 )
+            )
+    if step.type == "elicitation":
+        if not step.message:
+            problems.append(Problem(f"{field}.message", f"{name}: an elicitation step needs the question"))
+        if step.schema_ is not None and step.schema_.get("type") != "object":
+            problems.append(
+                Problem(f"{field}.schema.type", f"{name}: the answer's schema must be type object")
             )
     for i, dep in enumerate(step.depends_on or []):
         if dep == step.id:
@@ -220,6 +218,8 @@ def _step_templates(step: WorkflowStepConfig, field: str) -> Iterator[tuple[str,
     yield from _strings(step.arguments or {}, f"{field}.arguments")
     if step.condition is not None:
         yield f"{field}.condition", step.condition
+    if step.message is not None:
+        yield f"{field}.message", step.message
 
 
 def _output_templates(properties: Mapping[str, OutputProperty], field: str) -> Iterator[tuple[str, str]]:

@@ -33,7 +33,7 @@ from .backend import (
     TransportFor,
     open_backend_transport,
 )
-from .composite import call_composite, with_composites
+from .composite import Elicit, call_composite, with_composites
 from .health import backend_status_entries, overall_phase
 
 __all__ = ["VirtualGateway"]
@@ -193,6 +193,7 @@ class VirtualGateway:
         *,
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
+        elicit: Elicit | None = None,
     ) -> types.CallToolResult:
         """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
         backend that cannot take it answers a tool error."""
@@ -205,7 +206,7 @@ class VirtualGateway:
                 name,
                 arguments,
                 caller,
-                forward=lambda _: call_composite(self, composite, arguments, caller),
+                forward=lambda _: call_composite(self, composite, arguments, caller, elicit),
             )
         if route is None and (owner := self._unavailable_owner(name)) is not None:
             raise MCPError(BACKEND_UNAVAILABLE, owner.refusal())

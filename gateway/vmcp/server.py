@@ -21,6 +21,7 @@ import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -37,6 +38,7 @@ from gateway.observability import RequestMetrics
 from gateway.request_policy import RequestPolicy, caller_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
+from .composite import Elicit
 from .gateway import VirtualGateway
 from .notify import ChangeNotifier
 from .reload import ConfigWatcher
@@ -88,7 +90,10 @@ def build_mcp_server(gateway: VirtualGateway, notifier: ChangeNotifier | None = 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = caller_of(getattr(ctx.request, "scope", None))
         progress = progress_relay(ctx)
-        return await gateway.call_tool(params.name, params.arguments, caller=caller, progress=progress)
+        elicit = _elicitor(ctx)
+        return await gateway.call_tool(
+            params.name, params.arguments, caller=caller, progress=progress, elicit=elicit
+        )
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments))
@@ -115,6 +120,22 @@ def build_mcp_server(gateway: VirtualGateway, notifier: ChangeNotifier | None = 
         on_read_resource=read_resource,
         on_subscriptions_listen=notifier.listen,
     )
+
+
+def _elicitor(ctx: Ctx) -> Elicit | None:
+    """How a composite tool's elicitation step asks this request's client: ``elicitation/create`` on its
+    2025-11-25 session when it declared the capability (the 2026-07-28 era allows no request mid-call)."""
+    session = ctx.session
+    capabilities = session.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return None
+    if session.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
+
+    async def elicit(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        return await session.elicit_form(message, schema, related_request_id=ctx.request_id)
+
+    return elicit
 
 
 class GatewayCollector(Collector):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client
 
@@ -55,6 +56,27 @@ SUM_REPORT = {
         },
         "required": ["report"],
     },
+}
+
+
+ASK_THEN_ECHO = {
+    "name": "ask_then_echo",
+    "description": "Ask the user for a name, then echo a greeting.",
+    "steps": [
+        {
+            "id": "ask",
+            "type": "elicitation",
+            "message": "Who is there?",
+            "schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+            "timeout": "20s",
+        },
+        {
+            "id": "greet",
+            "tool": "everything.echo",
+            "dependsOn": ["ask"],
+            "arguments": {"message": "hello {{.steps.ask.output.content.name}}"},
+        },
+    ],
 }
 
 
@@ -117,6 +139,7 @@ def _config(ports: dict[str, int]) -> dict[str, Any]:
         "operational": {"timeouts": {"call": "20s", "list": "10s", "connect": "20s"}},
         "compositeTools": [
             SUM_REPORT,
+            ASK_THEN_ECHO,
             _fragile("fragile_abort", {"action": "abort"}),
             _fragile("fragile_continue", {"action": "continue"}),
         ],
@@ -160,3 +183,26 @@ async def test_composite_tools_through_the_gateway(gateway: str, mode: str) -> N
         continued = await client.call_tool("fragile_continue", {})
         assert not continued.is_error, _text(continued)
         assert continued.structured_content == {"text": "Echo: failed -1"}
+
+
+async def test_an_elicitation_step_asks_a_session_client_and_is_refused_clearly_on_the_modern_era(
+    gateway: str,
+) -> None:
+    asked: list[str] = []
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async with Client(f"{gateway}/mcp", mode="legacy", elicitation_callback=answer) as client:
+        result = await client.call_tool("ask_then_echo", {})
+        assert not result.is_error, _text(result)
+        assert result.structured_content == {"text": "Echo: hello Ada"}
+        assert asked == ["Who is there?"]
+
+    async with Client(f"{gateway}/mcp", mode="auto", elicitation_callback=answer) as client:
+        refused = await client.call_tool("ask_then_echo", {})
+        assert refused.is_error
+        assert _text(refused).startswith(
+            "Workflow 'ask_then_echo' failed: step 'ask' (elicitation) failed: the client cannot be asked"
+        )

@@ -28,7 +28,7 @@ from api.composite import CompositeToolConfig, OutputProperty
 from ..aggregation import AggregatedView
 from ..backend import ListKind
 from .output import coerce_text
-from .workflow import StepCallError, run_workflow
+from .workflow import Elicit, StepCallError, run_workflow
 
 __all__ = ["StepRouter", "call_composite", "resolve_step_tool", "with_composites"]
 
@@ -72,7 +72,8 @@ def with_composites(
     entries: list[types.Tool] = []
     warnings = list(view.warnings)
     for composite in composites:
-        steps = [(s.id, s.tool or "", resolve_step_tool(view, s.tool or "")) for s in composite.steps]
+        tool_steps = [s for s in composite.steps if s.type == "tool"]
+        steps = [(s.id, s.tool or "", resolve_step_tool(view, s.tool or "")) for s in tool_steps]
         unresolved = [f"step {sid!r} ({ref!r})" for sid, ref, exposed in steps if exposed is None]
         annotations, contradiction = _annotations(composite, [tools[e] for _, _, e in steps if e])
         why = (
@@ -165,9 +166,14 @@ def coerce_arguments(schema: Mapping[str, Any] | None, arguments: dict[str, Any]
 
 
 async def call_composite(
-    router: StepRouter, composite: CompositeToolConfig, arguments: Mapping[str, Any] | None, caller: str
+    router: StepRouter,
+    composite: CompositeToolConfig,
+    arguments: Mapping[str, Any] | None,
+    caller: str,
+    elicit: Elicit | None = None,
 ) -> types.CallToolResult:
-    """Run a composite tool, each step through ``router.call_tool`` as ``caller``."""
+    """Run a composite tool, each step through ``router.call_tool`` as ``caller``; elicitation steps
+    through ``elicit`` (None: the client cannot be asked, such a step fails)."""
 
     async def call_step(reference: str, step_arguments: dict[str, Any]) -> types.CallToolResult:
         exposed = resolve_step_tool(router.view(), reference)
@@ -184,4 +190,4 @@ async def call_composite(
         except MCPError as exc:
             raise StepCallError(exc.error.message) from exc
 
-    return await run_workflow(composite, arguments, call_step)
+    return await run_workflow(composite, arguments, call_step, elicit=elicit)

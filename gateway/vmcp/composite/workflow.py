@@ -34,7 +34,7 @@ from api.workflow_templates import Template, TemplateError, parse_template
 
 from .output import OutputError, build_output, step_output
 
-__all__ = ["MAX_PARALLEL", "StepCall", "StepCallError", "StepResult", "run_workflow"]
+__all__ = ["MAX_PARALLEL", "Elicit", "StepCall", "StepCallError", "StepResult", "run_workflow"]
 
 MAX_PARALLEL = 10
 """Steps of one call running at once (ToolHive's default)."""
@@ -42,6 +42,12 @@ _MAX_DELAY_FACTOR = 60
 
 StepCall = Callable[[str, dict[str, Any]], Awaitable[types.CallToolResult]]
 """Calls a step's ``tool`` (as written in the step) with the expanded arguments."""
+Elicit = Callable[[str, dict[str, Any]], Awaitable[types.ElicitResult]]
+"""Asks the front client's user (message, requested schema): ``elicitation/create`` on its session."""
+NO_ELICITATION = (
+    "the client cannot be asked: it did not declare the elicitation capability, or it speaks the "
+    "2026-07-28 protocol, where the gateway cannot ask during a call"
+)
 
 
 class StepCallError(Exception):
@@ -102,11 +108,14 @@ class _Run:
     params: dict[str, Any]
     call: StepCall
     sleep: Callable[[float], Awaitable[None]]
+    elicit: Elicit | None = None
     results: dict[str, StepResult] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
     """Step ids in the order they finished."""
     running: set[str] = field(default_factory=set)
     abort: str | None = None
+    skip_remaining: bool = False
+    """An elicitation answered ``skip_remaining``: steps not started yet are skipped."""
 
     def context(self) -> dict[str, Any]:
         return {"params": self.params, "steps": {k: r.as_context() for k, r in self.results.items()}}
@@ -118,13 +127,16 @@ class _Run:
             await done[dep].wait()
         async with limit:
             self.running.add(step.id)
-            result = await self.execute(step)  # cancelled by the deadline: still listed as running
+            if self.skip_remaining:
+                result = StepResult("skipped", output=step.default_results)
+            else:
+                result = await self.execute(step)  # cancelled by the deadline: still listed as running
             self.running.discard(step.id)
         self.results[step.id] = result
         self.finished.append(step.id)
         done[step.id].set()
         if result.status == "failed" and effective_action(step, self.tool) == "abort" and self.abort is None:
-            tool = f" (tool {step.tool!r})" if step.tool else ""
+            tool = f" (tool {step.tool!r})" if step.tool else f" ({step.type})"
             self.abort = f"step {step.id!r}{tool} failed: {result.error}"
 
     async def execute(self, step: WorkflowStepConfig) -> StepResult:
@@ -137,11 +149,40 @@ class _Run:
                 return self.failed(step, f"condition must expand to true or false, got {verdict!r}")
             if verdict == "false":
                 return StepResult("skipped", output=step.default_results)
+        if step.type == "elicitation":
+            return await self.ask(step)
         try:
             arguments = _expand(step.arguments or {}, self.context())
         except TemplateError as exc:
             return self.failed(step, f"arguments: {exc}")
         return await self.call_with_retries(step, arguments)
+
+    async def ask(self, step: WorkflowStepConfig) -> StepResult:
+        """An elicitation step: ``accept`` gives ``{action, content}``; decline and cancel (or no answer
+        within the step's timeout) follow ``onDecline`` / ``onCancel`` (``abort`` by default)."""
+        if self.elicit is None:
+            return self.failed(step, NO_ELICITATION)
+        try:
+            message = _template(step.message or "").render(self.context())
+        except TemplateError as exc:
+            return self.failed(step, f"message: {exc}")
+        schema = step.schema_ or {"type": "object", "properties": {}}
+        try:
+            with anyio.fail_after(parse_duration(step.timeout or DEFAULT_STEP_TIMEOUT)):
+                answer = await self.elicit(message, schema)
+            action: str = answer.action
+        except TimeoutError:
+            action = "cancel"
+        except Exception as exc:  # boundary: the client's answer or its session failed
+            return self.failed(step, f"asking the user failed: {exc}")
+        if action == "accept":
+            return StepResult("completed", output={"action": "accept", "content": answer.content or {}})
+        handler = step.on_decline if action == "decline" else step.on_cancel
+        then = handler.action if handler is not None and handler.action else "abort"
+        if then == "abort":
+            return self.failed(step, f"the user chose {action}")
+        self.skip_remaining = self.skip_remaining or then == "skip_remaining"
+        return StepResult("completed", output={"action": action, "skipped": then == "skip_remaining"})
 
     async def call_with_retries(self, step: WorkflowStepConfig, arguments: dict[str, Any]) -> StepResult:
         timeout = parse_duration(step.timeout or DEFAULT_STEP_TIMEOUT)
@@ -192,13 +233,15 @@ async def run_workflow(
     call: StepCall,
     *,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    elicit: Elicit | None = None,
 ) -> types.CallToolResult:
-    """Run ``tool`` with the client's ``arguments``; the answer is always a tool result."""
+    """Run ``tool`` with the client's ``arguments`` (``elicit`` asks its user, when it can be asked); the
+    answer is always a tool result."""
     try:
         params = with_defaults(tool, arguments)
     except ValueError as exc:
         return _error_result(str(exc))
-    run = _Run(tool, params, call, sleep)
+    run = _Run(tool, params, call, sleep, elicit)
     done = {step.id: anyio.Event() for step in tool.steps}
     limit = anyio.CapacityLimiter(MAX_PARALLEL)
     timeout = tool.timeout or DEFAULT_WORKFLOW_TIMEOUT

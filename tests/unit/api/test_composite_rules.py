@@ -91,16 +91,39 @@ def test_a_valid_diamond_has_no_problem() -> None:
             "spec.steps[0].onError.retryCount: step 'a': 11 retries; at most 10",
         ),
         (
-            [{"id": "ask", "type": "elicitation", "message": "Deploy?"}],
-            "spec.steps[0].type: step 'ask' is of type elicitation, which this gateway does not run",
+            [{"id": "ask", "type": "elicitation"}],
+            "spec.steps[0].message: step 'ask': an elicitation step needs the question",
+        ),
+        (
+            [
+                {
+                    "id": "ask",
+                    "type": "elicitation",
+                    "message": "Go?",
+                    "tool": "t",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "spec.steps[0].schema.type: step 'ask': the answer's schema must be type object",
+        ),
+        (
+            [{"id": "ask", "type": "elicitation", "message": "Go?", "tool": "t"}],
+            "spec.steps[0].tool: step 'ask': not used by a step of type elicitation",
         ),
         (
             [{"id": "each", "type": "forEach", "collection": "{{.params.x}}"}],
-            "spec.steps[0].type: step 'each' is of type forEach",
+            "spec.steps[0].type: step 'each' is of type forEach, which this gateway does not run",
         ),
         (
             [{"id": "a", "tool": "t", "message": "hi"}],
-            "spec.steps[0].message: step 'a': only for elicitation or forEach steps",
+            "spec.steps[0].message: step 'a': not used by a step of type tool",
+        ),
+        (
+            [
+                {"id": "ask", "type": "elicitation", "message": "Really {{.steps.b.output.text}}?"},
+                {"id": "b", "tool": "t"},
+            ],
+            "spec.steps[0].message: step 'ask': .steps.b.output.text reads step 'b', which is not among",
         ),
         (
             [
@@ -115,6 +138,27 @@ def test_a_valid_diamond_has_no_problem() -> None:
 def test_problems_name_the_step_and_the_fix(steps: list[dict[str, Any]], expected: str) -> None:
     problems = _problems(_tool(*steps))
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_an_elicitation_step_feeds_later_steps() -> None:
+    tool = _tool(
+        {
+            "id": "ask",
+            "type": "elicitation",
+            "message": "Which environment for {{.params.app}}?",
+            "schema": {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
+            "onDecline": {"action": "skip_remaining"},
+            "onCancel": {"action": "abort"},
+            "timeout": "2m",
+        },
+        {
+            "id": "go",
+            "tool": "deploy.run",
+            "dependsOn": ["ask"],
+            "arguments": {"env": "{{.steps.ask.output.content.env}}"},
+        },
+    )
+    assert _problems(tool) == []
 
 
 def test_transitive_dependencies_are_visible_and_default_results_satisfy_skippable_reads() -> None:

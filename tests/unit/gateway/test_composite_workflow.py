@@ -225,3 +225,79 @@ async def test_missing_required_argument_and_runtime_template_errors_are_tool_er
     result = await run_workflow(tool, {"raw": "not json"}, _caller({"echo": echo}, []))
     assert result.is_error
     assert "step 'a' (tool 'echo') failed: arguments: fromJson: not valid JSON" in _text_of(result)
+
+
+def _asking(*answers: types.ElicitResult) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    asked: list[tuple[str, dict[str, Any]]] = []
+    queue = list(answers)
+
+    async def elicit(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        asked.append((message, schema))
+        return queue.pop(0)
+
+    return elicit, asked
+
+
+ASK: dict[str, Any] = {
+    "id": "ask",
+    "type": "elicitation",
+    "message": "Deploy {{.params.app}}?",
+    "schema": {"type": "object", "properties": {"env": {"type": "string"}}},
+}
+DEPLOY: dict[str, Any] = {
+    "id": "deploy",
+    "tool": "be.deploy",
+    "dependsOn": ["ask"],
+    "arguments": {"m": "{{.steps.ask.output.content.env}}"},
+}
+
+
+async def test_an_accepted_elicitation_feeds_the_next_step() -> None:
+    async def deploy(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text(f"deployed to {arguments['m']}")
+
+    elicit, asked = _asking(types.ElicitResult(action="accept", content={"env": "prod"}))
+    result = await run_workflow(
+        _tool(ASK, DEPLOY), {"app": "shop"}, _caller({"be.deploy": deploy}, []), elicit=elicit
+    )
+    assert result.structured_content == {"text": "deployed to prod"}
+    assert asked == [("Deploy shop?", ASK["schema"])]
+
+
+@pytest.mark.parametrize(
+    ("answer", "handler", "expected"),
+    [
+        ("decline", None, "failed: the user chose decline"),
+        ("cancel", {"action": "abort"}, "failed: the user chose cancel"),
+        ("decline", {"action": "continue"}, "ran"),
+        ("cancel", {"action": "skip_remaining"}, "skipped"),
+    ],
+)
+async def test_decline_and_cancel_follow_their_handlers(answer: str, handler: Any, expected: str) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def deploy(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text("ran")
+
+    ask = {**ASK, "onDecline": handler, "onCancel": handler}
+    elicit, _ = _asking(types.ElicitResult(action=answer))  # type: ignore[arg-type]
+    then = {"id": "deploy", "tool": "be.deploy", "dependsOn": ["ask"]}
+    result = await run_workflow(
+        _tool(ask, then), {"app": "x"}, _caller({"be.deploy": deploy}, calls), elicit=elicit
+    )
+    if expected.startswith("failed"):
+        assert result.is_error
+        assert _text_of(result) == f"Workflow 'wf' failed: step 'ask' (elicitation) {expected}"
+    elif expected == "ran":
+        assert result.structured_content == {"text": "ran"}
+    else:
+        assert calls == [] and result.structured_content == {"action": "cancel", "skipped": True}
+
+
+async def test_an_elicitation_step_fails_clearly_when_the_client_cannot_be_asked() -> None:
+    result = await run_workflow(_tool(ASK), {"app": "x"}, _caller({}, []))
+    assert result.is_error
+    assert (
+        "step 'ask' (elicitation) failed: the client cannot be asked: it did not declare the elicitation"
+        in (_text_of(result))
+    )
