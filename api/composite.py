@@ -102,7 +102,8 @@ class WorkflowStepConfig(CRDModel):
     """Unique within the workflow; templates read its result as ``.steps.<id>``."""
     type: Literal["tool", "elicitation", "forEach"] = "tool"
     """``tool`` calls a backend tool; ``elicitation`` asks the client's user (``message``, ``schema``),
-    only for a 2025-11-25 client that declared the elicitation capability; ``forEach`` is refused."""
+    only for a 2025-11-25 client that declared the elicitation capability; ``forEach`` calls ``step``'s
+    tool once per item of ``collection``."""
     tool: str | None = None
     """The backend tool: ``<backend>.<tool>`` (the member's name and the tool's own name), or the name
     clients see in the gateway's ``tools/list``."""
@@ -131,15 +132,16 @@ class WorkflowStepConfig(CRDModel):
     """Elicitation: what happens when the user cancels or the step's ``timeout`` passes (default
     ``abort``)."""
     collection: str | None = None
-    """ToolHive: the list a forEach step iterates over (refused here)."""
+    """forEach: a template expanding to a JSON array, e.g. ``{{json .steps.list.output.items}}``."""
     item_var: str | None = None
-    """ToolHive: forEach item variable (refused here)."""
+    """forEach: the item's name in the inner step's templates, ``.forEach.<itemVar>`` (default ``item``;
+    ``.forEach.index`` is its position)."""
     max_parallel: int | None = Field(default=None, json_schema_extra={"format": "int32"})
-    """ToolHive: forEach parallelism (refused here)."""
+    """forEach: items called at once (default 10, at most 50)."""
     max_iterations: int | None = Field(default=None, json_schema_extra={"format": "int32"})
-    """ToolHive: forEach iteration cap (refused here)."""
+    """forEach: the most items accepted (default 100, at most 1000)."""
     step: FreeObject | None = None
-    """ToolHive: forEach inner step (refused here)."""
+    """forEach: the step run per item, ``{tool, arguments}``."""
 
 
 class CompositeToolConfig(CRDModel):

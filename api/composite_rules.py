@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from api.composite import CompositeToolConfig, OutputProperty, WorkflowStepConfig
 from api.durations import parse_duration
 from api.problems import Problem
@@ -24,12 +26,15 @@ __all__ = [
     "composite_tool_problems",
     "composite_tools_problems",
     "effective_action",
+    "inner_step",
     "retry_count",
     "step_references",
 ]
 
 MAX_STEPS = 100
 MAX_RETRIES = 10
+MAX_FOR_EACH_PARALLEL = 50
+MAX_FOR_EACH_ITERATIONS = 1000
 TOOL_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*\Z")
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STEP_FIELDS = ("output", "status", "error")
@@ -129,14 +134,12 @@ def _step_problems(
             Problem(f"{field}.id", f"{name}: use letters, digits and '_' (templates read it as .steps.<id>)")
         )
     if step.type == "forEach":
-        problems.append(
-            Problem(
-                f"{field}.type",
-                f"{name} is of type forEach, which this gateway does not run: call the tool once per item "
-                "in a tool of its own, or list the steps",
-            )
-        )
-    foreign = {"tool": _ELICITATION_FIELDS + _FOR_EACH_FIELDS, "elicitation": _TOOL_FIELDS + _FOR_EACH_FIELDS}
+        problems += _for_each_problems(step, field, name)
+    foreign = {
+        "tool": _ELICITATION_FIELDS + _FOR_EACH_FIELDS,
+        "elicitation": _TOOL_FIELDS + _FOR_EACH_FIELDS,
+        "forEach": _TOOL_FIELDS + _ELICITATION_FIELDS,
+    }
     for attribute in foreign.get(step.type, ()):
         if getattr(step, attribute) is not None:
             json_name = WorkflowStepConfig.model_fields[attribute].alias or attribute
@@ -144,16 +147,7 @@ def _step_problems(
                 Problem(f"{field}.{json_name}", f"{name}: not used by a step of type {step.type}")
             )
     if step.type == "tool":
-        if not step.tool:
-            problems.append(Problem(f"{field}.tool", f"{name}: set the tool to call, e.g. <backend>.<tool>"))
-        elif not TOOL_REFERENCE.match(step.tool):
-            problems.append(
-                Problem(
-                    f"{field}.tool",
-                    f"{name}: {step.tool!r} is not a tool name; write <backend>.<tool> or the name "
-                    "clients see (letters, digits, '.', '_', '-')",
-                )
-            )
+        problems += _tool_reference_problems(step.tool, f"{field}.tool", name)
     if step.type == "elicitation":
         if not step.message:
             problems.append(Problem(f"{field}.message", f"{name}: an elicitation step needs the question"))
@@ -174,6 +168,49 @@ def _step_problems(
             parse_template(text)
         except TemplateError as exc:
             problems.append(Problem(template_field, f"{name}: {exc}"))
+    return problems
+
+
+def _tool_reference_problems(tool: str | None, field: str, name: str) -> list[Problem]:
+    if not tool:
+        return [Problem(field, f"{name}: set the tool to call, e.g. <backend>.<tool>")]
+    if not TOOL_REFERENCE.match(tool):
+        return [
+            Problem(
+                field,
+                f"{name}: {tool!r} is not a tool name; write <backend>.<tool> or the name clients see "
+                "(letters, digits, '.', '_', '-')",
+            )
+        ]
+    return []
+
+
+def inner_step(step: WorkflowStepConfig) -> WorkflowStepConfig | None:
+    """A forEach step's ``step`` as a step (None when it does not parse: reported by the rules)."""
+    try:
+        return WorkflowStepConfig.model_validate({"id": step.id, **(step.step or {})})
+    except ValidationError:
+        return None
+
+
+def _for_each_problems(step: WorkflowStepConfig, field: str, name: str) -> list[Problem]:
+    problems = []
+    if not step.collection:
+        problems.append(Problem(f"{field}.collection", f"{name}: set the list to iterate over (a template)"))
+    inner = inner_step(step)
+    if step.step is None or inner is None or inner.type != "tool":
+        problems.append(Problem(f"{field}.step", f"{name}: set the step run per item: {{tool, arguments}}"))
+    else:
+        problems += _tool_reference_problems(inner.tool, f"{field}.step.tool", name)
+        unused = sorted(set(step.step) - {"type", "tool", "arguments"})
+        if unused:
+            problems.append(Problem(f"{field}.step", f"{name}: the inner step takes only tool and arguments"))
+    if step.item_var is not None and (not _STEP_ID.match(step.item_var) or step.item_var == "index"):
+        problems.append(Problem(f"{field}.itemVar", f"{name}: an identifier other than 'index', e.g. item"))
+    if not 0 <= (step.max_parallel or 0) <= MAX_FOR_EACH_PARALLEL:
+        problems.append(Problem(f"{field}.maxParallel", f"{name}: between 1 and {MAX_FOR_EACH_PARALLEL}"))
+    if not 0 <= (step.max_iterations or 0) <= MAX_FOR_EACH_ITERATIONS:
+        problems.append(Problem(f"{field}.maxIterations", f"{name}: between 1 and {MAX_FOR_EACH_ITERATIONS}"))
     return problems
 
 
@@ -220,6 +257,10 @@ def _step_templates(step: WorkflowStepConfig, field: str) -> Iterator[tuple[str,
         yield f"{field}.condition", step.condition
     if step.message is not None:
         yield f"{field}.message", step.message
+    if step.collection is not None:
+        yield f"{field}.collection", step.collection
+    if step.type == "forEach" and isinstance((step.step or {}).get("arguments"), dict):
+        yield from _strings((step.step or {})["arguments"], f"{field}.step.arguments")
 
 
 def _output_templates(properties: Mapping[str, OutputProperty], field: str) -> Iterator[tuple[str, str]]:
@@ -325,6 +366,8 @@ def _reference_problem(
     skippable: Mapping[str, set[str]],
 ) -> list[Problem]:
     text = "." + ".".join(path)
+    if path[:1] == ("forEach",) and ".step.arguments" in field:  # a forEach step's per-item arguments
+        return []
     if not path or path[0] not in ("params", "steps"):
         return [
             Problem(

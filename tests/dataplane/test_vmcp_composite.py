@@ -80,6 +80,22 @@ ASK_THEN_ECHO = {
 }
 
 
+ADD_EACH = {
+    "name": "add_each",
+    "description": "Add one to every number.",
+    "parameters": {"type": "object", "properties": {"numbers": {"type": "array"}}},
+    "steps": [
+        {
+            "id": "each",
+            "type": "forEach",
+            "collection": "{{json .params.numbers}}",
+            "itemVar": "n",
+            "step": {"tool": "fixture.add", "arguments": {"a": "{{.forEach.n}}", "b": 1}},
+        }
+    ],
+}
+
+
 def _fragile(name: str, on_error: dict[str, Any]) -> dict[str, Any]:
     """``bad`` calls the fixture's add with a word where it takes an integer: the tool answers an error."""
     return {
@@ -140,6 +156,7 @@ def _config(ports: dict[str, int]) -> dict[str, Any]:
         "compositeTools": [
             SUM_REPORT,
             ASK_THEN_ECHO,
+            ADD_EACH,
             _fragile("fragile_abort", {"action": "abort"}),
             _fragile("fragile_continue", {"action": "continue"}),
         ],
@@ -179,6 +196,15 @@ async def test_composite_tools_through_the_gateway(gateway: str, mode: str) -> N
         assert _text(aborted).startswith(
             "Workflow 'fragile_abort' failed: step 'bad' (tool 'fixture.add') failed:"
         )
+
+        each = await client.call_tool("add_each", {"numbers": [1, 10, 100]})
+        assert not each.is_error, _text(each)
+        assert each.structured_content is not None
+        assert [i["output"] for i in each.structured_content["iterations"]] == [
+            {"result": 2},
+            {"result": 11},
+            {"result": 101},
+        ]
 
         continued = await client.call_tool("fragile_continue", {})
         assert not continued.is_error, _text(continued)

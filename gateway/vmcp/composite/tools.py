@@ -24,6 +24,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from api.composite import CompositeToolConfig, OutputProperty
+from api.composite_rules import inner_step
 
 from ..aggregation import AggregatedView
 from ..backend import ListKind
@@ -72,8 +73,8 @@ def with_composites(
     entries: list[types.Tool] = []
     warnings = list(view.warnings)
     for composite in composites:
-        tool_steps = [s for s in composite.steps if s.type == "tool"]
-        steps = [(s.id, s.tool or "", resolve_step_tool(view, s.tool or "")) for s in tool_steps]
+        calls = [(s.id, s.tool if s.type == "tool" else (inner_step(s) or s).tool) for s in composite.steps]
+        steps = [(sid, ref or "", resolve_step_tool(view, ref or "")) for sid, ref in calls if ref]
         unresolved = [f"step {sid!r} ({ref!r})" for sid, ref, exposed in steps if exposed is None]
         annotations, contradiction = _annotations(composite, [tools[e] for _, _, e in steps if e])
         why = (

@@ -28,7 +28,7 @@ from api.composite import (
     CompositeToolConfig,
     WorkflowStepConfig,
 )
-from api.composite_rules import effective_action, retry_count
+from api.composite_rules import effective_action, inner_step, retry_count
 from api.durations import parse_duration
 from api.workflow_templates import Template, TemplateError, parse_template
 
@@ -37,7 +37,8 @@ from .output import OutputError, build_output, step_output
 __all__ = ["MAX_PARALLEL", "Elicit", "StepCall", "StepCallError", "StepResult", "run_workflow"]
 
 MAX_PARALLEL = 10
-"""Steps of one call running at once (ToolHive's default)."""
+"""Steps of one call running at once, and items of a forEach step by default (ToolHive's default)."""
+DEFAULT_FOR_EACH_ITERATIONS = 100
 _MAX_DELAY_FACTOR = 60
 
 StepCall = Callable[[str, dict[str, Any]], Awaitable[types.CallToolResult]]
@@ -151,11 +152,52 @@ class _Run:
                 return StepResult("skipped", output=step.default_results)
         if step.type == "elicitation":
             return await self.ask(step)
+        if step.type == "forEach":
+            return await self.for_each(step)
         try:
             arguments = _expand(step.arguments or {}, self.context())
         except TemplateError as exc:
             return self.failed(step, f"arguments: {exc}")
         return await self.call_with_retries(step, arguments)
+
+    async def for_each(self, step: WorkflowStepConfig) -> StepResult:
+        """Call the inner step's tool once per item of ``collection`` (at most ``maxParallel`` at once);
+        each failed item is retried as ``onError`` says. The output is ``{iterations: [{index, item, status,
+        output, error}], count, completed, failed}``; a failed item fails the step unless ``onError``
+        (or ``failureMode``) is ``continue``."""
+        try:
+            items = json.loads(_template(step.collection or "").render(self.context()))
+        except (TemplateError, ValueError) as exc:
+            return self.failed(step, f"collection: {exc}")
+        if not isinstance(items, list):
+            return self.failed(step, f"collection must expand to a JSON array, got a {type(items).__name__}")
+        cap = step.max_iterations or DEFAULT_FOR_EACH_ITERATIONS
+        if len(items) > cap:
+            return self.failed(step, f"collection has {len(items)} items; maxIterations is {cap}")
+        inner = inner_step(step)
+        assert inner is not None, "validated: a forEach step has a tool step"
+        call = inner.model_copy(update={"on_error": step.on_error, "timeout": step.timeout})
+        iterations: list[dict[str, Any]] = [{} for _ in items]
+        limit = anyio.CapacityLimiter(step.max_parallel or MAX_PARALLEL)
+
+        async def one(index: int, item: Any) -> None:
+            async with limit:
+                scope = {**self.context(), "forEach": {step.item_var or "item": item, "index": index}}
+                try:
+                    result = await self.call_with_retries(call, _expand(inner.arguments or {}, scope))
+                except TemplateError as exc:
+                    result = StepResult("failed", error=f"arguments: {exc}")
+                entry = {"index": index, "item": item, "status": result.status, "output": result.output}
+                iterations[index] = {**entry, "error": result.error}
+
+        async with anyio.create_task_group() as tg:
+            for index, item in enumerate(items):
+                tg.start_soon(one, index, item)
+        failed = [it for it in iterations if it["status"] == "failed"]
+        if failed and effective_action(step, self.tool) == "abort":
+            return self.failed(step, f"item {failed[0]['index']} failed: {failed[0]['error']}")
+        output = {"iterations": iterations, "count": len(items), "completed": len(items) - len(failed)}
+        return StepResult("completed", output={**output, "failed": len(failed)})
 
     async def ask(self, step: WorkflowStepConfig) -> StepResult:
         """An elicitation step: ``accept`` gives ``{action, content}``; decline and cancel (or no answer

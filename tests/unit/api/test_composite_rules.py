@@ -112,7 +112,23 @@ def test_a_valid_diamond_has_no_problem() -> None:
         ),
         (
             [{"id": "each", "type": "forEach", "collection": "{{.params.x}}"}],
-            "spec.steps[0].type: step 'each' is of type forEach, which this gateway does not run",
+            "spec.steps[0].step: step 'each': set the step run per item",
+        ),
+        (
+            [
+                {
+                    "id": "each",
+                    "type": "forEach",
+                    "collection": "[]",
+                    "itemVar": "index",
+                    "step": {"tool": "a.b"},
+                }
+            ],
+            "spec.steps[0].itemVar: step 'each': an identifier other than 'index'",
+        ),
+        (
+            [{"id": "a", "tool": "t", "arguments": {"x": "{{.forEach.item}}"}}],
+            "spec.steps[0].arguments.x: step 'a': .forEach.item is not available",
         ),
         (
             [{"id": "a", "tool": "t", "message": "hi"}],
@@ -158,6 +174,20 @@ def test_an_elicitation_step_feeds_later_steps() -> None:
             "arguments": {"env": "{{.steps.ask.output.content.env}}"},
         },
     )
+    assert _problems(tool) == []
+
+
+def test_a_for_each_step_reads_its_item_and_earlier_steps() -> None:
+    images = {"id": "images", "tool": "registry.list"}
+    scan = {
+        "id": "scan",
+        "type": "forEach",
+        "collection": "{{json .steps.images.output.tags}}",
+        "dependsOn": ["images"],
+        "maxIterations": 500,
+        "step": {"tool": "scanner.scan", "arguments": {"ref": "{{.forEach.item}}@{{.forEach.index}}"}},
+    }
+    tool = _tool(images, {**scan, "onError": {"action": "continue"}})
     assert _problems(tool) == []
 
 

@@ -301,3 +301,54 @@ async def test_an_elicitation_step_fails_clearly_when_the_client_cannot_be_asked
         "step 'ask' (elicitation) failed: the client cannot be asked: it did not declare the elicitation"
         in (_text_of(result))
     )
+
+
+@pytest.mark.parametrize("action", ["continue", "abort"])
+async def test_for_each_calls_the_tool_per_item_in_parallel(action: str) -> None:
+    both = anyio.Event()
+    started: list[str] = []
+
+    async def query(arguments: dict[str, Any]) -> types.CallToolResult:
+        started.append(arguments["name"])
+        if len(started) == 2:
+            both.set()
+        await both.wait()  # the first two items run at the same time (maxParallel 2)
+        if arguments["name"] == "bad":
+            return text("no such package", error=True)
+        return types.CallToolResult(content=[], structured_content={"vulns": len(arguments["name"])})
+
+    async def packages(arguments: dict[str, Any]) -> types.CallToolResult:
+        return types.CallToolResult(
+            content=[], structured_content={"packages": [{"n": "ab"}, {"n": "bad"}, {"n": "c"}]}
+        )
+
+    tool = _tool(
+        {"id": "list", "tool": "oci.packages"},
+        {
+            "id": "each",
+            "type": "forEach",
+            "dependsOn": ["list"],
+            "collection": "{{json .steps.list.output.packages}}",
+            "itemVar": "pkg",
+            "maxParallel": 2,
+            "step": {"tool": "osv.query", "arguments": {"name": "{{.forEach.pkg.n}}"}},
+            "onError": {"action": action},
+        },
+    )
+    with anyio.fail_after(5):
+        result = await run_workflow(tool, {}, _caller({"oci.packages": packages, "osv.query": query}, []))
+    if action == "abort":
+        assert result.is_error
+        assert (
+            _text_of(result)
+            == "Workflow 'wf' failed: step 'each' (forEach) failed: item 1 failed: no such package"
+        )
+        return
+    output = result.structured_content
+    assert output is not None and (output["count"], output["completed"], output["failed"]) == (3, 2, 1)
+    assert [(i["index"], i["status"], i["output"]) for i in output["iterations"]] == [
+        (0, "completed", {"vulns": 2}),
+        (1, "failed", None),
+        (2, "completed", {"vulns": 1}),
+    ]
+    assert output["iterations"][1]["error"] == "no such package"
