@@ -44,7 +44,6 @@ __all__ = [
     "open_sessions",
     "probe",
     "raw_stdin",
-    "session_connection",
     "stdio_helpers",
 ]
 
@@ -205,15 +204,6 @@ class SessionLease:
             transport._requests_in_flight -= 1
             if not transport._requests_in_flight:
                 transport.idle_scope.deadline = anyio.current_time() + timeout
-
-
-def session_connection(session: object) -> Connection | None:
-    """The connection a request's ``ServerSession`` belongs to (stable for a 2025-11-25 session, unlike
-    the per-request ``ServerSession``), or None when the SDK no longer has the name."""
-    if not STATUS.has("mcp.server.session.ServerSession._connection"):
-        return None
-    connection = getattr(session, "_connection", None)
-    return connection if isinstance(connection, Connection) else None
 
 
 class SessionTable:

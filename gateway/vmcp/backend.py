@@ -20,7 +20,6 @@ import anyio.lowlevel
 import httpx2
 import mcp_types as types
 from mcp.client.session import IncomingMessage
-from mcp.client.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged, listen
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
@@ -52,11 +51,6 @@ _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
     types.ToolListChangedNotification: "tools",
     types.PromptListChangedNotification: "prompts",
     types.ResourceListChangedNotification: "resources",
-}
-_EVENT_KIND: dict[type[Any], ListKind] = {
-    ToolsListChanged: "tools",
-    PromptsListChanged: "prompts",
-    ResourcesListChanged: "resources",
 }
 _LISTS: dict[ListKind, tuple[str, type[BaseModel]]] = {
     "tools": ("tools/list", types.ListToolsResult),
@@ -139,7 +133,6 @@ class BackendConnection:
         self._up = anyio.Event()
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
-        self._tasks: anyio.abc.TaskGroup | None = None
         self._idle = anyio.Event()
         self._idle.set()
 
@@ -150,7 +143,6 @@ class BackendConnection:
         task_status.started()
         with anyio.CancelScope() as self._scope:
             async with anyio.create_task_group() as tg:
-                self._tasks = tg
                 tg.start_soon(self.connection.run)
                 while not self._stopping:
                     await self._up.wait()
@@ -177,8 +169,6 @@ class BackendConnection:
             self.health.protocol_version = info.protocol_version if info is not None else None
             self._record_ok()
             logger.info("backend %s ready (protocol %s)", self.name, self.health.protocol_version)
-            if self._tasks is not None and info is not None and info.modern:
-                self._tasks.start_soon(self._listen_for_changes)
             while not self._stopping and self.connection.ready:
                 await anyio.sleep(failure.health_check_interval)
                 if self._stopping or not self.connection.ready:
@@ -191,32 +181,6 @@ class BackendConnection:
             self._fail(exc)
         if self._stopping:
             await self._idle.wait()  # keep the session for the calls in flight; stop() bounds the wait
-
-    async def _listen_for_changes(self) -> None:
-        """A 2026-07-28 backend announces list changes on a ``subscriptions/listen`` stream (its 2025-11-25
-        counterpart sends them on the session, see :meth:`_on_message`); each event drops that list from
-        the cache. Ends with the session; a backend that offers no stream keeps its ``ttlMs`` refreshes."""
-        info = self.connection.info
-        caps = info.capabilities if info is not None else types.ServerCapabilities()
-        tools = bool(caps.tools and caps.tools.list_changed)
-        prompts = bool(caps.prompts and caps.prompts.list_changed)
-        resources = bool(caps.resources and caps.resources.list_changed)
-        if not (tools or prompts or resources):
-            return
-        try:
-            session = await self.connection.wait_ready(self.operational.timeouts.connect)
-            async with listen(
-                session,
-                tools_list_changed=tools,
-                prompts_list_changed=prompts,
-                resources_list_changed=resources,
-            ) as subscription:
-                async for event in subscription:
-                    kind = _EVENT_KIND.get(type(event))
-                    if kind is not None:
-                        self.invalidate(kind)
-        except Exception as exc:  # boundary: the stream ends with the session, or is not offered
-            logger.info("backend %s change stream ended: %s", self.name, describe(exc))
 
     async def _wait_for_trial(self) -> None:
         """While the circuit is open, the new session waits for the half-open trial (this probe)."""

@@ -65,8 +65,6 @@ class VirtualGateway:
         self._view_key: object = None
         self._known: AggregatedView = AggregatedView()
         self._known_key: object = None
-        self.on_change: Callable[[], None] = lambda: None
-        """Called when a backend's lists or health change, and after a reload (the change notifier)."""
         self._composites: dict[str, CompositeToolConfig] = {}
         """The composite tools of the current view that can run, by name."""
         self.reloads = 0
@@ -89,11 +87,7 @@ class VirtualGateway:
     async def _start(self, config: BackendConfig) -> None:
         assert self._tg is not None, "VirtualGateway.run() is not running"
         connection = BackendConnection(
-            config,
-            self.config.operational,
-            transport=self.transport,
-            clock=self.clock,
-            on_lists_changed=lambda _name: self.on_change(),
+            config, self.config.operational, transport=self.transport, clock=self.clock
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
@@ -124,7 +118,6 @@ class VirtualGateway:
                 log.info("backend added", backend=name)
         self._view_key = None
         self.reloads += 1
-        self.on_change()
 
     # ---- lists -----------------------------------------------------------------------------------
 

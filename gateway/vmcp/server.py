@@ -19,8 +19,7 @@ import anyio
 import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
+from mcp.server.lowlevel import Server
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -40,44 +39,23 @@ from gateway.request_policy import RequestPolicy, caller_of
 from .backend import ListKind, TransportFor, open_backend_transport
 from .composite import Elicit
 from .gateway import VirtualGateway
-from .notify import ChangeNotifier
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
 
-__all__ = ["GatewayCollector", "GatewayServer", "build_mcp_server", "build_vmcp_app"]
+__all__ = ["GatewayCollector", "build_mcp_server", "build_vmcp_app"]
 
 log = structlog.get_logger("gateway.vmcp.server")
 
 Ctx = ServerRequestContext[Any, Any]
 
 
-class GatewayServer(Server[Any]):
-    """The low-level server, advertising ``listChanged`` to 2025-11-25 sessions (the change notifier
-    sends them; the 2026-07-28 era derives it from ``subscriptions/listen`` being served)."""
-
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        every = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
-        return super().create_initialization_options(
-            notification_options or every, experimental_capabilities, extensions
-        )
-
-
-def build_mcp_server(gateway: VirtualGateway, notifier: ChangeNotifier | None = None) -> Server[Any]:
-    """The low-level server: lists come from the merged view, calls are routed by it; with a
-    ``notifier``, clients are told when the lists change."""
+def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
+    """The low-level server: lists come from the merged view, calls are routed by it."""
 
     timed = gateway.policy.timed
-    notifier = notifier or ChangeNotifier(lambda: gateway.refresh(("tools",)))
 
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
-            notifier.remember(ctx.session)
-
             async def call() -> Any:
                 view = await gateway.refresh((kind,))
                 gateway.check_partial_failure()
@@ -101,7 +79,7 @@ def build_mcp_server(gateway: VirtualGateway, notifier: ChangeNotifier | None = 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
 
-    return GatewayServer(
+    return Server(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
@@ -118,7 +96,6 @@ def build_mcp_server(gateway: VirtualGateway, notifier: ChangeNotifier | None = 
             "resource_templates",
         ),
         on_read_resource=read_resource,
-        on_subscriptions_listen=notifier.listen,
     )
 
 
@@ -180,16 +157,11 @@ def build_vmcp_app(
     policy = RequestPolicy(metrics=RequestMetrics(registry))
     gateway = VirtualGateway(config, transport=transport, policy=policy)
     registry.register(GatewayCollector(gateway))
-    notifier = ChangeNotifier(
-        lambda: gateway.refresh(("tools", "prompts", "resources", "resource_templates"))
-    )
-    gateway.on_change = notifier.mark
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             await tg.start(gateway.run)
-            tg.start_soon(notifier.run)
             if config_path is not None:
                 watcher = ConfigWatcher(config_path, gateway.apply_config, interval=reload_interval)
                 tg.start_soon(watcher.run)
@@ -219,4 +191,4 @@ def build_vmcp_app(
         wrap=wrap,
         extra_routes=[Route("/status", status, methods=["GET"])],
     )
-    return build_front_app(build_mcp_server(gateway, notifier), settings), gateway
+    return build_front_app(build_mcp_server(gateway), settings), gateway

@@ -1,9 +1,8 @@
 """Processes of the gateway data-plane tests and benchmark: ports, start and stop, the fixture server.
 
 The fixture backend is this module run as a script: ``python tests/support/gateway_processes.py PORT
-NAME [TTL_MS [grow]]`` serves an ``MCPServer`` with ``echo`` (which collides with server-everything's),
-``add``, ``slow``, with ``grow`` the ``grow`` tool (adds a tool and sends list_changed), a prompt and a
-resource on ``/mcp`` (both eras) and ``/sse``.
+NAME`` serves an ``MCPServer`` with ``echo`` (which collides with server-everything's), ``add``, ``slow``,
+a prompt and a resource on ``/mcp`` (both eras) and ``/sse``.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import uvicorn
 import yaml
 from mcp.server import MCPServer
 from mcp.server.caching import CacheHint
-from mcp.server.mcpserver import Context
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -95,13 +93,9 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
 
 
-def fixture_server(
-    name: str, port: int, logdir: Path, list_ttl_ms: int = 0, *, growable: bool = False
-) -> Proc:
-    """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry; ``growable`` adds
-    the ``grow`` tool."""
-    argv = [sys.executable, __file__, str(port), name, str(list_ttl_ms), *(["grow"] if growable else [])]
-    proc = start(name, argv, logdir)
+def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0) -> Proc:
+    """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry."""
+    proc = start(name, [sys.executable, __file__, str(port), name, str(list_ttl_ms)], logdir)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
     return proc
 
@@ -155,7 +149,7 @@ def stopping(*procs: Proc) -> Iterator[None]:
             proc.stop()
 
 
-def _serve(port: int, name: str, list_ttl_ms: int, growable: bool) -> None:
+def _serve(port: int, name: str, list_ttl_ms: int) -> None:
     server = MCPServer(name, cache_hints={"tools/list": CacheHint(ttl_ms=list_ttl_ms)})
 
     @server.tool()
@@ -174,16 +168,6 @@ def _serve(port: int, name: str, list_ttl_ms: int, growable: bool) -> None:
         await anyio.sleep(seconds)
         return f"{name}: slept {seconds}"
 
-    async def grow(tool: str, ctx: Context) -> str:
-        """Add a tool named ``tool`` and tell the client that the tool list changed."""
-        server.add_tool(lambda: f"{name}: {tool}", name=tool, description="Added at run time.")
-        await ctx.session.send_tool_list_changed()  # the 2025-11-25 era
-        await ctx.notify_tools_changed()  # subscriptions/listen streams (2026-07-28)
-        return f"{name}: added {tool}"
-
-    if growable:
-        server.add_tool(grow)
-
     @server.prompt()
     def greeting(who: str) -> str:
         """A greeting prompt."""
@@ -200,6 +184,4 @@ def _serve(port: int, name: str, list_ttl_ms: int, growable: bool) -> None:
 
 
 if __name__ == "__main__":
-    _serve(
-        int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0, "grow" in sys.argv[4:]
-    )
+    _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
