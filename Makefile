@@ -21,7 +21,7 @@ help:
 	@echo "make lint  - ruff, mypy --strict, import-linter"
 	@echo "make cluster-up / cluster-down - the local control plane (hack/cluster)"
 	@echo "make e2e   - the end-to-end tier on a real local node (make node-up / node-down: the node alone)"
-	@echo "make bench - operator, proxy and gateway benchmarks (BENCH=operator|proxy|vmcp|pods, BENCH_ARGS=...)"
+	@echo "make bench - operator, proxy and gateway benchmarks (BENCH=operator|proxy|vmcp|pods|replicas, BENCH_ARGS=...)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt hack/bootstrap
 	hack/bootstrap "$(PYTHON)" "$(VENV)"

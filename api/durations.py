@@ -1,11 +1,13 @@
-"""Go-style durations (``"30s"``, ``"500ms"``, ``"1m30s"``), as ToolHive's configs write them."""
+"""Durations in config files: ToolHive's Go-style strings (``"30s"``, ``"500ms"``, ``"1m30s"``) or seconds."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-__all__ = ["duration_seconds", "parse_duration"]
+from pydantic import BeforeValidator, PlainSerializer
+
+__all__ = ["Duration", "duration_seconds", "parse_duration"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -39,3 +41,15 @@ def parse_duration(value: Any) -> float:
 def duration_seconds(text: str) -> float:
     """Seconds of a Go-style duration string the CRD schema accepted (``"0s"`` is 0.0, never an error)."""
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(_format_duration, return_type=str, when_used="json"),
+]
+"""Seconds (float) in Python; ``"30s"`` strings in JSON/YAML."""

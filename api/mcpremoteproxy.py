@@ -12,6 +12,7 @@ from api.common import (
     AuditConfig,
     HeaderForward,
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ProxyStatus,
@@ -19,6 +20,7 @@ from api.common import (
     ResourceRequirements,
 )
 from api.resource import CustomResource
+from api.scaling import SessionAffinity, SessionStorage
 
 __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRemoteProxyStatus"]
 
@@ -44,7 +46,11 @@ class MCPRemoteProxySpec(CRDModel):
     """An MCPExternalAuthConfig describing how the proxy authenticates to the remote server. The
     client's own token is never forwarded upstream."""
     oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
+    unauthenticated."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None
@@ -55,6 +61,11 @@ class MCPRemoteProxySpec(CRDModel):
     """Compute resources of the proxy container."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the proxy Deployment. Unset leaves the count to whoever scales it (an HPA)."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
+    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
+    session_storage: SessionStorage | None = None
+    """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the proxy pods; by default the operator creates one."""
     pod_template_spec: PodTemplateSpec | None = None

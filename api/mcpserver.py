@@ -11,6 +11,7 @@ from api.common import (
     AuditConfig,
     EnvVar,
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ProxyStatus,
@@ -19,6 +20,7 @@ from api.common import (
     SecretEnv,
 )
 from api.resource import CustomResource
+from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
 __all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
 
@@ -63,6 +65,14 @@ class MCPServerSpec(CRDModel):
     the server."""
     backend_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the MCP server StatefulSet for HTTP transports (stdio always runs exactly one)."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
+    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
+    session_storage: SessionStorage | None = None
+    """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
+    rate_limiting: RateLimiting | None = None
+    """Token-bucket limits on tool calls (shared, per user, per tool); shared by the replicas through
+    Redis with ``sessionStorage.provider: redis``, else per pod."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the MCP server pod; by default the operator creates
     ``<name>-server`` without an API token."""
@@ -71,7 +81,11 @@ class MCPServerSpec(CRDModel):
     group_ref: LocalObjectReference | None = None
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
     oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
+    unauthenticated."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None

@@ -20,7 +20,8 @@ Shape::
       "oidc": {...api.auth_config.OIDCConfig...},
       "audit": {"enabled": true, "includeArguments": false},
       "limits": {"maxBodyBytes": 4194304, "callTimeoutSeconds": 300},
-      "allowedHosts": ["github.ns.svc.cluster.local:*"], "allowedOrigins": ["https://app.example.com"]
+      "allowedHosts": ["github.ns.svc.cluster.local:*"], "allowedOrigins": ["https://app.example.com"],
+      "sessionStorage": {...}, "rateLimiting": {...}   # api.scaling_config
     }
 
 Public names: :class:`ProxyConfig`, :class:`StdioBackend`, :class:`AttachBackend`, :class:`HttpBackend`,
@@ -41,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -226,6 +228,10 @@ class ProxyConfig(_Model):
     to loopback, otherwise any (in the cluster the Service name varies)."""
     allowed_origins: tuple[str, ...] | None = None
     """Origin header values accepted when present (browsers); ``null`` = loopback origins only."""
+    session_storage: SessionStorageConfig = Field(default_factory=SessionStorageConfig)
+    """Where 2025-11-25 sessions live: memory (this replica) or Redis (every replica); docs/scaling.md."""
+    rate_limiting: RateLimitConfig | None = None
+    """Token-bucket limits on ``tools/call`` (ToolHive's ``rateLimiting``); docs/scaling.md."""
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

@@ -124,7 +124,7 @@ Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
 #: Values that mean what the operator does anyway, per field name (e.g. no session affinity).
-_INERT: dict[str, tuple[Any, ...]] = {"sessionAffinity": ("None",)}
+_INERT: dict[str, tuple[Any, ...]] = {}
 
 
 def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
@@ -134,14 +134,11 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
     )
 
 
-_OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
 _AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
-_AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
-    ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
     ("authzConfig", "object", _AUTHZ),
     ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
@@ -152,8 +149,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
         "inline OpenTelemetry and Prometheus settings (earlier releases)",
         "scrape the proxy's /metrics, which it always serves",
     ),
-    ("sessionAffinity", "string", _AFFINITY),
-    ("sessionStorage", "object", "Redis session storage shared by proxy replicas"),
     ("trustProxyHeaders", "boolean", "trust X-Forwarded-* headers from a reverse proxy"),
     ("endpointPrefix", "string", "a path prefix for the SSE endpoint URLs behind an ingress"),
     ("port", "integer", "the proxy port (earlier releases)", "set spec.proxyPort"),
@@ -165,7 +160,7 @@ _INLINE_OIDC_ROWS: tuple[Row, ...] = (
     ("jwksAuthTokenPath", "string", "a token file sent when fetching the JWKS"),
     ("protectedResourceAllowPrivateIP", "boolean", "allow a private address for the protected-resource URL"),
 )
-"""Fields of ToolHive's inline OIDC block (earlier releases) that the inline block here lacks."""
+"""Fields of ToolHive's inline OIDC block (earlier releases, and MCPOIDCConfig) that ours lacks."""
 
 _SERVER_ROWS: tuple[Row, ...] = (
     (
@@ -180,7 +175,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
         "host paths mounted into the MCP server container",
         "add volumes and volumeMounts through spec.podTemplateSpec",
     ),
-    ("rateLimiting", "object", "per-tool and per-user rate limits"),
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (
         "tools",
@@ -192,12 +186,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 )
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
-    (
-        "incomingAuth.oidcConfigRef",
-        "object",
-        _OIDC_REF,
-        "configure the same provider inline in spec.incomingAuth.oidcConfig",
-    ),
     ("incomingAuth.authzConfig", "object", _AUTHZ),
     ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
@@ -210,8 +198,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         "set imagePullSecrets through spec.podTemplateSpec",
     ),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
-    ("sessionAffinity", "string", _AFFINITY),
-    ("sessionStorage", "object", "Redis session storage shared by gateway replicas"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (
         "operational",
@@ -246,8 +232,7 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("optimizer", "object", "the tool optimizer (semantic tool search)"),
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
-    ("rateLimiting", "object", "rate limits of the gateway"),
-    ("sessionStorage", "object", "Redis session storage of the gateway"),
+    ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
     ("telemetry", "object", "OpenTelemetry settings of the gateway"),
     (
         "operational.failureHandling.statusReportingInterval",
@@ -289,4 +274,20 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPToolConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
     "VirtualMCPCompositeToolDefinition": (),
+    "MCPOIDCConfig": (
+        *_fields(
+            [
+                (
+                    "kubernetesServiceAccount",
+                    "object",
+                    "validation of the cluster's service account tokens",
+                    "use type: inline with the issuer of an identity provider",
+                )
+            ]
+        ),
+        *_fields(_INLINE_OIDC_ROWS, "spec.inline"),
+    ),
+    "MCPServerEntry": _fields(
+        [("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the remote server's TLS certificate")]
+    ),
 }

@@ -10,6 +10,7 @@ from pydantic.config import JsonDict
 from api.base import CRDModel, ResourceName
 from api.common import (
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ResourceRequirements,
@@ -18,6 +19,7 @@ from api.common import (
 )
 from api.composite import CompositeToolConfig, CompositeToolRef
 from api.resource import CustomResource
+from api.scaling import RateLimiting, SessionAffinity, SessionStorage
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -49,9 +51,13 @@ class IncomingAuth(CRDModel):
     """How clients authenticate to the gateway."""
 
     type: Literal["anonymous", "oidc"]
-    """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig``)."""
+    """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig`` or
+    ``oidcConfigRef``)."""
     oidc_config: OIDCConfig | None = None
-    """The identity provider; required when ``type`` is ``oidc``."""
+    """The identity provider; with ``type: oidc``, this or ``oidcConfigRef``."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """A shared MCPOIDCConfig, plus the gateway's audience; with ``type: oidc``, this or
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
 
 
 class BackendAuthConfig(CRDModel):
@@ -180,6 +186,8 @@ class VirtualMCPConfig(CRDModel):
     """Composite tools defined inline: tools of the gateway that run steps over backend tools."""
     composite_tool_refs: list[CompositeToolRef] | None = None
     """Composite tools defined by VirtualMCPCompositeToolDefinitions of this namespace."""
+    rate_limiting: RateLimiting | None = None
+    """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
 
 
 class VirtualMCPServerSpec(CRDModel):
@@ -199,6 +207,11 @@ class VirtualMCPServerSpec(CRDModel):
     """Type of the gateway's Service."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
+    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
+    session_storage: SessionStorage | None = None
+    """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the gateway pods; by default the operator creates one."""
     resources: ResourceRequirements | None = None
@@ -211,8 +224,8 @@ class BackendStatus(CRDModel):
     """One backend as the gateway sees it."""
 
     name: ResourceName
-    """Name of the member (MCPServer or MCPRemoteProxy)."""
-    kind: Literal["MCPServer", "MCPRemoteProxy"] | None = None
+    """Name of the member (MCPServer, MCPRemoteProxy or MCPServerEntry)."""
+    kind: Literal["MCPServer", "MCPRemoteProxy", "MCPServerEntry"] | None = None
     """Kind of the member."""
     url: str | None = None
     """URL the gateway connects to."""
@@ -251,6 +264,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
         ),
     ] = Field(default_factory=list)
     """Every member of the group and its health."""
+    oidc_config_hash: str | None = None
+    """Hash of the referenced MCPOIDCConfig that the running gateway uses."""
 
 
 class VirtualMCPServer(CustomResource):

@@ -15,25 +15,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tools_problems
-from api.durations import duration_seconds, parse_duration
+from api.config_model import ConfigFileModel
+from api.durations import Duration, duration_seconds, parse_duration
+from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -54,6 +50,7 @@ __all__ = [
     "duration_seconds",
     "load_vmcp_config",
     "parse_duration",
+    "parse_vmcp_config",
     "validate_prefix_format",
 ]
 
@@ -65,18 +62,6 @@ ConflictResolution = Literal["prefix", "priority", "manual"]
 # MCP 2025-11-25 tool names: 1-128 characters from A-Z a-z 0-9 _ - . (case-sensitive).
 _TOOL_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.\-]*\Z")
 _BACKEND_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.\-]{0,61}[a-z0-9])?\Z")
-
-
-def _format_duration(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(_format_duration, return_type=str, when_used="json"),
-]
-"""Seconds (float) in Python; ``"30s"`` strings in JSON/YAML."""
 
 
 def validate_prefix_format(prefix_format: str) -> str:
@@ -98,13 +83,8 @@ def validate_prefix_format(prefix_format: str) -> str:
     return prefix_format
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+class _Model(ConfigFileModel):
+    """This file's models."""
 
 
 class BackendConfig(_Model):
@@ -121,6 +101,12 @@ class BackendConfig(_Model):
     )
     header_forward: HeaderForwardConfig | None = Field(
         default=None, description="Extra headers sent to this backend (plaintext or from secrets)."
+    )
+    allow_private_endpoint: bool | None = Field(
+        default=None,
+        description="false: the SSRF guard also refuses private addresses (an MCPServerEntry without "
+        "allowPrivateEndpoint); unset or true: allowed (group members are in-cluster Services). "
+        "Link-local, metadata and other never-proxied addresses are refused either way.",
     )
 
     @field_validator("name")
@@ -310,6 +296,12 @@ class VMCPConfig(_Model):
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
     incoming_auth: IncomingAuthConfig = Field(default_factory=IncomingAuthConfig)
+    session_storage: SessionStorageConfig | None = Field(
+        default=None, description="Where client sessions live (docs/scaling.md); unset: memory."
+    )
+    rate_limiting: RateLimitConfig | None = Field(
+        default=None, description="Token-bucket limits on tools/call (docs/scaling.md)."
+    )
     composite_tools: list[CompositeToolConfig] = Field(
         default_factory=list, description="Composite tools (api.composite): workflows over backend tools."
     )
@@ -342,13 +334,18 @@ class VMCPConfig(_Model):
 def load_vmcp_config(path: str | Path) -> VMCPConfig:
     """Read a YAML or JSON config file; raises ValueError naming the file and the bad field."""
     text = Path(path).read_text(encoding="utf-8")
+    return parse_vmcp_config(text, str(path), as_json=str(path).endswith(".json"))
+
+
+def parse_vmcp_config(text: str, where: str, *, as_json: bool = False) -> VMCPConfig:
+    """The config in ``text`` (YAML, or JSON with ``as_json``); ValueError naming ``where`` and the field."""
     try:
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if as_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not valid YAML/JSON: {exc}") from exc
+        raise ValueError(f"{where}: not valid YAML/JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config must be a mapping with at least `name` and `backends`")
+        raise ValueError(f"{where}: the config must be a mapping with at least `name` and `backends`")
     try:
         return VMCPConfig.model_validate(data)
     except ValueError as exc:
-        raise ValueError(f"{path}: invalid vmcp config: {exc}") from exc
+        raise ValueError(f"{where}: invalid vmcp config: {exc}") from exc

@@ -27,7 +27,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.replicas import ReplicaSupport
 from gateway.sdk_private import SessionTable, open_sessions
+from gateway.sessions_store import SessionRecall
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -76,6 +78,9 @@ class FrontSettings:
     fast_path: Callable[[ASGIApp, SessionTable], ASGIApp] | None = None
     """Wraps the SDK's streamable-HTTP handler of ``/mcp`` (the proxy's :mod:`gateway.fastpath`), given the
     front's 2025-11-25 sessions; inside the Host / Origin guard and ``wrap``."""
+    replicas: ReplicaSupport | None = None
+    """Sessions shared through Redis (around the fast path) and rate limits (inside ``wrap``, which
+    authenticates the caller they key on): :mod:`gateway.replicas`."""
 
 
 def progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
@@ -207,10 +212,15 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
     )
     sse = SseServerTransport("/messages/", max_request_body_size=cfg.max_body_bytes)
     streamable: ASGIApp = manager.handle_request
+    table = None
     if cfg.fast_path is not None:
-        streamable = cfg.fast_path(streamable, SessionTable(manager, server))
+        table = SessionTable(manager, server)
+        streamable = cfg.fast_path(streamable, table)
+    replicas = cfg.replicas or ReplicaSupport()
+    if replicas.session_store is not None:
+        streamable = SessionRecall(streamable, manager, server, replicas.session_store, table=table)
     dispatch = _PathDispatch(manager, sse, server, streamable)
-    mcp_app: ASGIApp = dispatch
+    mcp_app: ASGIApp = dispatch if replicas.rate_limit is None else replicas.rate_limit(dispatch)
     if cfg.wrap is not None:
         mcp_app = cfg.wrap(mcp_app)
     hosts = cfg.allowed_hosts if cfg.allowed_hosts is not None else default_allowed_hosts(cfg.bind_host)
@@ -240,6 +250,7 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
             if cfg.lifespan is not None:
                 await stack.enter_async_context(cfg.lifespan())
             await stack.enter_async_context(manager.run())
+            stack.push_async_callback(replicas.aclose)
             yield
 
     routes: list[Route | Mount] = [

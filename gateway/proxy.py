@@ -33,6 +33,7 @@ from gateway.fastpath import FAST_METHODS, FastPath, Notify
 from gateway.filters import ToolFilter
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import Auditor, ProxyMetrics
+from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, backend_params, caller_of
 from gateway.sdk_private import SessionTable
 
@@ -400,6 +401,15 @@ def build_proxy_app(
         lifespan=lifespan,
         wrap=wrap,
         fast_path=fast if fast_path else None,
+    )
+    settings.replicas = replica_support(
+        config.session_storage,
+        config.rate_limiting,
+        name=config.name,
+        metrics=metrics,
+        auditor=server.policy.auditor,
+        max_body_bytes=config.limits.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout,
     )
     app = build_front_app(server, settings)
     metrics.track_sessions(app.state.active_sessions)

@@ -4,7 +4,8 @@ Why and what happens when one is missing: docs/proxy.md ("Coupling to the SDK's 
 are read here and nowhere else (:data:`PRIVATE_NAMES`, pinned by a unit test); with one missing,
 :data:`STATUS` says so, the proxy builds without its fast path and each user of the name takes the SDK's
 public way (stdio under ``stdio_client``, era detection by ``discover()`` / ``initialize()``, no session
-admitted by :class:`SessionTable`, the open-session count without the manager's sessions).
+admitted by :class:`SessionTable`, the open-session count without the manager's sessions, no session
+continued from another replica by :func:`resume_session`).
 
 :meth:`SessionTable.lease` admits a 2025-11-25 session only where the SDK would serve the request on it
 (docs/proxy.md, "2025-11-25 sessions"); a :class:`SessionLease` suspends the idle countdown while the
@@ -22,14 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import mcp_types as types
+from anyio.abc import TaskStatus
 from mcp.client.session import ClientSession
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.runner import serve_connection
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Scope
 
@@ -40,10 +45,14 @@ __all__ = [
     "SessionLease",
     "SessionTable",
     "StdioHelpers",
+    "connection_of",
+    "has_session",
     "negotiate",
     "open_sessions",
     "probe",
     "raw_stdin",
+    "resume_session",
+    "session_owner",
     "stdio_helpers",
 ]
 
@@ -58,8 +67,11 @@ PRIVATE_NAMES: tuple[str, ...] = (
     "mcp.server.session.ServerSession._connection",
     "mcp.server.streamable_http.StreamableHTTPServerTransport._idle_timeout",
     "mcp.server.streamable_http.StreamableHTTPServerTransport._requests_in_flight",
+    "mcp.server.streamable_http_manager.StreamableHTTPSessionManager._discard_session",
+    "mcp.server.streamable_http_manager.StreamableHTTPSessionManager._lifespan_state",
     "mcp.server.streamable_http_manager.StreamableHTTPSessionManager._server_instances",
     "mcp.server.streamable_http_manager.StreamableHTTPSessionManager._session_owners",
+    "mcp.server.streamable_http_manager.StreamableHTTPSessionManager._task_group",
 )
 """``module.name`` or ``module.Class._attribute`` (an attribute set by the class's constructor)."""
 
@@ -217,12 +229,15 @@ class SessionTable:
 
     async def _observe(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "initialize":
-            connection: Connection = ctx.session._connection
-            session_id = connection.session_id
-            if session_id is not None and session_id not in self.connections:
-                self.connections[session_id] = connection
-                connection.exit_stack.callback(self.connections.pop, session_id, None)
+            self.adopt(ctx.session._connection)
         return await call_next(ctx)
+
+    def adopt(self, connection: Connection) -> None:
+        """Track a session's connection (opened here, or resumed by :func:`resume_session`)."""
+        session_id = connection.session_id
+        if session_id is not None and session_id not in self.connections:
+            self.connections[session_id] = connection
+            connection.exit_stack.callback(self.connections.pop, session_id, None)
 
     def lease(self, session_id: str, scope: Scope) -> SessionLease | None:
         """A hold on the session for this request, or None when the SDK must serve it."""
@@ -250,3 +265,89 @@ class SessionTable:
         ):
             return None
         return SessionLease(session_id, transport, connection)
+
+
+# -- a 2025-11-25 session continued from another replica ------------------------------------------------
+
+
+def has_session(manager: StreamableHTTPSessionManager, session_id: str) -> bool:
+    """Whether the manager serves ``session_id`` (False when its private table is not there)."""
+    sessions: dict[str, Any] = getattr(manager, "_server_instances", {})
+    return session_id in sessions
+
+
+def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    """The connection a request arrived on (None when the SDK lacks the name)."""
+    if not STATUS.has("mcp.server.session.ServerSession._connection"):
+        return None
+    connection = getattr(ctx.session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+def session_owner(scope: Scope) -> dict[str, Any] | None:
+    """The credential a session is bound to (what the manager compares), as plain JSON."""
+    user = scope.get("user")
+    return dict(authorization_context(user)) if isinstance(user, AuthenticatedUser) else None
+
+
+async def resume_session(
+    manager: StreamableHTTPSessionManager,
+    session_id: str,
+    *,
+    protocol_version: str,
+    client_params: dict[str, Any] | None,
+    scope: Scope,
+) -> Connection | None:
+    """Open ``session_id`` in ``manager`` as if its ``initialize`` had happened here.
+
+    The handshake's outcome (negotiated version, the client's ``initialize`` params) comes from the
+    session store; the session is then served like one this process opened, idle countdown included.
+    None (the SDK answers 404) when the manager is not running, is full, or the SDK lacks a name.
+    """
+    names = ("_task_group", "_lifespan_state", "_server_instances", "_session_owners", "_discard_session")
+    prefix = "mcp.server.streamable_http_manager.StreamableHTTPSessionManager."
+    if not all(STATUS.has(prefix + name) for name in names):
+        return None
+    task_group = manager._task_group
+    if task_group is None or session_id in manager._server_instances:
+        return None
+    if manager.max_sessions is not None and len(manager._server_instances) >= manager.max_sessions:
+        return None
+    transport = StreamableHTTPServerTransport(
+        mcp_session_id=session_id,
+        is_json_response_enabled=manager.json_response,
+        event_store=manager.event_store,
+        security_settings=manager.security_settings,
+        retry_interval=manager.retry_interval,
+        idle_timeout=manager.session_idle_timeout,
+    )
+    params = types.InitializeRequestParams.model_validate(client_params) if client_params else None
+
+    async def run(*, task_status: TaskStatus[Connection] = anyio.TASK_STATUS_IGNORED) -> None:
+        # What the manager's own session task does, with the connection born initialized.
+        try:
+            async with transport.connect() as (read_stream, write_stream):
+                dispatcher: JSONRPCDispatcher[Any] = JSONRPCDispatcher(
+                    read_stream, write_stream, inline_methods=frozenset({"initialize"})
+                )
+                connection = Connection.for_loop(dispatcher, session_id=session_id)
+                connection.protocol_version = protocol_version
+                connection.client_params = params
+                connection.initialized.set()
+                task_status.started(connection)
+                idle_scope = transport.idle_scope if transport.idle_scope is not None else anyio.CancelScope()
+                with idle_scope:
+                    await serve_connection(
+                        manager.app, dispatcher, connection=connection, lifespan_state=manager._lifespan_state
+                    )
+        except Exception:
+            logger.exception("resumed session %s crashed", session_id[:64])
+        finally:
+            await manager._discard_session(session_id, transport)
+
+    connection: Connection = await task_group.start(run)
+    manager._server_instances[session_id] = transport
+    owner = scope.get("user")
+    if isinstance(owner, AuthenticatedUser):
+        manager._session_owners[session_id] = authorization_context(owner)
+    return connection

@@ -59,6 +59,7 @@ APT_PACKAGES = {
     "make": "/usr/bin/make",
     "rsync": "/usr/bin/rsync",
     "openssl": "/usr/bin/openssl",
+    "redis-server": "/usr/bin/redis-server",  # the data plane's shared sessions and rate limits in tests
 }
 ADMIN_TOKEN_FILE = "admin-token"
 
@@ -422,7 +423,9 @@ def main() -> int:
     p_down.add_argument("--wipe", action="store_true", help="also delete etcd data, certificates and config")
     sub.add_parser("status", help="print what runs and where")
     sub.add_parser("env", help="print an export line for the kubeconfig")
-    p_build = sub.add_parser("build", help="only build and cache the binaries")
+    p_build = sub.add_parser(
+        "build", help="only build and cache the binaries (and install the Debian packages the tests use)"
+    )
     p_build.add_argument("--node", action="store_true", help="also the node's binaries")
     p_images = sub.add_parser("images", help="build (cached) and import images into the node")
     p_images.add_argument("names", nargs="*", help="pause, operator, mcp-server-time, ... (default: all)")
@@ -440,6 +443,7 @@ def main() -> int:
             print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
         elif args.cmd == "build":
             build(args.node)
+            ensure_apt_packages(APT_PACKAGES)  # `make test` runs this first: the data-plane tests need Redis
         elif args.cmd == "images":
             images_command(args.names)
         elif args.cmd == "kcm":

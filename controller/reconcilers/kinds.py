@@ -19,6 +19,8 @@ MCPGROUP = resource_of("MCPGroup")
 MCPTOOLCONFIG = resource_of("MCPToolConfig")
 MCPEXTERNALAUTHCONFIG = resource_of("MCPExternalAuthConfig")
 VIRTUALMCPCOMPOSITETOOLDEFINITION = resource_of("VirtualMCPCompositeToolDefinition")
+MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
+MCPSERVERENTRY = resource_of("MCPServerEntry")
 
 ALL = (
     MCPSERVER,
@@ -28,4 +30,6 @@ ALL = (
     MCPTOOLCONFIG,
     MCPEXTERNALAUTHCONFIG,
     VIRTUALMCPCOMPOSITETOOLDEFINITION,
+    MCPOIDCCONFIG,
+    MCPSERVERENTRY,
 )

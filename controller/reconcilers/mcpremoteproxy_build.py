@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth_config import HeaderForwardConfig, HeaderFromSecret
-from api.common import HeaderForward, ResourceOverrides
+from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
@@ -29,7 +28,8 @@ from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_c
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
-from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.render import SecretEnv, header_forward, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.scaling_render import session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
@@ -63,20 +63,6 @@ def service_url(proxy: MCPRemoteProxy, settings: ReconcilerSettings) -> str:
     return common.status_url(name, namespace, settings, proxy.spec.proxy_port, endpoint_path(proxy))
 
 
-def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:
-    """``spec.headerForward`` as the proxy's extra upstream headers (secret values as env references)."""
-    if forward is None:
-        return None
-    plain = dict(sorted((forward.add_plaintext_headers or {}).items()))
-    from_secret = tuple(
-        HeaderFromSecret(header_name=h.header_name, value_secret_ref=secrets.source(h.value_secret_ref))
-        for h in forward.add_headers_from_secret or []
-    )
-    if not plain and not from_secret:
-        return None
-    return HeaderForwardConfig(add_plaintext_headers=plain, add_headers_from_secret=from_secret)
-
-
 def render_config(
     proxy: MCPRemoteProxy,
     settings: ReconcilerSettings,
@@ -102,6 +88,7 @@ def render_config(
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
+        session_storage=session_storage_config(spec.session_storage, secrets),
     )
     text = dump_proxy_config(config)
     return Rendered(config, text, children.config_hash(text), secrets.env())
@@ -123,7 +110,13 @@ def build_children(
         )
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
+        common.service(
+            owner,
+            names.proxy,
+            proxy.spec.proxy_port,
+            overrides=overrides.proxy_service,
+            session_affinity=proxy.spec.session_affinity,
+        ),
     ]
     return objects
 

@@ -37,6 +37,7 @@ from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
 from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.scaling_render import rate_limit_config, session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
@@ -140,6 +141,10 @@ def build_proxy_config(
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(server.spec.oidc_config, default_audience=url, default_resource_url=url),
         audit=AuditConfig(enabled=bool(audit and audit.enabled)),
+        session_storage=session_storage_config(
+            server.spec.session_storage, secrets if secrets is not None else SecretEnv()
+        ),
+        rate_limiting=rate_limit_config(server.spec.rate_limiting),
     )
 
 
@@ -172,7 +177,13 @@ def build_children(
     objects += [
         build_server_statefulset(server, owner_ref),
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
-        common.service(owner, names.proxy, server.spec.proxy_port, overrides=overrides.proxy_service),
+        common.service(
+            owner,
+            names.proxy,
+            server.spec.proxy_port,
+            overrides=overrides.proxy_service,
+            session_affinity=server.spec.session_affinity,
+        ),
     ]
     if is_stdio(server):
         objects += [

@@ -149,10 +149,13 @@ def service(
     service_type: str | None = "ClusterIP",
     component: str | None = None,
     overrides: ProxyServiceOverrides | None = None,
+    session_affinity: str | None = None,
 ) -> JSON:
     """A Service selecting the ``component`` pods; ``service_type`` None makes it headless."""
     spec: JSON = {"type": service_type} if service_type is not None else {"clusterIP": "None"}
     spec["selector"] = owner.selector(component)
+    if session_affinity is not None:
+        spec["sessionAffinity"] = session_affinity
     spec["ports"] = [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}]
     return {
         "apiVersion": "v1",

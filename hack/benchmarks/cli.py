@@ -1,7 +1,8 @@
 """``hack/bench`` (``make bench``): run the benchmarks; each updates its own section of docs/benchmarks.md.
 
-    hack/bench [operator] [proxy] [vmcp] [pods]   which ones (default: the first three, operator first;
-                                                  pods needs the local node: hack/cluster up --node)
+    hack/bench [operator] [proxy] [vmcp] [pods] [replicas]
+                  which ones (default: the first three, operator first; pods needs the local node:
+                  hack/cluster up --node; replicas: Redis sessions and rate limits, needs redis-server)
     --n N         MCPServers per operator phase (default 1000)
     --repeats R   operator repeats; medians are reported (default 2)
     --steady S    operator steady window in seconds (default 300)
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 
 from hack.benchmarks.common import ROOT
 
-BENCHMARKS = ("operator", "proxy", "vmcp", "pods")
-DEFAULT = ("operator", "proxy", "vmcp")  # pods brings up a real node: asked for by name
+BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "replicas")
+DEFAULT = ("operator", "proxy", "vmcp")  # pods brings up a real node, replicas a Redis: asked for by name
 OPERATOR_FLAGS = ("--n", "--repeats", "--steady")
 
 

@@ -17,9 +17,9 @@ from tests.support.gateway_processes import (
     Proc,
     fixture_server,
     free_port,
-    gateway_process,
     get_json,
     start,
+    vmcp_gateway,
     wait_http,
     wait_until,
     write_config,
@@ -136,8 +136,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_http(f"http://127.0.0.1:{ports['everything']}/sse", everything)
         config_path = logdir / "vmcp.yaml"
         write_config(config_path, _config(ports))
-        procs.append(gateway_process(ports["gateway"], config_path, logdir))
-        url = f"http://127.0.0.1:{ports['gateway']}"
+        url, gateway = vmcp_gateway(ports["gateway"], config_path, logdir)
+        procs.append(gateway)
         wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
         yield url
     finally:

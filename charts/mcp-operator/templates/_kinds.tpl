@@ -4,7 +4,9 @@
   resources:
     - mcpexternalauthconfigs
     - mcpgroups
+    - mcpoidcconfigs
     - mcpremoteproxies
+    - mcpserverentries
     - mcpservers
     - mcptoolconfigs
     - virtualmcpcompositetooldefinitions
@@ -14,7 +16,9 @@
   resources:
     - mcpexternalauthconfigs/status
     - mcpgroups/status
+    - mcpoidcconfigs/status
     - mcpremoteproxies/status
+    - mcpserverentries/status
     - mcpservers/status
     - mcptoolconfigs/status
     - virtualmcpcompositetooldefinitions/status
@@ -24,7 +28,9 @@
   resources:
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers
+    - mcpoidcconfigs/finalizers
     - mcpremoteproxies/finalizers
+    - mcpserverentries/finalizers
     - mcpservers/finalizers
     - mcptoolconfigs/finalizers
     - virtualmcpcompositetooldefinitions/finalizers

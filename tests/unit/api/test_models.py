@@ -128,5 +128,7 @@ def test_public_interface_is_pinned() -> None:
         "MCPGroup",
         "MCPToolConfig",
         "MCPExternalAuthConfig",
+        "MCPOIDCConfig",
+        "MCPServerEntry",
         "VirtualMCPCompositeToolDefinition",
     ]

@@ -26,9 +26,15 @@ def test_the_private_names_used_are_these() -> None:
         "stdio": {"_create_platform_compatible_process", "_drain_stdout", "_stop_server_process"},
         "ServerSession": {"_connection"},
         "StreamableHTTPServerTransport": {"_idle_timeout", "_requests_in_flight"},
-        "StreamableHTTPSessionManager": {"_server_instances", "_session_owners"},
+        "StreamableHTTPSessionManager": {
+            "_discard_session",
+            "_lifespan_state",
+            "_server_instances",
+            "_session_owners",
+            "_task_group",
+        },
     }
-    assert len(sdk_private.PRIVATE_NAMES) == 10
+    assert len(sdk_private.PRIVATE_NAMES) == 13
 
 
 def test_the_pinned_sdk_has_every_private_name() -> None:
