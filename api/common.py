@@ -277,3 +277,5 @@ class ProxyStatus(WorkloadStatus):
     """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
     oidc_config_hash: str | None = None
     """Hash of the referenced MCPOIDCConfig that the running proxy uses."""
+    authz_config_hash: str | None = None
+    """Hash of the referenced MCPAuthzConfig whose policies the running proxy enforces."""

@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, Port
 from api.common import (
     AuditConfig,
@@ -86,6 +87,11 @@ class MCPServerSpec(CRDModel):
     oidc_config_ref: MCPOIDCConfigReference | None = None
     """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
     ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
+    proxy."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None

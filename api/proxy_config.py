@@ -18,6 +18,7 @@ Shape::
       "toolFilter": {"allow": ["a", "b"], "deny": ["c"],
                      "overrides": {"a": {"name": "renamed_a", "description": "..."}}},
       "oidc": {...api.auth_config.OIDCConfig...},
+      "authz": {"policies": ["permit(principal, action, resource);"], "entitiesJson": "[]"},
       "audit": {"enabled": true, "includeArguments": false},
       "limits": {"maxBodyBytes": 4194304, "callTimeoutSeconds": 300},
       "allowedHosts": ["github.ns.svc.cluster.local:*"], "allowedOrigins": ["https://app.example.com"],
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.authz_config import CedarConfig
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
@@ -221,6 +223,8 @@ class ProxyConfig(_Model):
     tool_filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
     oidc: OIDCConfig | None = None
     """Inbound JWT validation; absent = no inbound auth."""
+    authz: CedarConfig | None = None
+    """Cedar policies deciding every call, get, read and list (docs/auth.md); absent = none."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     allowed_hosts: tuple[str, ...] | None = None

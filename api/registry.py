@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
 from api.mcpoidcconfig import MCPOIDCConfig
@@ -18,6 +19,7 @@ from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
+    authz_config_rules,
     composite_tool_definition_rules,
     external_auth_config_rules,
     mcp_oidc_config_rules,
@@ -189,6 +191,14 @@ KINDS: dict[str, KindInfo] = {
                 _AGE,
             ),
             mcp_server_entry_rules,
+        ),
+        KindInfo(
+            "MCPAuthzConfig",
+            "mcpauthzconfigs",
+            ("authzcfg",),
+            MCPAuthzConfig,
+            (_VALID, _AGE),
+            authz_config_rules,
         ),
         KindInfo(
             "VirtualMCPCompositeToolDefinition",

@@ -134,13 +134,9 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
     )
 
 
-_AUTHZ = "Cedar authorization policies for inbound calls"
-_AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
 
 _PROXY_ROWS: tuple[Row, ...] = (
-    ("authzConfig", "object", _AUTHZ),
-    ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),
     (
@@ -186,8 +182,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 )
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
-    ("incomingAuth.authzConfig", "object", _AUTHZ),
-    ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
     ("telemetryConfigRef", "object", _TELEMETRY_REF),
     ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),
@@ -272,6 +266,7 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     ),
     "MCPGroup": (),
     "MCPToolConfig": (),
+    "MCPAuthzConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
     "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": (

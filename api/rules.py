@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from api.authz import authz_config_problems, authz_problems
 from api.checks import (
     check_oidc,
     check_oidc_provider,
@@ -21,6 +22,7 @@ from api.checks import (
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tool_problems, composite_tools_problems
+from api.mcpauthzconfig import MCPAuthzConfigSpec
 from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
 from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
@@ -35,6 +37,7 @@ from api.vmcp_config import duration_seconds
 
 __all__ = [
     "DEFAULT_MCP_PORT",
+    "authz_config_rules",
     "composite_tool_definition_rules",
     "external_auth_config_rules",
     "mcp_oidc_config_rules",
@@ -76,6 +79,9 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     problems += check_resources(spec.resources, "spec.resources")
     problems += check_resources(spec.proxy_resources, "spec.proxyResources")
     problems += inbound_auth_problems(spec.oidc_config, spec.oidc_config_ref, "spec")
+    problems += authz_problems(
+        spec.authz_config, "spec.authzConfig", shared=spec.authz_config_ref is not None
+    )
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
@@ -147,6 +153,9 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
     problems += inbound_auth_problems(spec.oidc_config, spec.oidc_config_ref, "spec")
+    problems += authz_problems(
+        spec.authz_config, "spec.authzConfig", shared=spec.authz_config_ref is not None
+    )
     problems += check_resources(spec.resources, "spec.resources")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
@@ -234,6 +243,10 @@ def _override_name_clashes(overrides: dict[str, ToolOverride], field: str) -> li
     return problems
 
 
+def authz_config_rules(spec: MCPAuthzConfigSpec) -> list[Problem]:
+    return authz_config_problems(spec.config, "spec.config")
+
+
 def tool_config_rules(spec: MCPToolConfigSpec) -> list[Problem]:
     problems = []
     allowed = spec.tools_filter or []
@@ -308,6 +321,8 @@ def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
                 problems.append(
                     Problem(f"{base}.{name}", "is ignored with type anonymous; set type: oidc or remove it")
                 )
+    shared = incoming.authz_config_ref is not None
+    problems += authz_problems(incoming.authz_config, "spec.incomingAuth.authzConfig", shared=shared)
     if spec.outgoing_auth is not None:
         if spec.outgoing_auth.default is not None:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 from pydantic.config import JsonDict
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, ResourceName
 from api.common import (
     LocalObjectReference,
@@ -58,6 +59,11 @@ class IncomingAuth(CRDModel):
     oidc_config_ref: MCPOIDCConfigReference | None = None
     """A shared MCPOIDCConfig, plus the gateway's audience; with ``type: oidc``, this or
     ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change is
+    hot-reloaded by the gateway."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); hot-reloaded too."""
 
 
 class BackendAuthConfig(CRDModel):
@@ -250,6 +256,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
     """Summary of the state: Pending, Ready, Degraded (some backends down) or Failed."""
     backend_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
     """Backends that can serve requests."""
+    authz_config_hash: str | None = None
+    """Hash of the referenced MCPAuthzConfig whose policies the gateway enforces."""
     discovered_backends: Annotated[
         list[BackendStatus],
         BeforeValidator(lambda value: [] if value is None else value),

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tools_problems
 from api.config_model import ConfigFileModel
@@ -279,6 +280,11 @@ class IncomingAuthConfig(_Model):
     type: Literal["anonymous", "oidc"] = "anonymous"
     oidc: OIDCConfig | None = Field(
         default=None, description="JWT validation settings (issuer, audience, jwksUrl, ...)."
+    )
+    authz: CedarConfig | None = Field(
+        default=None,
+        description="Cedar policies deciding every call, get, read and list (docs/auth.md); absent = none. "
+        "Hot-reloaded with the file; a set that does not compile keeps the running one.",
     )
 
     @model_validator(mode="after")

@@ -38,6 +38,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.authz.enforce import REQUEST_ID
 from gateway.fastpath_reply import Call, SessionReply, dumps, replay, send_json, session_header, watch
 from gateway.sdk_private import SessionLease, SessionTable
 
@@ -328,6 +329,7 @@ class FastPath:
         timer = loop.call_later(PING_SECONDS, reply.keep_alive, PING_SECONDS)
         try:
             try:
+                REQUEST_ID.set(request_id)
                 raw = await self.handler.serve(method, params, scope, reply.event)
                 message = {
                     "jsonrpc": "2.0",
@@ -374,6 +376,7 @@ class FastPath:
     async def _respond(
         self, request_id: Any, method: str, params: dict[str, Any], version: str, scope: Scope
     ) -> tuple[int, bytes]:
+        REQUEST_ID.set(request_id)
         try:
             result = self._shape(method, version, await self.handler.serve(method, params, scope))
         except Exception as exc:

@@ -27,6 +27,8 @@ from starlette.types import ASGIApp, Scope
 
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway import sdk_private
+from gateway.authz.enforce import REQUEST_ID, Authorization
+from gateway.authz.engine import PolicyError
 from gateway.backends.callers import Caller, CallerBackends, SubjectToken
 from gateway.backends.connection import BackendConnection, BackendHooks, TransportFactory, running
 from gateway.fastpath import FAST_METHODS, FastPath, Notify
@@ -80,6 +82,7 @@ class ProxyServer(Server[Any]):
         tool_filter: ToolFilter | None = None,
         metrics: ProxyMetrics | None = None,
         auditor: Auditor | None = None,
+        authz: Authorization | None = None,
     ) -> None:
         hints = {
             m: _LIST_HINT
@@ -103,7 +106,10 @@ class ProxyServer(Server[Any]):
         self.middleware = []  # no per-message tracing span on the hot path
         self.backend = backend
         self.metrics = metrics or ProxyMetrics()
-        self.policy = RequestPolicy(tool_filter or ToolFilter(), self.metrics, auditor or Auditor())
+        self.policy = RequestPolicy(
+            tool_filter or ToolFilter(), self.metrics, auditor or Auditor(), authz=authz
+        )
+        self.policy.list_tools = self._list_tools
         self._in_flight: dict[int, Ctx] = {}
         self._fast_in_flight: dict[object, Notify | None] = {}  # fast-path request -> its stream, if any
         backend.hooks.on_log = self._route_log
@@ -197,10 +203,11 @@ class ProxyServer(Server[Any]):
         result_type = FAST_METHODS[method]
 
         async def handle(ctx: Ctx, params: BaseModel | None) -> Any:
-            caller = caller_of(getattr(ctx.request, "scope", None))
+            scope = getattr(ctx.request, "scope", None)
             forward = functools.partial(self._forward, ctx, method)
+            REQUEST_ID.set(ctx.request_id)
             return result_type.model_validate(
-                await self.policy.request(method, _backend_params(params), caller, forward)
+                await self.policy.request(method, _backend_params(params), caller_of(scope), forward, scope)
             )
 
         return handle
@@ -238,9 +245,26 @@ class ProxyServer(Server[Any]):
         self._fast_in_flight[key] = notify
         try:
             forward = functools.partial(backend.forward_raw, method)
-            return await self.policy.request(method, backend_params(params), caller_of(scope), forward)
+            return await self.policy.request(method, backend_params(params), caller_of(scope), forward, scope)
         finally:
             del self._fast_in_flight[key]
+
+    async def _list_tools(self) -> list[dict[str, Any]]:
+        """Every tool of the shared backend session, all pages (per-caller sessions: none, so a call
+        made before any listing is denied)."""
+        backend = self.backend
+        if not isinstance(backend, BackendConnection):
+            return []
+        tools: list[dict[str, Any]] = []
+        params: dict[str, Any] | None = None
+        for _ in range(100):  # a backend paging forever must not hold the call
+            page = await backend.forward("tools/list", params)
+            tools.extend(t for t in page.get("tools") or [] if isinstance(t, dict))
+            cursor = page.get("nextCursor")
+            if not isinstance(cursor, str):
+                break
+            params = {"cursor": cursor}
+        return tools
 
     # -- what the backend initiates ----------------------------------------------------------------------
 
@@ -287,6 +311,17 @@ class ProxyServer(Server[Any]):
             metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
         )
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _authorization(config: ProxyConfig, metrics: ProxyMetrics) -> Authorization | None:
+    """The proxy's Cedar policies (None without ``authz``); a set that does not compile is refused."""
+    if config.authz is None:
+        return None
+    try:
+        auditor = Auditor(config.audit)
+        return Authorization(config.authz, config.name, auditor=auditor, registry=metrics.registry)
+    except PolicyError as exc:
+        raise ProxyConfigError(f"authz: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -349,6 +384,7 @@ def build_proxy_app(
         tool_filter=ToolFilter(config.tool_filter),
         metrics=metrics,
         auditor=Auditor(config.audit),
+        authz=_authorization(config, metrics),
     )
 
     def on_state(up: bool) -> None:

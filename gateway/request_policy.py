@@ -3,10 +3,13 @@
 One :class:`RequestPolicy` serves the proxy's SDK path, its fast path and the virtual gateway, so they
 cannot drift (docs/proxy.md, "Tool matching rule"). Callers hand it the exposed tool name, the backend
 name it resolved to (None: hidden or unknown, -32602, audited ``denied``) and a ``forward`` coroutine.
+With ``authz`` (:mod:`gateway.authz`) every call, get and read is decided by the Cedar policies and every
+list filtered to what the principal may use; hidden and unknown items then answer alike (403).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from gateway.authz.enforce import DENIED_CODE, Authorization
 from gateway.filters import ToolFilter
 from gateway.observability import Auditor, RequestMetrics
 
@@ -59,6 +63,13 @@ class RequestPolicy:
     auditor: Auditor = field(default_factory=Auditor)
     input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Input schemas of the tools listed last (exposed name -> schema)."""
+    authz: Authorization | None = None
+    """The Cedar policies in force (None: no authorization)."""
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The tools listed last as clients see them before authorization (exposed name -> raw tool): what
+    a call is decided against (its annotations)."""
+    list_tools: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    """Lists the backend's tools, for a call decided before any listing (the proxy sets it)."""
 
     async def timed(self, method: str, call: Callable[[], Awaitable[ResultT]]) -> ResultT:
         """Run a request that is not a tool call, counting its outcome and duration."""
@@ -68,6 +79,9 @@ class RequestPolicy:
             result = await call()
             outcome = "ok"
             return result
+        except MCPError as exc:
+            outcome = "denied" if exc.error.code == DENIED_CODE else "error"
+            raise
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
             raise
@@ -82,12 +96,15 @@ class RequestPolicy:
         caller: str,
         *,
         forward: Callable[[str], Awaitable[ResultT]],
+        authorize: Callable[[], None] | None = None,
     ) -> ResultT:
         """``tools/call`` of the tool clients know as ``exposed``: forwarded under its backend name
-        ``original`` (None: the tool is hidden or unknown)."""
+        ``original`` (None: the tool is hidden or unknown) once ``authorize`` (raising a denial) passed."""
         start = time.perf_counter()
         outcome, error = "error", None
         try:
+            if authorize is not None:
+                authorize()
             if original is None:
                 outcome = "denied"
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {exposed}")
@@ -96,6 +113,8 @@ class RequestPolicy:
             return result
         except MCPError as exc:
             error = exc.error.message
+            if exc.error.code == DENIED_CODE:
+                outcome = "denied"
             raise
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
@@ -113,9 +132,13 @@ class RequestPolicy:
         params: dict[str, Any] | None,
         caller: str,
         forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
+        scope: object = None,
     ) -> dict[str, Any]:
         """One raw front request under the policy (the proxy's two paths); ``forward(params)`` sends it to
-        the backend, a tool call under its original name."""
+        the backend, a tool call under its original name. ``scope``: the front request's (its principal)."""
+        authz = self.authz
+        if authz is not None:
+            return await self._authorized(authz, method, params, caller, forward, scope=scope)
         if method == "tools/call" and params is not None:
             exposed = params["name"]
 
@@ -128,6 +151,44 @@ class RequestPolicy:
         if method == "tools/list":  # a first page starts a new listing
             return self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
         return raw
+
+    async def _authorized(
+        self,
+        authz: Authorization,
+        method: str,
+        params: dict[str, Any] | None,
+        caller: str,
+        forward: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]],
+        *,
+        scope: object,
+    ) -> dict[str, Any]:
+        """:meth:`request` with the Cedar policies: decided before forwarding, lists filtered after."""
+        principal = authz.principal(scope)
+        if method == "tools/call" and params is not None:
+            exposed = params["name"]
+
+            async def call(original: str) -> dict[str, Any]:
+                return await forward(params if original == exposed else {**params, "name": original})
+
+            original = self.tool_filter.resolve(exposed)
+            tool = self.tools.get(exposed) if original is not None else None
+            if tool is None and original is not None and self.list_tools is not None and not self.tools:
+                self.tool_listing({"tools": await self.list_tools()}, first_page=True)
+                tool = self.tools.get(exposed)
+            item = authz.tool(exposed, tool)
+            check = functools.partial(authz.check, principal, item, params.get("arguments"))
+            return await self.tool_call(
+                exposed, original, params.get("arguments"), caller, forward=call, authorize=check
+            )
+
+        async def checked() -> dict[str, Any]:
+            authz.check_request(principal, method, params)
+            return await forward(params)
+
+        raw = await self.timed(method, checked)
+        if method == "tools/list":
+            raw = self.tool_listing(raw, first_page=params is None or params.get("cursor") is None)
+        return authz.filter_result(principal, method, raw)
 
     def tool_listing(self, result: dict[str, Any], *, first_page: bool) -> dict[str, Any]:
         """A raw ``tools/list`` result as clients see it: filtered and renamed, input schemas recorded."""
@@ -149,6 +210,9 @@ class RequestPolicy:
             self.input_schemas = schemas
         else:
             self.input_schemas.update(schemas)
+        if self.authz is not None:
+            listed = {t["name"]: t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
+            self.tools = listed if first_page else {**self.tools, **listed}
         return result
 
 

@@ -21,6 +21,7 @@ MCPEXTERNALAUTHCONFIG = resource_of("MCPExternalAuthConfig")
 VIRTUALMCPCOMPOSITETOOLDEFINITION = resource_of("VirtualMCPCompositeToolDefinition")
 MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
 MCPSERVERENTRY = resource_of("MCPServerEntry")
+MCPAUTHZCONFIG = resource_of("MCPAuthzConfig")
 
 ALL = (
     MCPSERVER,
@@ -32,4 +33,5 @@ ALL = (
     VIRTUALMCPCOMPOSITETOOLDEFINITION,
     MCPOIDCCONFIG,
     MCPSERVERENTRY,
+    MCPAUTHZCONFIG,
 )

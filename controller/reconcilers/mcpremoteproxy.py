@@ -32,7 +32,9 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
     def render(proxy: MCPRemoteProxy, owner_ref: JSON, refs: proxies.ProxyRefs) -> list[JSON] | None:
         def children() -> list[JSON]:
             inline = proxy_with_oidc(proxy, refs.oidc)
-            rendered = build.render_config(inline, settings, refs.tool_config, refs.external_auth)
+            rendered = build.render_config(
+                inline, settings, refs.tool_config, refs.external_auth, authz=refs.authz
+            )
             return build.build_children(proxy, owner_ref, settings, rendered)
 
         return proxies.render_unless_blocked(refs, children)

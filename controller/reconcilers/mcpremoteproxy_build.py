@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
@@ -68,8 +70,11 @@ def render_config(
     settings: ReconcilerSettings,
     tool_config: MCPToolConfig | None,
     external_auth: MCPExternalAuthConfig | None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> Rendered:
-    """The proxy's configuration. Raises ValueError when the referenced auth config cannot be rendered."""
+    """The proxy's configuration (``authz``: the policies of its MCPAuthzConfig, when it refers to one).
+    Raises ValueError when the referenced auth config cannot be rendered."""
     spec = proxy.spec
     secrets = SecretEnv()
     backend = HttpBackend(
@@ -87,6 +92,7 @@ def render_config(
         backend=backend,
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
+        authz=authz or (cedar_config(spec.authz_config) if spec.authz_config else None),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
         session_storage=session_storage_config(spec.session_storage, secrets),
     )

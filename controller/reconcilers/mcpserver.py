@@ -34,7 +34,12 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
         return proxies.render_unless_blocked(
             refs,
             lambda: build.build_children(
-                proxy_with_oidc(server, refs.oidc), owner_ref, settings, refs.tool_config, refs.external_auth
+                proxy_with_oidc(server, refs.oidc),
+                owner_ref,
+                settings,
+                refs.tool_config,
+                refs.external_auth,
+                authz=refs.authz,
             ),
         )
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
@@ -108,6 +110,8 @@ def build_proxy_config(
     tool_config: MCPToolConfig | None,
     external_auth: MCPExternalAuthConfig | None = None,
     secrets: SecretEnv | None = None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> ProxyConfig:
     """The proxy's configuration: where the server is, which tools show, inbound and outbound auth, audit.
 
@@ -140,6 +144,7 @@ def build_proxy_config(
         backend=backend,
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(server.spec.oidc_config, default_audience=url, default_resource_url=url),
+        authz=authz or (cedar_config(server.spec.authz_config) if server.spec.authz_config else None),
         audit=AuditConfig(enabled=bool(audit and audit.enabled)),
         session_storage=session_storage_config(
             server.spec.session_storage, secrets if secrets is not None else SecretEnv()
@@ -154,13 +159,17 @@ def build_children(
     settings: ReconcilerSettings,
     tool_config: MCPToolConfig | None,
     external_auth: MCPExternalAuthConfig | None = None,
+    *,
+    authz: CedarConfig | None = None,
 ) -> list[JSON]:
-    """Every child manifest of ``server`` (apply bodies: only the fields we own).
+    """Every child manifest of ``server`` (apply bodies: only the fields we own); ``authz``: the policies
+    of its MCPAuthzConfig, when it refers to one.
 
     Raises ValueError when ``external_auth`` cannot be rendered (see :func:`build_proxy_config`).
     """
     secrets = SecretEnv()
-    config_text = dump_proxy_config(build_proxy_config(server, settings, tool_config, external_auth, secrets))
+    config = build_proxy_config(server, settings, tool_config, external_auth, secrets, authz=authz)
+    config_text = dump_proxy_config(config)
     owner = Owner.of(server, owner_ref)
     names = Names(owner.name)
     overrides = _overrides(server)

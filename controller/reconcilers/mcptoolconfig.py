@@ -1,30 +1,48 @@
-"""The MCPToolConfig controller: ``Accepted`` (the ``Valid`` column) and ``status.configHash``.
+"""The MCPToolConfig and MCPAuthzConfig controllers: ``Accepted`` (the ``Valid`` column) and
+``status.configHash``.
 
-Workloads referring to a MCPToolConfig watch it through the ``ref:toolConfig`` index and re-render their
-proxy configuration when it changes; this controller only reports whether the filter is valid and the
-hash of its spec (the same hash the workloads copy into ``status.toolConfigHash``).
+Workloads referring to a config watch it through their reference index (``ref:toolConfig``,
+``ref:authzConfig``) and re-render their proxy or gateway configuration when it changes; this controller
+only reports whether the config is valid and the hash of its spec (the same hash the workloads copy into
+``status.toolConfigHash`` / ``status.authzConfigHash``).
 """
 
 from __future__ import annotations
 
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.validation import parse_and_validate
-from controller.core import Controller, ObjectKey, ReconcileContext, Result
+from controller.core import Controller, ObjectKey, ReconcileContext, Resource, Result
 from controller.core.manager import Manager
 from controller.reconcilers.config_status import accepted_status, write_status
-from controller.reconcilers.kinds import MCPTOOLCONFIG
+from controller.reconcilers.kinds import MCPAUTHZCONFIG, MCPTOOLCONFIG
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
 
 
 async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
-    raw = ctx.cache.get(MCPTOOLCONFIG, key.namespace, key.name)
+    return await reconcile_config(key, ctx, MCPTOOLCONFIG, MCPToolConfig, "the tool configuration is valid")
+
+
+async def reconcile_authz(key: ObjectKey, ctx: ReconcileContext) -> Result:
+    return await reconcile_config(key, ctx, MCPAUTHZCONFIG, MCPAuthzConfig, "the policies compile")
+
+
+async def reconcile_config(
+    key: ObjectKey,
+    ctx: ReconcileContext,
+    resource: Resource,
+    model: type[MCPToolConfig | MCPAuthzConfig],
+    valid: str,
+) -> Result:
+    """Accepted and configHash of one config object of ``resource`` (parsed as ``model``)."""
+    raw = ctx.cache.get(resource, key.namespace, key.name)
     if raw is None:
         return Result.done()
     builder = StatusBuilder.of(raw)
     parsed, problems = parse_and_validate(raw)
-    spec = parsed.spec if isinstance(parsed, MCPToolConfig) else None
-    status = accepted_status(builder, problems, spec, "the tool configuration is valid")
+    spec = parsed.spec if isinstance(parsed, model) else None
+    status = accepted_status(builder, problems, spec, valid)
     await write_status(ctx, raw, status, builder)
     return Result.done()
 
@@ -32,3 +50,8 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
 def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
     """The MCPToolConfig controller (it reads nothing but the config itself)."""
     return Controller(name="mcptoolconfig", for_=MCPTOOLCONFIG, reconcile=reconcile)
+
+
+def authz_controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
+    """The MCPAuthzConfig controller (it reads nothing but the config itself)."""
+    return Controller(name="mcpauthzconfig", for_=MCPAUTHZCONFIG, reconcile=reconcile_authz)

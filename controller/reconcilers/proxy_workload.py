@@ -1,12 +1,16 @@
 """What the two proxy kinds (MCPServer, MCPRemoteProxy) share beyond :mod:`workload`: their references
-(group, Secrets, MCPToolConfig, MCPExternalAuthConfig, MCPOIDCConfig) and the shape of their status."""
+(group, Secrets, MCPToolConfig, MCPExternalAuthConfig, MCPOIDCConfig, MCPAuthzConfig) and the shape of
+their status."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from api.authz import shared_cedar_config
+from api.authz_config import CedarConfig
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
@@ -20,6 +24,7 @@ from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
     SECRET_INDEX,
     Missing,
+    config_map_policies,
     index_auth_config_secrets,
     parse_ref,
     referrer_watches,
@@ -56,6 +61,16 @@ class ProxyRefs:
     oidc: ResolvedOIDC | None = None
     """The referenced MCPOIDCConfig and the inline settings it amounts to (``spec.oidcConfigRef``)."""
     missing: list[Missing] = field(default_factory=list)
+    authz_config: MCPAuthzConfig | None = None
+    config_map_policies: CedarConfig | None = None
+    """The policies of ``authzConfig.type: configMap``, read from the ConfigMap and compiled."""
+
+    @property
+    def authz(self) -> CedarConfig | None:
+        """The policies of the referenced MCPAuthzConfig (its rules passed: they compile) or ConfigMap."""
+        if self.authz_config is not None:
+            return shared_cedar_config(self.authz_config.spec.config)
+        return self.config_map_policies
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -70,7 +85,16 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     oidc = resolve_oidc(cache, namespace, ref, raw_config, ref_field="spec.oidcConfigRef", missing=missing)
     inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
     external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
-    return ProxyRefs(tool_config, external_auth, oidc, missing)
+    authz = parse_ref(MCPAuthzConfig, resolved.authz_config, "spec.authzConfigRef.name", missing)
+    from_map = config_map_policies(cache, namespace, spec.authz_config, "spec.authzConfig", missing)
+    return ProxyRefs(
+        tool_config,
+        external_auth,
+        oidc,
+        missing,
+        authz_config=authz,
+        config_map_policies=from_map,
+    )
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -148,6 +172,8 @@ def proxy_status(
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
     if refs.oidc is not None:
         status["oidcConfigHash"] = refs.oidc.hash
+    if refs.authz_config is not None:
+        status["authzConfigHash"] = spec_hash(refs.authz_config.spec)
     return status, builder.events
 
 

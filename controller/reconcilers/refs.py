@@ -12,10 +12,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from api.authz import AuthzConfigRef, config_map_cedar_config
+from api.authz_config import CedarConfig
 from api.problems import format_problems
 from api.validation import parse_and_validate
-from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPOIDCCONFIG, MCPTOOLCONFIG
+from controller.core import CONFIGMAP, SECRET, Cache, ObjectKey, Resource, Watch
+from controller.reconcilers.kinds import (
+    MCPAUTHZCONFIG,
+    MCPEXTERNALAUTHCONFIG,
+    MCPGROUP,
+    MCPOIDCCONFIG,
+    MCPTOOLCONFIG,
+)
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -25,6 +33,8 @@ GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
 OIDC_CONFIG_INDEX = "ref:oidcConfig"
+AUTHZ_CONFIG_INDEX = "ref:authzConfig"
+AUTHZ_CONFIG_MAP_INDEX = "ref:authzConfigMap"
 
 
 def _namespace(obj: JSON) -> str:
@@ -82,6 +92,55 @@ def referenced(index: Callable[[JSON], list[str]]) -> Callable[[JSON], list[Obje
     return keys
 
 
+def index_authz_config(obj: JSON) -> list[str]:
+    return _keyed(obj, [_ref_name(_spec(obj).get("authzConfigRef"))])
+
+
+def index_authz_config_map(obj: JSON) -> list[str]:
+    """The ConfigMap holding the policies of ``spec.authzConfig`` (or ``spec.incomingAuth.authzConfig``)."""
+    spec = _spec(obj)
+    incoming = spec.get("incomingAuth")
+    authz = spec.get("authzConfig") or (incoming.get("authzConfig") if isinstance(incoming, dict) else None)
+    return _keyed(obj, [_ref_name(authz.get("configMap"))] if isinstance(authz, dict) else [])
+
+
+def authz_config_map_watch(cache: Cache, resource: Resource) -> Watch:
+    """ConfigMap events enqueue the ``resource`` objects whose ``authzConfig`` reads that ConfigMap."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        meta = obj.get("metadata") or {}
+        value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        return [ObjectKey.of(o) for o in cache.by_index(resource, AUTHZ_CONFIG_MAP_INDEX, value)]
+
+    return Watch(CONFIGMAP, keys)
+
+
+def config_map_policies(
+    cache: Cache, namespace: str, ref: AuthzConfigRef | None, field: str, missing: list[Missing]
+) -> CedarConfig | None:
+    """The policies of an ``authzConfig`` of ``type: configMap`` (None: another type, or a problem reported
+    in ``missing``, which keeps the workload from being rendered without them)."""
+    if ref is None or ref.type != "configMap" or ref.config_map is None:
+        return None
+    name, key = ref.config_map.name, ref.config_map.key
+    raw = cache.get(CONFIGMAP, namespace, name)
+    text = ((raw or {}).get("data") or {}).get(key)
+    if raw is None or not isinstance(text, str):
+        what = (
+            f"ConfigMap '{name}' does not exist" if raw is None else f"ConfigMap '{name}' has no key '{key}'"
+        )
+        missing.append(
+            Missing(f"{field}.configMap", "AuthzConfigNotFound", f"{what}; create it or fix {field}")
+        )
+        return None
+    try:
+        return config_map_cedar_config(text, ref)
+    except ValueError as exc:
+        message = f"ConfigMap '{name}' key '{key}': {exc}; fix it (the running policies stay in force)"
+        missing.append(Missing(f"{field}.configMap", "AuthzConfigInvalid", message))
+        return None
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -108,6 +167,8 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
     OIDC_CONFIG_INDEX: index_oidc_config,
+    AUTHZ_CONFIG_INDEX: index_authz_config,
+    AUTHZ_CONFIG_MAP_INDEX: index_authz_config_map,
 }
 
 
@@ -134,6 +195,8 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
         Watch(MCPOIDCCONFIG, mapper(OIDC_CONFIG_INDEX)),
+        Watch(MCPAUTHZCONFIG, mapper(AUTHZ_CONFIG_INDEX)),
+        authz_config_map_watch(cache, resource),
     ]
 
 
@@ -165,6 +228,7 @@ class Resolved:
 
     tool_config: JSON | None = None
     external_auth: JSON | None = None
+    authz_config: JSON | None = None
     group: JSON | None = None
     oidc_config: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
@@ -206,6 +270,7 @@ _OBJECT_REFS = (
         "external_auth",
         "ExternalAuthConfigNotFound",
     ),
+    ("authzConfigRef", "MCPAuthzConfig", MCPAUTHZCONFIG, "authz_config", "AuthzConfigNotFound"),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
     ("oidcConfigRef", "MCPOIDCConfig", MCPOIDCCONFIG, "oidc_config", "OIDCConfigNotFound"),
 )

@@ -1,8 +1,8 @@
 """Every controller of the API group's kinds, in registration order: adding a kind adds a line here.
 
 Workload kinds are :class:`~controller.reconcilers.workload.WorkloadKind` values run by the one
-``reconcile_workload``; the config kinds (MCPToolConfig, MCPExternalAuthConfig) and MCPGroup have
-controllers of their own (they only report status).
+``reconcile_workload``; the config kinds (MCPToolConfig, MCPAuthzConfig, MCPExternalAuthConfig) and
+MCPGroup have controllers of their own (they only report status).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPRemoteProxy": workload(mcpremoteproxy.kind),
     "MCPExternalAuthConfig": mcpexternalauthconfig.controller,
     "MCPToolConfig": mcptoolconfig.controller,
+    "MCPAuthzConfig": mcptoolconfig.authz_controller,
     "MCPGroup": mcpgroup.controller,
     "VirtualMCPServer": workload(virtualmcpserver.kind),
     "MCPOIDCConfig": mcpoidcconfig.controller,

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth_config import OutboundAuthConfig
+from api.authz import shared_cedar_config
+from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
+from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
@@ -31,8 +34,9 @@ from controller.core import (
     Watch,
 )
 from controller.reconcilers import virtualmcpserver_build as build
-from controller.reconcilers.children import JSON
+from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import (
+    MCPAUTHZCONFIG,
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
     MCPOIDCCONFIG,
@@ -47,10 +51,14 @@ from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_memb
 from controller.reconcilers.mcpserverentry import entry_backend
 from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.refs import (
+    AUTHZ_CONFIG_MAP_INDEX,
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
     OIDC_CONFIG_INDEX,
     Missing,
+    authz_config_map_watch,
+    config_map_policies,
+    index_authz_config_map,
     index_external_auth,
     index_group,
     index_oidc_config,
@@ -69,6 +77,7 @@ OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
 VMCP_COMPOSITE_TOOL_INDEX = "ref:vmcpCompositeTool"
+VMCP_AUTHZ_INDEX = "ref:vmcpAuthzConfig"
 
 
 def _names(obj: JSON, values: list[Any]) -> list[str]:
@@ -94,10 +103,18 @@ def index_vmcp_composite_tools(obj: JSON) -> list[str]:
     return _names(obj, [{"name": n} for n in composite_tool_ref_names(obj.get("spec") or {})])
 
 
+def index_vmcp_authz(obj: JSON) -> list[str]:
+    """The MCPAuthzConfig a VirtualMCPServer's ``spec.incomingAuth.authzConfigRef`` names."""
+    incoming = (obj.get("spec") or {}).get("incomingAuth") or {}
+    return _names(obj, [incoming.get("authzConfigRef")] if isinstance(incoming, dict) else [])
+
+
 def setup(cache: Cache) -> list[Watch]:
     """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
     cache.add_index(VIRTUALMCPSERVER, VMCP_COMPOSITE_TOOL_INDEX, index_vmcp_composite_tools)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_AUTHZ_INDEX, index_vmcp_authz)
+    cache.add_index(VIRTUALMCPSERVER, AUTHZ_CONFIG_MAP_INDEX, index_authz_config_map)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     cache.add_index(VIRTUALMCPSERVER, OIDC_CONFIG_INDEX, index_oidc_config)
@@ -139,6 +156,8 @@ def watches(cache: Cache) -> list[Watch]:
             VIRTUALMCPCOMPOSITETOOLDEFINITION,
             lambda definition: by(VMCP_COMPOSITE_TOOL_INDEX)(own_key(definition)),
         ),
+        Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
+        authz_config_map_watch(cache, VIRTUALMCPSERVER),
     ]
 
 
@@ -152,6 +171,10 @@ class Resolution:
     secrets: SecretEnv = field(default_factory=SecretEnv)
     missing: list[Missing] = field(default_factory=list)
     group: JSON | None = None
+    authz_config: MCPAuthzConfig | None = None
+    """The referenced MCPAuthzConfig, parsed and checked (None: none referenced, or not usable)."""
+    config_map_policies: CedarConfig | None = None
+    """The policies of ``authzConfig.type: configMap`` (None: another type, or not usable)."""
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
     composite_tools: list[CompositeToolConfig] = field(default_factory=list)
     """The inline composite tools, then the referenced definitions' (in ``compositeToolRefs`` order)."""
@@ -277,6 +300,22 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     resolution.group = group
     resolution.oidc = _incoming_oidc(cache, vmcp, namespace, resolution.auth_blocked)
     resolution.missing += resolution.auth_blocked
+    ref = vmcp.spec.incoming_auth.authz_config_ref
+    if ref is not None:
+        found = cache.get(MCPAUTHZCONFIG, namespace, ref.name)
+        field_path = "spec.incomingAuth.authzConfigRef.name"
+        if found is None:
+            message = (
+                f"MCPAuthzConfig '{ref.name}' does not exist in namespace '{namespace}'; create it or remove "
+                "spec.incomingAuth.authzConfigRef (the gateway keeps the policies in force until then)"
+            )
+            resolution.missing.append(Missing(field_path, "AuthzConfigNotFound", message))
+        resolution.authz_config = parse_ref(MCPAuthzConfig, found, field_path, resolution.missing)
+    inline = vmcp.spec.incoming_auth.authz_config
+    field_path = "spec.incomingAuth.authzConfig"
+    resolution.config_map_policies = config_map_policies(
+        cache, namespace, inline, field_path, resolution.missing
+    )
     resolve_composite_tools(cache, vmcp, namespace, resolution)
     return resolution
 
@@ -338,11 +377,27 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
     def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
-        if resolution.group is None or resolution.auth_blocked or resolution.composites_blocked:
-            return None
+        shared, incoming = resolution.authz_config, vmcp.spec.incoming_auth
+        from_map = incoming.authz_config is not None and incoming.authz_config.type == "configMap"
+        if (
+            resolution.group is None
+            or resolution.auth_blocked
+            or resolution.composites_blocked
+            or (incoming.authz_config_ref and shared is None)
+            or (from_map and resolution.config_map_policies is None)
+        ):
+            return None  # never rendered without its authentication or policies: the gateway keeps its own
+        authz = (
+            shared_cedar_config(shared.spec.config) if shared is not None else resolution.config_map_policies
+        )
         inline = gateway_with_oidc(vmcp, resolution.oidc)
         config = build.build_vmcp_config(
-            inline, resolution.backends, settings, resolution.tool_configs, resolution.composite_tools
+            inline,
+            resolution.backends,
+            settings,
+            resolution.tool_configs,
+            resolution.composite_tools,
+            authz=authz,
         )
         return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
 
@@ -366,7 +421,10 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway
         url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
-        return vmcp_status(outcome.previous, generation, url, observed)
+        status, events = vmcp_status(outcome.previous, generation, url, observed)
+        if resolution.authz_config is not None:
+            status["authzConfigHash"] = spec_hash(resolution.authz_config.spec)
+        return status, events
 
     # No Terminating phase (the phases are Pending, Ready, Degraded and Failed) and no rollout to announce
     # (a new backend list is hot-reloaded).

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
+from api.authz import cedar_config
+from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
@@ -251,13 +253,17 @@ def build_operational(vmcp: VirtualMCPServer) -> OperationalConfig:
     )
 
 
-def build_incoming_auth(vmcp: VirtualMCPServer, settings: ReconcilerSettings) -> IncomingAuthConfig:
+def build_incoming_auth(
+    vmcp: VirtualMCPServer, settings: ReconcilerSettings, shared: CedarConfig | None = None
+) -> IncomingAuthConfig:
+    """Inbound OIDC and the policies: inline, or ``shared`` (those of the referenced MCPAuthzConfig)."""
     incoming = vmcp.spec.incoming_auth
+    authz = shared or (cedar_config(incoming.authz_config) if incoming.authz_config else None)
     if incoming.type != "oidc":
-        return IncomingAuthConfig(type="anonymous")
+        return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
     oidc = inbound_oidc(incoming.oidc_config, default_audience=url, default_resource_url=url)
-    return IncomingAuthConfig(type="oidc", oidc=oidc)
+    return IncomingAuthConfig(type="oidc", oidc=oidc, authz=authz)
 
 
 def build_vmcp_config(
@@ -266,8 +272,11 @@ def build_vmcp_config(
     settings: ReconcilerSettings,
     tool_configs: Mapping[str, MCPToolConfig | None] | None = None,
     composite_tools: Sequence[CompositeToolConfig] = (),
+    *,
+    authz: CedarConfig | None = None,
 ) -> VMCPConfig:
-    """The gateway's config file: backends sorted by name, then the policy and the composite tools."""
+    """The gateway's config file: backends sorted by name, then the policy (``authz``: the policies of
+    the referenced MCPAuthzConfig, when there is one) and the composite tools."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -284,7 +293,7 @@ def build_vmcp_config(
         ],
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
-        incoming_auth=build_incoming_auth(vmcp, settings),
+        incoming_auth=build_incoming_auth(vmcp, settings, authz),
         composite_tools=list(composite_tools),
         session_storage=session_storage_config(vmcp.spec.session_storage, SecretEnv())
         if vmcp.spec.session_storage is not None
@@ -294,8 +303,9 @@ def build_vmcp_config(
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:
-    """Hash of what the gateway reads only when it starts (never the backends or the policy)."""
-    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True)
+    """Hash of what the gateway reads only when it starts (never the backends, the policy or the
+    authorization policies: the gateway reloads those)."""
+    incoming = config.incoming_auth.model_dump_json(by_alias=True, exclude_none=True, exclude={"authz"})
     read_at_start = [incoming]
     if (
         config.session_storage is not None or config.rate_limiting is not None

@@ -7,6 +7,7 @@ the one :class:`gateway.request_policy.RequestPolicy`.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
@@ -19,12 +20,15 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
+from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
+from gateway.authz.enforce import Authorization
+from gateway.authz.entities import Item, Principal
 from gateway.backends.connection import BACKEND_UNAVAILABLE
 from gateway.request_policy import RequestPolicy
 
-from .aggregation import AggregatedView, aggregate
+from .aggregation import AggregatedView, Route, aggregate
 from .backend import (
     BackendConnection,
     BackendUnavailableError,
@@ -76,6 +80,8 @@ class VirtualGateway:
         """Front resource subscriptions, passed to the owning backends."""
         self._changed = anyio.Event()
         self._announced: dict[ChangedKind, tuple[Any, ...]] = {}
+        self._authz: Authorization | None = None
+        """The authorization object once created (kept while authorization is off: its metrics)."""
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -133,6 +139,7 @@ class VirtualGateway:
             if name not in self.backends:
                 await self._start(backend)
                 log.info("backend added", backend=name)
+        self._apply_authz(config.incoming_auth.authz)
         self._view_key = None
         self.reloads += 1
         self._changed.set()
@@ -167,6 +174,21 @@ class VirtualGateway:
             changed = [k for k, items in current.items() if self._announced.get(k, ()) != items]
             self._announced = current
             await self.notifier.publish(changed)
+
+    def _apply_authz(self, config: CedarConfig | None) -> None:
+        """Put the reloaded policies in force (none: authorization off); a set that does not compile
+        keeps the running one, or denies everything when authorization was off (never fail open)."""
+        if config is None:
+            self.policy.authz = None
+            return
+        authz = self._authz or self.policy.authz
+        if authz is None:
+            authz = Authorization.fail_closed(
+                config, self.config.name, auditor=self.policy.auditor, registry=self.policy.metrics.registry
+            )
+        elif not authz.reload(config) and self.policy.authz is None:
+            authz.deny_all()
+        self._authz = self.policy.authz = authz
 
     # ---- lists -----------------------------------------------------------------------------------
 
@@ -236,21 +258,31 @@ class VirtualGateway:
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
         elicit: Elicit | None = None,
+        principal: Principal | None = None,
     ) -> types.CallToolResult:
-        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy; a
-        backend that cannot take it answers a tool error."""
+        """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy
+        (decided for ``principal`` when authorization is on); a backend that cannot take it answers a
+        tool error."""
         route = self.view().tool_routes.get(name)
         if route is None and name not in self._composites:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
+        authorize = self._tool_check(principal, name, arguments, route, self.view())
         if (composite := self._composites.get(name)) is not None:
             return await self.policy.tool_call(
                 name,
                 name,
                 arguments,
                 caller,
-                forward=lambda _: call_composite(self, composite, arguments, caller, elicit),
+                forward=lambda _: call_composite(
+                    self, composite, arguments, caller, elicit=elicit, principal=principal
+                ),
+                authorize=authorize,
             )
         if route is None and (owner := self._unavailable_owner(name)) is not None:
+            known_route = self._known.tool_routes.get(name)
+            known = self._tool_check(principal, name, arguments, known_route, self._known)
+            if known is not None:
+                known()  # a hidden tool of an unavailable backend is denied, not reported unavailable
             raise MCPError(BACKEND_UNAVAILABLE, owner.refusal())
         backend_name = route.backend if route is not None else ""
 
@@ -264,12 +296,45 @@ class VirtualGateway:
                 return _tool_error(str(exc))
 
         original = route.name if route is not None else None
-        return await self.policy.tool_call(name, original, arguments, caller, forward=forward)
+        return await self.policy.tool_call(
+            name, original, arguments, caller, forward=forward, authorize=authorize
+        )
 
-    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+    def _tool_check(
+        self,
+        principal: Principal | None,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        route: Route | None,
+        view: AggregatedView,
+    ) -> Callable[[], None] | None:
+        """The authorization check of a call of tool ``name`` routed by ``route`` in ``view`` (None:
+        authorization is off)."""
+        authz = self.policy.authz
+        if authz is None or principal is None:
+            return None
+        item = None
+        listed = next((t for t in view.tools if t.name == name), None)
+        if route is not None:
+            item = authz.tool(name, listed, route.backend)
+        elif name in self._composites:  # a composite tool is the gateway's own (each step is checked too)
+            item = authz.tool(name, listed)
+        return functools.partial(authz.check, principal, item, arguments)
+
+    def _check(
+        self, principal: Principal | None, kind: str, name: str, route: Route | None, arguments: Any = None
+    ) -> None:
+        """Deny (as if missing) what ``principal`` may not use; an unknown item is denied alike."""
+        authz = self.policy.authz
+        if authz is not None and principal is not None:
+            item = Item(kind, name, route.backend) if route is not None else None
+            authz.check(principal, item, arguments)
+
+    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
         route = self.view().route_resource(uri)
         if route is None:
             route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
+        self._check(principal, "resource", uri, route)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
         params = {"uri": route.name}
@@ -277,10 +342,13 @@ class VirtualGateway:
             self._call(route.backend, "resources/read", params, types.ReadResourceResult)
         )
 
-    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str] | None, principal: Principal | None = None
+    ) -> types.GetPromptResult:
         route = self.view().prompt_routes.get(name)
         if route is None:
             route = (await self.refresh(("prompts",))).prompt_routes.get(name)
+        self._check(principal, "prompt", name, route, arguments)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
         params = {"name": route.name, "arguments": dict(arguments or {})}

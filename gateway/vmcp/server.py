@@ -36,12 +36,15 @@ from starlette.types import ASGIApp
 from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
 from gateway.auth.inbound import OIDCMiddleware
+from gateway.authz.enforce import REQUEST_ID, Authorization
+from gateway.authz.entities import Principal
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
 from gateway.sdk_private import connection_of
 
+from .aggregation import AggregatedView
 from .backend import ListKind, TransportFor, open_backend_transport
 from .composite import Elicit
 from .config_feed import ConfigMapFeed
@@ -68,25 +71,49 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
             async def call() -> Any:
                 view = await gateway.refresh((kind,))
                 gateway.check_partial_failure()
-                return result_type(**{field: list(getattr(view, field))})
+                return result_type(**{field: visible(ctx, view, field)})
 
             return await timed(method, call)
 
         return handle
 
+    def visible(ctx: Ctx, view: AggregatedView, field: str) -> list[Any]:
+        """The view's ``field`` list, only what the caller may use when authorization is on."""
+        entries = list(getattr(view, field))
+        authz = gateway.policy.authz
+        if authz is None:
+            return entries
+        routes, key = _ROUTES[field]
+        table = getattr(view, routes)
+        principal = authz.principal(_scope(ctx))
+        kind = "resourceTemplates" if field == "resource_templates" else field
+        return authz.visible(principal, kind, entries, lambda e: str(table[str(getattr(e, key))].backend))
+
+    def principal(ctx: Ctx) -> Principal | None:
+        REQUEST_ID.set(ctx.request_id)
+        authz = gateway.policy.authz
+        return authz.principal(_scope(ctx)) if authz is not None else None
+
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        caller = caller_of(getattr(ctx.request, "scope", None))
+        caller = caller_of(_scope(ctx))
         progress = progress_relay(ctx)
         elicit = _elicitor(ctx)
         return await gateway.call_tool(
-            params.name, params.arguments, caller=caller, progress=progress, elicit=elicit
+            params.name,
+            params.arguments,
+            caller=caller,
+            progress=progress,
+            elicit=elicit,
+            principal=principal(ctx),
         )
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments))
+        who = principal(ctx)
+        return await timed("prompts/get", lambda: gateway.get_prompt(params.name, params.arguments, who))
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
+        who = principal(ctx)
+        return await timed("resources/read", lambda: gateway.read_resource(str(params.uri), who))
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
         await timed("resources/subscribe", lambda: relay.subscribe(str(params.uri), connection_of(ctx)))
@@ -123,6 +150,19 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     )
     gateway.notifier.install(server)
     return server
+
+
+_ROUTES = {
+    "tools": ("tool_routes", "name"),
+    "prompts": ("prompt_routes", "name"),
+    "resources": ("resource_routes", "uri"),
+    "resource_templates": ("template_routes", "uri_template"),
+}
+"""Per list field of the view: its routing table and the entry attribute that keys it."""
+
+
+def _scope(ctx: Ctx) -> object:
+    return getattr(ctx.request, "scope", None)
 
 
 def _elicitor(ctx: Ctx) -> Elicit | None:
@@ -198,6 +238,10 @@ def build_vmcp_app(
     """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
     registry = CollectorRegistry()
     policy = RequestPolicy(metrics=RequestMetrics(registry))
+    if config.incoming_auth.authz is not None:  # a set that does not compile stops the start-up
+        policy.authz = Authorization(
+            config.incoming_auth.authz, config.name, auditor=policy.auditor, registry=registry
+        )
     gateway = VirtualGateway(config, transport=transport, policy=policy)
     registry.register(GatewayCollector(gateway))
 

@@ -1,8 +1,9 @@
 """``hack/bench`` (``make bench``): run the benchmarks; each updates its own section of docs/benchmarks.md.
 
-    hack/bench [operator] [proxy] [vmcp] [pods] [replicas]
+    hack/bench [operator] [proxy] [vmcp] [pods] [replicas] [authz]
                   which ones (default: the first three, operator first; pods needs the local node:
-                  hack/cluster up --node; replicas: Redis sessions and rate limits, needs redis-server)
+                  hack/cluster up --node; replicas: Redis sessions and rate limits, needs redis-server;
+                  authz: Cedar authorization)
     --n N         MCPServers per operator phase (default 1000)
     --repeats R   operator repeats; medians are reported (default 2)
     --steady S    operator steady window in seconds (default 300)
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from hack.benchmarks.common import ROOT
 
-BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "replicas")
+BENCHMARKS = ("operator", "proxy", "vmcp", "pods", "replicas", "authz")
 DEFAULT = ("operator", "proxy", "vmcp")  # pods brings up a real node, replicas a Redis: asked for by name
 OPERATOR_FLAGS = ("--n", "--repeats", "--steady")
 

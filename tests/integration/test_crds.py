@@ -324,7 +324,7 @@ def test_kubectl_explain_describes_fields_in_both_versions(crds: Cluster, versio
 
     assert f"VERSION: mcp-operator.dev/{version}" in explain("mcpservers")
     assert "Container image of the MCP server" in explain("mcpservers.spec.image")
-    reserved = explain("virtualmcpservers.spec.incomingAuth.authzConfig")
+    reserved = explain("virtualmcpservers.spec.authServerConfig")
     assert "Not supported yet: an object that sets it is refused (Accepted=False)" in reserved
     assert "Expected `aud` claim of the tokens this endpoint accepts" in explain(
         "mcpservers.spec.oidcConfigRef.audience"

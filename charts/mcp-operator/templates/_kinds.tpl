@@ -2,6 +2,7 @@
 {{- define "mcp-operator.kindRules" -}}
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs
     - mcpexternalauthconfigs
     - mcpgroups
     - mcpoidcconfigs
@@ -14,6 +15,7 @@
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/status
     - mcpexternalauthconfigs/status
     - mcpgroups/status
     - mcpoidcconfigs/status
@@ -26,6 +28,7 @@
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - mcpauthzconfigs/finalizers
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers
     - mcpoidcconfigs/finalizers

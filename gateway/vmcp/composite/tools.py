@@ -44,7 +44,7 @@ class StepRouter(Protocol):
     def tool_input_schema(self, name: str) -> Mapping[str, Any] | None: ...
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any] | None, *, caller: str = ...
+        self, name: str, arguments: Mapping[str, Any] | None, *, caller: str = ..., principal: Any = ...
     ) -> types.CallToolResult: ...
 
 
@@ -171,10 +171,13 @@ async def call_composite(
     composite: CompositeToolConfig,
     arguments: Mapping[str, Any] | None,
     caller: str,
+    *,
     elicit: Elicit | None = None,
+    principal: Any = None,
 ) -> types.CallToolResult:
-    """Run a composite tool, each step through ``router.call_tool`` as ``caller``; elicitation steps
-    through ``elicit`` (None: the client cannot be asked, such a step fails)."""
+    """Run a composite tool, each step through ``router.call_tool`` as ``caller`` (authorized for
+    ``principal`` like a call of its own); elicitation steps through ``elicit`` (None: the client cannot
+    be asked, such a step fails)."""
 
     async def call_step(reference: str, step_arguments: dict[str, Any]) -> types.CallToolResult:
         exposed = resolve_step_tool(router.view(), reference)
@@ -187,7 +190,7 @@ async def call_composite(
             )
         step_arguments = coerce_arguments(router.tool_input_schema(exposed), step_arguments)
         try:
-            return await router.call_tool(exposed, step_arguments, caller=caller)
+            return await router.call_tool(exposed, step_arguments, caller=caller, principal=principal)
         except MCPError as exc:
             raise StepCallError(exc.error.message) from exc
 

@@ -23,14 +23,10 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.authzConfigRef", "spec.permissionProfile", "spec.telemetryConfigRef"],
+        ["spec.permissionProfile", "spec.telemetryConfigRef"],  # (oidcConfigRef, authzConfigRef: kinds)
     ),
-    "remote-with-authz": (
-        "mcpremoteproxies",
-        ["spec.authzConfig", "spec.trustProxyHeaders"],
-    ),
-    "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig", "spec.telemetryConfigRef"]),
-    "shared-oidc-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfigRef"]),
+    "remote-with-authz": ("mcpremoteproxies", ["spec.trustProxyHeaders"]),  # (its authzConfig is implemented)
+    "forbid-all-gateway": ("virtualmcpservers", ["spec.telemetryConfigRef"]),  # (its authzConfig too)
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
     "k8s-sa-idp": ("mcpoidcconfigs", ["spec.kubernetesServiceAccount"]),
     "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),

@@ -90,6 +90,7 @@ def test_printer_columns_and_short_names() -> None:
     assert columns["VirtualMCPCompositeToolDefinition"] == ["Workflow", "Status", "Valid", "Age"]
     assert columns["MCPOIDCConfig"] == ["Source", "Valid", "Age"]  # ToolHive's columns
     assert columns["MCPServerEntry"] == ["Phase", "Transport", "Remote URL", "Group", "Age"]
+    assert columns["MCPAuthzConfig"] == ["Valid", "Age"]
     short = {k: c["spec"]["names"]["shortNames"] for k, c in by_kind.items()}
     assert short == {
         "MCPServer": ["mcps"],
@@ -100,6 +101,7 @@ def test_printer_columns_and_short_names() -> None:
         "MCPExternalAuthConfig": ["mcpeac"],
         "MCPOIDCConfig": ["mcpoidc"],
         "MCPServerEntry": ["mcpentry"],
+        "MCPAuthzConfig": ["authzcfg"],  # ToolHive's
         "VirtualMCPCompositeToolDefinition": ["vmcpctd", "compositetool"],
     }
 

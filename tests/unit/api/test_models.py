@@ -130,5 +130,6 @@ def test_public_interface_is_pinned() -> None:
         "MCPExternalAuthConfig",
         "MCPOIDCConfig",
         "MCPServerEntry",
+        "MCPAuthzConfig",
         "VirtualMCPCompositeToolDefinition",
     ]

@@ -78,7 +78,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             },
             "spec.caBundleRef",
         ),
-        ("MCPServer", {"image": "i", "authzConfig": {"type": "inline"}}, "spec.authzConfig"),
+        ("MCPServer", {"image": "i", "authServerRef": {"name": "p"}}, "spec.authServerRef"),
         ("MCPServer", {"image": "i", "permissionProfile": {"type": "builtin"}}, "spec.permissionProfile"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
@@ -89,16 +89,17 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
         ),
         (
             "MCPRemoteProxy",
-            {"remoteUrl": "https://a.example", "authzConfigRef": {"name": "p"}},
-            "spec.authzConfigRef",
+            {"remoteUrl": "https://a.example", "authServerRef": {"name": "p"}},
+            "spec.authServerRef",
         ),
         (
             "VirtualMCPServer",
             {
                 "groupRef": {"name": "g"},
-                "incomingAuth": {"type": "anonymous", "authzConfig": {"type": "inline"}},
+                "incomingAuth": {"type": "anonymous"},
+                "authServerConfig": {"issuer": "https://auth.example"},
             },
-            "spec.incomingAuth.authzConfig",
+            "spec.authServerConfig",
         ),
         (
             "VirtualMCPServer",
@@ -155,7 +156,7 @@ def test_an_absent_field_or_a_parent_of_another_shape_is_not_refused(data: dict[
 
 def test_a_reserved_field_is_declared_free_form_with_its_description() -> None:
     spec = _spec_schema("VirtualMCPServer")
-    authz = spec["properties"]["incomingAuth"]["properties"]["authzConfig"]
+    authz = spec["properties"]["authServerConfig"]
     assert authz["type"] == "object" and authz["x-kubernetes-preserve-unknown-fields"] is True
     assert authz["description"].startswith("Not supported yet: an object that sets it is refused")
     headers = spec["properties"]["passthroughHeaders"]

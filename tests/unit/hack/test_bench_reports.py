@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from hack.benchmarks import operator_report, pods_report, proxy_report, vmcp_report
+from hack.benchmarks import authz_report, operator_report, pods_report, proxy_report, vmcp_report
 from hack.benchmarks.cli import UsageError, commands, parse
 from hack.benchmarks.common import replace_section
 
@@ -149,3 +150,12 @@ def test_the_real_pod_benchmark_runs_only_when_asked_for() -> None:
     assert "pods" not in parse([]).which  # it brings up a real node
     ((name, argv),) = commands(parse(["pods", "--no-write"]))
     assert name == "pods" and argv[1].endswith("hack/bench_pods") and argv[2:] == ["--no-write"]
+
+
+def test_authz_report_states_the_ratio_and_the_added_cost_of_one_run() -> None:
+    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5)
+    text = authz_report.render(results, SimpleNamespace(rounds=5, clients=8), "now")
+    assert text.startswith(authz_report.BEGIN) and text.rstrip().endswith(authz_report.END)
+    assert "**0.97** (873 / 900 calls/s)" in text
+    assert "authorization adds **10.5 us** per call" in text
+    assert table_row(text, "`tools/list` of 200 tools filtered (steady state)") == ["1.000 ms"]

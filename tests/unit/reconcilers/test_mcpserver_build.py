@@ -146,6 +146,23 @@ def test_config_hash_changes_exactly_with_the_proxy_config() -> None:
     assert digest(make(audit={"enabled": True})) != base
     tools = MCPToolConfig.model_validate({"metadata": {"name": "t"}, "spec": {"toolsFilter": ["fetch"]}})
     assert digest(make(), tools) != base
+    authz = {"type": "inline", "inline": {"policies": ["permit(principal, action, resource);"]}}
+    assert digest(make(authzConfig=authz)) != base, "a change of the policies rolls the proxy"
+
+
+def test_proxy_config_carries_the_policies() -> None:
+    authz = {
+        "type": "inline",
+        "inline": {"policies": ["permit(principal, action, resource);"]},
+        "groupClaimName": "teams",
+    }
+    rendered = build_proxy_config(make(authzConfig=authz), SETTINGS, None).authz
+    assert rendered is not None
+    assert (rendered.policies, rendered.group_claim_name) == (
+        ("permit(principal, action, resource);",),
+        "teams",
+    )
+    assert build_proxy_config(make(), SETTINGS, None).authz is None
 
 
 def test_proxy_config_carries_filter_and_no_secret_values() -> None:

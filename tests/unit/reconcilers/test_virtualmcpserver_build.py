@@ -169,6 +169,14 @@ def test_backend_changes_do_not_touch_the_deployment_but_start_up_settings_do() 
         assert deployment(backends) == base
     policy = make(config={"aggregation": {"conflictResolution": "manual"}})
     assert deployment([Backend(ALPHA)], policy) == base, "the aggregation policy is hot-reloaded too"
+    authz = {
+        "type": "anonymous",
+        "authzConfig": {"type": "inline", "inline": {"policies": ["forbid(principal, action, resource);"]}},
+    }
+    with_authz = make(incomingAuth=authz)
+    assert deployment([Backend(ALPHA)], with_authz) == base, "the authorization policies are hot-reloaded"
+    rendered = build_vmcp_config(with_authz, [Backend(ALPHA)], SETTINGS).incoming_auth.authz
+    assert rendered is not None and rendered.policies == ("forbid(principal, action, resource);",)
 
     def digest(d: dict[str, Any]) -> str:
         return str(d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
