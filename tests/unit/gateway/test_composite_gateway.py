@@ -8,9 +8,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 
-from api.vmcp_config import BackendConfig, VMCPConfig
+from api.vmcp_config import BackendConfig, IncomingAuthConfig, VMCPConfig
 from gateway.backends.testing import MemoryTransport, memory_transport
 from gateway.vmcp.gateway import VirtualGateway
 from tests.unit.gateway.test_vmcp_failure_modes import _until
@@ -108,4 +110,30 @@ async def test_listed_called_and_refused_through_the_gateway() -> None:
         transports["b"].drop()
         await _until(lambda: "b" in gateway.unavailable_backends())
         assert "double_then_shout" not in {t.name for t in gateway.view().tools}
+        tg.cancel_scope.cancel()
+
+
+async def test_each_step_is_authorized_for_the_callers_principal() -> None:
+    transports = {n: memory_transport(_server(n)) for n in ("a", "b")}
+    policies = [
+        'permit(principal, action == Action::"call_tool", resource == Tool::"double_then_shout");',
+        'permit(principal, action == Action::"call_tool", resource == Tool::"a_double");',
+    ]  # b_shout, the second step's tool, is not permitted
+    config = _config().model_copy(
+        update={"incoming_auth": IncomingAuthConfig.model_validate({"authz": {"policies": policies}})}
+    )
+    gateway = VirtualGateway(_config(), transport=lambda c: transports[c.name])
+    async with anyio.create_task_group() as tg:
+        await tg.start(gateway.run)
+        await gateway.apply_config(config)  # the policies come into force as on a reload
+        await _until(lambda: gateway.status()["phase"] == "Ready")
+        await gateway.refresh(("tools",))
+        assert gateway.policy.authz is not None
+        principal = gateway.policy.authz.principal(None)
+        result = await gateway.call_tool("double_then_shout", {"n": 2}, principal=principal)
+        assert result.is_error
+        text = "".join(getattr(c, "text", "") for c in result.content)
+        assert text.startswith("Workflow 'double_then_shout' failed: step 'loud' (tool 'b_shout') failed:")
+        with pytest.raises(MCPError):  # the composite itself is authorized like any tool
+            await gateway.call_tool("read_only_pair", {}, principal=principal)
         tg.cancel_scope.cancel()
