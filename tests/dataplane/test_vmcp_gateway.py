@@ -50,6 +50,8 @@ class Stack:
     logdir: Path
     procs: dict[str, Proc] = field(default_factory=dict)
     direct_tools: dict[str, list[str]] = field(default_factory=dict)
+    written: dict[str, Any] = field(default_factory=dict)
+    """The config written last (the gateway does not re-apply the config it runs)."""
 
     def backends(self, *names: str) -> list[dict[str, str]]:
         return [{"name": n, "url": self.urls[n], "transport": self.transports[n]} for n in names or self.urls]
@@ -76,7 +78,9 @@ class Stack:
             },
         }
         write_config(self.config_path, config)
-        wait_until(lambda: self.status()["reloads"] > before, what="config reload")
+        if config != self.written:
+            wait_until(lambda: self.status()["reloads"] > before, what="config reload")
+        self.written = config
         names = {b["name"] for b in config["backends"]}
         return wait_until(
             lambda: (
