@@ -21,6 +21,7 @@ from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
     authz_config_rules,
+    composite_tool_definition_rules,
     external_auth_config_rules,
     mcp_oidc_config_rules,
     mcp_remote_proxy_rules,
@@ -29,6 +30,7 @@ from api.rules import (
     tool_config_rules,
     virtual_mcp_server_rules,
 )
+from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 
 __all__ = ["CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info", "model_for"]
@@ -211,6 +213,21 @@ KINDS: dict[str, KindInfo] = {
                 _AGE,
             ),
             telemetry_config_rules,
+        ),
+        KindInfo(
+            "VirtualMCPCompositeToolDefinition",
+            "virtualmcpcompositetooldefinitions",
+            ("vmcpctd", "compositetool"),
+            VirtualMCPCompositeToolDefinition,
+            (
+                PrinterColumn("Workflow", ".spec.name", description="The composite tool's name"),
+                PrinterColumn(
+                    "Status", ".status.validationStatus", description="Whether the workflow is valid"
+                ),
+                _VALID,
+                _AGE,
+            ),
+            composite_tool_definition_rules,
         ),
     )
 }

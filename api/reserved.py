@@ -197,16 +197,24 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
     ),
     ("telemetry", "object", "inline OpenTelemetry settings (earlier releases)"),
     ("audit", "object", "audit logging of the gateway (earlier releases)"),
-    ("compositeTools", "list of objects", "composite tools (earlier releases)"),
-    ("compositeToolRefs", "list of objects", "composite tool references (earlier releases)"),
+    (
+        "compositeTools",
+        "list of objects",
+        "composite tools (earlier releases)",
+        "set spec.config.compositeTools",
+    ),
+    (
+        "compositeToolRefs",
+        "list of objects",
+        "composite tool references (earlier releases)",
+        "set spec.config.compositeToolRefs",
+    ),
 )
 
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("audit", "object", "audit logging of the gateway"),
     ("backends", "list of objects", "static backends instead of the group's members"),
     ("codeMode", "object", "code-mode tool execution"),
-    ("compositeTools", "list of objects", "composite tools (workflows over backend tools)"),
-    ("compositeToolRefs", "list of objects", "composite tools from VirtualMCPCompositeToolDefinitions"),
     ("groupRef", "string", "the group, repeated inside the runtime config"),
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),
     ("metadata", "object", "free-form metadata of the runtime config"),
@@ -257,6 +265,7 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPAuthzConfig": (),
     "MCPTelemetryConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
+    "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": (
         *_fields(
             [

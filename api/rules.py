@@ -20,6 +20,8 @@ from api.checks import (
     remote_url_problems,
 )
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
+from api.composite import CompositeToolConfig
+from api.composite_rules import composite_tool_problems, composite_tools_problems
 from api.mcpauthzconfig import MCPAuthzConfigSpec
 from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
 from api.mcpoidcconfig import MCPOIDCConfigSpec
@@ -36,6 +38,7 @@ from api.vmcp_config import duration_seconds
 __all__ = [
     "DEFAULT_MCP_PORT",
     "authz_config_rules",
+    "composite_tool_definition_rules",
     "external_auth_config_rules",
     "mcp_oidc_config_rules",
     "mcp_remote_proxy_rules",
@@ -353,8 +356,23 @@ def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]
     return problems
 
 
+def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
+    return composite_tool_problems(spec, "spec")
+
+
+def _composite_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    base = "spec.config"
+    problems = composite_tools_problems(spec.config.composite_tools or [], f"{base}.compositeTools")
+    refs = [ref.name for ref in spec.config.composite_tool_refs or []]
+    for name, count in sorted(Counter(refs).items()):
+        if count > 1:
+            problems.append(Problem(f"{base}.compositeToolRefs", f"{name!r} is listed {count} times"))
+    return problems
+
+
 def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
+    problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")

@@ -96,7 +96,10 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
         out["type"] = _enum_type(out["enum"], path)
 
     if out.get("x-kubernetes-preserve-unknown-fields"):
-        out["type"] = "object"
+        if "type" in node or "properties" in node or "additionalProperties" in node:
+            out["type"] = "object"
+        # else: any JSON value (a number, a string, an object...), which a structural schema allows
+        # only untyped and with unknown fields preserved.
         return out
     kind = out.get("type")
     if kind is None:

@@ -18,6 +18,7 @@ from api.common import (
     ToolOverride,
     WorkloadStatus,
 )
+from api.composite import CompositeToolConfig, CompositeToolRef
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import RateLimiting, SessionAffinity, SessionStorage
@@ -188,6 +189,10 @@ class VirtualMCPConfig(CRDModel):
         default_factory=OperationalConfig, json_schema_extra=_EMPTY_OBJECT_DEFAULT
     )
     """Timeouts."""
+    composite_tools: list[CompositeToolConfig] | None = None
+    """Composite tools defined inline: tools of the gateway that run steps over backend tools."""
+    composite_tool_refs: list[CompositeToolRef] | None = None
+    """Composite tools defined by VirtualMCPCompositeToolDefinitions of this namespace."""
     rate_limiting: RateLimiting | None = None
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
 

@@ -26,6 +26,8 @@ from pydantic import (
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
 from api.authz_config import CedarConfig
+from api.composite import CompositeToolConfig
+from api.composite_rules import composite_tools_problems
 from api.config_model import ConfigFileModel
 from api.durations import Duration, duration_seconds, parse_duration
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
@@ -306,6 +308,9 @@ class VMCPConfig(_Model):
     rate_limiting: RateLimitConfig | None = Field(
         default=None, description="Token-bucket limits on tools/call (docs/scaling.md)."
     )
+    composite_tools: list[CompositeToolConfig] = Field(
+        default_factory=list, description="Composite tools (api.composite): workflows over backend tools."
+    )
 
     @model_validator(mode="after")
     def _check_backends(self) -> VMCPConfig:
@@ -314,6 +319,8 @@ class VMCPConfig(_Model):
             if backend.name in seen:
                 raise ValueError(f"backends lists {backend.name!r} twice; backend names must be unique")
             seen.add(backend.name)
+        if problems := composite_tools_problems(self.composite_tools, "compositeTools"):
+            raise ValueError("; ".join(str(p) for p in problems))
         return self
 
     def backend(self, name: str) -> BackendConfig | None:
@@ -321,7 +328,10 @@ class VMCPConfig(_Model):
 
     def to_file_dict(self) -> dict[str, Any]:
         """The camelCase JSON-compatible dict the operator writes into the ConfigMap."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data["compositeTools"]:
+            del data["compositeTools"]  # the file of a gateway without composite tools stays as it was
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_file_dict(), sort_keys=False)

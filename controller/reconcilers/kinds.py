@@ -18,6 +18,7 @@ VIRTUALMCPSERVER = resource_of("VirtualMCPServer")
 MCPGROUP = resource_of("MCPGroup")
 MCPTOOLCONFIG = resource_of("MCPToolConfig")
 MCPEXTERNALAUTHCONFIG = resource_of("MCPExternalAuthConfig")
+VIRTUALMCPCOMPOSITETOOLDEFINITION = resource_of("VirtualMCPCompositeToolDefinition")
 MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
 MCPSERVERENTRY = resource_of("MCPServerEntry")
 MCPAUTHZCONFIG = resource_of("MCPAuthzConfig")
@@ -30,6 +31,7 @@ ALL = (
     MCPGROUP,
     MCPTOOLCONFIG,
     MCPEXTERNALAUTHCONFIG,
+    VIRTUALMCPCOMPOSITETOOLDEFINITION,
     MCPOIDCCONFIG,
     MCPSERVERENTRY,
     MCPAUTHZCONFIG,

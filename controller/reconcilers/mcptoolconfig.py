@@ -16,7 +16,6 @@ from api.resource import CustomResource
 from api.validation import parse_and_validate
 from controller.core import Controller, ObjectKey, ReconcileContext, Resource, Result
 from controller.core.manager import Manager
-from controller.reconcilers.children import JSON
 from controller.reconcilers.config_status import accepted_status, write_status
 from controller.reconcilers.kinds import MCPAUTHZCONFIG, MCPTOOLCONFIG
 from controller.reconcilers.settings import ReconcilerSettings
@@ -42,9 +41,7 @@ async def reconcile_config(
     raw = ctx.cache.get(resource, key.namespace, key.name)
     if raw is None:
         return Result.done()
-    generation = int((raw.get("metadata") or {}).get("generation") or 0)
-    previous: JSON = raw.get("status") or {}
-    builder = StatusBuilder(list(previous.get("conditions") or []), generation)
+    builder = StatusBuilder.of(raw)
     parsed, problems = parse_and_validate(raw)
     spec = getattr(parsed, "spec", None) if isinstance(parsed, model) else None
     status = accepted_status(builder, problems, spec, valid)

@@ -21,6 +21,7 @@ from controller.reconcilers import (
     mcpserverentry,
     mcptelemetryconfig,
     mcptoolconfig,
+    virtualmcpcompositetooldefinition,
     virtualmcpserver,
 )
 from controller.reconcilers.settings import ReconcilerSettings
@@ -45,5 +46,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "VirtualMCPServer": workload(virtualmcpserver.kind),
     "MCPOIDCConfig": mcpoidcconfig.controller,
     "MCPServerEntry": mcpserverentry.controller,
+    "VirtualMCPCompositeToolDefinition": virtualmcpcompositetooldefinition.controller,
 }
 """Kind -> its controller; a test checks that every kind of ``api.registry.KINDS`` has one."""

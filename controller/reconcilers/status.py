@@ -69,6 +69,12 @@ class StatusBuilder:
     def __post_init__(self) -> None:
         self.conditions = [dict(c) for c in self.previous]
 
+    @classmethod
+    def of(cls, raw: JSON) -> StatusBuilder:
+        """A builder over the conditions ``raw`` (a cached object) carries, at its current generation."""
+        generation = int((raw.get("metadata") or {}).get("generation") or 0)
+        return cls(list((raw.get("status") or {}).get("conditions") or []), generation)
+
     def set(self, type_: str, ok: bool, reason: str, message: str, *, event: bool = True) -> None:
         before = get_condition(self.previous, type_)
         status = "True" if ok else "False"

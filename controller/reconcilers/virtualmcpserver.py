@@ -18,9 +18,11 @@ from typing import Any
 from api.auth_config import OutboundAuthConfig
 from api.authz import shared_cedar_config
 from api.authz_config import CedarConfig
+from api.composite import CompositeToolConfig
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
     DEPLOYMENT,
@@ -43,6 +45,7 @@ from controller.reconcilers.kinds import (
     MCPSERVERENTRY,
     MCPTELEMETRYCONFIG,
     MCPTOOLCONFIG,
+    VIRTUALMCPCOMPOSITETOOLDEFINITION,
     VIRTUALMCPSERVER,
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
@@ -73,6 +76,7 @@ from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
 from controller.reconcilers.telemetry_build import with_telemetry_env
 from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
+from controller.reconcilers.virtualmcpcompositetooldefinition import composite_tool_ref_names
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
@@ -80,6 +84,7 @@ from controller.reconcilers.writes import Events
 OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, ROLE, ROLEBINDING)
 VMCP_EXTERNAL_AUTH_INDEX = "ref:vmcpExternalAuthConfig"
 VMCP_TOOL_CONFIG_INDEX = "ref:vmcpToolConfig"
+VMCP_COMPOSITE_TOOL_INDEX = "ref:vmcpCompositeTool"
 VMCP_AUTHZ_INDEX = "ref:vmcpAuthzConfig"
 
 
@@ -101,6 +106,11 @@ def index_vmcp_tool_config(obj: JSON) -> list[str]:
     return _names(obj, [t.get("toolConfigRef") for t in tools if isinstance(t, dict)])
 
 
+def index_vmcp_composite_tools(obj: JSON) -> list[str]:
+    """The VirtualMCPCompositeToolDefinitions a VirtualMCPServer's ``spec.config.compositeToolRefs`` name."""
+    return _names(obj, [{"name": n} for n in composite_tool_ref_names(obj.get("spec") or {})])
+
+
 def index_vmcp_authz(obj: JSON) -> list[str]:
     """The MCPAuthzConfig a VirtualMCPServer's ``spec.incomingAuth.authzConfigRef`` names."""
     incoming = (obj.get("spec") or {}).get("incomingAuth") or {}
@@ -110,6 +120,7 @@ def index_vmcp_authz(obj: JSON) -> list[str]:
 def setup(cache: Cache) -> list[Watch]:
     """The indexes this kind's watches read, and the watches."""
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
+    cache.add_index(VIRTUALMCPSERVER, VMCP_COMPOSITE_TOOL_INDEX, index_vmcp_composite_tools)
     cache.add_index(VIRTUALMCPSERVER, VMCP_AUTHZ_INDEX, index_vmcp_authz)
     cache.add_index(VIRTUALMCPSERVER, AUTHZ_CONFIG_MAP_INDEX, index_authz_config_map)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
@@ -151,6 +162,10 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPOIDCCONFIG, lambda config: by(OIDC_CONFIG_INDEX)(own_key(config))),
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
+        Watch(
+            VIRTUALMCPCOMPOSITETOOLDEFINITION,
+            lambda definition: by(VMCP_COMPOSITE_TOOL_INDEX)(own_key(definition)),
+        ),
         Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
         authz_config_map_watch(cache, VIRTUALMCPSERVER),
         Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
@@ -173,6 +188,10 @@ class Resolution:
     config_map_policies: CedarConfig | None = None
     """The policies of ``authzConfig.type: configMap`` (None: another type, or not usable)."""
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
+    composite_tools: list[CompositeToolConfig] = field(default_factory=list)
+    """The inline composite tools, then the referenced definitions' (in ``compositeToolRefs`` order)."""
+    composites_blocked: bool = False
+    """A referenced definition is missing or invalid: nothing is rendered (the gateway keeps its config)."""
     oidc: ResolvedOIDC | None = None
     """The MCPOIDCConfig of ``incomingAuth.oidcConfigRef`` and the inline settings it amounts to."""
     auth_blocked: list[Missing] = field(default_factory=list)
@@ -314,6 +333,7 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     # An unusable telemetry config degrades the gateway (reported) but never keeps it from serving.
     telemetry_ref, name = vmcp.spec.telemetry_config_ref, vmcp.metadata.name or ""
     resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
+    resolve_composite_tools(cache, vmcp, namespace, resolution)
     return resolution
 
 
@@ -331,6 +351,45 @@ def _incoming_oidc(
     return resolve_oidc(cache, namespace, ref, config, ref_field=ref_field, missing=blocked)
 
 
+def resolve_composite_tools(cache: Cache, vmcp: VirtualMCPServer, namespace: str, out: Resolution) -> None:
+    """Inline tools and referenced definitions; a missing or invalid definition, or two tools of one name,
+    blocks the render (``ResolvedRefs=False`` naming it) so the gateway keeps serving its last config."""
+    field_path = "spec.config.compositeToolRefs"
+    tools = list(vmcp.spec.config.composite_tools or [])
+    for ref in vmcp.spec.config.composite_tool_refs or []:
+        raw = cache.get(VIRTUALMCPCOMPOSITETOOLDEFINITION, namespace, ref.name)
+        if raw is None:
+            out.missing.append(
+                Missing(
+                    field_path,
+                    "CompositeToolDefinitionNotFound",
+                    f"VirtualMCPCompositeToolDefinition '{ref.name}' does not exist in namespace "
+                    f"'{namespace}'; create it or remove it from {field_path}",
+                )
+            )
+            out.composites_blocked = True
+            continue
+        definition = parse_ref(VirtualMCPCompositeToolDefinition, raw, field_path, out.missing)
+        if definition is None:
+            out.composites_blocked = True
+        else:
+            tools.append(definition.spec)
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            out.missing.append(
+                Missing(
+                    field_path,
+                    "DuplicateCompositeToolName",
+                    f"composite tool {tool.name!r} is defined twice (inline and/or by definitions); "
+                    "rename one",
+                )
+            )
+            out.composites_blocked = True
+        seen.add(tool.name)
+    out.composite_tools = tools
+
+
 def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolution]:
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
@@ -340,6 +399,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         if (
             resolution.group is None
             or resolution.auth_blocked
+            or resolution.composites_blocked
             or (incoming.authz_config_ref and shared is None)
             or (from_map and resolution.config_map_policies is None)
         ):
@@ -349,7 +409,12 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         )
         inline = gateway_with_oidc(vmcp, resolution.oidc)
         config = build.build_vmcp_config(
-            inline, resolution.backends, settings, resolution.tool_configs, authz=authz
+            inline,
+            resolution.backends,
+            settings,
+            resolution.tool_configs,
+            resolution.composite_tools,
+            authz=authz,
         )
         children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
         return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)

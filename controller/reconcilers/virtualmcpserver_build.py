@@ -28,6 +28,7 @@ from typing import Literal
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.authz import cedar_config
 from api.authz_config import CedarConfig
+from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -270,11 +271,12 @@ def build_vmcp_config(
     backends: Sequence[Backend],
     settings: ReconcilerSettings,
     tool_configs: Mapping[str, MCPToolConfig | None] | None = None,
+    composite_tools: Sequence[CompositeToolConfig] = (),
     *,
     authz: CedarConfig | None = None,
 ) -> VMCPConfig:
     """The gateway's config file: backends sorted by name, then the policy (``authz``: the policies of
-    the referenced MCPAuthzConfig, when there is one)."""
+    the referenced MCPAuthzConfig, when there is one) and the composite tools."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -292,6 +294,7 @@ def build_vmcp_config(
         aggregation=build_aggregation(vmcp, [b.member.name for b in ordered], tool_configs or {}),
         operational=build_operational(vmcp),
         incoming_auth=build_incoming_auth(vmcp, settings, authz),
+        composite_tools=list(composite_tools),
         session_storage=session_storage_config(vmcp.spec.session_storage, SecretEnv())
         if vmcp.spec.session_storage is not None
         else None,

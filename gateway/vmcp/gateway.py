@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from api.authz_config import CedarConfig
+from api.composite import CompositeToolConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
 from gateway import tracing
 from gateway.authz.enforce import Authorization
@@ -37,6 +38,7 @@ from .backend import (
     TransportFor,
     open_backend_transport,
 )
+from .composite import Elicit, call_composite, with_composites
 from .health import backend_status_entries, overall_phase
 from .notify import ChangedKind, FrontNotifier
 from .resource_updates import ResourceRelay
@@ -70,6 +72,8 @@ class VirtualGateway:
         self._view_key: object = None
         self._known: AggregatedView = AggregatedView()
         self._known_key: object = None
+        self._composites: dict[str, CompositeToolConfig] = {}
+        """The composite tools of the current view that can run, by name."""
         self.reloads = 0
         self.notifier = FrontNotifier()
         """Tells front clients when the merged lists change (:meth:`_announce_changes`)."""
@@ -206,7 +210,8 @@ class VirtualGateway:
         key = (id(self.config), tuple((name, b.generation, id(b)) for name, b in self.backends.items()))
         if key != self._view_key:
             listed = {n: b.cached() for n, b in self.backends.items() if b.listed}
-            self._view = aggregate(listed, self.config.aggregation)
+            merged = aggregate(listed, self.config.aggregation)
+            self._view, self._composites = with_composites(merged, self.config.composite_tools)
             self._view_key = key
         return self._view
 
@@ -253,6 +258,7 @@ class VirtualGateway:
         *,
         caller: str = "anonymous",
         progress: ProgressFnT | None = None,
+        elicit: Elicit | None = None,
         principal: Principal | None = None,
         came: tracing.Incoming | None = None,
     ) -> types.CallToolResult:
@@ -260,9 +266,20 @@ class VirtualGateway:
         (decided for ``principal`` when authorization is on); a backend that cannot take it answers a
         tool error."""
         route = self.view().tool_routes.get(name)
-        if route is None:
+        if route is None and name not in self._composites:
             route = (await self.refresh(("tools",))).tool_routes.get(name)
         authorize = self._tool_check(principal, name, arguments, route, self.view())
+        if (composite := self._composites.get(name)) is not None:
+            return await self.policy.tool_call(
+                name,
+                name,
+                arguments,
+                caller,
+                forward=lambda _: call_composite(
+                    self, composite, arguments, caller, elicit=elicit, principal=principal
+                ),
+                authorize=authorize,
+            )
         if route is None and (owner := self._unavailable_owner(name)) is not None:
             known_route = self._known.tool_routes.get(name)
             known = self._tool_check(principal, name, arguments, known_route, self._known)
@@ -306,8 +323,11 @@ class VirtualGateway:
         if authz is None or principal is None:
             return None
         item = None
+        listed = next((t for t in view.tools if t.name == name), None)
         if route is not None:
-            item = authz.tool(name, next((t for t in view.tools if t.name == name), None), route.backend)
+            item = authz.tool(name, listed, route.backend)
+        elif name in self._composites:  # a composite tool is the gateway's own (each step is checked too)
+            item = authz.tool(name, listed)
         return functools.partial(authz.check, principal, item, arguments)
 
     def _check(

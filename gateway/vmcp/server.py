@@ -24,6 +24,7 @@ import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -47,6 +48,7 @@ from gateway.sdk_private import connection_of
 
 from .aggregation import AggregatedView
 from .backend import ListKind, TransportFor, open_backend_transport
+from .composite import Elicit
 from .config_feed import ConfigMapFeed
 from .gateway import VirtualGateway
 from .notify import NotifyingServer
@@ -100,11 +102,13 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = caller_of(_scope(ctx))
         progress = progress_relay(ctx)
+        elicit = _elicitor(ctx)
         return await gateway.call_tool(
             params.name,
             params.arguments,
             caller=caller,
             progress=progress,
+            elicit=elicit,
             principal=principal(ctx),
             came=came(ctx),
         )
@@ -167,6 +171,22 @@ _ROUTES = {
 
 def _scope(ctx: Ctx) -> object:
     return getattr(ctx.request, "scope", None)
+
+
+def _elicitor(ctx: Ctx) -> Elicit | None:
+    """How a composite tool's elicitation step asks this request's client: ``elicitation/create`` on its
+    2025-11-25 session when it declared the capability (the 2026-07-28 era allows no request mid-call)."""
+    session = ctx.session
+    capabilities = session.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return None
+    if session.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
+
+    async def elicit(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        return await session.elicit_form(message, schema, related_request_id=ctx.request_id)
+
+    return elicit
 
 
 class GatewayCollector(Collector):

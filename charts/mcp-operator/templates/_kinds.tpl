@@ -11,6 +11,7 @@
     - mcpservers
     - mcptelemetryconfigs
     - mcptoolconfigs
+    - virtualmcpcompositetooldefinitions
     - virtualmcpservers
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
@@ -24,6 +25,7 @@
     - mcpservers/status
     - mcptelemetryconfigs/status
     - mcptoolconfigs/status
+    - virtualmcpcompositetooldefinitions/status
     - virtualmcpservers/status
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
@@ -37,6 +39,7 @@
     - mcpservers/finalizers
     - mcptelemetryconfigs/finalizers
     - mcptoolconfigs/finalizers
+    - virtualmcpcompositetooldefinitions/finalizers
     - virtualmcpservers/finalizers
   verbs: ["update"]
 {{- end }}

@@ -53,10 +53,13 @@ def _nodes(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, A
 def test_schema_is_structural(crd: dict[str, Any]) -> None:
     version = crd["spec"]["versions"][0]
     for path, node in _nodes(version["schema"]["openAPIV3Schema"], "root"):
-        assert "type" in node, f"{path} has no type"
+        # Kubernetes allows an untyped node only with unknown fields preserved (any JSON value).
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") is True, (
+            f"{path} has no type"
+        )
         assert not {"$ref", "anyOf", "oneOf", "allOf", "title"} & set(node), path
         assert node.get("default", 0) is not None, f"{path} has a null default"
-        if node["type"] == "object" and "properties" in node:
+        if node.get("type") == "object" and "properties" in node:
             assert "additionalProperties" not in node, path
         if node.get("x-kubernetes-list-type") == "map":
             for key in node["x-kubernetes-list-map-keys"]:
@@ -84,6 +87,7 @@ def test_printer_columns_and_short_names() -> None:
     assert columns["VirtualMCPServer"] == ["Phase", "Backends", "URL", "Ready", "Age"]
     assert columns["MCPGroup"] == ["Servers", "Proxies", "Phase", "Age"]
     assert columns["MCPToolConfig"] == columns["MCPExternalAuthConfig"] == ["Valid", "Age"]
+    assert columns["VirtualMCPCompositeToolDefinition"] == ["Workflow", "Status", "Valid", "Age"]
     assert columns["MCPOIDCConfig"] == ["Source", "Valid", "Age"]  # ToolHive's columns
     assert columns["MCPServerEntry"] == ["Phase", "Transport", "Remote URL", "Group", "Age"]
     assert columns["MCPAuthzConfig"] == ["Valid", "Age"]
@@ -100,6 +104,7 @@ def test_printer_columns_and_short_names() -> None:
         "MCPServerEntry": ["mcpentry"],
         "MCPAuthzConfig": ["authzcfg"],  # ToolHive's
         "MCPTelemetryConfig": ["mcpotel"],
+        "VirtualMCPCompositeToolDefinition": ["vmcpctd", "compositetool"],
     }
 
 

@@ -132,4 +132,5 @@ def test_public_interface_is_pinned() -> None:
         "MCPServerEntry",
         "MCPAuthzConfig",
         "MCPTelemetryConfig",
+        "VirtualMCPCompositeToolDefinition",
     ]
