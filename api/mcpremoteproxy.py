@@ -6,10 +6,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from api.base import CRDModel, Port
+from api.base import Port
 from api.common import (
     HTTP_URL_PATTERN,
     AuditConfig,
+    ForwardedPaths,
     HeaderForward,
     LocalObjectReference,
     OIDCConfig,
@@ -25,7 +26,7 @@ __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRe
 MCPRemoteProxyPhase = Literal["Pending", "Ready", "Failed", "Terminating"]
 
 
-class MCPRemoteProxySpec(CRDModel):
+class MCPRemoteProxySpec(ForwardedPaths):
     """Desired state of an MCPRemoteProxy."""
 
     remote_url: str = Field(pattern=HTTP_URL_PATTERN)

@@ -6,10 +6,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from api.base import CRDModel, Port
+from api.base import Port
 from api.common import (
     AuditConfig,
     EnvVar,
+    ForwardedPaths,
     LocalObjectReference,
     OIDCConfig,
     PodTemplateSpec,
@@ -26,7 +27,7 @@ Transport = Literal["stdio", "sse", "streamable-http"]
 MCPServerPhase = Literal["Pending", "Running", "Failed", "Terminating", "Stopped"]
 
 
-class MCPServerSpec(CRDModel):
+class MCPServerSpec(ForwardedPaths):
     """Desired state of an MCPServer."""
 
     image: str = Field(min_length=1)

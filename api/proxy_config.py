@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.common import ENDPOINT_PREFIX_PATTERN
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -226,6 +227,12 @@ class ProxyConfig(_Model):
     to loopback, otherwise any (in the cluster the Service name varies)."""
     allowed_origins: tuple[str, ...] | None = None
     """Origin header values accepted when present (browsers); ``null`` = loopback origins only."""
+    endpoint_prefix: str = Field(default="", pattern=ENDPOINT_PREFIX_PATTERN)
+    """A path prefix put before the message endpoint announced on ``/sse`` (an ingress that strips a
+    path prefix before forwarding); wins over ``X-Forwarded-Prefix``."""
+    trust_proxy_headers: bool = False
+    """Take the prefix announced on ``/sse`` from the request's ``X-Forwarded-Prefix`` header (set by a
+    trusted reverse proxy) when ``endpointPrefix`` is unset."""
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

@@ -160,6 +160,9 @@ class FailureHandling(CRDModel):
 class OperationalConfig(CRDModel):
     """Runtime behaviour of the gateway."""
 
+    log_level: Literal["debug"] | None = None
+    """``debug`` makes the gateway log at debug level (ToolHive's only value); unset logs at info."""
+
     timeouts: Timeouts = Field(default_factory=Timeouts, json_schema_extra=_EMPTY_OBJECT_DEFAULT)
     """Backend request timeouts."""
     failure_handling: FailureHandling | None = None

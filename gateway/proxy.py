@@ -400,6 +400,8 @@ def build_proxy_app(
         lifespan=lifespan,
         wrap=wrap,
         fast_path=fast if fast_path else None,
+        endpoint_prefix=config.endpoint_prefix,
+        trust_proxy_headers=config.trust_proxy_headers,
     )
     app = build_front_app(server, settings)
     metrics.track_sessions(app.state.active_sessions)

@@ -102,6 +102,8 @@ def render_config(
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
+        endpoint_prefix=spec.endpoint_prefix or "",
+        trust_proxy_headers=bool(spec.trust_proxy_headers),
     )
     text = dump_proxy_config(config)
     return Rendered(config, text, children.config_hash(text), secrets.env())

@@ -140,6 +140,8 @@ def build_proxy_config(
         tool_filter=tool_filter(tool_config),
         oidc=inbound_oidc(server.spec.oidc_config, default_audience=url, default_resource_url=url),
         audit=AuditConfig(enabled=bool(audit and audit.enabled)),
+        endpoint_prefix=server.spec.endpoint_prefix or "",
+        trust_proxy_headers=bool(server.spec.trust_proxy_headers),
     )
 
 

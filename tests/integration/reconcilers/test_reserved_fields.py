@@ -27,7 +27,7 @@ REFUSED = {
     ),
     "remote-with-authz": (
         "mcpremoteproxies",
-        ["spec.authzConfig", "spec.oidcConfigRef", "spec.trustProxyHeaders"],
+        ["spec.authzConfig", "spec.oidcConfigRef"],
     ),
     "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig", "spec.telemetryConfigRef"]),
     "shared-oidc-gateway": (
@@ -92,12 +92,15 @@ async def test_removing_the_refused_field_accepts_the_object(operator: Operator,
         {
             "kind": "MCPRemoteProxy",
             "metadata": {"name": "remote"},
-            "spec": {"remoteUrl": "https://mcp.example.com/mcp", "trustProxyHeaders": True},
+            "spec": {
+                "remoteUrl": "https://mcp.example.com/mcp",
+                "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "embedded"},
+            },
         },
     )
     cond = await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="False")
-    assert cond["message"].startswith("spec.trustProxyHeaders: is not supported yet"), cond
-    # false is what the proxy does anyway (it never trusts X-Forwarded-*): accepted as written.
-    await kube.patch("mcpremoteproxies", "remote", {"spec": {"trustProxyHeaders": False}})
+    assert cond["message"].startswith("spec.authServerRef: is not supported yet"), cond
+    # null (a merge patch removing it) is what the proxy does without it: accepted.
+    await kube.patch("mcpremoteproxies", "remote", {"spec": {"authServerRef": None}})
     await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="True")
     await kube.wait_child("Deployment", "remote")

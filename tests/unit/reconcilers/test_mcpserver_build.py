@@ -17,6 +17,7 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.podtemplate import CONFIG_HASH_ANNOTATION, OWNED_LABELS
+from api.proxy_config import dump_proxy_config
 from api.validation import validate
 from controller.reconcilers.mcpserver_build import (
     Names,
@@ -269,3 +270,12 @@ def test_owned_labels_are_the_labels_the_validator_protects() -> None:
     for obj in build_children(make(transport="sse"), OWNER, SETTINGS, None):
         owned = {k for k in obj["metadata"]["labels"] if k.startswith("app.kubernetes.io/")}
         assert owned == set(OWNED_LABELS), obj["kind"]
+
+
+def test_endpoint_prefix_and_trusted_proxy_headers_reach_the_proxy_config() -> None:
+    plain = build_proxy_config(make(transport="sse", mcpPort=9000), SETTINGS, None)
+    assert (plain.endpoint_prefix, plain.trust_proxy_headers) == ("", False)
+    server = make(transport="sse", mcpPort=9000, endpointPrefix="/github", trustProxyHeaders=True)
+    config = build_proxy_config(server, SETTINGS, None)
+    assert (config.endpoint_prefix, config.trust_proxy_headers) == ("/github", True)
+    assert '"endpointPrefix":"/github"' in dump_proxy_config(config)  # the proxy's file spells it so
