@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from api.base import Port
+from api.base import CRDModel, Port
 from api.common import (
     AuditConfig,
     EnvVar,
@@ -21,10 +21,24 @@ from api.common import (
 )
 from api.resource import CustomResource
 
-__all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
+__all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport", "Volume"]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 MCPServerPhase = Literal["Pending", "Running", "Failed", "Terminating", "Stopped"]
+
+
+class Volume(CRDModel):
+    """A host directory mounted into the MCP server container (ToolHive's volume shape)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Name of the volume in the pod (a DNS label, unique among the pod's volumes)."""
+    host_path: str = Field(min_length=1, pattern=r"^/")
+    """Absolute path on the node. A namespace that enforces the ``baseline`` or ``restricted`` Pod
+    Security Standard refuses hostPath volumes."""
+    mount_path: str = Field(min_length=1, pattern=r"^/")
+    """Absolute path in the MCP server container."""
+    read_only: bool = False
+    """Mount it read-only."""
 
 
 class MCPServerSpec(ForwardedPaths):
@@ -50,6 +64,12 @@ class MCPServerSpec(ForwardedPaths):
         Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
     ] = None
     """Environment variables of the MCP server container."""
+    volumes: Annotated[
+        list[Volume] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = None
+    """Host directories mounted into the MCP server container (``podTemplateSpec`` takes any other
+    kind of volume)."""
     secrets: list[SecretEnv] | None = None
     """Secret keys exposed to the MCP server container as environment variables."""
     resources: ResourceRequirements | None = None

@@ -174,12 +174,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
         "network egress and filesystem permissions of the MCP server",
         "restrict egress with a NetworkPolicy and the filesystem through spec.podTemplateSpec",
     ),
-    (
-        "volumes",
-        "list of objects",
-        "host paths mounted into the MCP server container",
-        "add volumes and volumeMounts through spec.podTemplateSpec",
-    ),
     ("rateLimiting", "object", "per-tool and per-user rate limits"),
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (

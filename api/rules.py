@@ -65,6 +65,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
     problems += resource_overrides_problems(spec.resource_overrides)
+    problems += _volume_problems(spec)
     if stdio and spec.external_auth_config_ref is not None:
         problems.append(
             Problem(
@@ -73,6 +74,29 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
                 "the reference, or serve the server over spec.transport sse or streamable-http",
             )
         )
+    return problems
+
+
+def _volume_problems(spec: MCPServerSpec) -> list[Problem]:
+    """Two mounts at one path, or a name the pod template patch also gives a volume (it would replace
+    the host directory without a word)."""
+    template_spec = (spec.pod_template_spec or {}).get("spec")
+    patched = template_spec.get("volumes") if isinstance(template_spec, dict) else None
+    taken = {v.get("name") for v in patched if isinstance(v, dict)} if isinstance(patched, list) else set()
+    problems = []
+    mounts = Counter(v.mount_path.rstrip("/") or "/" for v in spec.volumes or [])
+    for i, volume in enumerate(spec.volumes or []):
+        if volume.name in taken:
+            problems.append(
+                Problem(
+                    f"spec.volumes[{i}].name",
+                    f"{volume.name!r} is also a volume of spec.podTemplateSpec; rename one of them",
+                )
+            )
+        if mounts[volume.mount_path.rstrip("/") or "/"] > 1:
+            problems.append(
+                Problem(f"spec.volumes[{i}].mountPath", f"{volume.mount_path!r} is mounted twice; keep one")
+            )
     return problems
 
 

@@ -241,6 +241,12 @@ def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
         "securityContext": {**RESTRICTED_POD_SECURITY, **SERVER_USER},
         "containers": [container],
     }
+    if server.spec.volumes:
+        volumes = server.spec.volumes
+        pod_spec["volumes"] = [{"name": v.name, "hostPath": {"path": v.host_path}} for v in volumes]
+        container["volumeMounts"] = [
+            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in volumes
+        ]
     template = {"metadata": {"labels": owner.labels()}, "spec": pod_spec}
     template = apply_user_patch(template, server.spec.pod_template_spec, owned, owner.selector())
     spec: JSON = {

@@ -279,3 +279,41 @@ def test_endpoint_prefix_and_trusted_proxy_headers_reach_the_proxy_config() -> N
     config = build_proxy_config(server, SETTINGS, None)
     assert (config.endpoint_prefix, config.trust_proxy_headers) == ("/github", True)
     assert '"endpointPrefix":"/github"' in dump_proxy_config(config)  # the proxy's file spells it so
+
+
+def _server_pod(server: MCPServer) -> dict[str, Any]:
+    statefulset = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    pod: dict[str, Any] = statefulset["spec"]["template"]["spec"]
+    return pod
+
+
+def test_volumes_mount_host_directories_into_the_server_container_only() -> None:
+    volumes = [
+        {"name": "data", "hostPath": "/srv/data", "mountPath": "/data", "readOnly": True},
+        {"name": "cache", "hostPath": "/var/cache/mcp", "mountPath": "/cache"},
+    ]
+    pod = _server_pod(make(volumes=volumes))
+    assert pod["volumes"] == [
+        {"name": "data", "hostPath": {"path": "/srv/data"}},
+        {"name": "cache", "hostPath": {"path": "/var/cache/mcp"}},
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data", "readOnly": True},
+        {"name": "cache", "mountPath": "/cache", "readOnly": False},
+    ]
+    assert "volumes" not in _server_pod(make())
+
+
+def test_volume_clashes_are_refused_naming_the_entry() -> None:
+    volumes = [
+        {"name": "data", "hostPath": "/srv/a", "mountPath": "/data"},
+        {"name": "more", "hostPath": "/srv/b", "mountPath": "/data/"},
+    ]
+    patch = {"spec": {"volumes": [{"name": "data", "emptyDir": {}}]}}
+    problems = validate(make(volumes=volumes, podTemplateSpec=patch))
+    assert [p.field for p in problems] == [
+        "spec.volumes[0].mountPath",
+        "spec.volumes[0].name",
+        "spec.volumes[1].mountPath",
+    ]
+    assert "also a volume of spec.podTemplateSpec" in problems[1].message
