@@ -21,7 +21,16 @@ from api.common import (
 )
 from api.resource import CustomResource
 
-__all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport", "Volume"]
+__all__ = [
+    "BUILTIN_PROFILES",
+    "MCPServer",
+    "MCPServerPhase",
+    "MCPServerSpec",
+    "MCPServerStatus",
+    "PermissionProfileRef",
+    "Transport",
+    "Volume",
+]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 MCPServerPhase = Literal["Pending", "Running", "Failed", "Terminating", "Stopped"]
@@ -39,6 +48,23 @@ class Volume(CRDModel):
     """Absolute path in the MCP server container."""
     read_only: bool = False
     """Mount it read-only."""
+
+
+BUILTIN_PROFILES = ("none", "network")
+"""ToolHive's builtin permission profiles: no network egress, or egress allowed."""
+
+
+class PermissionProfileRef(CRDModel):
+    """Which permission profile the MCP server runs with (ToolHive's shape)."""
+
+    type: Literal["builtin", "configmap"] = "builtin"
+    """``builtin`` (a profile named by ``name``) or ``configmap`` (a profile stored in a ConfigMap; not
+    supported yet)."""
+    name: str = Field(min_length=1)
+    """For ``builtin``: ``none`` (no network egress: a NetworkPolicy denies all of the server pods'
+    outbound traffic) or ``network`` (outbound traffic allowed). For ``configmap``: the ConfigMap."""
+    key: str | None = None
+    """For ``configmap``: the key holding the profile."""
 
 
 class MCPServerSpec(ForwardedPaths):
@@ -76,6 +102,10 @@ class MCPServerSpec(ForwardedPaths):
     """Compute resources of the MCP server container."""
     proxy_resources: ResourceRequirements | None = None
     """Compute resources of the proxy container."""
+    permission_profile: PermissionProfileRef | None = None
+    """What the MCP server may reach: ``{type: builtin, name: none}`` renders a NetworkPolicy denying
+    the server pods all egress (enforced only by a network plugin that enforces NetworkPolicy); unset
+    or ``network`` allows it."""
     pod_template_spec: PodTemplateSpec | None = None
     """A partial PodTemplateSpec merged into the MCP server's pod (the server container is named
     ``mcp``): node selectors, tolerations, security contexts, volumes, sidecars."""

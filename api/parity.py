@@ -73,6 +73,7 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPServer", "spec.replicas"): "more than 1 with `transport: stdio` is refused (ToolHive caps it)",
     ("MCPServer", "spec.mcpPort"): "refused with `transport: stdio` (ToolHive ignores it)",
     ("MCPServer", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPServer", "spec.permissionProfile"): "builtin none / network (a NetworkPolicy); configmap refused",
     ("MCPRemoteProxy", "spec.remoteUrl"): "a stricter pattern (a host is required)",
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",

@@ -168,12 +168,6 @@ _INLINE_OIDC_ROWS: tuple[Row, ...] = (
 """Fields of ToolHive's inline OIDC block (earlier releases) that the inline block here lacks."""
 
 _SERVER_ROWS: tuple[Row, ...] = (
-    (
-        "permissionProfile",
-        "object",
-        "network egress and filesystem permissions of the MCP server",
-        "restrict egress with a NetworkPolicy and the filesystem through spec.podTemplateSpec",
-    ),
     ("rateLimiting", "object", "per-tool and per-user rate limits"),
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (

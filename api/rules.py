@@ -14,7 +14,7 @@ from api.checks import check_oidc, check_resources, header_name_problem, remote_
 from api.common import ENV_NAME_PATTERN, ToolOverride
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
-from api.mcpserver import MCPServerSpec
+from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
@@ -66,6 +66,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
     problems += resource_overrides_problems(spec.resource_overrides)
     problems += _volume_problems(spec)
+    problems += _permission_profile_problems(spec)
     if stdio and spec.external_auth_config_ref is not None:
         problems.append(
             Problem(
@@ -75,6 +76,28 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
             )
         )
     return problems
+
+
+def _permission_profile_problems(spec: MCPServerSpec) -> list[Problem]:
+    profile = spec.permission_profile
+    if profile is None:
+        return []
+    if profile.type == "configmap":
+        return [
+            Problem(
+                "spec.permissionProfile.type",
+                "configmap is not supported yet; use {type: builtin, name: none} (no egress) or "
+                "{type: builtin, name: network}, or a NetworkPolicy of your own for finer egress rules",
+            )
+        ]
+    if profile.name not in BUILTIN_PROFILES:
+        return [
+            Problem(
+                "spec.permissionProfile.name",
+                f"{profile.name!r} is not a builtin profile; use none (no network egress) or network",
+            )
+        ]
+    return []
 
 
 def _volume_problems(spec: MCPServerSpec) -> list[Problem]:

@@ -176,6 +176,9 @@ def build_children(
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
         common.service(owner, names.proxy, server.spec.proxy_port, overrides=overrides.proxy_service),
     ]
+    policy = build_egress_policy(server, owner_ref)
+    if policy is not None:
+        objects.append(policy)
     if is_stdio(server):
         objects += [
             common.role(owner, names.proxy_account, _attach_rules(names.server_pod)),
@@ -188,6 +191,28 @@ def build_children(
             )
         )
     return objects
+
+
+def build_egress_policy(server: MCPServer, owner_ref: JSON) -> JSON | None:
+    """The NetworkPolicy of ``permissionProfile: {type: builtin, name: none}``: the server pods may send
+    nothing (an Egress policy without rules). Other profiles allow egress: no policy (a stale one is pruned).
+
+    Ingress stays open: the proxy reaches an HTTP server through its Service, and a stdio server through
+    the Kubernetes attach API, which the policy does not cover. Only a network plugin that enforces
+    NetworkPolicy enforces it.
+    """
+    profile = server.spec.permission_profile
+    if profile is None or (profile.type, profile.name) != ("builtin", "none"):
+        return None
+    owner = Owner.of(server, owner_ref, component="server")
+    # No "egress" key: an empty list is the same policy, but the API server drops it, and a field it
+    # drops would make every reconcile see a difference and write again.
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": owner.meta(Names(owner.name).server),
+        "spec": {"podSelector": {"matchLabels": owner.selector()}, "policyTypes": ["Egress"]},
+    }
 
 
 def _overrides(server: MCPServer) -> ResourceOverrides:

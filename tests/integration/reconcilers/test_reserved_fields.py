@@ -23,7 +23,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.permissionProfile", "spec.telemetryConfigRef"],
+        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.telemetryConfigRef"],
     ),
     "remote-with-authz": (
         "mcpremoteproxies",

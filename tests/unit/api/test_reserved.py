@@ -40,7 +40,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             "spec.oidcConfigRef",
         ),
         ("MCPServer", {"image": "i", "authzConfig": {"type": "inline"}}, "spec.authzConfig"),
-        ("MCPServer", {"image": "i", "permissionProfile": {"type": "builtin"}}, "spec.permissionProfile"),
+        ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
         (

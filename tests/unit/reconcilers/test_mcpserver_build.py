@@ -317,3 +317,42 @@ def test_volume_clashes_are_refused_naming_the_entry() -> None:
         "spec.volumes[1].mountPath",
     ]
     assert "also a volume of spec.podTemplateSpec" in problems[1].message
+
+
+def _egress_policies(server: MCPServer) -> list[dict[str, Any]]:
+    return [o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "NetworkPolicy"]
+
+
+def test_the_none_profile_denies_the_server_pods_all_egress() -> None:
+    [policy] = _egress_policies(make(permissionProfile={"type": "builtin", "name": "none"}))
+    server_pods = _server_pod_labels(make())
+    assert policy["metadata"]["name"] == "fetch-server"
+    assert policy["metadata"]["ownerReferences"] == [OWNER]
+    assert policy["spec"]["policyTypes"] == ["Egress"] and "egress" not in policy["spec"]  # no rule: deny all
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= server_pods.items()
+    assert _egress_policies(make(permissionProfile={"name": "network"})) == []
+    assert _egress_policies(make()) == []
+
+
+def _server_pod_labels(server: MCPServer) -> dict[str, str]:
+    statefulset = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    labels: dict[str, str] = statefulset["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize(
+    ("profile", "field", "message"),
+    [
+        (
+            {"type": "configmap", "name": "profiles", "key": "p.json"},
+            "spec.permissionProfile.type",
+            "configmap",
+        ),
+        ({"name": "strict"}, "spec.permissionProfile.name", "'strict' is not a builtin profile"),
+    ],
+)
+def test_unsupported_permission_profiles_are_refused_naming_the_field(
+    profile: dict[str, str], field: str, message: str
+) -> None:
+    problems = validate(make(permissionProfile=profile))
+    assert [p.field for p in problems] == [field] and message in problems[0].message
