@@ -15,7 +15,6 @@ __all__ = [
     "HTTP_URL_PATTERN",
     "AuditConfig",
     "EnvVar",
-    "ForwardedPaths",
     "HeaderForward",
     "HeaderFromSecret",
     "InlineOIDCConfig",
@@ -24,12 +23,14 @@ __all__ = [
     "PodTemplateMetadataOverrides",
     "PodTemplateSpec",
     "ProxyDeploymentOverrides",
+    "ProxyEndpoint",
     "ProxyServiceOverrides",
     "ProxyStatus",
     "ResourceOverrides",
     "ResourceRequirements",
     "SecretEnv",
     "SecretKeyRef",
+    "SessionAffinity",
     "ToolAnnotationsOverride",
     "ToolOverride",
     "WorkloadStatus",
@@ -233,8 +234,15 @@ class ResourceOverrides(CRDModel):
     """Additions to the proxy Service."""
 
 
-class ForwardedPaths(CRDModel):
-    """Settings of a proxy kind behind a path-routing ingress (MCPServer and MCPRemoteProxy share them)."""
+SessionAffinity = Literal["ClientIP", "None"]
+
+
+class ProxyEndpoint(CRDModel):
+    """How clients reach a proxy kind's endpoint (MCPServer and MCPRemoteProxy share these fields)."""
+
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` makes the Service send a client's connections to one pod (for stateful MCP
+    sessions across proxy replicas); ``None`` or unset: the Service's default, no affinity."""
 
     trust_proxy_headers: bool | None = None
     """Trust the ``X-Forwarded-Prefix`` header of a reverse proxy in front of this endpoint: the

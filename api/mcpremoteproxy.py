@@ -10,11 +10,11 @@ from api.base import Port
 from api.common import (
     HTTP_URL_PATTERN,
     AuditConfig,
-    ForwardedPaths,
     HeaderForward,
     LocalObjectReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyEndpoint,
     ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
@@ -26,7 +26,7 @@ __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRe
 MCPRemoteProxyPhase = Literal["Pending", "Ready", "Failed", "Terminating"]
 
 
-class MCPRemoteProxySpec(ForwardedPaths):
+class MCPRemoteProxySpec(ProxyEndpoint):
     """Desired state of an MCPRemoteProxy."""
 
     remote_url: str = Field(pattern=HTTP_URL_PATTERN)

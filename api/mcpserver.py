@@ -10,10 +10,10 @@ from api.base import CRDModel, Port
 from api.common import (
     AuditConfig,
     EnvVar,
-    ForwardedPaths,
     LocalObjectReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyEndpoint,
     ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
@@ -67,7 +67,7 @@ class PermissionProfileRef(CRDModel):
     """For ``configmap``: the key holding the profile."""
 
 
-class MCPServerSpec(ForwardedPaths):
+class MCPServerSpec(ProxyEndpoint):
     """Desired state of an MCPServer."""
 
     image: str = Field(min_length=1)

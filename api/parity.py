@@ -65,6 +65,8 @@ NOT_PLANNED_KINDS = (
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
 configuration kinds ToolHive workloads reference)."""
 
+_NO_AFFINITY = "unset means the Service's default, no affinity (ToolHive: ClientIP)"
+
 DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPServer", "spec.resources"): "sizes the MCP server container (ToolHive: the proxy)",
     ("MCPServer", "spec.secrets"): "an atomic list; two entries setting one variable are refused",
@@ -73,6 +75,9 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPServer", "spec.replicas"): "more than 1 with `transport: stdio` is refused (ToolHive caps it)",
     ("MCPServer", "spec.mcpPort"): "refused with `transport: stdio` (ToolHive ignores it)",
     ("MCPServer", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
+    ("MCPRemoteProxy", "spec.sessionAffinity"): _NO_AFFINITY,
+    ("VirtualMCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
     ("MCPServer", "spec.permissionProfile"): "builtin none / network (a NetworkPolicy); configmap refused",
     ("MCPRemoteProxy", "spec.remoteUrl"): "a stricter pattern (a host is required)",
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",

@@ -125,8 +125,8 @@ def _schema_of(shape: FieldShape) -> dict[str, Any]:
 Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
-#: Values that mean what the operator does anyway, per field name (e.g. no session affinity).
-_INERT: dict[str, tuple[Any, ...]] = {"sessionAffinity": ("None",)}
+#: Values that mean what the operator does anyway, per field name (none at present).
+_INERT: dict[str, tuple[Any, ...]] = {}
 
 
 def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
@@ -140,7 +140,6 @@ _OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
 _AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
-_AFFINITY = "ClientIP session affinity of the Service"
 
 _PROXY_ROWS: tuple[Row, ...] = (
     ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
@@ -154,7 +153,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
         "inline OpenTelemetry and Prometheus settings (earlier releases)",
         "scrape the proxy's /metrics, which it always serves",
     ),
-    ("sessionAffinity", "string", _AFFINITY),
     ("sessionStorage", "object", "Redis session storage shared by proxy replicas"),
     ("port", "integer", "the proxy port (earlier releases)", "set spec.proxyPort"),
 )
@@ -198,7 +196,6 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         "set imagePullSecrets through spec.podTemplateSpec",
     ),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
-    ("sessionAffinity", "string", _AFFINITY),
     ("sessionStorage", "object", "Redis session storage shared by gateway replicas"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (

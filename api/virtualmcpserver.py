@@ -13,6 +13,7 @@ from api.common import (
     OIDCConfig,
     PodTemplateSpec,
     ResourceRequirements,
+    SessionAffinity,
     ToolOverride,
     WorkloadStatus,
 )
@@ -195,6 +196,9 @@ class VirtualMCPServerSpec(CRDModel):
     """Aggregation and timeouts."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the gateway's Service."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` makes the Service send a client's connections to one gateway pod; ``None`` or unset:
+    the Service's default, no affinity."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
     service_account: str | None = Field(default=None, min_length=1)

@@ -125,7 +125,7 @@ def build_children(
         )
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        common.service(owner, names.proxy, proxy.spec.proxy_port, overrides=overrides.proxy_service),
+        common.proxy_service(owner, proxy.spec, proxy.spec.proxy_port, overrides),
     ]
     return objects
 

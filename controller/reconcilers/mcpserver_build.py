@@ -174,7 +174,7 @@ def build_children(
     objects += [
         build_server_statefulset(server, owner_ref),
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
-        common.service(owner, names.proxy, server.spec.proxy_port, overrides=overrides.proxy_service),
+        common.proxy_service(owner, server.spec, server.spec.proxy_port, overrides),
     ]
     policy = build_egress_policy(server, owner_ref)
     if policy is not None:

@@ -290,7 +290,13 @@ def build_children(
         common.role(owner, names.account, _status_rules(names.name)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
-        common.service(owner, names.gateway, VMCP_PORT, service_type=vmcp.spec.service_type),
+        common.service(
+            owner,
+            names.gateway,
+            VMCP_PORT,
+            service_type=vmcp.spec.service_type,
+            session_affinity=vmcp.spec.session_affinity,
+        ),
     ]
     return objects
 

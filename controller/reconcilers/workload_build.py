@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.common import ProxyDeploymentOverrides, ProxyServiceOverrides, ResourceRequirements
+from api.common import (
+    ProxyDeploymentOverrides,
+    ProxyEndpoint,
+    ProxyServiceOverrides,
+    ResourceOverrides,
+    ResourceRequirements,
+)
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.resource import CustomResource
 from controller.reconcilers import children
@@ -149,9 +155,12 @@ def service(
     service_type: str | None = "ClusterIP",
     component: str | None = None,
     overrides: ProxyServiceOverrides | None = None,
+    session_affinity: str | None = None,
 ) -> JSON:
     """A Service selecting the ``component`` pods; ``service_type`` None makes it headless."""
     spec: JSON = {"type": service_type} if service_type is not None else {"clusterIP": "None"}
+    if session_affinity is not None:
+        spec["sessionAffinity"] = session_affinity
     spec["selector"] = owner.selector(component)
     spec["ports"] = [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}]
     return {
@@ -160,6 +169,14 @@ def service(
         "metadata": owner.meta(name, component, overrides),
         "spec": spec,
     }
+
+
+def proxy_service(owner: Owner, spec: ProxyEndpoint, port: int, overrides: ResourceOverrides) -> JSON:
+    """The Service clients use to reach a proxy kind (MCPServer, MCPRemoteProxy): ``<name>``."""
+    name = WorkloadNames(owner.name).proxy
+    return service(
+        owner, name, port, overrides=overrides.proxy_service, session_affinity=spec.session_affinity
+    )
 
 
 def front_container(

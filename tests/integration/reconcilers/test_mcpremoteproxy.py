@@ -286,3 +286,17 @@ async def test_ingress_path_settings_reach_the_proxy_and_roll_it(operator: Opera
     with pytest.raises(client.ApiException) as info:
         await kube.create(PLURAL, remote("bad-prefix", endpointPrefix="/a?b"))
     assert info.value.status == 422 and "spec.endpointPrefix" in info.value.body
+
+
+async def test_session_affinity_is_set_on_the_service_and_reset_when_removed(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(PLURAL, remote("sticky", sessionAffinity="ClientIP"))
+
+    async def affinity(expected: str) -> dict[str, Any] | None:
+        service = await kube.child("Service", "sticky")
+        return service if service and service["spec"].get("sessionAffinity") == expected else None
+
+    await eventually(lambda: affinity("ClientIP"), what="the Service with ClientIP affinity")
+    await kube.patch(PLURAL, "sticky", {"spec": {"sessionAffinity": None}})
+    await eventually(lambda: affinity("None"), what="the Service back to no affinity")

@@ -356,3 +356,16 @@ def test_unsupported_permission_profiles_are_refused_naming_the_field(
 ) -> None:
     problems = validate(make(permissionProfile=profile))
     assert [p.field for p in problems] == [field] and message in problems[0].message
+
+
+def _proxy_service(server: MCPServer) -> dict[str, Any]:
+    objs = build_children(server, OWNER, SETTINGS, None)
+    service: dict[str, Any] = next(
+        o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == "fetch"
+    )
+    return service
+
+
+def test_session_affinity_reaches_the_proxy_service_only_when_set() -> None:
+    assert _proxy_service(make(sessionAffinity="ClientIP"))["spec"]["sessionAffinity"] == "ClientIP"
+    assert "sessionAffinity" not in _proxy_service(make())["spec"]  # the Service's default (None)

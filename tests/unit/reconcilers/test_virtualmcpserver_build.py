@@ -400,3 +400,10 @@ def test_a_log_level_other_than_toolhives_is_refused_naming_the_field() -> None:
         }
     )
     assert [p.field for p in problems] == ["spec.config.operational.logLevel"]
+
+
+def test_session_affinity_reaches_the_gateway_service() -> None:
+    vmcp = make(sessionAffinity="ClientIP")
+    objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
+    [service] = [o for o in objs if o["kind"] == "Service"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
