@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host
-from api.common import OIDCConfig, ResourceRequirements
+from api.common import InlineOIDCSharedConfig, OIDCConfig, ResourceRequirements
 from api.problems import Problem
 
 __all__ = [
@@ -17,6 +17,8 @@ __all__ = [
     "RESERVED_HEADERS",
     "address_class",
     "check_oidc",
+    "check_oidc_provider",
+    "check_resource_url",
     "check_resources",
     "is_loopback_host",
     "parse_quantity",
@@ -102,42 +104,43 @@ def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
         return [
             Problem(f"{field}.inline", "type is inline but the inline block is missing; set inline.issuer")
         ]
-    problems = []
     inline = oidc.inline
-    urls = (
-        (f"{field}.inline.issuer", inline.issuer),
-        (f"{field}.inline.jwksUrl", inline.jwks_url),
-        (f"{field}.resourceUrl", oidc.resource_url),
-    )
-    for path, url in urls:
-        if url is None:
-            continue
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError as exc:
-            problems.append(
-                Problem(path, f"{url!r} is not a valid URL ({exc}); write e.g. https://idp.example.com")
-            )
-            continue
-        if parts.username or parts.password:
-            problems.append(Problem(path, "must not carry credentials; remove user:password@"))
-        if path.endswith("resourceUrl"):
-            continue  # published to clients, never fetched: http is allowed
-        if (
-            parts.scheme == "http"
-            and not inline.insecure_allow_http
-            and not is_loopback_host(parts.hostname or "")
-        ):
-            problems.append(
-                Problem(
-                    path,
-                    f"{url!r} is not https; use https, or set inline.insecureAllowHTTP: true for tests",
-                )
-            )
-    if inline.client_secret_ref is not None and not inline.client_id:
+    problems = check_oidc_provider(inline, f"{field}.inline")
+    if oidc.resource_url is not None:
+        problems += _url_problems(f"{field}.resourceUrl", oidc.resource_url, fetched=False, allow_http=True)
+    return problems
+
+
+def check_oidc_provider(provider: InlineOIDCSharedConfig, field: str) -> list[Problem]:
+    """An identity provider's URLs are valid, carry no credentials and are https (unless allowed);
+    ``field`` is the path of the block (``spec.oidcConfig.inline``, ``spec.inline``)."""
+    problems = []
+    allow_http = provider.insecure_allow_http
+    for name, url in (("issuer", provider.issuer), ("jwksUrl", provider.jwks_url)):
+        if url is not None:
+            problems += _url_problems(f"{field}.{name}", url, fetched=True, allow_http=allow_http)
+    if provider.client_secret_ref is not None and not provider.client_id:
+        problems.append(Problem(f"{field}.clientId", "clientSecretRef is set without clientId; set clientId"))
+    return problems
+
+
+def check_resource_url(url: str | None, field: str) -> list[Problem]:
+    """An RFC 9728 ``resource`` URL: published to clients, never fetched (http allowed)."""
+    return [] if url is None else _url_problems(field, url, fetched=False, allow_http=True)
+
+
+def _url_problems(path: str, url: str, *, fetched: bool, allow_http: bool) -> list[Problem]:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        return [Problem(path, f"{url!r} is not a valid URL ({exc}); write e.g. https://idp.example.com")]
+    problems = []
+    if parts.username or parts.password:
+        problems.append(Problem(path, "must not carry credentials; remove user:password@"))
+    if fetched and parts.scheme == "http" and not allow_http and not is_loopback_host(parts.hostname or ""):
         problems.append(
-            Problem(f"{field}.inline.clientId", "clientSecretRef is set without clientId; set clientId")
+            Problem(path, f"{url!r} is not https; use https, or set inline.insecureAllowHTTP: true for tests")
         )
     return problems
 

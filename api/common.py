@@ -18,7 +18,9 @@ __all__ = [
     "HeaderForward",
     "HeaderFromSecret",
     "InlineOIDCConfig",
+    "InlineOIDCSharedConfig",
     "LocalObjectReference",
+    "MCPOIDCConfigReference",
     "OIDCConfig",
     "PodTemplateMetadataOverrides",
     "PodTemplateSpec",
@@ -106,14 +108,11 @@ class AuditConfig(CRDModel):
     """Write one structured audit log line per MCP request."""
 
 
-class InlineOIDCConfig(CRDModel):
-    """An OIDC identity provider whose tokens the proxy accepts."""
+class InlineOIDCSharedConfig(CRDModel):
+    """An OIDC identity provider, without what is specific to one endpoint (audience, scopes)."""
 
     issuer: str = Field(pattern=HTTP_URL_PATTERN)
     """Issuer URL; the token's ``iss`` claim must equal it. Its discovery document locates the JWKS."""
-    audience: str | None = Field(default=None, min_length=1)
-    """Expected ``aud`` claim. Set it, and make it unique per server, so a token for one server is not
-    accepted by another."""
     jwks_url: str | None = Field(default=None, alias="jwksUrl", pattern=HTTP_URL_PATTERN)
     """JWKS URL; discovered from the issuer when unset."""
     introspection_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
@@ -122,12 +121,20 @@ class InlineOIDCConfig(CRDModel):
     """Client id used for token introspection."""
     client_secret_ref: SecretKeyRef | None = None
     """Secret key holding the client secret used for token introspection."""
-    scopes: list[str] | None = None
-    """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
     jwks_allow_private_ip: bool = Field(default=False, alias="jwksAllowPrivateIP")
     """Allow the JWKS URL to resolve to a private address (an in-cluster identity provider)."""
     insecure_allow_http: bool = Field(default=False, alias="insecureAllowHTTP")
     """Allow an ``http://`` issuer or JWKS URL. For test set-ups only."""
+
+
+class InlineOIDCConfig(InlineOIDCSharedConfig):
+    """An OIDC identity provider whose tokens the proxy accepts."""
+
+    audience: str | None = Field(default=None, min_length=1)
+    """Expected ``aud`` claim. Set it, and make it unique per server, so a token for one server is not
+    accepted by another."""
+    scopes: list[str] | None = None
+    """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
 
 
 class OIDCConfig(CRDModel):
@@ -140,6 +147,21 @@ class OIDCConfig(CRDModel):
     """Where the provider settings come from; ``inline`` (the ``inline`` block) is the only source."""
     inline: InlineOIDCConfig | None = None
     """The provider settings; required when ``type`` is ``inline``."""
+    resource_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
+    """This endpoint's public URL, published as ``resource`` in the RFC 9728 protected-resource
+    metadata. Defaults to the in-cluster Service URL."""
+
+
+class MCPOIDCConfigReference(CRDModel):
+    """A shared MCPOIDCConfig (same namespace), with what is specific to this endpoint."""
+
+    name: ResourceName
+    """Name of the MCPOIDCConfig."""
+    audience: str = Field(min_length=1)
+    """Expected ``aud`` claim of the tokens this endpoint accepts. Make it unique per endpoint, so a
+    token for one server is not accepted by another."""
+    scopes: list[str] | None = None
+    """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
     resource_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
     """This endpoint's public URL, published as ``resource`` in the RFC 9728 protected-resource
     metadata. Defaults to the in-cluster Service URL."""
@@ -277,3 +299,5 @@ class ProxyStatus(WorkloadStatus):
     """Hash of the referenced MCPToolConfig that the running proxy uses."""
     external_auth_config_hash: str | None = None
     """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
+    oidc_config_hash: str | None = None
+    """Hash of the referenced MCPOIDCConfig that the running proxy uses."""

@@ -12,6 +12,7 @@ from api.mcptoolconfig import ConfigStatus
 from api.resource import CustomResource
 
 __all__ = [
+    "UNSUPPORTED_AUTH_TYPES",
     "BearerTokenConfig",
     "ExternalAuthType",
     "HeaderInjectionConfig",
@@ -22,8 +23,26 @@ __all__ = [
 ]
 
 ExternalAuthType = Literal[
-    "tokenExchange", "headerInjection", "bearerToken", "oauth2ClientCredentials", "unauthenticated"
+    "tokenExchange",
+    "headerInjection",
+    "bearerToken",
+    "oauth2ClientCredentials",
+    "unauthenticated",
+    "embeddedAuthServer",
+    "awsSts",
+    "upstreamInject",
+    "obo",
+    "xaa",
 ]
+#: ToolHive's types this API does not implement yet: accepted by the schema (never a bare 422), refused by
+#: the operator with ``Accepted=False`` naming ``spec.type``, like every other field it does not implement.
+UNSUPPORTED_AUTH_TYPES: dict[str, str] = {
+    "embeddedAuthServer": "an embedded OAuth authorization server",
+    "awsSts": "AWS STS credentials for the backend",
+    "upstreamInject": "tokens injected from an upstream identity provider",
+    "obo": "on-behalf-of token exchange",
+    "xaa": "cross-app access token exchange",
+}
 
 
 class TokenExchangeConfig(CRDModel):
@@ -80,7 +99,9 @@ class MCPExternalAuthConfigSpec(CRDModel):
     """One way to authenticate to a backend: ``type`` selects which block applies."""
 
     type: ExternalAuthType
-    """The mechanism; the block of the same name must be set and no other."""
+    """The mechanism; the block of the same name must be set and no other. ToolHive's
+    ``embeddedAuthServer``, ``awsSts``, ``upstreamInject``, ``obo`` and ``xaa`` are not supported yet and
+    are refused."""
     token_exchange: TokenExchangeConfig | None = None
     """Settings for ``type: tokenExchange``."""
     header_injection: HeaderInjectionConfig | None = None

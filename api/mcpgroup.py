@@ -1,4 +1,5 @@
-"""MCPGroup: a named set of MCPServers and MCPRemoteProxies (members point at it with ``spec.groupRef``)."""
+"""MCPGroup: a named set of MCPServers, MCPRemoteProxies and MCPServerEntries (members point at it with
+``spec.groupRef``)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ class MCPGroupStatus(CRDModel):
     """Names of the MCPRemoteProxies whose ``spec.groupRef`` names this group, sorted."""
     remote_proxy_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
     """Number of member MCPRemoteProxies."""
+    entries: list[str] = Field(default_factory=list)
+    """Names of the MCPServerEntries whose ``spec.groupRef`` names this group, sorted."""
+    entry_count: int = Field(default=0, ge=0, json_schema_extra={"format": "int32"})
+    """Number of member MCPServerEntries."""
     observed_generation: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int64"})
     """The ``metadata.generation`` this status was computed from."""
     conditions: Conditions = Field(default_factory=list)

@@ -12,6 +12,7 @@ from api.common import (
     AuditConfig,
     HeaderForward,
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ProxyEndpoint,
@@ -45,7 +46,11 @@ class MCPRemoteProxySpec(ProxyEndpoint):
     """An MCPExternalAuthConfig describing how the proxy authenticates to the remote server. The
     client's own token is never forwarded upstream."""
     oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
+    unauthenticated."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None

@@ -11,6 +11,7 @@ from api.common import (
     AuditConfig,
     EnvVar,
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ProxyEndpoint,
@@ -122,7 +123,11 @@ class MCPServerSpec(ProxyEndpoint):
     group_ref: LocalObjectReference | None = None
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
     oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it the endpoint is unauthenticated."""
+    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
+    unauthenticated."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None

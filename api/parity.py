@@ -215,11 +215,15 @@ def render_not_porting(entries: Sequence[dict[str, str]], total: int) -> str:
         "",
         "| ToolHive example (source, object) | Why it does not port |",
         "|---|---|",
-        *(f"| `{e['object']}` | {e['reason'].replace('|', '/')} |" for e in entries),
+        *(f"| `{e['object']}` | {_reason(e).replace('|', '/')} |" for e in entries),
         "",
         NOT_PORTING_END,
     ]
     return "\n".join(lines)
+
+
+def _reason(entry: dict[str, str]) -> str:
+    return entry["reason"] + (f" ({entry['note']})" if entry.get("note") else "")
 
 
 def _replace_between(text: str, begin: str, end: str, body: str) -> str:

@@ -9,15 +9,19 @@ from typing import Any
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
+from api.mcpoidcconfig import MCPOIDCConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
+from api.mcpserverentry import MCPServerEntry
 from api.mcptoolconfig import MCPToolConfig
 from api.problems import Problem
 from api.reserved import RESERVED_FIELDS, ReservedField
 from api.resource import CustomResource
 from api.rules import (
     external_auth_config_rules,
+    mcp_oidc_config_rules,
     mcp_remote_proxy_rules,
+    mcp_server_entry_rules,
     mcp_server_rules,
     tool_config_rules,
     virtual_mcp_server_rules,
@@ -161,6 +165,28 @@ KINDS: dict[str, KindInfo] = {
             MCPExternalAuthConfig,
             (_VALID, _AGE),
             external_auth_config_rules,
+        ),
+        KindInfo(
+            "MCPOIDCConfig",
+            "mcpoidcconfigs",
+            ("mcpoidc",),
+            MCPOIDCConfig,
+            (PrinterColumn("Source", ".spec.type", description="Where the settings come from"), _VALID, _AGE),
+            mcp_oidc_config_rules,
+        ),
+        KindInfo(
+            "MCPServerEntry",
+            "mcpserverentries",
+            ("mcpentry",),
+            MCPServerEntry,
+            (
+                _PHASE,
+                PrinterColumn("Transport", ".spec.transport", description="Protocol of the remote server"),
+                PrinterColumn("Remote URL", ".spec.remoteUrl", description="The remote MCP server"),
+                PrinterColumn("Group", ".spec.groupRef.name", description="The MCPGroup it belongs to"),
+                _AGE,
+            ),
+            mcp_server_entry_rules,
         ),
     )
 }

@@ -136,13 +136,11 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
     )
 
 
-_OIDC_REF = "inbound OIDC authentication from a shared MCPOIDCConfig"
 _AUTHZ = "Cedar authorization policies for inbound calls"
 _AUTHZ_REF = "authorization policies from a shared MCPAuthzConfig"
 _TELEMETRY_REF = "OpenTelemetry settings from an MCPTelemetryConfig"
 
 _PROXY_ROWS: tuple[Row, ...] = (
-    ("oidcConfigRef", "object", _OIDC_REF, "configure the same provider inline in spec.oidcConfig"),
     ("authzConfig", "object", _AUTHZ),
     ("authzConfigRef", "object", _AUTHZ_REF),
     ("authServerRef", "object", "an embedded OAuth authorization server"),
@@ -163,7 +161,7 @@ _INLINE_OIDC_ROWS: tuple[Row, ...] = (
     ("jwksAuthTokenPath", "string", "a token file sent when fetching the JWKS"),
     ("protectedResourceAllowPrivateIP", "boolean", "allow a private address for the protected-resource URL"),
 )
-"""Fields of ToolHive's inline OIDC block (earlier releases) that the inline block here lacks."""
+"""Fields of ToolHive's inline OIDC block (earlier releases, and MCPOIDCConfig) that ours lacks."""
 
 _SERVER_ROWS: tuple[Row, ...] = (
     ("rateLimiting", "object", "per-tool and per-user rate limits"),
@@ -178,12 +176,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 )
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
-    (
-        "incomingAuth.oidcConfigRef",
-        "object",
-        _OIDC_REF,
-        "configure the same provider inline in spec.incomingAuth.oidcConfig",
-    ),
     ("incomingAuth.authzConfig", "object", _AUTHZ),
     ("incomingAuth.authzConfigRef", "object", _AUTHZ_REF),
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
@@ -264,4 +256,20 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPGroup": (),
     "MCPToolConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
+    "MCPOIDCConfig": (
+        *_fields(
+            [
+                (
+                    "kubernetesServiceAccount",
+                    "object",
+                    "validation of the cluster's service account tokens",
+                    "use type: inline with the issuer of an identity provider",
+                )
+            ]
+        ),
+        *_fields(_INLINE_OIDC_ROWS, "spec.inline"),
+    ),
+    "MCPServerEntry": _fields(
+        [("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the remote server's TLS certificate")]
+    ),
 }

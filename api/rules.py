@@ -10,11 +10,20 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from api.checks import check_oidc, check_resources, header_name_problem, remote_url_problems
-from api.common import ENV_NAME_PATTERN, ToolOverride
-from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
+from api.checks import (
+    check_oidc,
+    check_oidc_provider,
+    check_resource_url,
+    check_resources,
+    header_name_problem,
+    remote_url_problems,
+)
+from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
+from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
+from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
+from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
@@ -24,7 +33,9 @@ from api.vmcp_config import duration_seconds
 __all__ = [
     "DEFAULT_MCP_PORT",
     "external_auth_config_rules",
+    "mcp_oidc_config_rules",
     "mcp_remote_proxy_rules",
+    "mcp_server_entry_rules",
     "mcp_server_rules",
     "tool_config_rules",
     "virtual_mcp_server_rules",
@@ -60,7 +71,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
     problems += _env_and_secret_problems(spec)
     problems += check_resources(spec.resources, "spec.resources")
     problems += check_resources(spec.proxy_resources, "spec.proxyResources")
-    problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    problems += inbound_auth_problems(spec.oidc_config, spec.oidc_config_ref, "spec")
     if spec.pod_template_spec is not None:
         port = None if stdio else (spec.mcp_port or DEFAULT_MCP_PORT)
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
@@ -156,45 +167,92 @@ def _env_and_secret_problems(spec: MCPServerSpec) -> list[Problem]:
     return problems
 
 
+def inbound_auth_problems(
+    oidc: OIDCConfig | None, ref: MCPOIDCConfigReference | None, parent: str
+) -> list[Problem]:
+    """``oidcConfig`` and ``oidcConfigRef`` under ``parent``: each valid, and not both."""
+    problems = check_oidc(oidc, f"{parent}.oidcConfig")
+    if ref is not None:
+        problems += check_resource_url(ref.resource_url, f"{parent}.oidcConfigRef.resourceUrl")
+        if oidc is not None:
+            problems.append(
+                Problem(
+                    f"{parent}.oidcConfigRef",
+                    f"is set together with {parent}.oidcConfig; keep one of the two",
+                )
+            )
+    return problems
+
+
 def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
     problems = remote_url_problems(
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
-    problems += check_oidc(spec.oidc_config, "spec.oidcConfig")
+    problems += inbound_auth_problems(spec.oidc_config, spec.oidc_config_ref, "spec")
     problems += check_resources(spec.resources, "spec.resources")
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
     problems += resource_overrides_problems(spec.resource_overrides)
-    forward = spec.header_forward
-    if forward is not None:
-        plain = {name.lower() for name in forward.add_plaintext_headers or {}}
-        for name, value in (forward.add_plaintext_headers or {}).items():
-            field = f"spec.headerForward.addPlaintextHeaders[{name}]"
-            bad = header_name_problem(name, field)
-            if bad is not None:
-                problems.append(bad)
-            elif name.lower() in _SECRETY_HEADERS:
-                problems.append(
-                    Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
-                )
-            elif _CONTROL.search(value):
-                problems.append(
-                    Problem(field, "the value has a line break or control character; write it on one line")
-                )
-        from_secret: set[str] = set()
-        for i, header in enumerate(forward.add_headers_from_secret or []):
-            field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
-            bad = header_name_problem(header.header_name, field)
-            if bad is not None:
-                problems.append(bad)
-            elif header.header_name.lower() in plain:
-                problems.append(
-                    Problem(field, f"{header.header_name} is also in addPlaintextHeaders; keep only one")
-                )
-            elif header.header_name.lower() in from_secret:
-                problems.append(Problem(field, f"{header.header_name} is listed twice; keep only one"))
-            from_secret.add(header.header_name.lower())
+    problems += header_forward_problems(spec.header_forward)
     return problems
+
+
+def header_forward_problems(forward: HeaderForward | None) -> list[Problem]:
+    """``spec.headerForward``: valid header names, no credential in plain text, each header once."""
+    if forward is None:
+        return []
+    problems = []
+    plain = {name.lower() for name in forward.add_plaintext_headers or {}}
+    for name, value in (forward.add_plaintext_headers or {}).items():
+        field = f"spec.headerForward.addPlaintextHeaders[{name}]"
+        bad = header_name_problem(name, field)
+        if bad is not None:
+            problems.append(bad)
+        elif name.lower() in _SECRETY_HEADERS:
+            problems.append(
+                Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
+            )
+        elif _CONTROL.search(value):
+            problems.append(
+                Problem(field, "the value has a line break or control character; write it on one line")
+            )
+    from_secret: set[str] = set()
+    for i, header in enumerate(forward.add_headers_from_secret or []):
+        field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
+        bad = header_name_problem(header.header_name, field)
+        if bad is not None:
+            problems.append(bad)
+        elif header.header_name.lower() in plain:
+            problems.append(
+                Problem(field, f"{header.header_name} is also in addPlaintextHeaders; keep only one")
+            )
+        elif header.header_name.lower() in from_secret:
+            problems.append(Problem(field, f"{header.header_name} is listed twice; keep only one"))
+        from_secret.add(header.header_name.lower())
+    return problems
+
+
+def mcp_server_entry_rules(spec: MCPServerEntrySpec) -> list[Problem]:
+    """The remote URL passes the same rules as an MCPRemoteProxy's, and so do the forwarded headers."""
+    problems = remote_url_problems(
+        spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
+    )
+    return problems + header_forward_problems(spec.header_forward)
+
+
+def mcp_oidc_config_rules(spec: MCPOIDCConfigSpec) -> list[Problem]:
+    """The block of the chosen type is set and valid (``kubernetesServiceAccount`` is refused)."""
+    if spec.type == "kubernetesServiceAccount":
+        return [
+            Problem(
+                "spec.type",
+                "kubernetesServiceAccount is not supported yet; use type: inline with the issuer "
+                "(and jwksUrl) of an identity provider",
+            )
+        ]
+    if spec.inline is None:
+        return [Problem("spec.inline", "type is inline; set inline.issuer")]
+    return check_oidc_provider(spec.inline, "spec.inline")
 
 
 def _override_name_clashes(overrides: dict[str, ToolOverride], field: str) -> list[Problem]:
@@ -272,19 +330,25 @@ def _backend_auth_problems(auth: BackendAuthConfig, field: str) -> list[Problem]
 def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems: list[Problem] = []
     incoming = spec.incoming_auth
+    base = "spec.incomingAuth"
     if incoming.type == "oidc":
-        if incoming.oidc_config is None:
+        if incoming.oidc_config is None and incoming.oidc_config_ref is None:
             problems.append(
-                Problem("spec.incomingAuth.oidcConfig", "type is oidc; set oidcConfig.inline.issuer")
+                Problem(
+                    f"{base}.oidcConfig",
+                    "type is oidc; set oidcConfig.inline.issuer, or oidcConfigRef (a shared MCPOIDCConfig)",
+                )
             )
-        else:
-            problems += check_oidc(incoming.oidc_config, "spec.incomingAuth.oidcConfig")
-    elif incoming.oidc_config is not None:
-        problems.append(
-            Problem(
-                "spec.incomingAuth.oidcConfig", "is ignored with type anonymous; set type: oidc or remove it"
-            )
-        )
+        problems += inbound_auth_problems(incoming.oidc_config, incoming.oidc_config_ref, base)
+    else:
+        for name, value in (
+            ("oidcConfig", incoming.oidc_config),
+            ("oidcConfigRef", incoming.oidc_config_ref),
+        ):
+            if value is not None:
+                problems.append(
+                    Problem(f"{base}.{name}", "is ignored with type anonymous; set type: oidc or remove it")
+                )
     if spec.outgoing_auth is not None:
         if spec.outgoing_auth.default is not None:
             problems += _backend_auth_problems(spec.outgoing_auth.default, "spec.outgoingAuth.default")
@@ -397,6 +461,15 @@ _AUTH_BLOCKS = {
 
 
 def external_auth_config_rules(spec: MCPExternalAuthConfigSpec) -> list[Problem]:
+    if spec.type in UNSUPPORTED_AUTH_TYPES:
+        supported = ", ".join(_AUTH_BLOCKS) + ", unauthenticated"
+        meaning = UNSUPPORTED_AUTH_TYPES[spec.type]
+        return [
+            Problem(
+                "spec.type",
+                f"{spec.type} is not supported yet; use one of {supported} (ToolHive: {meaning})",
+            )
+        ]
     problems = []
     for block, attr in _AUTH_BLOCKS.items():
         present = getattr(spec, attr) is not None

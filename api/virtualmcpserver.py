@@ -10,6 +10,7 @@ from pydantic.config import JsonDict
 from api.base import CRDModel, ResourceName
 from api.common import (
     LocalObjectReference,
+    MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
     ResourceRequirements,
@@ -49,9 +50,13 @@ class IncomingAuth(CRDModel):
     """How clients authenticate to the gateway."""
 
     type: Literal["anonymous", "oidc"]
-    """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig``)."""
+    """``anonymous`` accepts every client; ``oidc`` requires a bearer token (set ``oidcConfig`` or
+    ``oidcConfigRef``)."""
     oidc_config: OIDCConfig | None = None
-    """The identity provider; required when ``type`` is ``oidc``."""
+    """The identity provider; with ``type: oidc``, this or ``oidcConfigRef``."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """A shared MCPOIDCConfig, plus the gateway's audience; with ``type: oidc``, this or
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
 
 
 class BackendAuthConfig(CRDModel):
@@ -213,8 +218,8 @@ class BackendStatus(CRDModel):
     """One backend as the gateway sees it."""
 
     name: ResourceName
-    """Name of the member (MCPServer or MCPRemoteProxy)."""
-    kind: Literal["MCPServer", "MCPRemoteProxy"] | None = None
+    """Name of the member (MCPServer, MCPRemoteProxy or MCPServerEntry)."""
+    kind: Literal["MCPServer", "MCPRemoteProxy", "MCPServerEntry"] | None = None
     """Kind of the member."""
     url: str | None = None
     """URL the gateway connects to."""
@@ -253,6 +258,8 @@ class VirtualMCPServerStatus(WorkloadStatus):
         ),
     ] = Field(default_factory=list)
     """Every member of the group and its health."""
+    oidc_config_hash: str | None = None
+    """Hash of the referenced MCPOIDCConfig that the running gateway uses."""
 
 
 class VirtualMCPServer(CustomResource):

@@ -51,6 +51,7 @@ __all__ = [
     "duration_seconds",
     "load_vmcp_config",
     "parse_duration",
+    "parse_vmcp_config",
     "validate_prefix_format",
 ]
 
@@ -150,6 +151,12 @@ class BackendConfig(_Model):
     )
     header_forward: HeaderForwardConfig | None = Field(
         default=None, description="Extra headers sent to this backend (plaintext or from secrets)."
+    )
+    allow_private_endpoint: bool | None = Field(
+        default=None,
+        description="false: the SSRF guard also refuses private addresses (an MCPServerEntry without "
+        "allowPrivateEndpoint); unset or true: allowed (group members are in-cluster Services). "
+        "Link-local, metadata and other never-proxied addresses are refused either way.",
     )
 
     @field_validator("name")
@@ -363,13 +370,18 @@ class VMCPConfig(_Model):
 def load_vmcp_config(path: str | Path) -> VMCPConfig:
     """Read a YAML or JSON config file; raises ValueError naming the file and the bad field."""
     text = Path(path).read_text(encoding="utf-8")
+    return parse_vmcp_config(text, str(path), as_json=str(path).endswith(".json"))
+
+
+def parse_vmcp_config(text: str, where: str, *, as_json: bool = False) -> VMCPConfig:
+    """The config in ``text`` (YAML, or JSON with ``as_json``); ValueError naming ``where`` and the field."""
     try:
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if as_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not valid YAML/JSON: {exc}") from exc
+        raise ValueError(f"{where}: not valid YAML/JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config must be a mapping with at least `name` and `backends`")
+        raise ValueError(f"{where}: the config must be a mapping with at least `name` and `backends`")
     try:
         return VMCPConfig.model_validate(data)
     except ValueError as exc:
-        raise ValueError(f"{path}: invalid vmcp config: {exc}") from exc
+        raise ValueError(f"{where}: invalid vmcp config: {exc}") from exc

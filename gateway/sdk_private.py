@@ -40,6 +40,7 @@ __all__ = [
     "SessionLease",
     "SessionTable",
     "StdioHelpers",
+    "connection_of",
     "negotiate",
     "open_sessions",
     "probe",
@@ -168,6 +169,15 @@ async def negotiate(session: ClientSession) -> None:
 
 
 # -- the front's 2025-11-25 sessions -------------------------------------------------------------------
+
+
+def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    """The request's per-client ``Connection`` (None without the SDK's private name: the gateway's
+    session-era change notifications are then off)."""
+    if not STATUS.has("mcp.server.session.ServerSession._connection"):
+        return None
+    connection: Connection = ctx.session._connection
+    return connection
 
 
 def open_sessions(manager: StreamableHTTPSessionManager) -> int:

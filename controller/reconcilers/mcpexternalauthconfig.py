@@ -6,10 +6,7 @@ token URL; the ``Valid`` printer column reads it), ``ResolvedRefs`` (the Secrets
 ``externalAuthConfigHash`` and re-render when it changes: they watch this kind through the
 ``ref:externalAuthConfig`` index).
 
-Deletion protection: while an MCPServer, MCPRemoteProxy or VirtualMCPServer refers to the config, it
-carries the finalizer ``mcp-operator.dev/in-use``; a ``kubectl delete`` then leaves it Terminating with a
-``DeletionBlocked`` condition naming the referrers, until the last one lets go. Unreferenced configs carry
-no finalizer, so deleting them is immediate.
+Deletion protection while a workload refers to it: :mod:`controller.reconcilers.in_use`.
 
 A MCPToolConfig controller of the same shape lives in :mod:`controller.reconcilers.mcptoolconfig`.
 """
@@ -32,18 +29,24 @@ from controller.core import (
     ReconcileContext,
     Result,
     Watch,
-    has_finalizer,
-    is_being_deleted,
 )
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPREMOTEPROXY, MCPSERVER, VIRTUALMCPSERVER
+from controller.reconcilers.in_use import hold_while_used
+from controller.reconcilers.kinds import (
+    MCPEXTERNALAUTHCONFIG,
+    MCPREMOTEPROXY,
+    MCPSERVER,
+    MCPSERVERENTRY,
+    VIRTUALMCPSERVER,
+)
 from controller.reconcilers.refs import (
     EXTERNAL_AUTH_INDEX,
     SECRET_INDEX,
     index_auth_config_secrets,
     index_external_auth,
     missing_auth_secrets,
+    secret_to_configs,
     strip_secret_values,
     vmcp_external_auth_names,
 )
@@ -51,10 +54,6 @@ from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
 from controller.reconcilers.writes import emit
-
-IN_USE_FINALIZER = "mcp-operator.dev/in-use"
-IN_USE = "InUse"
-DELETION_BLOCKED = "DeletionBlocked"
 
 
 def render_problems(auth: MCPExternalAuthConfig) -> list[Problem]:
@@ -80,6 +79,10 @@ def referrers(cache: Cache, namespace: str, name: str) -> list[str]:
         for o in cache.by_index(MCPREMOTEPROXY, EXTERNAL_AUTH_INDEX, value)
     ]
     found += [
+        f"MCPServerEntry/{o['metadata']['name']}"
+        for o in cache.by_index(MCPSERVERENTRY, EXTERNAL_AUTH_INDEX, value)
+    ]
+    found += [
         f"VirtualMCPServer/{o['metadata']['name']}"
         for o in cache.list(VIRTUALMCPSERVER, namespace)
         if name in vmcp_external_auth_names(o.get("spec") or {})
@@ -94,6 +97,7 @@ class MCPExternalAuthConfigReconciler:
         cache = manager.cache
         cache.add_index(MCPSERVER, EXTERNAL_AUTH_INDEX, index_external_auth)
         cache.add_index(MCPREMOTEPROXY, EXTERNAL_AUTH_INDEX, index_external_auth)
+        cache.add_index(MCPSERVERENTRY, EXTERNAL_AUTH_INDEX, index_external_auth)
         cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
         cache.informer(VIRTUALMCPSERVER)
         cache.set_transform(SECRET, strip_secret_values)
@@ -109,11 +113,6 @@ class MCPExternalAuthConfigReconciler:
             ref = spec.get("externalAuthConfigRef")
             return [str(ref["name"])] if isinstance(ref, dict) and ref.get("name") else []
 
-        def by_secret(obj: JSON) -> list[ObjectKey]:
-            meta = obj.get("metadata") or {}
-            value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-            return [ObjectKey.of(o) for o in cache.by_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, value)]
-
         return Controller(
             name="mcpexternalauthconfig",
             for_=MCPEXTERNALAUTHCONFIG,
@@ -121,8 +120,9 @@ class MCPExternalAuthConfigReconciler:
             watches=[
                 Watch(MCPSERVER, to_config(workload_ref)),
                 Watch(MCPREMOTEPROXY, to_config(workload_ref)),
+                Watch(MCPSERVERENTRY, to_config(workload_ref)),
                 Watch(VIRTUALMCPSERVER, to_config(vmcp_external_auth_names)),
-                Watch(SECRET, by_secret),
+                secret_to_configs(cache, MCPEXTERNALAUTHCONFIG),
             ],
         )
 
@@ -136,32 +136,9 @@ class MCPExternalAuthConfigReconciler:
         users = referrers(ctx.cache, key.namespace, key.name)
         builder = StatusBuilder(list(previous.get("conditions") or []), generation)
 
-        if users:
-            builder.set(IN_USE, True, "Referenced", "used by " + ", ".join(users), event=False)
-        else:
-            builder.set(
-                IN_USE,
-                False,
-                "Unreferenced",
-                "no MCPServer, MCPRemoteProxy or VirtualMCPServer uses it",
-                event=False,
-            )
-        if is_being_deleted(raw):
-            if not users:
-                await ctx.applier.remove_finalizer(raw, IN_USE_FINALIZER)
-                return Result.done()
-            builder.set(
-                DELETION_BLOCKED,
-                True,
-                "InUse",
-                f"deletion waits until no object refers to it; still used by {', '.join(users)}",
-            )
-        else:
-            builder.remove(DELETION_BLOCKED)
-            if users:
-                await ctx.applier.add_finalizer(raw, IN_USE_FINALIZER)
-            elif has_finalizer(raw, IN_USE_FINALIZER):
-                await ctx.applier.remove_finalizer(raw, IN_USE_FINALIZER)
+        nobody = "no MCPServer, MCPRemoteProxy, MCPServerEntry or VirtualMCPServer uses it"
+        if await hold_while_used(ctx, raw, builder, users, nobody):
+            return Result.done()
 
         parsed, problems = parse_and_validate(raw)
         status: JSON = {"observedGeneration": generation}

@@ -1,4 +1,5 @@
-"""The MCPGroup controller: the group's status lists its members (MCPServers and MCPRemoteProxies).
+"""The MCPGroup controller: the group's status lists its members (MCPServers, MCPRemoteProxies and
+MCPServerEntries).
 
 A member is any object whose ``spec.groupRef.name`` names the group; membership is read from the
 ``ref:group`` cache index, never by scanning. A group has no children. A member's change re-enqueues the
@@ -14,14 +15,14 @@ from api.validation import parse_and_validate
 from controller.core import Cache, Controller, ObjectKey, ReconcileContext, Resource, Result, Watch
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
-from controller.reconcilers.kinds import MCPGROUP, MCPREMOTEPROXY, MCPSERVER
-from controller.reconcilers.refs import GROUP_INDEX, index_group
+from controller.reconcilers.kinds import MCPGROUP, MCPREMOTEPROXY, MCPSERVER, MCPSERVERENTRY
+from controller.reconcilers.refs import GROUP_INDEX, index_group, referenced
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder, invalid_status
 from controller.reconcilers.writes import emit
 
 READY_PHASE = "Ready"
-MEMBER_KINDS: tuple[Resource, ...] = (MCPSERVER, MCPREMOTEPROXY)
+MEMBER_KINDS: tuple[Resource, ...] = (MCPSERVER, MCPREMOTEPROXY, MCPSERVERENTRY)
 
 
 def register_member_indexes(cache: Cache) -> None:
@@ -36,21 +37,20 @@ def members(cache: Cache, resource: Resource, namespace: str, group: str) -> lis
     return sorted(found, key=lambda o: str((o.get("metadata") or {}).get("name")))
 
 
-def group_of_member(obj: JSON) -> list[ObjectKey]:
-    """Watch mapper: the group a member names (called for the old and the new version of an edit)."""
-    keys = []
-    for value in index_group(obj):
-        namespace, _, name = value.partition("/")
-        keys.append(ObjectKey(namespace, name))
-    return keys
+group_of_member = referenced(index_group)
+"""Watch mapper: the group a member names (before and after an edit)."""
 
 
-def group_status(group: MCPGroup, previous: JSON, servers: list[str], proxies: list[str]) -> JSON:
-    """The status of a valid group with these members (pure)."""
+def group_status(group: MCPGroup, previous: JSON, names: dict[str, list[str]]) -> JSON:
+    """The status of a valid group with these members (pure); ``names``: member kind -> sorted names."""
+    servers, proxies = names.get(MCPSERVER.kind, []), names.get(MCPREMOTEPROXY.kind, [])
+    entries = names.get(MCPSERVERENTRY.kind, [])
     generation = group.metadata.generation or 0
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
     builder.set(ACCEPTED, True, "Accepted", "the spec is valid", event=False)
-    message = f"{len(servers)} MCPServer(s), {len(proxies)} MCPRemoteProxy(ies)"
+    message = (
+        f"{len(servers)} MCPServer(s), {len(proxies)} MCPRemoteProxy(ies), {len(entries)} MCPServerEntry(ies)"
+    )
     builder.set(READY, True, "Ready", message, event=False)
     return {
         "phase": READY_PHASE,
@@ -59,6 +59,8 @@ def group_status(group: MCPGroup, previous: JSON, servers: list[str], proxies: l
         "serverCount": len(servers),
         "remoteProxies": proxies,
         "remoteProxyCount": len(proxies),
+        "entries": entries,
+        "entryCount": len(entries),
         "observedGeneration": generation,
         "conditions": builder.conditions,
     }
@@ -88,9 +90,11 @@ class MCPGroupReconciler:
             await ctx.applier.apply_status(raw, status)
             await emit(ctx, raw, events)
             return Result.done()
-        servers = [_name(o) for o in members(ctx.cache, MCPSERVER, key.namespace, key.name)]
-        proxies = [_name(o) for o in members(ctx.cache, MCPREMOTEPROXY, key.namespace, key.name)]
-        await ctx.applier.apply_status(raw, group_status(parsed, previous, servers, proxies))
+        names = {
+            resource.kind: [_name(o) for o in members(ctx.cache, resource, key.namespace, key.name)]
+            for resource in MEMBER_KINDS
+        }
+        await ctx.applier.apply_status(raw, group_status(parsed, previous, names))
         return Result.done()
 
 

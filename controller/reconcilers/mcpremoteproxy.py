@@ -1,6 +1,6 @@
 """The MCPRemoteProxy kind for :func:`~controller.reconcilers.workload.reconcile_workload`.
 
-A change of the referenced MCPToolConfig, MCPExternalAuthConfig or of a Secret either of them names
+A change of the referenced MCPToolConfig, MCPExternalAuthConfig, MCPOIDCConfig or of a Secret they name
 re-enqueues the proxy; the re-rendered configuration has a new hash, which rolls the Deployment.
 """
 
@@ -12,6 +12,7 @@ from controller.reconcilers import mcpremoteproxy_build as build
 from controller.reconcilers import proxy_workload as proxies
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import MCPREMOTEPROXY
+from controller.reconcilers.oidc_refs import proxy_with_oidc
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import PENDING, workload_state
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
@@ -30,7 +31,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
 
     def render(proxy: MCPRemoteProxy, owner_ref: JSON, refs: proxies.ProxyRefs) -> list[JSON] | None:
         def children() -> list[JSON]:
-            rendered = build.render_config(proxy, settings, refs.tool_config, refs.external_auth)
+            inline = proxy_with_oidc(proxy, refs.oidc)
+            rendered = build.render_config(inline, settings, refs.tool_config, refs.external_auth)
             return build.build_children(proxy, owner_ref, settings, rendered)
 
         return proxies.render_unless_blocked(refs, children)

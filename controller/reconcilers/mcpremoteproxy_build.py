@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth_config import HeaderForwardConfig, HeaderFromSecret
-from api.common import HeaderForward, ResourceOverrides
+from api.common import ResourceOverrides
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcptoolconfig import MCPToolConfig
@@ -29,7 +28,7 @@ from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_c
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
-from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.render import SecretEnv, header_forward, inbound_oidc, outbound_auth, tool_filter
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
 
@@ -61,20 +60,6 @@ def service_url(proxy: MCPRemoteProxy, settings: ReconcilerSettings) -> str:
     """``status.url``: the proxy Service's in-cluster URL."""
     name, namespace = proxy.metadata.name or "", proxy.metadata.namespace
     return common.status_url(name, namespace, settings, proxy.spec.proxy_port, endpoint_path(proxy))
-
-
-def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:
-    """``spec.headerForward`` as the proxy's extra upstream headers (secret values as env references)."""
-    if forward is None:
-        return None
-    plain = dict(sorted((forward.add_plaintext_headers or {}).items()))
-    from_secret = tuple(
-        HeaderFromSecret(header_name=h.header_name, value_secret_ref=secrets.source(h.value_secret_ref))
-        for h in forward.add_headers_from_secret or []
-    )
-    if not plain and not from_secret:
-        return None
-    return HeaderForwardConfig(add_plaintext_headers=plain, add_headers_from_secret=from_secret)
 
 
 def render_config(

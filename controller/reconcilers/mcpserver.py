@@ -21,6 +21,7 @@ from controller.reconcilers import proxy_workload as proxies
 from controller.reconcilers import server_pods
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import MCPSERVER
+from controller.reconcilers.oidc_refs import proxy_with_oidc
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import RUNNING, STOPPED, StatusBuilder, WorkloadState, workload_state
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
@@ -42,7 +43,9 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
     def render(server: MCPServer, owner_ref: JSON, refs: proxies.ProxyRefs) -> list[JSON] | None:
         return proxies.render_unless_blocked(
             refs,
-            lambda: build.build_children(server, owner_ref, settings, refs.tool_config, refs.external_auth),
+            lambda: build.build_children(
+                proxy_with_oidc(server, refs.oidc), owner_ref, settings, refs.tool_config, refs.external_auth
+            ),
         )
 
     def status(server: MCPServer, refs: proxies.ProxyRefs, outcome: Outcome) -> tuple[JSON, Events]:

@@ -7,17 +7,15 @@ hash of its spec (the same hash the workloads copy into ``status.toolConfigHash`
 
 from __future__ import annotations
 
-from api.conditions import ACCEPTED
 from api.mcptoolconfig import MCPToolConfig
-from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import Controller, ObjectKey, ReconcileContext, Result
 from controller.core.manager import Manager
-from controller.reconcilers.children import JSON, spec_hash
+from controller.reconcilers.children import JSON
+from controller.reconcilers.config_status import accepted_status, write_status
 from controller.reconcilers.kinds import MCPTOOLCONFIG
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import StatusBuilder
-from controller.reconcilers.writes import emit
 
 
 async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
@@ -28,15 +26,9 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     previous: JSON = raw.get("status") or {}
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
     parsed, problems = parse_and_validate(raw)
-    status: JSON = {"observedGeneration": generation}
-    if problems or not isinstance(parsed, MCPToolConfig):
-        builder.set(ACCEPTED, False, "InvalidSpec", format_problems(problems))
-    else:
-        builder.set(ACCEPTED, True, "Accepted", "the tool configuration is valid")
-        status["configHash"] = spec_hash(parsed.spec)
-    status["conditions"] = builder.conditions
-    await ctx.applier.apply_status(raw, status)
-    await emit(ctx, raw, builder.events)
+    spec = parsed.spec if isinstance(parsed, MCPToolConfig) else None
+    status = accepted_status(builder, problems, spec, "the tool configuration is valid")
+    await write_status(ctx, raw, status, builder)
     return Result.done()
 
 

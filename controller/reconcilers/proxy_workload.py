@@ -1,5 +1,5 @@
 """What the two proxy kinds (MCPServer, MCPRemoteProxy) share beyond :mod:`workload`: their references
-(group, Secrets, MCPToolConfig, MCPExternalAuthConfig) and the shape of their status."""
+(group, Secrets, MCPToolConfig, MCPExternalAuthConfig, MCPOIDCConfig) and the shape of their status."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from api.mcptoolconfig import MCPToolConfig
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG
+from controller.reconcilers.oidc_refs import ResolvedOIDC, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
@@ -39,7 +40,11 @@ def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
     register_workload_indexes(cache, resource)
     cache.add_index(MCPEXTERNALAUTHCONFIG, SECRET_INDEX, index_auth_config_secrets)
     cache.set_transform(SECRET, strip_secret_values)
-    return [*referrer_watches(cache, resource), secret_to_auth_referrers(cache, resource)]
+    return [
+        *referrer_watches(cache, resource),
+        secret_to_auth_referrers(cache, resource),
+        oidc_secret_watch(cache, resource),
+    ]
 
 
 @dataclass
@@ -48,6 +53,8 @@ class ProxyRefs:
 
     tool_config: MCPToolConfig | None = None
     external_auth: MCPExternalAuthConfig | None = None
+    oidc: ResolvedOIDC | None = None
+    """The referenced MCPOIDCConfig and the inline settings it amounts to (``spec.oidcConfigRef``)."""
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -58,10 +65,12 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     resolved = resolve(cache, namespace, raw.get("spec") or {})
     missing = resolved.missing
     tool_config = parse_ref(MCPToolConfig, resolved.tool_config, "spec.toolConfigRef.name", missing)
-    external_auth = resolve_external_auth(
-        cache, namespace, resolved, inbound_auth=workload.spec.oidc_config is not None, missing=missing
-    )
-    return ProxyRefs(tool_config, external_auth, missing)
+    spec = workload.spec
+    ref, raw_config = spec.oidc_config_ref, resolved.oidc_config
+    oidc = resolve_oidc(cache, namespace, ref, raw_config, ref_field="spec.oidcConfigRef", missing=missing)
+    inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
+    external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
+    return ProxyRefs(tool_config, external_auth, oidc, missing)
 
 
 def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> list[JSON] | None:
@@ -137,6 +146,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    if refs.oidc is not None:
+        status["oidcConfigHash"] = refs.oidc.hash
     return status, builder.events
 
 

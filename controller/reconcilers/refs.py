@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import SECRET, Cache, ObjectKey, Resource, Watch
-from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPTOOLCONFIG
+from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPGROUP, MCPOIDCCONFIG, MCPTOOLCONFIG
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -24,6 +24,7 @@ TOOL_CONFIG_INDEX = "ref:toolConfig"
 GROUP_INDEX = "ref:group"
 SECRET_INDEX = "ref:secret"
 EXTERNAL_AUTH_INDEX = "ref:externalAuthConfig"
+OIDC_CONFIG_INDEX = "ref:oidcConfig"
 
 
 def _namespace(obj: JSON) -> str:
@@ -58,6 +59,29 @@ def index_external_auth(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
 
 
+def index_oidc_config(obj: JSON) -> list[str]:
+    """The MCPOIDCConfig a workload names: ``spec.oidcConfigRef``, or for a VirtualMCPServer
+    ``spec.incomingAuth.oidcConfigRef`` (one index function for the three workload kinds)."""
+    spec = _spec(obj)
+    incoming = spec.get("incomingAuth")
+    nested = incoming.get("oidcConfigRef") if isinstance(incoming, dict) else None
+    return _keyed(obj, [_ref_name(spec.get("oidcConfigRef")), _ref_name(nested)])
+
+
+def referenced(index: Callable[[JSON], list[str]]) -> Callable[[JSON], list[ObjectKey]]:
+    """Watch mapper: the objects an object refers to, by one of the index functions above (called for
+    the old and the new version of an edit, so a re-pointed reference enqueues both)."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        out = []
+        for value in index(obj):
+            namespace, _, name = value.partition("/")
+            out.append(ObjectKey(namespace, name))
+        return out
+
+    return keys
+
+
 def secret_names(spec: JSON) -> list[str | None]:
     """Every Secret a workload spec refers to (env secrets, OIDC client secret, forwarded headers)."""
     names: list[str | None] = []
@@ -83,6 +107,7 @@ WORKLOAD_INDEXES: dict[str, Callable[[JSON], list[str]]] = {
     GROUP_INDEX: index_group,
     SECRET_INDEX: index_secrets,
     EXTERNAL_AUTH_INDEX: index_external_auth,
+    OIDC_CONFIG_INDEX: index_oidc_config,
 }
 
 
@@ -108,6 +133,7 @@ def referrer_watches(cache: Cache, resource: Resource) -> list[Watch]:
         Watch(MCPGROUP, mapper(GROUP_INDEX)),
         Watch(SECRET, mapper(SECRET_INDEX)),
         Watch(MCPEXTERNALAUTHCONFIG, mapper(EXTERNAL_AUTH_INDEX)),
+        Watch(MCPOIDCCONFIG, mapper(OIDC_CONFIG_INDEX)),
     ]
 
 
@@ -140,6 +166,7 @@ class Resolved:
     tool_config: JSON | None = None
     external_auth: JSON | None = None
     group: JSON | None = None
+    oidc_config: JSON | None = None
     missing: list[Missing] = field(default_factory=list)
 
 
@@ -180,6 +207,7 @@ _OBJECT_REFS = (
         "ExternalAuthConfigNotFound",
     ),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
+    ("oidcConfigRef", "MCPOIDCConfig", MCPOIDCCONFIG, "oidc_config", "OIDCConfigNotFound"),
 )
 
 
@@ -193,19 +221,23 @@ def resolve(cache: Cache, namespace: str, spec: JSON) -> Resolved:
         found = cache.get(resource, namespace, name)
         setattr(out, attribute, found)
         if found is None:
-            out.missing.append(
-                Missing(
-                    f"spec.{spec_field}.name",
-                    reason,
-                    f"{kind} '{name}' does not exist in namespace '{namespace}'; create it or remove "
-                    f"spec.{spec_field}",
-                )
-            )
-    out.missing += _missing_secrets(cache, namespace, spec)
+            out.missing.append(not_found(f"spec.{spec_field}", kind, name, namespace, reason))
+    out.missing += missing_secrets(cache, namespace, spec)
     return out
 
 
-def _missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
+def not_found(ref_field: str, kind: str, name: str, namespace: str, reason: str) -> Missing:
+    """The object ``ref_field`` (a reference's path) names does not exist."""
+    return Missing(
+        f"{ref_field}.name",
+        reason,
+        f"{kind} '{name}' does not exist in namespace '{namespace}'; create it or remove {ref_field}",
+    )
+
+
+def missing_secrets(cache: Cache, namespace: str, spec: JSON) -> list[Missing]:
+    """Secrets (or keys) a spec (raw dict) names in ``secrets``, ``oidcConfig`` or ``headerForward`` that
+    do not exist."""
     wanted: list[tuple[str, str, str]] = []  # (field, secret, key)
     for i, item in enumerate(spec.get("secrets") or []):
         if isinstance(item, dict) and item.get("name"):
@@ -274,10 +306,33 @@ def index_auth_config_secrets(obj: JSON) -> list[str]:
 
 def missing_auth_secrets(cache: Cache, namespace: str, auth_name: str, spec: JSON) -> list[Missing]:
     """Secrets (or keys) an MCPExternalAuthConfig names that do not exist; fields are the config's."""
+    refs = auth_config_secret_refs(spec)
+    return missing_config_secrets(cache, namespace, f"MCPExternalAuthConfig '{auth_name}'", refs)
+
+
+def oidc_config_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
+    """``(field, secret, key)`` of the client secret an MCPOIDCConfig spec (raw dict) names."""
+    inline = spec.get("inline")
+    ref = inline.get("clientSecretRef") if isinstance(inline, dict) else None
+    if isinstance(ref, dict) and _ref_name(ref):
+        return [("spec.inline.clientSecretRef", str(ref["name"]), str(ref.get("key", "")))]
+    return []
+
+
+def index_oidc_config_secrets(obj: JSON) -> list[str]:
+    """Index MCPOIDCConfigs by the Secret they name (``SECRET_INDEX`` on that kind)."""
+    return _keyed(obj, [name for _, name, _ in oidc_config_secret_refs(_spec(obj))])
+
+
+def missing_config_secrets(
+    cache: Cache, namespace: str, config: str, refs: list[tuple[str, str, str]]
+) -> list[Missing]:
+    """Secrets (or keys) a shared configuration names that do not exist (``refs``: its ``(field,
+    secret, key)``; ``config``: ``Kind 'name'``, for the messages)."""
     missing = []
-    for field_path, secret_name, key in auth_config_secret_refs(spec):
+    for field_path, secret_name, key in refs:
         secret = cache.get(SECRET, namespace, secret_name)
-        where = f"MCPExternalAuthConfig '{auth_name}' {field_path}"
+        where = f"{config} {field_path}"
         if secret is None:
             missing.append(
                 Missing(
@@ -309,19 +364,31 @@ def vmcp_external_auth_names(spec: JSON) -> list[str]:
 
 def secret_to_auth_referrers(cache: Cache, resource: Resource) -> Watch:
     """Secret events enqueue the ``resource`` objects whose MCPExternalAuthConfig names that Secret."""
+    return secret_to_config_referrers(cache, resource, MCPEXTERNALAUTHCONFIG, EXTERNAL_AUTH_INDEX)
+
+
+def secret_to_configs(cache: Cache, config: Resource) -> Watch:
+    """Secret events enqueue the ``config`` objects (indexed by ``SECRET_INDEX``) that name that Secret."""
+
+    def keys(obj: JSON) -> list[ObjectKey]:
+        meta = obj.get("metadata") or {}
+        value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        return [ObjectKey.of(o) for o in cache.by_index(config, SECRET_INDEX, value)]
+
+    return Watch(SECRET, keys)
+
+
+def secret_to_config_referrers(cache: Cache, resource: Resource, config: Resource, ref_index: str) -> Watch:
+    """Secret events enqueue the ``resource`` objects that refer (``ref_index``) to a shared ``config``
+    naming that Secret (the config kind indexed by ``SECRET_INDEX``)."""
 
     def keys(obj: JSON) -> list[ObjectKey]:
         meta = obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or "")
         out: list[ObjectKey] = []
-        for auth in cache.by_index(
-            MCPEXTERNALAUTHCONFIG, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"
-        ):
-            auth_name = (auth.get("metadata") or {}).get("name", "")
-            out += [
-                ObjectKey.of(o)
-                for o in cache.by_index(resource, EXTERNAL_AUTH_INDEX, f"{namespace}/{auth_name}")
-            ]
+        for found in cache.by_index(config, SECRET_INDEX, f"{namespace}/{meta.get('name', '')}"):
+            name = (found.get("metadata") or {}).get("name", "")
+            out += [ObjectKey.of(o) for o in cache.by_index(resource, ref_index, f"{namespace}/{name}")]
         return out
 
     return Watch(SECRET, keys)

@@ -15,8 +15,10 @@ from controller.core.manager import Manager
 from controller.reconcilers import (
     mcpexternalauthconfig,
     mcpgroup,
+    mcpoidcconfig,
     mcpremoteproxy,
     mcpserver,
+    mcpserverentry,
     mcptoolconfig,
     virtualmcpserver,
 )
@@ -38,5 +40,7 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPToolConfig": mcptoolconfig.controller,
     "MCPGroup": mcpgroup.controller,
     "VirtualMCPServer": workload(virtualmcpserver.kind),
+    "MCPOIDCConfig": mcpoidcconfig.controller,
+    "MCPServerEntry": mcpserverentry.controller,
 }
 """Kind -> its controller; a test checks that every kind of ``api.registry.KINDS`` has one."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from api.auth_config import (
     BearerTokenAuth,
+    HeaderForwardConfig,
+    HeaderFromSecret,
     HeaderInjectionAuth,
     OAuth2ClientCredentialsAuth,
     OutboundAuthConfig,
@@ -21,7 +23,7 @@ from api.auth_config import (
     TokenExchangeAuth,
 )
 from api.auth_config import OIDCConfig as RuntimeOIDCConfig
-from api.common import OIDCConfig, SecretKeyRef
+from api.common import HeaderForward, OIDCConfig, SecretKeyRef
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import ToolFilterConfig, ToolOverrideConfig
@@ -88,7 +90,8 @@ def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> Outbou
     """An MCPExternalAuthConfig spec as the data plane's outbound auth (None for ``unauthenticated``).
 
     Raises ValueError (naming the field) when the runtime model refuses the settings, e.g. a plain-http
-    token URL that is not loopback.
+    token URL that is not loopback, and for a type without its block or not supported: such a config is
+    never rendered as "send no credential".
     """
     if spec.type == "headerInjection" and spec.header_injection is not None:
         injection = spec.header_injection
@@ -122,4 +125,21 @@ def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> Outbou
             external_token_header_name=exchange.external_token_header_name,
             **optional,
         )
-    return None
+    if spec.type == "unauthenticated":
+        return None
+    raise ValueError(f"type {spec.type} cannot be rendered: it is not supported or its block is missing")
+
+
+def header_forward(forward: HeaderForward | None, secrets: SecretEnv) -> HeaderForwardConfig | None:
+    """``spec.headerForward`` as the extra upstream headers of a proxy or gateway (secret values as env
+    references)."""
+    if forward is None:
+        return None
+    plain = dict(sorted((forward.add_plaintext_headers or {}).items()))
+    from_secret = tuple(
+        HeaderFromSecret(header_name=h.header_name, value_secret_ref=secrets.source(h.value_secret_ref))
+        for h in forward.add_headers_from_secret or []
+    )
+    if not plain and not from_secret:
+        return None
+    return HeaderForwardConfig(add_plaintext_headers=plain, add_headers_from_secret=from_secret)

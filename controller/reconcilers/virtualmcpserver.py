@@ -1,6 +1,10 @@
 """The VirtualMCPServer controller: resolve the group's members from the cache, render the gateway's
 config into ConfigMap ``<name>-vmcp``, apply the children, write status.
 
+Members are MCPServers and MCPRemoteProxies (their ``status.url``) and MCPServerEntries (their
+``spec.remoteUrl``, dialled directly). An ``incomingAuth.oidcConfigRef`` that does not resolve blocks the
+children: the gateway is never deployed without the authentication it asks for.
+
 Membership and URL changes only rewrite the ConfigMap (the gateway hot-reloads it); the Deployment's pod
 template changes only for what the gateway reads at start-up. Reads only the cache.
 """
@@ -29,18 +33,25 @@ from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import (
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
+    MCPOIDCCONFIG,
     MCPREMOTEPROXY,
     MCPSERVER,
+    MCPSERVERENTRY,
     MCPTOOLCONFIG,
     VIRTUALMCPSERVER,
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
+from controller.reconcilers.mcpserverentry import entry_backend
+from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.refs import (
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
+    OIDC_CONFIG_INDEX,
     Missing,
     index_external_auth,
     index_group,
+    index_oidc_config,
+    not_found,
     parse_ref,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
@@ -78,10 +89,11 @@ def setup(cache: Cache) -> list[Watch]:
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
     cache.add_index(VIRTUALMCPSERVER, VMCP_EXTERNAL_AUTH_INDEX, index_vmcp_external_auth)
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
+    cache.add_index(VIRTUALMCPSERVER, OIDC_CONFIG_INDEX, index_oidc_config)
     register_member_indexes(cache)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
-    return watches(cache)
+    return [*watches(cache), oidc_secret_watch(cache, VIRTUALMCPSERVER)]
 
 
 def watches(cache: Cache) -> list[Watch]:
@@ -108,6 +120,8 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(MCPGROUP, lambda group: by(GROUP_INDEX)(own_key(group))),
         Watch(MCPSERVER, of_member),
         Watch(MCPREMOTEPROXY, of_member),
+        Watch(MCPSERVERENTRY, of_member),
+        Watch(MCPOIDCCONFIG, lambda config: by(OIDC_CONFIG_INDEX)(own_key(config))),
         Watch(MCPEXTERNALAUTHCONFIG, of_auth_config),
         Watch(MCPTOOLCONFIG, lambda config: by(VMCP_TOOL_CONFIG_INDEX)(own_key(config))),
     ]
@@ -124,6 +138,10 @@ class Resolution:
     missing: list[Missing] = field(default_factory=list)
     group: JSON | None = None
     """The MCPGroup (None: it does not exist, nothing is rendered)."""
+    oidc: ResolvedOIDC | None = None
+    """The MCPOIDCConfig of ``incomingAuth.oidcConfigRef`` and the inline settings it amounts to."""
+    auth_blocked: list[Missing] = field(default_factory=list)
+    """Why the inbound authentication cannot be rendered (nothing is rendered then)."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -149,9 +167,12 @@ def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Re
             out.members.append(member)
             if member.url is None:
                 continue
-            resolved, auth = _auth(cache, vmcp, namespace, member, out)
+            routable, forward = True, None
+            if resource is MCPSERVERENTRY:
+                routable, forward = entry_backend(cache, namespace, raw, out.secrets, out.missing)
+            resolved, auth = _auth(cache, vmcp, namespace, member, out) if routable else (False, None)
             if resolved:
-                out.backends.append(build.Backend(member, auth))
+                out.backends.append(build.Backend(member, auth, forward))
     for entry in vmcp.spec.config.aggregation.tools or []:
         if entry.tool_config_ref is not None:
             out.tool_configs[entry.tool_config_ref.name] = _tool_config(
@@ -235,16 +256,33 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
         return Resolution(missing=[Missing("spec.groupRef.name", "GroupNotFound", message)])
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
+    resolution.oidc = _incoming_oidc(cache, vmcp, namespace, resolution.auth_blocked)
+    resolution.missing += resolution.auth_blocked
     return resolution
+
+
+def _incoming_oidc(
+    cache: Cache, vmcp: VirtualMCPServer, namespace: str, blocked: list[Missing]
+) -> ResolvedOIDC | None:
+    """The MCPOIDCConfig of ``incomingAuth.oidcConfigRef``, or why it cannot be used (``blocked``)."""
+    ref = vmcp.spec.incoming_auth.oidc_config_ref
+    if ref is None:
+        return None
+    ref_field = "spec.incomingAuth.oidcConfigRef"
+    config = cache.get(MCPOIDCCONFIG, namespace, ref.name)
+    if config is None:
+        blocked.append(not_found(ref_field, "MCPOIDCConfig", ref.name, namespace, "OIDCConfigNotFound"))
+    return resolve_oidc(cache, namespace, ref, config, ref_field=ref_field, missing=blocked)
 
 
 def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolution]:
     """The VirtualMCPServer kind with ``settings`` (images, cluster domain)."""
 
     def render(vmcp: VirtualMCPServer, owner_ref: JSON, resolution: Resolution) -> list[JSON] | None:
-        if resolution.group is None:
+        if resolution.group is None or resolution.auth_blocked:
             return None
-        config = build.build_vmcp_config(vmcp, resolution.backends, settings, resolution.tool_configs)
+        inline = gateway_with_oidc(vmcp, resolution.oidc)
+        config = build.build_vmcp_config(inline, resolution.backends, settings, resolution.tool_configs)
         return build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:
@@ -261,6 +299,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
                 backends=frozenset(b.member.name for b in resolution.backends),
                 missing=[*outcome.conflicts, *resolution.missing],
                 gateway=workload_state(outcome.newest(DEPLOYMENT, namespace, name), "Deployment"),
+                auth_blocked=resolution.auth_blocked,
+                oidc_config_hash=resolution.oidc.hash if resolution.oidc is not None else None,
             )
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway

@@ -3,9 +3,10 @@
 Children, all owned by the VirtualMCPServer:
 
 - ConfigMap ``<name>-vmcp``: the gateway's config file ``vmcp.yaml`` (``api.vmcp_config``): one backend per
-  group member that has a ``status.url``, its outbound auth, the aggregation policy, filters, overrides,
-  timeouts and inbound OIDC. Secret values never appear in it: they are environment variables filled by
-  the kubelet from ``secretKeyRef``;
+  group member that has a ``status.url`` and per valid MCPServerEntry (its ``spec.remoteUrl``, routed
+  directly, with its ``allowPrivateEndpoint`` and ``headerForward``), its outbound auth, the aggregation
+  policy, filters, overrides, timeouts and inbound OIDC. Secret values never appear in it: they are
+  environment variables filled by the kubelet from ``secretKeyRef``;
 - ServiceAccount ``<name>-vmcp`` (not created when ``spec.serviceAccount`` names one), and Role +
   RoleBinding ``<name>-vmcp`` granting that account ``get``/``patch`` on this one VirtualMCPServer's
   ``status`` and nothing else: the gateway writes its backends' health there (``VMCP_NAME`` /
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from api.auth_config import OutboundAuthConfig
+from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
@@ -74,13 +75,16 @@ class Member:
     """One group member as the gateway needs it (read from the member's raw cached object)."""
 
     kind: str
-    """``MCPServer`` or ``MCPRemoteProxy``."""
+    """``MCPServer``, ``MCPRemoteProxy`` or ``MCPServerEntry``."""
     name: str
     url: str | None
-    """The member's ``status.url``; a member without one is not a backend yet."""
+    """The member's ``status.url`` (an MCPServerEntry's ``spec.remoteUrl``); a member without one is not
+    a backend yet."""
     transport: Transport
     external_auth: str | None
     """The member's own ``spec.externalAuthConfigRef.name`` (used by ``discovered`` outbound auth)."""
+    allow_private_endpoint: bool | None = None
+    """An MCPServerEntry's ``spec.allowPrivateEndpoint`` (None for the in-cluster members)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class Backend:
 
     member: Member
     auth: OutboundAuthConfig | None = None
+    header_forward: HeaderForwardConfig | None = None
+    """An MCPServerEntry's ``spec.headerForward`` (secret values as env references)."""
 
 
 def member_from_raw(kind: str, raw: JSON) -> Member:
@@ -105,6 +111,16 @@ def member_from_raw(kind: str, raw: JSON) -> Member:
         sse = url.rstrip("/").endswith("/sse")
     ref = spec.get("externalAuthConfigRef")
     auth = str(ref["name"]) if isinstance(ref, dict) and ref.get("name") else None
+    if kind == "MCPServerEntry":  # no Service of its own: the gateway dials the remote URL itself
+        remote = spec.get("remoteUrl")
+        return Member(
+            kind=kind,
+            name=str((raw.get("metadata") or {}).get("name")),
+            url=remote if isinstance(remote, str) and remote else None,
+            transport="sse" if spec.get("transport") == "sse" else "streamable-http",
+            external_auth=auth,
+            allow_private_endpoint=spec.get("allowPrivateEndpoint") is True,
+        )
     return Member(
         kind=kind,
         name=str((raw.get("metadata") or {}).get("name")),
@@ -254,7 +270,12 @@ def build_vmcp_config(
         name=vmcp.metadata.name or "",
         backends=[
             BackendConfig(
-                name=b.member.name, url=b.member.url or "", transport=b.member.transport, auth=b.auth
+                name=b.member.name,
+                url=b.member.url or "",
+                transport=b.member.transport,
+                auth=b.auth,
+                header_forward=b.header_forward,
+                allow_private_endpoint=b.member.allow_private_endpoint,
             )
             for b in ordered
         ],
@@ -284,10 +305,10 @@ def build_children(
     names = Names(owner.name)
     objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
-        # The health writer's token (see the Role below).
+        # The gateway's token (health writer, config watch; see the Role below).
         objects.append(common.service_account(owner, names.account, automount=True))
     objects += [
-        common.role(owner, names.account, _status_rules(names.name)),
+        common.role(owner, names.account, _gateway_rules(names)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
         build_deployment(vmcp, owner_ref, settings, restart_hash(config, settings), env),
         common.service(
@@ -301,15 +322,22 @@ def build_children(
     return objects
 
 
-def _status_rules(name: str) -> list[JSON]:
-    """Only what the gateway's health writer needs: this one object's status, by name."""
+def _gateway_rules(names: Names) -> list[JSON]:
+    """Only what the gateway needs, by name: its health writer patches this one object's status, and it
+    watches its own ConfigMap (a member change reaches it at once, not at the kubelet's next sync)."""
     return [
         {
             "apiGroups": ["mcp-operator.dev"],
             "resources": ["virtualmcpservers/status"],
-            "resourceNames": [name],
+            "resourceNames": [names.name],
             "verbs": ["get", "patch"],
-        }
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [names.config],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
 
 
@@ -329,6 +357,7 @@ def build_deployment(
         env=[
             {"name": "VMCP_NAME", "value": names.name},
             {"name": "VMCP_NAMESPACE", "value": vmcp.metadata.namespace or ""},
+            {"name": "VMCP_CONFIG_MAP", "value": names.config},
             *(dict(e) for e in env),
         ],
         resources=vmcp.spec.resources,
@@ -336,7 +365,7 @@ def build_deployment(
     pod = FrontPod(
         container,
         account=vmcp.spec.service_account or names.account,
-        automount_token=True,  # the health writer's token (see _status_rules)
+        automount_token=True,  # the health writer's and the config watch's token (see _gateway_rules)
         config_map=names.config,
         digest=digest,
         replicas=vmcp.spec.replicas,

@@ -55,6 +55,11 @@ class Observed:
     gateway: WorkloadState = field(
         default_factory=lambda: WorkloadState(False, False, 0, "Deployment not created yet")
     )
+    auth_blocked: Sequence[Missing] = ()
+    """Why the inbound authentication cannot be rendered (``incomingAuth.oidcConfigRef``): nothing is
+    deployed or rolled until it resolves."""
+    oidc_config_hash: str | None = None
+    """``configHash`` of the MCPOIDCConfig the rendered gateway uses."""
 
 
 def reported_health(previous: JSON) -> dict[str, str]:
@@ -97,6 +102,10 @@ def vmcp_status(previous: JSON, generation: int, url: str | None, observed: Obse
     if not observed.group_found:
         phase, message = PENDING, "; ".join(m.message for m in missing)
         builder.set(READY, False, "GroupNotFound", message, event=False)
+    elif observed.auth_blocked:
+        blocked = "; ".join(m.message for m in observed.auth_blocked)
+        phase, message = PENDING, f"not deployed until its inbound authentication resolves: {blocked}"
+        builder.set(READY, False, "RefsNotResolved", message)
     elif not observed.group_ready:
         phase, message = PENDING, f"waiting for MCPGroup '{observed.group}' to be Ready"
         builder.set(READY, False, "GroupNotReady", message, event=False)
@@ -121,4 +130,6 @@ def vmcp_status(previous: JSON, generation: int, url: str | None, observed: Obse
         "backendCount": len(serving),
         "discoveredBackends": discovered_backends(members),
     }
+    if observed.oidc_config_hash is not None:
+        status["oidcConfigHash"] = observed.oidc_config_hash
     return status, builder.events

@@ -19,7 +19,15 @@ import anyio.abc
 import anyio.lowlevel
 import httpx2
 import mcp_types as types
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ClientSession, IncomingMessage
+from mcp.client.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+    listen,
+)
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
@@ -52,6 +60,11 @@ _NOTIFICATION_KIND: dict[type[Any], ListKind] = {
     types.PromptListChangedNotification: "prompts",
     types.ResourceListChangedNotification: "resources",
 }
+_EVENT_KIND: dict[type[ServerEvent], ListKind] = {
+    ToolsListChanged: "tools",
+    PromptsListChanged: "prompts",
+    ResourcesListChanged: "resources",
+}
 _LISTS: dict[ListKind, tuple[str, type[BaseModel]]] = {
     "tools": ("tools/list", types.ListToolsResult),
     "prompts": ("prompts/list", types.ListPromptsResult),
@@ -78,7 +91,7 @@ def open_backend_transport(config: BackendConfig) -> TransportFactory:
         config.url,
         "sse" if config.transport == "sse" else "streamable-http",
         connect_timeout=30.0,
-        allow_private=True,
+        allow_private=config.allow_private_endpoint is not False,
         auth=config.auth,
         header_forward=config.header_forward,
     )
@@ -100,11 +113,16 @@ class BackendConnection:
         *,
         transport: TransportFor = open_backend_transport,
         on_lists_changed: Callable[[str], None] = lambda _name: None,
+        on_resource_updated: Callable[[str], None] = lambda _uri: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = config.name
         self.operational = operational
         self.on_lists_changed = on_lists_changed
+        self.on_resource_updated = on_resource_updated
+        self.subscriptions: set[str] = set()
+        """Resource URIs front clients subscribed to through this backend (kept across reconnects)."""
+        self._relisten = anyio.Event()
         self.clock = clock
         self.health = BackendHealth(
             name=config.name,
@@ -158,6 +176,89 @@ class BackendConnection:
             entry.expires = float("-inf")
 
     async def _probe_session(self) -> None:
+        """Probe the new session (:meth:`_probe`) and, on a 2026-07-28 backend, listen for its changes."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._listen_for_changes)
+            await self._probe()
+            tg.cancel_scope.cancel()
+
+    async def _listen_for_changes(self) -> None:
+        """Hold the session's change feed: a 2026-07-28 backend announces list changes and resource updates
+        only on a ``subscriptions/listen`` stream (one per session, reopened when the subscribed URIs
+        change); a session-era backend sends them as notifications (:meth:`_on_message`) once its
+        resources are subscribed again on the new session. Without a feed, lists refresh at each probe."""
+        try:
+            session = await self.connection.wait_ready(self.operational.timeouts.connect)
+            info = self.connection.info
+            if info is None:
+                return
+            if not info.modern:
+                for uri in sorted(self.subscriptions):
+                    await self._subscribe_on_session(uri)
+                return
+            caps = info.capabilities
+            lists = any(c is not None and c.list_changed for c in (caps.tools, caps.prompts, caps.resources))
+            while True:
+                self._relisten = anyio.Event()
+                if not lists and not self.subscriptions:
+                    await self._relisten.wait()
+                    continue
+                ended = False
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._cancel_on_relisten, scope)
+                        await self._follow(session, caps)
+                        ended = True  # the backend ended the stream: no feed until the next session
+                        scope.cancel()
+                if ended:
+                    return
+        except Exception as exc:  # boundary: without the stream, lists still refresh at each probe
+            logger.info("backend %s: no change stream (%s)", self.name, describe(exc))
+
+    async def _cancel_on_relisten(self, scope: anyio.CancelScope) -> None:
+        await self._relisten.wait()
+        scope.cancel()
+
+    async def _follow(self, session: ClientSession, caps: types.ServerCapabilities) -> None:
+        async with listen(
+            session,
+            tools_list_changed=bool(caps.tools and caps.tools.list_changed),
+            prompts_list_changed=bool(caps.prompts and caps.prompts.list_changed),
+            resources_list_changed=bool(caps.resources and caps.resources.list_changed),
+            resource_subscriptions=sorted(self.subscriptions),
+        ) as subscription:
+            async for event in subscription:
+                if isinstance(event, ResourceUpdated):
+                    self.on_resource_updated(event.uri)
+                    continue
+                kind = _EVENT_KIND.get(type(event))
+                if kind is not None:
+                    self.invalidate(kind)
+                    if kind == "resources":
+                        self.invalidate("resource_templates")
+
+    async def subscribe(self, uri: str, *, on: bool = True) -> None:
+        """Pass a front subscription to ``uri`` on to the backend (now and on every new session), or with
+        ``on=False`` withdraw it."""
+        if (uri in self.subscriptions) == on:
+            return
+        if on:
+            self.subscriptions.add(uri)
+        else:
+            self.subscriptions.discard(uri)
+        info = self.connection.info
+        if info is not None and info.modern:
+            self._relisten.set()
+        elif self.connection.ready:
+            await self._subscribe_on_session(uri, "resources/subscribe" if on else "resources/unsubscribe")
+
+    async def _subscribe_on_session(self, uri: str, method: str = "resources/subscribe") -> None:
+        try:
+            await self.call(method, {"uri": uri}, types.EmptyResult)
+        except (BackendUnavailableError, MCPError) as exc:  # the next session subscribes again
+            logger.warning("backend %s: %s %s failed: %s", self.name, method, uri, exc)
+
+    async def _probe(self) -> None:
         """The first ``tools/list`` makes the backend routable; then one probe per interval."""
         failure = self.operational.failure_handling
         try:
@@ -234,7 +335,10 @@ class BackendConnection:
             self.connection.reconnect(message)
 
     async def _on_message(self, message: IncomingMessage) -> None:
-        """Backend notifications: a list_changed drops that list from the cache."""
+        """Backend notifications: a list_changed drops that list from the cache; a resource update goes
+        to the front's subscribers."""
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.on_resource_updated(str(message.params.uri))
         kind = _NOTIFICATION_KIND.get(type(message))
         if kind is not None:
             self.invalidate(kind)

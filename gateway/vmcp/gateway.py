@@ -33,6 +33,8 @@ from .backend import (
     open_backend_transport,
 )
 from .health import backend_status_entries, overall_phase
+from .notify import ChangedKind, FrontNotifier
+from .resource_updates import ResourceRelay
 
 __all__ = ["VirtualGateway"]
 
@@ -64,6 +66,12 @@ class VirtualGateway:
         self._known: AggregatedView = AggregatedView()
         self._known_key: object = None
         self.reloads = 0
+        self.notifier = FrontNotifier()
+        """Tells front clients when the merged lists change (:meth:`_announce_changes`)."""
+        self.resources = ResourceRelay(self.notifier, self._resource_owner, self._spawn)
+        """Front resource subscriptions, passed to the owning backends."""
+        self._changed = anyio.Event()
+        self._announced: dict[ChangedKind, tuple[Any, ...]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -73,6 +81,7 @@ class VirtualGateway:
             self._tg = tg
             for backend in self.config.backends:
                 await self._start(backend)
+            tg.start_soon(self._announce_changes)
             task_status.started()
             try:
                 await anyio.sleep_forever()
@@ -83,7 +92,12 @@ class VirtualGateway:
     async def _start(self, config: BackendConfig) -> None:
         assert self._tg is not None, "VirtualGateway.run() is not running"
         connection = BackendConnection(
-            config, self.config.operational, transport=self.transport, clock=self.clock
+            config,
+            self.config.operational,
+            transport=self.transport,
+            on_lists_changed=self._lists_changed,
+            on_resource_updated=lambda uri: self._spawn(self.resources.updated, uri),
+            clock=self.clock,
         )
         self.backends[config.name] = connection
         await self._tg.start(connection.run)
@@ -92,8 +106,11 @@ class VirtualGateway:
         await connection.stop(drain_timeout=self.config.operational.timeouts.call_for(connection.name))
 
     async def apply_config(self, config: VMCPConfig) -> None:
-        """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions."""
+        """Hot reload: add, drain-and-remove, or replace backends; keep unchanged sessions. The same config
+        again (the file and the API both deliver each change) is a no-op."""
         assert self._tg is not None, "VirtualGateway.run() is not running"
+        if config == self.config:
+            return
         old = {b.name: b for b in self.config.backends}
         new = {b.name: b for b in config.backends}
         self.config = config
@@ -114,6 +131,38 @@ class VirtualGateway:
                 log.info("backend added", backend=name)
         self._view_key = None
         self.reloads += 1
+        self._changed.set()
+
+    # ---- change notifications --------------------------------------------------------------------
+
+    def _lists_changed(self, _backend: str) -> None:
+        self._changed.set()
+
+    def _spawn(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(func, *args)
+
+    async def _resource_owner(self, uri: str) -> BackendConnection | None:
+        route = self.view().route_resource(uri)
+        if route is None:
+            route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
+        return self.backends.get(route.backend) if route is not None else None
+
+    async def _announce_changes(self) -> None:
+        """After each change signal: refetch what was invalidated (once, in parallel), re-merge, and
+        notify front clients of each kind whose merged list now differs from the last one announced."""
+        while True:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            view = await self.refresh(("tools", "prompts", "resources", "resource_templates"))
+            current: dict[ChangedKind, tuple[Any, ...]] = {
+                "tools": tuple(view.tools),
+                "prompts": tuple(view.prompts),
+                "resources": (*view.resources, *view.resource_templates),
+            }
+            changed = [k for k, items in current.items() if self._announced.get(k, ()) != items]
+            self._announced = current
+            await self.notifier.publish(changed)
 
     # ---- lists -----------------------------------------------------------------------------------
 
@@ -223,6 +272,30 @@ class VirtualGateway:
         params = {"name": route.name, "arguments": dict(arguments or {})}
         return await _or_internal_error(
             self._call(route.backend, "prompts/get", params, types.GetPromptResult)
+        )
+
+    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
+        """``completion/complete`` for a prompt or a resource template, passed to the backend that owns it
+        under its original name (an unknown one is -32602, like ``prompts/get``)."""
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = self.view().prompt_routes.get(ref.name)
+            if route is None:
+                route = (await self.refresh(("prompts",))).prompt_routes.get(ref.name)
+            what = f"prompt: {ref.name}"
+        else:
+            route = self.view().template_routes.get(ref.uri)
+            if route is None:
+                route = (await self.refresh(("resource_templates",))).template_routes.get(ref.uri)
+            what = f"resource template: {ref.uri}"
+        if route is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown {what}")
+        data = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        key = "name" if isinstance(ref, types.PromptReference) else "uri"
+        data["ref"] = {**data["ref"], key: route.name}
+        data.pop("_meta", None)
+        return await _or_internal_error(
+            self._call(route.backend, "completion/complete", data, types.CompleteResult)
         )
 
     async def _call(

@@ -5,17 +5,20 @@ request is timed and counted by the request policy (``mcp_proxy_requests_total``
 calls also get the audit line (:mod:`gateway.observability`).
 
 ``build_vmcp_app(config, config_path=..., ...)`` returns the Starlette app; its lifespan runs the
-backends' supervisors and, when ``config_path`` is given, the config-file watcher.
+backends' supervisors, when ``config_path`` is given the config-file watcher, and in the cluster the
+backend-health writer and the ConfigMap watch (:mod:`gateway.vmcp.config_feed`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import mcp_types as types
 import structlog
 from mcp.server.context import ServerRequestContext
@@ -34,9 +37,12 @@ from gateway.auth.inbound import OIDCMiddleware
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
 from gateway.request_policy import RequestPolicy, caller_of
+from gateway.sdk_private import connection_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
+from .config_feed import ConfigMapFeed
 from .gateway import VirtualGateway
+from .notify import NotifyingServer
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
 
@@ -51,6 +57,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     """The low-level server: lists come from the merged view, calls are routed by it."""
 
     timed = gateway.policy.timed
+    relay = gateway.resources
 
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
@@ -74,7 +81,18 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await timed("resources/read", lambda: gateway.read_resource(str(params.uri)))
 
-    return Server(
+    async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        await timed("resources/subscribe", lambda: relay.subscribe(str(params.uri), connection_of(ctx)))
+        return types.EmptyResult()
+
+    async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        await timed("resources/unsubscribe", lambda: relay.unsubscribe(str(params.uri), connection_of(ctx)))
+        return types.EmptyResult()
+
+    async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await timed("completion/complete", lambda: gateway.complete(params))
+
+    server = NotifyingServer(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
@@ -91,7 +109,13 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
             "resource_templates",
         ),
         on_read_resource=read_resource,
+        on_completion=complete,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
+        on_subscriptions_listen=relay.listen_handler(gateway.notifier.listen),
     )
+    gateway.notifier.install(server)
+    return server
 
 
 class GatewayCollector(Collector):
@@ -122,6 +146,23 @@ class GatewayCollector(Collector):
         yield from (up, breaker, tools, in_flight, exposed, conflicts)
 
 
+def _start_cluster_tasks(
+    tg: anyio.abc.TaskGroup, gateway: VirtualGateway, config_path: str | Path | None
+) -> None:
+    """In the cluster (``VMCP_NAME`` / ``VMCP_NAMESPACE``): the backend-health writer, and the ConfigMap
+    watch when ``VMCP_CONFIG_MAP`` names the gateway's ConfigMap."""
+    target = StatusTarget.from_env()
+    if target is None:
+        return
+    writer = StatusWriter(target, lambda: list(gateway.status()["backends"]))
+    tg.start_soon(writer.run)
+    config_map = os.environ.get("VMCP_CONFIG_MAP")
+    if config_map:
+        key = Path(config_path).name if config_path is not None else "vmcp.yaml"
+        feed = ConfigMapFeed(target, config_map, key, lambda: gateway.config, gateway.apply_config)
+        tg.start_soon(feed.run)
+
+
 def build_vmcp_app(
     config: VMCPConfig,
     *,
@@ -144,10 +185,7 @@ def build_vmcp_app(
             if config_path is not None:
                 watcher = ConfigWatcher(config_path, gateway.apply_config, interval=reload_interval)
                 tg.start_soon(watcher.run)
-            target = StatusTarget.from_env()
-            if target is not None:
-                writer = StatusWriter(target, lambda: list(gateway.status()["backends"]))
-                tg.start_soon(writer.run)
+            _start_cluster_tasks(tg, gateway, config_path)
             yield
             tg.cancel_scope.cancel()
 

@@ -92,13 +92,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     procs["everything"] = gp.start("everything", everything, logdir, {"PORT": str(ports["everything"])})
     config_path = logdir / "vmcp.yaml"
     gp.write_config(config_path, _config(ports, "fail"))
-    url = f"http://127.0.0.1:{ports['gateway']}"
-    argv = [str(gp.BIN / "mcp-operator"), "vmcp", "--port", str(ports["gateway"])]
-    argv += ["--config", str(config_path), "--reload-interval", "0.2"]
-    procs["gateway"] = gp.start("gateway", argv, logdir)
     try:
         gp.wait_http(f"http://127.0.0.1:{ports['everything']}/sse", procs["everything"])
-        gp.wait_http(f"{url}/health", procs["gateway"])
+        url, procs["gateway"] = gp.vmcp_gateway(ports["gateway"], config_path, logdir)
         gp.wait_until(lambda: gp.get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
         yield Gateway(url, config_path, ports, procs)
     finally:

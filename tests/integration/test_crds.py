@@ -326,3 +326,9 @@ def test_kubectl_explain_describes_fields_in_both_versions(crds: Cluster, versio
     assert "Container image of the MCP server" in explain("mcpservers.spec.image")
     reserved = explain("virtualmcpservers.spec.incomingAuth.authzConfig")
     assert "Not supported yet: an object that sets it is refused (Accepted=False)" in reserved
+    assert "Expected `aud` claim of the tokens this endpoint accepts" in explain(
+        "mcpservers.spec.oidcConfigRef.audience"
+    )
+    assert "(kind and name)" in explain("mcpoidcconfigs.status.referencingWorkloads")
+    assert "The gateway checks what the name resolves to" in explain("mcpserverentries.spec.remoteUrl")
+    assert "Not supported yet" in explain("mcpserverentries.spec.caBundleRef")

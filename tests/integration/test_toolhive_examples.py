@@ -5,7 +5,7 @@ The objects are copies (``tests/fixtures/toolhive-examples/``, see its README); 
 port are listed with their reason in ``not-porting.yaml`` there, which ``docs/toolhive-differences.md``
 includes (``hack/generate.py``). This test checks that the list is exactly what does not port, and
 reports the share that does. ``UPDATE_TOOLHIVE_EXAMPLES=1`` rewrites the list from what it measures
-(then run ``make crds`` for the docs).
+(then run ``make crds`` for the docs); an entry's ``note``, written by hand, stays.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ _HEADER = re.compile(r"^# From (\S+) of ")
 _NOT_PORTING_HEADER = """\
 # ToolHive example objects that do not port by changing only the API group, each with its reason.
 # tests/integration/test_toolhive_examples.py checks that this is exactly the list (and rewrites it with
-# UPDATE_TOOLHIVE_EXAMPLES=1); hack/generate.py renders it into docs/toolhive-differences.md.
+# UPDATE_TOOLHIVE_EXAMPLES=1, keeping each hand-written note); hack/generate.py renders it into
+# docs/toolhive-differences.md.
 """
 
 
@@ -87,15 +88,23 @@ async def _schema_problem(api: client.ApiClient, obj: dict[str, Any]) -> str | N
 
 
 def _rules_problem(obj: dict[str, Any]) -> str | None:
+    if obj["kind"] not in KINDS:
+        return f"kind {obj['kind']} is not provided (see the kinds table below)"
     _, problems = parse_and_validate(obj)
     if not problems:
         return None
-    return "; ".join(dict.fromkeys(str(p) for p in problems))
+    reason = "; ".join(dict.fromkeys(str(p) for p in problems))
+    if not obj["metadata"].get("name"):
+        return f"a fragment in the docs, not a whole object: {reason}"
+    return reason
 
 
-def _write_not_porting(measured: dict[str, str], listed: dict[str, str]) -> None:
-    """The list as measured; a reason already written for an object stays (it may say more)."""
-    entries = [{"object": key, "reason": listed.get(key, reason)} for key, reason in measured.items()]
+def _write_not_porting(measured: dict[str, str], notes: dict[str, str]) -> None:
+    """The list as measured; a ``note`` written by hand for an object that still does not port stays."""
+    entries = [
+        {"object": key, "reason": reason, **({"note": notes[key]} if key in notes else {})}
+        for key, reason in measured.items()
+    ]
     NOT_PORTING.write_text(_NOT_PORTING_HEADER + yaml.safe_dump(entries, sort_keys=False, width=100))
 
 
@@ -114,10 +123,11 @@ async def test_toolhive_examples_port_by_changing_only_the_api_group(
             measured[example.id] = reason
     share = 100.0 * (len(examples) - len(measured)) / len(examples)
     print(f"\n{len(examples) - len(measured)} of {len(examples)} ToolHive examples port ({share:.1f}%)")
-    listed = {e["object"]: e["reason"] for e in yaml.safe_load(NOT_PORTING.read_text()) or []}
+    entries = yaml.safe_load(NOT_PORTING.read_text()) or []
     if os.environ.get("UPDATE_TOOLHIVE_EXAMPLES") == "1":
-        _write_not_porting(measured, listed)
-        listed = {key: listed.get(key, reason) for key, reason in measured.items()}
+        _write_not_porting(measured, {e["object"]: e["note"] for e in entries if "note" in e})
+        entries = yaml.safe_load(NOT_PORTING.read_text())
+    listed = {e["object"]: e["reason"] for e in entries}
     assert sorted(set(measured) - set(listed)) == [], "newly not porting: list them in not-porting.yaml"
     assert sorted(set(listed) - set(measured)) == [], "these port now: remove them from not-porting.yaml"
 

@@ -26,6 +26,7 @@ import uvicorn
 import yaml
 from mcp.server import MCPServer
 from mcp.server.caching import CacheHint
+from mcp.server.mcpserver import Context
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -93,11 +94,27 @@ def wait_http(url: str, proc: Proc, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()}")
 
 
-def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0) -> Proc:
-    """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry."""
-    proc = start(name, [sys.executable, __file__, str(port), name, str(list_ttl_ms)], logdir)
+def fixture_server(name: str, port: int, logdir: Path, list_ttl_ms: int = 0, mutable: bool = False) -> Proc:
+    """The fixture backend; ``list_ttl_ms`` is the ``ttlMs`` its modern-era lists carry; ``mutable`` adds
+    the ``grow`` tool (adds a tool and announces the change) and ``touch`` (announces a resource update)."""
+    argv = [sys.executable, __file__, str(port), name, str(list_ttl_ms), *(["mutable"] if mutable else [])]
+    proc = start(name, argv, logdir)
     wait_http(f"http://127.0.0.1:{port}/mcp", proc)
     return proc
+
+
+def vmcp_gateway(port: int, config_path: Path, logdir: Path) -> tuple[str, Proc]:
+    """``mcp-operator vmcp`` on ``port`` over ``config_path`` (polled every 0.2 s), up: (URL, process)."""
+    argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(port)]
+    argv += ["--config", str(config_path), "--reload-interval", "0.2"]
+    proc = start("gateway", argv, logdir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return url, proc
 
 
 def proxied_stdio(
@@ -141,8 +158,27 @@ def stopping(*procs: Proc) -> Iterator[None]:
             proc.stop()
 
 
-def _serve(port: int, name: str, list_ttl_ms: int) -> None:
+def _serve(port: int, name: str, list_ttl_ms: int, mutable: bool) -> None:
     server = MCPServer(name, cache_hints={"tools/list": CacheHint(ttl_ms=list_ttl_ms)})
+
+    if mutable:
+
+        @server.tool()
+        async def grow(tool: str, ctx: Context) -> str:
+            """Add a tool named ``tool`` and announce it on subscriptions/listen streams."""
+
+            def added(message: str) -> str:
+                return f"{name} {tool}: {message}"
+
+            server.add_tool(added, name=tool, description="Added at run time.")
+            await ctx.notify_tools_changed()
+            return f"added {tool}"
+
+        @server.tool()
+        async def touch(uri: str, ctx: Context) -> str:
+            """Announce that resource ``uri`` changed, on subscriptions/listen streams."""
+            await ctx.notify_resource_updated(uri)
+            return f"touched {uri}"
 
     @server.tool()
     def echo(message: str) -> str:
@@ -176,4 +212,6 @@ def _serve(port: int, name: str, list_ttl_ms: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    _serve(
+        int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0, "mutable" in sys.argv[4:]
+    )

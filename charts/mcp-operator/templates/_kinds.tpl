@@ -4,7 +4,9 @@
   resources:
     - mcpexternalauthconfigs
     - mcpgroups
+    - mcpoidcconfigs
     - mcpremoteproxies
+    - mcpserverentries
     - mcpservers
     - mcptoolconfigs
     - virtualmcpservers
@@ -13,7 +15,9 @@
   resources:
     - mcpexternalauthconfigs/status
     - mcpgroups/status
+    - mcpoidcconfigs/status
     - mcpremoteproxies/status
+    - mcpserverentries/status
     - mcpservers/status
     - mcptoolconfigs/status
     - virtualmcpservers/status
@@ -22,7 +26,9 @@
   resources:
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers
+    - mcpoidcconfigs/finalizers
     - mcpremoteproxies/finalizers
+    - mcpserverentries/finalizers
     - mcpservers/finalizers
     - mcptoolconfigs/finalizers
     - virtualmcpservers/finalizers

@@ -182,3 +182,23 @@ async def test_unreferenced_config_deletes_at_once_and_finalizer_leaves_with_the
 
 async def _has(finalizers: Any, wanted: bool) -> bool:
     return (FINALIZER in await finalizers()) is wanted
+
+
+async def test_toolhive_auth_types_are_stored_and_refused_naming_the_field(
+    operator: Operator, kube: Api
+) -> None:
+    """Not a 422 from the schema's enum: the object is stored and refused like every unsupported field,
+    and a proxy using it is never deployed without the credential it asked for."""
+    await kube.create(
+        AUTH,
+        resources.auth_config("sts", "awsSts", {"region": "eu-west-1", "roleArn": "arn:aws:iam::1:role/mcp"}),
+    )
+    obj = await status_of(kube, "sts", "Accepted", "False")
+    message = (condition(obj, "Accepted") or {})["message"]
+    assert "spec.type: awsSts is not supported yet" in message, message
+    assert "spec.awsSts: is not supported yet" in message, message
+    assert obj["spec"]["awsSts"]["region"] == "eu-west-1"  # stored as written, not pruned
+    await kube.create(REMOTE, remote_proxy("user", externalAuthConfigRef={"name": "sts"}))
+    cond = await kube.wait_condition(REMOTE, "user", "ResolvedRefs", reason="ExternalAuthConfigInvalid")
+    assert "spec.type: awsSts" in cond["message"], cond
+    assert await kube.child("Deployment", "user") is None

@@ -23,19 +23,19 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "fetch-with-shared-oidc": (
         "mcpservers",
-        ["spec.authzConfigRef", "spec.oidcConfigRef", "spec.telemetryConfigRef"],
+        ["spec.authzConfigRef", "spec.telemetryConfigRef"],
     ),
     "remote-with-authz": (
         "mcpremoteproxies",
-        ["spec.authzConfig", "spec.oidcConfigRef"],
+        ["spec.authzConfig"],
     ),
     "forbid-all-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfig", "spec.telemetryConfigRef"]),
-    "shared-oidc-gateway": (
-        "virtualmcpservers",
-        ["spec.incomingAuth.authzConfigRef", "spec.incomingAuth.oidcConfigRef"],
-    ),
+    "shared-oidc-gateway": ("virtualmcpservers", ["spec.incomingAuth.authzConfigRef"]),
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
+    "k8s-sa-idp": ("mcpoidcconfigs", ["spec.kubernetesServiceAccount"]),
+    "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),
 }
+WORKLOADS = ("mcpservers", "mcpremoteproxies", "virtualmcpservers")
 
 
 def ported_manifest() -> tuple[str, list[dict[str, Any]]]:
@@ -77,7 +77,7 @@ async def test_toolhive_security_fields_are_stored_and_refused_never_deployed_op
             assert _at(stored, field) == _at(doc, field), (name, field)
         events = await eventually(lambda n=name: warning_events(kube, n), what=f"a Warning Event for {name}")
         assert any(all(f in message for f in fields) for message in events), events
-        if plural != "mcpexternalauthconfigs":
+        if plural in WORKLOADS:
             ready = condition(await kube.get(plural, name), "Ready") or {}
             assert ready.get("status") == "False", ready
             # Refused before anything is rendered: no proxy or gateway serves without its auth.

@@ -320,7 +320,7 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
         # The ConfigMap is applied before the Deployment: wait for the variable the config names.
         return found if any(e["name"] == env_name for e in found) else None
 
-    assert (await eventually(env, what="secret env on the gateway"))[2:] == [
+    assert (await eventually(env, what="secret env on the gateway"))[3:] == [
         {"name": env_name, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
     ]
     await eventually(lambda: _condition_is(kube, "gw", "ResolvedRefs", "True"), what="ResolvedRefs=True")

@@ -19,8 +19,8 @@ from tests.integration.reconcilers.test_virtualmcpserver import (
     vmcp,
     vmcp_status,
 )
-from tests.integration.reconcilers.test_vmcp_status_writer import operator_apply, target_for
 from tests.support.cluster import Cluster
+from tests.support.gateway_target import operator_apply, target_for
 from tests.support.kube import GROUP, VERSION, Api, condition
 from tests.support.operator import Operator
 

@@ -84,6 +84,8 @@ def test_printer_columns_and_short_names() -> None:
     assert columns["VirtualMCPServer"] == ["Phase", "Backends", "URL", "Ready", "Age"]
     assert columns["MCPGroup"] == ["Servers", "Proxies", "Phase", "Age"]
     assert columns["MCPToolConfig"] == columns["MCPExternalAuthConfig"] == ["Valid", "Age"]
+    assert columns["MCPOIDCConfig"] == ["Source", "Valid", "Age"]  # ToolHive's columns
+    assert columns["MCPServerEntry"] == ["Phase", "Transport", "Remote URL", "Group", "Age"]
     short = {k: c["spec"]["names"]["shortNames"] for k, c in by_kind.items()}
     assert short == {
         "MCPServer": ["mcps"],
@@ -92,6 +94,8 @@ def test_printer_columns_and_short_names() -> None:
         "MCPGroup": ["mcpg"],
         "MCPToolConfig": ["mcptc"],
         "MCPExternalAuthConfig": ["mcpeac"],
+        "MCPOIDCConfig": ["mcpoidc"],
+        "MCPServerEntry": ["mcpentry"],
     }
 
 

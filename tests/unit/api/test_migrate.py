@@ -105,8 +105,10 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
 ) -> None:
     items = [
         toolhive("MCPServer", {"image": "i"}),
-        toolhive("MCPServer", {"image": "i", "oidcConfigRef": {"name": "idp"}}),
-        toolhive("MCPOIDCConfig", {"type": "inline"}),
+        toolhive(
+            "MCPServer", {"image": "i", "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "a"}}
+        ),
+        toolhive("EmbeddingServer", {"model": "m"}),
     ]
     path = tmp_path / "toolhive.yaml"
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
@@ -118,8 +120,8 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
         "MCPServer/x: ok (apiVersion toolhive.stacklok.dev/v1beta1 -> mcp-operator.dev/v1beta1)"
         in captured.err
     )
-    assert "  spec.oidcConfigRef: is not supported yet" in captured.err
-    assert "  kind: 'MCPOIDCConfig' is not a kind of this API" in captured.err
+    assert "  spec.authServerRef: is not supported yet" in captured.err
+    assert "  kind: 'EmbeddingServer' is not a kind of this API" in captured.err
     assert "2 object(s) would be refused" in captured.err
 
 

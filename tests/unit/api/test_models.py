@@ -128,4 +128,6 @@ def test_public_interface_is_pinned() -> None:
         "MCPGroup",
         "MCPToolConfig",
         "MCPExternalAuthConfig",
+        "MCPOIDCConfig",
+        "MCPServerEntry",
     ]

@@ -28,7 +28,7 @@ FIELDS = parse_field_list((ROOT / "tests" / "fixtures" / "toolhive-v1beta1-field
         ("MCPRemoteProxy", "spec.trustProxyHeaders", "supported"),
         ("VirtualMCPServer", "spec.config.operational.logLevel", "supported"),
         ("MCPServer", "spec.resources", "different"),
-        ("MCPServer", "spec.oidcConfigRef", "refused"),
+        ("MCPServer", "spec.authServerRef", "refused"),
         ("VirtualMCPServer", "spec.config.compositeTools[].steps[].id", "refused"),  # below a refused field
         ("MCPServer", "spec.noSuchField", "undeclared"),
     ],
@@ -46,10 +46,8 @@ def test_every_kind_here_is_a_toolhive_kind() -> None:
 
 def test_tables_list_refused_fields_with_their_meaning_and_skip_what_repeats_a_parent() -> None:
     text = render_parity_tables(FIELDS)
-    assert "| `MCPOIDCConfig` | not provided: shared OIDC settings" in text
-    assert (
-        "| `spec.oidcConfigRef` | refused | inbound OIDC authentication from a shared MCPOIDCConfig" in text
-    )
+    assert "| `EmbeddingServer` | not provided: an embedding model server for the tool optimizer |" in text
+    assert "| `spec.authServerRef` | refused | an embedded OAuth authorization server |" in text
     assert "| `spec.endpointPrefix` | supported |" in text
     assert "spec.config.compositeTools[]" not in text  # its parent's row says it all
     assert "| `spec.config.operational.failureHandling.statusReportingInterval` | refused |" in text

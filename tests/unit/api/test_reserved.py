@@ -35,9 +35,24 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
     ("kind", "spec", "field"),
     [
         (
-            "MCPServer",
-            {"image": "i", "oidcConfigRef": {"name": "idp", "audience": "a"}},
-            "spec.oidcConfigRef",
+            "MCPOIDCConfig",
+            {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {"issuer": "https://k"}},
+            "spec.kubernetesServiceAccount",
+        ),
+        (
+            "MCPOIDCConfig",
+            {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
+            "spec.inline.jwksAuthTokenPath",
+        ),
+        (
+            "MCPServerEntry",
+            {
+                "remoteUrl": "https://mcp.example.com/mcp",
+                "transport": "streamable-http",
+                "groupRef": {"name": "g"},
+                "caBundleRef": {"configMapRef": {"name": "ca"}},
+            },
+            "spec.caBundleRef",
         ),
         ("MCPServer", {"image": "i", "authzConfig": {"type": "inline"}}, "spec.authzConfig"),
         ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),
@@ -84,13 +99,13 @@ def test_a_reserved_field_refuses_the_object_naming_it(kind: str, spec: dict[str
 
 
 def test_the_refusal_says_what_to_use_instead() -> None:
-    spec = {"image": "i", "oidcConfigRef": {"name": "idp"}}
+    spec = {"image": "i", "tools": ["fetch"]}
     _, problems = parse_and_validate(
         {"apiVersion": GV, "kind": "MCPServer", "metadata": {"name": "x"}, "spec": spec}
     )
     assert str(problems[0]) == (
-        "spec.oidcConfigRef: is not supported yet; remove it, or configure the same provider inline in "
-        "spec.oidcConfig (ToolHive: inbound OIDC authentication from a shared MCPOIDCConfig)"
+        "spec.tools: is not supported yet; remove it, or reference an MCPToolConfig with "
+        "spec.toolConfigRef (ToolHive: an allow-list of tools (earlier releases))"
     )
 
 
@@ -140,3 +155,20 @@ def test_every_kind_has_its_list_and_no_path_repeats() -> None:
         paths = [f.path for f in fields]
         assert len(paths) == len(set(paths)), kind
         assert all(p.startswith("spec.") for p in paths), kind
+
+
+@pytest.mark.parametrize("type_", ["embeddedAuthServer", "awsSts", "upstreamInject", "obo", "xaa"])
+def test_toolhives_other_auth_types_are_in_the_schema_and_refused_naming_the_field(type_: str) -> None:
+    enum = spec_schema("MCPExternalAuthConfig")["properties"]["type"]["enum"]
+    assert type_ in enum  # the API server stores it (no bare 422); the operator refuses it
+    obj, problems = parse_and_validate(
+        {
+            "apiVersion": GV,
+            "kind": "MCPExternalAuthConfig",
+            "metadata": {"name": "x"},
+            "spec": {"type": type_},
+        }
+    )
+    assert obj is not None
+    assert [p.field for p in problems] == ["spec.type"]
+    assert problems[0].message.startswith(f"{type_} is not supported yet; use one of tokenExchange, ")

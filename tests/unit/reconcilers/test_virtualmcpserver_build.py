@@ -138,8 +138,12 @@ def test_config_map_holds_a_loadable_config_without_secret_values(tmp_path: Path
     assert config.incoming_auth.oidc.audience == "gw"
     # Credentials are environment variables filled from secretKeyRef; the file only names them.
     env = _deployment(objs)["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env[:2] == [{"name": "VMCP_NAME", "value": "gw"}, {"name": "VMCP_NAMESPACE", "value": "tools"}]
-    env = env[2:]
+    assert env[:3] == [
+        {"name": "VMCP_NAME", "value": "gw"},
+        {"name": "VMCP_NAMESPACE", "value": "tools"},
+        {"name": "VMCP_CONFIG_MAP", "value": "gw-vmcp"},
+    ]
+    env = env[3:]
     assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"beta", "saas"}
     saas = config.backend("saas")
     assert saas is not None and saas.auth is not None and saas.auth.type == "bearerToken"
@@ -257,7 +261,7 @@ def test_service_account_not_created_when_one_is_named() -> None:
     assert binding["subjects"][0]["name"] == "shared"
 
 
-def test_gateway_may_patch_only_its_own_status() -> None:
+def test_gateway_may_patch_only_its_own_status_and_read_only_its_own_config() -> None:
     objs = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
     role = next(o for o in objs if o["kind"] == "Role")
     assert role["rules"] == [
@@ -266,8 +270,19 @@ def test_gateway_may_patch_only_its_own_status() -> None:
             "resources": ["virtualmcpservers/status"],
             "resourceNames": ["gw"],
             "verbs": ["get", "patch"],
-        }
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["gw-vmcp"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
+    env = {
+        e["name"]: e.get("value")
+        for e in _deployment(objs)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["VMCP_CONFIG_MAP"] == "gw-vmcp"
 
 
 def test_indexes_name_every_referenced_config() -> None:

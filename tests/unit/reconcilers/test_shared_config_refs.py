@@ -1,0 +1,152 @@
+"""``oidcConfigRef`` renders exactly what the equivalent inline ``oidcConfig`` renders, and an
+MCPServerEntry becomes a gateway backend dialled directly (pure builders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.mcpremoteproxy import MCPRemoteProxy
+from api.mcpserver import MCPServer
+from api.mcpserverentry import MCPServerEntry
+from api.virtualmcpserver import VirtualMCPServer
+from api.vmcp_config import VMCPConfig
+from controller.reconcilers import mcpremoteproxy_build, mcpserver_build, virtualmcpserver_build
+from controller.reconcilers.children import spec_hash
+from controller.reconcilers.oidc_refs import gateway_with_oidc, proxy_with_oidc, resolve_oidc_ref
+from controller.reconcilers.refs import Missing
+from controller.reconcilers.render import SecretEnv, header_forward
+from controller.reconcilers.virtualmcpserver_build import Backend, build_vmcp_config, member_from_raw
+from tests.support.builders import SETTINGS
+
+GV = "mcp-operator.dev/v1beta1"
+META = {"name": "x", "namespace": "tools", "uid": "0000-1111", "generation": 2}
+PROVIDER = {
+    "issuer": "http://idp.tools.svc:8080/realms/staff",
+    "jwksUrl": "http://idp.tools.svc:8080/realms/staff/certs",
+    "insecureAllowHTTP": True,
+}
+REF = {
+    "name": "idp",
+    "audience": "fetch",
+    "scopes": ["openid", "mcp"],
+    "resourceUrl": "https://mcp.example.com/x",
+}
+INLINE = {
+    "type": "inline",
+    "inline": {**PROVIDER, "audience": "fetch", "scopes": ["openid", "mcp"]},
+    "resourceUrl": "https://mcp.example.com/x",
+}
+
+
+def oidc_config(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": GV,
+        "kind": "MCPOIDCConfig",
+        "metadata": {"name": "idp", "namespace": "tools"},
+        "spec": spec or {"type": "inline", "inline": PROVIDER},
+    }
+
+
+def test_a_reference_renders_the_proxy_config_of_the_equivalent_inline_block() -> None:
+    base: dict[str, Any] = {"image": "ghcr.io/example/fetch:1", "transport": "streamable-http"}
+    by_ref = MCPServer.model_validate({"metadata": META, "spec": {**base, "oidcConfigRef": REF}})
+    inline = MCPServer.model_validate({"metadata": META, "spec": {**base, "oidcConfig": INLINE}})
+    missing: list[Missing] = []
+    resolved = resolve_oidc_ref(by_ref.spec.oidc_config_ref, oidc_config(), "spec.oidcConfigRef", missing)
+    assert missing == [] and resolved is not None
+    rendered = mcpserver_build.build_proxy_config(proxy_with_oidc(by_ref, resolved), SETTINGS, None)
+    assert rendered == mcpserver_build.build_proxy_config(inline, SETTINGS, None)
+    assert rendered.oidc is not None and rendered.oidc.audience == "fetch"
+    assert rendered.oidc.issuer == PROVIDER["issuer"] and rendered.oidc.jwks_url == PROVIDER["jwksUrl"]
+    assert resolved.hash == spec_hash(resolved.config.spec)
+
+
+def test_the_remote_proxy_and_the_gateway_render_a_reference_as_inline() -> None:
+    remote: dict[str, Any] = {"remoteUrl": "https://mcp.example.com/mcp"}
+    by_ref = MCPRemoteProxy.model_validate({"metadata": META, "spec": {**remote, "oidcConfigRef": REF}})
+    inline = MCPRemoteProxy.model_validate({"metadata": META, "spec": {**remote, "oidcConfig": INLINE}})
+    resolved = resolve_oidc_ref(by_ref.spec.oidc_config_ref, oidc_config(), "spec.oidcConfigRef", [])
+    assert (
+        mcpremoteproxy_build.render_config(proxy_with_oidc(by_ref, resolved), SETTINGS, None, None).text
+        == mcpremoteproxy_build.render_config(inline, SETTINGS, None, None).text
+    )
+    group = {"groupRef": {"name": "team"}}
+    gw_ref = VirtualMCPServer.model_validate(
+        {"metadata": META, "spec": {**group, "incomingAuth": {"type": "oidc", "oidcConfigRef": REF}}}
+    )
+    gw_inline = VirtualMCPServer.model_validate(
+        {"metadata": META, "spec": {**group, "incomingAuth": {"type": "oidc", "oidcConfig": INLINE}}}
+    )
+    resolved = resolve_oidc_ref(gw_ref.spec.incoming_auth.oidc_config_ref, oidc_config(), "f", [])
+    by_ref_config = build_vmcp_config(gateway_with_oidc(gw_ref, resolved), [], SETTINGS)
+    assert by_ref_config == build_vmcp_config(gw_inline, [], SETTINGS)
+    assert by_ref_config.incoming_auth.type == "oidc" and by_ref_config.incoming_auth.oidc is not None
+
+
+def test_an_invalid_config_is_reported_and_never_rendered_as_no_authentication() -> None:
+    server = MCPServer.model_validate({"metadata": META, "spec": {"image": "i", "oidcConfigRef": REF}})
+    for spec in ({"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {}}, {"type": "inline"}):
+        missing: list[Missing] = []
+        raw = oidc_config(**spec)
+        assert resolve_oidc_ref(server.spec.oidc_config_ref, raw, "spec.oidcConfigRef", missing) is None
+        assert [(m.field, m.reason) for m in missing] == [("spec.oidcConfigRef.name", "OIDCConfigInvalid")]
+        assert "MCPOIDCConfig 'idp' is invalid" in missing[0].message
+    # Not found: reported by the caller's reference table; nothing resolves.
+    assert resolve_oidc_ref(server.spec.oidc_config_ref, None, "spec.oidcConfigRef", []) is None
+
+
+def entry(name: str, url: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": GV,
+        "kind": "MCPServerEntry",
+        "metadata": {"name": name, "namespace": "tools"},
+        "spec": {"remoteUrl": url, "transport": "sse", "groupRef": {"name": "team"}, **spec},
+    }
+
+
+def test_an_entry_is_a_backend_dialled_at_its_remote_url_with_its_own_ssrf_setting() -> None:
+    forward = {
+        "addPlaintextHeaders": {"X-Client": "mcp-operator"},
+        "addHeadersFromSecret": [{"headerName": "X-Tenant", "valueSecretRef": {"name": "t", "key": "k"}}],
+    }
+    raw = entry(
+        "docs", "https://mcp.docs.example.com/sse", externalAuthConfigRef={"name": "a"}, headerForward=forward
+    )
+    member = member_from_raw("MCPServerEntry", raw)
+    assert (member.url, member.transport, member.external_auth) == (
+        "https://mcp.docs.example.com/sse",
+        "sse",
+        "a",
+    )
+    assert member.allow_private_endpoint is False
+    private = member_from_raw(
+        "MCPServerEntry", entry("lab", "http://10.0.0.5/sse", allowPrivateEndpoint=True)
+    )
+    assert private.allow_private_endpoint is True
+    secrets = SecretEnv()
+    server = member_from_raw(
+        "MCPServer", {"metadata": {"name": "srv"}, "status": {"url": "http://srv:8080/mcp"}}
+    )
+    vmcp = VirtualMCPServer.model_validate(
+        {"metadata": META, "spec": {"groupRef": {"name": "team"}, "incomingAuth": {"type": "anonymous"}}}
+    )
+    parsed_forward = header_forward(MCPServerEntry.model_validate(raw).spec.header_forward, secrets)
+    config = build_vmcp_config(vmcp, [Backend(member, None, parsed_forward), Backend(server)], SETTINGS)
+    backends = config.to_file_dict()["backends"]
+    assert backends[0] == {
+        "name": "docs",
+        "url": "https://mcp.docs.example.com/sse",
+        "transport": "sse",
+        "headerForward": {
+            "addPlaintextHeaders": {"X-Client": "mcp-operator"},
+            "addHeadersFromSecret": [
+                {"headerName": "X-Tenant", "valueSecretRef": {"env": secrets.env()[0]["name"]}}
+            ],
+        },
+        "allowPrivateEndpoint": False,
+    }
+    # An in-cluster member keeps what the gateway always did (its Service is a private address).
+    assert "allowPrivateEndpoint" not in backends[1]
+    assert VMCPConfig.model_validate(config.to_file_dict()) == config
+    assert secrets.env()[0]["valueFrom"] == {"secretKeyRef": {"name": "t", "key": "k"}}
+    assert virtualmcpserver_build.auth_config_name(vmcp, member) == "a"
