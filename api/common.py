@@ -10,6 +10,7 @@ from api.base import CRDModel, Quantity, ResourceName
 from api.conditions import Conditions
 
 __all__ = [
+    "ENDPOINT_PREFIX_PATTERN",
     "ENV_NAME_PATTERN",
     "HTTP_URL_PATTERN",
     "AuditConfig",
@@ -24,12 +25,14 @@ __all__ = [
     "PodTemplateMetadataOverrides",
     "PodTemplateSpec",
     "ProxyDeploymentOverrides",
+    "ProxyEndpoint",
     "ProxyServiceOverrides",
     "ProxyStatus",
     "ResourceOverrides",
     "ResourceRequirements",
     "SecretEnv",
     "SecretKeyRef",
+    "SessionAffinity",
     "ToolAnnotationsOverride",
     "ToolOverride",
     "WorkloadStatus",
@@ -37,6 +40,8 @@ __all__ = [
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 HTTP_URL_PATTERN = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+ENDPOINT_PREFIX_PATTERN = r"^[^\s?#]*$"
+"""A URL path prefix (the leading ``/`` is optional, as in ToolHive): no whitespace, query or fragment."""
 
 
 class LocalObjectReference(CRDModel):
@@ -249,6 +254,25 @@ class ResourceOverrides(CRDModel):
     """Additions to the proxy Deployment."""
     proxy_service: ProxyServiceOverrides | None = None
     """Additions to the proxy Service."""
+
+
+SessionAffinity = Literal["ClientIP", "None"]
+
+
+class ProxyEndpoint(CRDModel):
+    """How clients reach a proxy kind's endpoint (MCPServer and MCPRemoteProxy share these fields)."""
+
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` makes the Service send a client's connections to one pod (for stateful MCP
+    sessions across proxy replicas); ``None`` or unset: the Service's default, no affinity."""
+
+    trust_proxy_headers: bool | None = None
+    """Trust the ``X-Forwarded-Prefix`` header of a reverse proxy in front of this endpoint: the
+    message endpoint announced on ``/sse`` then starts with it (when ``endpointPrefix`` is unset). Set
+    it only when every request passes through a proxy that sets or strips the header. Unset: false."""
+    endpoint_prefix: str | None = Field(default=None, pattern=ENDPOINT_PREFIX_PATTERN)
+    """A path prefix put before the message endpoint announced on ``/sse``, for an ingress that strips
+    it before forwarding (e.g. ``/github``). Wins over ``X-Forwarded-Prefix``."""
 
 
 class WorkloadStatus(CRDModel):

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from api.authz import AuthzConfigRef
-from api.base import CRDModel, Port
+from api.base import Port
 from api.common import (
     HTTP_URL_PATTERN,
     AuditConfig,
@@ -16,20 +16,21 @@ from api.common import (
     MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyEndpoint,
     ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
 )
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import SessionAffinity, SessionStorage
+from api.scaling import SessionStorage
 
 __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRemoteProxyStatus"]
 
 MCPRemoteProxyPhase = Literal["Pending", "Ready", "Failed", "Terminating"]
 
 
-class MCPRemoteProxySpec(CRDModel):
+class MCPRemoteProxySpec(ProxyEndpoint):
     """Desired state of an MCPRemoteProxy."""
 
     remote_url: str = Field(pattern=HTTP_URL_PATTERN)
@@ -70,9 +71,6 @@ class MCPRemoteProxySpec(CRDModel):
     """Compute resources of the proxy container."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the proxy Deployment. Unset leaves the count to whoever scales it (an HPA)."""
-    session_affinity: SessionAffinity | None = None
-    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
-    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     service_account: str | None = Field(default=None, min_length=1)

@@ -15,6 +15,7 @@ from api.common import (
     MCPOIDCConfigReference,
     OIDCConfig,
     PodTemplateSpec,
+    ProxyEndpoint,
     ProxyStatus,
     ResourceOverrides,
     ResourceRequirements,
@@ -22,15 +23,55 @@ from api.common import (
 )
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import RateLimiting, SessionAffinity, SessionStorage
+from api.scaling import RateLimiting, SessionStorage
 
-__all__ = ["MCPServer", "MCPServerPhase", "MCPServerSpec", "MCPServerStatus", "Transport"]
+__all__ = [
+    "BUILTIN_PROFILES",
+    "MCPServer",
+    "MCPServerPhase",
+    "MCPServerSpec",
+    "MCPServerStatus",
+    "PermissionProfileRef",
+    "Transport",
+    "Volume",
+]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 MCPServerPhase = Literal["Pending", "Running", "Failed", "Terminating", "Stopped"]
 
 
-class MCPServerSpec(CRDModel):
+class Volume(CRDModel):
+    """A host directory mounted into the MCP server container (ToolHive's volume shape)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Name of the volume in the pod (a DNS label, unique among the pod's volumes)."""
+    host_path: str = Field(min_length=1, pattern=r"^/")
+    """Absolute path on the node. A namespace that enforces the ``baseline`` or ``restricted`` Pod
+    Security Standard refuses hostPath volumes."""
+    mount_path: str = Field(min_length=1, pattern=r"^/")
+    """Absolute path in the MCP server container."""
+    read_only: bool = False
+    """Mount it read-only."""
+
+
+BUILTIN_PROFILES = ("none", "network")
+"""ToolHive's builtin permission profiles: no network egress, or egress allowed."""
+
+
+class PermissionProfileRef(CRDModel):
+    """Which permission profile the MCP server runs with (ToolHive's shape)."""
+
+    type: Literal["builtin", "configmap"] = "builtin"
+    """``builtin`` (a profile named by ``name``) or ``configmap`` (a profile stored in a ConfigMap; not
+    supported yet)."""
+    name: str = Field(min_length=1)
+    """For ``builtin``: ``none`` (no network egress: a NetworkPolicy denies all of the server pods'
+    outbound traffic) or ``network`` (outbound traffic allowed). For ``configmap``: the ConfigMap."""
+    key: str | None = None
+    """For ``configmap``: the key holding the profile."""
+
+
+class MCPServerSpec(ProxyEndpoint):
     """Desired state of an MCPServer."""
 
     image: str = Field(min_length=1)
@@ -53,12 +94,22 @@ class MCPServerSpec(CRDModel):
         Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
     ] = None
     """Environment variables of the MCP server container."""
+    volumes: Annotated[
+        list[Volume] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = None
+    """Host directories mounted into the MCP server container (``podTemplateSpec`` takes any other
+    kind of volume)."""
     secrets: list[SecretEnv] | None = None
     """Secret keys exposed to the MCP server container as environment variables."""
     resources: ResourceRequirements | None = None
     """Compute resources of the MCP server container."""
     proxy_resources: ResourceRequirements | None = None
     """Compute resources of the proxy container."""
+    permission_profile: PermissionProfileRef | None = None
+    """What the MCP server may reach: ``{type: builtin, name: none}`` renders a NetworkPolicy denying
+    the server pods all egress (enforced only by a network plugin that enforces NetworkPolicy); unset
+    or ``network`` allows it."""
     pod_template_spec: PodTemplateSpec | None = None
     """A partial PodTemplateSpec merged into the MCP server's pod (the server container is named
     ``mcp``): node selectors, tolerations, security contexts, volumes, sidecars."""
@@ -67,9 +118,6 @@ class MCPServerSpec(CRDModel):
     the server."""
     backend_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the MCP server StatefulSet for HTTP transports (stdio always runs exactly one)."""
-    session_affinity: SessionAffinity | None = None
-    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
-    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     rate_limiting: RateLimiting | None = None

@@ -44,6 +44,7 @@ from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
 from api.authz_config import CedarConfig
+from api.common import ENDPOINT_PREFIX_PATTERN
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
@@ -236,6 +237,12 @@ class ProxyConfig(_Model):
     """Where 2025-11-25 sessions live: memory (this replica) or Redis (every replica); docs/scaling.md."""
     rate_limiting: RateLimitConfig | None = None
     """Token-bucket limits on ``tools/call`` (ToolHive's ``rateLimiting``); docs/scaling.md."""
+    endpoint_prefix: str = Field(default="", pattern=ENDPOINT_PREFIX_PATTERN)
+    """A path prefix put before the message endpoint announced on ``/sse`` (an ingress that strips a
+    path prefix before forwarding); wins over ``X-Forwarded-Prefix``."""
+    trust_proxy_headers: bool = False
+    """Take the prefix announced on ``/sse`` from the request's ``X-Forwarded-Prefix`` header (set by a
+    trusted reverse proxy) when ``endpointPrefix`` is unset."""
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

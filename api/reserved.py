@@ -22,6 +22,7 @@ __all__ = [
     "ReservedField",
     "ReservedFieldError",
     "declare_reserved",
+    "lookup_path",
     "reserved_problems",
 ]
 
@@ -69,7 +70,7 @@ def reserved_problems(data: dict[str, Any], fields: Iterable[ReservedField]) -> 
     """A Problem for every reserved field ``data`` (an object as stored) sets to a meaningful value."""
     problems = []
     for field in fields:
-        present, value = _lookup(data, field.path)
+        present, value = lookup_path(data, field.path)
         if present and not _is_unset(value, field.inert):
             problems.append(Problem(field.path, field.message))
     return problems
@@ -80,7 +81,8 @@ def _is_unset(value: Any, inert: tuple[Any, ...]) -> bool:
     return any(type(value) is type(v) and value == v for v in (*_UNSET, *inert))
 
 
-def _lookup(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+def lookup_path(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """``(True, value)`` of the dotted ``path`` in ``data``, or ``(False, None)`` when it is absent."""
     node: Any = data
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
@@ -123,7 +125,7 @@ def _schema_of(shape: FieldShape) -> dict[str, Any]:
 Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
-#: Values that mean what the operator does anyway, per field name (e.g. no session affinity).
+#: Values that mean what the operator does anyway, per field name (none at present).
 _INERT: dict[str, tuple[Any, ...]] = {}
 
 
@@ -142,8 +144,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
         "inline OpenTelemetry and Prometheus settings (earlier releases)",
         "scrape the proxy's /metrics, which it always serves",
     ),
-    ("trustProxyHeaders", "boolean", "trust X-Forwarded-* headers from a reverse proxy"),
-    ("endpointPrefix", "string", "a path prefix for the SSE endpoint URLs behind an ingress"),
     ("port", "integer", "the proxy port (earlier releases)", "set spec.proxyPort"),
 )
 """What MCPServer and MCPRemoteProxy share (VirtualMCPServer places some of them elsewhere)."""
@@ -156,18 +156,6 @@ _INLINE_OIDC_ROWS: tuple[Row, ...] = (
 """Fields of ToolHive's inline OIDC block (earlier releases, and MCPOIDCConfig) that ours lacks."""
 
 _SERVER_ROWS: tuple[Row, ...] = (
-    (
-        "permissionProfile",
-        "object",
-        "network egress and filesystem permissions of the MCP server",
-        "restrict egress with a NetworkPolicy and the filesystem through spec.podTemplateSpec",
-    ),
-    (
-        "volumes",
-        "list of objects",
-        "host paths mounted into the MCP server container",
-        "add volumes and volumeMounts through spec.podTemplateSpec",
-    ),
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (
         "tools",
@@ -229,7 +217,6 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
         "string",
         "how often the gateway reports backend health to the status",
     ),
-    ("operational.logLevel", "string", "the gateway's log level"),
 )
 
 _EXTERNAL_AUTH_ROWS: tuple[Row, ...] = (

@@ -26,7 +26,7 @@ from api.mcpauthzconfig import MCPAuthzConfigSpec
 from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
 from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
-from api.mcpserver import MCPServerSpec
+from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
@@ -87,6 +87,8 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
     problems += resource_overrides_problems(spec.resource_overrides)
     problems += scaling_problems(spec.session_storage, spec.rate_limiting)
+    problems += _volume_problems(spec)
+    problems += _permission_profile_problems(spec)
     if stdio and spec.external_auth_config_ref is not None:
         problems.append(
             Problem(
@@ -95,6 +97,51 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
                 "the reference, or serve the server over spec.transport sse or streamable-http",
             )
         )
+    return problems
+
+
+def _permission_profile_problems(spec: MCPServerSpec) -> list[Problem]:
+    profile = spec.permission_profile
+    if profile is None:
+        return []
+    if profile.type == "configmap":
+        return [
+            Problem(
+                "spec.permissionProfile.type",
+                "configmap is not supported yet; use {type: builtin, name: none} (no egress) or "
+                "{type: builtin, name: network}, or a NetworkPolicy of your own for finer egress rules",
+            )
+        ]
+    if profile.name not in BUILTIN_PROFILES:
+        return [
+            Problem(
+                "spec.permissionProfile.name",
+                f"{profile.name!r} is not a builtin profile; use none (no network egress) or network",
+            )
+        ]
+    return []
+
+
+def _volume_problems(spec: MCPServerSpec) -> list[Problem]:
+    """Two mounts at one path, or a name the pod template patch also gives a volume (it would replace
+    the host directory without a word)."""
+    template_spec = (spec.pod_template_spec or {}).get("spec")
+    patched = template_spec.get("volumes") if isinstance(template_spec, dict) else None
+    taken = {v.get("name") for v in patched if isinstance(v, dict)} if isinstance(patched, list) else set()
+    problems = []
+    mounts = Counter(v.mount_path.rstrip("/") or "/" for v in spec.volumes or [])
+    for i, volume in enumerate(spec.volumes or []):
+        if volume.name in taken:
+            problems.append(
+                Problem(
+                    f"spec.volumes[{i}].name",
+                    f"{volume.name!r} is also a volume of spec.podTemplateSpec; rename one of them",
+                )
+            )
+        if mounts[volume.mount_path.rstrip("/") or "/"] > 1:
+            problems.append(
+                Problem(f"spec.volumes[{i}].mountPath", f"{volume.mount_path!r} is mounted twice; keep one")
+            )
     return problems
 
 
@@ -356,6 +403,19 @@ def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]
     return problems
 
 
+def _timeout_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    """Backend timeouts above zero (a zero timeout would fail every request at once)."""
+    timeouts = spec.config.operational.timeouts
+    base = "spec.config.operational.timeouts"
+    named = {"default": timeouts.default}
+    named |= {f"perWorkload[{k}]": v for k, v in sorted((timeouts.per_workload or {}).items())}
+    return [
+        Problem(f"{base}.{name}", f"{text!r} must be above zero; use e.g. 30s")
+        for name, text in named.items()
+        if duration_seconds(text) <= 0
+    ]
+
+
 def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
     return composite_tool_problems(spec, "spec")
 
@@ -374,6 +434,7 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
+    problems += _timeout_problems(spec)
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     if spec.pod_template_spec is not None:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError
 
 from api.base import CRDModel
-from api.common import SecretKeyRef
+from api.common import SecretKeyRef, SessionAffinity
 from api.problems import Problem, problems_from_validation_error
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
@@ -26,8 +26,6 @@ __all__ = [
     "ToolRateLimit",
     "scaling_problems",
 ]
-
-SessionAffinity = Literal["ClientIP", "None"]
 
 
 class SessionStorage(CRDModel):

@@ -15,13 +15,14 @@ from api.common import (
     OIDCConfig,
     PodTemplateSpec,
     ResourceRequirements,
+    SessionAffinity,
     ToolOverride,
     WorkloadStatus,
 )
 from api.composite import CompositeToolConfig, CompositeToolRef
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import RateLimiting, SessionAffinity, SessionStorage
+from api.scaling import RateLimiting, SessionStorage
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -174,6 +175,9 @@ class FailureHandling(CRDModel):
 class OperationalConfig(CRDModel):
     """Runtime behaviour of the gateway."""
 
+    log_level: Literal["debug"] | None = None
+    """``debug`` makes the gateway log at debug level (ToolHive's only value); unset logs at info."""
+
     timeouts: Timeouts = Field(default_factory=Timeouts, json_schema_extra=_EMPTY_OBJECT_DEFAULT)
     """Backend request timeouts."""
     failure_handling: FailureHandling | None = None
@@ -212,11 +216,11 @@ class VirtualMCPServerSpec(CRDModel):
     """Aggregation and timeouts."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the gateway's Service."""
+    session_affinity: SessionAffinity | None = None
+    """``ClientIP`` makes the Service send a client's connections to one gateway pod; ``None`` or unset:
+    the Service's default, no affinity."""
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"format": "int32"})
     """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
-    session_affinity: SessionAffinity | None = None
-    """``ClientIP`` pins each client address to one pod through the Service; unset or ``None``: none
-    (with several replicas, set ``sessionStorage`` so any pod continues any session)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
     service_account: str | None = Field(default=None, min_length=1)

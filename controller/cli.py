@@ -1,8 +1,9 @@
 """The ``mcp-operator`` command: one image, several entrypoints.
 
-``run`` starts the operator, ``proxy`` the MCP proxy, ``vmcp`` the virtual MCP gateway and ``crds``
-prints the CustomResourceDefinitions. Each subcommand imports its own module lazily so the data-plane
-entrypoints do not load the operator's dependencies and vice versa.
+``run`` starts the operator, ``proxy`` the MCP proxy, ``vmcp`` the virtual MCP gateway, ``crds``
+prints the CustomResourceDefinitions and ``migrate`` rewrites ToolHive manifests. Each subcommand
+imports its own module lazily so the data-plane entrypoints do not load the operator's dependencies
+and vice versa.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("gateway.proxy_cli", "run the MCP proxy in front of a stdio or HTTP MCP server"),
     "vmcp": ("gateway.vmcp_cli", "run the virtual MCP gateway over several MCP servers"),
     "crds": ("api.crds_cli", "print the CustomResourceDefinitions as YAML"),
+    "migrate": ("api.migrate_cli", "rewrite ToolHive manifests for this API and print what is refused"),
 }
 
 USAGE = (
     "usage: mcp-operator {"
     + ",".join(SUBCOMMANDS)
     + "} [options]\n\n"
-    + "\n".join(f"  {name:<6} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items())
+    + "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items())
 )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "LOOPBACK_ORIGINS",
     "FrontSettings",
     "HostOriginGuard",
+    "announced_prefix",
     "build_front_app",
     "default_allowed_hosts",
     "progress_relay",
@@ -81,6 +82,10 @@ class FrontSettings:
     replicas: ReplicaSupport | None = None
     """Sessions shared through Redis (around the fast path) and rate limits (inside ``wrap``, which
     authenticates the caller they key on): :mod:`gateway.replicas`."""
+    endpoint_prefix: str = ""
+    """Put before the message endpoint announced on ``/sse`` (an ingress strips it before forwarding)."""
+    trust_proxy_headers: bool = False
+    """Without ``endpoint_prefix``, announce the request's ``X-Forwarded-Prefix`` instead."""
 
 
 def progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
@@ -113,6 +118,25 @@ def _matches(value: str, patterns: Sequence[str]) -> bool:
         if pattern.endswith(":*") and value.startswith(pattern[:-1]):
             return True
     return False
+
+
+def announced_prefix(scope: Scope, endpoint_prefix: str, trust_proxy_headers: bool) -> str:
+    """The path prefix of the message endpoint announced on ``/sse``, as ToolHive chooses it.
+
+    ``endpoint_prefix`` first, else (only when the reverse proxy in front is trusted) the request's
+    ``X-Forwarded-Prefix``; normalised to ``/a/b`` (a trailing ``/sse``, the stream's own path, is not
+    part of it). The announced endpoint stays a path: clients resolve it against the URL they
+    connected to, so the forwarded host and scheme need no rewriting.
+    """
+    prefix = endpoint_prefix
+    if not prefix and trust_proxy_headers:
+        for key, value in scope["headers"]:
+            if key == b"x-forwarded-prefix":
+                prefix = value.decode("latin-1").strip()
+                break
+    prefix = prefix.strip("/")
+    prefix = prefix.removesuffix("/sse") if prefix != "sse" else ""
+    return f"/{prefix}" if prefix else ""
 
 
 class HostOriginGuard:
@@ -171,8 +195,11 @@ class _PathDispatch:
         sse: SseServerTransport,
         server: Server[Any],
         streamable: ASGIApp,
+        settings: FrontSettings,
     ):
         self.manager = manager
+        self.endpoint_prefix = settings.endpoint_prefix
+        self.trust_proxy_headers = settings.trust_proxy_headers
         self.streamable = streamable
         self.sse = sse
         self.server = server
@@ -187,6 +214,9 @@ class _PathDispatch:
         if path in ("/mcp", "/mcp/"):
             await self.streamable(scope, receive, send)
         elif path == "/sse":
+            # The SDK announces root_path + "/messages/": the prefix makes it the URL behind an ingress.
+            prefix = announced_prefix(scope, self.endpoint_prefix, self.trust_proxy_headers)
+            scope = {**scope, "root_path": prefix} if prefix else scope
             async with self.sse.connect_sse(scope, receive, send) as (read, write):
                 self.sse_sessions += 1
                 try:
@@ -219,7 +249,7 @@ def build_front_app(server: Server[Any], settings: FrontSettings | None = None) 
     replicas = cfg.replicas or ReplicaSupport()
     if replicas.session_store is not None:
         streamable = SessionRecall(streamable, manager, server, replicas.session_store, table=table)
-    dispatch = _PathDispatch(manager, sse, server, streamable)
+    dispatch = _PathDispatch(manager, sse, server, streamable, cfg)
     mcp_app: ASGIApp = dispatch if replicas.rate_limit is None else replicas.rate_limit(dispatch)
     if cfg.wrap is not None:
         mcp_app = cfg.wrap(mcp_app)

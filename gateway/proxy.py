@@ -443,6 +443,8 @@ def build_proxy_app(
         lifespan=lifespan,
         wrap=wrap,
         fast_path=fast if fast_path else None,
+        endpoint_prefix=config.endpoint_prefix,
+        trust_proxy_headers=config.trust_proxy_headers,
     )
     settings.replicas = replica_support(
         config.session_storage,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate what is derived from the API models: ``manifests/crds/*.yaml``, ``docs/api.md`` and the
-kinds table of ``docs/install.md``.
+"""Regenerate what is derived from the API models: ``manifests/crds/*.yaml``, ``docs/api.md``, the
+kinds table of ``docs/install.md``, and the ToolHive parity tables and non-porting examples of
+``docs/toolhive-differences.md``.
 
 ``python hack/generate.py`` writes the files; ``--check`` writes nothing and exits 1 listing the files
 that differ from the models (what CI and the drift test use).
@@ -12,16 +13,34 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.crds import GENERATED_HEADER, build_crd, crd_file_name, render_crd  # noqa: E402
 from api.docs import render_api_docs, with_kinds_table  # noqa: E402
+from api.parity import parse_field_list, with_not_porting, with_parity_tables  # noqa: E402
 from api.registry import KINDS  # noqa: E402
 
 CRD_DIR = ROOT / "manifests" / "crds"
 API_DOC = ROOT / "docs" / "api.md"
 INSTALL_DOC = ROOT / "docs" / "install.md"
+DIFFERENCES_DOC = ROOT / "docs" / "toolhive-differences.md"
+TOOLHIVE_FIELDS = ROOT / "tests" / "fixtures" / "toolhive-v1beta1-fields.txt"
+NOT_PORTING = ROOT / "tests" / "fixtures" / "toolhive-examples" / "not-porting.yaml"
+
+
+def toolhive_examples() -> tuple[list[dict[str, str]], int]:
+    """The ToolHive examples that do not port (from their data file) and how many objects were copied."""
+    total = sum(
+        1
+        for path in NOT_PORTING.parent.glob("*.yaml")
+        if path != NOT_PORTING
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    )
+    return yaml.safe_load(NOT_PORTING.read_text()) or [], total
 
 
 def expected_files() -> dict[Path, str]:
@@ -32,6 +51,10 @@ def expected_files() -> dict[Path, str]:
     }
     files[API_DOC] = render_api_docs()
     files[INSTALL_DOC] = with_kinds_table(INSTALL_DOC.read_text())
+    differences = with_parity_tables(
+        DIFFERENCES_DOC.read_text(), parse_field_list(TOOLHIVE_FIELDS.read_text())
+    )
+    files[DIFFERENCES_DOC] = with_not_porting(differences, *toolhive_examples())
     return files
 
 

@@ -82,6 +82,7 @@ EVENT = Resource("", "v1", "Event", "events")
 ROLE = Resource("rbac.authorization.k8s.io", "v1", "Role", "roles")
 ROLEBINDING = Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings")
 LEASE = Resource("coordination.k8s.io", "v1", "Lease", "leases")
+NETWORKPOLICY = Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
 CUSTOMRESOURCEDEFINITION = Resource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
@@ -99,5 +100,6 @@ BUILTIN_RESOURCES = (
     ROLE,
     ROLEBINDING,
     LEASE,
+    NETWORKPOLICY,
 )
 """The built-in kinds an apply can name without registering them first."""

@@ -95,6 +95,8 @@ def render_config(
         authz=authz or (cedar_config(spec.authz_config) if spec.authz_config else None),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
         session_storage=session_storage_config(spec.session_storage, secrets),
+        endpoint_prefix=spec.endpoint_prefix or "",
+        trust_proxy_headers=bool(spec.trust_proxy_headers),
     )
     text = dump_proxy_config(config)
     return Rendered(config, text, children.config_hash(text), secrets.env())
@@ -116,13 +118,7 @@ def build_children(
         )
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
-        common.service(
-            owner,
-            names.proxy,
-            proxy.spec.proxy_port,
-            overrides=overrides.proxy_service,
-            session_affinity=proxy.spec.session_affinity,
-        ),
+        common.proxy_service(owner, proxy.spec, proxy.spec.proxy_port, overrides),
     ]
     return objects
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from api.conditions import READY, find_condition
 from api.mcpserver import MCPServer
-from controller.core import DEPLOYMENT, ROLE, ROLEBINDING, STATEFULSET, Cache, Resource, Watch, strip_pod_spec
+from controller.core import (
+    DEPLOYMENT,
+    NETWORKPOLICY,
+    ROLE,
+    ROLEBINDING,
+    STATEFULSET,
+    Cache,
+    Resource,
+    Watch,
+    strip_pod_spec,
+)
 from controller.reconcilers import mcpserver_build as build
 from controller.reconcilers import proxy_workload as proxies
 from controller.reconcilers import server_pods
@@ -17,7 +27,7 @@ from controller.reconcilers.status import RUNNING, STOPPED, StatusBuilder, Workl
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
 from controller.reconcilers.writes import Events
 
-OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, STATEFULSET, ROLE, ROLEBINDING)
+OWNED: tuple[Resource, ...] = (*FRONT_CHILDREN, STATEFULSET, ROLE, ROLEBINDING, NETWORKPOLICY)
 STDIO_CAPPED = "StdioReplicaCapped"
 
 

@@ -150,6 +150,8 @@ def build_proxy_config(
             server.spec.session_storage, secrets if secrets is not None else SecretEnv()
         ),
         rate_limiting=rate_limit_config(server.spec.rate_limiting),
+        endpoint_prefix=server.spec.endpoint_prefix or "",
+        trust_proxy_headers=bool(server.spec.trust_proxy_headers),
     )
 
 
@@ -186,14 +188,11 @@ def build_children(
     objects += [
         build_server_statefulset(server, owner_ref),
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
-        common.service(
-            owner,
-            names.proxy,
-            server.spec.proxy_port,
-            overrides=overrides.proxy_service,
-            session_affinity=server.spec.session_affinity,
-        ),
+        common.proxy_service(owner, server.spec, server.spec.proxy_port, overrides),
     ]
+    policy = build_egress_policy(server, owner_ref)
+    if policy is not None:
+        objects.append(policy)
     if is_stdio(server):
         objects += [
             common.role(owner, names.proxy_account, _attach_rules(names.server_pod)),
@@ -206,6 +205,28 @@ def build_children(
             )
         )
     return objects
+
+
+def build_egress_policy(server: MCPServer, owner_ref: JSON) -> JSON | None:
+    """The NetworkPolicy of ``permissionProfile: {type: builtin, name: none}``: the server pods may send
+    nothing (an Egress policy without rules). Other profiles allow egress: no policy (a stale one is pruned).
+
+    Ingress stays open: the proxy reaches an HTTP server through its Service, and a stdio server through
+    the Kubernetes attach API, which the policy does not cover. Only a network plugin that enforces
+    NetworkPolicy enforces it.
+    """
+    profile = server.spec.permission_profile
+    if profile is None or (profile.type, profile.name) != ("builtin", "none"):
+        return None
+    owner = Owner.of(server, owner_ref, component="server")
+    # No "egress" key: an empty list is the same policy, but the API server drops it, and a field it
+    # drops would make every reconcile see a difference and write again.
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": owner.meta(Names(owner.name).server),
+        "spec": {"podSelector": {"matchLabels": owner.selector()}, "policyTypes": ["Egress"]},
+    }
 
 
 def _overrides(server: MCPServer) -> ResourceOverrides:
@@ -259,6 +280,12 @@ def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:
         "securityContext": {**RESTRICTED_POD_SECURITY, **SERVER_USER},
         "containers": [container],
     }
+    if server.spec.volumes:
+        volumes = server.spec.volumes
+        pod_spec["volumes"] = [{"name": v.name, "hostPath": {"path": v.host_path}} for v in volumes]
+        container["volumeMounts"] = [
+            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in volumes
+        ]
     template = {"metadata": {"labels": owner.labels()}, "spec": pod_spec}
     template = apply_user_patch(template, server.spec.pod_template_spec, owned, owner.selector())
     spec: JSON = {

@@ -376,6 +376,9 @@ def build_deployment(
 ) -> JSON:
     names = Names(vmcp.metadata.name or "")
     args = ["vmcp", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--host", "0.0.0.0", "--port", str(VMCP_PORT)]
+    log_level = vmcp.spec.config.operational.log_level
+    if log_level is not None:  # read at start: a change rolls the pods through their template
+        args += ["--log-level", log_level]
     container = common.front_container(
         CONTAINER,
         settings,

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.common import ProxyDeploymentOverrides, ProxyServiceOverrides, ResourceRequirements
+from api.common import (
+    ProxyDeploymentOverrides,
+    ProxyEndpoint,
+    ProxyServiceOverrides,
+    ResourceOverrides,
+    ResourceRequirements,
+)
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.resource import CustomResource
 from controller.reconcilers import children
@@ -163,6 +169,14 @@ def service(
         "metadata": owner.meta(name, component, overrides),
         "spec": spec,
     }
+
+
+def proxy_service(owner: Owner, spec: ProxyEndpoint, port: int, overrides: ResourceOverrides) -> JSON:
+    """The Service clients use to reach a proxy kind (MCPServer, MCPRemoteProxy): ``<name>``."""
+    name = WorkloadNames(owner.name).proxy
+    return service(
+        owner, name, port, overrides=overrides.proxy_service, session_affinity=spec.session_affinity
+    )
 
 
 def front_container(

@@ -42,6 +42,7 @@ MANAGER_GRANTS: dict[str, set[str]] = {
     "events.events.k8s.io": {"create", "patch"},
     "roles.rbac.authorization.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
     "rolebindings.rbac.authorization.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
+    "networkpolicies.networking.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
 }
 LEADER_ELECTION_GRANTS: dict[str, set[str]] = {
     "leases.coordination.k8s.io": {"get", "list", "watch", "create", "update", "patch"},

@@ -32,6 +32,9 @@ Rendered as a ClusterRole (rbac.scope=cluster) or as a Role in each watched name
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 {{- end -}}
 
 {{/* Leader election: a Lease in the release namespace, and Events about it. */}}

@@ -271,3 +271,32 @@ async def test_invalid_tool_config_is_reported_on_both_sides(operator: Operator,
     await eventually(
         lambda: kube.child("Deployment", "filtered"), what="rendered once the tool config is fixed"
     )
+
+
+async def test_ingress_path_settings_reach_the_proxy_and_roll_it(operator: Operator, kube: Api) -> None:
+    await kube.create(PLURAL, remote("behind-ingress", endpointPrefix="/saas", trustProxyHeaders=True))
+    assert (await accepted(kube, "behind-ingress"))["status"] == "True"
+    cm = await eventually(lambda: kube.child("ConfigMap", "behind-ingress-proxy"), what="proxy ConfigMap")
+    loaded = ProxyConfig.model_validate_json(cm["data"]["proxy.json"])
+    assert (loaded.endpoint_prefix, loaded.trust_proxy_headers) == ("/saas", True)
+    first = await kube.wait_child("Deployment", "behind-ingress")
+    await kube.patch(PLURAL, "behind-ingress", {"spec": {"endpointPrefix": "/tenant-a"}})
+    await kube.wait_rolled("behind-ingress", first["spec"]["template"]["metadata"]["annotations"][HASH])
+
+    with pytest.raises(client.ApiException) as info:
+        await kube.create(PLURAL, remote("bad-prefix", endpointPrefix="/a?b"))
+    assert info.value.status == 422 and "spec.endpointPrefix" in info.value.body
+
+
+async def test_session_affinity_is_set_on_the_service_and_reset_when_removed(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(PLURAL, remote("sticky", sessionAffinity="ClientIP"))
+
+    async def affinity(expected: str) -> dict[str, Any] | None:
+        service = await kube.child("Service", "sticky")
+        return service if service and service["spec"].get("sessionAffinity") == expected else None
+
+    await eventually(lambda: affinity("ClientIP"), what="the Service with ClientIP affinity")
+    await kube.patch(PLURAL, "sticky", {"spec": {"sessionAffinity": None}})
+    await eventually(lambda: affinity("None"), what="the Service back to no affinity")

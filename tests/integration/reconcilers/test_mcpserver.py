@@ -224,3 +224,37 @@ async def test_resource_overrides_patch_the_proxy_and_owned_keys_are_refused(
         {"spec": {"resourceOverrides": {"proxyDeployment": {"podTemplateMetadataOverrides": None}}}},
     )
     await kube.wait_condition(PLURAL, name, "Accepted", status="True")
+
+
+async def test_toolhive_volumes_become_host_path_mounts_of_the_server(operator: Operator, kube: Api) -> None:
+    volumes = [{"name": "data", "hostPath": "/srv/data", "mountPath": "/data", "readOnly": True}]
+    await kube.create(PLURAL, server("with-data", volumes=volumes))
+    statefulset = await kube.wait_child("StatefulSet", "with-data-server")
+    pod = statefulset["spec"]["template"]["spec"]
+    assert {"name": "data", "hostPath": {"path": "/srv/data", "type": ""}} in pod["volumes"]
+    assert {"name": "data", "mountPath": "/data", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+
+    clash = {"spec": {"volumes": [{"name": "data", "emptyDir": {}}]}}
+    await kube.create(PLURAL, server("clash", volumes=volumes, podTemplateSpec=clash))
+    cond = await kube.wait_condition(PLURAL, "clash", "Accepted", status="False")
+    assert cond["message"].startswith("spec.volumes[0].name: 'data' is also a volume of spec.podTemplateSpec")
+
+
+async def test_the_none_permission_profile_owns_an_egress_policy_pruned_when_lifted(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(PLURAL, server("isolated", permissionProfile={"type": "builtin", "name": "none"}))
+    policy = await kube.wait_child("NetworkPolicy", "isolated-server")
+    assert policy["spec"]["policyTypes"] == ["Egress"] and not policy["spec"].get("egress")
+    statefulset = await kube.wait_child("StatefulSet", "isolated-server")
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    owner = (await kube.get(PLURAL, "isolated"))["metadata"]["uid"]
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == owner
+
+    await kube.patch(PLURAL, "isolated", {"spec": {"permissionProfile": {"name": "network"}}})
+
+    async def pruned() -> bool:
+        return await kube.child("NetworkPolicy", "isolated-server") is None
+
+    await eventually(pruned, what="the egress policy removed once egress is allowed")

@@ -21,11 +21,6 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 
 # name -> (plural, the fields its refusal must name)
 REFUSED = {
-    "fetch-with-shared-oidc": (
-        "mcpservers",
-        ["spec.permissionProfile"],  # (oidcConfigRef, authzConfigRef, telemetryConfigRef: implemented)
-    ),
-    "remote-with-authz": ("mcpremoteproxies", ["spec.trustProxyHeaders"]),  # (its authzConfig is implemented)
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
     "k8s-sa-idp": ("mcpoidcconfigs", ["spec.kubernetesServiceAccount"]),
     "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),
@@ -87,12 +82,15 @@ async def test_removing_the_refused_field_accepts_the_object(operator: Operator,
         {
             "kind": "MCPRemoteProxy",
             "metadata": {"name": "remote"},
-            "spec": {"remoteUrl": "https://mcp.example.com/mcp", "trustProxyHeaders": True},
+            "spec": {
+                "remoteUrl": "https://mcp.example.com/mcp",
+                "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "embedded"},
+            },
         },
     )
     cond = await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="False")
-    assert cond["message"].startswith("spec.trustProxyHeaders: is not supported yet"), cond
-    # false is what the proxy does anyway (it never trusts X-Forwarded-*): accepted as written.
-    await kube.patch("mcpremoteproxies", "remote", {"spec": {"trustProxyHeaders": False}})
+    assert cond["message"].startswith("spec.authServerRef: is not supported yet"), cond
+    # null (a merge patch removing it) is what the proxy does without it: accepted.
+    await kube.patch("mcpremoteproxies", "remote", {"spec": {"authServerRef": None}})
     await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="True")
     await kube.wait_child("Deployment", "remote")

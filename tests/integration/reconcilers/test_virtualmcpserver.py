@@ -381,3 +381,18 @@ async def test_deleting_the_group_of_a_gateway_with_members_is_reported_not_fail
     status = (await kube.get(PLURAL, "gw"))["status"]
     assert status["phase"] == "Pending" and not status.get("discoveredBackends"), status
     assert metric_total(operator.manager, "controller_runtime_reconcile_errors") == errors_before
+
+
+async def test_log_level_debug_restarts_the_gateway_at_debug(operator: Operator, kube: Api) -> None:
+    await kube.create("mcpgroups", group("loud-team"))
+    await kube.create(PLURAL, vmcp("loud", "loud-team"))
+    first = await kube.wait_child("Deployment", "loud")
+    assert "--log-level" not in first["spec"]["template"]["spec"]["containers"][0]["args"]
+    await kube.patch(PLURAL, "loud", {"spec": {"config": {"operational": {"logLevel": "debug"}}}})
+
+    async def debug_args() -> list[str] | None:
+        dep = await kube.child("Deployment", "loud")
+        args: list[str] = (dep or {})["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args if args[-2:] == ["--log-level", "debug"] else None
+
+    await eventually(debug_args, what="the gateway started with --log-level debug")

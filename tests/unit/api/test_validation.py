@@ -447,6 +447,16 @@ def test_failure_handling_zero_thresholds_and_durations_are_refused_naming_the_f
     assert fix in problem.message
 
 
+def test_zero_backend_timeouts_are_refused_naming_the_field() -> None:
+    timeouts = {"default": "0ms", "perWorkload": {"git": "0s", "time": "5s"}}
+    spec = {**VMCP_BASE, "config": {"operational": {"timeouts": timeouts}}}
+    _, problems = parse_and_validate({**VMCP, "spec": spec})
+    assert [(p.field, p.message) for p in problems] == [
+        ("spec.config.operational.timeouts.default", "'0ms' must be above zero; use e.g. 30s"),
+        ("spec.config.operational.timeouts.perWorkload[git]", "'0s' must be above zero; use e.g. 30s"),
+    ]
+
+
 def test_failure_handling_refuses_an_unknown_mode_and_a_negative_duration() -> None:
     spec = {**VMCP_BASE, "config": {"operational": {"failureHandling": {"partialFailureMode": "bestEffort"}}}}
     obj, problems = parse_and_validate({**VMCP, "spec": spec})

@@ -198,3 +198,9 @@ def test_public_urls_pass(url: str) -> None:
         {"kind": "MCPRemoteProxy", "metadata": {"name": "p", "namespace": "n"}, "spec": {"remoteUrl": url}}
     )
     assert problems == []
+
+
+def test_endpoint_prefix_and_trusted_proxy_headers_reach_the_proxy_config() -> None:
+    rendered = render_config(make(endpointPrefix="saas", trustProxyHeaders=True), SETTINGS, None, None)
+    loaded = ProxyConfig.model_validate_json(rendered.text)
+    assert (loaded.endpoint_prefix, loaded.trust_proxy_headers) == ("saas", True)

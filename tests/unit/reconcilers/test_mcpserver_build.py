@@ -17,6 +17,7 @@ from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.podtemplate import CONFIG_HASH_ANNOTATION, OWNED_LABELS
+from api.proxy_config import dump_proxy_config
 from api.validation import validate
 from controller.reconcilers.mcpserver_build import (
     Names,
@@ -286,3 +287,102 @@ def test_owned_labels_are_the_labels_the_validator_protects() -> None:
     for obj in build_children(make(transport="sse"), OWNER, SETTINGS, None):
         owned = {k for k in obj["metadata"]["labels"] if k.startswith("app.kubernetes.io/")}
         assert owned == set(OWNED_LABELS), obj["kind"]
+
+
+def test_endpoint_prefix_and_trusted_proxy_headers_reach_the_proxy_config() -> None:
+    plain = build_proxy_config(make(transport="sse", mcpPort=9000), SETTINGS, None)
+    assert (plain.endpoint_prefix, plain.trust_proxy_headers) == ("", False)
+    server = make(transport="sse", mcpPort=9000, endpointPrefix="/github", trustProxyHeaders=True)
+    config = build_proxy_config(server, SETTINGS, None)
+    assert (config.endpoint_prefix, config.trust_proxy_headers) == ("/github", True)
+    assert '"endpointPrefix":"/github"' in dump_proxy_config(config)  # the proxy's file spells it so
+
+
+def _server_pod(server: MCPServer) -> dict[str, Any]:
+    statefulset = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    pod: dict[str, Any] = statefulset["spec"]["template"]["spec"]
+    return pod
+
+
+def test_volumes_mount_host_directories_into_the_server_container_only() -> None:
+    volumes = [
+        {"name": "data", "hostPath": "/srv/data", "mountPath": "/data", "readOnly": True},
+        {"name": "cache", "hostPath": "/var/cache/mcp", "mountPath": "/cache"},
+    ]
+    pod = _server_pod(make(volumes=volumes))
+    assert pod["volumes"] == [
+        {"name": "data", "hostPath": {"path": "/srv/data"}},
+        {"name": "cache", "hostPath": {"path": "/var/cache/mcp"}},
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data", "readOnly": True},
+        {"name": "cache", "mountPath": "/cache", "readOnly": False},
+    ]
+    assert "volumes" not in _server_pod(make())
+
+
+def test_volume_clashes_are_refused_naming_the_entry() -> None:
+    volumes = [
+        {"name": "data", "hostPath": "/srv/a", "mountPath": "/data"},
+        {"name": "more", "hostPath": "/srv/b", "mountPath": "/data/"},
+    ]
+    patch = {"spec": {"volumes": [{"name": "data", "emptyDir": {}}]}}
+    problems = validate(make(volumes=volumes, podTemplateSpec=patch))
+    assert [p.field for p in problems] == [
+        "spec.volumes[0].mountPath",
+        "spec.volumes[0].name",
+        "spec.volumes[1].mountPath",
+    ]
+    assert "also a volume of spec.podTemplateSpec" in problems[1].message
+
+
+def _egress_policies(server: MCPServer) -> list[dict[str, Any]]:
+    return [o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "NetworkPolicy"]
+
+
+def test_the_none_profile_denies_the_server_pods_all_egress() -> None:
+    [policy] = _egress_policies(make(permissionProfile={"type": "builtin", "name": "none"}))
+    server_pods = _server_pod_labels(make())
+    assert policy["metadata"]["name"] == "fetch-server"
+    assert policy["metadata"]["ownerReferences"] == [OWNER]
+    assert policy["spec"]["policyTypes"] == ["Egress"] and "egress" not in policy["spec"]  # no rule: deny all
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= server_pods.items()
+    assert _egress_policies(make(permissionProfile={"name": "network"})) == []
+    assert _egress_policies(make()) == []
+
+
+def _server_pod_labels(server: MCPServer) -> dict[str, str]:
+    statefulset = next(o for o in build_children(server, OWNER, SETTINGS, None) if o["kind"] == "StatefulSet")
+    labels: dict[str, str] = statefulset["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize(
+    ("profile", "field", "message"),
+    [
+        (
+            {"type": "configmap", "name": "profiles", "key": "p.json"},
+            "spec.permissionProfile.type",
+            "configmap",
+        ),
+        ({"name": "strict"}, "spec.permissionProfile.name", "'strict' is not a builtin profile"),
+    ],
+)
+def test_unsupported_permission_profiles_are_refused_naming_the_field(
+    profile: dict[str, str], field: str, message: str
+) -> None:
+    problems = validate(make(permissionProfile=profile))
+    assert [p.field for p in problems] == [field] and message in problems[0].message
+
+
+def _proxy_service(server: MCPServer) -> dict[str, Any]:
+    objs = build_children(server, OWNER, SETTINGS, None)
+    service: dict[str, Any] = next(
+        o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == "fetch"
+    )
+    return service
+
+
+def test_session_affinity_reaches_the_proxy_service_only_when_set() -> None:
+    assert _proxy_service(make(sessionAffinity="ClientIP"))["spec"]["sessionAffinity"] == "ClientIP"
+    assert "sessionAffinity" not in _proxy_service(make())["spec"]  # the Service's default (None)

@@ -15,7 +15,7 @@ import pytest
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.podtemplate import CONFIG_HASH_ANNOTATION
-from api.validation import validate
+from api.validation import parse_and_validate, validate
 from api.virtualmcpserver import VirtualMCPServer
 from api.vmcp_config import VMCPConfig
 from controller.reconcilers.refs import Missing
@@ -396,3 +396,37 @@ def test_failure_handling_reaches_the_gateway_config_with_toolhives_defaults_whe
     assert (default.unhealthy_threshold, default.partial_failure_mode) == (3, "fail")
     assert (default.circuit_breaker.enabled, default.circuit_breaker.failure_threshold) == (False, 5)
     assert default.circuit_breaker.timeout == 60.0
+
+
+def test_log_level_debug_starts_the_gateway_at_debug_and_rolls_its_pods() -> None:
+    config = build_vmcp_config(make(), [], SETTINGS)
+    quiet = _deployment(build_children(make(), OWNER, SETTINGS, config))
+    loud_vmcp = make(config={"operational": {"logLevel": "debug"}})
+    loud = _deployment(build_children(loud_vmcp, OWNER, SETTINGS, build_vmcp_config(loud_vmcp, [], SETTINGS)))
+    quiet_args = quiet["spec"]["template"]["spec"]["containers"][0]["args"]
+    loud_args = loud["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--log-level" not in quiet_args
+    assert loud_args == [*quiet_args, "--log-level", "debug"]
+
+
+def test_a_log_level_other_than_toolhives_is_refused_naming_the_field() -> None:
+    _, problems = parse_and_validate(
+        {
+            "apiVersion": "mcp-operator.dev/v1beta1",
+            "kind": "VirtualMCPServer",
+            "metadata": {"name": "gw"},
+            "spec": {
+                "groupRef": {"name": "team"},
+                "incomingAuth": {"type": "anonymous"},
+                "config": {"operational": {"logLevel": "trace"}},
+            },
+        }
+    )
+    assert [p.field for p in problems] == ["spec.config.operational.logLevel"]
+
+
+def test_session_affinity_reaches_the_gateway_service() -> None:
+    vmcp = make(sessionAffinity="ClientIP")
+    objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
+    [service] = [o for o in objs if o["kind"] == "Service"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
