@@ -58,7 +58,6 @@ TOOLHIVE_KINDS: dict[str, str] = {
 
 NOT_PLANNED_KINDS = (
     "MCPWebhookConfig",
-    "VirtualMCPCompositeToolDefinition",
     "EmbeddingServer",
     "MCPRegistry",
 )
