@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -31,29 +32,25 @@ WATCH_SECONDS = 300
 """How long one watch request lasts before it is renewed (the API server closes it then)."""
 
 
+@dataclass
 class ConfigMapFeed:
     """Get, then watch, one ConfigMap; ``apply`` each new valid config under ``key``."""
 
-    def __init__(
-        self,
-        target: StatusTarget,
-        config_map: str,
-        key: str,
-        current: Callable[[], VMCPConfig],
-        apply: Callable[[VMCPConfig], Awaitable[None]],
-        *,
-        transport: Transport | None = None,
-    ) -> None:
-        self.target = target
-        self.config_map = config_map
-        self.key = key
-        self.current = current
-        self.apply = apply
-        self.transport = transport or KubeTransport(
+    target: StatusTarget
+    config_map: str
+    key: str
+    current: Callable[[], VMCPConfig]
+    apply: Callable[[VMCPConfig], Awaitable[None]]
+    transport: Transport | None = None
+    """The API connection; None: the pod's service account."""
+    applied: int = 0
+    """Configs applied from the API (for tests and logs)."""
+
+    def __post_init__(self) -> None:
+        target = self.target
+        self._api: Transport = self.transport or KubeTransport(
             service_account(target.api_server, token_file=target.token_file, ca_file=target.ca_file)
         )
-        self.applied = 0
-        """Configs applied from the API (for tests and logs)."""
 
     @property
     def path(self) -> str:
@@ -74,10 +71,10 @@ class ConfigMapFeed:
                     log.warning("config watch failed", config_map=self.config_map, error=str(exc))
                     await anyio.sleep(delay)
         finally:
-            await self.transport.close()
+            await self._api.close()
 
     async def _get(self) -> str:
-        response = await self.transport.send(Request("GET", f"{self.path}/{self.config_map}", timeout=10.0))
+        response = await self._api.send(Request("GET", f"{self.path}/{self.config_map}", timeout=10.0))
         body = await response.read()
         if response.status >= 300:
             raise RuntimeError(f"GET configmap {self.config_map} answered {response.status}: {body[:200]!r}")
@@ -93,7 +90,7 @@ class ConfigMapFeed:
             "timeoutSeconds": str(WATCH_SECONDS),
             "allowWatchBookmarks": "true",
         }
-        response = await self.transport.send(Request("GET", self.path, query, timeout=None, watch=True))
+        response = await self._api.send(Request("GET", self.path, query, timeout=None, watch=True))
         try:
             if response.status >= 300:
                 raise RuntimeError(f"watch configmap {self.config_map} answered {response.status}")

@@ -24,18 +24,10 @@ from api.mcpserverentry import MCPServerEntry
 from api.virtualmcpserver import VirtualMCPServer
 from controller.reconcilers.render import SecretEnv, header_forward, outbound_auth
 from controller.reconcilers.virtualmcpserver_build import Backend, build_vmcp_config, member_from_raw
+from tests.support import gateway_processes as gp
 from tests.support.asgi import serve_asgi
 from tests.support.auth import bind
 from tests.support.builders import SETTINGS
-from tests.support.gateway_processes import (
-    BIN,
-    free_port,
-    get_json,
-    start,
-    wait_http,
-    wait_until,
-    write_config,
-)
 from tests.support.remote_proxy import Spy, remote_server
 from tests.support.resources import bearer_token
 
@@ -85,7 +77,7 @@ def gateway_config(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[
 
 
 def backend_health(base: str) -> dict[str, dict[str, Any]]:
-    return {b["name"]: b for b in get_json(f"{base}/status")["backends"]}
+    return {b["name"]: b for b in gp.get_json(f"{base}/status")["backends"]}
 
 
 async def test_an_entry_is_routed_directly_with_its_credentials_and_a_refused_one_never_contacted(
@@ -107,15 +99,15 @@ async def test_an_entry_is_routed_directly_with_its_credentials_and_a_refused_on
                     entry("private", f"{refused_url}/mcp"),
                 ]
             )
-            path, port = tmp_path / "vmcp.yaml", free_port()
-            write_config(path, config)
-            argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(port), "--config", str(path)]
-            proc = start("gateway", argv, tmp_path, env)
+            path, port = tmp_path / "vmcp.yaml", gp.free_port()
+            gp.write_config(path, config)
+            argv = [str(gp.BIN / "mcp-operator"), "vmcp", "--port", str(port), "--config", str(path)]
+            proc = gp.start("gateway", argv, tmp_path, env)
             base = f"http://127.0.0.1:{port}"
             try:
-                await asyncio.to_thread(wait_http, f"{base}/health", proc)
+                await asyncio.to_thread(gp.wait_http, f"{base}/health", proc)
                 health = await asyncio.to_thread(
-                    wait_until,
+                    gp.wait_until,
                     lambda: (
                         (h := backend_health(base))["docs"]["health"] == "ready"
                         and h["private"].get("lastError")

@@ -50,13 +50,19 @@ def _relay(backend: FakeBackend, spawned: list[Any]) -> ResourceRelay:
     return ResourceRelay(FrontNotifier(), owner, lambda func, *args: spawned.append((func, args)))
 
 
-async def test_the_backend_is_subscribed_once_and_released_by_the_last_holder() -> None:
+async def _two_subscribers() -> tuple[ResourceRelay, FakeBackend, list[Any], FakeConnection, FakeConnection]:
+    """A relay whose two sessions subscribed to ``URI``: (relay, backend, spawned tasks, sessions)."""
     backend = FakeBackend()
     spawned: list[Any] = []
     relay = _relay(backend, spawned)
     first, second = FakeConnection(), FakeConnection()
     await relay.subscribe(URI, cast(Connection, first))
     await relay.subscribe(URI, cast(Connection, second))
+    return relay, backend, spawned, first, second
+
+
+async def test_the_backend_is_subscribed_once_and_released_by_the_last_holder() -> None:
+    relay, backend, _, first, second = await _two_subscribers()
     assert backend.calls == [(URI, True)]
 
     async def listen(_ctx: Any, _params: Any) -> str:
@@ -73,12 +79,7 @@ async def test_the_backend_is_subscribed_once_and_released_by_the_last_holder() 
 
 
 async def test_an_ended_session_releases_its_subscriptions_and_updates_reach_the_others() -> None:
-    backend = FakeBackend()
-    spawned: list[Any] = []
-    relay = _relay(backend, spawned)
-    gone, staying = FakeConnection(), FakeConnection()
-    await relay.subscribe(URI, cast(Connection, gone))
-    await relay.subscribe(URI, cast(Connection, staying))
+    relay, backend, spawned, gone, staying = await _two_subscribers()
     ((func, args),) = gone.teardown  # the session's teardown schedules the release as a task
     func(*args)
     ((drop, drop_args),) = spawned
