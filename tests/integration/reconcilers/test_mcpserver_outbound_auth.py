@@ -86,10 +86,10 @@ async def test_http_server_gets_the_credential_as_env_and_rolls_when_it_changes(
 async def test_missing_secret_blocks_until_it_exists(operator: Operator, kube: Api) -> None:
     await kube.create(AUTH, header_injection("later", "X-API-Key", secret="later-secret"))
     await kube.create(PLURAL, server("waits", transport="sse", externalAuthConfigRef={"name": "later"}))
-    obj = await refs(kube, "waits", "False")
-    cond = condition(obj, "ResolvedRefs") or {}
+    # The config may reach the operator's cache after the server: its watch re-enqueues the server.
+    cond = await kube.wait_condition(PLURAL, "waits", "ResolvedRefs", status="False", reason="SecretNotFound")
     assert "later-secret" in cond["message"], cond
-    assert obj["status"]["phase"] == "Pending"
+    assert (await kube.get(PLURAL, "waits"))["status"]["phase"] == "Pending"
     assert await kube.child("Deployment", "waits") is None, "a proxy without its credential was deployed"
 
     await make_secret(kube, "later-secret")  # the Secret event re-enqueues the MCPServer
@@ -107,9 +107,11 @@ async def test_token_exchange_needs_inbound_auth(operator: Operator, kube: Api) 
     await kube.create(
         PLURAL, server("exch", transport="streamable-http", externalAuthConfigRef={"name": "exchange"})
     )
-    obj = await refs(kube, "exch", "False")
-    cond = condition(obj, "ResolvedRefs") or {}
-    assert cond["reason"] == "InboundAuthRequired" and "spec.oidcConfig" in cond["message"], cond
+    # The config may reach the operator's cache after the server: its watch re-enqueues the server.
+    cond = await kube.wait_condition(
+        PLURAL, "exch", "ResolvedRefs", status="False", reason="InboundAuthRequired"
+    )
+    assert "spec.oidcConfig" in cond["message"], cond
 
 
 async def test_stdio_server_refuses_the_reference_naming_the_field(operator: Operator, kube: Api) -> None:
