@@ -54,15 +54,18 @@ async def test_an_invalid_tool_config_gives_every_kind_the_same_condition(
     for plural, body in objects.items():
         await kube.create(plural, body)
 
-    async def refs_condition(plural: str, name: str, status: str) -> dict[str, Any] | None:
+    async def refs_condition(plural: str, name: str, status: str, reason: str = "") -> dict[str, Any] | None:
         cond = condition(await kube.get(plural, name), "ResolvedRefs") or {}
-        return cond if cond.get("status") == status else None
+        return cond if cond.get("status") == status and cond.get("reason", "").startswith(reason) else None
 
     refused = {}
     for plural, body in objects.items():
         name = body["metadata"]["name"]
+        # The tool config may reach the operator's cache after the workload (then ToolConfigNotFound
+        # first): its watch re-enqueues the workload, which then reports the config invalid.
         refused[plural] = await eventually(
-            lambda p=plural, n=name: refs_condition(p, n, "False"), what=f"{name} ResolvedRefs=False"
+            lambda p=plural, n=name: refs_condition(p, n, "False", "ToolConfigInvalid"),
+            what=f"{name} ResolvedRefs=False ToolConfigInvalid",
         )
     shapes = {
         (c["type"], c["status"], c["reason"], c["message"][: len(INVALID_PREFIX)]) for c in refused.values()
