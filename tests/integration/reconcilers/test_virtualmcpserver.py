@@ -299,11 +299,11 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
     await kube.create(PLURAL, vmcp("gw", "team", outgoingAuth=outgoing))
 
     # Without its auth config the backend is left out (never dialled without its credential).
-    async def refs_reason() -> str | None:
-        cond = condition(await kube.get(PLURAL, "gw"), "ResolvedRefs")
-        return cond["reason"] if cond and cond["status"] == "False" else None
-
-    assert await eventually(refs_reason, what="ResolvedRefs=False") == "ExternalAuthConfigNotFound"
+    # The group and the member may reach the operator's cache after the gateway (GroupNotFound first):
+    # their watches re-enqueue it, and then only the auth config is missing.
+    await kube.wait_condition(
+        PLURAL, "gw", "ResolvedRefs", status="False", reason="ExternalAuthConfigNotFound"
+    )
     config = await eventually(lambda: config_of(kube, "gw"), what="gateway ConfigMap")
     assert config["backends"] == []
 
@@ -337,7 +337,9 @@ async def test_outbound_auth_from_external_auth_config(operator: Operator, kube:
             }
         },
     )
-    assert await eventually(refs_reason, what="tokenExchange refused") == "ExternalAuthConfigUnsupported"
+    await kube.wait_condition(
+        PLURAL, "gw", "ResolvedRefs", status="False", reason="ExternalAuthConfigUnsupported"
+    )
     assert await eventually(lambda: _no_backends(kube, "gw"), what="backend withdrawn from the ConfigMap")
 
 
