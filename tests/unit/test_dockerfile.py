@@ -79,3 +79,24 @@ def test_runtime_stage_installs_nothing_and_copies_only_the_virtual_environment(
     text = " ".join(rest for _, rest in instructions())
     for compiler in ("gcc", "build-essential", "g++", "clang"):
         assert compiler not in text
+
+
+def test_everything_the_build_copies_is_in_the_build_context() -> None:
+    """.dockerignore keeps everything out but an allow list: a COPY of a path it does not allow fails the
+    image build (a new top-level package must be added to both)."""
+    allowed = {
+        line.removeprefix("!").removesuffix("/**")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    sources = [
+        source
+        for keyword, rest in instructions()
+        if keyword == "COPY" and not rest.startswith("--from")
+        for source in rest.split()[:-1]
+    ]
+    assert sources and all(Path(s).as_posix().rstrip("/") in allowed for s in sources), (sources, allowed)
+    packages = {
+        p.name for p in ROOT.iterdir() if (p / "__init__.py").exists() and p.name not in {"tests", "hack"}
+    }
+    assert packages <= allowed, f"packages missing from .dockerignore's allow list: {packages - allowed}"
