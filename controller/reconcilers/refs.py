@@ -106,15 +106,20 @@ def index_authz_config_map(obj: JSON) -> list[str]:
     return _keyed(obj, [_ref_name(authz.get("configMap"))] if isinstance(authz, dict) else [])
 
 
-def authz_config_map_watch(cache: Cache, resource: Resource) -> Watch:
-    """ConfigMap events enqueue the ``resource`` objects whose ``authzConfig`` reads that ConfigMap."""
+def index_watch(cache: Cache, watched: Resource, resource: Resource, index: str) -> Watch:
+    """Events of ``watched`` objects enqueue the ``resource`` objects whose ``index`` names them."""
 
     def keys(obj: JSON) -> list[ObjectKey]:
         meta = obj.get("metadata") or {}
         value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-        return [ObjectKey.of(o) for o in cache.by_index(resource, AUTHZ_CONFIG_MAP_INDEX, value)]
+        return [ObjectKey.of(o) for o in cache.by_index(resource, index, value)]
 
-    return Watch(CONFIGMAP, keys)
+    return Watch(watched, keys)
+
+
+def authz_config_map_watch(cache: Cache, resource: Resource) -> Watch:
+    """ConfigMap events enqueue the ``resource`` objects whose ``authzConfig`` reads that ConfigMap."""
+    return index_watch(cache, CONFIGMAP, resource, AUTHZ_CONFIG_MAP_INDEX)
 
 
 def config_map_policies(
@@ -442,13 +447,7 @@ def secret_to_auth_referrers(cache: Cache, resource: Resource) -> Watch:
 
 def secret_to_configs(cache: Cache, config: Resource) -> Watch:
     """Secret events enqueue the ``config`` objects (indexed by ``SECRET_INDEX``) that name that Secret."""
-
-    def keys(obj: JSON) -> list[ObjectKey]:
-        meta = obj.get("metadata") or {}
-        value = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-        return [ObjectKey.of(o) for o in cache.by_index(config, SECRET_INDEX, value)]
-
-    return Watch(SECRET, keys)
+    return index_watch(cache, SECRET, config, SECRET_INDEX)
 
 
 def secret_to_config_referrers(cache: Cache, resource: Resource, config: Resource, ref_index: str) -> Watch:

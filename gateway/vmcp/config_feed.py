@@ -67,6 +67,8 @@ class ConfigMapFeed:
                     await self._watch(version)
                 except (TransportError, OSError, RuntimeError, ValueError) as exc:
                     failures += 1
+                    # Backoff (2 s doubling to 60 s, jittered): the mounted file keeps delivering changes
+                    # meanwhile, so a watch that keeps failing must not hammer the API server.
                     delay = min(60.0, 2.0**failures) * random.uniform(0.8, 1.2)
                     log.warning("config watch failed", config_map=self.config_map, error=str(exc))
                     await anyio.sleep(delay)

@@ -72,7 +72,7 @@ class Prometheus:
             if time.monotonic() > deadline:
                 summary = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
                 raise AssertionError(f"targets not up within {timeout}s: {summary}")
-            time.sleep(0.5)
+            time.sleep(0.5)  # the poll interval of this deadline loop (Prometheus scrapes every second)
 
 
 @contextmanager

@@ -234,7 +234,7 @@ class _Run:
         delay, attempts = first_delay, retry_count(step) + 1
         error = ""
         for attempt in range(attempts):
-            if attempt:
+            if attempt:  # the step's own retryDelay (ToolHive's field), doubled per attempt
                 await self.sleep(delay)
                 delay = min(delay * 2, first_delay * _MAX_DELAY_FACTOR)
             try:
