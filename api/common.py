@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from api.authz import AuthzConfigRef
 from api.base import CRDModel, Quantity, ResourceName
 from api.conditions import Conditions
 
@@ -260,7 +261,20 @@ SessionAffinity = Literal["ClientIP", "None"]
 
 
 class ProxyEndpoint(CRDModel):
-    """How clients reach a proxy kind's endpoint (MCPServer and MCPRemoteProxy share these fields)."""
+    """How clients reach a proxy kind's endpoint and who may use it (MCPServer and MCPRemoteProxy share
+    these fields)."""
+
+    oidc_config: OIDCConfig | None = None
+    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
+    unauthenticated."""
+    oidc_config_ref: MCPOIDCConfigReference | None = None
+    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
+    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
+    authz_config: AuthzConfigRef | None = None
+    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
+    proxy."""
+    authz_config_ref: LocalObjectReference | None = None
+    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
 
     session_affinity: SessionAffinity | None = None
     """``ClientIP`` makes the Service send a client's connections to one pod (for stateful MCP

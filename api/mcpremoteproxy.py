@@ -6,15 +6,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from api.authz import AuthzConfigRef
 from api.base import Port
 from api.common import (
     HTTP_URL_PATTERN,
     AuditConfig,
     HeaderForward,
     LocalObjectReference,
-    MCPOIDCConfigReference,
-    OIDCConfig,
     PodTemplateSpec,
     ProxyEndpoint,
     ProxyStatus,
@@ -48,17 +45,6 @@ class MCPRemoteProxySpec(ProxyEndpoint):
     external_auth_config_ref: LocalObjectReference | None = None
     """An MCPExternalAuthConfig describing how the proxy authenticates to the remote server. The
     client's own token is never forwarded upstream."""
-    oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
-    unauthenticated."""
-    oidc_config_ref: MCPOIDCConfigReference | None = None
-    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
-    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
-    authz_config: AuthzConfigRef | None = None
-    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
-    proxy."""
-    authz_config_ref: LocalObjectReference | None = None
-    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     tool_config_ref: LocalObjectReference | None = None

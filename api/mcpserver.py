@@ -6,14 +6,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from api.authz import AuthzConfigRef
 from api.base import CRDModel, Port
 from api.common import (
     AuditConfig,
     EnvVar,
     LocalObjectReference,
-    MCPOIDCConfigReference,
-    OIDCConfig,
     PodTemplateSpec,
     ProxyEndpoint,
     ProxyStatus,
@@ -132,17 +129,6 @@ class MCPServerSpec(ProxyEndpoint):
     """An MCPTelemetryConfig: where the proxy sends its OpenTelemetry traces (and its service name)."""
     group_ref: LocalObjectReference | None = None
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
-    oidc_config: OIDCConfig | None = None
-    """Inbound authentication. Without it (and without ``oidcConfigRef``) the endpoint is
-    unauthenticated."""
-    oidc_config_ref: MCPOIDCConfigReference | None = None
-    """Inbound authentication with a shared MCPOIDCConfig, plus this endpoint's audience; instead of
-    ``oidcConfig``. While the referenced config is missing or invalid nothing is deployed."""
-    authz_config: AuthzConfigRef | None = None
-    """Cedar authorization of each tool call, prompt and resource (docs/auth.md); a change rolls the
-    proxy."""
-    authz_config_ref: LocalObjectReference | None = None
-    """An MCPAuthzConfig with the Cedar policies (instead of ``authzConfig``); a change rolls the proxy."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
     external_auth_config_ref: LocalObjectReference | None = None
