@@ -84,9 +84,17 @@ async def test_an_entry_joins_its_group_and_the_gateway_routes_to_it_directly(
     assert docs["auth"]["type"] == "bearerToken" and "t0ken" not in yaml.safe_dump(routed)
     assert routed["lab"]["allowPrivateEndpoint"] is True and routed["lab"]["transport"] == "sse"
     # The credential reaches the gateway as an env var from the Secret, never through the ConfigMap.
-    dep = await kube.wait_child("Deployment", "gw")
-    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"secretKeyRef": {"name": "docs-token", "key": "token"}} in [e.get("valueFrom") for e in env]
+    # The ConfigMap is applied before the Deployment in one reconcile, so the Deployment read right after
+    # the ConfigMap shows both entries can still be the one from the reconcile before: wait for the env.
+    wanted_ref = {"secretKeyRef": {"name": "docs-token", "key": "token"}}
+
+    async def credential_env() -> list[dict[str, Any]] | None:
+        dep = await kube.child("Deployment", "gw")
+        env = dep["spec"]["template"]["spec"]["containers"][0].get("env", []) if dep else []
+        return env if wanted_ref in [e.get("valueFrom") for e in env] else None
+
+    env = await eventually(credential_env, what="the gateway's env var from the docs-token Secret")
+    assert all("t0ken" not in str(e.get("value", "")) for e in env)
 
     valid = await phase(kube, "docs", "Valid")
     assert (condition(valid, "Accepted") or {})["status"] == "True"
