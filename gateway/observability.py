@@ -41,6 +41,12 @@ class RequestMetrics:
         )
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         """Per label set, the two children (``labels()`` validates and locks on every call)."""
+        self.fast_path_enabled = Gauge(
+            "mcp_proxy_fast_path_enabled",
+            "1 when the fast path serves /mcp requests; 0 when it is off (configuration, or the installed "
+            "mcp SDK lacks a private name it needs).",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
         key = (method, tool, outcome)
@@ -66,12 +72,6 @@ class ProxyMetrics(RequestMetrics):
         )
         self.active_sessions = Gauge(
             "mcp_proxy_active_sessions", "Open session-era front sessions.", registry=self.registry
-        )
-        self.fast_path_enabled = Gauge(
-            "mcp_proxy_fast_path_enabled",
-            "1 when the fast path serves /mcp requests; 0 when it is off (configuration, or the installed "
-            "mcp SDK lacks a private name it needs).",
-            registry=self.registry,
         )
 
     def track_sessions(self, count: Callable[[], int]) -> None:

@@ -110,14 +110,31 @@ def test_proxy_tables_show_the_median_of_each_figure_over_the_runs() -> None:
     assert "proxy served 9000 `/mcp` requests on its fast path and 12 on the SDK path" in text
 
 
-def test_vmcp_ratios_and_hops_over_direct() -> None:
-    rows = SAVED["vmcp"]["rows"]
-    list_ratio, worst_ratio, gateway_hop, proxy_hop = vmcp_report.ratios(rows)
-    assert (round(list_ratio, 2), round(worst_ratio, 2)) == (1.31, 4.50)
-    assert (round(gateway_hop, 2), round(proxy_hop, 2)) == (5.71, 6.75)
-    text = vmcp_report.render(rows, SAVED["vmcp"]["requests"], "Machine: the test machine.")
-    assert "| tools/call via proxy | 13.70 |" in text
-    assert "gateway hop **+5.71 ms** vs proxy hop **+6.75 ms** over direct (ratio 0.85)" in text
+def vmcp_text() -> str:
+    saved = SAVED["vmcp"]
+    settings = proxy_report.Settings(*saved["settings"])
+    return vmcp_report.render(saved["runs"], settings, "2026-12-05 on the test machine")
+
+
+def test_vmcp_headlines_are_medians_over_runs_with_each_target_judged() -> None:
+    first, second = (vmcp_report.headline(run) for run in SAVED["vmcp"]["runs"])
+    assert round(first["gateway_hop"], 2) == 0.8 and round(second["gateway_hop"], 2) == 1.2
+    assert round(first["list_ratio"], 2) == 1.1 and round(second["list_ratio"], 2) == 1.3
+    text = vmcp_text()
+    # Gateway hop: median of +0.8 and +1.2 = +1.0 ms; the proxy's +0.65 ms + 0.3 = +0.95 ms: not met.
+    assert "over direct: **+1.00 ms** (2026-07-28; +0.25 ms in the 2025-11-25 session era)" in text
+    assert "+ 0.3 ms = +0.95 ms: **not met**" in text
+    assert "10 backends / 1 backend, from the gateway's cache: **1.20x**; target at most 1.2x: met" in text
+    assert "in front of the same backend: **2.08x**; target at least 2.0x: met" in text
+    assert "+0.80 / +0.70 ms, lists 1.10x, 2.50x; +1.20 / +0.60 ms, lists 1.30x, 1.67x" in text
+
+
+def test_vmcp_tables_show_the_median_of_each_figure_over_the_runs() -> None:
+    text = vmcp_text()
+    row = ["3.55", "7.10", "4.10", "8.20", "850", "1002"]
+    assert table_row(text, "mcp-operator gateway, 1 backend") == row
+    assert table_row(text, "10 backends") == ["2.40"] and table_row(text, "1 backend") == ["2.00"]
+    assert "served 9000 `/mcp` requests on its fast path and 12 on the SDK path" in text
 
 
 def test_hack_bench_passes_operator_flags_on_and_refuses_unknown_ones() -> None:
