@@ -311,6 +311,8 @@ class MetricsExport:
         self.exported_points = 0
         self.dropped_points = 0
         self.drops = DropWarning("metrics", "metric points", settings.endpoint, clock=clock)
+        self.failing: bool | None = None
+        """Whether the last export failed (None before the first)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop the registries are collected on while it runs (else this thread)."""
         self._stop = threading.Event()
@@ -328,9 +330,11 @@ class MetricsExport:
             request = export_request(metrics, self.settings.resource)
         except Exception as exc:  # a collector's bug must not end the thread
             logger.debug("metrics collection raised", exc_info=exc)
+            self.failing = True
             return False
         points = _points(metrics)
-        if self.send(request):
+        self.failing = not self.send(request)
+        if not self.failing:
             self.exported_points += points
             return True
         self.dropped_points += points
@@ -357,10 +361,13 @@ class MetricsExport:
             self.drops.warn_if_due()
 
     def shutdown(self) -> None:
-        """Stop the thread and send the last totals (one attempt, bounded by the export timeout)."""
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join(timeout=self.settings.export_timeout_seconds + 1)
+        """Stop the thread and send the last totals (one attempt, bounded by the export timeout), unless
+        the collector failed the last export: a pod that stops must not wait for a collector that is down."""
+        if not self._thread.is_alive():
+            return
+        self._stop.set()
+        self._thread.join(timeout=self.settings.export_timeout_seconds + 1)
+        if not self.failing and not self._thread.is_alive():
             self.export_once()
 
 

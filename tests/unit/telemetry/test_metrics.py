@@ -4,6 +4,7 @@ counting its points with one warning per interval."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 
@@ -222,3 +223,20 @@ def test_a_collector_that_raises_fails_the_export_without_ending_it() -> None:
     )
     assert not export.export_once()
     assert sent == []
+
+
+def test_shutdown_sends_the_last_totals_unless_the_collector_was_failing() -> None:
+    settings = dataclasses.replace(SETTINGS, interval_seconds=3600.0)
+    sent: list[ExportMetricsServiceRequest] = []
+    export = MetricsExport(
+        settings, [served().registry], Workload("x", "stdio"), send=lambda r: sent.append(r) or True
+    ).start()
+    export.shutdown()
+    assert len(sent) == 1, "a process that stops before its first interval still reports its totals"
+    tried: list[ExportMetricsServiceRequest] = []
+    failing = MetricsExport(
+        settings, [served().registry], Workload("x", "stdio"), send=lambda r: tried.append(r) or False
+    ).start()
+    assert not failing.export_once()
+    failing.shutdown()
+    assert len(tried) == 1, "no last attempt at a collector that failed: the pod stops at once"
