@@ -1,5 +1,6 @@
 """OTLP metrics from the proxy and the gateway that served traffic, received by a real OTLP receiver in this
-process (tests/support/otlp.py), under ToolHive's instrument names with the right counts; over gRPC too;
+process (tests/support/otlp.py), under ToolHive's instrument names with the right counts, the exporter's
+headers and the resource attributes; over gRPC too;
 and a metrics collector that is down never slows or fails MCP traffic."""
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ def wait_for_calls(receiver: Receiver, service: str, tool: str, count: int) -> N
 async def test_the_proxy_and_the_gateway_export_toolhive_instruments_with_the_right_counts(
     tmp_path: Path,
 ) -> None:
+    settings = {
+        **METRICS_ONLY,
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=team%20a",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+    }
     with (
         http_receiver() as (receiver, endpoint),
-        data_plane(tmp_path, otlp_env(endpoint, **METRICS_ONLY)) as plane,
+        data_plane(tmp_path, otlp_env(endpoint, **settings)) as plane,
     ):
         for index in range(3):
             reply = await call(
@@ -88,6 +94,8 @@ async def test_the_proxy_and_the_gateway_export_toolhive_instruments_with_the_ri
         assert not [s for s in receiver.spans if s.service in (PROXY, GATEWAY)], "OTEL_TRACES_EXPORTER=none"
         metrics = httpx2.get(f"{plane.proxy_url}/metrics").text
         assert "mcp_metrics_points_exported_total" in metrics
+        assert {"x-tenant": "team a"}.items() <= receiver.metric_headers[-1].items(), "the exporter's headers"
+        assert receiver.metric_resources[-1]["deployment.environment"] == "test"
 
 
 async def test_the_grpc_exporter_delivers_the_proxy_metrics(tmp_path: Path) -> None:

@@ -55,6 +55,10 @@ class Receiver:
     requests: int = 0
     metrics: list[tuple[str, Metric]] = field(default_factory=list)
     """``(service.name, metric)`` in the order received (cumulative: the last of a name is the latest)."""
+    metric_resources: list[dict[str, Any]] = field(default_factory=list)
+    """The resource attributes of each metrics export."""
+    metric_headers: list[dict[str, str]] = field(default_factory=list)
+    """The HTTP headers of each OTLP/HTTP metrics export (lower-case names)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
@@ -63,6 +67,8 @@ class Receiver:
             resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
             for scope_metrics in resource_metrics.scope_metrics:
                 received += [(str(resource.get("service.name")), m) for m in scope_metrics.metrics]
+            with self.lock:
+                self.metric_resources.append(resource)
         with self.lock:
             self.metrics.extend(received)
 
@@ -125,6 +131,8 @@ def http_receiver() -> Iterator[tuple[Receiver, str]]:
             elif receiver.status != 200:
                 self.send_response(receiver.status)
             elif self.path == "/v1/metrics":
+                with receiver.lock:
+                    receiver.metric_headers.append({k.lower(): v for k, v in self.headers.items()})
                 receiver.take_metrics(metrics_service_pb2.ExportMetricsServiceRequest.FromString(body))
                 self.send_response(200)
             else:
