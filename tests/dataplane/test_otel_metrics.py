@@ -1,7 +1,7 @@
 """OTLP metrics from the proxy and the gateway that served traffic, received by a real OTLP receiver in this
 process (tests/support/otlp.py), under ToolHive's instrument names with the right counts, the exporter's
-headers and the resource attributes; over gRPC too;
-and a metrics collector that is down never slows or fails MCP traffic."""
+headers and the resource attributes; over gRPC too; and a metrics collector that is down never slows or
+fails MCP traffic."""
 
 from __future__ import annotations
 
