@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -86,9 +87,13 @@ def wait_for(url: str, ok: tuple[int, ...], limit: float = 120.0) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], ready_url: str, ok: tuple[int, ...], env: dict[str, str] | None = None
+    args: list[str],
+    ready_url: str,
+    ok: tuple[int, ...],
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[int]:
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_for(ready_url, ok)
         yield proc.pid
