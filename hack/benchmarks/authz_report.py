@@ -27,6 +27,9 @@ class Results:
     """The same, authorization on."""
     gateway_off_rps: float
     gateway_on_rps: float
+    cpu_us: dict[str, float]
+    """CPU per call of each throughput target's own process (``proxy off``, ``proxy on``, ``gateway
+    off``, ``gateway on``; not its backend's), in microseconds."""
 
 
 DECISION_TARGET_US = 50.0
@@ -40,6 +43,11 @@ def _met(ok: bool) -> str:
 
 def _ratio(on: float, off: float) -> float:
     return on / off if off else float("nan")
+
+
+def _cpu(results: Results, kind: str) -> str:
+    off, on = results.cpu_us[f"{kind} off"], results.cpu_us[f"{kind} on"]
+    return f"; its CPU per call {off:.0f} / {on:.0f} us off / on: {_ratio(off, on):.2f}"
 
 
 def render(results: Results, settings: Any, when: str) -> str:
@@ -67,10 +75,11 @@ def render(results: Results, settings: Any, when: str) -> str:
         f"| a decision adds at most {DECISION_TARGET_US:.0f} us p50 with 100 policies | "
         f"{results.decision_us:.1f} us | {_met(results.decision_us <= DECISION_TARGET_US)} |",
         f"| proxy throughput with authorization on at least {THROUGHPUT_TARGET:.0%} of off | "
-        f"{proxy:.2f} ({results.on_rps:.0f} / {results.off_rps:.0f} calls/s) | "
+        f"{proxy:.2f} ({results.on_rps:.0f} / {results.off_rps:.0f} calls/s{_cpu(results, 'proxy')}) | "
         f"{_met(proxy >= THROUGHPUT_TARGET)} |",
         f"| gateway throughput with authorization on at least {THROUGHPUT_TARGET:.0%} of off | "
-        f"{gateway:.2f} ({results.gateway_on_rps:.0f} / {results.gateway_off_rps:.0f} calls/s) | "
+        f"{gateway:.2f} ({results.gateway_on_rps:.0f} / {results.gateway_off_rps:.0f} calls/s"
+        f"{_cpu(results, 'gateway')}) | "
         f"{_met(gateway >= THROUGHPUT_TARGET)} |",
         f"| a `tools/list` of 200 tools filtered in under {LIST_TARGET_MS:.0f} ms (first listing, the "
         f"worst case) | {first_list_ms:.3f} ms | {_met(first_list_ms < LIST_TARGET_MS)} |",
@@ -78,7 +87,9 @@ def render(results: Results, settings: Any, when: str) -> str:
         f"- Throughput: {settings.rounds} interleaved rounds of {settings.clients} keep-alive connections "
         "of anonymous 2026-07-28 calls of `echo`, every target in the same run: the proxy in front of a "
         "Node stdio server, the gateway (`incomingAuth` anonymous, with and without `authz`) in front of "
-        "the same server over streamable HTTP.",
+        "the same server over streamable HTTP. The ratio of CPU per call (off / on) of the proxy's or "
+        "gateway's own process is what its throughput ratio would be with the cores to itself; the "
+        "calls/s ratio also carries the shared machine's load.",
         f"- The request policy's own handling of a `tools/call` (backend answer immediate, in process): "
         f"{results.off_request_us:.1f} us off, {results.on_request_us:.1f} us on: authorization adds "
         f"**{results.on_request_us - results.off_request_us:.1f} us** per call; the throughput ratios "

@@ -153,14 +153,15 @@ def test_the_real_pod_benchmark_runs_only_when_asked_for() -> None:
 
 
 def test_authz_report_states_the_ratios_the_added_cost_and_each_target_met_or_not() -> None:
-    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5, 500.0, 400.0)
+    cpu = {"proxy off": 300.0, "proxy on": 330.0, "gateway off": 2000.0, "gateway on": 2100.0}
+    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5, 500.0, 400.0, cpu)
     text = authz_report.render(results, SimpleNamespace(rounds=5, clients=8), "now")
     assert text.startswith(authz_report.BEGIN) and text.rstrip().endswith(authz_report.END)
     assert "authorization adds **10.5 us** per call" in text
     assert table_row(text, "`tools/list` of 200 tools filtered (steady state)") == ["1.000 ms"]
     targets = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines()}
     assert targets["proxy throughput with authorization on at least 85% of off"] == [
-        "0.97 (873 / 900 calls/s)",
+        "0.97 (873 / 900 calls/s; its CPU per call 300 / 330 us off / on: 0.91)",
         "**met** |",
     ]
     assert targets["gateway throughput with authorization on at least 85% of off"][-1] == "**not met** |"
