@@ -93,7 +93,7 @@ def render(results: Results, settings: Any, when: str) -> str:
         f"- The request policy's own handling of a `tools/call` (backend answer immediate, in process): "
         f"{results.off_request_us:.1f} us off, {results.on_request_us:.1f} us on: authorization adds "
         f"**{results.on_request_us - results.off_request_us:.1f} us** per call; the throughput ratios "
-        "above move by several percent between runs on the shared machine, this does not.",
+        "above move by tens of percent between runs on the shared machine, this does not.",
         f"- A decision not cached costs {results.first_decision_us:.0f} us (one `cedarpy` call over the "
         "policies whose scope can match the principal).",
         "- The first listing is timed with a fresh policy engine for every sample (nothing cached: the "
