@@ -169,10 +169,19 @@ def test_the_real_pod_benchmark_runs_only_when_asked_for() -> None:
     assert name == "pods" and argv[1].endswith("hack/bench_pods") and argv[2:] == ["--no-write"]
 
 
-def test_authz_report_states_the_ratio_and_the_added_cost_of_one_run() -> None:
-    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5)
+def test_authz_report_states_the_ratios_the_added_cost_and_each_target_met_or_not() -> None:
+    cpu = {"proxy off": 300.0, "proxy on": 330.0, "gateway off": 2000.0, "gateway on": 2100.0}
+    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5, 500.0, 400.0, cpu)
     text = authz_report.render(results, SimpleNamespace(rounds=5, clients=8), "now")
     assert text.startswith(authz_report.BEGIN) and text.rstrip().endswith(authz_report.END)
-    assert "**0.97** (873 / 900 calls/s)" in text
     assert "authorization adds **10.5 us** per call" in text
     assert table_row(text, "`tools/list` of 200 tools filtered (steady state)") == ["1.000 ms"]
+    targets = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines()}
+    assert targets["proxy throughput with authorization on at least 85% of off"] == [
+        "0.97 (873 / 900 calls/s; its CPU per call 300 / 330 us off / on: 0.91)",
+        "**met** |",
+    ]
+    assert targets["gateway throughput with authorization on at least 85% of off"][-1] == "**not met** |"
+    assert targets["a decision adds at most 50 us p50 with 100 policies"] == ["20.0 us", "**met** |"]
+    listing = "a `tools/list` of 200 tools filtered in under 2 ms (first listing, the worst case)"
+    assert targets[listing] == ["3.000 ms", "**not met** |"]
