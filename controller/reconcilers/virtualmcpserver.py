@@ -22,6 +22,7 @@ from api.composite import CompositeToolConfig
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.notices import notices
 from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
@@ -439,7 +440,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway
         url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
-        status, events = vmcp_status(outcome.previous, generation, url, observed)
+        status, events = vmcp_status(outcome.previous, generation, url, observed, notices(vmcp))
         if resolution.authz_config is not None:
             status["authzConfigHash"] = spec_hash(resolution.authz_config.spec)
         if resolution.telemetry.hash is not None:

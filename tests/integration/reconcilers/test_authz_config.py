@@ -72,7 +72,7 @@ async def test_shared_policies_reach_the_proxy_and_a_change_rolls_it(operator: O
 
 
 async def test_bad_policies_are_refused_naming_the_policy_and_line(operator: Operator, kube: Api) -> None:
-    bad = 'permit(principal,\n  action == Action::"call_tol",\n  resource);'
+    bad = 'forbid(principal,\n  action == Action::"call_tol",\n  resource);'
     await kube.create("mcpauthzconfigs", authz_config("typo", READERS, bad))
 
     async def refused(plural: str, name: str) -> str | None:

@@ -46,7 +46,7 @@ def _who(engine: PolicyEngine, **claims: object) -> object:
         (
             [
                 "permit(principal, action, resource);",
-                'permit(\n principal,\n action == Action::"call_tol",\n resource);',
+                'forbid(\n principal,\n action == Action::"call_tol",\n resource);',
             ],
             'policies[1] line 3: unknown action Action::"call_tol"',
         ),
