@@ -183,3 +183,17 @@ async def test_policies_from_a_config_map_follow_it_and_a_bad_update_keeps_the_g
     message = await eventually(refused, what="ResolvedRefs=False naming the bad policy")
     assert "ConfigMap 'policies' key 'authz.json': policies[1] line 2:" in message
     assert (await _proxy_config(kube, "mapped"))["authz"]["policies"] == [READERS]  # type: ignore[index]
+
+
+async def test_a_permit_that_never_matches_is_accepted_with_a_warning(operator: Operator, kube: Api) -> None:
+    never = 'permit(principal,\n  action == Action::"tools/call",\n  resource);'
+    await kube.create("mcpauthzconfigs", authz_config("toolhive-style", READERS, never))
+
+    async def warned() -> dict[str, Any] | None:
+        cond = condition(await kube.get("mcpauthzconfigs", "toolhive-style"), "Accepted")
+        return cond if cond and cond["reason"] == "AcceptedWithWarnings" else None
+
+    accepted = await eventually(warned, what="Accepted=True with warnings")
+    assert accepted["status"] == "True"
+    assert 'spec.config.policies[1]: line 2: unknown action Action::"tools/call"' in accepted["message"]
+    assert "never matches" in accepted["message"]
