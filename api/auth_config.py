@@ -198,6 +198,15 @@ class OIDCConfig(_Model):
     """Minimum spacing of JWKS refetches triggered by unknown ``kid`` values (anti-hammering)."""
     insecure_allow_http: bool = False
     """Allow a plain-http issuer / JWKS URL that is not loopback. For test set-ups only."""
+    ca_bundle_path: str | None = None
+    """A PEM file of the CAs that verify the issuer's and the JWKS URL's TLS certificates, instead of the
+    system CAs (the cluster's CA for its service account issuer)."""
+    jwks_auth_token_path: str | None = None
+    """A file holding a bearer token sent with the discovery and JWKS requests, read at each fetch (a
+    pod's service account token, which the kubelet rotates)."""
+    subject: str | None = None
+    """The ``sub`` claim every token must have; ending with ``:``, the prefix it must start with
+    (``system:serviceaccount:<namespace>:`` for every service account of a namespace)."""
 
     @field_validator("allowed_algorithms")
     @classmethod

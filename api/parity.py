@@ -73,7 +73,7 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
     ("MCPServer", "spec.replicas"): "more than 1 with `transport: stdio` is refused (ToolHive caps it)",
     ("MCPServer", "spec.mcpPort"): "refused with `transport: stdio` (ToolHive ignores it)",
-    ("MCPServer", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPServer", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("MCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
     ("MCPRemoteProxy", "spec.sessionAffinity"): _NO_AFFINITY,
     ("VirtualMCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
@@ -81,8 +81,13 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.remoteUrl"): "a stricter pattern (a host is required)",
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
-    ("MCPRemoteProxy", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation` and `operational`; other keys refused",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
+    "(`sub`); ToolHive ignores it",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
+    "accounts (`sub`); ToolHive ignores it",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""

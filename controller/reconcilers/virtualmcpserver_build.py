@@ -262,7 +262,12 @@ def build_incoming_auth(
     if incoming.type != "oidc":
         return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
-    oidc = inbound_oidc(incoming.oidc_config, default_audience=url, default_resource_url=url)
+    oidc = inbound_oidc(
+        incoming.oidc_config,
+        default_audience=url,
+        default_resource_url=url,
+        namespace=vmcp.metadata.namespace or "",
+    )
     return IncomingAuthConfig(type="oidc", oidc=oidc, authz=authz)
 
 

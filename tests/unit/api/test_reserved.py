@@ -36,11 +36,6 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
     [
         (
             "MCPOIDCConfig",
-            {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {"issuer": "https://k"}},
-            "spec.kubernetesServiceAccount",
-        ),
-        (
-            "MCPOIDCConfig",
             {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
             "spec.inline.jwksAuthTokenPath",
         ),

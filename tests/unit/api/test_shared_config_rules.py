@@ -45,7 +45,29 @@ def test_an_inline_oidc_config_is_accepted() -> None:
             {"type": "inline", "inline": {"issuer": ISSUER, "clientSecretRef": {"name": "s", "key": "k"}}},
             "spec.inline.clientId: clientSecretRef is set without clientId",
         ),
-        ({"type": "kubernetesServiceAccount"}, "spec.type: kubernetesServiceAccount is not supported yet"),
+        (
+            {"type": "kubernetesServiceAccount"},
+            "spec.kubernetesServiceAccount: type is kubernetesServiceAccount; set kubernetesServiceAccount",
+        ),
+        (
+            {
+                "type": "kubernetesServiceAccount",
+                "kubernetesServiceAccount": {},
+                "inline": {"issuer": ISSUER},
+            },
+            "spec.inline: is only for type inline; remove it",
+        ),
+        (
+            {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {"issuer": "http://kubernetes"}},
+            "spec.kubernetesServiceAccount.issuer: 'http://kubernetes' is not https",
+        ),
+        (
+            {
+                "type": "kubernetesServiceAccount",
+                "kubernetesServiceAccount": {"introspectionUrl": "https://kubernetes.default.svc/introspect"},
+            },
+            "spec.kubernetesServiceAccount.introspectionUrl: is not supported",
+        ),
     ],
 )
 def test_an_unusable_oidc_config_is_refused_naming_the_field(spec: dict[str, Any], expected: str) -> None:
