@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -50,6 +51,7 @@ __all__ = [
     "OutboundAuthConfig",
     "SecretValueSource",
     "TokenExchangeAuth",
+    "ca_bundle_context",
     "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
@@ -376,3 +378,14 @@ class HeaderForwardConfig(_Model):
                 )
             seen.add(entry.header_name.lower())
         return self
+
+
+def ca_bundle_context(pem: str) -> ssl.SSLContext:
+    """A TLS client context trusting only the CA certificates of ``pem`` (not the system CAs); raises
+    ValueError when it holds no valid PEM certificate."""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("the CA bundle holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        return ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as err:
+        raise ValueError(f"the CA bundle holds no valid PEM certificate ({err})") from None

@@ -14,6 +14,7 @@ from api.common import (
     OIDCConfig,
     ResourceRequirements,
 )
+from api.mcpserverentry import CABundleSource
 from api.problems import Problem
 
 __all__ = [
@@ -301,3 +302,21 @@ def header_name_problem(name: str, field: str) -> Problem | None:
             field, f"header {name!r} is set by the proxy itself and cannot be configured; remove it"
         )
     return None
+
+
+def ca_bundle_problems(ref: CABundleSource | None, remote_url: str, field: str) -> list[Problem]:
+    """A CA bundle verifies an https URL and is never optional (a missing one must not change what is
+    trusted)."""
+    if ref is None:
+        return []
+    problems = []
+    if ref.config_map_ref.optional:
+        problems.append(
+            Problem(
+                f"{field}.configMapRef.optional",
+                "must not be true: a missing bundle would change which certificates are trusted; remove it",
+            )
+        )
+    if not remote_url.startswith("https://"):
+        problems.append(Problem(field, "verifies TLS: the remoteUrl must be https://"))
+    return problems

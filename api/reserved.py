@@ -254,7 +254,5 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
     "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
-    "MCPServerEntry": _fields(
-        [("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the remote server's TLS certificate")]
-    ),
+    "MCPServerEntry": (),
 }

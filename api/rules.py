@@ -12,6 +12,7 @@ from collections import Counter
 
 from api.authz import authz_config_problems, authz_problems
 from api.checks import (
+    ca_bundle_problems,
     check_oidc,
     check_oidc_blocks,
     check_oidc_provider,
@@ -254,6 +255,7 @@ def mcp_server_entry_rules(spec: MCPServerEntrySpec) -> list[Problem]:
     problems = remote_url_problems(
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
+    problems += ca_bundle_problems(spec.ca_bundle_ref, spec.remote_url, "spec.caBundleRef")
     return problems + header_forward_problems(spec.header_forward)
 
 

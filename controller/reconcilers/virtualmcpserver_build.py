@@ -99,6 +99,8 @@ class Backend:
     auth: OutboundAuthConfig | None = None
     header_forward: HeaderForwardConfig | None = None
     """An MCPServerEntry's ``spec.headerForward`` (secret values as env references)."""
+    ca_bundle: str | None = None
+    """An MCPServerEntry's ``spec.caBundleRef``: the PEM certificates read from its ConfigMap."""
 
 
 def member_from_raw(kind: str, raw: JSON) -> Member:
@@ -293,6 +295,7 @@ def build_vmcp_config(
                 auth=b.auth,
                 header_forward=b.header_forward,
                 allow_private_endpoint=b.member.allow_private_endpoint,
+                ca_bundle=b.ca_bundle,
             )
             for b in ordered
         ],

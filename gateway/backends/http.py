@@ -9,6 +9,7 @@ SSRF guard before every (re)connect; outbound credentials asked on every request
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Literal
 
@@ -16,7 +17,7 @@ import httpx2
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
+from api.auth_config import HeaderForwardConfig, OutboundAuthConfig, ca_bundle_context
 from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import Streams, TransportFactory
 from gateway.backends.ssrf import check_endpoint
@@ -45,6 +46,12 @@ class CredentialAuth(httpx2.Auth):
         yield request
 
 
+def tls_verification(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: the system CAs, or only the PEM CAs of ``ca_bundle`` (ValueError when they do
+    not load: the backend is then not connected, never verified with other CAs)."""
+    return True if ca_bundle is None else ca_bundle_context(ca_bundle)
+
+
 def http_transport(
     url: str,
     transport: Literal["streamable-http", "sse"],
@@ -54,24 +61,39 @@ def http_transport(
     auth: OutboundAuthConfig | None = None,
     header_forward: HeaderForwardConfig | None = None,
     subject: Callable[[], str] | None = None,
+    ca_bundle: str | None = None,
 ) -> TransportFactory:
-    """The factory opening one connection to ``url`` under the policy above."""
+    """The factory opening one connection to ``url`` under the policy above (``ca_bundle``: PEM CAs that
+    verify its TLS certificate instead of the system CAs)."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
         await check_endpoint(url, allow_private=allow_private)
+        verify = tls_verification(ca_bundle)
+
+        def client(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=headers, timeout=timeout, auth=auth, follow_redirects=False, verify=verify
+            )
+
         credentials = auth is not None or header_forward is not None
         provider = build_outbound_provider(auth, header_forward=header_forward) if credentials else None
         adapter = CredentialAuth(provider, subject) if provider is not None else None
         try:
             if transport == "sse":
-                async with sse_client(url, auth=adapter, timeout=connect_timeout) as streams:
+                async with sse_client(
+                    url, auth=adapter, timeout=connect_timeout, httpx_client_factory=client
+                ) as streams:
                     yield streams[0], streams[1]
                 return
             timeout = httpx2.Timeout(connect_timeout, read=None)
             async with (
-                httpx2.AsyncClient(auth=adapter, timeout=timeout, follow_redirects=False) as client,
-                streamable_http_client(url, http_client=client) as streams,
+                client(auth=adapter, timeout=timeout) as http,
+                streamable_http_client(url, http_client=http) as streams,
             ):
                 yield streams[0], streams[1]
         finally:

@@ -30,6 +30,7 @@ from tests.support.auth import bind
 from tests.support.builders import SETTINGS
 from tests.support.remote_proxy import Spy, remote_server
 from tests.support.resources import bearer_token
+from tests.support.tls import private_ca_server
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +130,55 @@ async def test_an_entry_is_routed_directly_with_its_credentials_and_a_refused_on
     for request in reached.seen:
         assert request["headers"]["authorization"] == f"Bearer {TOKEN}"
         assert request["headers"]["x-client"] == "mcp-operator"
+
+
+async def test_an_entry_with_a_ca_bundle_is_verified_with_that_ca_only(tmp_path: Path) -> None:
+    tls = private_ca_server()
+    (tmp_path / "server.crt").write_text(tls.cert_pem)
+    (tmp_path / "server.key").write_text(tls.key_pem)
+    with remote_server("fixture") as (upstream, (tool, args, expected)):
+        spy = Spy(upstream)
+        sock, url = bind()
+        https = url.replace("http://", "https://")
+        async with serve_asgi(
+            (sock, spy.app()), tls=(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
+        ):
+            vmcp = VirtualMCPServer.model_validate(
+                {
+                    "metadata": {"name": "gw", "namespace": "tools"},
+                    "spec": {"groupRef": {"name": "remote"}, "incomingAuth": {"type": "anonymous"}},
+                }
+            )
+            trusted = member_from_raw(
+                "MCPServerEntry", entry("private-ca", f"{https}/mcp", allowPrivateEndpoint=True)
+            )
+            system = member_from_raw(
+                "MCPServerEntry", entry("system-cas", f"{https}/mcp", allowPrivateEndpoint=True)
+            )
+            config = build_vmcp_config(
+                vmcp, [Backend(trusted, ca_bundle=tls.ca_pem), Backend(system)], SETTINGS
+            ).to_file_dict()
+            path, port = tmp_path / "vmcp.yaml", gp.free_port()
+            gp.write_config(path, config)
+            argv = [str(gp.BIN / "mcp-operator"), "vmcp", "--port", str(port), "--config", str(path)]
+            proc = gp.start("gateway", argv, tmp_path, {})
+            base = f"http://127.0.0.1:{port}"
+            try:
+                await asyncio.to_thread(gp.wait_http, f"{base}/health", proc)
+                health = await asyncio.to_thread(
+                    gp.wait_until,
+                    lambda: (
+                        (h := backend_health(base))["private-ca"]["health"] == "ready"
+                        and h["system-cas"].get("lastError")
+                        and h
+                    ),
+                    what="private-ca ready and system-cas refused",
+                )
+                async with Client(f"{base}/mcp") as client:
+                    result = await client.call_tool(f"private-ca_{tool}", args)
+                    assert expected in "".join(getattr(c, "text", "") for c in result.content), result
+            finally:
+                await asyncio.to_thread(proc.stop)
+    assert health["system-cas"]["health"] != "ready", health
+    assert "CERTIFICATE_VERIFY_FAILED" in health["system-cas"]["lastError"], health
+    assert spy.seen and all(r["path"] == "/mcp" for r in spy.seen)

@@ -23,7 +23,6 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 REFUSED = {
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
     "idp-private-ca": ("mcpoidcconfigs", ["spec.inline.caBundleRef"]),
-    "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),
 }
 WORKLOADS = ("mcpservers", "mcpremoteproxies", "virtualmcpservers")
 

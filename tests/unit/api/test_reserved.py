@@ -39,16 +39,6 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
             "spec.inline.jwksAuthTokenPath",
         ),
-        (
-            "MCPServerEntry",
-            {
-                "remoteUrl": "https://mcp.example.com/mcp",
-                "transport": "streamable-http",
-                "groupRef": {"name": "g"},
-                "caBundleRef": {"configMapRef": {"name": "ca"}},
-            },
-            "spec.caBundleRef",
-        ),
         ("MCPServer", {"image": "i", "authServerRef": {"name": "p"}}, "spec.authServerRef"),
         ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
