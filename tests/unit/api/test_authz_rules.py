@@ -26,11 +26,14 @@ KINDS = [
 ]
 
 
-def _problems(kind: str, base: dict[str, Any], place: Any, authz: dict[str, Any]) -> list[str]:
-    spec = {**base, **place(authz)}
-    _, problems = parse_and_validate(
+def _parsed(kind: str, spec: dict[str, Any]) -> tuple[Any, list[Any]]:
+    return parse_and_validate(
         {"apiVersion": GROUP_VERSION, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
     )
+
+
+def _problems(kind: str, base: dict[str, Any], place: Any, authz: dict[str, Any]) -> list[str]:
+    _, problems = _parsed(kind, {**base, **place(authz)})
     return [str(p) for p in problems]
 
 
@@ -107,9 +110,7 @@ def test_a_permit_naming_an_unknown_action_is_accepted_as_in_toolhive_and_notice
 ) -> None:
     never = 'permit(\n  principal,\n  action == Action::"tools/call",\n  resource);'
     spec = {**base, **place({"type": "inline", "inline": {"policies": [GOOD, never]}})}
-    obj, problems = parse_and_validate(
-        {"apiVersion": GROUP_VERSION, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
-    )
+    obj, problems = _parsed(kind, spec)
     assert problems == [] and obj is not None
     assert [str(p) for p in notices(obj)] == [
         f'{field}.inline.policies[1]: line 3: unknown action Action::"tools/call": requests never carry it, '
@@ -127,20 +128,11 @@ def test_a_permit_naming_an_unknown_action_is_accepted_as_in_toolhive_and_notice
 
 
 def test_the_never_matching_permit_is_in_the_accepted_condition_and_one_warning_event() -> None:
-    obj, _ = parse_and_validate(
-        {
-            "apiVersion": GROUP_VERSION,
-            "kind": "MCPServer",
-            "metadata": {"name": "x"},
-            "spec": {
-                "image": "i",
-                "authzConfig": {
-                    "type": "inline",
-                    "inline": {"policies": ['permit(principal, action == Action::"x", resource);']},
-                },
-            },
-        }
-    )
+    never = {
+        "type": "inline",
+        "inline": {"policies": ['permit(principal, action == Action::"x", resource);']},
+    }
+    obj, _ = _parsed("MCPServer", {"image": "i", "authzConfig": never})
     assert obj is not None
     builder = StatusBuilder([], 1)
     accept(builder, notices(obj), "the spec is valid")
