@@ -117,9 +117,10 @@ def _attributes(policies: Iterable[object]) -> frozenset[str]:
 
 
 def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: frozenset[str]) -> list[str]:
-    """Refuse a policy naming an entity type the data plane never sends, or a ``forbid`` naming an action
-    it never sends (a typo would silently forbid nothing); a ``permit`` naming such an action is accepted,
-    as ToolHive accepts it (it can only deny more), and returned as a notice: it never matches."""
+    """Refuse a policy naming an entity type the data plane never sends, or an action it never sends in a
+    ``forbid`` (a typo would silently forbid nothing) or in a condition (``unless`` such an action would
+    always hold); a ``permit`` naming such an action in its scope is accepted, as ToolHive accepts it (it
+    can only deny more), and returned as a notice: it never matches."""
     notices = []
     for policy in [*parsed.static_policies.values(), *parsed.templates.values()]:
         for name in {str(n) for n in _nodes(policy) if isinstance(n, pst.EntityType)}:
@@ -128,6 +129,7 @@ def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: froz
                     f"policies[{index}] line {_first_line(text, name)}: unknown entity type {name!r}; "
                     f"requests use {', '.join(sorted(known_types))}"
                 )
+        in_conditions = {n.id for n in _nodes(policy.clauses) if isinstance(n, pst.EntityUid)}
         for uid in pst.entity_uids(policy):
             if str(uid.type) != "Action" or uid.id in KNOWN_ACTIONS:
                 continue
@@ -138,6 +140,11 @@ def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: froz
                 raise PolicyError(
                     f"{where}: unknown action {action} in a forbid: it would never match, so it would "
                     f"forbid nothing (ToolHive accepts it and forbids nothing); actions are {actions}"
+                )
+            if uid.id in in_conditions:
+                raise PolicyError(
+                    f"{where}: unknown action {action} in a condition: requests never carry it, so the "
+                    f"condition would not mean what it says; actions are {actions}"
                 )
             notices.append(
                 f"{where}: unknown action {action}: requests never carry it, so this permit never matches "
