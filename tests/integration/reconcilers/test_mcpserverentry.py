@@ -158,8 +158,14 @@ async def test_an_invalid_or_unresolved_entry_is_never_routed_to(operator: Opera
     assert refs["reason"] == "ExternalAuthConfigNotFound" and "'gone'" in refs["message"], refs
     assert (condition(pending, "InUse") or {})["status"] == "False"
 
-    # The gateway says why a member is left out, naming it.
-    resolved = await kube.wait_condition(GATEWAYS, "gw", "ResolvedRefs", status="False")
+    # The gateway says why a member is left out, naming it (the status read after the ConfigMap can be the
+    # previous reconcile's, from before the group reached the operator's cache: wait for this one's).
+    async def naming_members() -> dict[str, Any] | None:
+        cond = condition(await kube.get(GATEWAYS, "gw"), "ResolvedRefs") or {}
+        return cond if "MCPServerEntry 'metadata'" in cond.get("message", "") else None
+
+    resolved = await eventually(naming_members, what="the gateway's ResolvedRefs naming the left-out members")
+    assert resolved["status"] == "False", resolved
     assert "MCPServerEntry 'metadata' is invalid" in resolved["message"], resolved
     assert "MCPExternalAuthConfig 'gone'" in resolved["message"], resolved
 
@@ -216,8 +222,9 @@ async def test_an_entry_with_a_ca_bundle_is_routed_only_while_its_certificates_a
     ca_ref = {"configMapRef": {"name": "corp-ca", "key": "ca.crt"}}
     await kube.create(ENTRIES, entry("internal", "https://mcp.corp.example.com/mcp", caBundleRef=ca_ref))
     await backends(kube, "gw", {"ok"})
-    refs = condition(await phase(kube, "internal", "Pending"), "ResolvedRefs") or {}
-    assert refs["reason"] == "CABundleNotFound" and "ConfigMap 'corp-ca' does not exist" in refs["message"]
+    await phase(kube, "internal", "Pending")
+    refs = await kube.wait_condition(ENTRIES, "internal", "ResolvedRefs", reason="CABundleNotFound")
+    assert refs["status"] == "False" and "ConfigMap 'corp-ca' does not exist" in refs["message"], refs
 
     def bundle(text: str) -> dict[str, Any]:
         return {"kind": "ConfigMap", "metadata": {"name": "corp-ca"}, "data": {"ca.crt": text}}
