@@ -181,7 +181,8 @@ class JWKSCache:
         """``Accept``, and the bearer token of ``jwksAuthTokenPath`` read now (the kubelet rotates it), for
         the issuer's and the configured JWKS URL's origin only: a discovered ``jwks_uri`` elsewhere never
         receives it."""
-        headers = {"Accept": "application/json"}
+        # RFC 7517's media type too: the Kubernetes API server answers 406 to a JWKS request for JSON only.
+        headers = {"Accept": "application/json, application/jwk-set+json"}
         path = self._config.jwks_auth_token_path
         trusted = {_origin(u) for u in (self._config.issuer, self._config.jwks_url) if u is not None}
         if path is not None and _origin(url) in trusted:
