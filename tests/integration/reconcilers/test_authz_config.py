@@ -197,3 +197,30 @@ async def test_a_permit_that_never_matches_is_accepted_with_a_warning(operator: 
     assert accepted["status"] == "True"
     assert 'spec.config.policies[1]: line 2: unknown action Action::"tools/call"' in accepted["message"]
     assert "never matches" in accepted["message"]
+
+
+async def test_a_gateway_with_toolhives_tools_call_permit_is_accepted_with_a_warning(
+    operator: Operator, kube: Api
+) -> None:
+    never = 'permit(\n  principal,\n  action == Action::"tools/call",\n  resource\n);'
+    incoming = {
+        "type": "anonymous",
+        "authzConfig": {"type": "inline", "inline": {"policies": [READERS, never]}},
+    }
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("virtualmcpservers", vmcp("gw", "team", incomingAuth=incoming))
+    accepted = await kube.wait_condition("virtualmcpservers", "gw", "Accepted", reason="AcceptedWithWarnings")
+    assert accepted["status"] == "True"
+    assert (
+        'spec.incomingAuth.authzConfig.inline.policies[1]: line 3: unknown action Action::"tools/call"'
+        in accepted["message"]
+    )
+    rendered = await eventually(lambda: config_of(kube, "gw"), what="the gateway's config")
+    assert rendered["incomingAuth"]["authz"]["policies"] == [READERS, never]  # rendered as written
+
+    async def warned() -> list[str]:
+        listed = await kube.core.list_namespaced_event(kube.ns, field_selector="involvedObject.name=gw")
+        return [e.message for e in listed.items if e.type == "Warning" and e.reason == "AcceptedWithWarnings"]
+
+    messages = await eventually(warned, what="a Warning Event naming the never-matching permit")
+    assert any("never matches" in m for m in messages), messages
