@@ -24,10 +24,13 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["H1Pool", "H1Response", "direct_origin"]
+__all__ = ["MAX_ANSWER_BYTES", "H1Error", "H1Pool", "H1Response", "direct_origin"]
 
 _IDLE_CONNECTIONS = 16
 """Idle keep-alive connections kept per origin (more are closed after their answer)."""
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""A backend answer (or SSE stream) larger than this fails its call and closes its connection: a
+garbage-streaming backend cannot fill the gateway's memory."""
 _IDLE_SECONDS = 4.0
 """An idle connection older than this is closed, not reused: common servers (uvicorn, Node) close idle
 keep-alive connections after 5 s, and a request written as the server closes could not be retried (a
@@ -60,6 +63,7 @@ class H1Response:
     keep_alive: bool = False
     chunks: list[bytes] = field(default_factory=list)
     complete: bool = False
+    size: int = 0
     error: BaseException | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -137,9 +141,16 @@ class _Connection(asyncio.Protocol):
             self.headers_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.response is not None:
-            self.response.chunks.append(body)
-            self.response._signal()
+        response = self.response
+        if response is None:
+            return
+        response.size += len(body)
+        if response.size > MAX_ANSWER_BYTES:
+            self._fail(H1Error(f"the answer exceeds {MAX_ANSWER_BYTES} bytes"))
+            self.close()
+            return
+        response.chunks.append(body)
+        response._signal()
 
     def on_message_complete(self) -> None:
         if self.response is not None:

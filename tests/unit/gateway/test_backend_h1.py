@@ -4,12 +4,14 @@ JSON-RPC errors it gives for each kind of answer (as the SDK's transport does)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from gateway.backends import h1
 from gateway.backends.h1 import H1Error, H1Pool, direct_origin
 from gateway.backends.modern_http import Answer, sse_data
 
@@ -115,6 +117,33 @@ async def test_a_server_closing_mid_answer_fails_the_exchange_and_drops_the_conn
                 async with pool.post({}, b"{}") as answer:
                     await answer.read()
         assert len(connections) == 2  # a broken connection never goes back to the pool
+    finally:
+        pool.close()
+        server.close()
+
+
+async def test_an_answer_larger_than_the_limit_fails_instead_of_filling_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(h1, "MAX_ANSWER_BYTES", 1000)
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100):
+                writer.write(b"64\r\n" + b"x" * 100 + b"\r\n")
+                await writer.drain()
+
+    server, port, _ = await _serve(endless)
+    pool = H1Pool("127.0.0.1", port, "/mcp", connect_timeout=5)
+    try:
+        with pytest.raises(H1Error, match="exceeds 1000 bytes"):
+            async with pool.post({}, b"{}") as answer:
+                async for _ in answer.iter_chunks():
+                    pass
     finally:
         pool.close()
         server.close()
