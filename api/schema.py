@@ -68,6 +68,9 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             siblings = {k: v for k, v in node.items() if k != "$ref"}
             node = {**target, **siblings}
             continue
+        if node.get("x-kubernetes-int-or-string"):
+            # The one union a structural schema has: an integer or a string (a count or a percentage).
+            return {k: v for k, v in node.items() if k not in ("anyOf", "default")}
         if "anyOf" in node:
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
             if len(options) != 1:
@@ -95,6 +98,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
     if "enum" in out and "type" not in out:
         out["type"] = _enum_type(out["enum"], path)
 
+    if out.get("x-kubernetes-int-or-string"):
+        return out
     if out.get("x-kubernetes-preserve-unknown-fields"):
         if "type" in node or "properties" in node or "additionalProperties" in node:
             out["type"] = "object"

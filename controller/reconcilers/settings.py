@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from controller.core.resources import PODDISRUPTIONBUDGET, Resource
+
 DEFAULT_PROXY_IMAGE = "ghcr.io/mcp-operator/mcp-operator:0.1.0"
 
 
@@ -18,6 +20,9 @@ class ReconcilerSettings:
     """Pull policy of that image (env ``MCP_OPERATOR_PROXY_IMAGE_PULL_POLICY``)."""
     cluster_domain: str = "cluster.local"
     """DNS suffix used in ``status.url`` (env ``MCP_OPERATOR_CLUSTER_DOMAIN``)."""
+    disruption_budget: Resource = PODDISRUPTIONBUDGET
+    """The PodDisruptionBudget version the API server serves (``policy/v1``, or ``v1beta1`` before
+    Kubernetes 1.21), found when the operator starts (``controller.reconcilers.discovery``)."""
 
     @classmethod
     def from_env(cls) -> ReconcilerSettings:

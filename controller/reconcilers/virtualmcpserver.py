@@ -451,7 +451,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
     return WorkloadKind(
         VIRTUALMCPSERVER,
         VirtualMCPServer,
-        OWNED,
+        (*OWNED, settings.disruption_budget),
         setup,
         resolve,
         render,

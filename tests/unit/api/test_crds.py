@@ -53,10 +53,11 @@ def _nodes(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, A
 def test_schema_is_structural(crd: dict[str, Any]) -> None:
     version = crd["spec"]["versions"][0]
     for path, node in _nodes(version["schema"]["openAPIV3Schema"], "root"):
-        # Kubernetes allows an untyped node only with unknown fields preserved (any JSON value).
-        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") is True, (
-            f"{path} has no type"
-        )
+        # Kubernetes allows an untyped node only with unknown fields preserved (any JSON value) or as an
+        # int-or-string (a count or a percentage).
+        untyped = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+        untyped_ok = any(node.get(key) is True for key in untyped)
+        assert "type" in node or untyped_ok, f"{path} has no type"
         assert not {"$ref", "anyOf", "oneOf", "allOf", "title"} & set(node), path
         assert node.get("default", 0) is not None, f"{path} has a null default"
         if node.get("type") == "object" and "properties" in node:
