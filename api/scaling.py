@@ -11,7 +11,7 @@ a Secret key; it reaches the pods as an environment variable, never through a Co
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 _PERCENT = re.compile(r"^(100|[1-9]?[0-9])%\Z")
-_INT_OR_PERCENT = Field(default=None, json_schema_extra={"x-kubernetes-int-or-string": True})
+_INT_OR_PERCENT = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+"""A count or a percentage, kept in the schema as any value: the rules below check it (see api.schema)."""
 
 
 class SessionStorage(CRDModel):
@@ -91,9 +92,9 @@ class PodDisruptionBudgetSpec(CRDModel):
     """A PodDisruptionBudget over the front pods (proxy or gateway): how many a voluntary disruption
     (a node drain, a cluster upgrade) may take down at once. Set one of the two fields."""
 
-    min_available: int | str | None = _INT_OR_PERCENT
+    min_available: Any = _INT_OR_PERCENT
     """Pods that must stay available: a count (``1``) or a percentage of the replicas (``50%``)."""
-    max_unavailable: int | str | None = _INT_OR_PERCENT
+    max_unavailable: Any = _INT_OR_PERCENT
     """Pods that may be down at once: a count (``1``) or a percentage of the replicas (``25%``)."""
 
 
@@ -125,9 +126,10 @@ def disruption_budget_problems(
             )
         ]
     ((name, value),) = given.items()
-    if isinstance(value, int) and value < 0:
-        return [Problem(f"{field}.{name}", f"is {value}; write a count of 0 or more, or a percentage")]
-    if isinstance(value, str) and not _PERCENT.match(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            return [Problem(f"{field}.{name}", f"is {value}; write a count of 0 or more, or a percentage")]
+    elif not isinstance(value, str) or not _PERCENT.match(value):
         return [
             Problem(f"{field}.{name}", f"{value!r} is neither a count nor a percentage; write e.g. 1 or 50%")
         ]

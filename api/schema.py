@@ -68,8 +68,10 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             siblings = {k: v for k, v in node.items() if k != "$ref"}
             node = {**target, **siblings}
             continue
-        if node.get("x-kubernetes-int-or-string"):
-            # The one union a structural schema has: an integer or a string (a count or a percentage).
+        if node.get("x-kubernetes-preserve-unknown-fields") and "anyOf" in node:
+            # A union kept as any JSON value (the operator checks it). Not x-kubernetes-int-or-string:
+            # Kubernetes 1.20's server-side apply cannot type a schema that has one, and would merge
+            # every object of the kind as one opaque value.
             return {k: v for k, v in node.items() if k not in ("anyOf", "default")}
         if "anyOf" in node:
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
@@ -98,8 +100,6 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
     if "enum" in out and "type" not in out:
         out["type"] = _enum_type(out["enum"], path)
 
-    if out.get("x-kubernetes-int-or-string"):
-        return out
     if out.get("x-kubernetes-preserve-unknown-fields"):
         if "type" in node or "properties" in node or "additionalProperties" in node:
             out["type"] = "object"

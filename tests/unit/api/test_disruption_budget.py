@@ -47,6 +47,8 @@ def test_both_or_neither_field_is_refused_naming_the_budget(kind: str) -> None:
         ({"minAvailable": -1}, "spec.podDisruptionBudget.minAvailable: is -1"),
         ({"maxUnavailable": "150%"}, "spec.podDisruptionBudget.maxUnavailable: '150%' is neither"),
         ({"maxUnavailable": "1"}, "spec.podDisruptionBudget.maxUnavailable: '1' is neither"),
+        ({"minAvailable": True}, "spec.podDisruptionBudget.minAvailable: True is neither"),
+        ({"minAvailable": {"count": 1}}, "spec.podDisruptionBudget.minAvailable: {'count': 1} is neither"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(budget: dict[str, Any], message: str) -> None:
