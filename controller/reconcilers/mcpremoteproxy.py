@@ -49,11 +49,5 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
         return proxies.proxy_status(proxy, refs, outcome, state)
 
     return WorkloadKind(
-        MCPREMOTEPROXY,
-        MCPRemoteProxy,
-        (*OWNED, settings.disruption_budget),
-        setup,
-        proxies.resolve_proxy_refs,
-        render,
-        status,
+        MCPREMOTEPROXY, MCPRemoteProxy, OWNED, setup, proxies.resolve_proxy_refs, render, status
     )

@@ -77,15 +77,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
         state = proxies.ProxyState(url, pods, RUNNING, f"serving at {url}", STOPPED)
         return proxies.proxy_status(server, refs, outcome, state, lambda builder: _stdio_cap(server, builder))
 
-    return WorkloadKind(
-        MCPSERVER,
-        MCPServer,
-        (*OWNED, settings.disruption_budget),
-        setup,
-        proxies.resolve_proxy_refs,
-        render,
-        status,
-    )
+    return WorkloadKind(MCPSERVER, MCPServer, OWNED, setup, proxies.resolve_proxy_refs, render, status)
 
 
 def _stdio_cap(server: MCPServer, builder: StatusBuilder) -> None:

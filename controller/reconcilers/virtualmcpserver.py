@@ -451,7 +451,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
     return WorkloadKind(
         VIRTUALMCPSERVER,
         VirtualMCPServer,
-        (*OWNED, settings.disruption_budget),
+        OWNED,
         setup,
         resolve,
         render,
