@@ -19,6 +19,8 @@ Every kind is namespaced and in the category `{CATEGORY}`, so `kubectl get {CATE
 
 
 def _type_of(schema: dict[str, Any]) -> str:
+    if schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in schema:
+        return "any value"
     kind = schema.get("type", "object")
     if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:
         return "object (free-form)"

@@ -20,7 +20,7 @@ from api.common import (
 )
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import SessionStorage
+from api.scaling import PodDisruptionBudgetSpec, SessionStorage
 
 __all__ = ["MCPRemoteProxy", "MCPRemoteProxyPhase", "MCPRemoteProxySpec", "MCPRemoteProxyStatus"]
 
@@ -59,6 +59,9 @@ class MCPRemoteProxySpec(ProxyEndpoint):
     """Replicas of the proxy Deployment. Unset leaves the count to whoever scales it (an HPA)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
+    pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    """A PodDisruptionBudget over the proxy pods (``minAvailable`` or ``maxUnavailable``); removing the
+    field deletes it."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the proxy pods; by default the operator creates one."""
     pod_template_spec: PodTemplateSpec | None = None

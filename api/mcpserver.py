@@ -20,7 +20,7 @@ from api.common import (
 )
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import RateLimiting, SessionStorage
+from api.scaling import PodDisruptionBudgetSpec, RateLimiting, SessionStorage
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -117,6 +117,9 @@ class MCPServerSpec(ProxyEndpoint):
     """Replicas of the MCP server StatefulSet for HTTP transports (stdio always runs exactly one)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
+    pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    """A PodDisruptionBudget over the proxy pods (``minAvailable`` or ``maxUnavailable``); removing the
+    field deletes it. Refused on a stdio server (one pod)."""
     rate_limiting: RateLimiting | None = None
     """Token-bucket limits on tool calls (shared, per user, per tool); shared by the replicas through
     Redis with ``sessionStorage.provider: redis``, else per pod."""

@@ -34,7 +34,7 @@ from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
-from api.scaling import scaling_problems
+from api.scaling import disruption_budget_problems, scaling_problems
 from api.virtualmcpserver import BackendAuthConfig, FailureHandling, VirtualMCPServerSpec
 from api.vmcp_config import duration_seconds
 
@@ -90,6 +90,7 @@ def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
         problems += pod_template_problems(spec.pod_template_spec, mcp_port=port)
     problems += resource_overrides_problems(spec.resource_overrides)
     problems += scaling_problems(spec.session_storage, spec.rate_limiting)
+    problems += disruption_budget_problems(spec.pod_disruption_budget, stdio=stdio)
     problems += _volume_problems(spec)
     problems += _permission_profile_problems(spec)
     if stdio and spec.external_auth_config_ref is not None:
@@ -211,6 +212,7 @@ def mcp_remote_proxy_rules(spec: MCPRemoteProxySpec) -> list[Problem]:
         problems += pod_template_problems(spec.pod_template_spec)
     problems += resource_overrides_problems(spec.resource_overrides)
     problems += scaling_problems(spec.session_storage, None)
+    problems += disruption_budget_problems(spec.pod_disruption_budget)
     problems += header_forward_problems(spec.header_forward)
     return problems
 
@@ -437,6 +439,7 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems += _timeout_problems(spec)
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
+    problems += disruption_budget_problems(spec.pod_disruption_budget)
     if spec.pod_template_spec is not None:
         problems += pod_template_problems(spec.pod_template_spec)
     agg = spec.config.aggregation

@@ -1,4 +1,5 @@
-"""ToolHive's ``sessionStorage`` and ``rateLimiting`` as CRD fields, and their rules.
+"""ToolHive's ``sessionStorage`` and ``rateLimiting`` as CRD fields, the ``podDisruptionBudget`` option,
+and their rules.
 
 The schema keeps the values loose (a limit is an integer, a window a string) so that a bad value
 reaches the operator, which refuses the object with ``Accepted=False`` naming the field, instead of
@@ -9,7 +10,8 @@ a Secret key; it reaches the pods as an environment variable, never through a Co
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -19,13 +21,19 @@ from api.problems import Problem, problems_from_validation_error
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
+    "PodDisruptionBudgetSpec",
     "RateLimitBucket",
     "RateLimiting",
     "SessionAffinity",
     "SessionStorage",
     "ToolRateLimit",
+    "disruption_budget_problems",
     "scaling_problems",
 ]
+
+_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%\Z")
+_INT_OR_PERCENT = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+"""A count or a percentage, kept in the schema as any value: the rules below check it (see api.schema)."""
 
 
 class SessionStorage(CRDModel):
@@ -78,6 +86,54 @@ class RateLimiting(CRDModel):
     failure_mode: Literal["open", "closed"] | None = None
     """While Redis does not answer: ``open`` admits calls, ``closed`` refuses them with 429. Default:
     closed when a per-user limit is set, open otherwise. (Not in ToolHive, which always admits.)"""
+
+
+class PodDisruptionBudgetSpec(CRDModel):
+    """A PodDisruptionBudget over the front pods (proxy or gateway): how many a voluntary disruption
+    (a node drain, a cluster upgrade) may take down at once. Set one of the two fields."""
+
+    min_available: Any = _INT_OR_PERCENT
+    """Pods that must stay available: a count (``1``) or a percentage of the replicas (``50%``)."""
+    max_unavailable: Any = _INT_OR_PERCENT
+    """Pods that may be down at once: a count (``1``) or a percentage of the replicas (``25%``)."""
+
+
+def disruption_budget_problems(
+    budget: PodDisruptionBudgetSpec | None, *, stdio: bool = False
+) -> list[Problem]:
+    """``spec.podDisruptionBudget``'s problems. A stdio proxy runs exactly one pod, over which any budget
+    either protects nothing or (``minAvailable: 1``) blocks every node drain forever: refused."""
+    field = "spec.podDisruptionBudget"
+    if budget is None:
+        return []
+    if stdio:
+        return [
+            Problem(
+                field,
+                "a stdio server's proxy runs exactly one pod, and a PodDisruptionBudget over one pod would "
+                "block node drains forever: remove podDisruptionBudget, or serve the server over "
+                "spec.transport streamable-http (or sse) with spec.replicas of 2 or more",
+            )
+        ]
+    values = {"minAvailable": budget.min_available, "maxUnavailable": budget.max_unavailable}
+    given = {name: value for name, value in values.items() if value is not None}
+    if len(given) != 1:
+        return [
+            Problem(
+                field,
+                "set exactly one of minAvailable and maxUnavailable (a PodDisruptionBudget takes one), "
+                f"not {' and '.join(given) if given else 'neither'}",
+            )
+        ]
+    ((name, value),) = given.items()
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            return [Problem(f"{field}.{name}", f"is {value}; write a count of 0 or more, or a percentage")]
+    elif not isinstance(value, str) or not _PERCENT.match(value):
+        return [
+            Problem(f"{field}.{name}", f"{value!r} is neither a count nor a percentage; write e.g. 1 or 50%")
+        ]
+    return []
 
 
 def scaling_problems(

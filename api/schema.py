@@ -68,6 +68,11 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             siblings = {k: v for k, v in node.items() if k != "$ref"}
             node = {**target, **siblings}
             continue
+        if node.get("x-kubernetes-preserve-unknown-fields") and "anyOf" in node:
+            # A union kept as any JSON value (the operator checks it). Not x-kubernetes-int-or-string:
+            # Kubernetes 1.20's server-side apply cannot type a schema that has one, and would merge
+            # every object of the kind as one opaque value.
+            return {k: v for k, v in node.items() if k not in ("anyOf", "default")}
         if "anyOf" in node:
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
             if len(options) != 1:

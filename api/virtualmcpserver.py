@@ -22,7 +22,7 @@ from api.common import (
 from api.composite import CompositeToolConfig, CompositeToolRef
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
-from api.scaling import RateLimiting, SessionStorage
+from api.scaling import PodDisruptionBudgetSpec, RateLimiting, SessionStorage
 
 __all__ = [
     "DEFAULT_PREFIX_FORMAT",
@@ -223,6 +223,9 @@ class VirtualMCPServerSpec(CRDModel):
     """Replicas of the gateway Deployment. Unset leaves the count to whoever scales it (an HPA)."""
     session_storage: SessionStorage | None = None
     """Where client sessions live: ``memory`` (each pod) or ``redis`` (shared by every replica)."""
+    pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    """A PodDisruptionBudget over the gateway pods (``minAvailable`` or ``maxUnavailable``); removing the
+    field deletes it."""
     service_account: str | None = Field(default=None, min_length=1)
     """An existing ServiceAccount for the gateway pods; by default the operator creates one."""
     resources: ResourceRequirements | None = None

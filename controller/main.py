@@ -18,8 +18,12 @@ from typing import Any
 import structlog
 
 import controller.reconcilers
+from controller.core import ApiError
 from controller.core.manager import Manager, ManagerOptions, default_leader_election_namespace
+from controller.reconcilers.discovery import with_served_versions
+from controller.reconcilers.settings import ReconcilerSettings
 from kube.credentials import ConfigError
+from kube.transport import TransportError
 from logs import add_logging_flags, configure_logging
 from telemetry import Tracing, start_tracing
 
@@ -198,7 +202,16 @@ async def serve(args: argparse.Namespace, tracing: Tracing | None = None) -> int
     manager = Manager(options_from(args))
     if tracing is not None:
         tracing.register(manager.metrics.registry)
-    controller.reconcilers.register(manager)
+    settings = ReconcilerSettings.from_env()
+    try:
+        settings = await with_served_versions(settings, manager.client)
+    except ConfigError as exc:
+        log.error("no Kubernetes API to talk to", error=str(exc))
+        return EXIT_CONFIG_ERROR
+    except (ApiError, TransportError) as exc:
+        # The manager's informers retry an unreachable API server; the default versions are today's.
+        log.warning("API discovery failed; assuming current API versions", error=str(exc))
+    controller.reconcilers.register(manager, settings)
     log.info(
         "operator started",
         pid=os.getpid(),

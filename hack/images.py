@@ -9,6 +9,7 @@ Built with Debian's podman (storage under the cache), exported and imported into
     fixture          the project's fixture MCP server (tests/fixtures/mcp_fixture_server.py)
     everything       @modelcontextprotocol/server-everything (streamable HTTP) on Node from npm
     named-user       ``base`` with a user created by name and ``USER mcp`` (no uid in the image config)
+    redis            Debian's redis-server package on ``base`` (sessions and rate limits across replicas)
 
 Each image is rebuilt only when its inputs change (their digest is kept next to the exported archive).
 """
@@ -38,6 +39,7 @@ TIME_SERVER = f"{REGISTRY}/mcp-server-time:dev"
 FIXTURE = f"{REGISTRY}/mcp-fixture-server:dev"
 EVERYTHING = f"{REGISTRY}/server-everything:dev"
 NAMED_USER = f"{REGISTRY}/named-user:dev"
+REDIS = f"{REGISTRY}/redis:dev"
 STORE = steps.CACHE / "images"
 PODMAN = steps.CACHE / "podman"
 APT_PACKAGES = {"podman": "/usr/bin/podman", "debootstrap": "/usr/sbin/debootstrap"}
@@ -275,6 +277,21 @@ def make_named_user() -> None:
         build(NAMED_USER, Path(tmp), Path(tmp) / "Containerfile")
 
 
+def make_redis() -> None:
+    # No persistence (a restarted pod is an empty Redis, as in the tests' own fixture) and no protected
+    # mode: the pod is reached through its Service, not on loopback.
+    with tempfile.TemporaryDirectory(dir=STORE) as tmp:
+        (Path(tmp) / "Containerfile").write_text(
+            f"FROM {BASE}\n"
+            "RUN apt-get update && apt-get install -y --no-install-recommends redis-server"
+            " && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb\n"
+            "USER redis\nEXPOSE 6379\n"
+            'ENTRYPOINT ["/usr/bin/tini", "--", "redis-server", "--bind", "0.0.0.0",'
+            ' "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", "/tmp"]\n'
+        )
+        build(REDIS, Path(tmp), Path(tmp) / "Containerfile")
+
+
 def operator_inputs() -> str:
     paths = ["Dockerfile", "pyproject.toml", "README.md", "requirements/constraints.txt", "api"]
     # every package the Dockerfile copies: a change in any of them rebuilds the image
@@ -302,6 +319,7 @@ RECIPES = {
         (BASE,),
     ),
     NAMED_USER: Recipe(NAMED_USER, lambda: digest_of(RECIPE_VERSION), make_named_user, (BASE,)),
+    REDIS: Recipe(REDIS, lambda: digest_of("redis-1", RECIPE_VERSION), make_redis, (BASE,)),
 }
 ALIASES = {r.split("/")[-1].split(":")[0]: r for r in RECIPES}
 

@@ -99,6 +99,16 @@ class KubeClient:
                 return None
             raise
 
+    async def group_versions(self, group: str) -> list[str]:
+        """The versions the API server serves of API group ``group`` (discovery); [] for none."""
+        try:
+            answer = await self._json(Request("GET", f"/apis/{group}"))
+        except ApiError as exc:
+            if exc.not_found:
+                return []
+            raise
+        return [str(version.get("version")) for version in answer.get("versions") or []]
+
     async def list(
         self,
         resource: Resource,

@@ -83,6 +83,9 @@ ROLE = Resource("rbac.authorization.k8s.io", "v1", "Role", "roles")
 ROLEBINDING = Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings")
 LEASE = Resource("coordination.k8s.io", "v1", "Lease", "leases")
 NETWORKPOLICY = Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
+PODDISRUPTIONBUDGET = Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
+PODDISRUPTIONBUDGET_V1BETA1 = Resource("policy", "v1beta1", "PodDisruptionBudget", "poddisruptionbudgets")
+"""The same kind as served before Kubernetes 1.21 (and removed in 1.25); identical fields for our use."""
 CUSTOMRESOURCEDEFINITION = Resource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
@@ -101,5 +104,7 @@ BUILTIN_RESOURCES = (
     ROLEBINDING,
     LEASE,
     NETWORKPOLICY,
+    PODDISRUPTIONBUDGET,
+    PODDISRUPTIONBUDGET_V1BETA1,
 )
 """The built-in kinds an apply can name without registering them first."""

@@ -134,6 +134,7 @@ def build_children(
     objects += [
         build_deployment(proxy, owner_ref, settings, rendered),
         common.proxy_service(owner, proxy.spec, proxy.spec.proxy_port, overrides),
+        *common.disruption_budget(owner, names.proxy, proxy.spec.pod_disruption_budget, settings),
     ]
     return objects
 

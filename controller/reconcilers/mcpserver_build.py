@@ -200,6 +200,7 @@ def build_children(
         build_server_statefulset(server, owner_ref),
         build_proxy_deployment(server, owner_ref, settings, children.config_hash(config_text), secrets.env()),
         common.proxy_service(owner, server.spec, server.spec.proxy_port, overrides),
+        *common.disruption_budget(owner, names.proxy, server.spec.pod_disruption_budget, settings),
     ]
     policy = build_egress_policy(server, owner_ref)
     if policy is not None:

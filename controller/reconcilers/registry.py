@@ -32,7 +32,7 @@ ControllerFactory = Callable[[Manager, ReconcilerSettings], Controller]
 
 def workload(kind: Callable[[ReconcilerSettings], WorkloadKind[Any, Any]]) -> ControllerFactory:
     """The controller factory of a workload kind."""
-    return lambda manager, settings: workload_controller(kind(settings), manager)
+    return lambda manager, settings: workload_controller(kind(settings), manager, settings)
 
 
 CONTROLLERS: dict[str, ControllerFactory] = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from controller.core.resources import PODDISRUPTIONBUDGET, Resource
+
 DEFAULT_PROXY_IMAGE = "ghcr.io/mcp-operator/mcp-operator:0.1.0"
 
 
@@ -18,6 +20,12 @@ class ReconcilerSettings:
     """Pull policy of that image (env ``MCP_OPERATOR_PROXY_IMAGE_PULL_POLICY``)."""
     cluster_domain: str = "cluster.local"
     """DNS suffix used in ``status.url`` (env ``MCP_OPERATOR_CLUSTER_DOMAIN``)."""
+    redis_recheck_seconds: float = 30.0
+    """How often the operator asks a workload's Redis whether it answers, while it does (env
+    ``MCP_OPERATOR_REDIS_RECHECK_SECONDS``); a sixth of it while it does not, so recovery shows soon."""
+    disruption_budget: Resource = PODDISRUPTIONBUDGET
+    """The PodDisruptionBudget version the API server serves (``policy/v1``, or ``v1beta1`` before
+    Kubernetes 1.21), found when the operator starts (``controller.reconcilers.discovery``)."""
 
     @classmethod
     def from_env(cls) -> ReconcilerSettings:
@@ -26,4 +34,5 @@ class ReconcilerSettings:
             proxy_image=env("MCP_OPERATOR_PROXY_IMAGE", DEFAULT_PROXY_IMAGE),
             proxy_image_pull_policy=env("MCP_OPERATOR_PROXY_IMAGE_PULL_POLICY", "IfNotPresent"),
             cluster_domain=env("MCP_OPERATOR_CLUSTER_DOMAIN", "cluster.local"),
+            redis_recheck_seconds=float(env("MCP_OPERATOR_REDIS_RECHECK_SECONDS", "30")),
         )

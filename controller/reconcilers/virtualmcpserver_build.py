@@ -356,6 +356,7 @@ def build_children(
             service_type=vmcp.spec.service_type,
             session_affinity=vmcp.spec.session_affinity,
         ),
+        *common.disruption_budget(owner, names.gateway, vmcp.spec.pod_disruption_budget, settings),
     ]
     return objects
 

@@ -4,19 +4,22 @@ The algorithm is the same for all of them: read the object from the cache; write
 is being deleted; refuse an invalid spec with ``Accepted=False`` (terminal until the spec changes); resolve
 the references; render the children; refuse to take over children another controller owns; apply them
 (skipped when unchanged, so a converged object costs zero writes) and prune the ones no longer wanted;
-write status and Events. What differs between kinds is data: a :class:`WorkloadKind`.
+write status and Events. What differs between kinds is data: a :class:`WorkloadKind`. A workload whose
+sessions live in Redis also gets the ``SessionStorageReachable`` condition (``storage_status``) and is
+reconciled again after ``redis_recheck_seconds`` to keep it current.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
 
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.problems import format_problems
 from api.resource import CustomResource
+from api.scaling import SessionStorage
 from api.validation import parse_and_validate
 from controller.core import (
     CONFIGMAP,
@@ -36,7 +39,9 @@ from controller.core import (
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.refs import Missing
+from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import TERMINATING, invalid_status, newest
+from controller.reconcilers.storage_status import StorageMonitor, with_reachability
 from controller.reconcilers.writes import (
     CONFLICT_RETRY_SECONDS,
     Events,
@@ -100,10 +105,19 @@ class WorkloadKind(Generic[W, R]):
     """Whether a changed config hash of the front Deployment is announced with an Event."""
 
 
-async def reconcile_workload(kind: WorkloadKind[W, R], key: ObjectKey, ctx: ReconcileContext) -> Result:
+async def reconcile_workload(
+    kind: WorkloadKind[W, R],
+    key: ObjectKey,
+    ctx: ReconcileContext,
+    *,
+    monitor: StorageMonitor | None = None,
+    redis_recheck: float = 30.0,
+) -> Result:
     """The reconcile contract (read the cache only; done, requeue-after or raise) for any workload kind."""
     raw = ctx.cache.get(kind.resource, key.namespace, key.name)
     if raw is None:
+        if monitor is not None:
+            monitor.forget(kind.resource.kind, key)
         return Result.done()  # deleted: the garbage collector removes the children
     meta = raw.get("metadata") or {}
     previous: JSON = raw.get("status") or {}
@@ -136,20 +150,44 @@ async def reconcile_workload(kind: WorkloadKind[W, R], key: ObjectKey, ctx: Reco
         await delete_stale(ctx, uid, desired, kind.owned)
 
     status, events = kind.status(parsed, resolution, Outcome(ctx.cache, previous, applied, conflicts))
+    recheck = None
+    if monitor is not None:
+        reach = await monitor.observe(kind.resource.kind, key, session_storage(parsed))
+        generation = int(meta.get("generation") or 0)
+        status, events = with_reachability(status, events, previous, generation, reach)
+        recheck = monitor.recheck_after(reach, redis_recheck)
     await ctx.applier.apply_status(raw, status)
     await emit(ctx, raw, events)
-    return Result.requeue_after(CONFLICT_RETRY_SECONDS) if conflicts else Result.done()
+    delays = [d for d in (CONFLICT_RETRY_SECONDS if conflicts else None, recheck) if d is not None]
+    return Result.requeue_after(min(delays)) if delays else Result.done()
 
 
-def workload_controller(kind: WorkloadKind[W, R], manager: Manager) -> Controller:
-    """The controller of ``kind``: For the kind, Owns its children, Watches what it refers to."""
+def workload_controller(
+    kind: WorkloadKind[W, R], manager: Manager, settings: ReconcilerSettings | None = None
+) -> Controller:
+    """The controller of ``kind``: For the kind, Owns its children (and the PodDisruptionBudget every
+    workload kind may have, in the version the API server serves), Watches what it refers to."""
+    settings = settings or ReconcilerSettings()
+    kind = replace(kind, owned=(*kind.owned, settings.disruption_budget))
+    reconcile = partial(
+        reconcile_workload,
+        kind,
+        monitor=StorageMonitor.of(manager.metrics.registry),
+        redis_recheck=settings.redis_recheck_seconds,
+    )
     return Controller(
         name=kind.resource.kind.lower(),
         for_=kind.resource,
-        reconcile=partial(reconcile_workload, kind),
+        reconcile=reconcile,
         owns=list(kind.owned),
         watches=kind.setup(manager.cache),
     )
+
+
+def session_storage(workload: CustomResource) -> SessionStorage | None:
+    """A workload's ``spec.sessionStorage`` (every workload kind has one)."""
+    storage = getattr(getattr(workload, "spec", None), "session_storage", None)
+    return storage if isinstance(storage, SessionStorage) else None
 
 
 def _front(desired: list[JSON]) -> JSON:

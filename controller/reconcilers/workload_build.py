@@ -21,6 +21,7 @@ from api.common import (
 )
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.resource import CustomResource
+from api.scaling import PodDisruptionBudgetSpec
 from controller.reconcilers import children
 from controller.reconcilers.children import JSON, labels, object_meta, selector_labels
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
@@ -277,6 +278,28 @@ def front_deployment(owner: Owner, name: str, pod: FrontPod) -> JSON:
         "metadata": owner.meta(name, overrides=overrides),
         "spec": spec,
     }
+
+
+def disruption_budget(
+    owner: Owner, name: str, budget: PodDisruptionBudgetSpec | None, settings: ReconcilerSettings
+) -> list[JSON]:
+    """The PodDisruptionBudget over the front pods, or nothing when the spec has none (then pruning
+    deletes the one a previous spec asked for). The selector is the front Deployment's."""
+    if budget is None:
+        return []
+    spec: JSON = {"selector": {"matchLabels": owner.selector()}}
+    if budget.min_available is not None:
+        spec["minAvailable"] = budget.min_available
+    if budget.max_unavailable is not None:
+        spec["maxUnavailable"] = budget.max_unavailable
+    return [
+        {
+            "apiVersion": settings.disruption_budget.api_version,
+            "kind": "PodDisruptionBudget",
+            "metadata": owner.meta(name),
+            "spec": spec,
+        }
+    ]
 
 
 def status_url(name: str, namespace: str | None, settings: ReconcilerSettings, port: int, path: str) -> str:

@@ -14,6 +14,9 @@ Latency: one SDK ``Client`` per proxy in the 2025-11-25 session era, ``--calls``
 ``tools/call``, p50 / p99. Throughput: ``--clients`` 2025-11-25 sessions per proxy, each driven by one
 keep-alive connection of Node's HTTP client (``hack/loadgen.mjs``), all at once; calls per second.
 Redis round trips per call: the proxy's ``mcp_redis_commands_total`` over the calls it served.
+
+Then two replicas against one, each held to ``--cpu`` CPUs by a cgroup as a pod's CPU limit holds it
+(``hack/benchmarks/replicas_scaling.py``, which says how; needs root for the cgroups).
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from typing import Any
 import anyio
 import httpx2
 
-from hack.benchmarks.common import ROOT, free_port, load_average, write_section
+from hack.benchmarks.common import free_port, load_average, write_section
 from hack.benchmarks.proxy_bench import FIXTURE, latency, percentile, process
+from hack.benchmarks.replicas_scaling import measure_scaling, parallel_loadgens, render_scaling
 from tests.support.redis_server import RedisServer
 from tests.support.replicas import metric_value
 
@@ -109,9 +111,8 @@ def open_session(url: str) -> str:
 def throughput(url: str, sessions: list[str], per_client: int) -> float:
     """Calls per second of one keep-alive client per session, all at once (one request in flight per
     session: a session's request ids are its client's to keep unique)."""
-    runs = []
-    for session in sessions:
-        spec = {
+    specs: list[dict[str, object]] = [
+        {
             "url": f"{url}/mcp",
             "body": CALL,
             "headers": {**SESSION_HEADERS, "Mcp-Session-Id": session},
@@ -119,15 +120,9 @@ def throughput(url: str, sessions: list[str], per_client: int) -> float:
             "clients": 1,
             "perClient": per_client,
         }
-        command = ["node", str(ROOT / "hack" / "loadgen.mjs"), json.dumps(spec)]
-        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
-    start = time.perf_counter()
-    results = [json.loads(run.communicate(timeout=600)[0]) for run in runs]
-    seconds = time.perf_counter() - start
-    failed = [r for r in results if r["errors"]]
-    if failed:
-        raise SystemExit(f"{url}: {failed[0]['errors']} failed calls, e.g. {failed[0]['firstError']}")
-    return float(sum(r["calls"] for r in results)) / seconds
+        for session in sessions
+    ]
+    return parallel_loadgens(specs)
 
 
 def redis_round_trips(url: str) -> float:
@@ -158,7 +153,9 @@ def measure(urls: dict[str, str], args: argparse.Namespace) -> dict[str, dict[st
     }
 
 
-def render(results: dict[str, dict[str, float]], args: argparse.Namespace, load: str) -> str:
+def render(
+    results: dict[str, dict[str, float]], scaling: dict[str, float], args: argparse.Namespace, load: str
+) -> str:
     base = results["memory"]
     rows = [
         f"| {name} | {r['p50']:.2f} | {r['p50'] - base['p50']:+.2f} | {r['p99']:.2f} | {r['rate']:.0f} | "
@@ -185,9 +182,8 @@ def render(results: dict[str, dict[str, float]], args: argparse.Namespace, load:
             "within its noise. "
             "Redis sessions add no round trip to a call on a session the pod already holds (the record is "
             "written once at `initialize` and its TTL refreshed at most every quarter of it); a rate-limited "
-            "call makes exactly one (the Lua script). Two replicas against one were not measured: on this "
-            "2-core machine the load generator, both replicas, their backends and Redis share the cores, "
-            "so a second replica cannot add capacity; measure it on a machine with more cores.",
+            "call makes exactly one (the Lua script).",
+            *render_scaling(scaling, args),
             END,
         ]
     )
@@ -199,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--per-client", type=int, default=300)
+    parser.add_argument("--cpu", type=float, default=0.05, help="CPU quota of each replica (scaling)")
+    parser.add_argument("--scaling-clients", type=int, default=16, help="clients (scaling)")
+    parser.add_argument("--scaling-calls", type=int, default=80, help="calls per client per round (scaling)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     load = load_average()
@@ -210,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = measure(urls, args)
         finally:
             redis.stop()
-    block = render(results, args, load)
+    scaling = measure_scaling(args)
+    block = render(results, scaling, args, load)
     print(block)
     if not args.no_write:
         write_section(BEGIN, END, block)

@@ -43,6 +43,7 @@ MANAGER_GRANTS: dict[str, set[str]] = {
     "roles.rbac.authorization.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
     "rolebindings.rbac.authorization.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
     "networkpolicies.networking.k8s.io": {"get", "list", "watch", "create", "patch", "update", "delete"},
+    "poddisruptionbudgets.policy": {"get", "list", "watch", "create", "patch", "delete"},
 }
 LEADER_ELECTION_GRANTS: dict[str, set[str]] = {
     "leases.coordination.k8s.io": {"get", "list", "watch", "create", "update", "patch"},

@@ -30,6 +30,7 @@ FIXTURE_SERVER_IMAGE = f"{IMAGE_REGISTRY}/mcp-fixture-server:dev"
 EVERYTHING_IMAGE = f"{IMAGE_REGISTRY}/server-everything:dev"
 BASE_IMAGE = f"{IMAGE_REGISTRY}/debian-python:bookworm"  # runs as root
 NAMED_USER_IMAGE = f"{IMAGE_REGISTRY}/named-user:dev"  # USER mcp (a name, no uid)
+REDIS_IMAGE = f"{IMAGE_REGISTRY}/redis:dev"  # Debian's redis-server, no persistence
 IMAGES = [
     "mcp-operator",
     "mcp-server-time",
@@ -37,6 +38,7 @@ IMAGES = [
     "server-everything",
     "debian-python",
     "named-user",
+    "redis",
 ]
 # A stdio MCP server in the Python standard library alone, for images that hold python3 but no MCP SDK (the
 # base image, the named-user image): one tool, "whoami", answering the process's uid, gid and HOME.

@@ -75,6 +75,21 @@ class Api:
         result: dict[str, Any] = self.api.sanitize_for_serialization(obj)
         return result
 
+    async def disruption_budget(self, name: str) -> dict[str, Any] | None:
+        """The PodDisruptionBudget ``name`` in the version the API server serves (v1, or v1beta1 before
+        Kubernetes 1.21), or None when absent."""
+        for version in ("v1", "v1beta1"):
+            try:
+                found: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+                    "policy", version, self.ns, "poddisruptionbudgets", name
+                )
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            return found
+        return None
+
     async def wait_child(self, kind: str, name: str) -> dict[str, Any]:
         """A child once it exists (children are applied one after another, not at once)."""
         found: dict[str, Any] = await eventually(lambda: self.child(kind, name), what=f"{kind} {name}")

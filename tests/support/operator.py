@@ -12,6 +12,7 @@ from typing import Any
 from controller.core import Manager, ManagerOptions
 from controller.core.objects import Object
 from controller.reconcilers import register
+from controller.reconcilers.discovery import with_served_versions
 from controller.reconcilers.kinds import MCPSERVER
 from controller.reconcilers.settings import ReconcilerSettings
 from tests.support.metrics import idle, reconciles, writes
@@ -77,7 +78,12 @@ class Operator:
 
 @contextlib.asynccontextmanager
 async def run_operator(
-    kubeconfig: Path, namespace: str, *, inactivity_timeout: float | None = None, **options: Any
+    kubeconfig: Path,
+    namespace: str,
+    *,
+    inactivity_timeout: float | None = None,
+    settings: ReconcilerSettings = SETTINGS,
+    **options: Any,
 ) -> AsyncIterator[Operator]:
     """The operator's manager in this test's event loop; ``inactivity_timeout`` overrides the informers'
     (fault tests lower it to see a silent watch within seconds)."""
@@ -91,7 +97,7 @@ async def run_operator(
     manager = Manager(opts)
     if inactivity_timeout is not None:
         manager.cache.settings.inactivity_timeout = inactivity_timeout
-    register(manager, SETTINGS)
+    register(manager, await with_served_versions(settings, manager.client))
     resyncs = ResyncCounter()
     manager.cache.informer(MCPSERVER).add_handler(resyncs)
     task = asyncio.create_task(manager.run(handle_signals=False))

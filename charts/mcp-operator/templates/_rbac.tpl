@@ -35,6 +35,9 @@ Rendered as a ClusterRole (rbac.scope=cluster) or as a Role in each watched name
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{/* Leader election: a Lease in the release namespace, and Events about it. */}}

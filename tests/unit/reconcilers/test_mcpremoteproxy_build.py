@@ -52,6 +52,7 @@ FULL = {
     "oidcConfig": {"inline": {"issuer": "https://idp.example.com", "audience": "saas"}},
     "audit": {"enabled": True},
     "replicas": 2,
+    "podDisruptionBudget": {"minAvailable": 1},
     "resourceOverrides": {"proxyDeployment": {"env": [{"name": "LOG_LEVEL", "value": "debug"}]}},
 }
 CC = {

@@ -64,6 +64,7 @@ def kinds(objs: list[dict[str, Any]]) -> list[tuple[str, str]]:
             {
                 "transport": "streamable-http",
                 "replicas": 2,
+                "podDisruptionBudget": {"minAvailable": 1},
                 "podTemplateSpec": {"spec": {"nodeSelector": {"pool": "mcp"}}},
                 "resourceOverrides": {"proxyService": {"annotations": {"team": "a"}}},
             },

@@ -82,6 +82,7 @@ FULL_SPEC: dict[str, Any] = {
         "operational": {"timeouts": {"default": "20s", "perWorkload": {"saas": "1m"}}},
     },
     "replicas": 2,
+    "podDisruptionBudget": {"maxUnavailable": "50%"},
     "resources": {"limits": {"memory": "256Mi"}},
     "podTemplateSpec": {"spec": {"nodeSelector": {"pool": "gateways"}}},
 }
@@ -114,6 +115,7 @@ def test_children_match_golden_file() -> None:
         ("RoleBinding", "gw-vmcp"),
         ("Deployment", "gw"),
         ("Service", "gw"),
+        ("PodDisruptionBudget", "gw"),
     ]
 
 
