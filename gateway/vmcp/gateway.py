@@ -180,6 +180,7 @@ class VirtualGateway:
         """Put the reloaded policies in force (none: authorization off); a set that does not compile
         keeps the running one, or denies everything when authorization was off (never fail open)."""
         if config is None:
+            self._authz = self._authz or self.policy.authz  # its metrics stay registered: reuse it later
             self.policy.authz = None
             return
         authz = self._authz or self.policy.authz
@@ -187,8 +188,8 @@ class VirtualGateway:
             authz = Authorization.fail_closed(
                 config, self.config.name, auditor=self.policy.auditor, registry=self.policy.metrics.registry
             )
-        elif not authz.reload(config) and self.policy.authz is None:
-            authz.deny_all()
+        elif not authz.reload(config) and self.policy.authz is None and authz.engine.config != config:
+            authz.deny_all()  # refused (not merely unchanged: the same policies back are put in force)
         self._authz = self.policy.authz = authz
 
     # ---- lists -----------------------------------------------------------------------------------
