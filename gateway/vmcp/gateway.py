@@ -168,7 +168,7 @@ class VirtualGateway:
             self._changed = anyio.Event()
             view = await self.refresh(("tools", "prompts", "resources", "resource_templates"))
             current: dict[ChangedKind, tuple[Any, ...]] = {
-                "tools": tuple(view.tools),
+                "tools": (*view.tools, self.config.optimizer) if self.config.optimizer else tuple(view.tools),
                 "prompts": tuple(view.prompts),
                 "resources": (*view.resources, *view.resource_templates),
             }
