@@ -84,6 +84,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation` and `operational`; other keys refused",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
+    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
+    "which ToolHive's operator requires",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 
