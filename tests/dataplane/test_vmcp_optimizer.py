@@ -6,13 +6,16 @@ with the gateway's filters, Cedar policies, audit and metrics applying as for a 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -195,8 +198,18 @@ async def test_a_reload_turns_the_optimizer_off_and_on(gateway: Gateway) -> None
         missing = await _error(gateway, "legacy", "call_tool", {"tool_name": "nope"})
         assert missing.error.code == -32602
         assert "Unknown tool: nope" in missing.message
-        gateway.reconfigure(optimizer=False)
-        async with Client(f"{gateway.url}/mcp") as client:
+        heard = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                heard.set()
+
+        async with Client(f"{gateway.url}/mcp", mode="legacy", message_handler=on_message) as client:
+            assert len((await client.list_tools()).tools) == 2
+            # in a thread: the client's event loop keeps serving its notification stream meanwhile
+            await anyio.to_thread.run_sync(functools.partial(gateway.reconfigure, optimizer=False))
+            with anyio.fail_after(10):
+                await heard.wait()  # a subscribed client is told that the listed tools changed
             names = sorted(t.name for t in (await client.list_tools()).tools)
         assert names == ["alpha_add", "alpha_echo", "beta_echo", "beta_slow"]  # the policies are back
     finally:
