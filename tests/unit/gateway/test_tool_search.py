@@ -1,4 +1,5 @@
-"""The optimizer's keyword ranking (BM25 over tool name, description and parameter names)."""
+"""The optimizer's keyword ranking (BM25 over tool name, description and parameter names) and its index's
+lifetime."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 import pytest
 from mcp_types import Tool
 
+from api.vmcp_config import VMCPConfig
+from gateway.vmcp.gateway import VirtualGateway
+from gateway.vmcp.optimizer import ToolOptimizer
 from gateway.vmcp.tool_search import ToolIndex, stem, terms
 
 
@@ -109,3 +113,17 @@ def test_stem_strips_plural_and_verb_endings(word: str, stemmed: str) -> None:
 def test_terms_split_names_and_drop_stop_words() -> None:
     found = terms("get_HTTPServer-status for listIssues in S3 v2, 10 times")
     assert found == ["http", "server", "status", "list", "issue", "s3", "v2", "10", "time"]
+
+
+async def test_the_optimizer_rebuilds_its_index_only_when_the_merged_list_changes() -> None:
+    async def catalogue(_: object) -> tuple[tuple[Tool, ...], list[Tool]]:
+        return CATALOGUE, list(CATALOGUE)
+
+    optimizer = ToolOptimizer(VirtualGateway(VMCPConfig(name="gw")), catalogue, lambda _: None)
+    first = optimizer.index(CATALOGUE)
+    assert optimizer.index(CATALOGUE) is first
+    assert optimizer.index(tuple(list(CATALOGUE))) is first  # an equal list recomputed by the view: kept
+    grown = (*CATALOGUE, tool("calc_multiply", "Multiply two integers.", "a", "b"))
+    rebuilt = optimizer.index(grown)
+    assert rebuilt is not first
+    assert names(rebuilt.search("multiply", 8)) == ["calc_multiply"]
