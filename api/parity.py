@@ -82,7 +82,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
-    ("VirtualMCPServer", "spec.config"): "typed: `aggregation` and `operational`; other keys refused",
+    ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`; other keys refused",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
     "which ToolHive's operator requires",
