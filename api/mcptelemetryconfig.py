@@ -14,7 +14,7 @@ from pydantic import Field
 
 from api.base import CRDModel
 from api.common import LocalObjectReference, SecretKeyRef
-from api.mcptoolconfig import ConfigStatus
+from api.mcpoidcconfig import ReferencedConfigStatus
 from api.problems import Problem
 from api.resource import CustomResource
 
@@ -67,9 +67,10 @@ class OpenTelemetrySettings(CRDModel):
     """Whether OpenTelemetry is on."""
     endpoint: str | None = Field(default=None, min_length=1)
     """The OTLP/HTTP collector, e.g. ``otel-collector.monitoring:4318`` (no scheme: ``http://`` when
-    ``insecure``, else ``https://``) or a full ``https://...`` URL."""
+    ``insecure``, else ``https://``) or a full URL, whose scheme decides: ``http://...`` is plain text
+    whatever ``insecure`` says, ``https://...`` is TLS."""
     insecure: bool = False
-    """Plain HTTP instead of HTTPS to the collector."""
+    """Plain HTTP instead of HTTPS to a collector given without a scheme."""
     headers: dict[str, str] | None = None
     """Headers sent with each export; credentials belong in ``sensitiveHeaders``."""
     sensitive_headers: list[SensitiveHeader] | None = Field(
@@ -78,11 +79,12 @@ class OpenTelemetrySettings(CRDModel):
     )
     """Headers whose values come from Secrets (never written into a ConfigMap)."""
     resource_attributes: dict[str, str] | None = None
-    """OpenTelemetry resource attributes of every span, e.g. ``deployment.environment``."""
+    """OpenTelemetry resource attributes of every span and metric, e.g. ``deployment.environment``."""
     tracing: TracingSwitch | None = None
     """Tracing switch and sampling."""
     metrics: Switch | None = None
-    """OTLP metrics (not supported yet: refused when enabled; scrape ``/metrics`` instead)."""
+    """OTLP metrics: the proxy's or gateway's Prometheus families, exported every minute under their own
+    names and ToolHive's instrument names (docs/operations.md, "OpenTelemetry metrics")."""
     use_legacy_attributes: bool | None = None
     """ToolHive's legacy span attribute names alongside the new ones (not supported: refused when true)."""
     ca_bundle_ref: CABundleSource | None = None
@@ -104,7 +106,7 @@ class MCPTelemetryConfigReference(CRDModel):
     name: str = Field(min_length=1, max_length=253)
     """Name of the MCPTelemetryConfig in the workload's namespace."""
     service_name: str | None = Field(default=None, min_length=1)
-    """``service.name`` of this workload's spans; unset: the workload's name."""
+    """``service.name`` of this workload's spans and metrics; unset: the workload's name."""
 
 
 class MCPTelemetryConfig(CustomResource):
@@ -116,7 +118,7 @@ class MCPTelemetryConfig(CustomResource):
     """``MCPTelemetryConfig``."""
     spec: MCPTelemetryConfigSpec = Field(default_factory=MCPTelemetryConfigSpec)
     """Desired state."""
-    status: ConfigStatus = Field(default_factory=ConfigStatus)
+    status: ReferencedConfigStatus = Field(default_factory=ReferencedConfigStatus)
     """Observed state, written by the operator."""
 
 
@@ -136,7 +138,9 @@ def _unsupported(field: str, fix: str) -> Problem:
 
 def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
     """What the schema cannot say: an endpoint with no signal, a signal with no endpoint, a header given
-    twice, a URL that is not one, and the ToolHive fields whose behaviour is not implemented."""
+    twice, a URL that is not one, and the ToolHive fields whose behaviour is not implemented. An
+    ``http://`` endpoint with ``insecure: false`` is accepted, as ToolHive accepts it: the scheme says
+    plain text."""
     problems: list[Problem] = []
     if spec.prometheus is not None and not spec.prometheus.enabled:
         fix = "every proxy and gateway serves /metrics; remove spec.prometheus or set enabled: true"
@@ -145,10 +149,9 @@ def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
     if otel is None:
         return problems
     base = "spec.openTelemetry"
-    tracing = otel.tracing is not None and otel.tracing.enabled
-    if otel.metrics is not None and otel.metrics.enabled:
-        fix = "set it to false and scrape the Prometheus /metrics endpoint (metrics.podMonitor in the chart)"
-        problems.append(_unsupported(f"{base}.metrics.enabled", fix))
+    signals = (otel.tracing is not None and otel.tracing.enabled) or (
+        otel.metrics is not None and otel.metrics.enabled
+    )
     if otel.use_legacy_attributes:
         problems.append(_unsupported(f"{base}.useLegacyAttributes", "set it to false or remove it"))
     if otel.ca_bundle_ref is not None:
@@ -157,13 +160,19 @@ def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
                 f"{base}.caBundleRef", "remove it (the collector needs a publicly trusted certificate)"
             )
         )
-    if otel.endpoint and not tracing and not (otel.metrics is not None and otel.metrics.enabled):
+    if otel.endpoint and not signals:
         problems.append(
-            Problem(f"{base}.endpoint", "is set but no signal is enabled; set tracing.enabled: true")
+            Problem(
+                f"{base}.endpoint",
+                "is set but no signal is enabled; set tracing.enabled or metrics.enabled: true",
+            )
         )
-    if otel.enabled and tracing and not otel.endpoint:
+    if otel.enabled and signals and not otel.endpoint:
         problems.append(
-            Problem(f"{base}.endpoint", "is required when tracing is enabled; e.g. otel-collector:4318")
+            Problem(
+                f"{base}.endpoint",
+                "is required when tracing or metrics is enabled; e.g. otel-collector:4318",
+            )
         )
     url = collector_url(otel)
     if url is not None:
@@ -171,10 +180,6 @@ def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             problems.append(
                 Problem(f"{base}.endpoint", f"{otel.endpoint!r} is not host:port or an http(s) URL")
-            )
-        elif parsed.scheme == "http" and not otel.insecure:
-            problems.append(
-                Problem(f"{base}.insecure", "must be true for an http:// endpoint (or use https://)")
             )
     plain = {name.lower() for name in otel.headers or {}}
     for index, header in enumerate(otel.sensitive_headers or []):

@@ -12,7 +12,8 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
@@ -39,10 +40,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz.enforce import REQUEST_ID
-from gateway.fastpath_reply import Call, SessionReply, dumps, replay, send_json, session_header, watch
+from gateway.fastpath_reply import (
+    Call,
+    SessionReply,
+    dumps,
+    encode_response,
+    replay,
+    send_json,
+    session_header,
+    watch,
+)
 from gateway.sdk_private import SessionLease, SessionTable
 
-__all__ = ["FAST_METHODS", "PING_SECONDS", "FastHandler", "FastPath", "Notify"]
+__all__ = ["FAST_METHODS", "PING_SECONDS", "CachedResult", "FastHandler", "FastPath", "Notify"]
 
 logger = logging.getLogger("mcp_operator.proxy")
 DecidedT = TypeVar("DecidedT")
@@ -74,6 +84,19 @@ often (what the SDK's SSE responses send), so idle-timeout proxies in between ke
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 """Sends one JSON-RPC notification on the front request's own response (session era)."""
 
+_ENCODED_ENTRIES = 256
+"""At most this many encoded :class:`CachedResult` results are kept (then they are all dropped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A raw result the handler serves unchanged to many requests (the gateway's merged lists): built,
+    shaped and encoded once per ``(key, method, protocol version)``, then answered as stored bytes.
+    ``key`` must change whenever what ``build`` returns does."""
+
+    key: Hashable
+    build: Callable[[], dict[str, Any]]
+
 
 class FastHandler(Protocol):
     """What the fast path forwards to (the proxy's :class:`gateway.proxy.ProxyServer`)."""
@@ -84,7 +107,7 @@ class FastHandler(Protocol):
 
     async def serve(
         self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | CachedResult:
         """The raw result for ``(method, params)``; raises ``MCPError`` for a JSON-RPC error. ``notify``
         (session era only) carries notifications for this request, e.g. the backend's log messages."""
         ...
@@ -131,6 +154,8 @@ class FastPath:
         self.sessions = sessions
         self.calls: dict[tuple[str, Any], Call] = {}
         """Session-era calls in flight by ``(session id, request id)``, for ``notifications/cancelled``."""
+        self.encoded: dict[tuple[Hashable, str, str], bytes] = {}
+        """Encoded :class:`CachedResult` results by ``(key, method, protocol version)``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._candidate(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -330,12 +355,8 @@ class FastPath:
         try:
             try:
                 REQUEST_ID.set(request_id)
-                raw = await self.handler.serve(method, params, scope, reply.event)
-                message = {
-                    "jsonrpc": "2.0",
-                    "id": request_id,
-                    "result": self._shape(method, lease.protocol_version, raw),
-                }
+                served = await self.handler.serve(method, params, scope, reply.event)
+                message = encode_response(request_id, self._result(method, lease.protocol_version, served))
             except asyncio.CancelledError:
                 if call.reason is None or call.task.uncancel() > 0:
                     raise
@@ -348,7 +369,7 @@ class FastPath:
                     logger.exception("fast path: %s raised", method)
                     error = ErrorData(code=0, message=str(exc))  # what the SDK's session dispatcher sends
                 reply_error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-                message = reply_error.model_dump(mode="json", by_alias=True, exclude_none=True)
+                message = dumps(reply_error.model_dump(mode="json", by_alias=True, exclude_none=True))
         finally:
             self.calls.pop(key, None)
             watcher.cancel()
@@ -378,13 +399,25 @@ class FastPath:
     ) -> tuple[int, bytes]:
         REQUEST_ID.set(request_id)
         try:
-            result = self._shape(method, version, await self.handler.serve(method, params, scope))
+            result = self._result(method, version, await self.handler.serve(method, params, scope))
         except Exception as exc:
             error = modern_error_data(exc)
             reply = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
             data = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
             return ERROR_CODE_HTTP_STATUS.get(error.code, 200), dumps(data)
-        return 200, dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+        return 200, encode_response(request_id, result)
+
+    def _result(self, method: str, version: str, served: dict[str, Any] | CachedResult) -> bytes:
+        """The encoded result: shaped (:meth:`_shape`) per request, or once per key for a cached one."""
+        if not isinstance(served, CachedResult):
+            return dumps(self._shape(method, version, served))
+        key = (served.key, method, version)
+        encoded = self.encoded.get(key)
+        if encoded is None:
+            if len(self.encoded) >= _ENCODED_ENTRIES:
+                self.encoded.clear()
+            encoded = self.encoded[key] = dumps(self._shape(method, version, served.build()))
+        return encoded
 
     def _shape(self, method: str, version: str, raw: dict[str, Any]) -> dict[str, Any]:
         """What the SDK path does to a backend result: the proxy validates it into the method's result

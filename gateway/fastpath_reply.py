@@ -24,6 +24,7 @@ __all__ = [
     "SessionReply",
     "disconnected",
     "dumps",
+    "encode_response",
     "replay",
     "send_json",
     "session_header",
@@ -43,8 +44,9 @@ def session_header(lease: SessionLease) -> tuple[bytes, bytes]:
     return (b"mcp-session-id", lease.session_id.encode("latin-1"))
 
 
-def sse(message: dict[str, Any]) -> bytes:
-    return b"event: message\r\ndata: " + dumps(message) + b"\r\n\r\n"
+def sse(message: bytes) -> bytes:
+    """One SSE event carrying an encoded JSON-RPC message."""
+    return b"event: message\r\ndata: " + message + b"\r\n\r\n"
 
 
 async def send_json(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
@@ -110,7 +112,7 @@ class SessionReply:
         """One notification on this request's stream (dropped once the answer went out)."""
         async with self.lock:
             if not self.done:
-                await self._chunk(sse(message), more=True)
+                await self._chunk(sse(dumps(message)), more=True)
 
     def keep_alive(self, interval: float) -> None:
         """Timer callback: send an SSE comment now and every ``interval`` seconds until the answer."""
@@ -129,23 +131,29 @@ class SessionReply:
         if self.pinger is not None:
             self.pinger.cancel()
 
-    async def finish(self, message: dict[str, Any] | None) -> None:
-        """The answer (None: end the stream unanswered, as the SDK does for a cancelled request)."""
+    async def finish(self, message: bytes | None) -> None:
+        """The encoded answer (None: end the stream unanswered, as the SDK does for a cancelled request)."""
         async with self.lock:
             self.done = True
             if self.streaming or message is None:
                 await self._chunk(b"" if message is None else sse(message), more=False)
                 return
-            await send_json(self.send, 200, dumps(message), self.session_header)
+            await send_json(self.send, 200, message, self.session_header)
 
 
-def dumps(data: dict[str, Any]) -> bytes:
+def dumps(data: object) -> bytes:
     """Compact JSON (orjson; the standard encoder for what orjson refuses: integers beyond 64 bits, lone
     surrogates)."""
     try:
         return orjson.dumps(data)
     except TypeError:
         return json.dumps(data, separators=(",", ":")).encode()
+
+
+def encode_response(request_id: object, result: bytes) -> bytes:
+    """A JSON-RPC response from its id and its already encoded result (what :func:`dumps` would write for
+    the whole message)."""
+    return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + result + b"}"
 
 
 async def disconnected(receive: Receive) -> None:

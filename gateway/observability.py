@@ -1,21 +1,31 @@
-"""Prometheus metrics and the per-call audit line of the proxy and the virtual gateway.
+"""Prometheus metrics (and their OTLP export) and the per-call audit line of the proxy and the gateway.
 
 The metric names and the audit line's keys are listed in docs/proxy.md (end) and docs/vmcp.md; request
-metrics come from :mod:`gateway.request_policy` in both, so one dashboard query covers both.
+metrics come from :mod:`gateway.request_policy` in both, so one dashboard query covers both. The OTLP
+metrics export reads the same collectors at export time (:mod:`telemetry.metrics`): nothing more is done
+per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from starlette.applications import Starlette
 
 from api.proxy_config import AuditConfig
+from telemetry.settings import metrics_settings_from_env
 
-__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics"]
+if TYPE_CHECKING:  # protobuf and the exporter only when the export is on
+    from telemetry.metrics import MetricsExport
+
+__all__ = ["AUDIT_LOGGER", "Auditor", "ProxyMetrics", "RequestMetrics", "start_metrics_export"]
 
 AUDIT_LOGGER = "mcp_operator.audit"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -41,6 +51,12 @@ class RequestMetrics:
         )
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         """Per label set, the two children (``labels()`` validates and locks on every call)."""
+        self.fast_path_enabled = Gauge(
+            "mcp_proxy_fast_path_enabled",
+            "1 when the fast path serves /mcp requests; 0 when it is off (configuration, or the installed "
+            "mcp SDK lacks a private name it needs).",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, tool: str, outcome: str, seconds: float) -> None:
         key = (method, tool, outcome)
@@ -67,15 +83,43 @@ class ProxyMetrics(RequestMetrics):
         self.active_sessions = Gauge(
             "mcp_proxy_active_sessions", "Open session-era front sessions.", registry=self.registry
         )
-        self.fast_path_enabled = Gauge(
-            "mcp_proxy_fast_path_enabled",
-            "1 when the fast path serves /mcp requests; 0 when it is off (configuration, or the installed "
-            "mcp SDK lacks a private name it needs).",
-            registry=self.registry,
-        )
 
     def track_sessions(self, count: Callable[[], int]) -> None:
         self.active_sessions.set_function(count)
+
+
+def start_metrics_export(
+    server: str,
+    transport: str,
+    app: Starlette,
+    registry: CollectorRegistry,
+    env: Mapping[str, str] | None = None,
+) -> MetricsExport | None:
+    """The OTLP metrics export of ``registry`` (and the process-wide default one) when the environment
+    names a collector (:mod:`telemetry.settings`), its counts registered in ``registry``; None when off.
+    ``server`` and ``transport`` are ToolHive's attributes of the workload. While ``app``'s lifespan runs,
+    the registries are collected on its event loop. Raises ``ValueError`` naming the variable that is
+    wrong."""
+    settings = metrics_settings_from_env(os.environ if env is None else env, server)
+    if settings is None:
+        return None
+    from telemetry.metrics import MetricsExport, MetricsExportCollector, Workload  # noqa: PLC0415
+
+    export = MetricsExport(settings, [registry, REGISTRY], Workload(server, transport))
+    registry.register(MetricsExportCollector(export))
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(started: Starlette) -> AsyncIterator[Any]:
+        export.loop = asyncio.get_running_loop()
+        try:
+            async with serving(started) as state:
+                yield state
+        finally:
+            export.loop = None
+
+    app.router.lifespan_context = lifespan
+    return export.start()
 
 
 class Auditor:

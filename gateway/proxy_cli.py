@@ -24,6 +24,7 @@ from api.proxy_config import (
     load_proxy_config,
 )
 from gateway import tracing
+from gateway.observability import start_metrics_export
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, needs_caller_sessions, transport_for
 from logs import add_logging_flags, configure_logging
@@ -91,9 +92,17 @@ def main(argv: list[str]) -> int:
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
     traces.register(runtime.metrics.registry)
+    transport = backend.transport if isinstance(backend, HttpBackend) else "stdio"
+    try:
+        metrics_export = start_metrics_export(config.name, transport, app, runtime.metrics.registry)
+    except ValueError as exc:
+        print(f"mcp-operator proxy: {exc}", file=sys.stderr)
+        return 2
     try:
         _serve(app, config)
     finally:
+        if metrics_export is not None:
+            metrics_export.shutdown()
         traces.shutdown()
     return 0
 

@@ -15,6 +15,7 @@ import uvicorn
 
 from api.vmcp_config import load_vmcp_config
 from gateway import tracing
+from gateway.observability import start_metrics_export
 from gateway.vmcp.server import build_vmcp_app
 from logs import add_logging_flags, configure_logging
 
@@ -58,12 +59,20 @@ def main(argv: list[str]) -> int:
         port=args.port,
         reload_interval=args.reload_interval,
     )
-    traces.register(gateway.policy.metrics.registry)
+    registry = gateway.policy.metrics.registry
+    traces.register(registry)
+    try:  # the gateway's front is streamable HTTP, as ToolHive's vMCP reports it
+        metrics_export = start_metrics_export(config.name, "streamable-http", app, registry)
+    except ValueError as exc:
+        print(f"mcp-operator vmcp: {exc}", file=sys.stderr)
+        return 2
     try:
         uvicorn.run(
             app, host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
         )
     finally:
+        if metrics_export is not None:
+            metrics_export.shutdown()
         traces.shutdown()
     return 0
 

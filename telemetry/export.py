@@ -3,9 +3,9 @@
 ``on_end`` (on the request's path) appends to a bounded deque and returns; a full queue drops the span
 and counts it. The export thread sends batches with the OTLP exporter (HTTP/protobuf or gRPC); a batch
 that fails (collector unreachable, wrong port, 5xx after the exporter's own retries within its timeout)
-is dropped and counted. Failures are logged at most once per :data:`WARN_INTERVAL` seconds, with the
-number of spans dropped since the last warning, never once per span or batch; the exporters' own
-per-batch error lines are silenced for that reason.
+is dropped and counted. Failures are logged at most once per :data:`WARN_INTERVAL` seconds
+(:mod:`telemetry.drops`), with the number of spans dropped since the last warning, never once per span or
+batch; the exporters' own per-batch error lines are silenced for that reason.
 
 Counts are exported as Prometheus counters by :class:`TracingCollector`: ``mcp_tracing_spans_exported_total``
 and ``mcp_tracing_spans_dropped_total{reason}`` (``queue_full`` or ``export_failed``).
@@ -26,13 +26,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from telemetry.drops import WARN_INTERVAL, DropWarning
 from telemetry.settings import TracingSettings
 
 __all__ = ["WARN_INTERVAL", "BoundedSpanProcessor", "TracingCollector", "make_exporter"]
 
 logger = logging.getLogger("mcp_operator.tracing")
-WARN_INTERVAL = 60.0
-"""Seconds between two warnings about spans that could not be exported."""
 BATCH_SIZE = 512
 SCHEDULE_DELAY = 1.0
 """Seconds the export thread waits for a batch to fill before sending what it has."""
@@ -58,10 +57,8 @@ class BoundedSpanProcessor(SpanProcessor):
         self.exported = 0
         self.dropped_full = 0
         self.dropped_failed = 0
-        self._clock = clock
         self._delay = schedule_delay
-        self._last_warning: float | None = None
-        self._dropped_unreported = 0
+        self.drops = DropWarning("tracing", "spans", endpoint, clock=clock)
         self._wake = threading.Event()
         self._stopping = False
         self._idle = threading.Condition()
@@ -80,7 +77,7 @@ class BoundedSpanProcessor(SpanProcessor):
         """Queue one finished span (an SDK span, or a :class:`telemetry.records.Record`) for export."""
         if len(self.queue) >= self.max_queue_size:
             self.dropped_full += 1
-            self._dropped_unreported += 1
+            self.drops.unreported += 1
             return
         self.queue.append(span)
         if len(self.queue) >= BATCH_SIZE:
@@ -93,8 +90,7 @@ class BoundedSpanProcessor(SpanProcessor):
             self._wake.wait(self._delay)
             self._wake.clear()
             self._drain()
-            if self._dropped_unreported:
-                self._warn()
+            self.drops.warn_if_due()
         self._drain()
 
     def _drain(self) -> None:
@@ -114,22 +110,7 @@ class BoundedSpanProcessor(SpanProcessor):
             self.exported += len(batch)
             return
         self.dropped_failed += len(batch)
-        self._dropped_unreported += len(batch)
-
-    def _warn(self) -> None:
-        now = self._clock()
-        if self._last_warning is not None and now - self._last_warning < WARN_INTERVAL:
-            return
-        self._last_warning = now
-        dropped, self._dropped_unreported = self._dropped_unreported, 0
-        logger.warning(
-            "tracing: %d spans could not be exported to %s and were dropped (collector unreachable, "
-            "answering errors or too slow); MCP traffic is not affected; next warning in %.0f s at the "
-            "earliest",
-            dropped,
-            self.endpoint,
-            WARN_INTERVAL,
-        )
+        self.drops.unreported += len(batch)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000

@@ -5,13 +5,13 @@ requests (:mod:`telemetry.export`).
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from telemetry.otlp_send import grpc_channel, grpc_metadata, post_protobuf
 from telemetry.records import encode
 from telemetry.settings import TracingSettings
 
@@ -26,18 +26,14 @@ class _HttpExporter(SpanExporter):
         self, url: str, headers: Mapping[str, str], timeout: float, resource: Mapping[str, str]
     ) -> None:
         self.url = url
-        self.headers = {**headers, "Content-Type": "application/x-protobuf"}
+        self.headers = headers
         self.timeout = timeout
         self.resource = resource
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        request = urllib.request.Request(self.url, encode(spans, self.resource), self.headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except (OSError, ValueError):  # URLError and HTTPError (non-2xx) are OSErrors
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        if post_protobuf(self.url, encode(spans, self.resource), self.headers, self.timeout):
+            return SpanExportResult.SUCCESS
+        return SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         return None
@@ -52,15 +48,9 @@ class _GrpcExporter(SpanExporter):
             TraceServiceStub,
         )
 
-        target = settings.endpoint.split("://", 1)[1].rstrip("/")
-        plain = settings.insecure or settings.endpoint.startswith("http://")
-        self.channel = (
-            grpc.insecure_channel(target)
-            if plain
-            else grpc.secure_channel(target, grpc.ssl_channel_credentials())
-        )
+        self.channel = grpc_channel(settings)
         self.stub = TraceServiceStub(self.channel)  # type: ignore[no-untyped-call]
-        self.metadata = [(k.lower(), v) for k, v in settings.headers.items()]
+        self.metadata = grpc_metadata(settings)
         self.timeout = settings.export_timeout_seconds
         self.resource = resource
         self.error = grpc.RpcError
@@ -79,7 +69,8 @@ class _GrpcExporter(SpanExporter):
 
 def make_record_exporter(settings: TracingSettings) -> SpanExporter:
     """The exporter of :class:`Record` batches for ``settings.protocol``."""
-    resource = {**settings.resource_attributes, "service.name": settings.service_name}
     if settings.protocol == "grpc":
-        return _GrpcExporter(settings, resource)
-    return _HttpExporter(settings.traces_url, settings.headers, settings.export_timeout_seconds, resource)
+        return _GrpcExporter(settings, settings.resource)
+    return _HttpExporter(
+        settings.traces_url, settings.headers, settings.export_timeout_seconds, settings.resource
+    )

@@ -1,4 +1,5 @@
-"""What a process's tracing is configured with, read from OpenTelemetry's standard environment variables.
+"""What a process's OTLP export (traces, metrics) is configured with, read from OpenTelemetry's standard
+environment variables.
 
 Every process of the image (operator, proxy, gateway) reads the same variables, so one set of env entries
 on a pod configures it (the operator renders them from an MCPTelemetryConfig; its own come from its flags,
@@ -6,18 +7,20 @@ which are these variables' twins):
 
 | variable | meaning |
 |---|---|
-| ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) | the collector; unset = tracing off |
-| ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or ``..._TRACES_PROTOCOL``) | ``http/protobuf`` (default) or ``grpc`` |
+| ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._{TRACES,METRICS}_ENDPOINT``) | the collector; unset = no export |
+| ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or ``..._{TRACES,METRICS}_PROTOCOL``) | ``http/protobuf`` or ``grpc`` |
 | ``OTEL_EXPORTER_OTLP_HEADERS`` | ``key=value`` pairs, comma-separated, values URL-encoded |
 | ``OTEL_EXPORTER_OTLP_INSECURE`` | ``true``: plain-text gRPC (HTTP takes the URL's scheme) |
 | ``OTEL_TRACES_SAMPLER_ARG`` | the sampling ratio, 0 to 1 (default 1), parent-based |
 | ``OTEL_TRACES_EXPORTER`` | ``none`` turns tracing off whatever else is set |
+| ``OTEL_METRICS_EXPORTER`` | ``none`` turns the data plane's OTLP metrics off (default ``otlp``) |
+| ``OTEL_METRIC_EXPORT_INTERVAL`` | milliseconds between two metrics exports (60000) |
 | ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` | the resource (``key=value,...``) |
 | ``OTEL_BSP_MAX_QUEUE_SIZE`` | spans held for export before new ones are dropped (2048) |
 | ``OTEL_EXPORTER_OTLP_TIMEOUT`` | milliseconds one export may take, retries included (10000) |
 
-Pure: :func:`settings_from_env` takes the environment as a mapping and raises ``ValueError`` naming the
-variable and the fix.
+Pure: :func:`settings_from_env` (traces) and :func:`metrics_settings_from_env` take the environment as a
+mapping and raise ``ValueError`` naming the variable and the fix.
 """
 
 from __future__ import annotations
@@ -25,35 +28,70 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["PROTOCOLS", "TracingSettings", "parse_pairs", "settings_from_env"]
+__all__ = [
+    "PROTOCOLS",
+    "MetricsSettings",
+    "OtlpSettings",
+    "TracingSettings",
+    "metrics_settings_from_env",
+    "parse_pairs",
+    "settings_from_env",
+]
 
 PROTOCOLS = ("http/protobuf", "grpc")
 Protocol = Literal["http/protobuf", "grpc"]
 
 
 @dataclass(frozen=True)
-class TracingSettings:
-    """One process's tracing: where spans go, how many are kept, what they say about the process."""
+class OtlpSettings:
+    """Where one signal goes and what it says about the process (shared by traces and metrics)."""
 
     endpoint: str
     service_name: str
     protocol: Protocol = "http/protobuf"
     headers: Mapping[str, str] = field(default_factory=dict)
     insecure: bool = False
-    sampling_rate: float = 1.0
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    max_queue_size: int = 2048
     export_timeout_seconds: float = 10.0
+
+    def signal_url(self, path: str) -> str:
+        """The OTLP/HTTP URL of a signal: the base endpoint plus ``path`` unless the endpoint names one."""
+        parsed = urllib.parse.urlsplit(self.endpoint)
+        if parsed.path in ("", "/"):
+            return self.endpoint.rstrip("/") + path
+        return self.endpoint
+
+    @property
+    def resource(self) -> dict[str, str]:
+        """The OTLP resource's attributes: the configured ones and ``service.name``."""
+        return {**self.resource_attributes, "service.name": self.service_name}
+
+
+@dataclass(frozen=True)
+class TracingSettings(OtlpSettings):
+    """One process's tracing: where spans go, how many are kept, what they say about the process."""
+
+    sampling_rate: float = 1.0
+    max_queue_size: int = 2048
 
     @property
     def traces_url(self) -> str:
         """The OTLP/HTTP traces URL: the base endpoint plus ``/v1/traces`` unless it names a path."""
-        parsed = urllib.parse.urlsplit(self.endpoint)
-        if parsed.path in ("", "/"):
-            return self.endpoint.rstrip("/") + "/v1/traces"
-        return self.endpoint
+        return self.signal_url("/v1/traces")
+
+
+@dataclass(frozen=True)
+class MetricsSettings(OtlpSettings):
+    """One process's OTLP metrics export: where and how often."""
+
+    interval_seconds: float = 60.0
+
+    @property
+    def metrics_url(self) -> str:
+        """The OTLP/HTTP metrics URL: the base endpoint plus ``/v1/metrics`` unless it names a path."""
+        return self.signal_url("/v1/metrics")
 
 
 def parse_pairs(text: str, variable: str) -> dict[str, str]:
@@ -92,12 +130,12 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
-def settings_from_env(env: Mapping[str, str], default_service_name: str) -> TracingSettings | None:
-    """The tracing settings the environment asks for, None when tracing is off (no endpoint, or the traces
-    exporter is ``none``)."""
-    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
-        return None
-    endpoint_var, endpoint = _first(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+def _otlp_fields(env: Mapping[str, str], signal: str, default_service_name: str) -> dict[str, Any] | None:
+    """The fields of :class:`OtlpSettings` for ``signal`` (``TRACES``, ``METRICS``), None without an
+    endpoint; the signal's own variables win over the shared ones."""
+    endpoint_var, endpoint = _first(
+        env, f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
     if endpoint is None:
         return None
     parsed = urllib.parse.urlsplit(endpoint)
@@ -105,7 +143,9 @@ def settings_from_env(env: Mapping[str, str], default_service_name: str) -> Trac
         raise ValueError(
             f"{endpoint_var}: {endpoint!r} is not an http(s) URL; e.g. http://otel-collector:4318"
         )
-    protocol_var, protocol = _first(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol_var, protocol = _first(
+        env, f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
     protocol = protocol or "http/protobuf"
     if protocol not in PROTOCOLS:
         raise ValueError(f"{protocol_var}: {protocol!r} is not supported; use one of {', '.join(PROTOCOLS)}")
@@ -113,15 +153,43 @@ def settings_from_env(env: Mapping[str, str], default_service_name: str) -> Trac
     if insecure not in ("true", "false"):
         raise ValueError(f"OTEL_EXPORTER_OTLP_INSECURE: {insecure!r} is not true or false")
     attributes = parse_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""), "OTEL_RESOURCE_ATTRIBUTES")
-    return TracingSettings(
-        endpoint=endpoint,
-        service_name=env.get("OTEL_SERVICE_NAME", "").strip()
+    return {
+        "endpoint": endpoint,
+        "service_name": env.get("OTEL_SERVICE_NAME", "").strip()
         or attributes.get("service.name", default_service_name),
-        protocol="grpc" if protocol == "grpc" else "http/protobuf",
-        headers=parse_pairs(env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), "OTEL_EXPORTER_OTLP_HEADERS"),
-        insecure=insecure == "true",
+        "protocol": "grpc" if protocol == "grpc" else "http/protobuf",
+        "headers": parse_pairs(env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), "OTEL_EXPORTER_OTLP_HEADERS"),
+        "insecure": insecure == "true",
+        "resource_attributes": attributes,
+        "export_timeout_seconds": _number(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000, 1, 600_000) / 1000,
+    }
+
+
+def settings_from_env(env: Mapping[str, str], default_service_name: str) -> TracingSettings | None:
+    """The tracing settings the environment asks for, None when tracing is off (no endpoint, or the traces
+    exporter is ``none``)."""
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    fields = _otlp_fields(env, "TRACES", default_service_name)
+    if fields is None:
+        return None
+    return TracingSettings(
+        **fields,
         sampling_rate=_number(env, "OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0, 1.0),
-        resource_attributes=attributes,
         max_queue_size=int(_number(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 1_000_000)),
-        export_timeout_seconds=_number(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000, 1, 600_000) / 1000,
     )
+
+
+def metrics_settings_from_env(env: Mapping[str, str], default_service_name: str) -> MetricsSettings | None:
+    """The OTLP metrics export the environment asks for, None when it is off (no endpoint, or the metrics
+    exporter is ``none``); like OpenTelemetry's SDKs, an endpoint alone turns it on."""
+    exporter = env.get("OTEL_METRICS_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return None
+    if exporter not in ("", "otlp"):
+        raise ValueError(f"OTEL_METRICS_EXPORTER: {exporter!r} is not supported; use otlp or none")
+    fields = _otlp_fields(env, "METRICS", default_service_name)
+    if fields is None:
+        return None
+    interval = _number(env, "OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100, 86_400_000) / 1000
+    return MetricsSettings(**fields, interval_seconds=interval)

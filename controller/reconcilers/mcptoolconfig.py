@@ -4,8 +4,7 @@
 Workloads referring to a config watch it through their reference index (``ref:toolConfig``,
 ``ref:authzConfig``) and re-render their proxy or gateway configuration when it changes; this controller
 only reports whether the config is valid and the hash of its spec (the same hash the workloads copy into
-``status.toolConfigHash`` / ``status.authzConfigHash``). :func:`config_controller` is the same controller
-for any other status-only config kind (MCPTelemetryConfig).
+``status.toolConfigHash`` / ``status.authzConfigHash``).
 """
 
 from __future__ import annotations
@@ -52,15 +51,6 @@ async def reconcile_config(
 def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
     """The MCPToolConfig controller (it reads nothing but the config itself)."""
     return Controller(name="mcptoolconfig", for_=MCPTOOLCONFIG, reconcile=reconcile)
-
-
-def config_controller(name: str, resource: Resource, model: type[CustomResource], valid: str) -> Controller:
-    """The same controller for another status-only config kind (MCPTelemetryConfig)."""
-
-    async def reconcile_one(key: ObjectKey, ctx: ReconcileContext) -> Result:
-        return await reconcile_config(key, ctx, resource, model, valid)
-
-    return Controller(name=name, for_=resource, reconcile=reconcile_one)
 
 
 def authz_controller(manager: Manager, settings: ReconcilerSettings) -> Controller:

@@ -25,17 +25,29 @@ def _pairs(values: dict[str, str]) -> str:
 
 
 def telemetry_env(config: MCPTelemetryConfig, ref: MCPTelemetryConfigReference, workload: str) -> list[JSON]:
-    """The proxy's ``OTEL_*`` variables; empty when OpenTelemetry or its tracing is off (no exporter)."""
+    """The proxy's ``OTEL_*`` variables; empty when OpenTelemetry is off or neither signal is on (no
+    exporter). A signal that is off is named ``none`` (an endpoint turns both on by default)."""
     otel = config.spec.open_telemetry
     url = collector_url(otel) if otel is not None else None
-    if otel is None or not otel.enabled or otel.tracing is None or not otel.tracing.enabled or url is None:
+    if otel is None or not otel.enabled or url is None:
+        return []
+    tracing = otel.tracing if otel.tracing is not None and otel.tracing.enabled else None
+    metrics = otel.metrics is not None and otel.metrics.enabled
+    if tracing is None and not metrics:
         return []
     env: list[JSON] = [
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": url},
         {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
         {"name": "OTEL_SERVICE_NAME", "value": ref.service_name or workload},
-        {"name": "OTEL_TRACES_SAMPLER_ARG", "value": otel.tracing.sampling_rate or DEFAULT_SAMPLING_RATE},
     ]
+    if tracing is not None:
+        env.append(
+            {"name": "OTEL_TRACES_SAMPLER_ARG", "value": tracing.sampling_rate or DEFAULT_SAMPLING_RATE}
+        )
+    else:
+        env.append({"name": "OTEL_TRACES_EXPORTER", "value": "none"})
+    if not metrics:
+        env.append({"name": "OTEL_METRICS_EXPORTER", "value": "none"})
     if otel.resource_attributes:
         env.append({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": _pairs(otel.resource_attributes)})
     headers = [_pairs(otel.headers)] if otel.headers else []

@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api.authz_config import CedarConfig
 from gateway.observability import AUDIT_LOGGER, Auditor
 
-from .engine import Decision, PolicyEngine, PolicyError
-from .entities import Item, Principal, arguments_attributes, principal_for, tool_hints
+from .engine import Decision, ItemView, ListedKey, PolicyEngine, PolicyError
+from .entities import Item, Principal, arguments_attributes, hints_of, principal_for, tool_hints
 
 __all__ = [
     "DENIED_CODE",
@@ -52,6 +52,14 @@ _LIST_METHODS = {
     "resources/list": "resources",
     "resources/templates/list": "resourceTemplates",
 }
+
+
+def _entry_fields(entry: object, field: str) -> tuple[Any, Any]:
+    """The name (``field``) and the annotations of a list entry that is not a dict (an SDK model)."""
+    if isinstance(entry, Mapping):
+        return entry.get(field), entry.get("annotations")
+    name = getattr(entry, "uri_template" if field == "uriTemplate" else field, None)
+    return name, getattr(entry, "annotations", None)
 
 
 def denied() -> MCPError:
@@ -212,32 +220,45 @@ class Authorization:
         entries: list[Any],
         server_of: Callable[[Any], str] | None = None,
     ) -> list[Any]:
-        """The entries of a list result (``kind``: its result key) the principal may use."""
-        item_kind, key = _LIST_FIELDS_TEMPLATES if kind == "resourceTemplates" else _LIST_FIELDS[kind]
+        """The entries of a list result (``kind``: its result key) the principal may use: each entry is
+        reduced to what the policies tell apart (:class:`ItemView`), and the distinct ones are decided
+        together (cached, else one engine call)."""
+        item_kind, field = _LIST_FIELDS_TEMPLATES if kind == "resourceTemplates" else _LIST_FIELDS[kind]
         start = time.perf_counter()
-        items = [self._list_item(item_kind, key, entry, server_of) for entry in entries]
-        asked = [i for i in items if i is not None]
-        decisions = iter(self.engine.decide_many(principal, asked))
-        shown = [e for e, i in zip(entries, items, strict=True) if i is not None and next(decisions).allowed]
+        view = self.engine.view(principal, item_kind)
+        keys = self._listed_keys(view, field, entries, server_of)
+        distinct = [k for k in dict.fromkeys(keys) if k is not None]
+        decisions = self.engine.decide_many(principal, [view.item(k) for k in distinct])
+        allowed = {k for k, d in zip(distinct, decisions, strict=True) if d.allowed}
+        shown = [e for e, k in zip(entries, keys, strict=True) if k in allowed]
         seconds = time.perf_counter() - start
         self.seconds.observe(seconds)
         self._record_list(principal, kind, len(shown), len(entries) - len(shown), seconds)
         return shown
 
-    def _list_item(
-        self, kind: str, key: str, entry: Any, server_of: Callable[[Any], str] | None
-    ) -> Item | None:
-        server = server_of(entry) if server_of is not None else self.server
-        if isinstance(entry, Mapping):
-            name, annotations = entry.get(key), entry.get("annotations")
-        else:
-            name = getattr(entry, "uri_template" if key == "uriTemplate" else key, None)
-            annotations = getattr(entry, "annotations", None)
-        if not isinstance(name, str):
-            name = str(name) if name is not None else None
-        if name is None:
-            return None
-        return Item(kind, name, server, tool_hints(annotations) if kind == "tool" else ())
+    def _listed_keys(
+        self, view: ItemView, field: str, entries: list[Any], server_of: Callable[[Any], str] | None
+    ) -> list[ListedKey | None]:
+        """Per entry, the key of its item as ``view`` sees it (None: an entry without a name, never
+        shown). One loop without calls on the common path (raw JSON entries, no annotations the
+        policies read), as it runs for every entry of every list."""
+        names, hints, server = view.names, view.hints, self.server
+        keys: list[ListedKey | None] = []
+        for entry in entries:
+            if isinstance(entry, dict):
+                name, annotations = entry.get(field), entry.get("annotations")
+            else:
+                name, annotations = _entry_fields(entry, field)
+            if name is None:
+                keys.append(None)
+                continue
+            if not isinstance(name, str):
+                name = str(name)
+            named = names is None or name in names
+            found = hints_of(annotations, hints) if hints and annotations else ()
+            where = server if server_of is None else server_of(entry)
+            keys.append((name if named else "", where, found, named))
+        return keys
 
     # ---- audit -----------------------------------------------------------------------------------
 

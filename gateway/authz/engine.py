@@ -16,12 +16,12 @@ from typing import Any
 
 import cedarpy
 
-from api.authz_config import CedarConfig, PolicyError, compile_policies
+from api.authz_config import ACTIONS, CedarConfig, PolicyError, compile_policies
 
-from .entities import Item, Principal, resource_entity
+from .entities import HINTS, Item, Principal, resource_entity
 from .slicing import PolicySlicer
 
-__all__ = ["Decision", "PolicyEngine", "PolicyError"]
+__all__ = ["Decision", "ItemView", "PolicyEngine", "PolicyError"]
 
 _CACHE_LIMIT = 16384
 
@@ -33,6 +33,34 @@ class Decision:
     allowed: bool
     policies: tuple[str, ...]
     reason: str
+
+
+ListedKey = tuple[str, str, tuple[tuple[str, bool], ...], bool]
+"""An item's ``name``, ``server``, ``annotations`` and ``named`` (its fields after ``kind``)."""
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """What the policies that can apply to one principal and action tell apart of the items of one kind:
+    the names they name (None: every name matters, as a policy reads names or the static entities may
+    refer to items) and the annotation hints they read. Items equal but for the rest get one decision."""
+
+    kind: str
+    names: frozenset[str] | None
+    hints: tuple[str, ...]
+
+    def canonical(self, item: Item) -> Item:
+        """``item`` without its name unless it matters, with the hints that matter only."""
+        if not item.named:
+            return item
+        keep_name = self.names is None or item.name in self.names
+        hints = tuple(h for h in item.annotations if h[0] in self.hints)
+        if keep_name and hints == item.annotations:
+            return item
+        return Item(item.kind, item.name if keep_name else "", item.server, hints, named=keep_name)
+
+    def item(self, key: ListedKey) -> Item:
+        return Item(self.kind, *key)
 
 
 _NONE_APPLIES = Decision(False, (), "no policy permits it")
@@ -47,18 +75,28 @@ class PolicyEngine:
         self.compiled = compile_policies(config)
         self._static = {_uid_key(e): e for e in self.compiled.entities if isinstance(e, dict)}
         self._cache: dict[tuple[str, Item, str], Decision] = {}
+        self._views: dict[tuple[str, str], ItemView] = {}
         self.slicer = PolicySlicer(self.compiled)
 
+    def view(self, principal: Principal, kind: str) -> ItemView:
+        """What the policies that can apply to ``principal`` tell apart of items of ``kind``."""
+        key = (principal.key, kind)
+        view = self._views.get(key)
+        if view is None:
+            named = self.slicer.named(principal, ACTIONS[kind])
+            read = self.compiled.attributes
+            every_name = named is None or bool({"name", "uri"} & read)
+            names = None if every_name else frozenset(i for t, i in named or () if t == _TYPES[kind])
+            hints = tuple(h for h in HINTS if h in read) if kind == "tool" else ()
+            view = ItemView(kind, names, hints)
+            if len(self._views) >= _CACHE_LIMIT:
+                self._views.clear()
+            self._views[key] = view
+        return view
+
     def canonical(self, principal: Principal, item: Item) -> Item:
-        """An item no policy that can apply to ``principal`` tells from ``item``: its name dropped unless
-        a policy names it or reads names, its hints those policies read (the cache's and a list's key)."""
-        named = self.slicer.named(principal, item.action)
-        read = self.compiled.attributes
-        keep_name = named is None or bool({"name", "uri"} & read) or (_TYPES[item.kind], item.name) in named
-        hints = tuple(h for h in item.annotations if h[0] in read)
-        if keep_name and hints == item.annotations:
-            return item
-        return Item(item.kind, item.name if keep_name else "", item.server, hints)
+        """An item no policy that can apply to ``principal`` tells from ``item`` (:class:`ItemView`)."""
+        return self.view(principal, item.kind).canonical(item)
 
     def decide(self, principal: Principal, item: Item, arguments: Mapping[str, Any]) -> Decision:
         """May ``principal`` use ``item`` with ``arguments`` (its ``arg_*`` attributes)?"""
@@ -75,23 +113,23 @@ class PolicyEngine:
         return decision
 
     def decide_many(self, principal: Principal, items: Sequence[Item]) -> list[Decision]:
-        """The decision of each item of a list (no arguments), the uncached ones in one engine call for
-        each kind of item the policies can tell apart (:meth:`canonical`)."""
-        cached = [self._cache.get((principal.key, item, "")) for item in items]
-        missing = {items[i]: self.canonical(principal, items[i]) for i, d in enumerate(cached) if d is None}
-        if not missing:
-            return [d for d in cached if d is not None]
+        """The decision of each item of a list (no arguments): items the policies cannot tell apart share
+        one decision (:meth:`canonical`), and those not cached are decided in one engine call."""
+        canonicals = [self.canonical(principal, item) for item in items]
         known: dict[Item, Decision] = {}
-        for canonical in missing.values():
+        missing: list[Item] = []
+        for canonical in dict.fromkeys(canonicals):
             decision = self._cache.get((principal.key, canonical, ""))
-            if decision is not None:
+            if decision is None:
+                missing.append(canonical)
+            else:
                 known[canonical] = decision
-        unique = [c for c in dict.fromkeys(missing.values()) if c not in known]
-        known.update(zip(unique, self._evaluate(principal, [(c, {}) for c in unique]), strict=True))
-        for item, canonical in missing.items():
-            self._remember((principal.key, canonical, ""), known[canonical])
-            self._remember((principal.key, item, ""), known[canonical])
-        return [d if d is not None else known[missing[item]] for d, item in zip(cached, items, strict=True)]
+        if missing:
+            decided = self._evaluate(principal, [(c, {}) for c in missing])
+            for canonical, decision in zip(missing, decided, strict=True):
+                known[canonical] = decision
+                self._remember((principal.key, canonical, ""), decision)
+        return [known[c] for c in canonicals]
 
     def _remember(self, key: tuple[str, Item, str], decision: Decision) -> None:
         if len(self._cache) >= _CACHE_LIMIT:
@@ -120,7 +158,7 @@ class PolicyEngine:
         extra = {_uid_key(principal.entity): principal.entity}
         for position, (item, arguments) in enumerate(asked):
             entity = resource_entity(item, arguments)
-            if not item.name:  # a canonical item (no policy reads its name): any id of its own will do
+            if not item.named:  # a canonical item (no policy reads its name): any id of its own will do
                 entity["uid"] = {**entity["uid"], "id": f"\u0000{position}"}
             extra[_uid_key(entity)] = entity
             requests.append(

@@ -25,9 +25,11 @@ from api.authz_config import ACTIONS, ANONYMOUS, GROUP_CLAIM_DEFAULTS, CedarConf
 
 __all__ = [
     "ANONYMOUS",
+    "HINTS",
     "Item",
     "Principal",
     "arguments_attributes",
+    "hints_of",
     "principal_for",
     "resource_entity",
 ]
@@ -37,7 +39,14 @@ _MAX_DEPTH = 10
 _LONG = (-(2**63), 2**63 - 1)
 _RESOURCE_TYPES = {"tool": "Tool", "prompt": "Prompt", "resource": "Resource"}
 _OPERATIONS = {"tool": "call", "prompt": "get", "resource": "read"}
-_HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+"""The MCP tool annotation hints policies can read."""
+_HINT_FIELDS = {
+    "readOnlyHint": "read_only_hint",
+    "destructiveHint": "destructive_hint",
+    "idempotentHint": "idempotent_hint",
+    "openWorldHint": "open_world_hint",
+}
 
 
 def cedar_value(value: object, depth: int = 0) -> Any:
@@ -146,6 +155,9 @@ class Item:
     """The MCP server it comes from (the proxy's name, or the gateway backend's)."""
     annotations: tuple[tuple[str, bool], ...] = ()
     """A tool's MCP annotation hints that are set."""
+    named: bool = True
+    """False: an item standing for every item the policies cannot tell apart by name (``name`` is empty
+    and its Cedar id is any id of its own; see ``PolicyEngine.canonical``)."""
 
     @property
     def action(self) -> str:
@@ -158,13 +170,19 @@ class Item:
 
 def tool_hints(annotations: object) -> tuple[tuple[str, bool], ...]:
     """The set boolean hints of a tool's ``annotations`` (raw JSON or an SDK model)."""
-    if annotations is None:
+    return hints_of(annotations, HINTS)
+
+
+def hints_of(annotations: object, names: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """The hints ``names`` (in that order) set to a boolean in a tool's ``annotations`` (raw JSON or an
+    SDK model: its fields are read, nothing is dumped, as a list calls this for every tool)."""
+    if annotations is None or not names:
         return ()
-    if not isinstance(annotations, Mapping):
-        dump = getattr(annotations, "model_dump", None)
-        annotations = dump(by_alias=True, exclude_none=True) if dump is not None else {}
-    assert isinstance(annotations, Mapping)
-    return tuple((h, annotations[h]) for h in _HINTS if isinstance(annotations.get(h), bool))
+    if isinstance(annotations, Mapping):
+        return tuple([(h, v) for h in names if isinstance(v := annotations.get(h), bool)])
+    return tuple(
+        [(h, v) for h in names if isinstance(v := getattr(annotations, _HINT_FIELDS[h], None), bool)]
+    )
 
 
 def resource_entity(item: Item, arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class PolicySlicer:
             else:
                 self._any.append(pid)
         self._slices: dict[tuple[str, str], tuple[cedarpy.PolicySet | None, frozenset[Uid] | None]] = {}
+        self._sets: dict[tuple[str, ...], cedarpy.PolicySet] = {}
 
     def policies_for(self, principal: Principal, action: str) -> cedarpy.PolicySet | None:
         return self._slice(principal, action)[0]
@@ -115,15 +116,23 @@ class PolicySlicer:
         return self._action_matches(policy.action, action)
 
     def _policy_set(self, kept: list[str]) -> cedarpy.PolicySet | None:
+        """The policies ``kept`` as one set, parsed once for every principal they are kept for."""
         if not kept:
             return None
         if len(kept) == len(self.compiled.policies):
             return self.compiled.policy_set
-        texts = self.compiled.json_policies
-        static = ",".join(f"{json.dumps(pid)}:{texts[pid]}" for pid in kept)
-        return cedarpy.PolicySet.from_json_str(
-            f'{{"staticPolicies":{{{static}}},"templates":{{}},"templateLinks":[]}}'
-        )
+        key = tuple(kept)
+        found = self._sets.get(key)
+        if found is None:
+            texts = self.compiled.json_policies
+            static = ",".join(f"{json.dumps(pid)}:{texts[pid]}" for pid in kept)
+            found = cedarpy.PolicySet.from_json_str(
+                f'{{"staticPolicies":{{{static}}},"templates":{{}},"templateLinks":[]}}'
+            )
+            if len(self._sets) >= _LIMIT:
+                self._sets.clear()
+            self._sets[key] = found
+        return found
 
     def _ancestors(self, direct: Iterable[Uid]) -> set[Uid]:
         seen: set[Uid] = set()

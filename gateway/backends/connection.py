@@ -1,10 +1,13 @@
 """One long-lived MCP session to a backend, supervised: connect, era detection, readiness, reconnect.
 
 The I/O seam is a :data:`TransportFactory` yielding the SDK's ``(read_stream, write_stream)`` (plus a
-:class:`gateway.backends.stdio.LineWire` on stdio). The SDK ``ClientSession`` on it remaps request ids,
+:class:`gateway.backends.stdio.LineWire` on stdio, or a :class:`gateway.backends.modern_http.HttpLeg` on
+streamable HTTP). The SDK ``ClientSession`` on it remaps request ids,
 routes progress and cancels; :class:`BackendConnection` fails in-flight calls when the transport ends
 and reconnects with backoff (docs/proxy.md, "Semantics"). :meth:`BackendConnection.forward_raw` is the
-fast path's leg on a session-era session (:class:`gateway.backends.raw_channel.RawChannel`).
+fast path's leg: raw frames on a session-era session (:class:`gateway.backends.raw_channel.RawChannel`),
+or one POST per request to a 2026-07-28 HTTP backend when no client request is bridged
+(:class:`gateway.backends.modern_http.ModernHttpChannel`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import TypeAdapter
 
 from gateway import sdk_private, tracing
+from gateway.backends.modern_http import HttpLeg, ModernHttpChannel
 from gateway.backends.raw_channel import RawChannel
 from gateway.backends.stdio import LineWire
 
@@ -49,10 +53,12 @@ BACKEND_UNAVAILABLE = -32001
 Streams = tuple[Any, ...]
 TransportFactory = Callable[[], contextlib.AbstractAsyncContextManager[Streams]]
 """Opens one connection to the backend: yields the SDK's ``(read_stream, write_stream)``, or
-``(read_stream, write_stream, wire)`` with a :class:`gateway.backends.stdio.LineWire` for raw frames."""
+``(read_stream, write_stream, wire)`` with a :class:`gateway.backends.stdio.LineWire` for raw frames or a
+:class:`gateway.backends.modern_http.HttpLeg` for raw 2026-07-28 requests."""
 
 _RAW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 _CLIENT_INFO = types.Implementation(name="mcp-operator-proxy", version="0.1.0")
+_LOST = "the backend connection was lost during the call"
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,9 @@ class BackendConnection:
         self.last_error: str = "not connected yet"
         self.restarts = 0
         self._session: ClientSession | None = None
-        self._raw: RawChannel | None = None
+        self._raw: RawChannel | ModernHttpChannel | None = None
         self._wire: LineWire | None = None
+        self._http: HttpLeg | None = None
         self._ready = anyio.Event()
         self._stopping = False
         self._session_scope: anyio.CancelScope | None = None
@@ -159,7 +166,9 @@ class BackendConnection:
         async with self.transport() as streams, anyio.create_task_group() as tg:
             self._session_scope = tg.cancel_scope
             read_stream, write_stream = streams[0], streams[1]
-            self._wire = streams[2] if len(streams) > 2 else None
+            extra = streams[2] if len(streams) > 2 else None
+            self._wire = extra if isinstance(extra, LineWire) else None
+            self._http = extra if isinstance(extra, HttpLeg) else None
             ended = anyio.Event()
             tap_send, tap_receive = anyio.create_memory_object_stream[SessionMessage | Exception](64)
             tg.start_soon(_pump, read_stream, tap_send, ended, self._set_down, self._offer_raw)
@@ -234,7 +243,7 @@ class BackendConnection:
 
     def _offer_raw(self, item: object) -> bool:
         raw = self._raw
-        return raw is not None and raw.deliver(item)
+        return isinstance(raw, RawChannel) and raw.deliver(item)
 
     def _set_up(self, session: ClientSession, write_stream: Any) -> None:
         caps = session.server_capabilities or types.ServerCapabilities()
@@ -247,21 +256,31 @@ class BackendConnection:
             instructions=session.instructions,
         )
         self._session = session
-        if not self.info.modern:  # a 2026-07-28 backend needs the per-request envelope: SDK session only
-            self._raw = RawChannel(
+        if self.info.modern:
+            self._raw = self._modern_channel(version)
+        else:
+            self._raw = raw = RawChannel(
                 write_stream,
                 protocol_version=version,
                 lost_code=BACKEND_UNAVAILABLE,
-                lost_message="the backend connection was lost during the call",
+                lost_message=_LOST,
                 wire=self._wire,
             )
             if self._wire is not None:
-                self._wire.sink = self._raw.take
+                self._wire.sink = raw.take
         self.last_error = ""
         self._ready.set()
         logger.info("backend %s connected (protocol %s)", self.description, version)
         if self.hooks.on_state is not None:
             self.hooks.on_state(True)
+
+    def _modern_channel(self, version: str) -> ModernHttpChannel | None:
+        """The raw leg of a 2026-07-28 HTTP session, declaring what the SDK session declares: it can only
+        when no client request is bridged (the session then declares no client capability)."""
+        if self._http is None or self.bridge_client_requests:
+            return None
+        info = _CLIENT_INFO.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return ModernHttpChannel(self._http, version, info, {})
 
     def _set_down(self) -> None:
         was_up = self._session is not None
@@ -269,27 +288,42 @@ class BackendConnection:
         if self._wire is not None:
             self._wire.sink = None
             self._wire = None
-        if self._raw is not None:
+        self._http = None
+        if isinstance(self._raw, RawChannel):
             self._raw.close()
-            self._raw = None
+        self._raw = None
         self._ready = anyio.Event()
         if was_up and self.hooks.on_state is not None:
             self.hooks.on_state(False)
 
     @property
     def raw_ready(self) -> bool:
-        """Whether :meth:`forward_raw` can send now (a session-era backend session is up)."""
+        """Whether :meth:`forward_raw` can send now (a session with a raw leg is up)."""
         return self._raw is not None
 
     async def forward_raw(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
-        """Send one request as a raw frame and return its raw result (raises ``MCPError``)."""
+        """Send one request on the raw leg and return its raw result (raises ``MCPError``)."""
         raw = self._raw
         if raw is None:
             raise MCPError(code=BACKEND_UNAVAILABLE, message=f"backend unavailable: {self.last_error}")
-        if tracing.enabled:
-            with tracing.backend_span(self.description, method):
-                return await raw.request(method, tracing.with_trace_meta(params), limit=self.call_timeout)
-        return await raw.request(method, params, limit=self.call_timeout)
+        try:
+            if tracing.enabled:
+                with tracing.backend_span(self.description, method):
+                    traced = tracing.with_trace_meta(params)
+                    result = await raw.request(method, traced, limit=self.call_timeout)
+            else:
+                result = await raw.request(method, params, limit=self.call_timeout)
+        except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:  # an HTTP answer stream that ended early
+                raise MCPError(code=BACKEND_UNAVAILABLE, message=f"{_LOST}: {exc.error.message}") from exc
+            raise
+        self._learn(method, result)
+        return result
+
+    def _learn(self, method: str, result: dict[str, Any]) -> None:
+        """A tool listing teaches the 2026-07-28 raw leg the tools' ``Mcp-Param-*`` headers."""
+        if method == "tools/list" and isinstance(self._raw, ModernHttpChannel):
+            self._raw.learn(result.get("tools"))
 
     def stop(self) -> None:
         self._stopping = True
@@ -324,8 +358,11 @@ class BackendConnection:
         """Send one request through the SDK session and return its raw result (raises ``MCPError``)."""
         if tracing.enabled:
             with tracing.backend_span(self.description, method):
-                return await self._forward(method, tracing.with_trace_meta(params), progress)
-        return await self._forward(method, params, progress)
+                result = await self._forward(method, tracing.with_trace_meta(params), progress)
+        else:
+            result = await self._forward(method, params, progress)
+        self._learn(method, result)
+        return result
 
     async def _forward(
         self, method: str, params: dict[str, Any] | None, progress: ProgressFnT | None
@@ -341,9 +378,7 @@ class BackendConnection:
             )
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
-                raise MCPError(
-                    code=BACKEND_UNAVAILABLE, message="the backend connection was lost during the call"
-                ) from exc
+                raise MCPError(code=BACKEND_UNAVAILABLE, message=_LOST) from exc
             raise
 
 

@@ -3,13 +3,15 @@
 The policy (docs/proxy.md and docs/vmcp.md): ``connect_timeout`` to connect and write, no read timeout
 (the supervisor bounds calls); redirects never followed (they could lead the credential elsewhere); the
 SSRF guard before every (re)connect; outbound credentials asked on every request through
-:class:`CredentialAuth`, so tokens refresh and rotated Secrets apply without a reconnect.
+:class:`CredentialAuth`, so tokens refresh and rotated Secrets apply without a reconnect. A streamable
+HTTP connection also lends its client to the raw 2026-07-28 leg (:class:`gateway.backends.modern_http.
+HttpLeg`), so both legs share one pool and one policy.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 import httpx2
@@ -19,6 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import Streams, TransportFactory
+from gateway.backends.h1 import H1Pool, direct_origin
+from gateway.backends.modern_http import HttpLeg
 from gateway.backends.ssrf import check_endpoint
 
 __all__ = ["CredentialAuth", "http_transport"]
@@ -45,6 +49,18 @@ class CredentialAuth(httpx2.Auth):
         yield request
 
 
+def _credentials(adapter: CredentialAuth | None) -> Callable[[], Awaitable[dict[str, str]]] | None:
+    """The credential headers of one request, for a client that is not ``httpx2`` (the raw leg's)."""
+    if adapter is None:
+        return None
+
+    async def headers() -> dict[str, str]:
+        subject = adapter.subject() if adapter.subject is not None else None
+        return await adapter.provider.headers(subject)
+
+    return headers
+
+
 def http_transport(
     url: str,
     transport: Literal["streamable-http", "sse"],
@@ -69,11 +85,17 @@ def http_transport(
                     yield streams[0], streams[1]
                 return
             timeout = httpx2.Timeout(connect_timeout, read=None)
+            origin = direct_origin(url)
+            pool = H1Pool(*origin, connect_timeout=connect_timeout) if origin is not None else None
             async with (
                 httpx2.AsyncClient(auth=adapter, timeout=timeout, follow_redirects=False) as client,
                 streamable_http_client(url, http_client=client) as streams,
             ):
-                yield streams[0], streams[1]
+                try:
+                    yield streams[0], streams[1], HttpLeg(client, url, pool, _credentials(adapter))
+                finally:
+                    if pool is not None:
+                        pool.close()
         finally:
             if provider is not None:
                 await provider.aclose()

@@ -29,7 +29,7 @@ from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from gateway import tracing
 from gateway.backends.stdio import LineWire
 
-__all__ = ["RawChannel"]
+__all__ = ["RawChannel", "outcome"]
 
 logger = logging.getLogger("mcp_operator.backend")
 
@@ -86,7 +86,7 @@ class RawChannel:
             or obj.get("jsonrpc") != "2.0"
         ):
             return False
-        return self._settle(request_id, _outcome(obj))
+        return self._settle(request_id, outcome(obj))
 
     def _settle(self, request_id: str, outcome: dict[str, Any] | MCPError) -> bool:
         """Resolve the call ``request_id`` with a result or an error; False when the id is not ours."""
@@ -185,7 +185,7 @@ class RawChannel:
             logger.debug("courtesy cancel for %s not sent", request_id, exc_info=True)
 
 
-def _outcome(obj: dict[str, Any]) -> dict[str, Any] | MCPError:
+def outcome(obj: dict[str, Any]) -> dict[str, Any] | MCPError:
     """The result or error a raw JSON-RPC response carries (-32603 when it is neither well-formed)."""
     if "error" in obj:
         error = obj["error"]

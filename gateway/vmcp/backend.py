@@ -411,7 +411,16 @@ class BackendConnection:
         progress: ProgressFnT | None = None,
     ) -> ResultT:
         """One request on the current session, its result validated into ``result_type``."""
-        return result_type.model_validate(await self.connection.forward(method, params, progress=progress))
+        return result_type.model_validate(await self._send(method, params, progress))
+
+    async def _send(
+        self, method: str, params: dict[str, Any] | None, progress: ProgressFnT | None = None
+    ) -> dict[str, Any]:
+        """The raw result, on the session's raw leg when it has one and no progress is relayed."""
+        connection = self.connection
+        if progress is None and connection.raw_ready:
+            return await connection.forward_raw(method, params)
+        return await connection.forward(method, params, progress=progress)
 
     # ---- calls -----------------------------------------------------------------------------------
 
@@ -423,6 +432,12 @@ class BackendConnection:
         progress: ProgressFnT | None = None,
     ) -> ResultT:
         """:meth:`request` with this backend's call timeout and the breaker."""
+        return result_type.model_validate(await self.call_raw(method, params, progress))
+
+    async def call_raw(
+        self, method: str, params: dict[str, Any], progress: ProgressFnT | None = None
+    ) -> dict[str, Any]:
+        """:meth:`call`'s raw result (the front's fast path shapes it itself)."""
         if not self.listed or not self.health.breaker.allow():
             raise CircuitOpenError(self.refusal())
         if not self.health.connected:
@@ -435,7 +450,7 @@ class BackendConnection:
         timeout = self.operational.timeouts.call_for(self.name)
         try:
             with anyio.fail_after(timeout):
-                result = await self.request(method, params, result_type, progress)
+                result = await self._send(method, params, progress)
         except TimeoutError as exc:
             self._fail(exc, keep_connection=True)
             raise BackendUnavailableError(

@@ -18,7 +18,6 @@ import mcp_types as types
 import structlog
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel
 
 from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
@@ -47,7 +46,7 @@ __all__ = ["VirtualGateway"]
 
 log = structlog.get_logger("gateway.vmcp")
 
-_R = TypeVar("_R", bound=BaseModel)
+_R = TypeVar("_R")
 
 
 class VirtualGateway:
@@ -266,10 +265,7 @@ class VirtualGateway:
         """Route ``tools/call`` by the view (refreshed when the name is not in it), through the policy
         (decided for ``principal`` when authorization is on); a backend that cannot take it answers a
         tool error."""
-        route = self.view().tool_routes.get(name)
-        if route is None and name not in self._composites:
-            route = (await self.refresh(("tools",))).tool_routes.get(name)
-        authorize = self._tool_check(principal, name, arguments, route, self.view())
+        view = self.view()
         if (composite := self._composites.get(name)) is not None:
             return await self.policy.tool_call(
                 name,
@@ -279,8 +275,28 @@ class VirtualGateway:
                 forward=lambda _: call_composite(
                     self, composite, arguments, caller, elicit=elicit, principal=principal
                 ),
-                authorize=authorize,
+                authorize=self._tool_check(principal, name, arguments, None, view),
             )
+        raw = await self.call_tool_raw(
+            name, arguments, caller=caller, progress=progress, principal=principal, came=came
+        )
+        return types.CallToolResult.model_validate(raw)
+
+    async def call_tool_raw(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        caller: str = "anonymous",
+        progress: ProgressFnT | None = None,
+        principal: Principal | None = None,
+        came: tracing.Incoming | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`call_tool` of a backend tool, its raw result (the front's fast path shapes it)."""
+        route = self.view().tool_routes.get(name)
+        if route is None:
+            route = (await self.refresh(("tools",))).tool_routes.get(name)
+        authorize = self._tool_check(principal, name, arguments, route, self.view())
         if route is None and (owner := self._unavailable_owner(name)) is not None:
             known_route = self._known.tool_routes.get(name)
             known = self._tool_check(principal, name, arguments, known_route, self._known)
@@ -289,10 +305,10 @@ class VirtualGateway:
             raise MCPError(BACKEND_UNAVAILABLE, owner.refusal())
         backend_name = route.backend if route is not None else ""
 
-        async def forward(original: str) -> types.CallToolResult:
+        async def forward(original: str) -> dict[str, Any]:
             params = {"name": original, "arguments": dict(arguments or {})}
             try:
-                return await self._call(backend_name, "tools/call", params, types.CallToolResult, progress)
+                return await self._call(backend_name, "tools/call", params, progress)
             except CircuitOpenError as exc:
                 raise MCPError(BACKEND_UNAVAILABLE, str(exc)) from exc
             except BackendUnavailableError as exc:
@@ -341,20 +357,25 @@ class VirtualGateway:
             authz.check(principal, item, arguments)
 
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
+        return types.ReadResourceResult.model_validate(await self.read_resource_raw(uri, principal))
+
+    async def read_resource_raw(self, uri: str, principal: Principal | None = None) -> dict[str, Any]:
         route = self.view().route_resource(uri)
         if route is None:
             route = (await self.refresh(("resources", "resource_templates"))).route_resource(uri)
         self._check(principal, "resource", uri, route)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
-        params = {"uri": route.name}
-        return await _or_internal_error(
-            self._call(route.backend, "resources/read", params, types.ReadResourceResult)
-        )
+        return await _or_internal_error(self._call(route.backend, "resources/read", {"uri": route.name}))
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None, principal: Principal | None = None
     ) -> types.GetPromptResult:
+        return types.GetPromptResult.model_validate(await self.get_prompt_raw(name, arguments, principal))
+
+    async def get_prompt_raw(
+        self, name: str, arguments: Mapping[str, str] | None, principal: Principal | None = None
+    ) -> dict[str, Any]:
         route = self.view().prompt_routes.get(name)
         if route is None:
             route = (await self.refresh(("prompts",))).prompt_routes.get(name)
@@ -362,9 +383,7 @@ class VirtualGateway:
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
         params = {"name": route.name, "arguments": dict(arguments or {})}
-        return await _or_internal_error(
-            self._call(route.backend, "prompts/get", params, types.GetPromptResult)
-        )
+        return await _or_internal_error(self._call(route.backend, "prompts/get", params))
 
     async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
         """``completion/complete`` for a prompt or a resource template, passed to the backend that owns it
@@ -386,22 +405,16 @@ class VirtualGateway:
         key = "name" if isinstance(ref, types.PromptReference) else "uri"
         data["ref"] = {**data["ref"], key: route.name}
         data.pop("_meta", None)
-        return await _or_internal_error(
-            self._call(route.backend, "completion/complete", data, types.CompleteResult)
-        )
+        raw = await _or_internal_error(self._call(route.backend, "completion/complete", data))
+        return types.CompleteResult.model_validate(raw)
 
     async def _call(
-        self,
-        backend: str,
-        method: str,
-        params: dict[str, Any],
-        result_type: type[_R],
-        progress: ProgressFnT | None = None,
-    ) -> _R:
+        self, backend: str, method: str, params: dict[str, Any], progress: ProgressFnT | None = None
+    ) -> dict[str, Any]:
         connection = self.backends.get(backend)
         if connection is None:
             raise BackendUnavailableError(f"backend {backend!r} was removed")
-        return await connection.call(method, params, result_type, progress)
+        return await connection.call_raw(method, params, progress)
 
     # ---- status ----------------------------------------------------------------------------------
 
@@ -426,8 +439,8 @@ class VirtualGateway:
         }
 
 
-def _tool_error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+def _tool_error(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
 
 
 async def _or_internal_error(call: Coroutine[Any, Any, _R]) -> _R:

@@ -36,20 +36,21 @@ from starlette.types import ASGIApp
 
 from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
-from gateway import tracing
+from gateway import sdk_private, tracing
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.authz.enforce import REQUEST_ID, Authorization
 from gateway.authz.entities import Principal
+from gateway.fastpath import FastPath
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
-from gateway.sdk_private import connection_of
+from gateway.sdk_private import SessionTable, connection_of
 
-from .aggregation import AggregatedView
 from .backend import ListKind, TransportFor, open_backend_transport
 from .composite import Elicit
 from .config_feed import ConfigMapFeed
+from .fast import GatewayFastHandler, visible
 from .gateway import VirtualGateway
 from .notify import NotifyingServer
 from .optimizer import ToolOptimizer
@@ -77,29 +78,17 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
             async def call() -> Any:
                 view = await gateway.refresh((kind,))
                 gateway.check_partial_failure()
-                return result_type(**{field: visible(ctx, view, field)})
+                return result_type(**{field: visible(gateway, principal(ctx), view, kind)})
 
             return await timed(method, call, came=came(ctx))
 
         return handle
 
-    def visible(ctx: Ctx, view: AggregatedView, field: str) -> list[Any]:
-        """The view's ``field`` list, only what the caller may use when authorization is on."""
-        entries = list(getattr(view, field))
-        authz = gateway.policy.authz
-        if authz is None:
-            return entries
-        routes, key = _ROUTES[field]
-        table = getattr(view, routes)
-        principal = authz.principal(_scope(ctx))
-        kind = "resourceTemplates" if field == "resource_templates" else field
-        return authz.visible(principal, kind, entries, lambda e: str(table[str(getattr(e, key))].backend))
-
     async def tool_catalogue(ctx: Ctx) -> tuple[tuple[types.Tool, ...], list[types.Tool]]:
         """The merged tools and those the caller may use: what the optimizer searches."""
         view = await gateway.refresh(("tools",))
         gateway.check_partial_failure()
-        return view.tools, visible(ctx, view, "tools")
+        return view.tools, visible(gateway, principal(ctx), view, "tools")
 
     def principal(ctx: Ctx) -> Principal | None:
         REQUEST_ID.set(ctx.request_id)
@@ -166,15 +155,6 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     server.middleware = []  # the request policy's span replaces the SDK's per-message one (gateway.tracing)
     gateway.notifier.install(server)
     return server
-
-
-_ROUTES = {
-    "tools": ("tool_routes", "name"),
-    "prompts": ("prompt_routes", "name"),
-    "resources": ("resource_routes", "uri"),
-    "resource_templates": ("template_routes", "uri_template"),
-}
-"""Per list field of the view: its routing table and the entry attribute that keys it."""
 
 
 def _scope(ctx: Ctx) -> object:
@@ -250,8 +230,13 @@ def build_vmcp_app(
     port: int = 8080,
     transport: TransportFor = open_backend_transport,
     reload_interval: float = 1.0,
+    fast_path: bool = True,
 ) -> tuple[Starlette, VirtualGateway]:
-    """The gateway's ASGI app and its core (the core is returned for tests and embedding)."""
+    """The gateway's ASGI app and its core (the core is returned for tests and embedding).
+
+    ``fast_path`` serves plain requests through :mod:`gateway.fastpath` with :class:`GatewayFastHandler`
+    (False: every request takes the SDK's server path; for comparisons); off whatever is asked when the
+    installed SDK lacks a private name the fast path needs (:mod:`gateway.sdk_private`)."""
     registry = CollectorRegistry()
     policy = RequestPolicy(metrics=RequestMetrics(registry))
     if config.incoming_auth.authz is not None:  # a set that does not compile stops the start-up
@@ -283,6 +268,7 @@ def build_vmcp_app(
         def wrap(app: ASGIApp) -> ASGIApp:
             return OIDCMiddleware(app, oidc, resource_url=resource_url)
 
+    server = build_mcp_server(gateway)
     settings = FrontSettings(
         bind_host=bind_host,
         readiness=gateway.readiness,
@@ -291,6 +277,22 @@ def build_vmcp_app(
         wrap=wrap,
         extra_routes=[Route("/status", status, methods=["GET"])],
     )
+    fast_path = fast_path and sdk_private.STATUS.fast_path
+    policy.metrics.fast_path_enabled.set(1 if fast_path else 0)
+    if fast_path:
+        handler = GatewayFastHandler(gateway)
+
+        def fast(fallback: ASGIApp, sessions: SessionTable) -> ASGIApp:
+            return FastPath(
+                fallback,
+                handler,
+                server,
+                max_body_bytes=settings.max_body_bytes,
+                sessions=sessions,
+                registry=registry,
+            )
+
+        settings.fast_path = fast
     settings.replicas = replica_support(
         config.session_storage or SessionStorageConfig(),
         config.rate_limiting,
@@ -300,4 +302,4 @@ def build_vmcp_app(
         max_body_bytes=settings.max_body_bytes,
         session_idle_timeout=settings.session_idle_timeout,
     )
-    return build_front_app(build_mcp_server(gateway), settings), gateway
+    return build_front_app(server, settings), gateway

@@ -5,7 +5,8 @@
   cached) and first decisions (a fresh engine for every sample);
 - list: filtering a ``tools/list`` result of 200 tools for one principal, steady state and first listing;
 - throughput: two proxy processes in front of a Node stdio server (``@modelcontextprotocol/server-
-  everything``, not the bottleneck), authorization off and on, interleaved rounds in one run, the ratio.
+  everything``, not the bottleneck), authorization off and on, and likewise two gateway processes in front
+  of that server over streamable HTTP; interleaved rounds in one run, the ratios.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gateway.observability import Auditor
 from gateway.request_policy import RequestPolicy
 from hack.benchmarks.authz_report import BEGIN, END, Results, render
 from hack.benchmarks.common import free_port, machine, write_section
-from hack.benchmarks.proxy_bench import EVERYTHING_CALL, NPM_BIN, process, throughput_rounds
+from hack.benchmarks.proxy_bench import EVERYTHING_CALL, NPM_BIN, SERVING, process, throughput_rounds
 
 POLICIES = 100
 TOOLS = 200
@@ -160,24 +161,49 @@ def request_overhead(count: int) -> tuple[float, float]:
 
 
 def throughput(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """calls/s of the proxy with authorization off and on, same backend, interleaved rounds."""
+    """calls/s with authorization off and on, same run, interleaved rounds: two proxies in front of a
+    Node stdio server, and two gateways (``incomingAuth`` anonymous, with and without ``authz``) in front
+    of one Node server over streamable HTTP (one backend, names kept as the server gives them)."""
     everything = str(NPM_BIN / "mcp-server-everything")
     env = {**os.environ, "PATH": f"{NPM_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cli = [sys.executable, "-m", "controller.cli", "proxy", "--log-level", "warning"]
+    cli = [sys.executable, "-m", "controller.cli"]
+    authz = policy_set().model_dump(by_alias=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         targets, pids = {}, {}
-        for name, authz in (("off", None), ("on", policy_set())):
+
+        def serve(name: str, command: str, config: dict[str, Any]) -> None:
             port = free_port()
-            config: dict[str, Any] = {"name": "bench", "backend": {"type": "stdio", "command": [everything]}}
-            if authz is not None:
-                config["authz"] = authz.model_dump(by_alias=True)
             path = Path(tmp) / f"{name}.json"
             path.write_text(json.dumps(config))
-            argv = [*cli, "--port", str(port), "--config", str(path)]
+            argv = [*cli, command, "--log-level", "warning", "--port", str(port), "--config", str(path)]
             pids[name] = stack.enter_context(
                 process(argv, f"http://127.0.0.1:{port}/readyz", (200,), env=env)
             )
             targets[name] = f"http://127.0.0.1:{port}/mcp"
+
+        backend_port = free_port()
+        stack.enter_context(
+            process(
+                [everything, "streamableHttp"],
+                f"http://127.0.0.1:{backend_port}/mcp",
+                SERVING,
+                env={**env, "PORT": str(backend_port)},
+            )
+        )
+        for name, on in (("off", False), ("on", True)):
+            proxy = {"name": "bench", "backend": {"type": "stdio", "command": [everything]}}
+            serve(f"proxy {name}", "proxy", {**proxy, "authz": authz} if on else proxy)
+            incoming: dict[str, Any] = {"type": "anonymous", **({"authz": authz} if on else {})}
+            gateway = {
+                "name": "bench",
+                "backends": [{"name": "bench", "url": f"http://127.0.0.1:{backend_port}/mcp"}],
+                "aggregation": {
+                    "conflictResolution": "priority",
+                    "conflictResolutionConfig": {"priorityOrder": ["bench"]},
+                },
+                "incomingAuth": incoming,
+            }
+            serve(f"gateway {name}", "vmcp", gateway)
         return throughput_rounds(targets, pids, args, EVERYTHING_CALL, b"Echo: x")
 
 
@@ -185,8 +211,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=2000, help="samples of the in-process timings")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--per-client", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved off/on throughput rounds")
+    parser.add_argument("--per-client", type=int, default=600, help="calls per connection, over all rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved off/on throughput rounds")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     print("timing decisions ...", file=sys.stderr, flush=True)
@@ -197,7 +223,17 @@ def main() -> int:
     print("measuring throughput off / on ...", file=sys.stderr, flush=True)
     rates = throughput(args)
     results = Results(
-        steady, first, list_steady, list_first, rates["off"]["rps"], rates["on"]["rps"], off_us, on_us
+        steady,
+        first,
+        list_steady,
+        list_first,
+        rates["proxy off"]["rps"],
+        rates["proxy on"]["rps"],
+        off_us,
+        on_us,
+        rates["gateway off"]["rps"],
+        rates["gateway on"]["rps"],
+        {name: rate["own_us"] for name, rate in rates.items()},
     )
     when = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {machine()}"
     section = render(results, args, when)

@@ -40,6 +40,19 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def run_line(packages: tuple[str, ...]) -> str:
+    """When and where a run happened, and the versions of ``packages`` it measured."""
+    import datetime  # noqa: PLC0415 (only the reports' run line needs it)
+    import importlib.metadata  # noqa: PLC0415
+
+    versions = ", ".join(f"{pkg} {importlib.metadata.version(pkg)}" for pkg in packages)
+    return (
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load_average()} at the "
+        f"end; {versions}"
+    )
+
+
 def machine() -> str:
     """Architecture, CPUs, memory and the load average at the end of a run."""
     mem_kb = next(

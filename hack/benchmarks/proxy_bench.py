@@ -32,22 +32,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import httpx2
 from mcp import Client
 
-from hack.benchmarks.common import ROOT, child_pids, cpu_seconds, free_port, load_average, write_section
+from hack.benchmarks.common import ROOT, child_pids, cpu_seconds, free_port, run_line, write_section
 from hack.benchmarks.proxy_report import BEGIN, END, NAMES, NODE_NAMES, Run, Settings, render
 
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
@@ -89,9 +87,13 @@ def wait_for(url: str, ok: tuple[int, ...], limit: float = 120.0) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], ready_url: str, ok: tuple[int, ...], env: dict[str, str] | None = None
+    args: list[str],
+    ready_url: str,
+    ok: tuple[int, ...],
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[int]:
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_for(ready_url, ok)
         yield proc.pid
@@ -319,29 +321,26 @@ def run_all(args: argparse.Namespace) -> Run:
         return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str | None) -> argparse.Namespace:
+    """The flags of the latency and throughput benchmarks (this one and ``hack/bench_vmcp``)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--per-client", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the targets")
     parser.add_argument("--runs", type=int, default=3, help="runs, each with fresh processes (medians)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args(__doc__)
     runs = []
     for index in range(args.runs):
         print(f"run {index + 1} of {args.runs} ...", file=sys.stderr, flush=True)
         runs.append(run_all(args) + node_backend(args))
-    versions = ", ".join(
-        f"{pkg} {importlib.metadata.version(pkg)}"
-        for pkg in ("mcp", "fastmcp", "uvicorn", "starlette", "anyio")
-    )
-    run_line = (
-        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load_average()} at the "
-        f"end; {versions}"
-    )
-    section = render(runs, Settings(args.calls, args.clients, args.per_client, args.rounds), run_line)
+    line = run_line(("mcp", "fastmcp", "uvicorn", "starlette", "anyio"))
+    section = render(runs, Settings(args.calls, args.clients, args.per_client, args.rounds), line)
     print(section)
     if not args.no_write:
         write_section(BEGIN, END, section.rstrip("\n"))

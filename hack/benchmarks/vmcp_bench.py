@@ -1,136 +1,174 @@
-"""``hack/bench_vmcp``: benchmark the virtual MCP gateway; writes the "Virtual MCP gateway" section of
-docs/benchmarks.md.
+"""``hack/bench_vmcp``: the virtual MCP gateway's hop measured the way the proxy's is, in the same run.
 
-Measured in one run on this machine, loopback only, with the mcp SDK client (modern era), medians of
-N sequential requests after a warm-up:
+Usage: ``hack/bench_vmcp [--runs R] [--calls N] [--clients C] [--per-client M] [--rounds K]
+[--no-write]`` (from the repo root, with the venv's python; ``make bench BENCH=vmcp`` does that). Not a
+test: it measures, prints a table and rewrites its own section of ``docs/benchmarks.md`` (between the
+``bench_vmcp`` markers).
 
-1. aggregated ``tools/list`` through a gateway over 10 fixture backends vs. over 1 backend (the fixture
-   answers ``ttlMs: 0``, so every front list fans out to every backend: the uncached worst case);
-2. ``tools/call`` routing overhead: gateway hop vs. the proxy's hop (``mcp-operator proxy --target``),
-   both over the same direct baseline.
+Targets, all on 127.0.0.1, all serving the in-repo fixture server's ``echo`` tool under that name:
 
-Usage: hack/bench_vmcp [--requests N] [--no-write]
+- ``direct``: fixture server ``b0`` over streamable HTTP (the MCP SDK's server), no hop;
+- ``proxy, stdio backend``: ``mcp-operator proxy -- python fixture`` (the proxy benchmark's headline row);
+- ``gateway, 1 backend`` and ``gateway, 10 backends``: ``mcp-operator vmcp`` over ``b0`` and over ``b0``
+  to ``b9`` (ten fixture servers), ``priority`` conflict resolution so ``b0``'s ``echo`` keeps its name;
+- ``gateway, 1 backend, fast path off``: the same gateway with every request on the SDK's server path
+  (``build_vmcp_app(fast_path=False)``);
+- ``fastmcp create_proxy, HTTP backend``: fastmcp's proxy in front of ``b0``.
+
+Latency (both eras, SDK ``Client``) and throughput (Node keep-alive load generator, sessionless 2026-07-28
+calls) come from the proxy benchmark's own functions, interleaved in rounds over all targets. Then
+``tools/list`` through the two fast gateways: the merged list of 10 backends against 1, both answered from
+the gateway's cache. Every figure is the median over ``--runs`` runs (fresh processes each) of each run's
+median; the ratios are the point (client, gateways and servers share the machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import anyio
+import yaml
 from mcp import Client
 
-from hack.benchmarks.common import write_section
-from hack.benchmarks.vmcp_report import BEGIN, END, render
-from tests.support.gateway_processes import (
-    BIN,
-    fixture_server,
-    free_port,
-    get_json,
-    start,
-    wait_http,
-    wait_until,
-    write_config,
+from hack.benchmarks.common import free_port, run_line, write_section
+from hack.benchmarks.proxy_bench import (
+    FIXTURE,
+    SERVING,
+    fast_path_counts,
+    latency,
+    parse_args,
+    percentile,
+    process,
+    throughput_rounds,
 )
+from hack.benchmarks.proxy_report import Settings
+from hack.benchmarks.vmcp_report import BEGIN, END, NAMES, Run, render
+from tests.support.gateway_processes import SDK_PATH_GATEWAY
+
+BACKENDS = 10
+FASTMCP_HTTP_PROXY = """
+import sys
+from fastmcp.server import create_proxy
+proxy = create_proxy(sys.argv[2])
+proxy.run("http", host="127.0.0.1", port=int(sys.argv[1]), show_banner=False, log_level="warning")
+"""
 
 
-async def _median_ms(url: str, n: int, op: str) -> float:
-    async with Client(url, mode="auto") as client:
-        await client.list_tools()  # as real clients do; the SDK client re-lists unknown tools before calls
-        samples = []
-        for i in range(n + 10):
-            t0 = time.perf_counter()
-            if op == "list":
-                await client.list_tools()
-            else:
-                await client.call_tool(op, {"message": "x"})
-            if i >= 10:
-                samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
-def _gateway(name: str, backends: dict[str, int], logdir: Path) -> tuple[str, object]:
-    port = free_port()
-    config = logdir / f"{name}.yaml"
-    write_config(
-        config,
-        {
-            "name": name,
-            "backends": [{"name": b, "url": f"http://127.0.0.1:{p}/mcp"} for b, p in backends.items()],
+def gateway_config(path: Path, backends: dict[str, str]) -> Path:
+    """A gateway config over ``backends`` (name -> URL) where the first backend's tools keep their names."""
+    names = list(backends)
+    config = {
+        "name": f"bench-{len(names)}",
+        "backends": [{"name": n, "url": u} for n, u in backends.items()],
+        "aggregation": {
+            "conflictResolution": "priority",
+            "conflictResolutionConfig": {"priorityOrder": names},
         },
-    )
-    proc = start(
-        name, [str(BIN / "mcp-operator"), "vmcp", "--port", str(port), "--config", str(config)], logdir
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/health", proc)
-    wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", timeout=120, what=f"{name} ready")
-    return f"{url}/mcp", proc
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-def _measure(n: int, ttl_ms: int) -> dict[str, float]:
-    """One set of backends answering ``ttlMs: ttl_ms``; gateways over 1 and 10 of them; a proxy over one."""
-    tag = "uncached, backend ttlMs 0" if ttl_ms == 0 else f"cached, backend ttlMs {ttl_ms}"
-    procs: list[Any] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        logdir = Path(tmp)
-        try:
-            ports = {f"b{i}": free_port() for i in range(10)}
-            for name, port in ports.items():
-                procs.append(fixture_server(name, port, logdir, list_ttl_ms=ttl_ms))
-            one_url, one = _gateway("gw1", {"b0": ports["b0"]}, logdir)
-            ten_url, ten = _gateway("gw10", ports, logdir)
-            procs += [one, ten]
-            direct = f"http://127.0.0.1:{ports['b0']}/mcp"
-            rows = {
-                f"tools/list gateway, 1 backend ({tag})": anyio.run(_median_ms, one_url, n, "list"),
-                f"tools/list gateway, 10 backends ({tag})": anyio.run(_median_ms, ten_url, n, "list"),
-            }
-            if ttl_ms:
-                return rows
-            proxy_port = free_port()
-            argv = [str(BIN / "mcp-operator"), "proxy", "--port", str(proxy_port), "--target", direct]
-            proxy = start("proxy", argv, logdir)
-            procs.append(proxy)
-            wait_http(f"http://127.0.0.1:{proxy_port}/health", proxy)
-            rows |= {
-                "tools/list direct (1 backend)": anyio.run(_median_ms, direct, n, "list"),
-                "tools/call direct": anyio.run(_median_ms, direct, n, "echo"),
-                "tools/call via proxy": anyio.run(
-                    _median_ms, f"http://127.0.0.1:{proxy_port}/mcp", n, "echo"
-                ),
-                "tools/call via gateway (1 backend)": anyio.run(_median_ms, one_url, n, "b0_echo"),
-                "tools/call via gateway (10 backends)": anyio.run(_median_ms, ten_url, n, "b0_echo"),
-            }
-            return rows
-        finally:
-            for proc in procs:
-                proc.stop()
+async def list_latency(urls: dict[str, str], calls: int, rounds: int) -> dict[str, list[float]]:
+    """Sequential ``tools/list`` per gateway (2026-07-28), interleaved in rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {name: await stack.enter_async_context(Client(url)) for name, url in urls.items()}
+        for client in clients.values():
+            for _ in range(30):
+                await client.list_tools()
+        for _ in range(rounds):
+            for name, client in clients.items():
+                for _ in range(calls // rounds):
+                    start = time.perf_counter()
+                    await client.list_tools()
+                    samples[name].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def run_once(args: argparse.Namespace) -> Run:
+    python = sys.executable
+    cli = [python, "-m", "controller.cli"]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        ports = {f"b{i}": free_port() for i in range(BACKENDS)}
+        backends = {name: f"http://127.0.0.1:{port}/mcp" for name, port in ports.items()}
+        pids: dict[str, int] = {}
+        cached = {**os.environ, "MCP_FIXTURE_LIST_TTL_MS": "60000"}  # lists the gateway may cache
+        for name, port in ports.items():
+            argv = [python, str(FIXTURE), "streamable-http", str(port)]
+            pid = stack.enter_context(process(argv, backends[name], SERVING, env=cached))
+            if name == "b0":
+                pids[NAMES[0]] = pid
+        one = gateway_config(Path(tmp) / "one.yaml", {"b0": backends["b0"]})
+        ten = gateway_config(Path(tmp) / "ten.yaml", backends)
+        urls = {NAMES[0]: backends["b0"]}
+        launches = {
+            NAMES[1]: [
+                *cli,
+                "proxy",
+                "--log-level",
+                "warning",
+                "--port",
+                "{port}",
+                "--",
+                python,
+                str(FIXTURE),
+            ],
+            NAMES[2]: [*cli, "vmcp", "--log-level", "warning", "--port", "{port}", "--config", str(one)],
+            NAMES[3]: [*cli, "vmcp", "--log-level", "warning", "--port", "{port}", "--config", str(ten)],
+            NAMES[4]: [python, "-c", SDK_PATH_GATEWAY, "{port}", str(one)],
+            NAMES[5]: [python, "-c", FASTMCP_HTTP_PROXY, "{port}", backends["b0"]],
+        }
+        for name, template in launches.items():
+            port = free_port()
+            argv = [a.replace("{port}", str(port)) for a in template]
+            base = f"http://127.0.0.1:{port}"
+            ready = (f"{base}/readyz", (200,)) if name != NAMES[5] else (f"{base}/mcp", SERVING)
+            pids[name] = stack.enter_context(process(argv, *ready))
+            urls[name] = f"{base}/mcp"
+        print("measuring latency (2026-07-28) ...", file=sys.stderr, flush=True)
+        modern = anyio.run(latency, urls, "auto", args.calls, args.rounds)
+        print("measuring latency (2025-11-25) ...", file=sys.stderr, flush=True)
+        legacy = anyio.run(latency, urls, "legacy", args.calls, args.rounds)
+        print("measuring throughput ...", file=sys.stderr, flush=True)
+        rates = throughput_rounds(urls, pids, args)
+        print("measuring tools/list ...", file=sys.stderr, flush=True)
+        lists = anyio.run(list_latency, {n: urls[n] for n in NAMES[2:4]}, args.calls, args.rounds)
+        counts = fast_path_counts(urls[NAMES[2]].removesuffix("/mcp"))
+    rows: Run = []
+    for name in NAMES:
+        row: dict[str, float | str] = {
+            "name": name,
+            "p50": statistics.median(modern[name]),
+            "p99": percentile(modern[name], 0.99),
+            "lp50": statistics.median(legacy[name]),
+            "lp99": percentile(legacy[name], 0.99),
+            **rates[name],
+        }
+        if name in lists:
+            row["list_p50"] = statistics.median(lists[name])
+        if name == NAMES[2]:
+            row["fast"], row["sdk"] = counts.get("fast", 0.0), counts.get("sdk", 0.0)
+        rows.append(row)
+    return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    n = args.requests
-    rows: dict[str, float] = {}
-    for ttl_ms in (0, 60_000):
-        rows |= _measure(n, ttl_ms)
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    machine_line = (
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"mcp {version('mcp')}; load average at the end: {' '.join(load)}."
-    )
-    text = render(rows, n, machine_line)
-    print(text)
+    args = parse_args(__doc__)
+    runs = []
+    for index in range(args.runs):
+        print(f"run {index + 1} of {args.runs} ...", file=sys.stderr, flush=True)
+        runs.append(run_once(args))
+    line = run_line(("mcp", "fastmcp", "uvicorn", "httpx2"))
+    section = render(runs, Settings(args.calls, args.clients, args.per_client, args.rounds), line)
+    print(section)
     if not args.no_write:
-        write_section(BEGIN, END, f"{BEGIN}\n{text}\n{END}")
+        write_section(BEGIN, END, section.rstrip("\n"))
     return 0

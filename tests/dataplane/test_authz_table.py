@@ -1,6 +1,7 @@
 """Cedar authorization end to end: a table of principals, policies and requests, through the proxy's fast
-path, its SDK path (an HTTP backend: the remote proxy's set-up) and the virtual gateway, in both protocol
-eras, with real JWTs from a real JWKS and a real MCP server behind.
+path, its SDK path, the remote proxy (``mcp-operator proxy`` in its own process with the configuration the
+operator renders for an MCPRemoteProxy, dialling the MCP server over HTTP) and the virtual gateway, in both
+protocol eras, with real JWTs from a real JWKS and a real MCP server behind.
 
 For every case: the tools listed are exactly the expected ones; each listed tool can be called, each
 unlisted one answers exactly as a tool that does not exist (403 Unauthorized); prompts and resources
@@ -22,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 
 from gateway.observability import AUDIT_LOGGER
 from tests.support.authz import PATHS, SERVER, TOOLS, Front, Path, front
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -212,14 +214,27 @@ async def test_cases(
         for case in cases:
             for mode in MODES:
                 caplog.clear()
+                start = f.log_size()
                 await _run(f, case, mode)
-                records = [
-                    r.msg for r in caplog.records if r.name == AUDIT_LOGGER and isinstance(r.msg, dict)
-                ]
-                _check_audit(records, case)
-        if path == "fast":
+                _check_audit(await _audit_records(f, caplog, start), case)
+        if path in ("fast", "remote"):  # the remote proxy serves 2026-07-28 requests on its fast path
             assert 'mcp_proxy_fast_path_requests_total{route="fast"}' in await f.metrics()
         assert 'mcp_authz_decisions_total{action="call_tool",outcome="deny"}' in await f.metrics()
+
+
+async def _audit_records(f: Front, caplog: pytest.LogCaptureFixture, start: int) -> list[dict[str, Any]]:
+    """The audit records of one case: this process's, or those the remote proxy wrote to its log after
+    byte ``start``."""
+    if f.log is None:
+        return [r.msg for r in caplog.records if r.name == AUDIT_LOGGER and isinstance(r.msg, dict)]
+
+    async def every_call() -> list[dict[str, Any]] | None:  # written before each answer, read from a file
+        records = f.logged(start)
+        decided = {r.get("resource") for r in records if r.get("event") == "authz"}
+        return records if {f'Tool::"{tool}"' for tool in TOOLS} <= decided else None
+
+    found: list[dict[str, Any]] = await eventually(every_call, what="the remote proxy's audit records")
+    return found
 
 
 async def _run(f: Front, case: Case, mode: str) -> None:

@@ -51,9 +51,35 @@ def collector(fault: str) -> Iterator[str]:
             yield endpoint
 
 
-def dropped(metrics: str, reason: str) -> float:
-    prefix = f'mcp_tracing_spans_dropped_total{{reason="{reason}"}} '
+def sample(metrics: str, series: str) -> float:
+    """The value of ``series`` (name and labels as /metrics writes them) in a /metrics text; 0 if absent."""
+    prefix = f"{series} "
     return sum(float(line[len(prefix) :]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def dropped(metrics: str, reason: str) -> float:
+    return sample(metrics, f'mcp_tracing_spans_dropped_total{{reason="{reason}"}}')
+
+
+async def assert_calls_never_wait_for_export(url: str, calls: int = CALLS) -> None:
+    """``calls`` tools/call through ``url`` all answer right, none near the export timeout."""
+    slowest = 0.0
+    for index in range(calls):
+        started = time.monotonic()
+        reply = await call(url, traceparent()[2], name="add", arguments={"a": index, "b": 1})
+        slowest = max(slowest, time.monotonic() - started)
+        assert str(index + 1) in str(reply)
+    assert slowest < EXPORT_TIMEOUT_MS / 1000 / 2, f"a call took {slowest:.2f}s: export is on its path"
+
+
+def assert_one_warning(log: Path, text: str) -> None:
+    """``text`` is logged once (one warning per interval, not one per item or batch)."""
+
+    def warnings() -> list[str]:
+        return [line for line in log.read_text().splitlines() if text in line]
+
+    wait_until(warnings, timeout=30)
+    assert len(warnings()) == 1, warnings()
 
 
 @pytest.mark.parametrize("fault", ["wrong port", "unreachable host", "silent", "answers 500"])
@@ -63,17 +89,7 @@ async def test_a_broken_collector_never_slows_or_breaks_calls(tmp_path: Path, fa
             endpoint, OTEL_EXPORTER_OTLP_TIMEOUT=str(EXPORT_TIMEOUT_MS), OTEL_BSP_MAX_QUEUE_SIZE="64"
         )
         with data_plane(tmp_path, env) as plane:
-            slowest = 0.0
-            for index in range(CALLS):
-                started = time.monotonic()
-                reply = await call(
-                    plane.proxy_url, traceparent()[2], name="add", arguments={"a": index, "b": 1}
-                )
-                slowest = max(slowest, time.monotonic() - started)
-                assert str(index + 1) in str(reply)
-            assert slowest < EXPORT_TIMEOUT_MS / 1000 / 2, (
-                f"a call took {slowest:.2f}s: export is on its path"
-            )
+            await assert_calls_never_wait_for_export(plane.proxy_url)
 
             def counted() -> float:
                 metrics = httpx2.get(f"{plane.proxy_url}/metrics").text
@@ -81,9 +97,4 @@ async def test_a_broken_collector_never_slows_or_breaks_calls(tmp_path: Path, fa
 
             # Each call makes two spans (request, backend hop): all are dropped, none is exported.
             wait_until(lambda: counted() >= 2 * CALLS * (0.5 if fault == "silent" else 1), timeout=60)
-
-            def warnings() -> list[str]:
-                return [line for line in plane.proxy.log.read_text().splitlines() if WARNING in line]
-
-            wait_until(warnings, timeout=30)
-            assert len(warnings()) == 1, warnings()
+            assert_one_warning(plane.proxy.log, WARNING)

@@ -159,6 +159,7 @@ async def test_call_tool_reaches_the_owning_backend(gateway: Gateway, mode: str)
     assert any(r["backendTool"] == "echo" and r["outcome"] == "ok" for r in audit), audit
     metrics = httpx2.get(f"{gateway.url}/metrics").text
     assert 'mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="alpha_echo"}' in metrics
+    assert "mcp_proxy_fast_path_enabled 1.0" in metrics  # on, and declining tools/* for the optimizer
 
 
 @pytest.mark.parametrize("mode", FRONT_MODES)

@@ -86,6 +86,11 @@ FIRING: dict[str, Case] = {
         20,
         {"namespace": "team", "pod": "fetch-6d9f"},
     ),
+    "MCPMetricsExportFailing": Case(
+        {f'mcp_metrics_points_dropped_total{{{PROXY},reason="export_failed"}}': "0+30x40"},
+        20,
+        {"namespace": "team", "pod": "fetch-6d9f"},
+    ),
 }
 """Per alert, series that fire it."""
 
@@ -136,6 +141,12 @@ QUIET: dict[str, Case] = {
     "MCPTracingSpansDropped": Case(
         # one burst of drops (a collector restart), then none for longer than the 15 minute window
         {f'mcp_tracing_spans_dropped_total{{{PROXY},reason="export_failed"}}': "0 50x40"},
+        20,
+        None,
+    ),
+    "MCPMetricsExportFailing": Case(
+        # one failed export (a collector restart), then none for longer than the 15 minute window
+        {f'mcp_metrics_points_dropped_total{{{PROXY},reason="export_failed"}}': "0 30x40"},
         20,
         None,
     ),

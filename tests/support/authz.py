@@ -1,10 +1,15 @@
-"""Cedar authorization end to end: a test issuer (real JWKS), a real MCP server, and in front of it the
-proxy (fast path or SDK path; an HTTP backend, as a remote proxy has) or the virtual gateway, each with
-the policies under test (``front``)."""
+"""Cedar authorization end to end: a test issuer (real JWKS), a real MCP server over HTTP, and in front of
+it, with the policies under test (``front``): the proxy in this process (fast path or SDK path only),
+the remote proxy as an MCPRemoteProxy pod runs it (``mcp-operator proxy`` in its own process, with the
+configuration the operator renders), or the virtual gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import pathlib
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,20 +19,27 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp_types import ToolAnnotations
+from sse_starlette.sse import AppStatus
 
+from api.mcpremoteproxy import MCPRemoteProxy
 from api.proxy_config import ProxyConfig
 from api.vmcp_config import VMCPConfig
+from controller.reconcilers.mcpremoteproxy_build import render_config
 from gateway.proxy import build_proxy_app
 from gateway.transports import describe_backend, transport_for
 from gateway.vmcp.server import build_vmcp_app
+from tests.dataplane.proxyutil import run_proxy
 from tests.support.asgi import serve_asgi
 from tests.support.auth import AUDIENCE, Issuer, bind
+from tests.support.builders import SETTINGS
+from tests.support.processes import json_records
 from tests.support.waiting import eventually
 
-Path = Literal["fast", "sdk", "gateway"]
-PATHS: tuple[Path, ...] = ("fast", "sdk", "gateway")
+Path = Literal["fast", "sdk", "remote", "gateway"]
+PATHS: tuple[Path, ...] = ("fast", "sdk", "remote", "gateway")
 SERVER = "files"
-"""The MCP server's name as policies see it (``MCP::"files"``): the proxy's name, the gateway's backend."""
+"""The MCP server's name as policies see it (``MCP::"files"``): the proxy's (or the MCPRemoteProxy's)
+name, the gateway's backend."""
 TOOLS = ("read_file", "delete_file", "echo", "deploy")
 
 
@@ -70,11 +82,13 @@ def files_server() -> MCPServer:
 
 @dataclass
 class Front:
-    """One front (proxy or gateway) with authorization, and a way to connect as a given token."""
+    """One front (proxy, remote proxy or gateway) with authorization, and a way to connect as a token."""
 
     issuer: Issuer
     url: str
     http: httpx2.AsyncClient
+    log: pathlib.Path | None = None
+    """The audit log of a front in its own process (None: it logs through this process's logging)."""
 
     @contextlib.asynccontextmanager
     async def client(self, token: str | None, mode: str) -> AsyncIterator[Client]:
@@ -87,20 +101,71 @@ class Front:
     async def metrics(self) -> str:
         return (await self.http.get(f"{self.url}/metrics")).text
 
+    def logged(self, start: int = 0) -> list[dict[str, Any]]:
+        """The JSON records of a front in its own process, from byte ``start`` of its log."""
+        assert self.log is not None
+        with self.log.open("rb") as log:
+            log.seek(start)
+            return json_records(log.read().decode(errors="replace"))
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log is not None else 0
+
 
 @contextlib.asynccontextmanager
 async def front(path: Path, authz: dict[str, Any], *, oidc: bool = True) -> AsyncIterator[Front]:
     """A front of kind ``path`` enforcing ``authz`` (the config files' ``authz`` object)."""
     issuer = Issuer()
-    (issuer_sock, issuer.url), (backend_sock, backend_url), (front_sock, front_url) = bind(), bind(), bind()
-    port = int(front_url.rsplit(":", 1)[1])
+    (issuer_sock, issuer.url), (backend_sock, backend_url) = bind(), bind()
     oidc_config = {"issuer": issuer.url, "audience": AUDIENCE} if oidc else None
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(_end_sse_watcher)
+        http = await stack.enter_async_context(httpx2.AsyncClient(timeout=30))
+        await stack.enter_async_context(serve_asgi((issuer_sock, issuer.app()), lifespan="off"))
+        await stack.enter_async_context(serve_asgi((backend_sock, files_server().streamable_http_app())))
+        log = None
+        if path == "remote":
+            url, log = await stack.enter_async_context(remote_proxy(f"{backend_url}/mcp", authz, oidc_config))
+        else:
+            url = await stack.enter_async_context(in_process(path, f"{backend_url}/mcp", authz, oidc_config))
+
+        async def ready() -> bool:  # the gateway lists nothing until its backend is connected
+            return (await http.get(f"{url}/readyz")).status_code == 200
+
+        await eventually(ready, what="the front ready")
+        yield Front(issuer, url, http, log)
+
+
+async def _end_sse_watcher() -> None:
+    """End ``sse_starlette``'s shutdown watcher in this event loop once every server is stopped. The MCP
+    server's SSE answers start it (one per thread); it ends when a poll (every 0.5 s) sees a uvicorn
+    server exiting, which misses servers that stop between two polls (the remote proxy's set-up stops
+    quickly), and would outlive the test."""
+    watchers = [
+        t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "_shutdown_watcher"
+    ]
+    if not watchers:
+        return
+    AppStatus.should_exit = True
+    try:
+        await asyncio.wait(watchers, timeout=10)
+    finally:
+        AppStatus.should_exit = False
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    path: Path, backend: str, authz: dict[str, Any], oidc: dict[str, Any] | None
+) -> AsyncIterator[str]:
+    """The proxy (``fast`` or ``sdk`` path) or the gateway served in this event loop; yields its URL."""
+    sock, url = bind()
+    port = int(url.rsplit(":", 1)[1])
     if path == "gateway":
-        incoming: dict[str, Any] = {"type": "oidc", "oidc": oidc_config} if oidc else {"type": "anonymous"}
+        incoming: dict[str, Any] = {"type": "oidc", "oidc": oidc} if oidc else {"type": "anonymous"}
         config = VMCPConfig.model_validate(
             {
                 "name": "gw",
-                "backends": [{"name": SERVER, "url": f"{backend_url}/mcp"}],
+                "backends": [{"name": SERVER, "url": backend}],
                 "aggregation": {
                     "conflictResolution": "priority",
                     "conflictResolutionConfig": {"priorityOrder": [SERVER]},
@@ -114,8 +179,8 @@ async def front(path: Path, authz: dict[str, Any], *, oidc: bool = True) -> Asyn
             {
                 "name": SERVER,
                 "port": port,
-                "backend": {"type": "http", "url": f"{backend_url}/mcp"},
-                "oidc": oidc_config,
+                "backend": {"type": "http", "url": backend},
+                "oidc": oidc,
                 "authz": authz,
             }
         )
@@ -125,16 +190,54 @@ async def front(path: Path, authz: dict[str, Any], *, oidc: bool = True) -> Asyn
             description=describe_backend(proxy.backend),
             fast_path=path == "fast",
         )
-    backend = files_server().streamable_http_app()
-    async with (
-        httpx2.AsyncClient(timeout=30) as http,
-        serve_asgi((issuer_sock, issuer.app()), lifespan="off"),
-        serve_asgi((backend_sock, backend)),
-        serve_asgi((front_sock, app)),
-    ):
+    async with serve_asgi((sock, app)):
+        yield url
 
-        async def ready() -> bool:  # the gateway lists nothing until its backend is connected
-            return (await http.get(f"{front_url}/readyz")).status_code == 200
 
-        await eventually(ready, what="the front ready")
-        yield Front(issuer, front_url, http)
+def remote_proxy_config(backend: str, authz: dict[str, Any], oidc: dict[str, Any] | None) -> dict[str, Any]:
+    """The configuration the operator renders for an MCPRemoteProxy named ``files`` whose ``remoteUrl``
+    is ``backend``, with ``authz`` as its inline ``authzConfig`` and ``oidc`` as its inline
+    ``oidcConfig`` (None: anonymous), audit on."""
+    options = {k: v for k, v in authz.items() if k not in ("policies", "entitiesJson")}
+    inline = {k: v for k, v in authz.items() if k in ("policies", "entitiesJson")}
+    spec: dict[str, Any] = {
+        "remoteUrl": backend,
+        "allowPrivateEndpoint": True,  # the "remote" server is on 127.0.0.1 in these tests
+        "authzConfig": {"type": "inline", "inline": inline, **options},
+        "audit": {"enabled": True},
+    }
+    if oidc is not None:
+        spec["oidcConfig"] = {"inline": oidc}
+    proxy = MCPRemoteProxy.model_validate(
+        {
+            "apiVersion": "mcp-operator.dev/v1beta1",
+            "kind": "MCPRemoteProxy",
+            "metadata": {"name": SERVER, "namespace": "team", "generation": 1},
+            "spec": spec,
+        }
+    )
+    config: dict[str, Any] = json.loads(render_config(proxy, SETTINGS, None, None).text)
+    return config
+
+
+@contextlib.asynccontextmanager
+async def remote_proxy(
+    backend: str, authz: dict[str, Any], oidc: dict[str, Any] | None
+) -> AsyncIterator[tuple[str, pathlib.Path]]:
+    """``mcp-operator proxy --config FILE`` in its own process, as an MCPRemoteProxy pod runs it, with
+    :func:`remote_proxy_config`; yields its URL and its log (stderr: log and audit lines). Started from a
+    thread: its readiness waits for the issuer and the server this event loop serves."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        log = pathlib.Path(tmp) / "proxy.log"
+        running = run_proxy(
+            "--host",
+            "127.0.0.1",
+            config=remote_proxy_config(backend, authz, oidc),
+            tmp=pathlib.Path(tmp),
+            log=log,
+        )
+        url = await asyncio.to_thread(stack.enter_context, running)
+        try:
+            yield url, log
+        finally:
+            await asyncio.to_thread(stack.close)

@@ -36,6 +36,18 @@ NPM_BIN = ROOT / "tests" / "npm" / "node_modules" / ".bin"
 START_TIMEOUT = 90.0  # the CI box has 2 cores shared with the whole suite; Python start-up is slow there
 
 
+SDK_PATH_GATEWAY = """
+import sys
+import uvicorn
+from api.vmcp_config import load_vmcp_config
+from gateway.vmcp.server import build_vmcp_app
+app, _ = build_vmcp_app(load_vmcp_config(sys.argv[2]), port=int(sys.argv[1]), fast_path=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+"""``python -c SDK_PATH_GATEWAY PORT CONFIG``: the gateway as ``mcp-operator vmcp`` runs it, minus the
+fast path (every request on the SDK's server path), for comparisons."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,5 +1,5 @@
-"""A real OTLP receiver in the test process: OTLP/HTTP (protobuf) and OTLP/gRPC trace endpoints that
-decode what the exporters send with the official ``opentelemetry-proto`` package.
+"""A real OTLP receiver in the test process: OTLP/HTTP (protobuf) and OTLP/gRPC trace and metrics endpoints
+that decode what the exporters send with the official ``opentelemetry-proto`` package.
 
 ``status`` makes the HTTP endpoint answer an error (e.g. 500) to test the exporter's fault handling.
 """
@@ -16,8 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
 from tests.support.processes import free_port
 
@@ -51,7 +53,30 @@ class Receiver:
     status: int = 200
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
+    metrics: list[tuple[str, Metric]] = field(default_factory=list)
+    """``(service.name, metric)`` in the order received (cumulative: the last of a name is the latest)."""
+    metric_resources: list[dict[str, Any]] = field(default_factory=list)
+    """The resource attributes of each metrics export."""
+    metric_headers: list[dict[str, str]] = field(default_factory=list)
+    """The HTTP headers of each OTLP/HTTP metrics export (lower-case names)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
+        received = []
+        for resource_metrics in request.resource_metrics:
+            resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+            for scope_metrics in resource_metrics.scope_metrics:
+                received += [(str(resource.get("service.name")), m) for m in scope_metrics.metrics]
+            with self.lock:
+                self.metric_resources.append(resource)
+        with self.lock:
+            self.metrics.extend(received)
+
+    def latest(self, service: str, name: str) -> Metric | None:
+        """The last ``name`` metric ``service`` sent, if any."""
+        with self.lock:
+            found = [m for s, m in self.metrics if s == service and m.name == name]
+        return found[-1] if found else None
 
     def take(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         received = []
@@ -101,10 +126,15 @@ def http_receiver() -> Iterator[tuple[Receiver, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            if self.path != "/v1/traces":
+            if self.path not in ("/v1/traces", "/v1/metrics"):
                 self.send_response(404)
             elif receiver.status != 200:
                 self.send_response(receiver.status)
+            elif self.path == "/v1/metrics":
+                with receiver.lock:
+                    receiver.metric_headers.append({k.lower(): v for k, v in self.headers.items()})
+                receiver.take_metrics(metrics_service_pb2.ExportMetricsServiceRequest.FromString(body))
+                self.send_response(200)
             else:
                 receiver.take(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
                 self.send_response(200)
@@ -138,8 +168,14 @@ def grpc_receiver() -> Iterator[tuple[Receiver, str]]:
             receiver.take(request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            receiver.take_metrics(request)
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()

@@ -170,7 +170,7 @@ async def test_an_invalid_or_unresolved_entry_is_never_routed_to(operator: Opera
     await phase(kube, "no-auth", "Valid")
 
 
-async def test_entries_and_shared_oidc_configs_cost_no_write_in_steady_state(
+async def test_entries_and_shared_oidc_and_telemetry_configs_cost_no_write_in_steady_state(
     mcp_crds: Cluster, namespace: str, kube: Api
 ) -> None:
     """Converged, the new kinds and the workloads referring to them write nothing on resyncs (the status
@@ -185,6 +185,16 @@ async def test_entries_and_shared_oidc_configs_cost_no_write_in_steady_state(
             "spec": {"type": "inline", "inline": {"issuer": issuer}},
         },
     )
+    otel = {
+        "enabled": True,
+        "endpoint": "otel-collector:4318",
+        "insecure": True,
+        "metrics": {"enabled": True},
+    }
+    await kube.create(
+        "mcptelemetryconfigs",
+        {"kind": "MCPTelemetryConfig", "metadata": {"name": "otel"}, "spec": {"openTelemetry": otel}},
+    )
     await kube.create(ENTRIES, entry("docs", "https://mcp.docs.example.com/mcp"))
     auth = {"type": "oidc", "oidcConfigRef": {"name": "idp", "audience": "gw"}}
     await kube.create(GATEWAYS, {**gateway("gw"), "spec": {**gateway("gw")["spec"], "incomingAuth": auth}})
@@ -195,11 +205,13 @@ async def test_entries_and_shared_oidc_configs_cost_no_write_in_steady_state(
             transport="streamable-http",
             groupRef={"name": "remote"},
             oidcConfigRef={"name": "idp", "audience": "fetch"},
+            telemetryConfigRef={"name": "otel"},
         ),
     )
     async with run_operator(mcp_crds.kubeconfig, namespace, resync_period=1.0) as op:
         await backends(kube, "gw", {"docs"})
         await kube.wait_condition("mcpoidcconfigs", "idp", "InUse", status="True")
+        await kube.wait_condition("mcptelemetryconfigs", "otel", "InUse", status="True")
         await phase(kube, "docs", "Valid")
         writes_before = await op.settled(quiet=5, within=120)
         await op.resync_window(3)

@@ -1,6 +1,7 @@
 """MCPTelemetryConfig on the real API server: its validity and hash, and an MCPServer / MCPRemoteProxy that
 refers to it gets its OTLP settings as the proxy's environment (headers from Secrets as secretKeyRef,
-never in a ConfigMap), its hash in status, and a changed config rolls the proxy."""
+never in a ConfigMap), its hash in status, and a changed config rolls the proxy; the config lists the
+workloads that refer to it and its deletion waits for them."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ async def test_a_referenced_config_becomes_the_proxy_env_and_a_change_rolls_it(
     assert first["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4318"
     assert first["OTEL_SERVICE_NAME"] == "fetch-svc"
     assert first["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+    assert first["OTEL_METRICS_EXPORTER"] == "none", "metrics.enabled is not set"
     assert first["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=test"
     assert first["MCP_OPERATOR_OTLP_HEADER_0"] == {"secretKeyRef": {"name": "otel-auth", "key": "api-key"}}
     assert first["OTEL_EXPORTER_OTLP_HEADERS"] == "X-Tenant=team%20a,X-API-Key=$(MCP_OPERATOR_OTLP_HEADER_0)"
@@ -84,9 +86,11 @@ async def test_a_referenced_config_becomes_the_proxy_env_and_a_change_rolls_it(
 async def test_an_invalid_config_is_refused_naming_the_field_and_the_workload_waits(
     operator: Operator, kube: Api
 ) -> None:
-    await kube.create(CONFIGS, telemetry_config("bad", tracing={"enabled": False}, metrics={"enabled": True}))
+    await kube.create(
+        CONFIGS, telemetry_config("bad", tracing={"enabled": False}, metrics={"enabled": False})
+    )
     refused = await kube.wait_condition(CONFIGS, "bad", "Accepted", status="False", reason="InvalidSpec")
-    assert "spec.openTelemetry.metrics.enabled: is not supported yet" in refused["message"]
+    assert "spec.openTelemetry.endpoint: is set but no signal is enabled" in refused["message"]
     await kube.create(PLURAL, server("waits", telemetryConfigRef={"name": "bad"}))
     refs = await kube.wait_condition(PLURAL, "waits", "ResolvedRefs", status="False")
     assert refs["reason"] == "TelemetryConfigInvalid"
@@ -110,7 +114,9 @@ async def test_a_missing_header_secret_is_named(operator: Operator, kube: Api) -
 async def test_a_gateway_gets_the_config_as_its_env_and_reports_its_hash(
     operator: Operator, kube: Api
 ) -> None:
-    await kube.create(CONFIGS, telemetry_config("gw-otel", tracing={"enabled": True}))
+    await kube.create(
+        CONFIGS, telemetry_config("gw-otel", tracing={"enabled": True}, metrics={"enabled": True})
+    )
     await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
     gateway = {
         "kind": "VirtualMCPServer",
@@ -130,6 +136,7 @@ async def test_a_gateway_gets_the_config_as_its_env_and_reports_its_hash(
     found = await eventually(env, what="the gateway's OTEL_* environment")
     assert found["OTEL_SERVICE_NAME"] == "gw"
     assert found["OTEL_TRACES_SAMPLER_ARG"] == "0.05", "ToolHive's default sampling rate"
+    assert "OTEL_METRICS_EXPORTER" not in found, "metrics.enabled: the OTLP metrics export is on"
 
     async def hash_reported() -> bool:
         config_hash = (await kube.get(CONFIGS, "gw-otel")).get("status", {}).get("configHash")
@@ -137,3 +144,35 @@ async def test_a_gateway_gets_the_config_as_its_env_and_reports_its_hash(
         return bool(config_hash) and status.get("telemetryConfigHash") == config_hash
 
     await eventually(hash_reported, what="the gateway's status.telemetryConfigHash")
+
+
+async def test_the_config_lists_the_workloads_that_refer_to_it_and_waits_for_them_to_go(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(CONFIGS, telemetry_config("shared", metrics={"enabled": True}))
+    await kube.create(PLURAL, server("one", telemetryConfigRef={"name": "shared"}))
+    await kube.create(PLURAL, server("two", telemetryConfigRef={"name": "shared", "serviceName": "two-svc"}))
+
+    async def listed(count: int) -> list[dict[str, str]] | None:
+        workloads = (await kube.get(CONFIGS, "shared")).get("status", {}).get("referencingWorkloads") or []
+        return workloads if len(workloads) == count else None
+
+    workloads = await eventually(lambda: listed(2), what="status.referencingWorkloads with both servers")
+    assert sorted(w["name"] for w in workloads) == ["one", "two"]
+    assert {w["kind"] for w in workloads} == {"MCPServer"}
+    in_use = await kube.wait_condition(CONFIGS, "shared", "InUse", status="True")
+    assert "MCPServer/one" in in_use["message"] and "MCPServer/two" in in_use["message"]
+
+    await kube.delete(CONFIGS, "shared")
+    blocked = await kube.wait_condition(CONFIGS, "shared", "DeletionBlocked", status="True")
+    assert "MCPServer/one" in blocked["message"]
+    await kube.delete(PLURAL, "one")
+    await kube.delete(PLURAL, "two")
+
+    async def gone() -> bool:
+        listed = await kube.custom.list_namespaced_custom_object(
+            "mcp-operator.dev", "v1beta1", kube.ns, CONFIGS
+        )
+        return not any(item["metadata"]["name"] == "shared" for item in listed["items"])
+
+    await eventually(gone, what="the config deleted once no workload refers to it")

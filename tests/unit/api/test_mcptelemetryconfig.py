@@ -8,7 +8,7 @@ import pytest
 
 from api.mcptelemetryconfig import MCPTelemetryConfig, MCPTelemetryConfigReference, telemetry_config_rules
 from controller.reconcilers.telemetry_build import telemetry_env, with_telemetry_env
-from telemetry.settings import settings_from_env
+from telemetry.settings import metrics_settings_from_env, settings_from_env
 
 BASE = {"enabled": True, "endpoint": "collector:4318", "insecure": True, "tracing": {"enabled": True}}
 
@@ -27,9 +27,21 @@ def test_toolhive_example_is_valid() -> None:
 
 
 @pytest.mark.parametrize(
+    "otel",
+    [
+        {"metrics": {"enabled": True}},
+        {"metrics": {"enabled": True}, "tracing": {"enabled": False}},
+        {"endpoint": "http://otel-collector:4317", "insecure": False, "metrics": {"enabled": True}},
+    ],
+)
+def test_toolhive_metrics_and_an_http_endpoint_without_insecure_are_accepted(otel: dict[str, Any]) -> None:
+    """ToolHive accepts both (its upgrade-guide examples); an http:// scheme means plain text here."""
+    assert problems(**otel) == []
+
+
+@pytest.mark.parametrize(
     ("otel", "field", "says"),
     [
-        ({"metrics": {"enabled": True}}, "spec.openTelemetry.metrics.enabled", "not supported yet"),
         ({"useLegacyAttributes": True}, "spec.openTelemetry.useLegacyAttributes", "not supported yet"),
         (
             {"caBundleRef": {"configMapRef": {"name": "ca"}}},
@@ -37,9 +49,8 @@ def test_toolhive_example_is_valid() -> None:
             "not supported yet",
         ),
         ({"tracing": {"enabled": False}}, "spec.openTelemetry.endpoint", "no signal is enabled"),
-        ({"endpoint": None}, "spec.openTelemetry.endpoint", "is required when tracing is enabled"),
+        ({"endpoint": None}, "spec.openTelemetry.endpoint", "is required when tracing or metrics is enabled"),
         ({"endpoint": "ftp://c"}, "spec.openTelemetry.endpoint", "is not host:port or an http(s) URL"),
-        ({"endpoint": "http://c:4318", "insecure": False}, "spec.openTelemetry.insecure", "must be true"),
         (
             {
                 "headers": {"x-api-key": "a"},
@@ -77,8 +88,33 @@ def test_the_env_is_what_the_proxy_reads() -> None:
     assert settings.resource_attributes == {"team": "a b"}
 
 
-@pytest.mark.parametrize("otel", [{"enabled": False}, {"tracing": {"enabled": False}, "endpoint": None}])
-def test_no_env_when_tracing_is_off(otel: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("tracing", "metrics"), [(True, False), (False, True), (True, True)], ids=["tracing", "metrics", "both"]
+)
+def test_each_signal_is_on_in_the_proxy_exactly_when_its_switch_is(tracing: bool, metrics: bool) -> None:
+    env = telemetry_env(
+        config(tracing={"enabled": tracing}, metrics={"enabled": metrics}),
+        MCPTelemetryConfigReference(name="otel", serviceName="fetch-svc"),
+        "fetch",
+    )
+    plain = {e["name"]: e["value"] for e in env}
+    assert (settings_from_env(plain, "unused") is not None) is tracing
+    exported = metrics_settings_from_env(plain, "unused")
+    assert (exported is not None) is metrics
+    if exported is not None:
+        assert exported.metrics_url == "http://collector:4318/v1/metrics"
+        assert exported.service_name == "fetch-svc"
+
+
+@pytest.mark.parametrize(
+    "otel",
+    [
+        {"enabled": False, "metrics": {"enabled": True}},
+        {"tracing": {"enabled": False}, "endpoint": None},
+        {"tracing": {"enabled": False}, "metrics": {"enabled": False}, "endpoint": None},
+    ],
+)
+def test_no_env_when_opentelemetry_or_every_signal_is_off(otel: dict[str, Any]) -> None:
     assert telemetry_env(config(**otel), MCPTelemetryConfigReference(name="otel"), "fetch") == []
 
 

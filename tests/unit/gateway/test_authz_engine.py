@@ -7,6 +7,7 @@ import json
 
 import pytest
 from mcp.shared.exceptions import MCPError
+from mcp_types import Tool
 from prometheus_client import CollectorRegistry
 
 from api.authz_config import CedarConfig, PolicyError, compile_policies
@@ -210,3 +211,51 @@ def test_turning_authorization_on_with_policies_that_do_not_compile_denies_every
     authz = Authorization.fail_closed(broken, "files", auditor=Auditor(), registry=CollectorRegistry())
     with pytest.raises(MCPError):
         authz.check(authz.principal(None), READ)
+
+
+LISTED = [
+    {"name": "read_file", "annotations": {"readOnlyHint": True, "title": "Read"}},
+    {"name": "delete_file", "annotations": {"destructiveHint": True}},
+    {"name": "echo"},
+    {"name": "", "annotations": {"readOnlyHint": True}},
+    {"annotations": {"readOnlyHint": True}},
+    {"name": "deploy", "annotations": "not an object"},
+]
+LIST_POLICIES = (
+    READERS,
+    'permit(principal, action, resource == Tool::"echo");',
+    'forbid(principal, action, resource == Tool::"");',
+)
+
+
+def _as_models(entries: list[dict[str, object]]) -> list[Tool]:
+    return [
+        Tool.model_validate({"inputSchema": {"type": "object"}, **e})
+        for e in entries
+        if "name" in e and isinstance(e.get("annotations", {}), dict)
+    ]
+
+
+def test_a_filtered_list_holds_exactly_the_entries_single_requests_allow() -> None:
+    """Raw JSON entries (the fast path) and SDK models (the SDK path, the gateway) alike; an entry without
+    a name is never shown; a tool named "" keeps its own decision (a policy names it)."""
+    authz = Authorization(CedarConfig(policies=LIST_POLICIES), "files")
+    reader = authz.principal({"state": {"mcp_auth_claims": {"sub": "bob", "groups": ["readers"]}}})
+    shown = authz.filter_result(reader, "tools/list", {"tools": LISTED, "nextCursor": "c"})
+    assert [t.get("name") for t in shown["tools"]] == ["read_file", "echo"]
+    assert shown["nextCursor"] == "c"
+    fresh = Authorization(CedarConfig(policies=LIST_POLICIES), "files")
+    models = _as_models(LISTED)
+    assert [t.name for t in fresh.visible(reader, "tools", models)] == ["read_file", "echo"]
+    for tool in models:  # what a list shows is what a call is allowed
+        item = fresh.tool(tool.name, tool)
+        allowed = fresh.engine.decide(reader, item, {}).allowed if item is not None else False
+        assert allowed is (tool.name in {"read_file", "echo"}), tool.name
+
+
+def test_a_gateway_list_decides_each_entry_with_its_own_backend() -> None:
+    authz = Authorization(CedarConfig(policies=('permit(principal, action, resource in MCP::"b1");',)), "gw")
+    anyone = authz.principal({"state": {"mcp_auth_claims": {"sub": "bob"}}})
+    entries = [{"name": "a", "backend": "b1"}, {"name": "b", "backend": "b2"}, {"name": "c", "backend": "b1"}]
+    shown = authz.visible(anyone, "tools", entries, lambda e: e["backend"])
+    assert [e["name"] for e in shown] == ["a", "c"]

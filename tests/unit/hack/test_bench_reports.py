@@ -110,14 +110,31 @@ def test_proxy_tables_show_the_median_of_each_figure_over_the_runs() -> None:
     assert "proxy served 9000 `/mcp` requests on its fast path and 12 on the SDK path" in text
 
 
-def test_vmcp_ratios_and_hops_over_direct() -> None:
-    rows = SAVED["vmcp"]["rows"]
-    list_ratio, worst_ratio, gateway_hop, proxy_hop = vmcp_report.ratios(rows)
-    assert (round(list_ratio, 2), round(worst_ratio, 2)) == (1.31, 4.50)
-    assert (round(gateway_hop, 2), round(proxy_hop, 2)) == (5.71, 6.75)
-    text = vmcp_report.render(rows, SAVED["vmcp"]["requests"], "Machine: the test machine.")
-    assert "| tools/call via proxy | 13.70 |" in text
-    assert "gateway hop **+5.71 ms** vs proxy hop **+6.75 ms** over direct (ratio 0.85)" in text
+def vmcp_text() -> str:
+    saved = SAVED["vmcp"]
+    settings = proxy_report.Settings(*saved["settings"])
+    return vmcp_report.render(saved["runs"], settings, "2026-12-05 on the test machine")
+
+
+def test_vmcp_headlines_are_medians_over_runs_with_each_target_judged() -> None:
+    first, second = (vmcp_report.headline(run) for run in SAVED["vmcp"]["runs"])
+    assert round(first["gateway_hop"], 2) == 0.8 and round(second["gateway_hop"], 2) == 1.2
+    assert round(first["list_ratio"], 2) == 1.1 and round(second["list_ratio"], 2) == 1.3
+    text = vmcp_text()
+    # Gateway hop: median of +0.8 and +1.2 = +1.0 ms; the proxy's +0.65 ms + 0.3 = +0.95 ms: not met.
+    assert "over direct: **+1.00 ms** (2026-07-28; +0.25 ms in the 2025-11-25 session era)" in text
+    assert "+ 0.3 ms = +0.95 ms: **not met**" in text
+    assert "10 backends / 1 backend, from the gateway's cache: **1.20x**; target at most 1.2x: met" in text
+    assert "in front of the same backend: **2.08x**; target at least 2.0x: met" in text
+    assert "+0.80 / +0.70 ms, lists 1.10x, 2.50x; +1.20 / +0.60 ms, lists 1.30x, 1.67x" in text
+
+
+def test_vmcp_tables_show_the_median_of_each_figure_over_the_runs() -> None:
+    text = vmcp_text()
+    row = ["3.55", "7.10", "4.10", "8.20", "850", "1002"]
+    assert table_row(text, "mcp-operator gateway, 1 backend") == row
+    assert table_row(text, "10 backends") == ["2.40"] and table_row(text, "1 backend") == ["2.00"]
+    assert "served 9000 `/mcp` requests on its fast path and 12 on the SDK path" in text
 
 
 def test_hack_bench_passes_operator_flags_on_and_refuses_unknown_ones() -> None:
@@ -152,10 +169,19 @@ def test_the_real_pod_benchmark_runs_only_when_asked_for() -> None:
     assert name == "pods" and argv[1].endswith("hack/bench_pods") and argv[2:] == ["--no-write"]
 
 
-def test_authz_report_states_the_ratio_and_the_added_cost_of_one_run() -> None:
-    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5)
+def test_authz_report_states_the_ratios_the_added_cost_and_each_target_met_or_not() -> None:
+    cpu = {"proxy off": 300.0, "proxy on": 330.0, "gateway off": 2000.0, "gateway on": 2100.0}
+    results = authz_report.Results(20.0, 600.0, 1000.0, 3000.0, 900.0, 873.0, 5.0, 15.5, 500.0, 400.0, cpu)
     text = authz_report.render(results, SimpleNamespace(rounds=5, clients=8), "now")
     assert text.startswith(authz_report.BEGIN) and text.rstrip().endswith(authz_report.END)
-    assert "**0.97** (873 / 900 calls/s)" in text
     assert "authorization adds **10.5 us** per call" in text
     assert table_row(text, "`tools/list` of 200 tools filtered (steady state)") == ["1.000 ms"]
+    targets = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines()}
+    assert targets["proxy throughput with authorization on at least 85% of off"] == [
+        "0.97 (873 / 900 calls/s; its CPU per call 300 / 330 us off / on: 0.91)",
+        "**met** |",
+    ]
+    assert targets["gateway throughput with authorization on at least 85% of off"][-1] == "**not met** |"
+    assert targets["a decision adds at most 50 us p50 with 100 policies"] == ["20.0 us", "**met** |"]
+    listing = "a `tools/list` of 200 tools filtered in under 2 ms (first listing, the worst case)"
+    assert targets[listing] == ["3.000 ms", "**not met** |"]
