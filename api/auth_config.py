@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -50,6 +51,7 @@ __all__ = [
     "OutboundAuthConfig",
     "SecretValueSource",
     "TokenExchangeAuth",
+    "ca_bundle_context",
     "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
@@ -198,6 +200,15 @@ class OIDCConfig(_Model):
     """Minimum spacing of JWKS refetches triggered by unknown ``kid`` values (anti-hammering)."""
     insecure_allow_http: bool = False
     """Allow a plain-http issuer / JWKS URL that is not loopback. For test set-ups only."""
+    ca_bundle_path: str | None = None
+    """A PEM file of the CAs that verify the issuer's and the JWKS URL's TLS certificates, instead of the
+    system CAs (the cluster's CA for its service account issuer)."""
+    jwks_auth_token_path: str | None = None
+    """A file holding a bearer token sent with the discovery and JWKS requests, read at each fetch (a
+    pod's service account token, which the kubelet rotates)."""
+    subject: str | None = None
+    """The ``sub`` claim every token must have; ending with ``:``, the prefix it must start with
+    (``system:serviceaccount:<namespace>:`` for every service account of a namespace)."""
 
     @field_validator("allowed_algorithms")
     @classmethod
@@ -367,3 +378,14 @@ class HeaderForwardConfig(_Model):
                 )
             seen.add(entry.header_name.lower())
         return self
+
+
+def ca_bundle_context(pem: str) -> ssl.SSLContext:
+    """A TLS client context trusting only the CA certificates of ``pem`` (not the system CAs); raises
+    ValueError when it holds no valid PEM certificate."""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("the CA bundle holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        return ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as err:
+        raise ValueError(f"the CA bundle holds no valid PEM certificate ({err})") from None

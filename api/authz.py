@@ -2,13 +2,16 @@
 MCPRemoteProxy ``spec.authzConfig``, VirtualMCPServer ``spec.incomingAuth.authzConfig``).
 
 The policies are checked when the object is read (:func:`authz_problems`: a policy that does not parse
-or names an unknown entity type or action gives ``Accepted=False`` naming the policy and the line) and
+or names an unknown entity type, or a ``forbid`` naming an unknown action, gives ``Accepted=False`` naming
+the policy and the line; a ``permit`` naming an unknown action, accepted as ToolHive accepts it, never
+matches and is reported by :func:`authz_notices`) and
 rendered into the proxy's or gateway's config file (:func:`cedar_config`). How they are enforced:
 docs/auth.md ("Authorization").
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -23,7 +26,9 @@ __all__ = [
     "AuthzConfigRef",
     "ConfigMapAuthzRef",
     "InlineAuthzConfig",
+    "authz_config_notices",
     "authz_config_problems",
+    "authz_notices",
     "authz_problems",
     "cedar_config",
     "config_map_cedar_config",
@@ -181,3 +186,36 @@ def authz_problems(ref: AuthzConfigRef | None, field: str, *, shared: bool = Fal
     config = cedar_config(ref)
     assert config is not None
     return _compile_problems(config, field, "inline.")
+
+
+@functools.lru_cache(maxsize=256)
+def _never_matching_of(config: CedarConfig) -> tuple[str, ...]:
+    """Cached: a reconcile reads the notices of a policy set that changes only with its spec."""
+    try:
+        return compile_policies(config).never_matching
+    except PolicyError:
+        return ()  # a problem, reported by the rules
+
+
+def _never_matching(config: CedarConfig, field: str, inline: str) -> list[Problem]:
+    """What in a policy set that compiles can never match, at the field of its policy."""
+    notices = []
+    for notice in _never_matching_of(config):
+        where, _, what = notice.partition(" ")
+        notices.append(Problem(f"{field}.{inline}{where}", what))
+    return notices
+
+
+def authz_notices(ref: AuthzConfigRef | None, field: str) -> list[Problem]:
+    """What in ``ref``'s inline policies (at ``field``) is valid but can never match (a warning)."""
+    config = cedar_config(ref) if ref is not None and ref.inline is not None else None
+    return [] if config is None else _never_matching(config, field, "inline.")
+
+
+def authz_config_notices(config: Mapping[str, Any], field: str) -> list[Problem]:
+    """The same for an MCPAuthzConfig's ``spec.config`` (at ``field``)."""
+    try:
+        cedar = shared_cedar_config(config)
+    except ValueError:  # ValidationError too: a problem, reported by the rules
+        return []
+    return _never_matching(cedar, field, "")

@@ -116,9 +116,12 @@ def _attributes(policies: Iterable[object]) -> frozenset[str]:
     return frozenset(names)
 
 
-def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: frozenset[str]) -> None:
-    """Refuse a policy naming an entity type or an action the data plane never sends (a typo would
-    silently never match)."""
+def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: frozenset[str]) -> list[str]:
+    """Refuse a policy naming an entity type the data plane never sends, or an action it never sends in a
+    ``forbid`` (a typo would silently forbid nothing) or in a condition (``unless`` such an action would
+    always hold); a ``permit`` naming such an action in its scope is accepted, as ToolHive accepts it (it
+    can only deny more), and returned as a notice: it never matches."""
+    notices = []
     for policy in [*parsed.static_policies.values(), *parsed.templates.values()]:
         for name in {str(n) for n in _nodes(policy) if isinstance(n, pst.EntityType)}:
             if name not in known_types:
@@ -126,12 +129,29 @@ def _check_names(index: int, text: str, parsed: pst.PolicySet, known_types: froz
                     f"policies[{index}] line {_first_line(text, name)}: unknown entity type {name!r}; "
                     f"requests use {', '.join(sorted(known_types))}"
                 )
+        in_conditions = {n.id for n in _nodes(policy.clauses) if isinstance(n, pst.EntityUid)}
         for uid in pst.entity_uids(policy):
-            if str(uid.type) == "Action" and uid.id not in KNOWN_ACTIONS:
+            if str(uid.type) != "Action" or uid.id in KNOWN_ACTIONS:
+                continue
+            where = f"policies[{index}] line {_first_line(text, uid.id)}"
+            action = f"Action::{json.dumps(uid.id)}"
+            actions = ", ".join(sorted(KNOWN_ACTIONS))
+            if policy.effect == "forbid":
                 raise PolicyError(
-                    f"policies[{index}] line {_first_line(text, uid.id)}: unknown action "
-                    f"Action::{json.dumps(uid.id)}; actions are {', '.join(sorted(KNOWN_ACTIONS))}"
+                    f"{where}: unknown action {action} in a forbid: it would never match, so it would "
+                    f"forbid nothing (ToolHive accepts it and forbids nothing); actions are {actions}"
                 )
+            if uid.id in in_conditions:
+                raise PolicyError(
+                    f"{where}: unknown action {action} in a condition: requests never carry it, so the "
+                    f"condition would not mean what it says; actions are {actions}"
+                )
+            notices.append(
+                f"{where}: unknown action {action}: requests never carry it, so this permit never matches "
+                f"it (as in ToolHive) and grants nothing by it; actions are {actions} (a tool call is "
+                'Action::"call_tool")'
+            )
+    return notices
 
 
 def _first_line(text: str, needle: str) -> int:
@@ -152,6 +172,8 @@ class CompiledPolicies:
     """Each policy by Cedar's positional id (the ids of ``policy_set``), as PST nodes."""
     json_policies: Mapping[str, str]
     """The same, each as Cedar JSON text (a subset is parsed back into a policy set with its ids kept)."""
+    never_matching: tuple[str, ...] = ()
+    """What in the policies can never match (``policies[i] line n: ...``): valid, reported to the user."""
 
 
 def compile_policies(config: CedarConfig) -> CompiledPolicies:
@@ -170,6 +192,7 @@ def compile_policies(config: CedarConfig) -> CompiledPolicies:
     )
     labels: dict[str, str] = {}
     attributes: set[str] = set()
+    never_matching: list[str] = []
     for index, text in enumerate(config.policies):
         try:
             parsed = cedarpy.PolicySet.from_str(text).to_pst()
@@ -180,7 +203,7 @@ def compile_policies(config: CedarConfig) -> CompiledPolicies:
             raise PolicyError(f"policies[{index}]: templates (?principal / ?resource) are not supported")
         if not parsed.static_policies:
             raise PolicyError(f"policies[{index}]: holds no policy")
-        _check_names(index, text, parsed, known_types)
+        never_matching += _check_names(index, text, parsed, known_types)
         attributes |= _attributes(parsed.static_policies.values())
         many = len(parsed.static_policies) > 1
         for number, policy in enumerate(parsed.static_policies.values()):
@@ -190,4 +213,6 @@ def compile_policies(config: CedarConfig) -> CompiledPolicies:
     tree = policy_set.to_pst().static_policies
     est = json.loads(cedarpy.policies_to_json_str("\n".join(config.policies)))["staticPolicies"]
     est = {pid: json.dumps(policy) for pid, policy in est.items()}
-    return CompiledPolicies(policy_set, labels, entities, handle, frozenset(attributes), tree, est)
+    return CompiledPolicies(
+        policy_set, labels, entities, handle, frozenset(attributes), tree, est, tuple(never_matching)
+    )

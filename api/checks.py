@@ -8,7 +8,13 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host
-from api.common import InlineOIDCSharedConfig, OIDCConfig, ResourceRequirements
+from api.common import (
+    InlineOIDCSharedConfig,
+    KubernetesServiceAccountOIDCConfig,
+    OIDCConfig,
+    ResourceRequirements,
+)
+from api.mcpserverentry import CABundleSource
 from api.problems import Problem
 
 __all__ = [
@@ -97,17 +103,64 @@ def check_resources(resources: ResourceRequirements | None, field: str) -> list[
 
 
 def check_oidc(oidc: OIDCConfig | None, field: str) -> list[Problem]:
-    """The inline block is present and its URLs are https (unless explicitly allowed)."""
+    """The block of the chosen type is present (and only it) and its URLs are https (unless explicitly
+    allowed)."""
     if oidc is None:
         return []
-    if oidc.inline is None:
-        return [
-            Problem(f"{field}.inline", "type is inline but the inline block is missing; set inline.issuer")
-        ]
-    inline = oidc.inline
-    problems = check_oidc_provider(inline, f"{field}.inline")
+    problems = check_oidc_blocks(oidc.type, oidc.inline, oidc.kubernetes_service_account, field)
+    if problems:
+        return problems
+    if oidc.inline is not None:
+        problems = check_oidc_provider(oidc.inline, f"{field}.inline")
+    if oidc.kubernetes_service_account is not None:
+        problems = check_service_account_oidc(
+            oidc.kubernetes_service_account, f"{field}.kubernetesServiceAccount"
+        )
     if oidc.resource_url is not None:
         problems += _url_problems(f"{field}.resourceUrl", oidc.resource_url, fetched=False, allow_http=True)
+    return problems
+
+
+def check_oidc_blocks(
+    type_: str, inline: object | None, service_account: object | None, field: str
+) -> list[Problem]:
+    """The block ``type_`` names is set and the other one is not (ToolHive's rule, so neither is ignored)."""
+    if type_ == "kubernetesServiceAccount":
+        if service_account is None:
+            return [
+                Problem(
+                    f"{field}.kubernetesServiceAccount",
+                    "type is kubernetesServiceAccount; set kubernetesServiceAccount ({} for the defaults)",
+                )
+            ]
+        if inline is not None:
+            return [Problem(f"{field}.inline", "is only for type inline; remove it")]
+        return []
+    if inline is None:
+        return [Problem(f"{field}.inline", "type is inline; set inline.issuer")]
+    if service_account is not None:
+        return [
+            Problem(
+                f"{field}.kubernetesServiceAccount", "is only for type kubernetesServiceAccount; remove it"
+            )
+        ]
+    return []
+
+
+def check_service_account_oidc(block: KubernetesServiceAccountOIDCConfig, field: str) -> list[Problem]:
+    """The cluster issuer's URLs are valid https URLs; ``introspectionUrl`` is refused (not implemented)."""
+    problems = []
+    for name, url in (("issuer", block.issuer), ("jwksUrl", block.jwks_url)):
+        if url is not None:
+            problems += _url_problems(f"{field}.{name}", url, fetched=True, allow_http=False)
+    if block.introspection_url is not None:
+        problems.append(
+            Problem(
+                f"{field}.introspectionUrl",
+                "is not supported (service account tokens are JWTs, validated with the issuer's JWKS); "
+                "remove it",
+            )
+        )
     return problems
 
 
@@ -249,3 +302,21 @@ def header_name_problem(name: str, field: str) -> Problem | None:
             field, f"header {name!r} is set by the proxy itself and cannot be configured; remove it"
         )
     return None
+
+
+def ca_bundle_problems(ref: CABundleSource | None, remote_url: str, field: str) -> list[Problem]:
+    """A CA bundle verifies an https URL and is never optional (a missing one must not change what is
+    trusted)."""
+    if ref is None:
+        return []
+    problems = []
+    if ref.config_map_ref.optional:
+        problems.append(
+            Problem(
+                f"{field}.configMapRef.optional",
+                "must not be true: a missing bundle would change which certificates are trusted; remove it",
+            )
+        )
+    if not remote_url.startswith("https://"):
+        problems.append(Problem(field, "verifies TLS: the remoteUrl must be https://"))
+    return problems

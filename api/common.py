@@ -20,6 +20,8 @@ __all__ = [
     "HeaderFromSecret",
     "InlineOIDCConfig",
     "InlineOIDCSharedConfig",
+    "KubernetesOIDCConfig",
+    "KubernetesServiceAccountOIDCConfig",
     "LocalObjectReference",
     "MCPOIDCConfigReference",
     "OIDCConfig",
@@ -138,16 +140,59 @@ class InlineOIDCConfig(InlineOIDCSharedConfig):
     """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
 
 
+KUBERNETES_ISSUER = "https://kubernetes.default.svc"
+"""The issuer of the cluster's service account tokens by default (ToolHive's default too)."""
+
+
+class KubernetesServiceAccountOIDCConfig(CRDModel):
+    """The cluster's own service account tokens (its API server is the issuer), without what is specific
+    to one endpoint (audience, scopes)."""
+
+    service_account: str | None = Field(
+        default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """Accept only this service account's tokens (the ``sub`` claim
+    ``system:serviceaccount:<namespace>:<serviceAccount>``); unset: any service account's token with the
+    endpoint's audience (as ToolHive)."""
+    namespace: str | None = Field(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """The namespace of ``serviceAccount`` (default: the workload's); set alone, accept the tokens of
+    every service account of this namespace."""
+    issuer: str = Field(default=KUBERNETES_ISSUER, pattern=HTTP_URL_PATTERN)
+    """The cluster's service account issuer (the API server's ``--service-account-issuer``); the token's
+    ``iss`` claim must equal it, and its discovery document locates the JWKS."""
+    jwks_url: str | None = Field(default=None, alias="jwksUrl", pattern=HTTP_URL_PATTERN)
+    """The JWKS URL (e.g. ``https://kubernetes.default.svc/openid/v1/jwks``); discovered when unset."""
+    introspection_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
+    """Not supported: service account tokens are JWTs, validated against the JWKS; refused when set."""
+    use_cluster_auth: bool | None = None
+    """Verify the issuer's TLS certificate with the cluster's CA and send the pod's own service account
+    token with the discovery and JWKS requests (both mounted by the kubelet; the pod then mounts its
+    token); default true. False: the system CAs and no token (an issuer outside the cluster)."""
+
+
+class KubernetesOIDCConfig(KubernetesServiceAccountOIDCConfig):
+    """The cluster's service account tokens, accepted by one endpoint."""
+
+    audience: str = Field(min_length=1)
+    """Expected ``aud`` claim: the audience the clients request their tokens for (``kubectl create token
+    <sa> --audience <audience>``, or a projected token volume); unique per endpoint."""
+    scopes: list[str] | None = None
+    """Scopes advertised in the RFC 9728 protected-resource metadata (default ``[openid]``)."""
+
+
 class OIDCConfig(CRDModel):
     """Inbound authentication: which bearer tokens the endpoint accepts.
 
     Without it the endpoint is unauthenticated: anyone who can reach the Service can call the tools.
     """
 
-    type: Literal["inline"] = "inline"
-    """Where the provider settings come from; ``inline`` (the ``inline`` block) is the only source."""
+    type: Literal["inline", "kubernetesServiceAccount"] = "inline"
+    """Where the provider settings come from: ``inline`` (an identity provider, the ``inline`` block)
+    or ``kubernetesServiceAccount`` (the cluster's service account tokens, that block)."""
     inline: InlineOIDCConfig | None = None
     """The provider settings; required when ``type`` is ``inline``."""
+    kubernetes_service_account: KubernetesOIDCConfig | None = None
+    """The service account token settings; required when ``type`` is ``kubernetesServiceAccount``."""
     resource_url: str | None = Field(default=None, pattern=HTTP_URL_PATTERN)
     """This endpoint's public URL, published as ``resource`` in the RFC 9728 protected-resource
     metadata. Defaults to the in-cluster Service URL."""

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_RETRIES",
     "MAX_STEPS",
     "TOOL_REFERENCE",
+    "composite_tool_notices",
     "composite_tool_problems",
     "composite_tools_problems",
     "effective_action",
@@ -36,8 +37,15 @@ MAX_RETRIES = 10
 MAX_FOR_EACH_PARALLEL = 50
 MAX_FOR_EACH_ITERATIONS = 1000
 TOOL_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*\Z")
-_STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_STEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+"""Step ids as ToolHive's examples write them (``fetch_data``, ``step-1``); one that is not an identifier
+is read with ``index .steps "step-1"`` (Go's templates read ``.steps.step-1`` as ``.steps.step`` minus 1)."""
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STEP_FIELDS = ("output", "status", "error")
+ROOTS = ("params", "steps", "vars", "workflow", "forEach")
+"""The template roots (ToolHive's): the call's arguments, the steps' results, workflow variables (none
+are ever set, as in ToolHive), ``.workflow`` (id, start_time, step_count, status, duration_ms) and a
+forEach step's ``.forEach.<itemVar>`` / ``.forEach.index``."""
 _ELICITATION_FIELDS = ("message", "schema_", "on_decline", "on_cancel")
 _FOR_EACH_FIELDS = ("collection", "item_var", "max_parallel", "max_iterations", "step")
 _TOOL_FIELDS = ("tool", "arguments")
@@ -131,7 +139,11 @@ def _step_problems(
     problems = []
     if not _STEP_ID.match(step.id):
         problems.append(
-            Problem(f"{field}.id", f"{name}: use letters, digits and '_' (templates read it as .steps.<id>)")
+            Problem(
+                f"{field}.id",
+                f"{name}: use letters, digits, '_' and '-' (templates read it as .steps.<id>, or as "
+                "index .steps \"<id>\" when it has a '-')",
+            )
         )
     if step.type == "forEach":
         problems += _for_each_problems(step, field, name)
@@ -205,7 +217,7 @@ def _for_each_problems(step: WorkflowStepConfig, field: str, name: str) -> list[
         unused = sorted(set(step.step) - {"type", "tool", "arguments"})
         if unused:
             problems.append(Problem(f"{field}.step", f"{name}: the inner step takes only tool and arguments"))
-    if step.item_var is not None and (not _STEP_ID.match(step.item_var) or step.item_var == "index"):
+    if step.item_var is not None and (not _IDENTIFIER.match(step.item_var) or step.item_var == "index"):
         problems.append(Problem(f"{field}.itemVar", f"{name}: an identifier other than 'index', e.g. item"))
     if not 0 <= (step.max_parallel or 0) <= MAX_FOR_EACH_PARALLEL:
         problems.append(Problem(f"{field}.maxParallel", f"{name}: between 1 and {MAX_FOR_EACH_PARALLEL}"))
@@ -366,19 +378,19 @@ def _reference_problem(
     skippable: Mapping[str, set[str]],
 ) -> list[Problem]:
     text = "." + ".".join(path)
-    if path[:1] == ("forEach",) and ".step.arguments" in field:  # a forEach step's per-item arguments
-        return []
-    if not path or path[0] not in ("params", "steps"):
+    if path[:1] == ("forEach",) and ".step.arguments" not in field:  # only a forEach step's per-item ones
         return [
             Problem(
                 field, f"{reader}: {text} is not available; templates read .params.<name> and .steps.<id>"
             )
         ]
-    if path[0] == "params" or len(path) < 2:
-        return []
+    if path[:1] != ("steps",) or len(path) < 2:
+        return []  # .params, .vars, .workflow; another root reads as <no value> (a notice)
     step_id = path[1]
     if step_id not in ids:
-        return [Problem(field, f"{reader}: {text} names unknown step {step_id!r}")]
+        hyphenated = sorted(i for i in ids if i.startswith(f"{step_id}-"))
+        hint = f"; a step id with a '-' is read as index .steps \"{hyphenated[0]}\"" if hyphenated else ""
+        return [Problem(field, f"{reader}: {text} names unknown step {step_id!r}{hint}")]
     if step_id not in visible:
         return [
             Problem(
@@ -399,6 +411,32 @@ def _reference_problem(
             )
         ]
     return []
+
+
+def composite_tool_notices(tool: CompositeToolConfig, base: str) -> list[Problem]:
+    """What is valid, as in ToolHive, but reads nothing: a template root other than :data:`ROOTS`
+    (``{{.timestamp}}``) renders as Go's ``<no value>``, in ToolHive and here alike."""
+    found = []
+    for i, step in enumerate(tool.steps):
+        found += [(f, t, f"step {step.id!r}") for f, t in _step_templates(step, f"{base}.steps[{i}]")]
+    if tool.output is not None:
+        found += [
+            (f, t, "output")
+            for f, t in _output_templates(tool.output.properties, f"{base}.output.properties")
+        ]
+    notices = []
+    for field, text, reader in found:
+        for path in dict.fromkeys(step_references(text)):
+            if not path or path[0] not in ROOTS:
+                notices.append(
+                    Problem(
+                        field,
+                        f"{reader}: .{'.'.join(path)} is not a template root, so it renders as <no value> "
+                        "(as in ToolHive, whose roots are .params, .steps, .vars and .workflow); for the "
+                        "workflow's start time write .workflow.start_time",
+                    )
+                )
+    return notices
 
 
 def _output_shape_problems(properties: Mapping[str, OutputProperty], field: str) -> list[Problem]:

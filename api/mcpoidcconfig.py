@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 
 from api.base import CRDModel, ResourceName
-from api.common import InlineOIDCSharedConfig
+from api.common import InlineOIDCSharedConfig, KubernetesServiceAccountOIDCConfig
 from api.mcptoolconfig import ConfigStatus
 from api.resource import CustomResource
 
@@ -30,8 +30,11 @@ class MCPOIDCConfigSpec(CRDModel):
     """Where the identity provider's settings come from: ``type`` selects the block."""
 
     type: Literal["kubernetesServiceAccount", "inline"]
-    """``inline`` (the ``inline`` block). ``kubernetesServiceAccount`` (the cluster's own service
-    account tokens) is not supported yet and is refused."""
+    """``inline`` (an identity provider, the ``inline`` block) or ``kubernetesServiceAccount`` (the
+    cluster's own service account tokens, the ``kubernetesServiceAccount`` block)."""
+    kubernetes_service_account: KubernetesServiceAccountOIDCConfig | None = None
+    """The service account token settings; required (``{}`` for the defaults) when ``type`` is
+    ``kubernetesServiceAccount``."""
     inline: InlineOIDCSharedConfig | None = None
     """The provider settings; required when ``type`` is ``inline``."""
 

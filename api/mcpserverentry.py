@@ -10,14 +10,40 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from api.base import CRDModel
+from api.base import CRDModel, ResourceName
 from api.common import HTTP_URL_PATTERN, HeaderForward, LocalObjectReference
 from api.conditions import Conditions
 from api.resource import CustomResource
 
-__all__ = ["MCPServerEntry", "MCPServerEntryPhase", "MCPServerEntrySpec", "MCPServerEntryStatus"]
+__all__ = [
+    "CABundleSource",
+    "ConfigMapKeyRef",
+    "MCPServerEntry",
+    "MCPServerEntryPhase",
+    "MCPServerEntrySpec",
+    "MCPServerEntryStatus",
+]
 
 MCPServerEntryPhase = Literal["Valid", "Pending", "Failed"]
+
+
+class ConfigMapKeyRef(CRDModel):
+    """A key of a ConfigMap in the same namespace."""
+
+    name: ResourceName
+    """Name of the ConfigMap."""
+    key: str = Field(default="ca.crt", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """The key holding the PEM certificates."""
+    optional: bool | None = None
+    """Must not be true: the bundle decides which certificates are trusted, so a missing one keeps the
+    gateway from routing to the entry, never falls back to other CAs."""
+
+
+class CABundleSource(CRDModel):
+    """Where the CA certificates come from (ToolHive's ``caBundleRef``)."""
+
+    config_map_ref: ConfigMapKeyRef
+    """A ConfigMap key holding PEM CA certificates."""
 
 
 class MCPServerEntrySpec(CRDModel):
@@ -38,6 +64,10 @@ class MCPServerEntrySpec(CRDModel):
     client's own token is never forwarded."""
     header_forward: HeaderForward | None = None
     """Extra headers the gateway sends to the remote server (plain or from Secrets)."""
+    ca_bundle_ref: CABundleSource | None = None
+    """The CAs that verify the remote server's TLS certificate instead of the system CAs (a private CA).
+    The gateway routes to the entry only while the ConfigMap key holds valid PEM certificates; a change
+    reaches the gateways without a restart."""
 
 
 class MCPServerEntryStatus(CRDModel):

@@ -29,9 +29,12 @@ RENAMED: dict[str, tuple[tuple[str, str], ...]] = {
     "VirtualMCPServer": (
         ("spec.aggregation", "spec.config.aggregation"),
         ("spec.operational", "spec.config.operational"),
+        ("spec.compositeTools", "spec.config.compositeTools"),
+        ("spec.compositeToolRefs", "spec.config.compositeToolRefs"),
     ),
 }
-"""Per kind: ToolHive's earlier field -> its current name (the same meaning in both)."""
+"""Per kind: ToolHive's earlier field -> its current name (the same meaning in both; ToolHive moved the
+VirtualMCPServer ones under ``spec.config`` in #3242 and its CRD has no alias for the old ones)."""
 
 _SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

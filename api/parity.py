@@ -73,7 +73,7 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
     ("MCPServer", "spec.replicas"): "more than 1 with `transport: stdio` is refused (ToolHive caps it)",
     ("MCPServer", "spec.mcpPort"): "refused with `transport: stdio` (ToolHive ignores it)",
-    ("MCPServer", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPServer", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("MCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
     ("MCPRemoteProxy", "spec.sessionAffinity"): _NO_AFFINITY,
     ("VirtualMCPServer", "spec.sessionAffinity"): _NO_AFFINITY,
@@ -81,9 +81,14 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.remoteUrl"): "a stricter pattern (a host is required)",
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
-    ("MCPRemoteProxy", "spec.oidcConfig"): "inline provider only (ToolHive's earlier inline shape)",
+    ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
     "`compositeToolRefs`, `rateLimiting`, `optimizer`; other keys refused",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
+    "(`sub`); ToolHive ignores it",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
+    "accounts (`sub`); ToolHive ignores it",
+    ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
     "which ToolHive's operator requires",
@@ -206,22 +211,36 @@ def render_parity_tables(fields: Sequence[tuple[str, str]]) -> str:
     return "\n".join([*lines, "", PARITY_END])
 
 
-def render_not_porting(entries: Sequence[dict[str, str]], total: int) -> str:
-    """The ToolHive examples that do not port (``object``, ``reason`` each) and the share that does."""
-    ported = total - len(entries)
-    share = 100.0 * ported / total if total else 0.0
+def render_not_porting(
+    entries: Sequence[dict[str, str]], total: int, refused: Sequence[dict[str, str]] = ()
+) -> str:
+    """The ToolHive examples that do not port (``object``, ``reason`` each), the share that does, and the
+    ones ToolHive refuses too (``object``, ``toolhive``: its rule), counted apart."""
+    accepted = total - len(refused)
+    ported = accepted - len(entries)
+    share = 100.0 * ported / accepted if accepted else 0.0
     lines = [
         NOT_PORTING_BEGIN,
         "",
-        f"{ported} of {total} objects ({share:.1f}%) port by changing only the API group. The others:",
+        f"{ported} of the {accepted} objects ToolHive accepts ({share:.1f}%) port by changing only the API "
+        f"group. The other {len(entries)}:",
         "",
         "| ToolHive example (source, object) | Why it does not port |",
         "|---|---|",
         *(f"| `{e['object']}` | {_reason(e).replace('|', '/')} |" for e in entries),
-        "",
-        NOT_PORTING_END,
     ]
-    return "\n".join(lines)
+    if refused:
+        lines += [
+            "",
+            f"The remaining {len(refused)} of the {total} objects are refused by ToolHive itself (a required "
+            "field missing, a field or value its CRD does not have), so they cannot port and are not counted "
+            "above; this API refuses them too:",
+            "",
+            "| ToolHive example (source, object) | The ToolHive rule that refuses it |",
+            "|---|---|",
+            *(f"| `{e['object']}` | {e['toolhive'].replace('|', '/')} |" for e in refused),
+        ]
+    return "\n".join([*lines, "", NOT_PORTING_END])
 
 
 def _reason(entry: dict[str, str]) -> str:
@@ -240,6 +259,9 @@ def with_parity_tables(text: str, fields: Sequence[tuple[str, str]]) -> str:
     return _replace_between(text, PARITY_BEGIN, PARITY_END, render_parity_tables(fields))
 
 
-def with_not_porting(text: str, entries: Sequence[dict[str, str]], total: int) -> str:
+def with_not_porting(
+    text: str, entries: Sequence[dict[str, str]], total: int, refused: Sequence[dict[str, str]] = ()
+) -> str:
     """``text`` (the differences doc) with its generated list of non-porting examples replaced."""
-    return _replace_between(text, NOT_PORTING_BEGIN, NOT_PORTING_END, render_not_porting(entries, total))
+    body = render_not_porting(entries, total, refused)
+    return _replace_between(text, NOT_PORTING_BEGIN, NOT_PORTING_END, body)

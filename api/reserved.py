@@ -276,20 +276,6 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPTelemetryConfig": (),
     "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
     "VirtualMCPCompositeToolDefinition": (),
-    "MCPOIDCConfig": (
-        *_fields(
-            [
-                (
-                    "kubernetesServiceAccount",
-                    "object",
-                    "validation of the cluster's service account tokens",
-                    "use type: inline with the issuer of an identity provider",
-                )
-            ]
-        ),
-        *_fields(_INLINE_OIDC_ROWS, "spec.inline"),
-    ),
-    "MCPServerEntry": _fields(
-        [("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the remote server's TLS certificate")]
-    ),
+    "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
+    "MCPServerEntry": (),
 }

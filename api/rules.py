@@ -12,10 +12,13 @@ from collections import Counter
 
 from api.authz import authz_config_problems, authz_problems
 from api.checks import (
+    ca_bundle_problems,
     check_oidc,
+    check_oidc_blocks,
     check_oidc_provider,
     check_resource_url,
     check_resources,
+    check_service_account_oidc,
     header_name_problem,
     remote_url_problems,
 )
@@ -252,21 +255,18 @@ def mcp_server_entry_rules(spec: MCPServerEntrySpec) -> list[Problem]:
     problems = remote_url_problems(
         spec.remote_url, "spec.remoteUrl", allow_private=spec.allow_private_endpoint
     )
+    problems += ca_bundle_problems(spec.ca_bundle_ref, spec.remote_url, "spec.caBundleRef")
     return problems + header_forward_problems(spec.header_forward)
 
 
 def mcp_oidc_config_rules(spec: MCPOIDCConfigSpec) -> list[Problem]:
-    """The block of the chosen type is set and valid (``kubernetesServiceAccount`` is refused)."""
-    if spec.type == "kubernetesServiceAccount":
-        return [
-            Problem(
-                "spec.type",
-                "kubernetesServiceAccount is not supported yet; use type: inline with the issuer "
-                "(and jwksUrl) of an identity provider",
-            )
-        ]
-    if spec.inline is None:
-        return [Problem("spec.inline", "type is inline; set inline.issuer")]
+    """The block of the chosen type is set (and only it) and valid."""
+    problems = check_oidc_blocks(spec.type, spec.inline, spec.kubernetes_service_account, "spec")
+    if problems:
+        return problems
+    if spec.kubernetes_service_account is not None:
+        return check_service_account_oidc(spec.kubernetes_service_account, "spec.kubernetesServiceAccount")
+    assert spec.inline is not None  # checked above
     return check_oidc_provider(spec.inline, "spec.inline")
 
 

@@ -110,6 +110,11 @@ class BackendConfig(_Model):
         "allowPrivateEndpoint); unset or true: allowed (group members are in-cluster Services). "
         "Link-local, metadata and other never-proxied addresses are refused either way.",
     )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="PEM CA certificates that verify this backend's TLS certificate instead of the system "
+        "CAs (an MCPServerEntry's caBundleRef, copied from its ConfigMap).",
+    )
 
     @field_validator("name")
     @classmethod

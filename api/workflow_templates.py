@@ -2,7 +2,8 @@
 
 Supported, with Go's text/template meaning: text with ``{{ ... }}`` actions (and the ``{{-`` / ``-}}``
 trim markers and ``{{/* comments */}}``); pipelines ``a | f b``; operands: field paths from the root
-(``.params.url``, ``.steps.fetch.output.text``), a parenthesised pipeline followed by fields
+(``.params.url``, ``.steps.fetch.output.text``; a key that is not an identifier through ``index``:
+``index .steps "step-1" "output"``), a parenthesised pipeline followed by fields
 (``(fromJson .steps.api.output.text).user.name``), strings (``"..."`` and raw ```...```), numbers,
 ``true``, ``false`` and ``nil``; the functions ``json``, ``fromJson``, ``quote``, ``eq``, ``ne``, ``lt``,
 ``le``, ``gt``, ``ge``, ``and``, ``or``, ``not``, ``index``, ``printf`` and ``len``. Anything else (``if``
@@ -118,11 +119,30 @@ class Template:
 
 def _collect(pipeline: _Pipeline, found: list[tuple[str, ...]]) -> None:
     for command in pipeline.commands:
+        if (path := _index_path(command)) is not None:
+            found.append(path)
+            continue
         for arg in command.args:
             if isinstance(arg, _Field):
                 found.append(arg.path)
             elif isinstance(arg, _Chain):
-                _collect(arg.pipeline, found)
+                if len(arg.pipeline.commands) == 1 and (inner := _index_path(arg.pipeline.commands[0])):
+                    found.append(inner + arg.path)
+                else:
+                    _collect(arg.pipeline, found)
+
+
+def _index_path(command: _Command) -> tuple[str, ...] | None:
+    """The path ``index .steps "step-1" "output"`` reads (``steps``, ``step-1``, ``output``): how a key
+    that is not an identifier is reached, as in Go; None unless every key is a string literal."""
+    args = command.args
+    if not (isinstance(args[0], _Function) and args[0].name == "index" and len(args) > 2):
+        return None
+    if not isinstance(args[1], _Field) or not all(
+        isinstance(a, _Literal) and isinstance(a.value, str) for a in args[2:]
+    ):
+        return None
+    return args[1].path + tuple(str(a.value) for a in args[2:] if isinstance(a, _Literal))
 
 
 # ---- parsing ------------------------------------------------------------------------------------------

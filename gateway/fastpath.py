@@ -2,7 +2,8 @@
 
 When it applies, what it does and what falls back: docs/proxy.md, "The fast path". :class:`FastPath`
 parses the body once, runs the SDK's own validation ladders (pure functions), hands ``(method, params)``
-to a :class:`FastHandler` (the proxy) and shapes the result as the SDK's server does; what it declines
+to a :class:`FastHandler` (the proxy's server, or the gateway's :mod:`gateway.vmcp.fast`) and shapes the
+result as the SDK's server does; what it declines
 goes to the SDK path with the body replayed, so every rejection keeps the SDK's exact answer.
 """
 
@@ -99,7 +100,8 @@ class CachedResult:
 
 
 class FastHandler(Protocol):
-    """What the fast path forwards to (the proxy's :class:`gateway.proxy.ProxyServer`)."""
+    """What the fast path forwards to (the proxy's :class:`gateway.proxy.ProxyServer`, the gateway's
+    :class:`gateway.vmcp.fast.GatewayFastHandler`)."""
 
     def can_serve(self, method: str, params: Mapping[str, Any]) -> bool:
         """Cheap check before the request is committed to the fast path (False = SDK path)."""

@@ -29,18 +29,21 @@ INSTALL_DOC = ROOT / "docs" / "install.md"
 DIFFERENCES_DOC = ROOT / "docs" / "toolhive-differences.md"
 TOOLHIVE_FIELDS = ROOT / "tests" / "fixtures" / "toolhive-v1beta1-fields.txt"
 NOT_PORTING = ROOT / "tests" / "fixtures" / "toolhive-examples" / "not-porting.yaml"
+REFUSED_BY_TOOLHIVE = NOT_PORTING.parent / "refused-by-toolhive.yaml"
 
 
-def toolhive_examples() -> tuple[list[dict[str, str]], int]:
-    """The ToolHive examples that do not port (from their data file) and how many objects were copied."""
+def toolhive_examples() -> tuple[list[dict[str, str]], int, list[dict[str, str]]]:
+    """The ToolHive examples that do not port (from their data file), how many objects were copied, and
+    the ones ToolHive refuses too (from theirs)."""
     total = sum(
         1
         for path in NOT_PORTING.parent.glob("*.yaml")
-        if path != NOT_PORTING
+        if path not in (NOT_PORTING, REFUSED_BY_TOOLHIVE)
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     )
-    return yaml.safe_load(NOT_PORTING.read_text()) or [], total
+    refused = yaml.safe_load(REFUSED_BY_TOOLHIVE.read_text()) or []
+    return yaml.safe_load(NOT_PORTING.read_text()) or [], total, refused
 
 
 def expected_files() -> dict[Path, str]:

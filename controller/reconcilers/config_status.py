@@ -10,20 +10,24 @@ from api.conditions import ACCEPTED
 from api.problems import Problem, format_problems
 from controller.core import ReconcileContext
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.status import StatusBuilder
+from controller.reconcilers.status import StatusBuilder, accept
 from controller.reconcilers.writes import emit
 
 
 def accepted_status(
-    builder: StatusBuilder, problems: list[Problem], spec: BaseModel | None, valid_message: str
+    builder: StatusBuilder,
+    problems: list[Problem],
+    spec: BaseModel | None,
+    valid_message: str,
+    found: list[Problem] | None = None,
 ) -> JSON:
-    """``Accepted`` (False naming the problems when ``spec`` is None or ``problems`` is not empty) and
-    the status fields that go with it."""
+    """``Accepted`` (False naming the problems when ``spec`` is None or ``problems`` is not empty; True
+    with the notices ``found``, ``api.notices``) and the status fields that go with it."""
     status: JSON = {"observedGeneration": builder.generation}
     if problems or spec is None:
         builder.set(ACCEPTED, False, "InvalidSpec", format_problems(problems))
     else:
-        builder.set(ACCEPTED, True, "Accepted", valid_message)
+        accept(builder, found or [], valid_message)
         status["configHash"] = spec_hash(spec)
     return status
 

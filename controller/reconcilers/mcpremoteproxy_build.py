@@ -30,7 +30,14 @@ from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_c
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
-from controller.reconcilers.render import SecretEnv, header_forward, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.render import (
+    SecretEnv,
+    header_forward,
+    inbound_oidc,
+    outbound_auth,
+    tool_filter,
+    uses_cluster_auth,
+)
 from controller.reconcilers.scaling_render import session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
@@ -91,7 +98,12 @@ def render_config(
         port=spec.proxy_port,
         backend=backend,
         tool_filter=tool_filter(tool_config),
-        oidc=inbound_oidc(spec.oidc_config, default_audience=url, default_resource_url=url),
+        oidc=inbound_oidc(
+            spec.oidc_config,
+            default_audience=url,
+            default_resource_url=url,
+            namespace=proxy.metadata.namespace or "",
+        ),
         authz=authz or (cedar_config(spec.authz_config) if spec.authz_config else None),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
         session_storage=session_storage_config(spec.session_storage, secrets),
@@ -113,7 +125,10 @@ def build_children(
     if proxy.spec.service_account is None:
         objects.append(
             common.service_account(
-                owner, names.account, automount=False, overrides=overrides.proxy_deployment
+                owner,
+                names.account,
+                automount=uses_cluster_auth(proxy.spec.oidc_config),
+                overrides=overrides.proxy_deployment,
             )
         )
     objects += [
@@ -141,7 +156,8 @@ def build_deployment(
     pod = FrontPod(
         container,
         account=spec.service_account or names.account,
-        automount_token=False,  # the remote proxy never talks to the Kubernetes API
+        # the remote proxy talks to the Kubernetes API only to fetch the cluster's JWKS
+        automount_token=uses_cluster_auth(spec.oidc_config),
         config_map=names.config,
         digest=rendered.digest,
         replicas=spec.replicas,

@@ -38,7 +38,13 @@ from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
-from controller.reconcilers.render import SecretEnv, inbound_oidc, outbound_auth, tool_filter
+from controller.reconcilers.render import (
+    SecretEnv,
+    inbound_oidc,
+    outbound_auth,
+    tool_filter,
+    uses_cluster_auth,
+)
 from controller.reconcilers.scaling_render import rate_limit_config, session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
@@ -143,7 +149,12 @@ def build_proxy_config(
         port=server.spec.proxy_port,
         backend=backend,
         tool_filter=tool_filter(tool_config),
-        oidc=inbound_oidc(server.spec.oidc_config, default_audience=url, default_resource_url=url),
+        oidc=inbound_oidc(
+            server.spec.oidc_config,
+            default_audience=url,
+            default_resource_url=url,
+            namespace=server.metadata.namespace or "",
+        ),
         authz=authz or (cedar_config(server.spec.authz_config) if server.spec.authz_config else None),
         audit=AuditConfig(enabled=bool(audit and audit.enabled)),
         session_storage=session_storage_config(
@@ -178,7 +189,7 @@ def build_children(
     objects = [
         common.config_map(owner, names.config, {CONFIG_KEY: config_text}),
         common.service_account(
-            owner, names.proxy_account, automount=is_stdio(server), overrides=overrides.proxy_deployment
+            owner, names.proxy_account, automount=_proxy_token(server), overrides=overrides.proxy_deployment
         ),
     ]
     if server.spec.service_account is None:
@@ -328,7 +339,7 @@ def build_proxy_deployment(
     pod = FrontPod(
         container,
         account=names.proxy_account,
-        automount_token=is_stdio(server),
+        automount_token=_proxy_token(server),
         config_map=names.config,
         digest=digest,
         replicas=proxy_replicas(server),
@@ -345,3 +356,9 @@ def _attach_rules(pod: str) -> list[JSON]:
         {"apiGroups": [""], "resources": ["pods"], "resourceNames": [pod], "verbs": ["get", "watch"]},
         {"apiGroups": [""], "resources": ["pods/attach"], "resourceNames": [pod], "verbs": ["create", "get"]},
     ]
+
+
+def _proxy_token(server: MCPServer) -> bool:
+    """The proxy pod mounts its service account token: to attach to a stdio server's pod, and to fetch
+    the cluster's JWKS when it accepts service account tokens."""
+    return is_stdio(server) or uses_cluster_auth(server.spec.oidc_config)

@@ -6,50 +6,104 @@ An entry has no children: the VirtualMCPServers of its group dial ``spec.remoteU
 - ``Accepted``: the spec is valid, including the URL rules of an MCPRemoteProxy (scheme, no credentials,
   no loopback, link-local, metadata or API server address; private and in-cluster hosts only with
   ``allowPrivateEndpoint``);
-- ``ResolvedRefs``: the group, the MCPExternalAuthConfig (one the gateway can use) and the Secrets of
-  ``headerForward`` exist;
+- ``ResolvedRefs``: the group, the MCPExternalAuthConfig (one the gateway can use), the Secrets of
+  ``headerForward`` and the ConfigMap key of ``caBundleRef`` (valid PEM certificates) exist;
 - ``InUse``: which VirtualMCPServers route to it;
 - ``phase``: ``Valid`` (usable), ``Pending`` (a reference is missing) or ``Failed`` (invalid spec).
 """
 
 from __future__ import annotations
 
-from api.auth_config import HeaderForwardConfig
+from dataclasses import dataclass
+
+from api.auth_config import HeaderForwardConfig, ca_bundle_context
 from api.conditions import ACCEPTED, RESOLVED_REFS
 from api.mcpserverentry import MCPServerEntry
 from api.problems import format_problems
 from api.validation import parse_and_validate
-from controller.core import Cache, Controller, ObjectKey, ReconcileContext, Result, Watch
+from controller.core import CONFIGMAP, Cache, Controller, ObjectKey, ReconcileContext, Result, Watch
 from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.in_use import IN_USE
 from controller.reconcilers.kinds import MCPSERVERENTRY, VIRTUALMCPSERVER
 from controller.reconcilers.outbound import resolve_external_auth
 from controller.reconcilers.proxy_workload import proxy_setup
-from controller.reconcilers.refs import GROUP_INDEX, Missing, index_group, missing_secrets, parse_ref, resolve
+from controller.reconcilers.refs import (
+    GROUP_INDEX,
+    Missing,
+    index_group,
+    index_watch,
+    missing_secrets,
+    parse_ref,
+    resolve,
+)
 from controller.reconcilers.render import SecretEnv, header_forward
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import FAILED, PENDING, StatusBuilder
 from controller.reconcilers.writes import Events, emit
 
 VALID = "Valid"
+CA_BUNDLE_INDEX = "caBundleConfigMap"
+"""MCPServerEntry objects by the ConfigMap of their ``caBundleRef`` (``namespace/name``)."""
+
+
+@dataclass(frozen=True)
+class EntryRoute:
+    """How a gateway reaches a routable entry: its forwarded headers and its CA certificates."""
+
+    header_forward: HeaderForwardConfig | None
+    ca_bundle: str | None
 
 
 def entry_backend(
     cache: Cache, namespace: str, raw: JSON, secrets: SecretEnv, missing: list[Missing]
-) -> tuple[bool, HeaderForwardConfig | None]:
-    """Whether a gateway may route to the entry ``raw`` (its spec valid and its header Secrets there),
-    and its ``headerForward`` for the gateway's config (Secret keys registered in ``secrets``). What
-    keeps it out is added to ``missing``, naming the entry."""
+) -> EntryRoute | None:
+    """How a gateway reaches the entry ``raw`` (its ``headerForward`` with the Secret keys registered in
+    ``secrets``, its CA bundle), or None when it may not route to it: its spec is invalid, or a header
+    Secret or its CA bundle is missing. What keeps it out is added to ``missing``, naming the entry."""
     entry = parse_ref(MCPServerEntry, raw, "spec.groupRef", missing)
     if entry is None:
-        return False, None
+        return None
     absent = missing_secrets(cache, namespace, raw.get("spec") or {})
+    bundle = ca_bundle(cache, entry, absent)
     name = entry.metadata.name
     missing += [Missing(m.field, m.reason, f"MCPServerEntry '{name}': {m.message}") for m in absent]
     if absent:
-        return False, None
-    return True, header_forward(entry.spec.header_forward, secrets)
+        return None
+    return EntryRoute(header_forward(entry.spec.header_forward, secrets), bundle)
+
+
+def ca_bundle(cache: Cache, entry: MCPServerEntry, missing: list[Missing]) -> str | None:
+    """The PEM certificates of the entry's ``caBundleRef`` (None without one); a missing ConfigMap or key,
+    or a value without a valid certificate, is added to ``missing``: the gateway then never routes to
+    the entry (it would not verify the server as asked)."""
+    ref = entry.spec.ca_bundle_ref
+    if ref is None:
+        return None
+    name, key = ref.config_map_ref.name, ref.config_map_ref.key
+    raw = cache.get(CONFIGMAP, entry.metadata.namespace or "", name)
+    text = ((raw or {}).get("data") or {}).get(key)
+    field = "spec.caBundleRef.configMapRef.name"
+    if raw is None or not isinstance(text, str):
+        what = (
+            f"ConfigMap '{name}' does not exist" if raw is None else f"ConfigMap '{name}' has no key '{key}'"
+        )
+        missing.append(Missing(field, "CABundleNotFound", f"{what}; create it (the CA certificates, PEM)"))
+        return None
+    try:
+        ca_bundle_context(text)
+    except ValueError as exc:
+        missing.append(Missing(field, "CABundleInvalid", f"ConfigMap '{name}' key '{key}': {exc}; fix it"))
+        return None
+    return text
+
+
+def index_ca_bundle(obj: JSON) -> list[str]:
+    """``namespace/name`` of the ConfigMap an entry's ``caBundleRef`` names."""
+    ref = ((obj.get("spec") or {}).get("caBundleRef") or {}).get("configMapRef")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    return [f"{namespace}/{name}"] if isinstance(name, str) and name else []
 
 
 def routing_gateways(cache: Cache, namespace: str, group: str) -> list[str]:
@@ -63,6 +117,7 @@ def entry_missing(cache: Cache, entry: MCPServerEntry, raw: JSON) -> list[Missin
     namespace = entry.metadata.namespace or ""
     resolved = resolve(cache, namespace, raw.get("spec") or {})
     missing = resolved.missing
+    ca_bundle(cache, entry, missing)
     auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=True, missing=missing)
     if auth is not None and auth.spec.type == "tokenExchange":
         missing.append(
@@ -135,6 +190,7 @@ def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
     """The MCPServerEntry controller (``settings`` unused: an entry has no children)."""
     cache = manager.cache
     cache.add_index(VIRTUALMCPSERVER, GROUP_INDEX, index_group)
+    cache.add_index(MCPSERVERENTRY, CA_BUNDLE_INDEX, index_ca_bundle)
 
     def entries_of_gateway(vmcp: JSON) -> list[ObjectKey]:
         values = index_group(vmcp)
@@ -146,5 +202,9 @@ def controller(manager: Manager, settings: ReconcilerSettings) -> Controller:
         name="mcpserverentry",
         for_=MCPSERVERENTRY,
         reconcile=reconcile,
-        watches=[*proxy_setup(MCPSERVERENTRY, cache), Watch(VIRTUALMCPSERVER, entries_of_gateway)],
+        watches=[
+            *proxy_setup(MCPSERVERENTRY, cache),
+            Watch(VIRTUALMCPSERVER, entries_of_gateway),
+            index_watch(cache, CONFIGMAP, MCPSERVERENTRY, CA_BUNDLE_INDEX),
+        ],
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.notices import notices
 from api.resource import CustomResource
 from api.validation import parse_and_validate
 from controller.core import Controller, ObjectKey, ReconcileContext, Resource, Result
@@ -43,7 +44,8 @@ async def reconcile_config(
     builder = StatusBuilder.of(raw)
     parsed, problems = parse_and_validate(raw)
     spec = getattr(parsed, "spec", None) if isinstance(parsed, model) else None
-    status = accepted_status(builder, problems, spec, valid)
+    found = notices(parsed) if spec is not None and parsed is not None else []
+    status = accepted_status(builder, problems, spec, valid, found)
     await write_status(ctx, raw, status, builder)
     return Result.done()
 

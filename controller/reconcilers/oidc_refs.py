@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from api.common import InlineOIDCConfig, MCPOIDCConfigReference, OIDCConfig
+from api.common import InlineOIDCConfig, KubernetesOIDCConfig, MCPOIDCConfigReference, OIDCConfig
 from api.mcpoidcconfig import MCPOIDCConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
@@ -48,10 +48,19 @@ class ResolvedOIDC:
 
 
 def as_inline(ref: MCPOIDCConfigReference, config: MCPOIDCConfig) -> OIDCConfig:
-    """The inline ``oidcConfig`` equivalent to ``ref`` on ``config`` (whose rules passed: inline set)."""
+    """The inline ``oidcConfig`` equivalent to ``ref`` on ``config`` (whose rules passed: the block of
+    its type is set)."""
+    cluster = config.spec.kubernetes_service_account
+    if config.spec.type == "kubernetesServiceAccount" and cluster is not None:
+        accepted = KubernetesOIDCConfig(**cluster.model_dump(), audience=ref.audience, scopes=ref.scopes)
+        return OIDCConfig(
+            type="kubernetesServiceAccount",
+            kubernetes_service_account=accepted,
+            resource_url=ref.resource_url,
+        )
     shared = config.spec.inline
     if shared is None:  # refused by the kind's rules; never rendered as "no authentication"
-        raise ValueError(f"MCPOIDCConfig '{config.metadata.name}' has no inline block")
+        raise ValueError(f"MCPOIDCConfig '{config.metadata.name}' has no {config.spec.type} block")
     inline = InlineOIDCConfig(**shared.model_dump(), audience=ref.audience, scopes=ref.scopes)
     return OIDCConfig(type="inline", inline=inline, resource_url=ref.resource_url)
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from api.authz import shared_cedar_config
 from api.authz_config import CedarConfig
-from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.conditions import READY, RESOLVED_REFS
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpremoteproxy import MCPRemoteProxy
 from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
+from api.notices import notices
 from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPTELEMETRYCONFIG
@@ -36,7 +37,7 @@ from controller.reconcilers.refs import (
     secret_to_config_referrers,
     strip_secret_values,
 )
-from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.status import FAILED, PENDING, StatusBuilder, WorkloadState, accept
 from controller.reconcilers.telemetry_build import with_telemetry_env
 from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
 from controller.reconcilers.workload import Outcome
@@ -147,7 +148,7 @@ def proxy_status(
     previous = outcome.previous
     missing = [*refs.missing, *outcome.conflicts]
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
-    builder.set(ACCEPTED, True, "Accepted", "the spec is valid")
+    accept(builder, notices(workload), "the spec is valid")
     if missing:
         builder.set(RESOLVED_REFS, False, missing[0].reason, "; ".join(m.message for m in missing))
     else:

@@ -23,7 +23,7 @@ from api.auth_config import (
     TokenExchangeAuth,
 )
 from api.auth_config import OIDCConfig as RuntimeOIDCConfig
-from api.common import HeaderForward, OIDCConfig, SecretKeyRef
+from api.common import HeaderForward, KubernetesOIDCConfig, OIDCConfig, SecretKeyRef
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import ToolFilterConfig, ToolOverrideConfig
@@ -44,11 +44,21 @@ def tool_filter(tool_config: MCPToolConfig | None) -> ToolFilterConfig:
     return ToolFilterConfig(allow=allow, overrides=overrides)
 
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where the kubelet mounts a pod's service account token and the cluster's CA."""
+
+
 def inbound_oidc(
-    oidc: OIDCConfig | None, default_audience: str, default_resource_url: str
+    oidc: OIDCConfig | None, default_audience: str, default_resource_url: str, namespace: str
 ) -> RuntimeOIDCConfig | None:
-    """The inline OIDC block of a workload as the proxy's inbound JWT validation settings."""
-    if oidc is None or oidc.inline is None:
+    """The OIDC block of a workload (in ``namespace``) as the proxy's inbound JWT validation settings."""
+    if oidc is None:
+        return None
+    if oidc.type == "kubernetesServiceAccount" and oidc.kubernetes_service_account is not None:
+        return _service_account_oidc(
+            oidc.kubernetes_service_account, oidc.resource_url or default_resource_url, namespace
+        )
+    if oidc.inline is None:
         return None
     inline = oidc.inline
     return RuntimeOIDCConfig(
@@ -57,6 +67,38 @@ def inbound_oidc(
         jwks_url=inline.jwks_url,
         resource_url=oidc.resource_url or default_resource_url,
         insecure_allow_http=inline.insecure_allow_http,
+    )
+
+
+def uses_cluster_auth(oidc: OIDCConfig | None) -> bool:
+    """The workload validates service account tokens with its own token and the cluster's CA (its pod
+    must mount its service account token)."""
+    block = oidc.kubernetes_service_account if oidc is not None else None
+    return (
+        oidc is not None
+        and oidc.type == "kubernetesServiceAccount"
+        and block is not None
+        and (block.use_cluster_auth is not False)
+    )
+
+
+def _service_account_oidc(
+    block: KubernetesOIDCConfig, resource_url: str, namespace: str
+) -> RuntimeOIDCConfig:
+    subject = None
+    if block.service_account is not None:
+        subject = f"system:serviceaccount:{block.namespace or namespace}:{block.service_account}"
+    elif block.namespace is not None:
+        subject = f"system:serviceaccount:{block.namespace}:"
+    cluster_auth = block.use_cluster_auth is not False
+    return RuntimeOIDCConfig(
+        issuer=block.issuer,
+        audience=block.audience,
+        jwks_url=block.jwks_url,
+        resource_url=resource_url,
+        ca_bundle_path=f"{SERVICE_ACCOUNT_DIR}/ca.crt" if cluster_auth else None,
+        jwks_auth_token_path=f"{SERVICE_ACCOUNT_DIR}/token" if cluster_auth else None,
+        subject=subject,
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.problems import Problem, format_problems
 from controller.core import NORMAL, WARNING, get_condition, set_condition
 
 JSON = dict[str, Any]
@@ -89,6 +90,23 @@ class StatusBuilder:
 
     def remove(self, type_: str) -> None:
         self.conditions = [c for c in self.conditions if c.get("type") != type_]
+
+
+ACCEPTED_WITH_WARNINGS = "AcceptedWithWarnings"
+"""The ``Accepted=True`` reason of a valid spec with notices (``api.notices``)."""
+
+
+def accept(builder: StatusBuilder, notices: list[Problem], message: str, *, event: bool = True) -> None:
+    """``Accepted=True``; with notices (valid, as in ToolHive, but doing nothing) the reason is
+    ``AcceptedWithWarnings``, the message names each, and a Warning Event says so whenever they change."""
+    if not notices:
+        builder.set(ACCEPTED, True, "Accepted", message, event=event)
+        return
+    text = f"{message}, with warnings: {format_problems(notices)}"
+    before = get_condition(builder.previous, ACCEPTED)
+    builder.set(ACCEPTED, True, ACCEPTED_WITH_WARNINGS, text, event=False)
+    if before is None or before.get("message") != text:
+        builder.events.append((WARNING, ACCEPTED_WITH_WARNINGS, text))
 
 
 def invalid_status(

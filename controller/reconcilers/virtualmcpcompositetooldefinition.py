@@ -11,6 +11,7 @@ them (``ResolvedRefs=False`` naming it).
 from __future__ import annotations
 
 from api.conditions import ACCEPTED
+from api.notices import notices
 from api.problems import Problem, format_problems
 from api.validation import parse_and_validate
 from api.virtualmcpcompositetooldefinition import WORKFLOW_VALIDATED, VirtualMCPCompositeToolDefinition
@@ -19,7 +20,7 @@ from controller.core.manager import Manager
 from controller.reconcilers.children import JSON
 from controller.reconcilers.kinds import VIRTUALMCPCOMPOSITETOOLDEFINITION, VIRTUALMCPSERVER
 from controller.reconcilers.settings import ReconcilerSettings
-from controller.reconcilers.status import StatusBuilder
+from controller.reconcilers.status import StatusBuilder, accept
 from controller.reconcilers.writes import emit
 
 
@@ -73,7 +74,7 @@ async def reconcile(key: ObjectKey, ctx: ReconcileContext) -> Result:
     else:
         status["validationStatus"] = "Valid"
         steps = len(parsed.spec.steps)
-        builder.set(ACCEPTED, True, "Accepted", f"composite tool {parsed.spec.name!r} is valid")
+        accept(builder, notices(parsed), f"composite tool {parsed.spec.name!r} is valid")
         builder.set(
             WORKFLOW_VALIDATED,
             True,

@@ -22,9 +22,11 @@ from api.composite import CompositeToolConfig
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
+from api.notices import notices
 from api.virtualmcpcompositetooldefinition import VirtualMCPCompositeToolDefinition
 from api.virtualmcpserver import VirtualMCPServer
 from controller.core import (
+    CONFIGMAP,
     DEPLOYMENT,
     ROLE,
     ROLEBINDING,
@@ -49,7 +51,7 @@ from controller.reconcilers.kinds import (
     VIRTUALMCPSERVER,
 )
 from controller.reconcilers.mcpgroup import MEMBER_KINDS, members, register_member_indexes
-from controller.reconcilers.mcpserverentry import entry_backend
+from controller.reconcilers.mcpserverentry import CA_BUNDLE_INDEX, EntryRoute, entry_backend, index_ca_bundle
 from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.refs import (
     AUTHZ_CONFIG_MAP_INDEX,
@@ -129,6 +131,7 @@ def setup(cache: Cache) -> list[Watch]:
     cache.add_index(VIRTUALMCPSERVER, TELEMETRY_INDEX, index_telemetry)
     cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     register_member_indexes(cache)
+    cache.add_index(MCPSERVERENTRY, CA_BUNDLE_INDEX, index_ca_bundle)
     for resource in MEMBER_KINDS:
         cache.add_index(resource, EXTERNAL_AUTH_INDEX, index_external_auth)
     return [*watches(cache), oidc_secret_watch(cache, VIRTUALMCPSERVER)]
@@ -146,6 +149,10 @@ def watches(cache: Cache) -> list[Watch]:
 
     def of_member(member: JSON) -> list[ObjectKey]:
         return [key for group in index_group(member) for key in by(GROUP_INDEX)(group)]
+
+    def of_ca_bundle(config_map: JSON) -> list[ObjectKey]:  # the entries trusting it, then their gateways
+        entries = cache.by_index(MCPSERVERENTRY, CA_BUNDLE_INDEX, own_key(config_map))
+        return sorted({key for entry in entries for key in of_member(entry)}, key=str)
 
     def of_auth_config(config: JSON) -> list[ObjectKey]:
         keys = by(VMCP_EXTERNAL_AUTH_INDEX)(own_key(config))
@@ -168,6 +175,7 @@ def watches(cache: Cache) -> list[Watch]:
         ),
         Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
         authz_config_map_watch(cache, VIRTUALMCPSERVER),
+        Watch(CONFIGMAP, of_ca_bundle),
         Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
         secret_to_config_referrers(cache, VIRTUALMCPSERVER, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
     ]
@@ -223,12 +231,14 @@ def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Re
             out.members.append(member)
             if member.url is None:
                 continue
-            routable, forward = True, None
+            route: EntryRoute | None = EntryRoute(None, None)
             if resource is MCPSERVERENTRY:
-                routable, forward = entry_backend(cache, namespace, raw, out.secrets, out.missing)
-            resolved, auth = _auth(cache, vmcp, namespace, member, out) if routable else (False, None)
-            if resolved:
-                out.backends.append(build.Backend(member, auth, forward))
+                route = entry_backend(cache, namespace, raw, out.secrets, out.missing)
+            resolved, auth = (
+                _auth(cache, vmcp, namespace, member, out) if route is not None else (False, None)
+            )
+            if resolved and route is not None:
+                out.backends.append(build.Backend(member, auth, route.header_forward, route.ca_bundle))
     for entry in vmcp.spec.config.aggregation.tools or []:
         if entry.tool_config_ref is not None:
             out.tool_configs[entry.tool_config_ref.name] = _tool_config(
@@ -439,7 +449,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
         generation = vmcp.metadata.generation or 0
         gateway = build.Names(vmcp.metadata.name or "").gateway
         url = outcome.url_once_served(vmcp.metadata.namespace, gateway, build.service_url(vmcp, settings))
-        status, events = vmcp_status(outcome.previous, generation, url, observed)
+        status, events = vmcp_status(outcome.previous, generation, url, observed, notices(vmcp))
         if resolution.authz_config is not None:
             status["authzConfigHash"] = spec_hash(resolution.authz_config.spec)
         if resolution.telemetry.hash is not None:

@@ -100,6 +100,8 @@ class Backend:
     auth: OutboundAuthConfig | None = None
     header_forward: HeaderForwardConfig | None = None
     """An MCPServerEntry's ``spec.headerForward`` (secret values as env references)."""
+    ca_bundle: str | None = None
+    """An MCPServerEntry's ``spec.caBundleRef``: the PEM certificates read from its ConfigMap."""
 
 
 def member_from_raw(kind: str, raw: JSON) -> Member:
@@ -263,7 +265,12 @@ def build_incoming_auth(
     if incoming.type != "oidc":
         return IncomingAuthConfig(type="anonymous", authz=authz)
     url = service_url(vmcp, settings)
-    oidc = inbound_oidc(incoming.oidc_config, default_audience=url, default_resource_url=url)
+    oidc = inbound_oidc(
+        incoming.oidc_config,
+        default_audience=url,
+        default_resource_url=url,
+        namespace=vmcp.metadata.namespace or "",
+    )
     return IncomingAuthConfig(type="oidc", oidc=oidc, authz=authz)
 
 
@@ -289,6 +296,7 @@ def build_vmcp_config(
                 auth=b.auth,
                 header_forward=b.header_forward,
                 allow_private_endpoint=b.member.allow_private_endpoint,
+                ca_bundle=b.ca_bundle,
             )
             for b in ordered
         ],

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from api.conditions import ACCEPTED, READY, RESOLVED_REFS
+from api.conditions import READY, RESOLVED_REFS
+from api.problems import Problem
 from controller.reconcilers.children import JSON
 from controller.reconcilers.refs import Missing
-from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState
+from controller.reconcilers.status import PENDING, StatusBuilder, WorkloadState, accept
 from controller.reconcilers.virtualmcpserver_build import Member
 
 READY_PHASE, DEGRADED = "Ready", "Degraded"
@@ -86,11 +87,13 @@ def discovered_backends(members: Sequence[Member]) -> list[JSON]:
     return items
 
 
-def vmcp_status(previous: JSON, generation: int, url: str | None, observed: Observed) -> tuple[JSON, Events]:
+def vmcp_status(
+    previous: JSON, generation: int, url: str | None, observed: Observed, found: list[Problem]
+) -> tuple[JSON, Events]:
     """Phase Pending (group missing or not Ready, or no ready gateway pod), Ready, or Degraded (the
-    gateway serves but some backend is down or could not be configured)."""
+    gateway serves but some backend is down or could not be configured); ``found``: the spec's notices."""
     builder = StatusBuilder(list(previous.get("conditions") or []), generation)
-    builder.set(ACCEPTED, True, "Accepted", "the spec is valid", event=False)
+    accept(builder, found, "the spec is valid", event=False)
     missing = list(observed.missing)
     if missing:
         builder.set(RESOLVED_REFS, False, missing[0].reason, "; ".join(m.message for m in missing))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import structlog
@@ -49,6 +51,11 @@ def _key_matches(jwk: dict[str, Any], alg: str) -> bool:
     if alg == "EdDSA":
         return kty == "OKP"
     return False  # symmetric or unknown: never from a JWKS
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
 
 
 class JWKSCache:
@@ -170,9 +177,25 @@ class JWKSCache:
             raise JWKSUnavailableError(f"discovered jwks_uri {jwks_uri} is not https; refusing to use it")
         return jwks_uri
 
+    def _headers(self, url: str) -> dict[str, str]:
+        """``Accept``, and the bearer token of ``jwksAuthTokenPath`` read now (the kubelet rotates it), for
+        the issuer's and the configured JWKS URL's origin only: a discovered ``jwks_uri`` elsewhere never
+        receives it."""
+        # RFC 7517's media type too: the Kubernetes API server answers 406 to a JWKS request for JSON only.
+        headers = {"Accept": "application/json, application/jwk-set+json"}
+        path = self._config.jwks_auth_token_path
+        trusted = {_origin(u) for u in (self._config.issuer, self._config.jwks_url) if u is not None}
+        if path is not None and _origin(url) in trusted:
+            try:
+                token = Path(path).read_text().strip()
+            except OSError as err:
+                raise JWKSUnavailableError(f"cannot read jwksAuthTokenPath {path}: {err.strerror}") from None
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
     async def _get_json(self, url: str, field: str) -> dict[str, Any]:
         try:
-            response = await self._http.get(url, headers={"Accept": "application/json"})
+            response = await self._http.get(url, headers=self._headers(url))
         except httpx2.HTTPError as err:
             raise JWKSUnavailableError(
                 f"cannot fetch {url} (from {field}): {type(err).__name__}: {err}"

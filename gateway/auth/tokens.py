@@ -8,6 +8,7 @@ messages are safe to send to the client (no token material, no quotes).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,6 +93,29 @@ _ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+def issuer_client(config: OIDCConfig) -> httpx2.AsyncClient:
+    """The client of the discovery and JWKS requests: TLS verified with ``caBundlePath`` when set (a
+    file that cannot be read is a configuration error: it raises ValueError naming it)."""
+    if config.ca_bundle_path is None:
+        return httpx2.AsyncClient(timeout=10.0)
+    try:
+        context = ssl.create_default_context(cafile=config.ca_bundle_path)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(
+            f"oidc.caBundlePath {config.ca_bundle_path}: cannot be read as PEM CAs ({err})"
+        ) from None
+    return httpx2.AsyncClient(timeout=10.0, verify=context)
+
+
+def subject_allowed(subject: object, allowed: str | None) -> bool:
+    """The token's ``sub`` is ``allowed``, or starts with it when it ends with ``:`` (no rule: any)."""
+    if allowed is None:
+        return True
+    if not isinstance(subject, str):
+        return False
+    return subject.startswith(allowed) if allowed.endswith(":") else subject == allowed
+
+
 class TokenValidator:
     """Validates bearer JWTs for one :class:`OIDCConfig`.
 
@@ -110,7 +134,7 @@ class TokenValidator:
     ) -> None:
         self.config = config
         self._own_http = http is None and jwks is None
-        self._http = http if http is not None else httpx2.AsyncClient(timeout=10.0)
+        self._http = http if http is not None else issuer_client(config)
         self.jwks = jwks if jwks is not None else JWKSCache(config, http=self._http)
         self._shared_secret = (
             SecretReader(config.shared_secret, field="sharedSecret", environ=environ)
@@ -144,6 +168,8 @@ class TokenValidator:
         iat = claims.get("iat")
         if isinstance(iat, int | float) and iat > self._clock() + self.config.clock_skew_seconds:
             raise InvalidTokenError("the token is not valid yet (nbf or iat in the future)")
+        if not subject_allowed(claims.get("sub"), self.config.subject):
+            raise InvalidTokenError("the token subject is not allowed by this server")
         scopes = token_scopes(claims)
         missing = tuple(s for s in self.config.required_scopes if s not in scopes)
         if missing:

@@ -28,6 +28,10 @@ __all__ = ["H1Pool", "H1Response", "direct_origin"]
 
 _IDLE_CONNECTIONS = 16
 """Idle keep-alive connections kept per origin (more are closed after their answer)."""
+_IDLE_SECONDS = 4.0
+"""An idle connection older than this is closed, not reused: common servers (uvicorn, Node) close idle
+keep-alive connections after 5 s, and a request written as the server closes could not be retried (a
+POST is not idempotent)."""
 
 
 def direct_origin(url: str) -> tuple[str, int, str] | None:
@@ -95,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self.response: H1Response | None = None
         self.headers_done: asyncio.Future[None] | None = None
         self.closed = False
+        self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
@@ -187,6 +192,7 @@ class H1Pool:
                 and not self._closed
                 and len(self._idle) < _IDLE_CONNECTIONS
             ):
+                connection.idle_since = asyncio.get_running_loop().time()
                 self._idle.append(connection)
             else:
                 connection.close()
@@ -194,11 +200,12 @@ class H1Pool:
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise H1Error("the backend connection pool is closed")
+        loop = asyncio.get_running_loop()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed:
+            if not connection.closed and loop.time() - connection.idle_since < _IDLE_SECONDS:
                 return connection
-        loop = asyncio.get_running_loop()
+            connection.close()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, protocol = await loop.create_connection(_Connection, self.host, self.port)

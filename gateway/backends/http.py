@@ -11,6 +11,7 @@ HttpLeg`), so both legs share one pool and one policy.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Literal
 
@@ -18,7 +19,7 @@ import httpx2
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
+from api.auth_config import HeaderForwardConfig, OutboundAuthConfig, ca_bundle_context
 from gateway.auth.outbound import CredentialProvider, build_outbound_provider
 from gateway.backends.connection import Streams, TransportFactory
 from gateway.backends.h1 import H1Pool, direct_origin
@@ -61,6 +62,12 @@ def _credentials(adapter: CredentialAuth | None) -> Callable[[], Awaitable[dict[
     return headers
 
 
+def tls_verification(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: the system CAs, or only the PEM CAs of ``ca_bundle`` (ValueError when they do
+    not load: the backend is then not connected, never verified with other CAs)."""
+    return True if ca_bundle is None else ca_bundle_context(ca_bundle)
+
+
 def http_transport(
     url: str,
     transport: Literal["streamable-http", "sse"],
@@ -70,29 +77,44 @@ def http_transport(
     auth: OutboundAuthConfig | None = None,
     header_forward: HeaderForwardConfig | None = None,
     subject: Callable[[], str] | None = None,
+    ca_bundle: str | None = None,
 ) -> TransportFactory:
-    """The factory opening one connection to ``url`` under the policy above."""
+    """The factory opening one connection to ``url`` under the policy above (``ca_bundle``: PEM CAs that
+    verify its TLS certificate instead of the system CAs)."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
         await check_endpoint(url, allow_private=allow_private)
+        verify = tls_verification(ca_bundle)
+
+        def client(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=headers, timeout=timeout, auth=auth, follow_redirects=False, verify=verify
+            )
+
         credentials = auth is not None or header_forward is not None
         provider = build_outbound_provider(auth, header_forward=header_forward) if credentials else None
         adapter = CredentialAuth(provider, subject) if provider is not None else None
         try:
             if transport == "sse":
-                async with sse_client(url, auth=adapter, timeout=connect_timeout) as streams:
+                async with sse_client(
+                    url, auth=adapter, timeout=connect_timeout, httpx_client_factory=client
+                ) as streams:
                     yield streams[0], streams[1]
                 return
             timeout = httpx2.Timeout(connect_timeout, read=None)
             origin = direct_origin(url)
             pool = H1Pool(*origin, connect_timeout=connect_timeout) if origin is not None else None
             async with (
-                httpx2.AsyncClient(auth=adapter, timeout=timeout, follow_redirects=False) as client,
-                streamable_http_client(url, http_client=client) as streams,
+                client(auth=adapter, timeout=timeout) as http,
+                streamable_http_client(url, http_client=http) as streams,
             ):
                 try:
-                    yield streams[0], streams[1], HttpLeg(client, url, pool, _credentials(adapter))
+                    yield streams[0], streams[1], HttpLeg(http, url, pool, _credentials(adapter))
                 finally:
                     if pool is not None:
                         pool.close()

@@ -94,6 +94,7 @@ def open_backend_transport(config: BackendConfig) -> TransportFactory:
         allow_private=config.allow_private_endpoint is not False,
         auth=config.auth,
         header_forward=config.header_forward,
+        ca_bundle=config.ca_bundle,
     )
 
 

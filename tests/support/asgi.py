@@ -14,11 +14,24 @@ from starlette.types import ASGIApp
 
 @contextlib.asynccontextmanager
 async def serve_asgi(
-    *apps: tuple[socket.socket, ASGIApp], lifespan: Literal["on", "off"] = "on"
+    *apps: tuple[socket.socket, ASGIApp],
+    lifespan: Literal["on", "off"] = "on",
+    tls: tuple[str, str] | None = None,
 ) -> AsyncIterator[None]:
-    """Serve each ``(socket, app)`` with uvicorn in this loop; stop them all together."""
+    """Serve each ``(socket, app)`` with uvicorn in this loop (over TLS with ``tls``: the certificate and
+    key files); stop them all together."""
+    certfile, keyfile = tls or (None, None)
     servers = [
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none"))
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan=lifespan,
+                ws="none",
+                ssl_certfile=certfile,
+                ssl_keyfile=keyfile,
+            )
+        )
         for _, app in apps
     ]
     tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, (sock, _) in zip(servers, apps, strict=True)]

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import functools
 import json
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -117,9 +120,25 @@ class _Run:
     abort: str | None = None
     skip_remaining: bool = False
     """An elicitation answered ``skip_remaining``: steps not started yet are skipped."""
+    workflow_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_clock: float = field(default_factory=time.monotonic)
+    status: str = "running"
+    """``.workflow.status``: ``running`` while steps run, ``completed`` when the output is built."""
 
     def context(self) -> dict[str, Any]:
-        return {"params": self.params, "steps": {k: r.as_context() for k, r in self.results.items()}}
+        """The template roots, ToolHive's: ``.params``, ``.steps``, ``.vars`` (always empty: nothing sets
+        workflow variables) and ``.workflow``; any other root reads as Go's ``<no value>``."""
+        completed = sum(1 for r in self.results.values() if r.status == "completed")
+        workflow = {
+            "id": self.workflow_id,
+            "start_time": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "step_count": completed,
+            "status": self.status,
+            "duration_ms": int((time.monotonic() - self.started_clock) * 1000),
+        }
+        steps = {k: r.as_context() for k, r in self.results.items()}
+        return {"params": self.params, "steps": steps, "vars": {}, "workflow": workflow}
 
     async def run_step(
         self, step: WorkflowStepConfig, done: Mapping[str, anyio.Event], limit: anyio.CapacityLimiter
@@ -314,6 +333,7 @@ async def _step_or_abort(
 
 
 def _result(run: _Run) -> types.CallToolResult:
+    run.status = "completed"
     if run.tool.output is not None:
         try:
             output = build_output(run.tool.output, run.context())

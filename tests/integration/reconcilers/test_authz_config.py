@@ -72,7 +72,7 @@ async def test_shared_policies_reach_the_proxy_and_a_change_rolls_it(operator: O
 
 
 async def test_bad_policies_are_refused_naming_the_policy_and_line(operator: Operator, kube: Api) -> None:
-    bad = 'permit(principal,\n  action == Action::"call_tol",\n  resource);'
+    bad = 'forbid(principal,\n  action == Action::"call_tol",\n  resource);'
     await kube.create("mcpauthzconfigs", authz_config("typo", READERS, bad))
 
     async def refused(plural: str, name: str) -> str | None:
@@ -183,3 +183,44 @@ async def test_policies_from_a_config_map_follow_it_and_a_bad_update_keeps_the_g
     message = await eventually(refused, what="ResolvedRefs=False naming the bad policy")
     assert "ConfigMap 'policies' key 'authz.json': policies[1] line 2:" in message
     assert (await _proxy_config(kube, "mapped"))["authz"]["policies"] == [READERS]  # type: ignore[index]
+
+
+async def test_a_permit_that_never_matches_is_accepted_with_a_warning(operator: Operator, kube: Api) -> None:
+    never = 'permit(principal,\n  action == Action::"tools/call",\n  resource);'
+    await kube.create("mcpauthzconfigs", authz_config("toolhive-style", READERS, never))
+
+    async def warned() -> dict[str, Any] | None:
+        cond = condition(await kube.get("mcpauthzconfigs", "toolhive-style"), "Accepted")
+        return cond if cond and cond["reason"] == "AcceptedWithWarnings" else None
+
+    accepted = await eventually(warned, what="Accepted=True with warnings")
+    assert accepted["status"] == "True"
+    assert 'spec.config.policies[1]: line 2: unknown action Action::"tools/call"' in accepted["message"]
+    assert "never matches" in accepted["message"]
+
+
+async def test_a_gateway_with_toolhives_tools_call_permit_is_accepted_with_a_warning(
+    operator: Operator, kube: Api
+) -> None:
+    never = 'permit(\n  principal,\n  action == Action::"tools/call",\n  resource\n);'
+    incoming = {
+        "type": "anonymous",
+        "authzConfig": {"type": "inline", "inline": {"policies": [READERS, never]}},
+    }
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("virtualmcpservers", vmcp("gw", "team", incomingAuth=incoming))
+    accepted = await kube.wait_condition("virtualmcpservers", "gw", "Accepted", reason="AcceptedWithWarnings")
+    assert accepted["status"] == "True"
+    assert (
+        'spec.incomingAuth.authzConfig.inline.policies[1]: line 3: unknown action Action::"tools/call"'
+        in accepted["message"]
+    )
+    rendered = await eventually(lambda: config_of(kube, "gw"), what="the gateway's config")
+    assert rendered["incomingAuth"]["authz"]["policies"] == [READERS, never]  # rendered as written
+
+    async def warned() -> list[str]:
+        listed = await kube.core.list_namespaced_event(kube.ns, field_selector="involvedObject.name=gw")
+        return [e.message for e in listed.items if e.type == "Warning" and e.reason == "AcceptedWithWarnings"]
+
+    messages = await eventually(warned, what="a Warning Event naming the never-matching permit")
+    assert any("never matches" in m for m in messages), messages

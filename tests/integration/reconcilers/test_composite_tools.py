@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.integration.reconcilers.test_mcpserver_lifecycle import events_for
 from tests.integration.reconcilers.test_virtualmcpserver import (
     PLURAL,
     backends_equal_members,
@@ -157,3 +158,31 @@ def test_kubectl_explain_knows_the_kind_and_the_fields(mcp_crds: Cluster) -> Non
     assert "Steps that must finish first" in steps
     refs = eventually_sync(lambda: explain("virtualmcpservers.spec.config.compositeToolRefs"), 60, "explain")
     assert "VirtualMCPCompositeToolDefinitions of this namespace" in refs
+
+
+async def test_hyphenated_step_ids_port_and_an_unknown_template_root_is_a_warning(
+    operator: Operator, kube: Api
+) -> None:
+    steps = [
+        {"id": "step-1", "tool": "alpha.fetch", "arguments": {"url": "{{.params.url}}"}},
+        {
+            "id": "step-2",
+            "tool": "alpha.echo",
+            "dependsOn": ["step-1"],
+            "arguments": {"text": '{{index .steps "step-1" "output" "text"}} at {{.timestamp}}'},
+        },
+    ]
+    await kube.create(DEFINITIONS, definition("hyphens", steps=steps, output=None))
+    obj = await _status(kube, "hyphens", validationStatus="Valid")
+    accepted = condition(obj, "Accepted") or {}
+    assert (accepted.get("status"), accepted.get("reason")) == ("True", "AcceptedWithWarnings")
+    assert ".timestamp is not a template root, so it renders as <no value>" in accepted["message"]
+    assert "spec.steps[1].arguments.text" in accepted["message"]
+
+    async def warned() -> bool:
+        return any(
+            (kind, reason) == ("Warning", "AcceptedWithWarnings")
+            for kind, reason, _ in await events_for(kube, "hyphens")
+        )
+
+    await eventually(warned, what="a Warning Event naming the template root")

@@ -178,17 +178,18 @@ async def test_a_missing_or_invalid_config_fails_closed(operator: Operator, kube
         assert (condition(await kube.get(plural, name), "Ready") or {}).get("status") == "False"
     await nothing_deployed(kube, names)
 
-    # Stored with validation off as ToolHive writes it: refused, and still nothing serves without auth.
+    # A field refused by the rules: the config is invalid, and still nothing serves without auth.
+    introspected = {"introspectionUrl": "https://kubernetes.default.svc/introspect"}
     await kube.create(
         OIDC,
         {
             "kind": "MCPOIDCConfig",
             "metadata": {"name": "later"},
-            "spec": {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {}},
+            "spec": {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": introspected},
         },
     )
     refused = await kube.wait_condition(OIDC, "later", "Accepted", status="False")
-    assert "spec.kubernetesServiceAccount: is not supported yet" in refused["message"], refused
+    assert "spec.kubernetesServiceAccount.introspectionUrl: is not supported" in refused["message"], refused
     for plural, name in zip([p for p, _ in workloads], names, strict=True):
         cond = await kube.wait_condition(plural, name, "ResolvedRefs", reason="OIDCConfigInvalid")
         assert "MCPOIDCConfig 'later' is invalid" in cond["message"], cond
@@ -237,3 +238,27 @@ async def test_a_missing_client_secret_blocks_the_workload_as_in_the_inline_form
     await kube.wait_child("Deployment", "fetch")
     await kube.wait_condition(OIDC, "idp", "ResolvedRefs", status="True")
     assert "s3cret" not in json.dumps(await kube.child("ConfigMap", "fetch-proxy"))
+
+
+async def test_the_cluster_service_account_tokens_as_toolhive_writes_them(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create(
+        OIDC,
+        {
+            "kind": "MCPOIDCConfig",
+            "metadata": {"name": "k8s-sa-idp"},
+            "spec": {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {}},
+        },
+    )
+    await kube.wait_condition(OIDC, "k8s-sa-idp", "Accepted", status="True")
+    spec = {"transport": "streamable-http", "oidcConfigRef": ref("fetch", "k8s-sa-idp")}
+    await kube.create("mcpservers", server("fetch", **spec))
+    oidc = await rendered_oidc(kube, "MCPServer", "fetch")
+    assert (oidc["issuer"], oidc["audience"]) == ("https://kubernetes.default.svc", "fetch")
+    assert oidc["caBundlePath"] == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    assert oidc["jwksAuthTokenPath"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert "subject" not in oidc  # any service account's token for this audience, as ToolHive
+    deployment = await kube.wait_child("Deployment", "fetch")
+    # not a stdio server: the token is mounted for the JWKS requests only
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True

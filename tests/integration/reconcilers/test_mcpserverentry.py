@@ -14,6 +14,7 @@ from tests.support.kube import Api, condition
 from tests.support.mcpserver import server
 from tests.support.operator import Operator, run_operator
 from tests.support.resources import bearer_token
+from tests.support.tls import private_ca_server
 from tests.support.waiting import eventually
 
 ENTRIES = "mcpserverentries"
@@ -157,8 +158,14 @@ async def test_an_invalid_or_unresolved_entry_is_never_routed_to(operator: Opera
     assert refs["reason"] == "ExternalAuthConfigNotFound" and "'gone'" in refs["message"], refs
     assert (condition(pending, "InUse") or {})["status"] == "False"
 
-    # The gateway says why a member is left out, naming it.
-    resolved = await kube.wait_condition(GATEWAYS, "gw", "ResolvedRefs", status="False")
+    # The gateway says why a member is left out, naming it (the status read after the ConfigMap can be the
+    # previous reconcile's, from before the group reached the operator's cache: wait for this one's).
+    async def naming_members() -> dict[str, Any] | None:
+        cond = condition(await kube.get(GATEWAYS, "gw"), "ResolvedRefs") or {}
+        return cond if "MCPServerEntry 'metadata'" in cond.get("message", "") else None
+
+    resolved = await eventually(naming_members, what="the gateway's ResolvedRefs naming the left-out members")
+    assert resolved["status"] == "False", resolved
     assert "MCPServerEntry 'metadata' is invalid" in resolved["message"], resolved
     assert "MCPExternalAuthConfig 'gone'" in resolved["message"], resolved
 
@@ -216,3 +223,42 @@ async def test_entries_and_shared_oidc_and_telemetry_configs_cost_no_write_in_st
         writes_before = await op.settled(quiet=5, within=120)
         await op.resync_window(3)
         assert op.writes() == writes_before, f"{op.writes() - writes_before:.0f} writes in steady state"
+
+
+async def test_an_entry_with_a_ca_bundle_is_routed_only_while_its_certificates_are_there(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "remote"}, "spec": {}})
+    await kube.create(GATEWAYS, gateway("gw"))
+    await kube.create(ENTRIES, entry("ok", "https://mcp.example.com/mcp"))
+    ca_ref = {"configMapRef": {"name": "corp-ca", "key": "ca.crt"}}
+    await kube.create(ENTRIES, entry("internal", "https://mcp.corp.example.com/mcp", caBundleRef=ca_ref))
+    await backends(kube, "gw", {"ok"})
+    await phase(kube, "internal", "Pending")
+    refs = await kube.wait_condition(ENTRIES, "internal", "ResolvedRefs", reason="CABundleNotFound")
+    assert refs["status"] == "False" and "ConfigMap 'corp-ca' does not exist" in refs["message"], refs
+
+    def bundle(text: str) -> dict[str, Any]:
+        return {"kind": "ConfigMap", "metadata": {"name": "corp-ca"}, "data": {"ca.crt": text}}
+
+    await kube.core.create_namespaced_config_map(kube.ns, bundle("not a certificate"))
+    refs = await kube.wait_condition(ENTRIES, "internal", "ResolvedRefs", reason="CABundleInvalid")
+    assert "ConfigMap 'corp-ca' key 'ca.crt': the CA bundle holds no PEM certificate" in refs["message"]
+
+    first, rotated = private_ca_server().ca_pem, private_ca_server("rotated CA").ca_pem
+    await kube.core.patch_namespaced_config_map("corp-ca", kube.ns, bundle(first))
+    routed = await backends(kube, "gw", {"ok", "internal"})
+    assert routed["internal"]["caBundle"] == first and "caBundle" not in routed["ok"]
+    await phase(kube, "internal", "Valid")
+
+    # A new CA reaches the gateway's config (a reload, no rollout); removing it stops the routing.
+    await kube.core.patch_namespaced_config_map("corp-ca", kube.ns, bundle(rotated))
+
+    async def rotated_in() -> bool:
+        found = await backends(kube, "gw", {"ok", "internal"})
+        return found["internal"]["caBundle"] == rotated
+
+    await eventually(rotated_in, what="the rotated CA in the gateway's config")
+    await kube.core.delete_namespaced_config_map("corp-ca", kube.ns)
+    await backends(kube, "gw", {"ok"})
+    await phase(kube, "internal", "Pending")

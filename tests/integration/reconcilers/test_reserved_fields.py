@@ -22,8 +22,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 # name -> (plural, the fields its refusal must name)
 REFUSED = {
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
-    "k8s-sa-idp": ("mcpoidcconfigs", ["spec.kubernetesServiceAccount"]),
-    "entry-private-ca": ("mcpserverentries", ["spec.caBundleRef"]),
+    "idp-private-ca": ("mcpoidcconfigs", ["spec.inline.caBundleRef"]),
 }
 WORKLOADS = ("mcpservers", "mcpremoteproxies", "virtualmcpservers")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from api.composite import CompositeToolConfig
-from api.composite_rules import composite_tool_problems, composite_tools_problems
+from api.composite_rules import composite_tool_notices, composite_tool_problems, composite_tools_problems
 from api.validation import parse_and_validate
 
 
@@ -70,10 +70,6 @@ def test_a_valid_diamond_has_no_problem() -> None:
         (
             [{"id": "a", "tool": "t", "arguments": {"x": "{{if .params.y}}1{{end}}"}}],
             "spec.steps[0].arguments.x: step 'a': {{if}} is not supported",
-        ),
-        (
-            [{"id": "a", "tool": "t", "condition": "{{.timestamp}}"}],
-            "spec.steps[0].condition: step 'a': .timestamp is not available",
         ),
         ([{"id": "a", "tool": "bad tool!"}], "spec.steps[0].tool: step 'a': 'bad tool!' is not a tool name"),
         ([{"id": "a"}], "spec.steps[0].tool: step 'a': set the tool to call"),
@@ -248,4 +244,48 @@ def test_the_kind_and_the_inline_field_run_the_same_rules() -> None:
     assert [str(p) for p in problems] == [
         "spec.config.compositeToolRefs: 'x' is listed 2 times",
         "spec.config.compositeTools[0].steps[0].dependsOn[0]: step 'a' depends on itself; remove it",
+    ]
+
+
+def test_a_hyphenated_step_id_is_read_through_index_and_the_graph_is_still_checked() -> None:
+    first = {"id": "step-1", "tool": "be.fetch"}
+    reads = '{{index .steps "step-1" "output" "text"}}'
+    assert (
+        _problems(
+            _tool(first, {"id": "step-2", "tool": "be.b", "dependsOn": ["step-1"], "arguments": {"x": reads}})
+        )
+        == []
+    )
+    unordered = _problems(_tool(first, {"id": "step-2", "tool": "be.b", "arguments": {"x": reads}}))
+    assert any("reads step 'step-1', which is not among its dependencies" in p for p in unordered), unordered
+    dotted = _problems(
+        _tool(
+            {"id": "fetch-data", "tool": "be.a"},
+            {"id": "b", "tool": "be.b", "arguments": {"x": "{{.steps.fetch}}"}},
+        )
+    )
+    assert any('is read as index .steps "fetch-data"' in p for p in dotted), dotted
+    assert any(
+        "use letters, digits, '_' and '-'" in p for p in _problems(_tool({"id": "a b", "tool": "be.a"}))
+    )
+
+
+def test_an_unknown_template_root_is_accepted_as_in_toolhive_and_noticed() -> None:
+    tool = _tool(
+        {
+            "id": "a",
+            "tool": "be.a",
+            "arguments": {"at": "{{.timestamp}}", "run": "{{.workflow.id}} {{.vars}}"},
+        },
+        output={"properties": {"when": {"type": "string", "value": "{{.now}}"}}},
+    )
+    assert _problems(tool) == []
+    found = [str(p) for p in composite_tool_notices(tool, "spec")]
+    assert found == [
+        "spec.steps[0].arguments.at: step 'a': .timestamp is not a template root, so it renders as "
+        "<no value> (as in ToolHive, whose roots are .params, .steps, .vars and .workflow); "
+        "for the workflow's start time write .workflow.start_time",
+        "spec.output.properties.when.value: output: .now is not a template root, so it renders as <no value> "
+        "(as in ToolHive, whose roots are .params, .steps, .vars and .workflow); for the workflow's start "
+        "time write .workflow.start_time",
     ]

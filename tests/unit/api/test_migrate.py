@@ -47,11 +47,16 @@ def test_earlier_field_names_move_to_the_current_ones() -> None:
                 "groupRef": {"name": "g"},
                 "incomingAuth": {"type": "anonymous"},
                 "aggregation": {"conflictResolution": "manual"},
+                "compositeToolRefs": [{"name": "deploy-app"}],
             },
         )
     )
     assert vmcp is not None and vmcp.refused == []
-    assert vmcp.obj["spec"]["config"] == {"aggregation": {"conflictResolution": "manual"}}
+    assert vmcp.obj["spec"]["config"] == {
+        "aggregation": {"conflictResolution": "manual"},
+        "compositeToolRefs": [{"name": "deploy-app"}],
+    }
+    assert "spec.compositeToolRefs -> spec.config.compositeToolRefs" in vmcp.changes
 
 
 def test_a_rename_that_would_overwrite_a_different_value_is_left_and_refused() -> None:

@@ -64,5 +64,13 @@ def test_generated_sections_replace_only_what_is_between_their_markers() -> None
 
 def test_the_not_porting_list_reports_the_share() -> None:
     text = render_not_porting([{"object": "examples/a.yaml MCPServer/a", "reason": "x | y"}], total=4)
-    assert "3 of 4 objects (75.0%) port by changing only the API group" in text
+    assert "3 of the 4 objects ToolHive accepts (75.0%) port by changing only the API group" in text
     assert "| `examples/a.yaml MCPServer/a` | x / y |" in text
+
+
+def test_objects_toolhive_refuses_too_are_counted_apart_with_its_rule() -> None:
+    refused = [{"object": "docs/b.md MCPServer/b", "toolhive": "its CRD requires spec.image"}]
+    text = render_not_porting([{"object": "examples/a.yaml MCPServer/a", "reason": "x"}], 5, refused)
+    assert "3 of the 4 objects ToolHive accepts (75.0%) port" in text
+    assert "The remaining 1 of the 5 objects are refused by ToolHive itself" in text
+    assert "| `docs/b.md MCPServer/b` | its CRD requires spec.image |" in text

@@ -36,23 +36,8 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
     [
         (
             "MCPOIDCConfig",
-            {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {"issuer": "https://k"}},
-            "spec.kubernetesServiceAccount",
-        ),
-        (
-            "MCPOIDCConfig",
             {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
             "spec.inline.jwksAuthTokenPath",
-        ),
-        (
-            "MCPServerEntry",
-            {
-                "remoteUrl": "https://mcp.example.com/mcp",
-                "transport": "streamable-http",
-                "groupRef": {"name": "g"},
-                "caBundleRef": {"configMapRef": {"name": "ca"}},
-            },
-            "spec.caBundleRef",
         ),
         ("MCPServer", {"image": "i", "authServerRef": {"name": "p"}}, "spec.authServerRef"),
         ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),

@@ -45,7 +45,29 @@ def test_an_inline_oidc_config_is_accepted() -> None:
             {"type": "inline", "inline": {"issuer": ISSUER, "clientSecretRef": {"name": "s", "key": "k"}}},
             "spec.inline.clientId: clientSecretRef is set without clientId",
         ),
-        ({"type": "kubernetesServiceAccount"}, "spec.type: kubernetesServiceAccount is not supported yet"),
+        (
+            {"type": "kubernetesServiceAccount"},
+            "spec.kubernetesServiceAccount: type is kubernetesServiceAccount; set kubernetesServiceAccount",
+        ),
+        (
+            {
+                "type": "kubernetesServiceAccount",
+                "kubernetesServiceAccount": {},
+                "inline": {"issuer": ISSUER},
+            },
+            "spec.inline: is only for type inline; remove it",
+        ),
+        (
+            {"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {"issuer": "http://kubernetes"}},
+            "spec.kubernetesServiceAccount.issuer: 'http://kubernetes' is not https",
+        ),
+        (
+            {
+                "type": "kubernetesServiceAccount",
+                "kubernetesServiceAccount": {"introspectionUrl": "https://kubernetes.default.svc/introspect"},
+            },
+            "spec.kubernetesServiceAccount.introspectionUrl: is not supported",
+        ),
     ],
 )
 def test_an_unusable_oidc_config_is_refused_naming_the_field(spec: dict[str, Any], expected: str) -> None:
@@ -164,3 +186,33 @@ def test_an_entry_needs_its_transport_and_group() -> None:
         }
     )
     assert {p.field for p in problems} == {"spec.transport", "spec.groupRef"}
+
+
+@pytest.mark.parametrize(
+    ("url", "ref", "expected"),
+    [
+        ("https://mcp.corp.example.com/mcp", {"configMapRef": {"name": "ca"}}, None),
+        (
+            "https://mcp.corp.example.com/mcp",
+            {"configMapRef": {"name": "ca", "key": "bundle.pem", "optional": True}},
+            "spec.caBundleRef.configMapRef.optional: must not be true",
+        ),
+        (
+            "http://mcp.corp.example.com/mcp",
+            {"configMapRef": {"name": "ca"}},
+            "spec.caBundleRef: verifies TLS: the remoteUrl must be https://",
+        ),
+    ],
+)
+def test_a_ca_bundle_verifies_an_https_entry_and_is_never_optional(
+    url: str, ref: dict[str, Any], expected: str | None
+) -> None:
+    spec = {
+        "remoteUrl": url,
+        "transport": "streamable-http",
+        "groupRef": {"name": "g"},
+        "caBundleRef": ref,
+        "allowPrivateEndpoint": True,
+    }
+    found = problems_of("MCPServerEntry", spec)
+    assert found == [] if expected is None else any(p.startswith(expected) for p in found), found

@@ -100,3 +100,21 @@ def test_evaluation_errors_say_what_went_wrong(template: str, says: str) -> None
     with pytest.raises(TemplateError) as caught:
         parse_template(template).render(CONTEXT)
     assert says in str(caught.value)
+
+
+def test_index_reaches_a_key_that_is_not_an_identifier_and_is_a_reference() -> None:
+    template = parse_template(
+        '{{index .steps "step-1" "output" "text"}} {{(index .steps "fetch-data").output.n}} '
+        "{{index .steps .params.which}}"
+    )
+    data = {
+        "params": {"which": "x"},
+        "steps": {"step-1": {"output": {"text": "hi"}}, "fetch-data": {"output": {"n": 2}}, "x": 1},
+    }
+    assert template.render(data) == "hi 2 1"
+    assert template.references() == [
+        ("steps", "step-1", "output", "text"),
+        ("steps", "fetch-data", "output", "n"),
+        ("steps",),
+        ("params", "which"),
+    ]

@@ -25,6 +25,7 @@ from gateway.auth.tokens import (
     InsufficientScopeError,
     InvalidTokenError,
     TokenValidator,
+    issuer_client,
 )
 from tests.support.clock import FakeClock
 
@@ -293,3 +294,73 @@ async def test_shared_secret_from_file(issuer: FakeIssuer, clock: FakeClock, tmp
     with pytest.raises(InvalidTokenError, match="algorithm RS256 is not allowed"):
         await validator.validate(issuer.rs256())
     await validator.aclose()
+
+
+@pytest.mark.parametrize(
+    ("rule", "accepted", "refused"),
+    [
+        (
+            "system:serviceaccount:team:client",
+            "system:serviceaccount:team:client",
+            "system:serviceaccount:team:other",
+        ),
+        ("system:serviceaccount:team:", "system:serviceaccount:team:any", "system:serviceaccount:teams:any"),
+    ],
+)
+async def test_a_subject_rule_accepts_only_those_service_accounts(
+    issuer: FakeIssuer, clock: FakeClock, rule: str, accepted: str, refused: str
+) -> None:
+    validator = make_validator(issuer, clock, subject=rule)
+    assert (await validator.validate(issuer.rs256(sub=accepted))).claims["sub"] == accepted
+    with pytest.raises(InvalidTokenError, match="subject is not allowed"):
+        await validator.validate(issuer.rs256(sub=refused))
+    with pytest.raises(InvalidTokenError, match="subject is not allowed"):
+        await validator.validate(issuer.rs256(sub=None))
+
+
+async def test_the_token_file_is_sent_to_the_issuer_only_and_read_at_each_fetch(
+    clock: FakeClock, tmp_path: Any
+) -> None:
+    sent: list[tuple[str, str | None]] = []
+    keys = FakeIssuer()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append((request.url.host, request.headers.get("Authorization")))
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx2.Response(
+                200, json={"issuer": ISSUER, "jwks_uri": "https://keys.elsewhere.example/jwks"}
+            )
+        return httpx2.Response(200, json={"keys": keys.published})
+
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    oidc = OIDCConfig.model_validate(
+        {"issuer": ISSUER, "audience": AUDIENCE, "jwksAuthTokenPath": str(token), "jwksMinRefreshSeconds": 0}
+    )
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    validator = TokenValidator(oidc, jwks=JWKSCache(oidc, http=http, clock=clock), http=http)
+    await validator.validate(keys.rs256())
+    # the discovered jwks_uri is on another host: it never receives the token
+    assert sent == [("issuer.example.com", "Bearer first"), ("keys.elsewhere.example", None)]
+
+    pinned = OIDCConfig.model_validate(
+        {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": f"{ISSUER}/jwks", "jwksAuthTokenPath": str(token)}
+    )
+    sent.clear()
+    cache = JWKSCache(pinned, http=http, clock=clock)
+    token.write_text("rotated")
+    await TokenValidator(pinned, jwks=cache, http=http).validate(keys.rs256())
+    assert sent == [("issuer.example.com", "Bearer rotated")]
+    token.unlink()
+    with pytest.raises(AuthUnavailableError):  # no token to send and none cached yet for a new cache
+        await TokenValidator(pinned, jwks=JWKSCache(pinned, http=http, clock=clock), http=http).validate(
+            keys.rs256()
+        )
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_a_configuration_error(tmp_path: Any) -> None:
+    oidc = OIDCConfig.model_validate(
+        {"issuer": ISSUER, "audience": AUDIENCE, "caBundlePath": str(tmp_path / "absent.crt")}
+    )
+    with pytest.raises(ValueError, match=r"caBundlePath .*absent\.crt: cannot be read"):
+        issuer_client(oidc)

@@ -47,13 +47,17 @@ def _who(engine: PolicyEngine, **claims: object) -> object:
         (
             [
                 "permit(principal, action, resource);",
-                'permit(\n principal,\n action == Action::"call_tol",\n resource);',
+                'forbid(\n principal,\n action == Action::"call_tol",\n resource);',
             ],
             'policies[1] line 3: unknown action Action::"call_tol"',
         ),
         (
             ['permit(principal in Group::"x", action, resource);'],
             "policies[0] line 1: unknown entity type 'Group'",
+        ),
+        (
+            ['permit(principal, action, resource)\nunless { action == Action::"tools/call" };'],
+            'policies[0] line 2: unknown action Action::"tools/call" in a condition',
         ),
         (["permit(principal, action, resource)\nwhen { principal.claim_a = 1 };"], "policies[0] line 2: '='"),
         (["permit(principal == ?principal, action, resource);"], "policies[0]: templates"),

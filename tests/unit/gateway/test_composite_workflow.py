@@ -4,6 +4,7 @@ events, never timed), templates between steps, conditions, retries, timeouts and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -352,3 +353,35 @@ async def test_for_each_calls_the_tool_per_item_in_parallel(action: str) -> None
         (2, "completed", {"vulns": 1}),
     ]
     assert output["iterations"][1]["error"] == "no such package"
+
+
+async def test_templates_read_hyphenated_steps_and_the_workflow_root_like_toolhive() -> None:
+    async def fetch(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text("page")
+
+    async def echo(arguments: dict[str, Any]) -> types.CallToolResult:
+        return text(json.dumps(arguments))
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    tool = _tool(
+        {"id": "step-1", "tool": "be.fetch"},
+        {
+            "id": "step-2",
+            "tool": "be.echo",
+            "dependsOn": ["step-1"],
+            "arguments": {
+                "got": '{{index .steps "step-1" "output" "text"}}',
+                "done": "{{.workflow.step_count}} {{.workflow.status}}",
+                "at": "{{.timestamp}}",
+                "started": "{{.workflow.start_time}}",
+                "id": "{{.workflow.id}}",
+            },
+        },
+        output={"properties": {"status": {"type": "string", "value": "{{.workflow.status}}"}}},
+    )
+    result = await run_workflow(tool, None, _caller({"be.fetch": fetch, "be.echo": echo}, calls))
+    assert not result.is_error, _text_of(result)
+    sent = calls[-1][1]
+    assert sent["got"] == "page" and sent["done"] == "1 running" and sent["at"] == "<no value>"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sent["started"]) and len(sent["id"]) == 36
+    assert result.structured_content == {"status": "completed"}

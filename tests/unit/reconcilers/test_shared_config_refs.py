@@ -3,6 +3,7 @@ MCPServerEntry becomes a gateway backend dialled directly (pure builders)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from api.mcpremoteproxy import MCPRemoteProxy
@@ -85,7 +86,7 @@ def test_the_remote_proxy_and_the_gateway_render_a_reference_as_inline() -> None
 
 def test_an_invalid_config_is_reported_and_never_rendered_as_no_authentication() -> None:
     server = MCPServer.model_validate({"metadata": META, "spec": {"image": "i", "oidcConfigRef": REF}})
-    for spec in ({"type": "kubernetesServiceAccount", "kubernetesServiceAccount": {}}, {"type": "inline"}):
+    for spec in ({"type": "kubernetesServiceAccount"}, {"type": "inline"}):
         missing: list[Missing] = []
         raw = oidc_config(**spec)
         assert resolve_oidc_ref(server.spec.oidc_config_ref, raw, "spec.oidcConfigRef", missing) is None
@@ -150,3 +151,56 @@ def test_an_entry_is_a_backend_dialled_at_its_remote_url_with_its_own_ssrf_setti
     assert VMCPConfig.model_validate(config.to_file_dict()) == config
     assert secrets.env()[0]["valueFrom"] == {"secretKeyRef": {"name": "t", "key": "k"}}
     assert virtualmcpserver_build.auth_config_name(vmcp, member) == "a"
+
+
+def test_a_service_account_reference_validates_the_cluster_tokens_with_the_pods_own_token() -> None:
+    base: dict[str, Any] = {"image": "ghcr.io/example/fetch:1", "transport": "streamable-http"}
+    server = MCPServer.model_validate({"metadata": META, "spec": {**base, "oidcConfigRef": REF}})
+    cluster = oidc_config(
+        type="kubernetesServiceAccount", kubernetesServiceAccount={"serviceAccount": "client"}
+    )
+    resolved = resolve_oidc_ref(server.spec.oidc_config_ref, cluster, "spec.oidcConfigRef", [])
+    assert resolved is not None
+    accepting = proxy_with_oidc(server, resolved)
+    rendered = mcpserver_build.build_proxy_config(accepting, SETTINGS, None).oidc
+    assert rendered is not None
+    assert (rendered.issuer, rendered.audience, rendered.jwks_url) == (
+        "https://kubernetes.default.svc",
+        "fetch",
+        None,
+    )
+    assert rendered.ca_bundle_path == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    assert rendered.jwks_auth_token_path == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert rendered.subject == "system:serviceaccount:tools:client"  # the workload's namespace by default
+    pod = _deployment(mcpserver_build.build_children(accepting, {}, SETTINGS, None))["spec"]["template"][
+        "spec"
+    ]
+    assert pod["automountServiceAccountToken"] is True  # the token sent for the JWKS and the cluster CA
+    plain = _deployment(mcpserver_build.build_children(server, {}, SETTINGS, None))["spec"]["template"][
+        "spec"
+    ]
+    assert plain["automountServiceAccountToken"] is False
+
+    outside = oidc_config(
+        type="kubernetesServiceAccount",
+        kubernetesServiceAccount={
+            "issuer": "https://oidc.example.com/cluster",
+            "namespace": "agents",
+            "useClusterAuth": False,
+        },
+    )
+    remote = MCPRemoteProxy.model_validate(
+        {"metadata": META, "spec": {"remoteUrl": "https://mcp.example.com/mcp", "oidcConfigRef": REF}}
+    )
+    resolved = resolve_oidc_ref(remote.spec.oidc_config_ref, outside, "spec.oidcConfigRef", [])
+    text = mcpremoteproxy_build.render_config(proxy_with_oidc(remote, resolved), SETTINGS, None, None).text
+    oidc = json.loads(text)["oidc"]
+    assert (
+        oidc["issuer"] == "https://oidc.example.com/cluster"
+        and oidc["subject"] == "system:serviceaccount:agents:"
+    )
+    assert "caBundlePath" not in oidc and "jwksAuthTokenPath" not in oidc
+
+
+def _deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == "Deployment")

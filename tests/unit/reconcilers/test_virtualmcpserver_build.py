@@ -322,7 +322,7 @@ def status(previous: dict[str, Any], **observed: Any) -> dict[str, Any]:
         "backends": frozenset({"alpha", "saas"}),
         "gateway": READY_GATEWAY,
     }
-    result, _ = vmcp_status(previous, 3, URL, Observed(**{**base, **observed}))
+    result, _ = vmcp_status(previous, 3, URL, Observed(**{**base, **observed}), [])
     return result
 
 
