@@ -82,13 +82,16 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.headerForward"): "credential headers in plain text are refused",
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
-    ("VirtualMCPServer", "spec.config"): "typed: `aggregation` and `operational`; other keys refused",
+    ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`; other keys refused",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
     "accounts (`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
+    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
+    "which ToolHive's operator requires",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 

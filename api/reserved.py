@@ -125,8 +125,13 @@ def _schema_of(shape: FieldShape) -> dict[str, Any]:
 Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
-#: Values that mean what the operator does anyway, per field name (none at present).
-_INERT: dict[str, tuple[Any, ...]] = {}
+#: Values that mean what the operator does anyway, per field name: ToolHive's defaults of the optimizer's
+#: embedding fields (no effect without an embedding service), and a semantic share of zero.
+_INERT: dict[str, tuple[Any, ...]] = {
+    "optimizer.embeddingProvider": ("tei",),
+    "optimizer.embeddingServiceTimeout": ("30s",),
+    "optimizer.hybridSearchSemanticRatio": ("0", "0.0"),
+}
 
 
 def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
@@ -168,7 +173,12 @@ _SERVER_ROWS: tuple[Row, ...] = (
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    ("embeddingServerRef", "object", "an EmbeddingServer for the tool optimizer"),
+    (
+        "embeddingServerRef",
+        "object",
+        "an EmbeddingServer for the optimizer's semantic tool search",
+        "set spec.config.optimizer alone: the optimizer then searches by keywords",
+    ),
     (
         "imagePullSecrets",
         "list of objects",
@@ -199,6 +209,19 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
     ),
 )
 
+_SEMANTIC = "; the optimizer here searches by keywords"
+_OPTIMIZER_ROWS: tuple[Row, ...] = (
+    ("optimizer.embeddingService", "string", "the embedding service of semantic tool search" + _SEMANTIC),
+    ("optimizer.embeddingProvider", "string", "the embedding service's API (tei, openai)" + _SEMANTIC),
+    ("optimizer.embeddingModel", "string", "the embedding model of semantic tool search" + _SEMANTIC),
+    ("optimizer.embeddingHeaders", "object", "headers sent to the embedding service" + _SEMANTIC),
+    ("optimizer.embeddingServiceTimeout", "string", "the embedding service's timeout" + _SEMANTIC),
+    ("optimizer.hybridSearchSemanticRatio", "string", "the semantic share of the results" + _SEMANTIC),
+    ("optimizer.semanticDistanceThreshold", "string", "the semantic search's cut-off" + _SEMANTIC),
+)
+"""The optimizer's fields for semantic search (an embedding service): the gateway's optimizer ranks by
+keywords only, as ToolHive's does without an embedding service."""
+
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("audit", "object", "audit logging of the gateway"),
     ("backends", "list of objects", "static backends instead of the group's members"),
@@ -207,7 +230,7 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),
     ("metadata", "object", "free-form metadata of the runtime config"),
     ("name", "string", "the gateway's name inside the runtime config"),
-    ("optimizer", "object", "the tool optimizer (semantic tool search)"),
+    *_OPTIMIZER_ROWS,
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),

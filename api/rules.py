@@ -418,6 +418,15 @@ def _timeout_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     ]
 
 
+def _optimizer_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    """``maxToolsToReturn`` in ToolHive's range."""
+    optimizer = spec.config.optimizer
+    most = optimizer.max_tools_to_return if optimizer is not None else None
+    if most is not None and not 1 <= most <= 50:
+        return [Problem("spec.config.optimizer.maxToolsToReturn", f"{most} is not 1 to 50; use e.g. 8")]
+    return []
+
+
 def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
     return composite_tool_problems(spec, "spec")
 
@@ -436,7 +445,7 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
-    problems += _timeout_problems(spec)
+    problems += _timeout_problems(spec) + _optimizer_problems(spec)
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     problems += disruption_budget_problems(spec.pod_disruption_budget)

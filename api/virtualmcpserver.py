@@ -34,6 +34,7 @@ __all__ = [
     "FailureHandling",
     "IncomingAuth",
     "OperationalConfig",
+    "Optimizer",
     "OutgoingAuth",
     "Timeouts",
     "VirtualMCPConfig",
@@ -184,6 +185,15 @@ class OperationalConfig(CRDModel):
     """Health checks, circuit breaker and partial-failure mode (ToolHive's defaults when unset)."""
 
 
+class Optimizer(CRDModel):
+    """The tool optimizer: the gateway lists only ``find_tool`` (a keyword search of the merged tools)
+    and ``call_tool`` (runs one of them), instead of every tool. Keyword (BM25) search only: ToolHive's
+    fields for semantic search through an embedding service are refused."""
+
+    max_tools_to_return: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    """Most tools one ``find_tool`` answer lists, 1 to 50 (default 8)."""
+
+
 class VirtualMCPConfig(CRDModel):
     """The gateway's configuration."""
 
@@ -199,6 +209,8 @@ class VirtualMCPConfig(CRDModel):
     """Composite tools defined by VirtualMCPCompositeToolDefinitions of this namespace."""
     rate_limiting: RateLimiting | None = None
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
+    optimizer: Optimizer | None = None
+    """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
 
 
 class VirtualMCPServerSpec(CRDModel):

@@ -42,6 +42,7 @@ __all__ = [
     "FailureHandlingConfig",
     "IncomingAuthConfig",
     "OperationalConfig",
+    "OptimizerConfig",
     "PartialFailureMode",
     "TimeoutsConfig",
     "ToolOverride",
@@ -279,6 +280,16 @@ class OperationalConfig(_Model):
     )
 
 
+class OptimizerConfig(_Model):
+    """The tool optimizer (ToolHive's ``optimizer``): the gateway lists only ``find_tool`` and ``call_tool``;
+    ``find_tool`` ranks the merged tools by keywords (BM25), ``call_tool`` routes to one of them. Keyword
+    search only: ToolHive's embedding fields (semantic search) are unknown keys here, so refused."""
+
+    max_tools_to_return: int = Field(
+        default=8, ge=1, le=50, description="Most tools one find_tool answer lists (1-50, default 8)."
+    )
+
+
 class IncomingAuthConfig(_Model):
     """Inbound auth of the gateway: anonymous, or OIDC JWT validation as the proxy does it."""
 
@@ -315,6 +326,9 @@ class VMCPConfig(_Model):
     )
     composite_tools: list[CompositeToolConfig] = Field(
         default_factory=list, description="Composite tools (api.composite): workflows over backend tools."
+    )
+    optimizer: OptimizerConfig | None = Field(
+        default=None, description="The tool optimizer (find_tool / call_tool, docs/vmcp.md); unset: off."
     )
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ from api.vmcp_config import (
     FailureHandlingConfig,
     IncomingAuthConfig,
     OperationalConfig,
+    OptimizerConfig,
     TimeoutsConfig,
     ToolOverride,
     VMCPConfig,
@@ -307,7 +308,16 @@ def build_vmcp_config(
         if vmcp.spec.session_storage is not None
         else None,
         rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
+        optimizer=build_optimizer(vmcp),
     )
+
+
+def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
+    optimizer = vmcp.spec.config.optimizer
+    if optimizer is None:
+        return None
+    most = optimizer.max_tools_to_return
+    return OptimizerConfig() if most is None else OptimizerConfig(max_tools_to_return=most)
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:

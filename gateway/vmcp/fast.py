@@ -66,6 +66,8 @@ class GatewayFastHandler:
         self._serial = 0
 
     def can_serve(self, method: str, params: Mapping[str, Any]) -> bool:
+        if method.startswith("tools/") and self.gateway.config.optimizer is not None:
+            return False  # find_tool / call_tool answer on the SDK path (gateway.vmcp.optimizer)
         if method in LISTS:
             return params.get("cursor") is None
         view = self.gateway.view()

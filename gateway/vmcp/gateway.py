@@ -167,7 +167,7 @@ class VirtualGateway:
             self._changed = anyio.Event()
             view = await self.refresh(("tools", "prompts", "resources", "resource_templates"))
             current: dict[ChangedKind, tuple[Any, ...]] = {
-                "tools": tuple(view.tools),
+                "tools": (*view.tools, self.config.optimizer) if self.config.optimizer else tuple(view.tools),
                 "prompts": tuple(view.prompts),
                 "resources": (*view.resources, *view.resource_templates),
             }
@@ -179,6 +179,7 @@ class VirtualGateway:
         """Put the reloaded policies in force (none: authorization off); a set that does not compile
         keeps the running one, or denies everything when authorization was off (never fail open)."""
         if config is None:
+            self._authz = self._authz or self.policy.authz  # its metrics stay registered: reuse it later
             self.policy.authz = None
             return
         authz = self._authz or self.policy.authz
@@ -186,8 +187,8 @@ class VirtualGateway:
             authz = Authorization.fail_closed(
                 config, self.config.name, auditor=self.policy.auditor, registry=self.policy.metrics.registry
             )
-        elif not authz.reload(config) and self.policy.authz is None:
-            authz.deny_all()
+        elif not authz.reload(config) and self.policy.authz is None and authz.engine.config != config:
+            authz.deny_all()  # refused (not merely unchanged: the same policies back are put in force)
         self._authz = self.policy.authz = authz
 
     # ---- lists -----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from .config_feed import ConfigMapFeed
 from .fast import GatewayFastHandler, visible
 from .gateway import VirtualGateway
 from .notify import NotifyingServer
+from .optimizer import ToolOptimizer
 from .reload import ConfigWatcher
 from .status_writer import StatusTarget, StatusWriter
 
@@ -82,6 +83,12 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
             return await timed(method, call, came=came(ctx))
 
         return handle
+
+    async def tool_catalogue(ctx: Ctx) -> tuple[tuple[types.Tool, ...], list[types.Tool]]:
+        """The merged tools and those the caller may use: what the optimizer searches."""
+        view = await gateway.refresh(("tools",))
+        gateway.check_partial_failure()
+        return view.tools, visible(gateway, principal(ctx), view, "tools")
 
     def principal(ctx: Ctx) -> Principal | None:
         REQUEST_ID.set(ctx.request_id)
@@ -122,13 +129,14 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         return await timed("completion/complete", lambda: gateway.complete(params), came=came(ctx))
 
+    optimizer = ToolOptimizer(gateway, tool_catalogue, came)
     server = NotifyingServer(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
-        get_tool_input_schema=gateway.tool_input_schema,
-        on_list_tools=lister("tools/list", "tools", types.ListToolsResult, "tools"),
-        on_call_tool=call_tool,
+        get_tool_input_schema=optimizer.input_schema(gateway.tool_input_schema),
+        on_list_tools=optimizer.list_tools(lister("tools/list", "tools", types.ListToolsResult, "tools")),
+        on_call_tool=optimizer.call_tool(call_tool),
         on_list_prompts=lister("prompts/list", "prompts", types.ListPromptsResult, "prompts"),
         on_get_prompt=get_prompt,
         on_list_resources=lister("resources/list", "resources", types.ListResourcesResult, "resources"),

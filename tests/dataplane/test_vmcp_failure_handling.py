@@ -78,9 +78,7 @@ class Gateway:
         return result
 
     def set_mode(self, mode: str) -> None:
-        before = gp.get_json(f"{self.url}/status")["reloads"]
-        gp.write_config(self.config_path, _config(self.ports, mode))
-        gp.wait_until(lambda: gp.get_json(f"{self.url}/status")["reloads"] > before, what="config reload")
+        gp.reload_config(self.url, self.config_path, _config(self.ports, mode))
 
 
 @pytest.fixture(scope="module")

@@ -331,4 +331,8 @@ def test_kubectl_explain_describes_fields_in_both_versions(crds: Cluster, versio
     )
     assert "(kind and name)" in explain("mcpoidcconfigs.status.referencingWorkloads")
     assert "The gateway checks what the name resolves to" in explain("mcpserverentries.spec.remoteUrl")
-    assert "Not supported yet" in explain("mcpserverentries.spec.caBundleRef")
+    assert "The CAs that verify the remote server's TLS certificate" in explain(
+        "mcpserverentries.spec.caBundleRef"
+    )
+    semantic = explain("virtualmcpservers.spec.config.optimizer.embeddingService")
+    assert "Not supported yet" in semantic and "the optimizer here searches by keywords" in semantic

@@ -159,6 +159,13 @@ def write_config(path: Path, config: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def reload_config(url: str, path: Path, config: dict[str, Any]) -> None:
+    """Write a new config for the gateway at ``url`` and wait until it applied it."""
+    before = get_json(f"{url}/status")["reloads"]
+    write_config(path, config)
+    wait_until(lambda: get_json(f"{url}/status")["reloads"] > before, what="config reload")
+
+
 def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None

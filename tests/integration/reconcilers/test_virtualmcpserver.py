@@ -398,3 +398,42 @@ async def test_log_level_debug_restarts_the_gateway_at_debug(operator: Operator,
         return args if args[-2:] == ["--log-level", "debug"] else None
 
     await eventually(debug_args, what="the gateway started with --log-level debug")
+
+
+async def test_the_optimizer_is_validated_then_reaches_the_gateway_without_a_rollout(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpgroups", group("search-team"))
+    await kube.create(PLURAL, vmcp("search", "search-team", config={"optimizer": {"maxToolsToReturn": 0}}))
+    accepted = condition(await vmcp_status(kube, "search", phase="Failed"), "Accepted")
+    assert accepted is not None and accepted["status"] == "False"
+    assert "spec.config.optimizer.maxToolsToReturn: 0 is not 1 to 50" in accepted["message"]
+    assert await kube.child("ConfigMap", "search-vmcp") is None
+
+    semantic = {"maxToolsToReturn": 5, "embeddingService": "http://embeddings:8080"}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
+
+    async def refused_naming_the_embedding_service() -> bool:
+        cond = condition(await kube.get(PLURAL, "search"), "Accepted") or {}
+        return "spec.config.optimizer.embeddingService: is not supported yet" in cond.get("message", "")
+
+    await eventually(refused_naming_the_embedding_service, what="Accepted=False naming embeddingService")
+    assert await kube.child("ConfigMap", "search-vmcp") is None
+
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": {"embeddingService": None}}}})
+
+    async def optimizer_config() -> dict[str, Any] | None:
+        config = await config_of(kube, "search")
+        return config if config is not None and "optimizer" in config else None
+
+    config = await eventually(optimizer_config, what="the optimizer in the gateway's config")
+    assert config["optimizer"] == {"maxToolsToReturn": 5}
+    before = pod_template(await kube.wait_child("Deployment", "search"))
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": None}}})
+
+    async def optimizer_gone() -> bool:
+        config = await config_of(kube, "search")
+        return config is not None and "optimizer" not in config
+
+    await eventually(optimizer_gone, what="the optimizer off in the gateway's config")
+    assert pod_template(await kube.wait_child("Deployment", "search")) == before, "hot-reloaded: no rollout"

@@ -466,3 +466,54 @@ def test_failure_handling_refuses_an_unknown_mode_and_a_negative_duration() -> N
     spec = {**VMCP_BASE, "config": {"operational": {"failureHandling": {"healthCheckTimeout": "-5s"}}}}
     obj, problems = parse_and_validate({**VMCP, "spec": spec})
     assert [p.field for p in problems] == ["spec.config.operational.failureHandling.healthCheckTimeout"]
+
+
+def _optimizer(optimizer: dict[str, Any], **spec: Any) -> list[Problem]:
+    _, problems = parse_and_validate(
+        {**VMCP, "spec": {**VMCP_BASE, **spec, "config": {"optimizer": optimizer}}}
+    )
+    return problems
+
+
+def test_the_optimizer_with_keyword_search_is_accepted() -> None:
+    assert _optimizer({}) == []
+    assert _optimizer({"maxToolsToReturn": 50}) == []
+    # ToolHive's defaults of its embedding fields, and a semantic share of zero, change nothing
+    defaults = {
+        "embeddingProvider": "tei",
+        "embeddingServiceTimeout": "30s",
+        "hybridSearchSemanticRatio": "0",
+    }
+    assert _optimizer(defaults) == []
+
+
+@pytest.mark.parametrize("most", [0, 51, -1])
+def test_max_tools_to_return_out_of_toolhives_range_is_refused(most: int) -> None:
+    (problem,) = _optimizer({"maxToolsToReturn": most})
+    assert problem.field == "spec.config.optimizer.maxToolsToReturn"
+    assert problem.message == f"{most} is not 1 to 50; use e.g. 8"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "field"),
+    [
+        ({"embeddingService": "http://embeddings:8080"}, "embeddingService"),
+        ({"embeddingProvider": "openai"}, "embeddingProvider"),
+        ({"embeddingModel": "text-embedding-3-small"}, "embeddingModel"),
+        ({"embeddingHeaders": {"x-key": "v"}}, "embeddingHeaders"),
+        ({"embeddingServiceTimeout": "15s"}, "embeddingServiceTimeout"),
+        ({"hybridSearchSemanticRatio": "0.7"}, "hybridSearchSemanticRatio"),
+        ({"semanticDistanceThreshold": "0.8"}, "semanticDistanceThreshold"),
+    ],
+)
+def test_semantic_search_fields_are_refused_naming_the_field(optimizer: dict[str, Any], field: str) -> None:
+    (problem,) = _optimizer(optimizer)
+    assert problem.field == f"spec.config.optimizer.{field}"
+    assert "is not supported yet; remove it" in problem.message
+    assert "the optimizer here searches by keywords" in problem.message
+
+
+def test_an_embedding_server_ref_is_refused_pointing_at_keyword_search() -> None:
+    (problem,) = _optimizer({}, embeddingServerRef={"name": "embeddings"})
+    assert problem.field == "spec.embeddingServerRef"
+    assert "set spec.config.optimizer alone: the optimizer then searches by keywords" in problem.message

@@ -432,3 +432,17 @@ def test_session_affinity_reaches_the_gateway_service() -> None:
     objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
     [service] = [o for o in objs if o["kind"] == "Service"]
     assert service["spec"]["sessionAffinity"] == "ClientIP"
+
+
+def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
+    def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
+        config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+        return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
+
+    off, deployment = rendered(make())
+    assert "optimizer" not in off  # the file of a gateway without the optimizer stays as it was
+    on, with_optimizer = rendered(make(config={"optimizer": {}}))
+    assert on["optimizer"] == {"maxToolsToReturn": 8}  # ToolHive's default
+    assert with_optimizer == deployment, "the gateway reloads the optimizer setting: no rollout"
+    tuned, _ = rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
+    assert tuned["optimizer"] == {"maxToolsToReturn": 3}
