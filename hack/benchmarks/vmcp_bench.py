@@ -56,7 +56,7 @@ BACKENDS = 10
 FASTMCP_HTTP_PROXY = """
 import sys
 from fastmcp.server import create_proxy
-proxy = create_proxy(sys.argv[2])
+proxy = create_proxy(sys.argv[2], mode="auto")
 proxy.run("http", host="127.0.0.1", port=int(sys.argv[1]), show_banner=False, log_level="warning")
 """
 
