@@ -120,6 +120,9 @@ def render(runs: list[Run], settings: Settings, run_line: str) -> str:
         f"- The fast path: added p50 {med['off_hop']:+.2f} -> {med['gateway_hop']:+.2f} ms, throughput "
         f"{med['off_throughput_ratio']:.2f}x of the SDK path's.",
         f"- Each run (gateway / proxy added p50, list ratio, throughput ratio): {per_run}.",
+        "- fastmcp's `create_proxy` given a URL connects a new client session to the backend for every "
+        "front request (its default for a URL target; the stdio row of the proxy benchmark keeps one), "
+        "which is most of its row's CPU per call.",
         f"- The 1-backend gateway served {float(gw1.get('fast', 0)):.0f} `/mcp` requests on its fast path "
         f"and {float(gw1.get('sdk', 0)):.0f} on the SDK path (session set-up, probes; median of the runs).",
         "",
