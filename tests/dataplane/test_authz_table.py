@@ -1,7 +1,8 @@
 """Cedar authorization end to end: a table of principals, policies and requests, through the proxy's fast
 path, its SDK path, the remote proxy (``mcp-operator proxy`` in its own process with the configuration the
-operator renders for an MCPRemoteProxy, dialling the MCP server over HTTP) and the virtual gateway, in both
-protocol eras, with real JWTs from a real JWKS and a real MCP server behind.
+operator renders for an MCPRemoteProxy, dialling the MCP server over HTTP) and the virtual gateway (its
+fast path and its SDK path), in both protocol eras, with real JWTs from a real JWKS and a real MCP server
+behind.
 
 For every case: the tools listed are exactly the expected ones; each listed tool can be called, each
 unlisted one answers exactly as a tool that does not exist (403 Unauthorized); prompts and resources
@@ -217,7 +218,7 @@ async def test_cases(
                 start = f.log_size()
                 await _run(f, case, mode)
                 _check_audit(await _audit_records(f, caplog, start), case)
-        if path in ("fast", "remote"):  # the remote proxy serves 2026-07-28 requests on its fast path
+        if path in ("fast", "remote", "gateway"):  # fast paths (the remote proxy's serves 2026-07-28 ones)
             assert 'mcp_proxy_fast_path_requests_total{route="fast"}' in await f.metrics()
         assert 'mcp_authz_decisions_total{action="call_tool",outcome="deny"}' in await f.metrics()
 

@@ -35,8 +35,8 @@ from tests.support.builders import SETTINGS
 from tests.support.processes import json_records
 from tests.support.waiting import eventually
 
-Path = Literal["fast", "sdk", "remote", "gateway"]
-PATHS: tuple[Path, ...] = ("fast", "sdk", "remote", "gateway")
+Path = Literal["fast", "sdk", "remote", "gateway", "gateway-sdk"]
+PATHS: tuple[Path, ...] = ("fast", "sdk", "remote", "gateway", "gateway-sdk")
 SERVER = "files"
 """The MCP server's name as policies see it (``MCP::"files"``): the proxy's (or the MCPRemoteProxy's)
 name, the gateway's backend."""
@@ -157,10 +157,10 @@ async def _end_sse_watcher() -> None:
 async def in_process(
     path: Path, backend: str, authz: dict[str, Any], oidc: dict[str, Any] | None
 ) -> AsyncIterator[str]:
-    """The proxy (``fast`` or ``sdk`` path) or the gateway served in this event loop; yields its URL."""
+    """The proxy or the gateway (each on its fast or SDK path) served in this event loop; yields its URL."""
     sock, url = bind()
     port = int(url.rsplit(":", 1)[1])
-    if path == "gateway":
+    if path in ("gateway", "gateway-sdk"):
         incoming: dict[str, Any] = {"type": "oidc", "oidc": oidc} if oidc else {"type": "anonymous"}
         config = VMCPConfig.model_validate(
             {
@@ -173,7 +173,7 @@ async def in_process(
                 "incomingAuth": {**incoming, "authz": authz},
             }
         )
-        app, _ = build_vmcp_app(config, bind_host="127.0.0.1", port=port)
+        app, _ = build_vmcp_app(config, bind_host="127.0.0.1", port=port, fast_path=path == "gateway")
     else:
         proxy = ProxyConfig.model_validate(
             {
