@@ -112,8 +112,7 @@ class GatewayFastHandler:
 
     async def _listing(self, method: str, principal: Principal | None) -> CachedResult:
         kind, field, _, _ = LISTS[method]
-        view = await self.gateway.refresh((kind,))
-        self.gateway.check_partial_failure()
+        view = await self.gateway.listing(kind)
         if view is not self._view:
             self._view, self._serial = view, self._serial + 1
         entries = visible(self.gateway, principal, view, kind)

@@ -231,6 +231,13 @@ class VirtualGateway:
         """Backends that are unhealthy or whose circuit is open, by name."""
         return sorted(n for n, b in self.backends.items() if not b.listed)
 
+    async def listing(self, kind: ListKind) -> AggregatedView:
+        """The view a front list of ``kind`` is answered from: refreshed, and refused under
+        ``partialFailureMode: fail`` while a backend is unavailable (:meth:`check_partial_failure`)."""
+        view = await self.refresh((kind,))
+        self.check_partial_failure()
+        return view
+
     def check_partial_failure(self) -> None:
         """``partialFailureMode: fail``: a list request fails while any backend is unavailable (with
         ``best_effort`` it lists the others)."""

@@ -76,8 +76,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
     def lister(method: str, kind: ListKind, result_type: Any, field: str) -> Any:
         async def handle(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:
             async def call() -> Any:
-                view = await gateway.refresh((kind,))
-                gateway.check_partial_failure()
+                view = await gateway.listing(kind)
                 return result_type(**{field: visible(gateway, principal(ctx), view, kind)})
 
             return await timed(method, call, came=came(ctx))
@@ -86,8 +85,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
 
     async def tool_catalogue(ctx: Ctx) -> tuple[tuple[types.Tool, ...], list[types.Tool]]:
         """The merged tools and those the caller may use: what the optimizer searches."""
-        view = await gateway.refresh(("tools",))
-        gateway.check_partial_failure()
+        view = await gateway.listing("tools")
         return view.tools, visible(gateway, principal(ctx), view, "tools")
 
     def principal(ctx: Ctx) -> Principal | None:
