@@ -234,7 +234,6 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
-    ("telemetry", "object", "OpenTelemetry settings of the gateway"),
     (
         "operational.failureHandling.statusReportingInterval",
         "string",

@@ -31,6 +31,7 @@ from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcpserverentry import MCPServerEntrySpec
+from api.mcptelemetryconfig import inline_telemetry_rules
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
@@ -446,6 +447,11 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     problems += _timeout_problems(spec) + _optimizer_problems(spec)
+    if spec.config.telemetry is not None:
+        referenced = spec.telemetry_config_ref is not None
+        problems += inline_telemetry_rules(
+            spec.config.telemetry, "spec.config.telemetry", referenced=referenced
+        )
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     problems += disruption_budget_problems(spec.pod_disruption_budget)

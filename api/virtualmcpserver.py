@@ -20,7 +20,7 @@ from api.common import (
     WorkloadStatus,
 )
 from api.composite import CompositeToolConfig, CompositeToolRef
-from api.mcptelemetryconfig import MCPTelemetryConfigReference
+from api.mcptelemetryconfig import InlineTelemetry, MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import PodDisruptionBudgetSpec, RateLimiting, SessionStorage
 
@@ -211,6 +211,9 @@ class VirtualMCPConfig(CRDModel):
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
     optimizer: Optimizer | None = None
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
+    telemetry: InlineTelemetry | None = None
+    """The gateway's own OpenTelemetry settings (ToolHive's flat form); ``spec.telemetryConfigRef`` shares
+    one MCPTelemetryConfig between workloads instead. Not both."""
 
 
 class VirtualMCPServerSpec(CRDModel):

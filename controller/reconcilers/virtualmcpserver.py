@@ -77,7 +77,7 @@ from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
 from controller.reconcilers.telemetry_build import with_telemetry_env
-from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
+from controller.reconcilers.telemetry_refs import TelemetryRef, inline_telemetry, resolve_telemetry
 from controller.reconcilers.virtualmcpcompositetooldefinition import composite_tool_ref_names
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
@@ -342,7 +342,10 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     )
     # An unusable telemetry config degrades the gateway (reported) but never keeps it from serving.
     telemetry_ref, name = vmcp.spec.telemetry_config_ref, vmcp.metadata.name or ""
-    resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
+    if vmcp.spec.config.telemetry is not None:
+        resolution.telemetry = inline_telemetry(vmcp.spec.config.telemetry, name)
+    else:
+        resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
     resolve_composite_tools(cache, vmcp, namespace, resolution)
     return resolution
 
