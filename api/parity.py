@@ -51,14 +51,13 @@ TOOLHIVE_KINDS: dict[str, str] = {
     "MCPAuthzConfig": "shared Cedar policies",
     "MCPWebhookConfig": "admission webhooks for MCP calls",
     "VirtualMCPCompositeToolDefinition": "composite tools (workflows over backend tools)",
-    "EmbeddingServer": "an embedding model server for the tool optimizer",
+    "EmbeddingServer": "",
     "MCPRegistry": "a registry API server of MCP server entries",
 }
 """Every kind of ToolHive's operator; for one not provided here, what it does (the docs' reason)."""
 
 NOT_PLANNED_KINDS = (
     "MCPWebhookConfig",
-    "EmbeddingServer",
     "MCPRegistry",
 )
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
