@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import yaml
 
 from api.embeddingserver import EmbeddingServer, ModelCache
+from api.vmcp_config import OptimizerConfig
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
@@ -118,9 +119,13 @@ def _env(server: EmbeddingServer) -> list[JSON]:
     return env + [{"name": e.name, "value": e.value} for e in server.spec.env or []]
 
 
+def _health(**timing: int) -> JSON:
+    """A probe of TEI's ``/health``."""
+    return {"httpGet": {"path": "/health", "port": "http"}, **timing}
+
+
 def _container(server: EmbeddingServer) -> JSON:
     spec = server.spec
-    probe: JSON = {"httpGet": {"path": "/health", "port": "http"}}
     container: JSON = {
         "name": CONTAINER,
         "image": spec.image,
@@ -129,9 +134,9 @@ def _container(server: EmbeddingServer) -> JSON:
         "env": _env(server),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         # TEI downloads the model before it listens: up to an hour of start-up before liveness counts.
-        "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 360},
-        "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5},
-        "livenessProbe": {**probe, "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 3},
+        "startupProbe": _health(periodSeconds=10, failureThreshold=360),
+        "readinessProbe": _health(periodSeconds=10, timeoutSeconds=5),
+        "livenessProbe": _health(periodSeconds=30, timeoutSeconds=10, failureThreshold=3),
         "securityContext": container_security(read_only_root=True),
         "volumeMounts": [
             {"name": CACHE_VOLUME, "mountPath": CACHE_DIR},
@@ -193,6 +198,7 @@ def _with_optimizer(child: JSON, config_key: str, url: str) -> JSON:
     if child["kind"] != "ConfigMap" or config_key not in (child.get("data") or {}):
         return child
     config = yaml.safe_load(child["data"][config_key])
-    optimizer = config.get("optimizer") or {}
+    # Without spec.config.optimizer the optimizer is turned on with its defaults, as ToolHive does.
+    optimizer = config.get("optimizer") or OptimizerConfig().model_dump(mode="json", by_alias=True)
     config["optimizer"] = {**optimizer, "embeddingService": url, "embeddingProvider": EMBEDDING_PROVIDER}
     return {**child, "data": {**child["data"], config_key: yaml.safe_dump(config, sort_keys=False)}}
