@@ -91,6 +91,10 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
     "which ToolHive's operator requires",
+    ("EmbeddingServer", "spec.args"): "`--model-id` and `--port` are refused (from `model` and `port`)",
+    ("EmbeddingServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
+    ("EmbeddingServer", "spec.modelCache"): "a change replaces the StatefulSet, whose claim templates "
+    "cannot change in place (ToolHive does not apply the change)",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 
