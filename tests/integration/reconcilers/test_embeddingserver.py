@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
+from tests.integration.reconcilers.test_virtualmcpserver import config_of, group, vmcp
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
 from tests.support.waiting import eventually
@@ -166,27 +165,15 @@ async def _warned(kube: Api, name: str, text: str) -> bool:
 
 
 async def optimizer_of(kube: Api, name: str) -> dict[str, Any] | None:
-    cm = await kube.child("ConfigMap", f"{name}-vmcp")
-    if cm is None:
-        return None
-    optimizer: dict[str, Any] | None = yaml.safe_load(cm["data"]["vmcp.yaml"]).get("optimizer")
+    optimizer: dict[str, Any] | None = ((await config_of(kube, name)) or {}).get("optimizer")
     return optimizer
 
 
 async def test_a_gateway_waits_for_its_embedding_server_then_its_optimizer_uses_it(
     operator: Operator, kube: Api
 ) -> None:
-    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
-    gateway = {
-        "kind": "VirtualMCPServer",
-        "metadata": {"name": "gw"},
-        "spec": {
-            "groupRef": {"name": "team"},
-            "incomingAuth": {"type": "anonymous"},
-            "embeddingServerRef": {"name": "emb"},
-        },
-    }
-    await kube.create("virtualmcpservers", gateway)
+    await kube.create("mcpgroups", group("team"))
+    await kube.create("virtualmcpservers", vmcp("gw", "team", embeddingServerRef={"name": "emb"}))
     refs = await kube.wait_condition(
         "virtualmcpservers", "gw", "ResolvedRefs", status="False", reason="EmbeddingServerNotFound"
     )
