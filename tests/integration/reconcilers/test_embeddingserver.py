@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.integration.reconcilers.test_server_pod_status import kubelet_reports, server_pod
 from tests.integration.reconcilers.test_virtualmcpserver import config_of, group, vmcp
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
@@ -98,6 +99,18 @@ async def _url_is(kube: Api, name: str, url: str) -> bool:
 
 async def _more(now: float, before: float) -> bool:
     return now > before
+
+
+async def test_an_image_that_cannot_be_pulled_fails_naming_the_pod(operator: Operator, kube: Api) -> None:
+    await kube.create(PLURAL, embedding("tei", image="registry.example/tei:missing"))
+    pod = await server_pod(kube, "tei", statefulset="tei")
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+    await kubelet_reports(kube, pod, waiting, container="embedding")
+    obj = await phase_is(kube, "tei", "Failed")
+    ready = condition(obj, "Ready")
+    assert ready is not None and ready["reason"] == "ImagePullFailed"
+    assert f"server pod {kube.ns}/tei-0" in ready["message"] and "check spec.image" in ready["message"]
+    await eventually(lambda: _warned(kube, "tei", "cannot be pulled"), what="a Warning Event on the pull")
 
 
 async def test_a_model_cache_is_a_claim_template_and_a_change_replaces_the_statefulset(
