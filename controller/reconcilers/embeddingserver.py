@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from api.conditions import READY, RESOLVED_REFS, find_condition
 from api.embeddingserver import EmbeddingServer
 from api.notices import notices
-from controller.core import NORMAL, SECRET, SERVICE, STATEFULSET, Cache, Resource, Watch, strip_pod_spec
+from controller.core import (
+    NORMAL,
+    SECRET,
+    SERVICE,
+    STATEFULSET,
+    Cache,
+    Resource,
+    Watch,
+    controller_of,
+    strip_pod_spec,
+)
 from controller.reconcilers import embeddingserver_build as build
 from controller.reconcilers import server_pods
 from controller.reconcilers.children import JSON
@@ -61,8 +71,8 @@ class EmbeddingRefs:
 
     missing: list[Missing] = field(default_factory=list)
     cached_claims: str | None = None
-    """:data:`~controller.reconcilers.embeddingserver_build.MODEL_CACHE_ANNOTATION` of the StatefulSet
-    (None: no StatefulSet yet)."""
+    """:data:`~controller.reconcilers.embeddingserver_build.MODEL_CACHE_ANNOTATION` of our StatefulSet
+    (None: none yet, or without the annotation)."""
     replacing: bool = False
     """Set by ``render``: the model cache changed, the StatefulSet is deleted to be created again."""
 
@@ -75,10 +85,11 @@ def resolve(cache: Cache, server: EmbeddingServer, raw: JSON) -> EmbeddingRefs:
         wanted = [("spec.hfTokenSecretRef", token.name, token.key)]
         refs.missing = missing_config_secrets(cache, namespace, f"EmbeddingServer '{name}'", wanted)
     sts = cache.get(STATEFULSET, namespace, build.Names(name).statefulset)
-    if sts is not None:
-        refs.cached_claims = ((sts.get("metadata") or {}).get("annotations") or {}).get(
-            build.MODEL_CACHE_ANNOTATION, ""
-        )
+    owner = controller_of(sts) if sts is not None else None
+    if sts is not None and owner is not None and owner.get("uid") == (raw.get("metadata") or {}).get("uid"):
+        # Only our own StatefulSet, as we annotated it: another's is a name conflict, never replaced.
+        annotations = (sts.get("metadata") or {}).get("annotations") or {}
+        refs.cached_claims = annotations.get(build.MODEL_CACHE_ANNOTATION)
     return refs
 
 

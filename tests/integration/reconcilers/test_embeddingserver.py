@@ -10,6 +10,7 @@ from typing import Any
 from tests.integration.reconcilers.test_server_pod_status import kubelet_reports, server_pod
 from tests.integration.reconcilers.test_virtualmcpserver import config_of, group, vmcp
 from tests.support.kube import Api, condition
+from tests.support.mcpserver import server
 from tests.support.operator import Operator
 from tests.support.waiting import eventually
 
@@ -171,6 +172,19 @@ async def test_bad_input_is_refused_naming_the_field_and_a_missing_token_secret_
     container = only_container(await kube.wait_child("StatefulSet", "private"))
     hf_token = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
     assert hf_token["valueFrom"]["secretKeyRef"] == token
+
+
+async def test_a_name_another_workload_holds_is_a_name_conflict_never_taken_over(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpservers", server("dup"))  # its Service is "dup" too
+    service = await kube.wait_child("Service", "dup")
+    await kube.create(PLURAL, embedding("dup"))
+    refs = await kube.wait_condition(PLURAL, "dup", "ResolvedRefs", status="False", reason="NameConflict")
+    assert "Service 'dup' already belongs to MCPServer 'dup'" in refs["message"]
+    owner = (await kube.wait_child("Service", "dup"))["metadata"]["ownerReferences"]
+    assert owner == service["metadata"]["ownerReferences"]
+    assert await kube.child("StatefulSet", "dup") is None, "nothing of it is written while the name is taken"
 
 
 async def _warned(kube: Api, name: str, text: str) -> bool:
