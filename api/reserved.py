@@ -174,12 +174,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
     (
-        "embeddingServerRef",
-        "object",
-        "an EmbeddingServer for the optimizer's semantic tool search",
-        "set spec.config.optimizer alone: the optimizer then searches by keywords",
-    ),
-    (
         "imagePullSecrets",
         "list of objects",
         "image pull secrets of the gateway pods",
@@ -277,4 +271,5 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
     "MCPServerEntry": (),
+    "EmbeddingServer": (),
 }

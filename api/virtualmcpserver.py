@@ -249,6 +249,10 @@ class VirtualMCPServerSpec(CRDModel):
     """A partial PodTemplateSpec merged into the gateway pod (the container is named ``vmcp``)."""
     telemetry_config_ref: MCPTelemetryConfigReference | None = None
     """An MCPTelemetryConfig: where the gateway sends its OpenTelemetry traces (and its service name)."""
+    embedding_server_ref: LocalObjectReference | None = None
+    """An EmbeddingServer of this namespace: the optimizer is on (``spec.config.optimizer``, its defaults
+    when unset) with the EmbeddingServer's URL as its embedding service (the TEI API). The gateway is
+    deployed, or its config changed, only once the EmbeddingServer is Ready."""
 
 
 class BackendStatus(CRDModel):

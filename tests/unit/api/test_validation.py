@@ -513,7 +513,7 @@ def test_semantic_search_fields_are_refused_naming_the_field(optimizer: dict[str
     assert "the optimizer here searches by keywords" in problem.message
 
 
-def test_an_embedding_server_ref_is_refused_pointing_at_keyword_search() -> None:
-    (problem,) = _optimizer({}, embeddingServerRef={"name": "embeddings"})
-    assert problem.field == "spec.embeddingServerRef"
-    assert "set spec.config.optimizer alone: the optimizer then searches by keywords" in problem.message
+def test_an_embedding_server_ref_is_accepted_and_an_empty_name_is_refused() -> None:
+    assert _optimizer({}, embeddingServerRef={"name": "embeddings"}) == []
+    (problem,) = _optimizer({}, embeddingServerRef={"name": ""})
+    assert problem.field == "spec.embeddingServerRef.name"
