@@ -52,6 +52,7 @@ __all__ = [
     "SecretValueSource",
     "TokenExchangeAuth",
     "ca_bundle_context",
+    "check_url",
     "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
@@ -113,7 +114,7 @@ def is_loopback_url(url: str) -> bool:
     return is_loopback_host(urlsplit(url).hostname or "")
 
 
-def _check_url(field: str, url: str, *, insecure_allow_http: bool) -> str:
+def check_url(field: str, url: str, *, insecure_allow_http: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")
@@ -225,11 +226,11 @@ class OIDCConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> OIDCConfig:
-        _check_url("issuer", self.issuer, insecure_allow_http=self.insecure_allow_http)
+        check_url("issuer", self.issuer, insecure_allow_http=self.insecure_allow_http)
         if self.jwks_url is not None:
-            _check_url("jwksUrl", self.jwks_url, insecure_allow_http=self.insecure_allow_http)
+            check_url("jwksUrl", self.jwks_url, insecure_allow_http=self.insecure_allow_http)
         if self.resource_url is not None:
-            _check_url("resourceUrl", self.resource_url, insecure_allow_http=True)
+            check_url("resourceUrl", self.resource_url, insecure_allow_http=True)
         hmac = [alg for alg in self.allowed_algorithms if alg in HMAC_ALGORITHMS]
         if hmac and self.shared_secret is None:
             raise ValueError(
@@ -285,7 +286,7 @@ class OAuth2ClientCredentialsAuth(_Model):
 
     @model_validator(mode="after")
     def _url(self) -> OAuth2ClientCredentialsAuth:
-        _check_url("tokenUrl", self.token_url, insecure_allow_http=self.insecure_allow_http)
+        check_url("tokenUrl", self.token_url, insecure_allow_http=self.insecure_allow_http)
         return self
 
 
@@ -318,7 +319,7 @@ class TokenExchangeAuth(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> TokenExchangeAuth:
-        _check_url("tokenUrl", self.token_url, insecure_allow_http=self.insecure_allow_http)
+        check_url("tokenUrl", self.token_url, insecure_allow_http=self.insecure_allow_http)
         if self.client_secret_ref is not None and self.client_id is None:
             raise ValueError("clientSecretRef is set but clientId is missing; set both or neither")
         return self

@@ -18,6 +18,7 @@ Shape::
       "toolFilter": {"allow": ["a", "b"], "deny": ["c"],
                      "overrides": {"a": {"name": "renamed_a", "description": "..."}}},
       "oidc": {...api.auth_config.OIDCConfig...},
+      "authServer": {...api.authserver_config.AuthServerConfig...},   # instead of oidc
       "authz": {"policies": ["permit(principal, action, resource);"], "entitiesJson": "[]"},
       "audit": {"enabled": true, "includeArguments": false},
       "limits": {"maxBodyBytes": 4194304, "callTimeoutSeconds": 300},
@@ -43,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
+from api.authserver_config import AuthServerConfig
 from api.authz_config import CedarConfig
 from api.common import ENDPOINT_PREFIX_PATTERN
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
@@ -224,6 +226,9 @@ class ProxyConfig(_Model):
     tool_filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
     oidc: OIDCConfig | None = None
     """Inbound JWT validation; absent = no inbound auth."""
+    auth_server: AuthServerConfig | None = None
+    """The embedded OAuth 2.1 authorization server (docs/auth.md); it authenticates the MCP endpoint
+    itself, so it excludes ``oidc``."""
     authz: CedarConfig | None = None
     """Cedar policies deciding every call, get, read and list (docs/auth.md); absent = none."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
@@ -243,6 +248,22 @@ class ProxyConfig(_Model):
     trust_proxy_headers: bool = False
     """Take the prefix announced on ``/sse`` from the request's ``X-Forwarded-Prefix`` header (set by a
     trusted reverse proxy) when ``endpointPrefix`` is unset."""
+
+    @model_validator(mode="after")
+    def _one_inbound_auth(self) -> ProxyConfig:
+        server = self.auth_server
+        if server is None:
+            return self
+        if self.oidc is not None:
+            raise ValueError("authServer authenticates the MCP endpoint itself: remove oidc")
+        auth = getattr(self.backend, "auth", None)
+        if auth is not None and (not server.disable_upstream_token_injection or auth.type == "tokenExchange"):
+            raise ValueError(
+                f"backend.auth {auth.type} and authServer's upstream token both set the backend's "
+                "credential: remove backend.auth, or set authServer.disableUpstreamTokenInjection (not "
+                "with tokenExchange)"
+            )
+        return self
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
+from api.authserver_config import AuthServerConfig
 from api.proxy_config import ProxyConfig, ProxyConfigError
 from gateway import sdk_private, tracing
 from gateway.authz.enforce import REQUEST_ID, Authorization
@@ -62,10 +63,13 @@ def _backend_params(params: BaseModel | None) -> dict[str, Any] | None:
 
 
 def _caller_credentials(ctx: Ctx) -> Caller | None:
-    """The authenticated caller (set by the inbound OIDC middleware), for per-caller backend sessions."""
+    """The authenticated caller (set by the inbound OIDC middleware), for per-caller backend sessions:
+    with the embedded authorization server, the upstream token of the caller's sign-in."""
     scope = getattr(ctx.request, "scope", None)
     state = (scope.get("state") or {}) if isinstance(scope, dict) else {}
-    identity, token = state.get("mcp_auth_identity"), getattr(state.get("mcp_auth_token"), "raw", None)
+    validated = state.get("mcp_auth_token")
+    identity = state.get("mcp_auth_identity")
+    token = getattr(validated, "upstream", None) or getattr(validated, "raw", None)
     if isinstance(identity, str) and isinstance(token, str):
         return Caller(identity, token)
     return None
@@ -330,6 +334,29 @@ def _authorization(config: ProxyConfig, metrics: ProxyMetrics) -> Authorization 
         raise ProxyConfigError(f"authz: {exc}") from exc
 
 
+def _embedded_auth_server(
+    config: AuthServerConfig,
+    resource_url: str,
+    metrics: ProxyMetrics,
+    closers: list[Callable[[], Awaitable[None]]],
+    *,
+    sessions_on_redis: bool,
+) -> tuple[Callable[[Any], Any], list[Any]]:
+    """The inbound middleware and the endpoints of the embedded authorization server."""
+    from gateway.auth.inbound import OIDCMiddleware  # noqa: PLC0415 (only with inbound auth)
+    from gateway.authserver.resource import build_auth_server  # noqa: PLC0415
+
+    # With sessions on Redis too, their link already counts Redis commands in this registry.
+    registry = None if sessions_on_redis else metrics.registry
+    server = build_auth_server(config, resource_url=resource_url, registry=registry)
+    closers.append(server.aclose)
+
+    def wrap(app: Any) -> Any:
+        return OIDCMiddleware(app, server.inbound, resource_url=resource_url, validator=server.validator)
+
+    return wrap, list(server.routes)
+
+
 @dataclass(frozen=True)
 class ProxyRuntime:
     """The pieces of a running proxy, for the CLI and tests."""
@@ -368,7 +395,7 @@ def build_proxy_app(
     timeout = config.limits.call_timeout_seconds
     backend: BackendConnection | CallerBackends
     if caller_transport is not None:
-        if config.oidc is None:
+        if config.oidc is None and config.auth_server is None:
             raise ProxyConfigError(
                 "backend.auth tokenExchange exchanges the caller's token: configure oidc (inbound auth) too"
             )
@@ -410,11 +437,16 @@ def build_proxy_app(
             for close in closers:
                 await close()
 
-    if wrap is None and config.oidc is not None:
+    url = resource_url or f"http://{config.host}:{config.port}/mcp"
+    extra_routes: list[Any] = []
+    if wrap is None and config.auth_server is not None:
+        wrap, extra_routes = _embedded_auth_server(
+            config.auth_server, url, metrics, closers, sessions_on_redis=config.session_storage.redis
+        )
+    elif wrap is None and config.oidc is not None:
         from gateway.auth.inbound import OIDCMiddleware  # noqa: PLC0415 (only with inbound auth)
 
         oidc = config.oidc
-        url = resource_url or f"http://{config.host}:{config.port}/mcp"
 
         def wrap(app: Any) -> Any:
             middleware = OIDCMiddleware(app, oidc, resource_url=url)
@@ -442,6 +474,7 @@ def build_proxy_app(
         registry=metrics.registry,
         lifespan=lifespan,
         wrap=wrap,
+        extra_routes=extra_routes,
         fast_path=fast if fast_path else None,
         endpoint_prefix=config.endpoint_prefix,
         trust_proxy_headers=config.trust_proxy_headers,

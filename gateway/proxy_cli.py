@@ -26,7 +26,7 @@ from api.proxy_config import (
 from gateway import tracing
 from gateway.observability import start_metrics_export
 from gateway.proxy import build_proxy_app
-from gateway.transports import describe_backend, needs_caller_sessions, transport_for
+from gateway.transports import describe_backend, injects_upstream_token, needs_caller_sessions, transport_for
 from logs import add_logging_flags, configure_logging
 
 __all__ = ["main", "parse_args"]
@@ -77,18 +77,19 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(args.log_level, args.log_format)
     backend = config.backend
-    per_caller = needs_caller_sessions(backend)
+    per_caller = needs_caller_sessions(backend, config.auth_server)
+    bearer = injects_upstream_token(backend, config.auth_server)
     try:
         traces = tracing.start(config.name)
         app, runtime = build_proxy_app(
             config,
             None if per_caller else transport_for(backend),
             description=describe_backend(backend),
-            caller_transport=(lambda subject: transport_for(backend, subject=subject))
+            caller_transport=(lambda subject: transport_for(backend, subject=subject, subject_bearer=bearer))
             if per_caller
             else None,
         )
-    except (ProxyConfigError, ValueError) as exc:
+    except (ProxyConfigError, ValueError, RuntimeError) as exc:  # RuntimeError: a secret that cannot be read
         print(f"mcp-operator proxy: {exc}", file=sys.stderr)
         return 2
     traces.register(runtime.metrics.registry)

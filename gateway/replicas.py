@@ -47,7 +47,7 @@ def replica_support(
     """The front's replica pieces, or None when there is nothing to install."""
     if not session_storage.redis and rate_limiting is None:
         return None
-    link = RedisLink(session_storage, metrics.registry) if session_storage.redis else None
+    link = RedisLink.for_sessions(session_storage, metrics.registry) if session_storage.redis else None
     support = ReplicaSupport(link=link)
     if link is not None:
         ttl = session_idle_timeout if session_idle_timeout is not None else 24 * 3600.0

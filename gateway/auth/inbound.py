@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -35,6 +35,7 @@ __all__ = [
     "METADATA_PATH",
     "PUBLIC_PATHS",
     "TOKEN_STATE_KEY",
+    "BearerValidator",
     "OIDCMiddleware",
     "TokenValidator",
     "ValidatedToken",
@@ -48,6 +49,15 @@ PUBLIC_PATHS: frozenset[str] = frozenset({"/health", "/healthz", "/readyz", "/me
 CLAIMS_STATE_KEY = "mcp_auth_claims"
 IDENTITY_STATE_KEY = "mcp_auth_identity"
 TOKEN_STATE_KEY = "mcp_auth_token"
+
+
+class BearerValidator(Protocol):
+    """What checks a bearer token: :class:`TokenValidator` (an OIDC issuer's JWTs), or the embedded
+    authorization server's (:class:`gateway.authserver.resource.IssuedTokenValidator`)."""
+
+    async def validate(self, token: str) -> ValidatedToken: ...
+
+    async def aclose(self) -> None: ...
 
 
 def protected_resource_metadata(config: OIDCConfig, resource_url: str) -> dict[str, Any]:
@@ -76,13 +86,13 @@ class OIDCMiddleware:
         config: OIDCConfig,
         resource_url: str,
         *,
-        validator: TokenValidator | None = None,
+        validator: BearerValidator | None = None,
         public_paths: Iterable[str] = PUBLIC_PATHS,
     ) -> None:
         self.app = app
         self.config = config
         self.resource_url = config.resource_url or resource_url
-        self.validator = validator if validator is not None else TokenValidator(config)
+        self.validator: BearerValidator = validator if validator is not None else TokenValidator(config)
         self.public_paths = frozenset(public_paths)
         parts = urlsplit(self.resource_url)
         suffix = parts.path.rstrip("/")

@@ -37,6 +37,7 @@ __all__ = [
     "CredentialProvider",
     "OutboundAuthError",
     "StaticHeaderProvider",
+    "SubjectBearerProvider",
     "TokenEndpointError",
     "TokenExchangeProvider",
     "build_outbound_provider",
@@ -204,6 +205,17 @@ class TokenExchangeProvider(_TokenProviderBase):
         if self.config.scopes:
             form["scope"] = " ".join(self.config.scopes)
         return form
+
+
+class SubjectBearerProvider:
+    """The caller's token given to :meth:`headers` as the bearer: the upstream access token the embedded
+    authorization server stored for the caller's sign-in (never the caller's own token)."""
+
+    async def headers(self, inbound_token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {inbound_token}"} if inbound_token else {}
+
+    async def aclose(self) -> None:
+        return None
 
 
 class CompositeProvider:

@@ -20,7 +20,12 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig, ca_bundle_context
-from gateway.auth.outbound import CredentialProvider, build_outbound_provider
+from gateway.auth.outbound import (
+    CompositeProvider,
+    CredentialProvider,
+    SubjectBearerProvider,
+    build_outbound_provider,
+)
 from gateway.backends.connection import Streams, TransportFactory
 from gateway.backends.h1 import H1Pool, direct_origin
 from gateway.backends.modern_http import HttpLeg
@@ -77,10 +82,12 @@ def http_transport(
     auth: OutboundAuthConfig | None = None,
     header_forward: HeaderForwardConfig | None = None,
     subject: Callable[[], str] | None = None,
+    subject_bearer: bool = False,
     ca_bundle: str | None = None,
 ) -> TransportFactory:
     """The factory opening one connection to ``url`` under the policy above (``ca_bundle``: PEM CAs that
-    verify its TLS certificate instead of the system CAs)."""
+    verify its TLS certificate instead of the system CAs; ``subject_bearer``: ``subject`` is sent as the
+    bearer itself, the caller's upstream token of the embedded authorization server)."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Streams]:
@@ -98,6 +105,8 @@ def http_transport(
 
         credentials = auth is not None or header_forward is not None
         provider = build_outbound_provider(auth, header_forward=header_forward) if credentials else None
+        if subject_bearer:
+            provider = CompositeProvider([p for p in (provider, SubjectBearerProvider()) if p is not None])
         adapter = CredentialAuth(provider, subject) if provider is not None else None
         try:
             if transport == "sse":

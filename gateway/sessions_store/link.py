@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from api.scaling_config import SessionStorageConfig, split_address
 from gateway.auth.secrets import SecretReader
 
-__all__ = ["RETRY_SECONDS", "RedisLink", "StoreUnavailableError"]
+__all__ = ["RETRY_SECONDS", "RedisLink", "StoreUnavailableError", "redis_client"]
 
 RETRY_SECONDS = 1.0
 """After a failed command, how long commands are refused locally before Redis is tried again."""
@@ -39,25 +39,16 @@ class RedisLink:
 
     def __init__(
         self,
-        config: SessionStorageConfig,
-        registry: CollectorRegistry | None,
+        client: aioredis.Redis,
         *,
+        timeout: float,
+        prefix: str,
+        registry: CollectorRegistry | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        assert config.address is not None  # the config model requires it with provider redis
-        host, port = split_address(config.address)
-        self.timeout = config.timeout
-        self.prefix = config.key_prefix
-        self.client = aioredis.Redis(
-            host=host,
-            port=port,
-            db=config.db,
-            password=_password(config),
-            socket_timeout=config.timeout,
-            socket_connect_timeout=config.timeout,
-            retry=Retry(NoBackoff(), 0),  # one try per command: the deadline is the configured timeout
-            health_check_interval=0,
-        )
+        self.timeout = timeout
+        self.prefix = prefix
+        self.client = client
         self.clock = clock
         self.refused_until = 0.0
         self.up = Gauge(
@@ -75,6 +66,18 @@ class RedisLink:
         self._outcomes = commands
         self.round_trips = 0
         """Round trips made (for the benchmark's count per request)."""
+
+    @classmethod
+    def for_sessions(cls, config: SessionStorageConfig, registry: CollectorRegistry | None) -> RedisLink:
+        """The link of ``sessionStorage`` (sessions and rate-limit buckets)."""
+        assert config.address is not None  # the config model requires it with provider redis
+        host, port = split_address(config.address)
+        return cls(
+            redis_client(host, port, db=config.db, password=_password(config), timeout=config.timeout),
+            timeout=config.timeout,
+            prefix=config.key_prefix,
+            registry=registry,
+        )
 
     @property
     def available(self) -> bool:
@@ -103,6 +106,23 @@ class RedisLink:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def redis_client(
+    host: str, port: int, *, db: int, timeout: float, password: str | None, **options: object
+) -> aioredis.Redis:
+    """A client making one try per command: the deadline is the configured timeout, not retries."""
+    return aioredis.Redis(
+        host=host,
+        port=port,
+        db=db,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def _password(config: SessionStorageConfig) -> str | None:

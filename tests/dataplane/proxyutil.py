@@ -61,12 +61,14 @@ def run_proxy(
     tmp: Path | None = None,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Start ``mcp-operator proxy`` on a free port; yields its base URL once /readyz is 200.
+    """Start ``mcp-operator proxy`` on ``port`` (default: a free one); yields its base URL once /readyz
+    is 200.
 
     ``log``: a file receiving the proxy's stderr (its log and audit lines); default: discarded.
     """
-    port = free_port()
+    port = port or free_port()
     args = [sys.executable, "-m", "controller.cli", "proxy", "--port", str(port)]
     if config is not None:
         assert tmp is not None
