@@ -31,15 +31,20 @@ from tests.support.authserver import (
     signed_in_client,
     signing_key,
 )
-from tests.support.remote_proxy import Spy, remote_server
+from tests.support.redis_server import RedisServer, running_sentinel
+from tests.support.remote_proxy import Spy, client_for, remote_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.*")]
 
 
 @contextlib.asynccontextmanager
-async def proxy_process(config: dict[str, Any], tmp: Path, port: int) -> AsyncIterator[str]:
+async def proxy_process(
+    config: dict[str, Any], tmp: Path, port: int, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
     with contextlib.ExitStack() as stack:
-        run = run_proxy(config=config, tmp=tmp, env=PROXY_ENV, port=port, log=tmp / "proxy.log")
+        run = run_proxy(
+            config=config, tmp=tmp, env={**PROXY_ENV, **(env or {})}, port=port, log=tmp / "proxy.log"
+        )
         base = await asyncio.to_thread(stack.enter_context, run)
         try:
             yield base
@@ -93,6 +98,18 @@ async def test_a_client_signs_in_upstream_and_the_backend_receives_the_upstream_
         assert backend_bearer is not None and ours not in backend_bearer
         profile = await userinfo(provider, backend_bearer.removeprefix("Bearer "))
         assert profile.status_code == 200 and profile.json()["sub"] == "alice@example.com"
+
+
+async def test_without_upstream_token_injection_the_backend_gets_no_credential(
+    provider: str, tmp_path: Path
+) -> None:
+    async with surroundings(tmp_path, provider, disableUpstreamTokenInjection=True) as (base, spy):
+        auth = oauth_client(base, Browser("dave@example.com"), MemoryTokens())
+        async with signed_in_client(base, auth, "auto") as client:
+            result = await client.call_tool("echo", {"text": "anonymous backend"})
+            assert "anonymous backend" in json.dumps(result.model_dump(mode="json"))
+        seen = [r for r in spy.seen if r["path"] == "/mcp"]
+        assert seen and all("authorization" not in r["headers"] for r in seen)
 
 
 async def test_discovery_documents_and_keys(provider: str, tmp_path: Path) -> None:
@@ -167,3 +184,64 @@ async def test_wrong_expired_and_foreign_tokens_get_401_with_the_challenge(
 def _resigned(tmp: Path, claims: dict[str, Any], kid: str) -> str:
     """``claims`` signed with the proxy's own key (the test wrote it): only the claims are wrong."""
     return jwt.encode(claims, (tmp / "signing.pem").read_text(), algorithm="RS256", headers={"kid": kid})
+
+
+async def test_with_redis_through_sentinel_a_restarted_proxy_keeps_the_sign_in(
+    provider: str, tmp_path: Path
+) -> None:
+    """Clients, refresh tokens and upstream tokens live in Redis (reached through Sentinel with an ACL
+    user): after a restart the old access token still works and the refresh token still refreshes."""
+    (tmp_path / "redis").mkdir()
+    master = RedisServer(tmp_path / "redis", acl_user=("mcp-auth", "redis-secret"))
+    master.start()
+    try:
+        with running_sentinel(tmp_path / "redis", master, "auth-master") as sentinel:
+            storage_config = {
+                "type": "redis",
+                "redis": {
+                    "sentinelMaster": "auth-master",
+                    "sentinelAddresses": [sentinel],
+                    "usernameRef": {"env": "REDIS_USER"},
+                    "passwordRef": {"env": "REDIS_PASSWORD"},
+                },
+            }
+            env = {"REDIS_USER": "mcp-auth", "REDIS_PASSWORD": "redis-secret"}
+            await _restart_keeps_the_sign_in(provider, tmp_path, storage_config, env)
+            assert any(key.startswith(b"mcp-auth:refresh:") for key in master.client().keys("*"))
+    finally:
+        master.stop()
+
+
+async def _restart_keeps_the_sign_in(
+    provider: str, tmp: Path, storage: dict[str, Any], env: dict[str, str]
+) -> None:
+    spy_sock, spy_url = bind()
+    with remote_server("fixture") as (backend, _):
+        async with serve_asgi((spy_sock, Spy(backend).app())):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            config = proxy_config(base, f"{spy_url}/mcp", provider, signing_key(tmp), storage=storage)
+            tokens = MemoryTokens()
+            async with proxy_process(config, tmp, port, env):
+                auth = oauth_client(base, Browser("carol@example.com"), tokens)
+                async with signed_in_client(base, auth, "legacy") as client:
+                    await client.list_tools()
+            assert tokens.tokens is not None and tokens.client is not None
+            async with proxy_process(config, tmp, port, env):
+                async with client_for(
+                    base, tokens.tokens.access_token
+                ) as client:  # the upstream token survived
+                    assert "echo" in {t.name for t in (await client.list_tools()).tools}
+                async with httpx2.AsyncClient(timeout=10) as http:
+                    refreshed = await http.post(
+                        f"{base}/oauth/token",
+                        data={
+                            "grant_type": "refresh_token",
+                            "refresh_token": str(tokens.tokens.refresh_token),
+                            "client_id": str(tokens.client.client_id),
+                        },
+                    )
+                assert refreshed.status_code == 200, refreshed.text
+                async with client_for(base, refreshed.json()["access_token"]) as client:
+                    result = await client.call_tool("echo", {"text": "after the restart"})
+                    assert "after the restart" in json.dumps(result.model_dump(mode="json"))

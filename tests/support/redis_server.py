@@ -32,6 +32,8 @@ class RedisServer:
     workdir: Path
     port: int = field(default_factory=free_port)
     password: str | None = None
+    acl_user: tuple[str, str] | None = None
+    """An ACL user (name, password) allowed every command and key, besides the default user."""
     popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +68,8 @@ class RedisServer:
         ]
         if self.password is not None:
             argv += ["--requirepass", self.password]
+        if self.acl_user is not None:
+            argv += ["--user", self.acl_user[0], "on", f">{self.acl_user[1]}", "~*", "&*", "+@all"]
         log = (self.workdir / "redis.log").open("ab")
         self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
@@ -105,3 +109,48 @@ def running_redis(workdir: Path, password: str | None = None) -> Iterator[RedisS
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running_sentinel(workdir: Path, master: RedisServer, name: str) -> Iterator[str]:
+    """``redis-server --sentinel`` monitoring ``master`` as ``name`` (with its ACL user); yields the
+    sentinel's address once it names the master."""
+    port = free_port()
+    conf = workdir / "sentinel.conf"
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        f"dir {workdir}",
+        f"sentinel monitor {name} 127.0.0.1 {master.port} 1",
+    ]
+    if master.acl_user is not None:
+        lines += [
+            f"sentinel auth-user {name} {master.acl_user[0]}",
+            f"sentinel auth-pass {name} {master.acl_user[1]}",
+        ]
+    conf.write_text("\n".join(lines) + "\n")
+    log = (workdir / "sentinel.log").open("ab")
+    popen = subprocess.Popen(
+        [REDIS_SERVER, str(conf), "--sentinel"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, retry=Retry(NoBackoff(), 0))
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                if client.sentinel_get_master_addr_by_name(name):
+                    break
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "redis sentinel did not start: " + (workdir / "sentinel.log").read_text()[-2000:]
+                )
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if popen.poll() is None:
+            popen.terminate()
+            popen.wait(timeout=10)
