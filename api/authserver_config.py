@@ -176,7 +176,7 @@ class RedisStorageConfig(_Model):
     """The ACL user (Redis 6+); none: the default user."""
     password_ref: SecretValueSource | None = None
     tls: bool = False
-    ca_bundle_path: str | None = None
+    ca_cert_ref: SecretValueSource | None = None
     """PEM CAs verifying the server's certificate (``tls``); none: the system's."""
     timeout: Duration = 1.0
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from api.base import CRDModel
 from api.common import HTTP_URL_PATTERN, SecretKeyRef
+from api.embedded_auth import EmbeddedAuthServerConfig
 from api.mcptoolconfig import ConfigStatus
 from api.resource import CustomResource
 
@@ -37,7 +38,6 @@ ExternalAuthType = Literal[
 #: ToolHive's types this API does not implement yet: accepted by the schema (never a bare 422), refused by
 #: the operator with ``Accepted=False`` naming ``spec.type``, like every other field it does not implement.
 UNSUPPORTED_AUTH_TYPES: dict[str, str] = {
-    "embeddedAuthServer": "an embedded OAuth authorization server",
     "awsSts": "AWS STS credentials for the backend",
     "upstreamInject": "tokens injected from an upstream identity provider",
     "obo": "on-behalf-of token exchange",
@@ -99,9 +99,9 @@ class MCPExternalAuthConfigSpec(CRDModel):
     """One way to authenticate to a backend: ``type`` selects which block applies."""
 
     type: ExternalAuthType
-    """The mechanism; the block of the same name must be set and no other. ToolHive's
-    ``embeddedAuthServer``, ``awsSts``, ``upstreamInject``, ``obo`` and ``xaa`` are not supported yet and
-    are refused."""
+    """The mechanism; the block of the same name must be set and no other. ``embeddedAuthServer`` is
+    referred to by a workload's ``spec.authServerRef``; the others by ``spec.externalAuthConfigRef``.
+    ToolHive's ``awsSts``, ``upstreamInject``, ``obo`` and ``xaa`` are not supported yet and are refused."""
     token_exchange: TokenExchangeConfig | None = None
     """Settings for ``type: tokenExchange``."""
     header_injection: HeaderInjectionConfig | None = None
@@ -112,6 +112,9 @@ class MCPExternalAuthConfigSpec(CRDModel):
         default=None, alias="oauth2ClientCredentials"
     )
     """Settings for ``type: oauth2ClientCredentials``."""
+    embedded_auth_server: EmbeddedAuthServerConfig | None = None
+    """Settings for ``type: embeddedAuthServer``: the proxy as an OAuth 2.1 authorization server that signs
+    users in at an upstream identity provider (docs/auth.md)."""
 
 
 class MCPExternalAuthConfig(CustomResource):

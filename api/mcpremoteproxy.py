@@ -18,6 +18,7 @@ from api.common import (
     ResourceOverrides,
     ResourceRequirements,
 )
+from api.embedded_auth import AuthServerRef
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import PodDisruptionBudgetSpec, SessionStorage
@@ -42,6 +43,10 @@ class MCPRemoteProxySpec(ProxyEndpoint):
     """Allow a remote URL in a private network range or ``*.cluster.local``."""
     header_forward: HeaderForward | None = None
     """Extra headers sent to the remote server (plain or from Secrets)."""
+    auth_server_ref: AuthServerRef | None = None
+    """An MCPExternalAuthConfig of type ``embeddedAuthServer``: the proxy becomes the OAuth 2.1
+    authorization server of its endpoint, signing users in at the configured upstream identity provider
+    (docs/auth.md); it authenticates callers itself, so ``oidcConfig`` / ``oidcConfigRef`` stay unset."""
     external_auth_config_ref: LocalObjectReference | None = None
     """An MCPExternalAuthConfig describing how the proxy authenticates to the remote server. The
     client's own token is never forwarded upstream."""

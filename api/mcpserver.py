@@ -18,6 +18,7 @@ from api.common import (
     ResourceRequirements,
     SecretEnv,
 )
+from api.embedded_auth import AuthServerRef
 from api.mcptelemetryconfig import MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import PodDisruptionBudgetSpec, RateLimiting, SessionStorage
@@ -134,6 +135,10 @@ class MCPServerSpec(ProxyEndpoint):
     """The MCPGroup this server belongs to (VirtualMCPServers aggregate a group's members)."""
     audit: AuditConfig | None = None
     """Audit logging of MCP calls."""
+    auth_server_ref: AuthServerRef | None = None
+    """An MCPExternalAuthConfig of type ``embeddedAuthServer``: the proxy becomes the OAuth 2.1
+    authorization server of its endpoint, signing users in at the configured upstream identity provider
+    (docs/auth.md); it authenticates callers itself, so ``oidcConfig`` / ``oidcConfigRef`` stay unset."""
     external_auth_config_ref: LocalObjectReference | None = None
     """An MCPExternalAuthConfig describing how the proxy authenticates to the server (sse and
     streamable-http transports; a stdio server has no HTTP hop and refuses it). Secret values reach the

@@ -257,11 +257,16 @@ class ProxyConfig(_Model):
         if self.oidc is not None:
             raise ValueError("authServer authenticates the MCP endpoint itself: remove oidc")
         auth = getattr(self.backend, "auth", None)
-        if auth is not None and (not server.disable_upstream_token_injection or auth.type == "tokenExchange"):
+        injected = not server.disable_upstream_token_injection
+        if auth is not None and injected and auth.type != "tokenExchange":
             raise ValueError(
                 f"backend.auth {auth.type} and authServer's upstream token both set the backend's "
-                "credential: remove backend.auth, or set authServer.disableUpstreamTokenInjection (not "
-                "with tokenExchange)"
+                "credential: remove backend.auth, or set authServer.disableUpstreamTokenInjection"
+            )
+        if auth is not None and not injected and auth.type == "tokenExchange":
+            raise ValueError(
+                "backend.auth tokenExchange exchanges the caller's upstream token, which "
+                "authServer.disableUpstreamTokenInjection withholds: unset one of them"
             )
         return self
 

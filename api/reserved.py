@@ -142,7 +142,6 @@ def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, .
 
 
 _PROXY_ROWS: tuple[Row, ...] = (
-    ("authServerRef", "object", "an embedded OAuth authorization server"),
     (
         "telemetry",
         "object",
@@ -237,12 +236,24 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
 
 _EXTERNAL_AUTH_ROWS: tuple[Row, ...] = (
     ("awsSts", "object", "AWS STS credentials for the backend"),
-    ("embeddedAuthServer", "object", "an embedded OAuth authorization server"),
     ("obo", "object", "on-behalf-of token exchange"),
     ("upstreamInject", "object", "tokens injected from an upstream identity provider"),
     ("xaa", "object", "cross-app access token exchange"),
     ("tokenExchange.subjectProviderName", "string", "the upstream provider whose token is exchanged"),
 )
+
+_EMBEDDED_AUTH_ROWS: tuple[Row, ...] = (
+    ("delegateClients", "list of objects", "pre-provisioned confidential clients for token exchange"),
+    ("trustedIssuers", "list of objects", "external issuers whose tokens are exchanged"),
+    ("cimd", "object", "client ID metadata documents instead of registration"),
+    ("forceConfidentialRedirectUris", "list of strings", "redirect URIs always registered as confidential"),
+    ("primaryUpstreamProvider", "string", "the upstream whose claims Cedar reads (VirtualMCPServer only)"),
+    ("storage.redis.clusterMode", "boolean", "the Redis Cluster protocol"),
+    ("storage.redis.sentinelTls", "object", "TLS towards the sentinels"),
+    ("storage.redis.tls.insecureSkipVerify", "boolean", "Redis TLS without certificate verification"),
+)
+"""ToolHive's embedded authorization server fields the operator refuses (fields inside
+``upstreamProviders`` items: :data:`api.embedded_auth.UNSUPPORTED_UPSTREAM_FIELDS`)."""
 
 #: Per kind: the ToolHive fields the operator refuses until it implements them.
 RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
@@ -267,7 +278,10 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPToolConfig": (),
     "MCPAuthzConfig": (),
     "MCPTelemetryConfig": (),
-    "MCPExternalAuthConfig": _fields(_EXTERNAL_AUTH_ROWS),
+    "MCPExternalAuthConfig": (
+        *_fields(_EXTERNAL_AUTH_ROWS),
+        *_fields(_EMBEDDED_AUTH_ROWS, "spec.embeddedAuthServer"),
+    ),
     "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
     "MCPServerEntry": (),

@@ -25,6 +25,7 @@ from api.checks import (
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tool_problems, composite_tools_problems
+from api.embedded_auth import embedded_auth_problems
 from api.mcpauthzconfig import MCPAuthzConfigSpec
 from api.mcpexternalauthconfig import UNSUPPORTED_AUTH_TYPES, MCPExternalAuthConfigSpec
 from api.mcpoidcconfig import MCPOIDCConfigSpec
@@ -527,6 +528,7 @@ _AUTH_BLOCKS = {
     "headerInjection": "header_injection",
     "bearerToken": "bearer_token",
     "oauth2ClientCredentials": "oauth2_client_credentials",
+    "embeddedAuthServer": "embedded_auth_server",
 }
 
 
@@ -565,4 +567,6 @@ def external_auth_config_rules(spec: MCPExternalAuthConfigSpec) -> list[Problem]
     if spec.header_injection is not None:
         bad = header_name_problem(spec.header_injection.header_name, "spec.headerInjection.headerName")
         problems += [bad] if bad else []
+    if spec.embedded_auth_server is not None:
+        problems += embedded_auth_problems(spec.embedded_auth_server)
     return problems

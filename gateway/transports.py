@@ -35,6 +35,7 @@ def injects_upstream_token(config: BackendConfig, auth_server: AuthServerConfig 
     """Whether the backend receives each caller's upstream access token (embedded authorization server)."""
     return (
         isinstance(config, HttpBackend)
+        and config.auth is None  # a tokenExchange credential exchanges the upstream token instead
         and auth_server is not None
         and not auth_server.disable_upstream_token_injection
     )

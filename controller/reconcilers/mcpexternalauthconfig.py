@@ -31,6 +31,7 @@ from controller.core import (
     Watch,
 )
 from controller.core.manager import Manager
+from controller.reconcilers.auth_server_render import auth_server_config
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.in_use import hold_while_used
 from controller.reconcilers.kinds import (
@@ -59,7 +60,18 @@ from controller.reconcilers.writes import emit
 def render_problems(auth: MCPExternalAuthConfig) -> list[Problem]:
     """What the data plane would refuse although the CRD schema and rules accept it (pure)."""
     try:
-        outbound_auth(auth.spec, SecretEnv())
+        if auth.spec.embedded_auth_server is not None:
+            embedded = auth.spec.embedded_auth_server
+            example = f"{embedded.issuer}/mcp"  # the workload's URL is only known where it is referred to
+            auth_server_config(
+                embedded,
+                namespace="",
+                resource_url=example,
+                cluster_domain="cluster.local",
+                secrets=SecretEnv(),
+            )
+        else:
+            outbound_auth(auth.spec, SecretEnv())
     except ValidationError as exc:
         block = f"spec.{auth.spec.type}"
         return [Problem(block, str(e["msg"]).removeprefix("Value error, ")) for e in exc.errors()]

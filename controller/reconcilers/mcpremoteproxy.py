@@ -33,7 +33,12 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
         def children() -> list[JSON]:
             inline = proxy_with_oidc(proxy, refs.oidc)
             rendered = build.render_config(
-                inline, settings, refs.tool_config, refs.external_auth, authz=refs.authz
+                inline,
+                settings,
+                refs.tool_config,
+                refs.external_auth,
+                authz=refs.authz,
+                auth_server=refs.auth_server,
             )
             return build.build_children(proxy, owner_ref, settings, rendered)
 

@@ -29,6 +29,7 @@ from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import AuditConfig, HttpBackend, ProxyConfig, dump_proxy_config
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
+from controller.reconcilers.auth_server_render import embedded_auth_server
 from controller.reconcilers.children import JSON
 from controller.reconcilers.render import (
     SecretEnv,
@@ -79,6 +80,7 @@ def render_config(
     external_auth: MCPExternalAuthConfig | None,
     *,
     authz: CedarConfig | None = None,
+    auth_server: MCPExternalAuthConfig | None = None,
 ) -> Rendered:
     """The proxy's configuration (``authz``: the policies of its MCPAuthzConfig, when it refers to one).
     Raises ValueError when the referenced auth config cannot be rendered."""
@@ -107,6 +109,9 @@ def render_config(
         authz=authz or (cedar_config(spec.authz_config) if spec.authz_config else None),
         audit=AuditConfig(enabled=bool(spec.audit and spec.audit.enabled)),
         session_storage=session_storage_config(spec.session_storage, secrets),
+        auth_server=embedded_auth_server(
+            auth_server, proxy.metadata.namespace or "", endpoint_path(proxy), settings, secrets
+        ),
         endpoint_prefix=spec.endpoint_prefix or "",
         trust_proxy_headers=bool(spec.trust_proxy_headers),
     )

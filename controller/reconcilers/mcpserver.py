@@ -50,6 +50,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPServer, proxies.ProxyR
                 refs.tool_config,
                 refs.external_auth,
                 authz=refs.authz,
+                auth_server=refs.auth_server,
             ),
         )
 

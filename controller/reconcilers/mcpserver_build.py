@@ -36,6 +36,7 @@ from api.proxy_config import (
 from api.rules import DEFAULT_MCP_PORT
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
+from controller.reconcilers.auth_server_render import embedded_auth_server
 from controller.reconcilers.children import JSON
 from controller.reconcilers.podtemplate import (
     RESTRICTED_POD_SECURITY,
@@ -123,6 +124,7 @@ def build_proxy_config(
     secrets: SecretEnv | None = None,
     *,
     authz: CedarConfig | None = None,
+    auth_server: MCPExternalAuthConfig | None = None,
 ) -> ProxyConfig:
     """The proxy's configuration: where the server is, which tools show, inbound and outbound auth, audit.
 
@@ -148,6 +150,7 @@ def build_proxy_config(
         )
     url = service_url(server, settings)
     audit = server.spec.audit
+    endpoint = "/sse" if server.spec.transport == "sse" else "/mcp"
     return ProxyConfig(
         name=names.name,
         host="0.0.0.0",
@@ -166,6 +169,9 @@ def build_proxy_config(
             server.spec.session_storage, secrets if secrets is not None else SecretEnv()
         ),
         rate_limiting=rate_limit_config(server.spec.rate_limiting),
+        auth_server=embedded_auth_server(
+            auth_server, namespace, endpoint, settings, secrets if secrets is not None else SecretEnv()
+        ),
         endpoint_prefix=server.spec.endpoint_prefix or "",
         trust_proxy_headers=bool(server.spec.trust_proxy_headers),
     )
@@ -179,14 +185,17 @@ def build_children(
     external_auth: MCPExternalAuthConfig | None = None,
     *,
     authz: CedarConfig | None = None,
+    auth_server: MCPExternalAuthConfig | None = None,
 ) -> list[JSON]:
     """Every child manifest of ``server`` (apply bodies: only the fields we own); ``authz``: the policies
-    of its MCPAuthzConfig, when it refers to one.
+    of its MCPAuthzConfig, when it refers to one; ``auth_server``: its embedded authorization server.
 
     Raises ValueError when ``external_auth`` cannot be rendered (see :func:`build_proxy_config`).
     """
     secrets = SecretEnv()
-    config = build_proxy_config(server, settings, tool_config, external_auth, secrets, authz=authz)
+    config = build_proxy_config(
+        server, settings, tool_config, external_auth, secrets, authz=authz, auth_server=auth_server
+    )
     config_text = dump_proxy_config(config)
     owner = Owner.of(server, owner_ref)
     names = Names(owner.name)

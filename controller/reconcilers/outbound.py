@@ -15,6 +15,7 @@ from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.refs import Missing, Resolved, missing_auth_secrets, parse_ref
 
 FIELD = "spec.externalAuthConfigRef.name"
+AUTH_SERVER_FIELD = "spec.authServerRef.name"
 
 
 def resolve_external_auth(
@@ -57,3 +58,45 @@ def invalid_auth(external_auth: MCPExternalAuthConfig | None, detail: str) -> Mi
         "ExternalAuthConfigInvalid",
         f"MCPExternalAuthConfig '{name}' cannot be used by the proxy: {first}",
     )
+
+
+def resolve_auth_server(
+    cache: Cache, namespace: str, resolved: Resolved, *, inbound_auth: bool, missing: list[Missing]
+) -> MCPExternalAuthConfig | None:
+    """The usable ``embeddedAuthServer`` config of ``spec.authServerRef``, or None (absent or unusable:
+    see ``missing``). ``inbound_auth``: the workload also sets ``oidcConfig`` / ``oidcConfigRef``, which
+    the embedded server replaces."""
+    config = parse_ref(MCPExternalAuthConfig, resolved.auth_server, AUTH_SERVER_FIELD, missing)
+    if config is None:
+        return None
+    name = config.metadata.name
+    if config.spec.type != "embeddedAuthServer":
+        missing.append(
+            Missing(
+                AUTH_SERVER_FIELD,
+                "AuthServerConfigInvalid",
+                f"MCPExternalAuthConfig '{name}' is of type {config.spec.type}; spec.authServerRef needs "
+                "type embeddedAuthServer (name a backend credential with spec.externalAuthConfigRef)",
+            )
+        )
+        return None
+    if inbound_auth:
+        missing.append(
+            Missing(
+                "spec.oidcConfigRef",
+                "AuthServerConflict",
+                f"the embedded authorization server of MCPExternalAuthConfig '{name}' authenticates callers "
+                "itself: remove spec.oidcConfig / spec.oidcConfigRef, or spec.authServerRef",
+            )
+        )
+        return None
+    problems = render_problems(config)
+    if problems:
+        first = format_problems(problems).splitlines()[0]
+        missing.append(
+            Missing(AUTH_SERVER_FIELD, "AuthServerConfigInvalid", f"MCPExternalAuthConfig '{name}': {first}")
+        )
+        return None
+    auth_spec = (resolved.auth_server or {}).get("spec") or {}
+    missing += missing_auth_secrets(cache, namespace, name or "", auth_spec)
+    return config

@@ -20,7 +20,7 @@ from controller.core import SECRET, Cache, Resource, Watch
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPTELEMETRYCONFIG
 from controller.reconcilers.oidc_refs import ResolvedOIDC, oidc_secret_watch, resolve_oidc
-from controller.reconcilers.outbound import invalid_auth, resolve_external_auth
+from controller.reconcilers.outbound import invalid_auth, resolve_auth_server, resolve_external_auth
 from controller.reconcilers.refs import (
     GROUP_NOT_FOUND,
     SECRET_INDEX,
@@ -82,6 +82,8 @@ class ProxyRefs:
 
     telemetry: TelemetryRef = field(default_factory=TelemetryRef)
     """The MCPTelemetryConfig and the proxy container's ``OTEL_*`` variables from it."""
+    auth_server: MCPExternalAuthConfig | None = None
+    """The ``embeddedAuthServer`` config of ``spec.authServerRef``: the proxy's authorization server."""
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -95,7 +97,10 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     ref, raw_config = spec.oidc_config_ref, resolved.oidc_config
     oidc = resolve_oidc(cache, namespace, ref, raw_config, ref_field="spec.oidcConfigRef", missing=missing)
     inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
-    external_auth = resolve_external_auth(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
+    external_auth = resolve_external_auth(
+        cache, namespace, resolved, inbound_auth=inbound or spec.auth_server_ref is not None, missing=missing
+    )
+    auth_server = resolve_auth_server(cache, namespace, resolved, inbound_auth=inbound, missing=missing)
     authz = parse_ref(MCPAuthzConfig, resolved.authz_config, "spec.authzConfigRef.name", missing)
     from_map = config_map_policies(cache, namespace, spec.authz_config, "spec.authzConfig", missing)
     name = workload.metadata.name or ""
@@ -108,6 +113,7 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
         authz_config=authz,
         config_map_policies=from_map,
         telemetry=telemetry,
+        auth_server=auth_server,
     )
 
 

@@ -70,7 +70,10 @@ def index_group(obj: JSON) -> list[str]:
 
 
 def index_external_auth(obj: JSON) -> list[str]:
-    return _keyed(obj, [_ref_name(_spec(obj).get("externalAuthConfigRef"))])
+    """The MCPExternalAuthConfigs a workload names: its backend credential and its embedded
+    authorization server (``spec.authServerRef``)."""
+    spec = _spec(obj)
+    return _keyed(obj, [_ref_name(spec.get("externalAuthConfigRef")), _ref_name(spec.get("authServerRef"))])
 
 
 def index_oidc_config(obj: JSON) -> list[str]:
@@ -243,6 +246,7 @@ class Resolved:
 
     tool_config: JSON | None = None
     external_auth: JSON | None = None
+    auth_server: JSON | None = None
     authz_config: JSON | None = None
     group: JSON | None = None
     oidc_config: JSON | None = None
@@ -284,6 +288,13 @@ _OBJECT_REFS = (
         MCPEXTERNALAUTHCONFIG,
         "external_auth",
         "ExternalAuthConfigNotFound",
+    ),
+    (
+        "authServerRef",
+        "MCPExternalAuthConfig",
+        MCPEXTERNALAUTHCONFIG,
+        "auth_server",
+        "AuthServerConfigNotFound",
     ),
     ("authzConfigRef", "MCPAuthzConfig", MCPAUTHZCONFIG, "authz_config", "AuthzConfigNotFound"),
     ("groupRef", "MCPGroup", MCPGROUP, "group", GROUP_NOT_FOUND),
@@ -376,7 +387,33 @@ def auth_config_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
         ref = section.get(ref_field) if isinstance(section, dict) else None
         if isinstance(ref, dict) and _ref_name(ref):
             refs.append((f"spec.{block}.{ref_field}", str(ref["name"]), str(ref.get("key", ""))))
+    embedded = spec.get("embeddedAuthServer")
+    if isinstance(embedded, dict):
+        refs += [
+            (f"spec.embeddedAuthServer.{path}", str(ref["name"]), str(ref.get("key", "")))
+            for path, ref in _secret_refs_below(embedded, "")
+        ]
     return refs
+
+
+def _secret_refs_below(node: Any, path: str) -> list[tuple[str, JSON]]:
+    """``(path, ref)`` of every ``...SecretRef`` / ``...SecretRefs`` entry below ``node`` (raw dict)."""
+    found: list[tuple[str, JSON]] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        at = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
+        if (
+            isinstance(key, str)
+            and key.endswith("SecretRef")
+            and isinstance(value, dict)
+            and _ref_name(value)
+        ):
+            found.append((at, value))
+        elif isinstance(key, str) and key.endswith("SecretRefs") and isinstance(value, list):
+            found += [(f"{at}[{i}]", ref) for i, ref in enumerate(value) if _ref_name(ref)]
+        else:
+            found += _secret_refs_below(value, at)
+    return found
 
 
 def index_auth_config_secrets(obj: JSON) -> list[str]:

@@ -169,6 +169,11 @@ def outbound_auth(spec: MCPExternalAuthConfigSpec, secrets: SecretEnv) -> Outbou
         )
     if spec.type == "unauthenticated":
         return None
+    if spec.type == "embeddedAuthServer":
+        raise ValueError(
+            "type embeddedAuthServer is the proxy's own authorization server: refer to it with "
+            "spec.authServerRef, not spec.externalAuthConfigRef"
+        )
     raise ValueError(f"type {spec.type} cannot be rendered: it is not supported or its block is missing")
 
 

@@ -109,10 +109,11 @@ def _record(raw: object) -> Record | None:
 
 
 def _tls(config: RedisStorageConfig) -> dict[str, object]:
-    """redis-py's TLS options: the server's certificate verified (with ``caBundlePath`` when set)."""
+    """redis-py's TLS options: the server's certificate verified (by ``caCertRef``'s CAs when set)."""
     if not config.tls:
         return {}
-    return {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_certs": config.ca_bundle_path}
+    ca = _secret(config.ca_cert_ref, "authServer.storage.redis.caCertRef")
+    return {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_data": ca}
 
 
 def _secret(ref: SecretValueSource | None, field: str) -> str | None:

@@ -83,13 +83,13 @@ async def test_removing_the_refused_field_accepts_the_object(operator: Operator,
             "metadata": {"name": "remote"},
             "spec": {
                 "remoteUrl": "https://mcp.example.com/mcp",
-                "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "embedded"},
+                "telemetry": {"openTelemetry": {"enabled": True}},
             },
         },
     )
     cond = await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="False")
-    assert cond["message"].startswith("spec.authServerRef: is not supported yet"), cond
+    assert cond["message"].startswith("spec.telemetry: is not supported yet"), cond
     # null (a merge patch removing it) is what the proxy does without it: accepted.
-    await kube.patch("mcpremoteproxies", "remote", {"spec": {"authServerRef": None}})
+    await kube.patch("mcpremoteproxies", "remote", {"spec": {"telemetry": None}})
     await kube.wait_condition("mcpremoteproxies", "remote", "Accepted", status="True")
     await kube.wait_child("Deployment", "remote")

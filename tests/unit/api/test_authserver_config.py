@@ -95,3 +95,13 @@ def test_the_proxy_takes_one_inbound_authentication_and_one_backend_credential()
         {"backend": {**backend, "auth": bearer}, "authServer": server(disableUpstreamTokenInjection=True)}
     )
     assert static.auth_server is not None and static.auth_server.disable_upstream_token_injection
+    exchange = {"type": "tokenExchange", "tokenUrl": "https://sts.example.com/token"}
+    exchanged = ProxyConfig.model_validate({"backend": {**backend, "auth": exchange}, "authServer": server()})
+    assert exchanged.backend.auth is not None  # type: ignore[union-attr]  # the upstream token is exchanged
+    with pytest.raises(ValidationError, match="withholds"):
+        ProxyConfig.model_validate(
+            {
+                "backend": {**backend, "auth": exchange},
+                "authServer": server(disableUpstreamTokenInjection=True),
+            }
+        )

@@ -110,9 +110,7 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
 ) -> None:
     items = [
         toolhive("MCPServer", {"image": "i"}),
-        toolhive(
-            "MCPServer", {"image": "i", "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "a"}}
-        ),
+        toolhive("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}),
         toolhive("MCPRegistry", {"source": "s"}),
     ]
     path = tmp_path / "toolhive.yaml"
@@ -125,7 +123,7 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
         "MCPServer/x: ok (apiVersion toolhive.stacklok.dev/v1beta1 -> mcp-operator.dev/v1beta1)"
         in captured.err
     )
-    assert "  spec.authServerRef: is not supported yet" in captured.err
+    assert "  spec.webhookConfigRef: is not supported yet" in captured.err
     assert "  kind: 'MCPRegistry' is not a kind of this API" in captured.err
     assert "2 object(s) would be refused" in captured.err
 

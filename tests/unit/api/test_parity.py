@@ -28,7 +28,9 @@ FIELDS = parse_field_list((ROOT / "tests" / "fixtures" / "toolhive-v1beta1-field
         ("MCPRemoteProxy", "spec.trustProxyHeaders", "supported"),
         ("VirtualMCPServer", "spec.config.operational.logLevel", "supported"),
         ("MCPServer", "spec.resources", "different"),
-        ("MCPServer", "spec.authServerRef", "refused"),
+        ("MCPServer", "spec.authServerRef", "supported"),
+        ("MCPServer", "spec.webhookConfigRef", "refused"),
+        ("MCPExternalAuthConfig", "spec.embeddedAuthServer.cimd", "refused"),
         ("VirtualMCPServer", "spec.authServerConfig.cimd", "refused"),  # below a refused field
         ("MCPServer", "spec.noSuchField", "undeclared"),
     ],
@@ -48,7 +50,7 @@ def test_tables_list_refused_fields_with_their_meaning_and_skip_what_repeats_a_p
     text = render_parity_tables(FIELDS)
     assert "| `MCPRegistry` | not provided: a registry API server of MCP server entries |" in text
     assert "| `EmbeddingServer` | provided |" in text
-    assert "| `spec.authServerRef` | refused | an embedded OAuth authorization server |" in text
+    assert "| `spec.webhookConfigRef` | refused | admission webhooks from an MCPWebhookConfig |" in text
     assert "| `spec.endpointPrefix` | supported |" in text
     assert "spec.authServerConfig.cimd" not in text  # its parent's row says it all
     assert "| `spec.config.operational.failureHandling.statusReportingInterval` | refused |" in text

@@ -39,7 +39,24 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
             {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
             "spec.inline.jwksAuthTokenPath",
         ),
-        ("MCPServer", {"image": "i", "authServerRef": {"name": "p"}}, "spec.authServerRef"),
+        (
+            "MCPExternalAuthConfig",
+            {
+                "type": "embeddedAuthServer",
+                "embeddedAuthServer": {
+                    "issuer": "https://auth.example.com",
+                    "upstreamProviders": [
+                        {
+                            "name": "idp",
+                            "type": "oidc",
+                            "oidcConfig": {"issuerUrl": "https://i", "clientId": "c"},
+                        }
+                    ],
+                    "delegateClients": [{"clientId": "d"}],
+                },
+            },
+            "spec.embeddedAuthServer.delegateClients",
+        ),
         ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
@@ -50,8 +67,8 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
         ),
         (
             "MCPRemoteProxy",
-            {"remoteUrl": "https://a.example", "authServerRef": {"name": "p"}},
-            "spec.authServerRef",
+            {"remoteUrl": "https://a.example", "port": 8080},
+            "spec.port",
         ),
         (
             "VirtualMCPServer",
@@ -143,7 +160,7 @@ def test_every_kind_has_its_list_and_no_path_repeats() -> None:
         assert all(p.startswith("spec.") for p in paths), kind
 
 
-@pytest.mark.parametrize("type_", ["embeddedAuthServer", "awsSts", "upstreamInject", "obo", "xaa"])
+@pytest.mark.parametrize("type_", ["awsSts", "upstreamInject", "obo", "xaa"])
 def test_toolhives_other_auth_types_are_in_the_schema_and_refused_naming_the_field(type_: str) -> None:
     enum = spec_schema("MCPExternalAuthConfig")["properties"]["type"]["enum"]
     assert type_ in enum  # the API server stores it (no bare 422); the operator refuses it
