@@ -82,16 +82,13 @@ async def test_an_http_server_runs_the_embedded_server_with_secrets_as_env_and_r
     assert json.loads(cm["data"]["proxy.json"])["authServer"]["issuer"] == "https://login.example.com"
 
 
+def remote_proxy(name: str, auth_server: str) -> dict[str, Any]:
+    spec = {"remoteUrl": "https://mcp.example.com/mcp", "authServerRef": {"name": auth_server}}
+    return {"kind": "MCPRemoteProxy", "metadata": {"name": name}, "spec": spec}
+
+
 async def test_unresolved_references_are_reported_naming_the_field(operator: Operator, kube: Api) -> None:
-    remote = {"remoteUrl": "https://mcp.example.com/mcp"}
-    await kube.create(
-        PROXIES,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "lost"},
-            "spec": {**remote, "authServerRef": {"name": "nope"}},
-        },
-    )
+    await kube.create(PROXIES, remote_proxy("lost", "nope"))
     cond = await kube.wait_condition(
         PROXIES, "lost", "ResolvedRefs", status="False", reason="AuthServerConfigNotFound"
     )
@@ -99,28 +96,14 @@ async def test_unresolved_references_are_reported_naming_the_field(operator: Ope
     assert await kube.child("Deployment", "lost") is None
 
     await kube.create(AUTH, resources.header_injection("key", "X-API-Key", "s", "token"))
-    await kube.create(
-        PROXIES,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "wrong"},
-            "spec": {**remote, "authServerRef": {"name": "key"}},
-        },
-    )
+    await kube.create(PROXIES, remote_proxy("wrong", "key"))
     cond = await kube.wait_condition(
         PROXIES, "wrong", "ResolvedRefs", status="False", reason="AuthServerConfigInvalid"
     )
     assert "spec.authServerRef needs type embeddedAuthServer" in cond["message"], cond
 
     await kube.create(AUTH, embedded("nosecret", secret="absent"))
-    await kube.create(
-        PROXIES,
-        {
-            "kind": "MCPRemoteProxy",
-            "metadata": {"name": "waits"},
-            "spec": {**remote, "authServerRef": {"name": "nosecret"}},
-        },
-    )
+    await kube.create(PROXIES, remote_proxy("waits", "nosecret"))
     cond = await kube.wait_condition(
         PROXIES, "waits", "ResolvedRefs", status="False", reason="SecretNotFound"
     )

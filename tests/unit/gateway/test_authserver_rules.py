@@ -96,9 +96,9 @@ def query(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def sign_in(client: TestClient, client_id: str, **extra: str) -> dict[str, str]:
-    """Authorize, let the stand-in upstream call back; the query the client's redirect URI receives."""
-    params = {
+def authorize_params(client_id: str, **extra: str) -> dict[str, str]:
+    """An authorization request with PKCE (S256) for the registered redirect URI."""
+    return {
         "response_type": "code",
         "client_id": client_id,
         "redirect_uri": REDIRECT,
@@ -107,6 +107,11 @@ def sign_in(client: TestClient, client_id: str, **extra: str) -> dict[str, str]:
         "state": "client-state",
         **extra,
     }
+
+
+def sign_in(client: TestClient, client_id: str, **extra: str) -> dict[str, str]:
+    """Authorize, let the stand-in upstream call back; the query the client's redirect URI receives."""
+    params = authorize_params(client_id, **extra)
     to_upstream = client.get("/oauth/authorize", params=params, follow_redirects=False)
     assert to_upstream.status_code == 302, to_upstream.text
     assert to_upstream.headers["location"].startswith("https://idp.example.com/authorize?")
@@ -200,13 +205,7 @@ def test_callbacks_without_a_pending_sign_in_or_with_an_upstream_error(
     unknown = client.get("/oauth/callback", params={"code": "x", "state": "forged"}, follow_redirects=False)
     assert unknown.status_code == 400
     client_id = register(client)
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "code_challenge": pkce_challenge(VERIFIER),
-        "state": "s1",
-    }
+    params = authorize_params(client_id, state="s1")
     location = client.get("/oauth/authorize", params=params, follow_redirects=False).headers["location"]
     state = query(location)["state"]
     denied = client.get(
@@ -225,14 +224,7 @@ def test_callbacks_without_a_pending_sign_in_or_with_an_upstream_error(
 def test_a_token_for_another_resource_is_not_issued(server: tuple[TestClient, Any]) -> None:
     client, _ = server
     client_id = register(client)
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "code_challenge": pkce_challenge(VERIFIER),
-        "state": "s",
-        "resource": "https://other.example.com/mcp",
-    }
+    params = authorize_params(client_id, resource="https://other.example.com/mcp")
     refused = client.get("/oauth/authorize", params=params, follow_redirects=False)
     assert refused.status_code == 302 and query(refused.headers["location"])["error"] == "invalid_target"
 
