@@ -5,7 +5,7 @@
 | ``/.well-known/oauth-authorization-server`` (and ``/<path>``) | RFC 8414 metadata |
 | ``/.well-known/openid-configuration`` (and ``/<path>``) | the same document, for OIDC clients |
 | ``/.well-known/jwks.json`` | the public signing keys |
-| ``/oauth/register`` | RFC 7591 registration (public clients; confidential when allowed) |
+| ``/oauth/register`` | RFC 7591 registration: public clients (confidential if allowed); rate limited |
 | ``/oauth/authorize`` | code + PKCE; the browser continues at the upstream identity provider |
 | ``/oauth/callback`` | the upstream's redirect back; the browser continues at the client with a code |
 | ``/oauth/token`` | ``authorization_code`` (PKCE S256) and ``refresh_token`` (rotated) |
@@ -30,8 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from api.scaling_config import RateLimitBucket
 from gateway.authserver.provider import AuthServerProvider, SignInError
 from gateway.authserver.store import StoreUnavailableError
+from gateway.ratelimit.buckets import Claim, MemoryBuckets, retry_after_seconds
 
 __all__ = ["JWKS_PATH", "authorization_server_metadata", "authserver_routes"]
 
@@ -103,8 +105,26 @@ def _public_by_default(handler: Endpoint) -> Endpoint:
     return register
 
 
-def authserver_routes(provider: AuthServerProvider) -> list[Route]:
-    """Every endpoint of the table above."""
+REGISTRATION_LIMIT = RateLimitBucket(max_tokens=5, refill_period=5.0)
+"""Registrations per process: a burst of 5, one a second sustained (ToolHive's limit): registration is
+unauthenticated, and each one is stored."""
+
+
+def _rate_limited(endpoint: Endpoint, buckets: MemoryBuckets) -> Endpoint:
+    claim = Claim("register", REGISTRATION_LIMIT)
+
+    async def limited(request: Request) -> Response:
+        wait = await buckets.take([claim])
+        if wait > 0:
+            headers = {"Retry-After": str(retry_after_seconds(wait))}
+            return PlainTextResponse("rate limit exceeded, retry later", status_code=429, headers=headers)
+        return await endpoint(request)
+
+    return limited
+
+
+def authserver_routes(provider: AuthServerProvider, *, buckets: MemoryBuckets | None = None) -> list[Route]:
+    """Every endpoint of the table above (``buckets``: the registration limit's, for tests' clocks)."""
     metadata = authorization_server_metadata(provider)
     options = ClientRegistrationOptions(
         enabled=True, valid_scopes=provider.scopes, default_scopes=provider.scopes
@@ -134,7 +154,11 @@ def authserver_routes(provider: AuthServerProvider) -> list[Route]:
         Route("/oauth/authorize", _store_guarded(authorize), methods=["GET", "POST"]),
         Route("/oauth/callback", _store_guarded(callback), methods=["GET"]),
         Route("/oauth/token", _store_guarded(token), methods=["POST"]),
-        Route("/oauth/register", _store_guarded(register), methods=["POST"]),
+        Route(
+            "/oauth/register",
+            _rate_limited(_store_guarded(register), buckets or MemoryBuckets()),
+            methods=["POST"],
+        ),
     ]
     for document in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
         routes += [Route(document, discovery, methods=["GET"]), Route(document + "/{path:path}", discovery)]

@@ -19,6 +19,7 @@ from gateway.authserver.provider import AuthServerProvider
 from gateway.authserver.routes import authserver_routes
 from gateway.authserver.store import MemoryAuthStore
 from gateway.authserver.upstream import UpstreamTokens, pkce_challenge
+from gateway.ratelimit.buckets import MemoryBuckets
 
 ISSUER = "https://mcp.example.com"
 RESOURCE = f"{ISSUER}/mcp"
@@ -240,3 +241,14 @@ def test_confidential_clients_register_only_when_allowed(clock: Clock) -> None:
             response = client.post("/oauth/register", json=body)
             assert response.status_code == status, response.text
             assert ("client_secret" in response.json()) is allowed
+
+
+def test_registration_is_rate_limited_as_in_toolhive(clock: Clock) -> None:
+    routes = authserver_routes(make_provider(clock), buckets=MemoryBuckets(clock=clock))
+    with TestClient(Starlette(routes=routes), base_url=ISSUER) as client:
+        for _ in range(5):
+            register(client)
+        refused = client.post("/oauth/register", json={"redirect_uris": [REDIRECT]})
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        clock.now += 1.0
+        register(client)
