@@ -1,13 +1,16 @@
 """An MCPExternalAuthConfig ``embeddedAuthServer`` block as the proxy's ``authServer`` config (pure).
 
 Secret keys become environment variables of the proxy container (:class:`SecretEnv`), never values in
-the ConfigMap. A ``sentinelService`` becomes the Service's cluster DNS name: it resolves to every
-sentinel pod, so the address list stays right when sentinel pods move (no re-render, no endpoint reads).
+the ConfigMap. An OIDC provider named by a cluster Service name (``*.svc``) may resolve to a private
+address (the SSRF guard refuses those otherwise). A ``sentinelService`` becomes the Service's cluster
+DNS name: it resolves to every sentinel pod, so the address list stays right when sentinel pods move
+(no re-render, no endpoint reads, no permission to read endpoints).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from api.authserver_config import AuthServerConfig
 from api.durations import duration_seconds
@@ -38,12 +41,19 @@ def _lifespans(config: TokenLifespanConfig | None) -> dict[str, float]:
     return {key: duration_seconds(value) for key, value in values.items() if value}
 
 
-def _upstream(upstream: UpstreamProviderConfig, secrets: SecretEnv) -> dict[str, Any]:
+def in_cluster(url: str, cluster_domain: str) -> bool:
+    """The URL names a Service of the cluster: the user chose a private address on purpose."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return host.endswith(".svc") or host.endswith(f".svc.{cluster_domain}")
+
+
+def _upstream(upstream: UpstreamProviderConfig, secrets: SecretEnv, cluster_domain: str) -> dict[str, Any]:
     block = upstream.oidc_config if upstream.type == "oidc" else upstream.oauth2_config
     assert block is not None  # the rules refuse a provider without its block
     data: dict[str, Any] = {"name": upstream.name, "type": upstream.type, "clientId": block.client_id}
     if upstream.oidc_config is not None:
         data["issuerUrl"] = upstream.oidc_config.issuer_url
+        data["allowPrivateEndpoint"] = in_cluster(upstream.oidc_config.issuer_url, cluster_domain)
         if upstream.oidc_config.subject_claim:
             data["subjectClaim"] = upstream.oidc_config.subject_claim
     if upstream.oauth2_config is not None:
@@ -114,7 +124,7 @@ def auth_server_config(
         "signingKeys": tuple(secrets.source(ref) for ref in config.signing_key_secret_refs or ()),
         "hmacSecrets": tuple(secrets.source(ref) for ref in config.hmac_secret_refs or ()),
         "tokenLifespans": _lifespans(config.token_lifespans),
-        "upstream": _upstream(config.upstream_providers[0], secrets),
+        "upstream": _upstream(config.upstream_providers[0], secrets, cluster_domain),
         "storage": storage,
         "disableUpstreamTokenInjection": config.disable_upstream_token_injection,
         "insecureAllowHttp": config.insecure_allow_http,

@@ -3,6 +3,7 @@ handlers and our provider) with memory storage, a fake clock and a stand-in upst
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -252,3 +253,17 @@ def test_registration_is_rate_limited_as_in_toolhive(clock: Clock) -> None:
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         clock.now += 1.0
         register(client)
+
+
+def test_an_expiring_upstream_token_is_refreshed_with_the_upstream_refresh_token(
+    server: tuple[TestClient, AuthServerProvider], clock: Clock
+) -> None:
+    client, provider = server
+    client_id = register(client)
+    issued = redeem(client, client_id, sign_in(client, client_id)["code"]).json()
+    session = provider.keys.verify(issued["access_token"], issuer=ISSUER, audience=RESOURCE, leeway=0)["tsid"]
+    assert asyncio.run(provider.upstream_token(session)) == "upstream-at-up1"
+    clock.now += 3600 - 10  # within the refresh margin of the upstream token's expiry
+    assert asyncio.run(provider.upstream_token(session)) == "upstream-at-refreshed"
+    assert provider.upstream.refreshed == ["upstream-rt"]  # type: ignore[attr-defined]
+    assert asyncio.run(provider.upstream_token("unknown-sign-in")) is None

@@ -14,8 +14,10 @@ from api.mcpremoteproxy import MCPRemoteProxy
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from api.proxy_config import load_proxy_config
 from api.validation import parse_and_validate
+from controller.reconcilers.auth_server_render import auth_server_config
 from controller.reconcilers.mcpexternalauthconfig import render_problems
 from controller.reconcilers.mcpremoteproxy_build import build_children, render_config
+from controller.reconcilers.render import SecretEnv
 from tests.support.builders import SETTINGS, owner_ref
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,6 +66,7 @@ def test_the_example_renders_with_secrets_as_environment_references_only(tmp_pat
         server.issuer == "https://auth.example.com" and server.resource_url == "https://auth.example.com/mcp"
     )
     assert server.upstream.issuer_url == "https://accounts.google.com"
+    assert not server.upstream.allow_private_endpoint  # a public provider stays behind the SSRF guard
     redis = server.storage.redis
     assert redis is not None and redis.sentinel_master == "mymaster"
     assert redis.sentinel_addresses == ("redis-sentinel.redis.svc.cluster.local:26379",)
@@ -161,3 +164,20 @@ def test_what_the_proxy_would_refuse_is_refused_by_the_config() -> None:
     problems = render_problems(config(copy.deepcopy(doc)))
     assert [p.field for p in problems] == ["spec.embeddedAuthServer"]
     assert "must use https" in problems[0].message
+
+
+def test_an_in_cluster_provider_may_have_a_private_address() -> None:
+    doc = example()
+    oidc = doc["spec"]["embeddedAuthServer"]["upstreamProviders"][0]["oidcConfig"]
+    oidc["issuerUrl"] = "https://keycloak.auth.svc.cluster.local/realms/mcp"
+    secrets = SecretEnv()
+    embedded = config(doc).spec.embedded_auth_server
+    assert embedded is not None
+    rendered = auth_server_config(
+        embedded,
+        namespace="ns",
+        resource_url="https://a/mcp",
+        cluster_domain="cluster.local",
+        secrets=secrets,
+    )
+    assert rendered.upstream.allow_private_endpoint
