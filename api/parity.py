@@ -83,7 +83,7 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
-    "`compositeToolRefs`, `rateLimiting`, `optimizer`; other keys refused",
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`; other keys refused",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
@@ -92,6 +92,9 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
     "which ToolHive's operator requires",
+    ("VirtualMCPServer", "spec.config.codeMode.stepLimit"): "counted in units of 1,000 steps of "
+    "starlark-rust's interpreter (ToolHive: starlark-go's steps)",
+    ("VirtualMCPServer", "spec.config.codeMode.parallelMaxConcurrency"): "at most 100",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 

@@ -225,7 +225,6 @@ keywords only, as ToolHive's does without an embedding service."""
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("audit", "object", "audit logging of the gateway"),
     ("backends", "list of objects", "static backends instead of the group's members"),
-    ("codeMode", "object", "code-mode tool execution"),
     ("groupRef", "string", "the group, repeated inside the runtime config"),
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),
     ("metadata", "object", "free-form metadata of the runtime config"),

@@ -427,6 +427,25 @@ def _optimizer_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     return []
 
 
+def _code_mode_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    """``codeMode``'s limits in range (ToolHive's minimum of 1; at most 100 branches at once here)."""
+    code_mode = spec.config.code_mode
+    if code_mode is None:
+        return []
+    base, problems = "spec.config.codeMode", []
+    if code_mode.step_limit is not None and code_mode.step_limit < 1:
+        problems.append(
+            Problem(f"{base}.stepLimit", f"{code_mode.step_limit} must be at least 1; use e.g. 100000")
+        )
+    most = code_mode.parallel_max_concurrency
+    if most is not None and not 1 <= most <= 100:
+        problems.append(Problem(f"{base}.parallelMaxConcurrency", f"{most} is not 1 to 100; use e.g. 10"))
+    timeout = code_mode.tool_call_timeout
+    if timeout is not None and duration_seconds(timeout) <= 0:
+        problems.append(Problem(f"{base}.toolCallTimeout", f"{timeout!r} must be above zero; use e.g. 30s"))
+    return problems
+
+
 def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
     return composite_tool_problems(spec, "spec")
 
@@ -445,7 +464,7 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
-    problems += _timeout_problems(spec) + _optimizer_problems(spec)
+    problems += _timeout_problems(spec) + _optimizer_problems(spec) + _code_mode_problems(spec)
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     problems += disruption_budget_problems(spec.pod_disruption_budget)

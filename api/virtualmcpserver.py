@@ -30,6 +30,7 @@ __all__ = [
     "BackendAuthConfig",
     "BackendStatus",
     "CircuitBreaker",
+    "CodeMode",
     "ConflictResolutionConfig",
     "FailureHandling",
     "IncomingAuth",
@@ -194,6 +195,21 @@ class Optimizer(CRDModel):
     """Most tools one ``find_tool`` answer lists, 1 to 50 (default 8)."""
 
 
+class CodeMode(CRDModel):
+    """Code mode: the gateway adds the tool ``execute_tool_script``, which runs a Starlark script that calls
+    the gateway's tools as functions (loops, conditionals, ``parallel()`` fan-out) and returns one result.
+    Each inner call is authorized, filtered and audited as the caller's own ``tools/call``."""
+
+    enabled: bool | None = None
+    """Turns code mode on; off when unset or false."""
+    step_limit: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    """Most interpreter steps of one script, at least 1 (default 100000)."""
+    parallel_max_concurrency: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    """Branches of one ``parallel()`` running at once, 1 to 100 (default 10)."""
+    tool_call_timeout: Duration | None = None
+    """Deadline of each tool call a script makes, above zero (default 30s)."""
+
+
 class VirtualMCPConfig(CRDModel):
     """The gateway's configuration."""
 
@@ -211,6 +227,8 @@ class VirtualMCPConfig(CRDModel):
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
     optimizer: Optimizer | None = None
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
+    code_mode: CodeMode | None = None
+    """Code mode (the tool ``execute_tool_script``); off when unset."""
 
 
 class VirtualMCPServerSpec(CRDModel):

@@ -37,6 +37,7 @@ __all__ = [
     "AggregationConfig",
     "BackendConfig",
     "CircuitBreakerConfig",
+    "CodeModeConfig",
     "ConflictResolution",
     "ConflictResolutionConfig",
     "FailureHandlingConfig",
@@ -290,6 +291,26 @@ class OptimizerConfig(_Model):
     )
 
 
+class CodeModeConfig(_Model):
+    """Code mode (ToolHive's ``codeMode``): the gateway adds the tool ``execute_tool_script``, which runs a
+    Starlark script calling the gateway's tools as functions; each inner call is a ``tools/call`` of the
+    caller's (docs/vmcp.md, "Code mode")."""
+
+    enabled: bool = Field(default=False, description="Turns code mode on (ToolHive's default: off).")
+    step_limit: int = Field(
+        default=100_000, ge=1, description="Most interpreter steps of one script (default 100000)."
+    )
+    parallel_max_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Branches of one parallel() running at once (1-100, default 10).",
+    )
+    tool_call_timeout: Duration = Field(
+        default=30.0, gt=0, description="Deadline of each tool call a script makes (default 30s)."
+    )
+
+
 class IncomingAuthConfig(_Model):
     """Inbound auth of the gateway: anonymous, or OIDC JWT validation as the proxy does it."""
 
@@ -329,6 +350,9 @@ class VMCPConfig(_Model):
     )
     optimizer: OptimizerConfig | None = Field(
         default=None, description="The tool optimizer (find_tool / call_tool, docs/vmcp.md); unset: off."
+    )
+    code_mode: CodeModeConfig | None = Field(
+        default=None, description="Code mode (execute_tool_script, docs/vmcp.md); unset or not enabled: off."
     )
 
     @model_validator(mode="after")

@@ -36,6 +36,7 @@ from api.vmcp_config import (
     AggregationConfig,
     BackendConfig,
     CircuitBreakerConfig,
+    CodeModeConfig,
     ConflictResolutionConfig,
     FailureHandlingConfig,
     IncomingAuthConfig,
@@ -309,6 +310,7 @@ def build_vmcp_config(
         else None,
         rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
         optimizer=build_optimizer(vmcp),
+        code_mode=build_code_mode(vmcp),
     )
 
 
@@ -318,6 +320,21 @@ def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
         return None
     most = optimizer.max_tools_to_return
     return OptimizerConfig() if most is None else OptimizerConfig(max_tools_to_return=most)
+
+
+def build_code_mode(vmcp: VirtualMCPServer) -> CodeModeConfig | None:
+    """``codeMode`` when enabled, its unset limits left to the file's defaults (ToolHive's)."""
+    code_mode = vmcp.spec.config.code_mode
+    if code_mode is None or not code_mode.enabled:
+        return None
+    limits = {
+        "stepLimit": code_mode.step_limit,
+        "parallelMaxConcurrency": code_mode.parallel_max_concurrency,
+        "toolCallTimeout": code_mode.tool_call_timeout,
+    }
+    return CodeModeConfig.model_validate(
+        {"enabled": True} | {k: v for k, v in limits.items() if v is not None}
+    )
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:

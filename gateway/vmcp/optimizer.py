@@ -200,8 +200,11 @@ class ToolOptimizer:
             )
         merged, usable = await self.catalogue(ctx)
         index = self.index(merged)
-        names = {t.name for t in usable}
+        names = {t.name: t for t in usable}
         found = index.search(query, config.max_tools_to_return, lambda t: t.name in names)
+        found = [
+            names[t.name] for t in found
+        ]  # the caller's own entry (execute_tool_script's lists its tools)
         baseline = sum(self._tokens.get(t.name, 0) for t in usable) // TOKEN_BYTES
         returned = sum(self._tokens.get(t.name, 0) for t in found) // TOKEN_BYTES
         answer = {
