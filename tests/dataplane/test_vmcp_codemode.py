@@ -19,6 +19,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from gateway.vmcp.codemode.runner import ScriptRunner
+from gateway.vmcp.codemode.script import Limits, error_result
 from tests.support import gateway_processes as gp
 from tests.support.gateway_processes import Proc
 from tests.support.processes import json_records
@@ -249,3 +251,24 @@ async def test_a_reload_turns_code_mode_off_and_on(gateway: Gateway) -> None:
         gateway.reconfigure()
     result = await _script(gateway, "legacy", "return 1")
     assert _text(result) == "1"
+
+
+async def test_a_script_past_its_deadline_is_stopped_in_whatever_it_is_doing() -> None:
+    """The runner alone (a real child process, calls answered by a stand-in): the whole-script deadline
+    ends a script waiting on a call and one computing (a step limit too high to stop it), and the
+    runner serves the next."""
+    runner = ScriptRunner()
+    limits = Limits(step_limit=10**12, tool_call_timeout=30, script_timeout=1)
+
+    async def sleepy(name: str, arguments: dict[str, Any]) -> Any:
+        await anyio.sleep(10)
+
+    try:
+        waiting = await runner.run("return wait()", {}, {"wait": "wait"}, limits, sleepy)
+        assert waiting == error_result("script stopped: it ran longer than 1s")
+        computing = await runner.run("for i in range(1000000000):\n    pass", {}, {}, limits, sleepy)
+        assert computing == error_result("script stopped: it ran longer than 1s")
+        quick = await runner.run("return 2", {}, {}, Limits(), sleepy)
+        assert quick == {"content": [{"type": "text", "text": "2"}], "isError": False}
+    finally:
+        await runner.aclose()

@@ -124,7 +124,8 @@ class Script:
 
 @dataclass
 class _Event:
-    """A step of an evaluation a branch replays: a tool call's value, or a ``parallel``'s results."""
+    """A step of an evaluation a branch replays: a tool call's value, a ``parallel``'s results, or (on
+    the way to a branch) ``{"branch": k}``, the branch taken at that ``parallel``."""
 
     kind: str
     key: str
@@ -134,7 +135,8 @@ class _Event:
 @dataclass
 class Evaluation:
     """One run of the interpreter over the script: the whole script, or one ``parallel`` branch (it
-    replays ``replay``, whose last event is that ``parallel``, and takes ``branch`` there)."""
+    replays ``replay``, whose last event is that ``parallel``, taking the recorded branches on the way
+    and ``branch`` there)."""
 
     script: Script
     budget: int
@@ -231,13 +233,15 @@ class Evaluation:
     def _fork(self, n: int) -> int | None:
         recorded = self._next_recorded("fork", str(n))
         if recorded is not None:
-            if recorded.value is None:  # this evaluation's own branch point
-                return self.branch
+            if isinstance(recorded.value, dict):  # on the path to this branch: the branch taken there
+                return int(recorded.value["branch"])
             self._joined = recorded.value
             return None
-        prefix = [*self.log, _Event("fork", str(n))]
         budget = max(1, self.budget // max(n, 1))
-        branches = [Evaluation(self.script, budget, prefix, k) for k in range(n)]
+        branches = [
+            Evaluation(self.script, budget, [*self.log, _Event("fork", str(n), {"branch": k})], k)
+            for k in range(n)
+        ]
         outcomes: list[Any] = []
         if n:
             with ThreadPoolExecutor(max_workers=min(n, self.script.limits.parallel_max)) as pool:

@@ -517,3 +517,31 @@ def test_an_embedding_server_ref_is_refused_pointing_at_keyword_search() -> None
     (problem,) = _optimizer({}, embeddingServerRef={"name": "embeddings"})
     assert problem.field == "spec.embeddingServerRef"
     assert "set spec.config.optimizer alone: the optimizer then searches by keywords" in problem.message
+
+
+def _code_mode(code_mode: dict[str, Any]) -> list[Problem]:
+    _, problems = parse_and_validate({**VMCP, "spec": {**VMCP_BASE, "config": {"codeMode": code_mode}}})
+    return problems
+
+
+def test_code_mode_with_toolhives_fields_is_accepted() -> None:
+    assert _code_mode({"enabled": True}) == []
+    tuned = {"enabled": True, "stepLimit": 100000, "parallelMaxConcurrency": 10, "toolCallTimeout": "30s"}
+    assert _code_mode(tuned) == []
+
+
+@pytest.mark.parametrize(
+    ("code_mode", "field", "message"),
+    [
+        ({"stepLimit": 0}, "stepLimit", "0 must be at least 1; use e.g. 100000"),
+        ({"parallelMaxConcurrency": 0}, "parallelMaxConcurrency", "0 is not 1 to 100; use e.g. 10"),
+        ({"parallelMaxConcurrency": 101}, "parallelMaxConcurrency", "101 is not 1 to 100; use e.g. 10"),
+        ({"toolCallTimeout": "0s"}, "toolCallTimeout", "'0s' must be above zero; use e.g. 30s"),
+    ],
+)
+def test_code_mode_limits_out_of_range_are_refused_naming_the_field(
+    code_mode: dict[str, Any], field: str, message: str
+) -> None:
+    (problem,) = _code_mode({"enabled": True, **code_mode})
+    assert problem.field == f"spec.config.codeMode.{field}"
+    assert problem.message == message

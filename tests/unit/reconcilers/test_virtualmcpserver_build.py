@@ -434,6 +434,24 @@ def test_session_affinity_reaches_the_gateway_service() -> None:
     assert service["spec"]["sessionAffinity"] == "ClientIP"
 
 
+def test_code_mode_reaches_the_gateway_config_when_enabled_and_is_hot_reloaded() -> None:
+    def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
+        config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+        return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
+
+    off, deployment = rendered(make())
+    assert "codeMode" not in off  # the file of a gateway without code mode stays as it was
+    disabled, _ = rendered(make(config={"codeMode": {"enabled": False, "stepLimit": 5}}))
+    assert "codeMode" not in disabled
+    on, with_code_mode = rendered(make(config={"codeMode": {"enabled": True}}))
+    defaults = {"enabled": True, "stepLimit": 100000, "parallelMaxConcurrency": 10, "toolCallTimeout": "30s"}
+    assert on["codeMode"] == defaults  # ToolHive's defaults
+    assert with_code_mode == deployment, "the gateway reloads the code mode setting: no rollout"
+    tuned = {"enabled": True, "stepLimit": 500, "parallelMaxConcurrency": 2, "toolCallTimeout": "1m30s"}
+    rendered_tuned, _ = rendered(make(config={"codeMode": tuned}))
+    assert rendered_tuned["codeMode"] == {**tuned, "toolCallTimeout": "90s"}
+
+
 def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
     def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
         config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
