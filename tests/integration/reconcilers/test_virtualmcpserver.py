@@ -437,3 +437,40 @@ async def test_the_optimizer_is_validated_then_reaches_the_gateway_without_a_rol
 
     await eventually(optimizer_gone, what="the optimizer off in the gateway's config")
     assert pod_template(await kube.wait_child("Deployment", "search")) == before, "hot-reloaded: no rollout"
+
+
+async def test_code_mode_is_validated_then_reaches_the_gateway_without_a_rollout(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpgroups", group("script-team"))
+    bad = {"enabled": True, "parallelMaxConcurrency": 0, "toolCallTimeout": "0s"}
+    await kube.create(PLURAL, vmcp("scripts", "script-team", config={"codeMode": bad}))
+    accepted = condition(await vmcp_status(kube, "scripts", phase="Failed"), "Accepted")
+    assert accepted is not None and accepted["status"] == "False"
+    assert (
+        "spec.config.codeMode.parallelMaxConcurrency: 0 is not 1 to 100; use e.g. 10" in accepted["message"]
+    )
+    assert (
+        "spec.config.codeMode.toolCallTimeout: '0s' must be above zero; use e.g. 30s" in accepted["message"]
+    )
+    assert await kube.child("ConfigMap", "scripts-vmcp") is None
+
+    good = {"enabled": True, "stepLimit": 5000, "parallelMaxConcurrency": None, "toolCallTimeout": "10s"}
+    await kube.patch(PLURAL, "scripts", {"spec": {"config": {"codeMode": good}}})
+
+    async def code_mode_config() -> dict[str, Any] | None:
+        config = await config_of(kube, "scripts")
+        return config if config is not None and "codeMode" in config else None
+
+    config = await eventually(code_mode_config, what="code mode in the gateway's config")
+    expected = {"enabled": True, "stepLimit": 5000, "parallelMaxConcurrency": 10, "toolCallTimeout": "10s"}
+    assert config["codeMode"] == expected
+    before = pod_template(await kube.wait_child("Deployment", "scripts"))
+    await kube.patch(PLURAL, "scripts", {"spec": {"config": {"codeMode": {"enabled": False}}}})
+
+    async def code_mode_off() -> bool:
+        config = await config_of(kube, "scripts")
+        return config is not None and "codeMode" not in config
+
+    await eventually(code_mode_off, what="code mode off in the gateway's config")
+    assert pod_template(await kube.wait_child("Deployment", "scripts")) == before, "hot-reloaded: no rollout"
