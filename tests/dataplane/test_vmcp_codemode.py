@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,8 +20,6 @@ from mcp.shared.exceptions import MCPError
 from gateway.vmcp.codemode.runner import ScriptRunner
 from gateway.vmcp.codemode.script import Limits, error_result
 from tests.support import gateway_processes as gp
-from tests.support.gateway_processes import Proc
-from tests.support.processes import json_records
 
 pytestmark = pytest.mark.slow
 
@@ -51,36 +47,17 @@ def _config(ports: dict[str, int], *, code_mode: bool = True, optimizer: bool = 
     return config
 
 
-@dataclass
-class Gateway:
-    url: str
-    process: Proc
-    config_path: Path
-    backend_ports: dict[str, int]
-
-    def reconfigure(self, **options: bool) -> None:
-        gp.reload_config(self.url, self.config_path, _config(self.backend_ports, **options))
-
-    def audit(self, tool: str) -> list[dict[str, Any]]:
-        records = json_records(self.process.output())
-        return [r for r in records if r.get("event") == "tools/call" and r.get("tool") == tool]
+Gateway = gp.FixtureGateway
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    logdir = tmp_path_factory.mktemp("vmcp-codemode")
-    ports = {n: gp.free_port() for n in ("alpha", "beta", "gateway")}
-    procs: dict[str, Proc] = {}
-    try:
-        procs |= {n: gp.fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
-        config_path = logdir / "vmcp.yaml"
-        gp.write_config(config_path, _config(ports))
-        url, procs["gateway"] = gp.vmcp_gateway(ports["gateway"], config_path, logdir)
-        gp.wait_until(lambda: gp.get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
-        yield Gateway(url, procs["gateway"], config_path, ports)
-    finally:
-        for proc in procs.values():
-            proc.stop()
+    with gp.fixture_gateway(tmp_path_factory.mktemp("vmcp-codemode"), _config) as fixture:
+        yield fixture
+
+
+def _audit(gw: Gateway, tool: str) -> list[dict[str, Any]]:
+    return [r for r in gw.log() if r.get("event") == "tools/call" and r.get("tool") == tool]
 
 
 def _text(result: Any) -> str:
@@ -121,9 +98,9 @@ return {"echoes": echoes, "total": total}
     assert json.loads(result.content[0].text) == {"echoes": ["alpha: alpha", "beta: beta"], "total": 6}
     assert result.content[1].text == "Script logs:\nsum 6"
     # each inner call is audited under its own name, as a direct call is
-    assert any(r["backendTool"] == "echo" and r["outcome"] == "ok" for r in gateway.audit("beta_echo"))
-    assert len([r for r in gateway.audit("alpha_add") if r["outcome"] == "ok"]) >= 3
-    assert any(r["outcome"] == "ok" for r in gateway.audit("execute_tool_script"))
+    assert any(r["backendTool"] == "echo" and r["outcome"] == "ok" for r in _audit(gateway, "beta_echo"))
+    assert len([r for r in _audit(gateway, "alpha_add") if r["outcome"] == "ok"]) >= 3
+    assert any(r["outcome"] == "ok" for r in _audit(gateway, "execute_tool_script"))
     metrics = httpx2.get(f"{gateway.url}/metrics").text
     assert 'vmcp_code_mode_scripts_total{outcome="ok"}' in metrics
     assert 'mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="alpha_add"}' in metrics
@@ -145,20 +122,20 @@ async def test_parallel_runs_its_branches_at_once(gateway: Gateway) -> None:
 async def test_a_denied_call_fails_the_script_at_its_line_and_opens_nothing(
     gateway: Gateway, mode: str
 ) -> None:
-    before = len(gateway.audit("beta_add"))
+    before = len(_audit(gateway, "beta_add"))
     result = await _script(
         gateway, mode, 'x = alpha_echo(message="first")\nreturn call_tool("beta_add", a=1, b=2)'
     )
     assert result.is_error
     assert _text(result) == "script failed at line 2: tool 'beta_add': Unauthorized"
-    denied = gateway.audit("beta_add")[before:]
+    denied = _audit(gateway, "beta_add")[before:]
     assert [r["outcome"] for r in denied] == ["denied"]
     # a denied tool is not bound by name, and a filtered one answers as a denied one does
     result = await _script(gateway, mode, "return beta_add(a=1, b=2)")
     assert result.is_error and "line 1" in _text(result) and "`beta_add` not found" in _text(result)
     result = await _script(gateway, mode, 'return call_tool("alpha_slow", seconds=0)')
     assert _text(result) == "script failed at line 1: tool 'alpha_slow': Unauthorized"
-    assert not [r for r in gateway.audit("beta_add") if r["outcome"] == "ok"]
+    assert not [r for r in _audit(gateway, "beta_add") if r["outcome"] == "ok"]
 
 
 @pytest.mark.parametrize("mode", FRONT_MODES)

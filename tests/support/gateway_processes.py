@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,45 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2, wha
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+@dataclass
+class FixtureGateway:
+    """``mcp-operator vmcp`` over the fixture servers ``alpha`` and ``beta``, each its own process: its
+    URL, its process, and how to rewrite its config (``config(ports, **options)``)."""
+
+    url: str
+    process: Proc
+    config_path: Path
+    backend_ports: dict[str, int]
+    config: Callable[..., dict[str, Any]]
+
+    def reconfigure(self, **options: bool) -> None:
+        reload_config(self.url, self.config_path, self.config(self.backend_ports, **options))
+
+    def log(self) -> list[dict[str, Any]]:
+        from tests.support.processes import json_records  # noqa: PLC0415 - this file also runs as a script
+
+        return json_records(self.process.output())
+
+
+@contextlib.contextmanager
+def fixture_gateway(
+    logdir: Path, config: Callable[[dict[str, int]], dict[str, Any]]
+) -> Iterator[FixtureGateway]:
+    """The gateway (config ``config(ports)``, ``ports`` of ``alpha`` and ``beta``) once both are ready."""
+    ports = {n: free_port() for n in ("alpha", "beta", "gateway")}
+    procs: dict[str, Proc] = {}
+    try:
+        procs |= {n: fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
+        config_path = logdir / "vmcp.yaml"
+        write_config(config_path, config(ports))
+        url, procs["gateway"] = vmcp_gateway(ports["gateway"], config_path, logdir)
+        wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
+        yield FixtureGateway(url, procs["gateway"], config_path, ports, config)
+    finally:
+        for proc in procs.values():
+            proc.stop()
 
 
 @contextlib.contextmanager

@@ -434,33 +434,31 @@ def test_session_affinity_reaches_the_gateway_service() -> None:
     assert service["spec"]["sessionAffinity"] == "ClientIP"
 
 
-def test_code_mode_reaches_the_gateway_config_when_enabled_and_is_hot_reloaded() -> None:
-    def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
-        config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
-        return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
+def _rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
+    """The gateway's config file and Deployment for ``vmcp`` over backend ALPHA."""
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
 
-    off, deployment = rendered(make())
+
+def test_code_mode_reaches_the_gateway_config_when_enabled_and_is_hot_reloaded() -> None:
+    off, deployment = _rendered(make())
     assert "codeMode" not in off  # the file of a gateway without code mode stays as it was
-    disabled, _ = rendered(make(config={"codeMode": {"enabled": False, "stepLimit": 5}}))
+    disabled, _ = _rendered(make(config={"codeMode": {"enabled": False, "stepLimit": 5}}))
     assert "codeMode" not in disabled
-    on, with_code_mode = rendered(make(config={"codeMode": {"enabled": True}}))
+    on, with_code_mode = _rendered(make(config={"codeMode": {"enabled": True}}))
     defaults = {"enabled": True, "stepLimit": 100000, "parallelMaxConcurrency": 10, "toolCallTimeout": "30s"}
     assert on["codeMode"] == defaults  # ToolHive's defaults
     assert with_code_mode == deployment, "the gateway reloads the code mode setting: no rollout"
     tuned = {"enabled": True, "stepLimit": 500, "parallelMaxConcurrency": 2, "toolCallTimeout": "1m30s"}
-    rendered_tuned, _ = rendered(make(config={"codeMode": tuned}))
+    rendered_tuned, _ = _rendered(make(config={"codeMode": tuned}))
     assert rendered_tuned["codeMode"] == {**tuned, "toolCallTimeout": "90s"}
 
 
 def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
-    def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
-        config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
-        return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
-
-    off, deployment = rendered(make())
+    off, deployment = _rendered(make())
     assert "optimizer" not in off  # the file of a gateway without the optimizer stays as it was
-    on, with_optimizer = rendered(make(config={"optimizer": {}}))
+    on, with_optimizer = _rendered(make(config={"optimizer": {}}))
     assert on["optimizer"] == {"maxToolsToReturn": 8}  # ToolHive's default
     assert with_optimizer == deployment, "the gateway reloads the optimizer setting: no rollout"
-    tuned, _ = rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
+    tuned, _ = _rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
     assert tuned["optimizer"] == {"maxToolsToReturn": 3}
