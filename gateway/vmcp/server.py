@@ -43,6 +43,7 @@ from gateway.authz.entities import Principal
 from gateway.fastpath import FastPath
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
+from gateway.ratelimit import RateLimiter
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
 from gateway.sdk_private import SessionTable, connection_of
@@ -65,8 +66,9 @@ log = structlog.get_logger("gateway.vmcp.server")
 Ctx = ServerRequestContext[Any, Any]
 
 
-def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
-    """The low-level server: lists come from the merged view, calls are routed by it."""
+def build_mcp_server(gateway: VirtualGateway, *, limiter: RateLimiter | None = None) -> Server[Any]:
+    """The low-level server: lists come from the merged view, calls are routed by it (``limiter``: the
+    rate limits, which code-mode scripts' tool calls take tokens from as front calls do)."""
 
     timed = gateway.policy.timed
     relay = gateway.resources
@@ -138,7 +140,7 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         return await timed("completion/complete", lambda: gateway.complete(params), came=came(ctx))
 
     optimizer = ToolOptimizer(gateway, tool_catalogue, came)
-    code_mode = CodeMode(gateway, usable_tools, came)
+    code_mode = CodeMode(gateway, usable_tools, came, limiter=limiter)
     server = NotifyingServer(
         gateway.config.name,
         version="mcp-operator vmcp",
@@ -279,7 +281,6 @@ def build_vmcp_app(
         def wrap(app: ASGIApp) -> ASGIApp:
             return OIDCMiddleware(app, oidc, resource_url=resource_url)
 
-    server = build_mcp_server(gateway)
     settings = FrontSettings(
         bind_host=bind_host,
         readiness=gateway.readiness,
@@ -288,6 +289,16 @@ def build_vmcp_app(
         wrap=wrap,
         extra_routes=[Route("/status", status, methods=["GET"])],
     )
+    settings.replicas = replica_support(
+        config.session_storage or SessionStorageConfig(),
+        config.rate_limiting,
+        name=config.name,
+        metrics=policy.metrics,
+        auditor=policy.auditor,
+        max_body_bytes=settings.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout,
+    )
+    server = build_mcp_server(gateway, limiter=settings.replicas.limiter if settings.replicas else None)
     fast_path = fast_path and sdk_private.STATUS.fast_path
     policy.metrics.fast_path_enabled.set(1 if fast_path else 0)
     if fast_path:
@@ -304,13 +315,4 @@ def build_vmcp_app(
             )
 
         settings.fast_path = fast
-    settings.replicas = replica_support(
-        config.session_storage or SessionStorageConfig(),
-        config.rate_limiting,
-        name=config.name,
-        metrics=policy.metrics,
-        auditor=policy.auditor,
-        max_body_bytes=settings.max_body_bytes,
-        session_idle_timeout=settings.session_idle_timeout,
-    )
     return build_front_app(server, settings), gateway

@@ -249,3 +249,29 @@ async def test_a_script_past_its_deadline_is_stopped_in_whatever_it_is_doing() -
         assert quick == {"content": [{"type": "text", "text": "2"}], "isError": False}
     finally:
         await runner.aclose()
+
+
+async def test_a_scripts_calls_take_rate_limit_tokens_as_direct_calls_do(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``rateLimiting`` counts each tool call of a script, sharing the buckets with direct calls."""
+    limits = {"tools": [{"name": "alpha_add", "perUser": {"maxTokens": 2, "refillPeriod": "1h"}}]}
+
+    def limited(ports: dict[str, int], **options: bool) -> dict[str, Any]:
+        return {**_config(ports, **options), "rateLimiting": limits}
+
+    with gp.fixture_gateway(tmp_path_factory.mktemp("vmcp-codemode-ratelimit"), limited) as limited_gateway:
+        result = await _script(limited_gateway, "auto", "return [alpha_add(a=1, b=i) for i in range(3)]")
+        assert result.is_error
+        assert _text(result).startswith(
+            "script failed at line 1: tool 'alpha_add': Rate limit exceeded (retry after "
+        )
+        outcomes = [r["outcome"] for r in _audit(limited_gateway, "alpha_add")]
+        assert outcomes == ["ok", "ok", "rate_limited"]
+        with pytest.raises(BaseException) as caught:  # the script used the caller's tokens: none left
+            async with Client(f"{limited_gateway.url}/mcp") as client:
+                await client.call_tool("alpha_add", {"a": 1, "b": 1})
+        error = caught.value
+        while isinstance(error, BaseExceptionGroup):  # the client's task group wraps the MCPError
+            error = error.exceptions[0]
+        assert isinstance(error, MCPError) and error.error.code == 429

@@ -7,11 +7,12 @@ code mode on or off. Inside the optimizer they make ``execute_tool_script`` one 
 ``find_tool`` searches and ``call_tool`` runs.
 
 Security: the script is bound to the tools the caller may use (its description lists only those), and
-every call it makes is handed to the wrapped ``tools/call`` handler with the caller's own request
-context: the same routing, Cedar decision, filters, failure handling, audit line and metrics as a
-direct call. A script can reach nothing its caller cannot. ``execute_tool_script`` itself is the
-gateway's tool (not a backend's), allowed to everyone once code mode is on, as in ToolHive; a backend
-tool of that name is hidden while code mode is on.
+every call it makes takes a token from the rate limits (``rateLimiting``) as a front call does and is
+handed to the wrapped ``tools/call`` handler with the caller's own request context: the same routing,
+Cedar decision, filters, failure handling, audit line and metrics as a direct call. A script can reach
+nothing its caller cannot. ``execute_tool_script`` itself is the gateway's tool (not a backend's),
+allowed to everyone once code mode is on, as in ToolHive; a backend tool of that name is hidden while
+code mode is on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api.vmcp_config import CodeModeConfig
 from gateway import tracing
+from gateway.ratelimit import RateLimiter
+from gateway.ratelimit.guard import MESSAGE as RATE_LIMITED
 from gateway.request_policy import caller_of
 
 from ..gateway import VirtualGateway
@@ -84,11 +87,13 @@ class CodeMode:
         usable: Usable,
         came: Came,
         *,
+        limiter: RateLimiter | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.gateway = gateway
         self.usable = usable
         self.came = came
+        self.limiter = limiter
         self.runner = ScriptRunner()
         registry = registry if registry is not None else gateway.policy.metrics.registry
         self.scripts = Counter(
@@ -166,9 +171,13 @@ class CodeMode:
             return types.CallToolResult.model_validate(error_result(parsed))
         script, data = parsed
 
+        caller = caller_of(getattr(ctx.request, "scope", None))
+
         async def call(name: str, arguments: dict[str, Any]) -> Any:
             if name == EXECUTE_TOOL_SCRIPT:
                 raise ToolCallFailedError(f"{EXECUTE_TOOL_SCRIPT} cannot be called from a script")
+            if self.limiter is not None and (retry := await self.limiter.admit(name, caller)) is not None:
+                raise ToolCallFailedError(f"tool {name!r}: {RATE_LIMITED} (retry after {retry}s)")
             result = await inner(ctx, types.CallToolRequestParams(name=name, arguments=arguments))
             return tool_value(result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
