@@ -33,7 +33,10 @@ log = structlog.get_logger("gateway.vmcp.codemode")
 MAX_CONCURRENT_SCRIPTS = 8
 MAX_MESSAGE_BYTES = 64 << 20
 """Longest line the child may send (a tool call's arguments or the script's result)."""
-WORKER = [sys.executable, "-m", "gateway.vmcp.codemode.worker"]
+WORKER = [sys.executable, "-I", "-m", "gateway.vmcp.codemode.worker"]
+"""The child: isolated mode (no ``PYTHON*`` variables, no user site, no working directory on the path)."""
+WORKER_ENV = {"LANG": "C.UTF-8"}
+"""The child's whole environment: none of the gateway's variables (credentials among them) reach it."""
 
 InnerCall = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """Makes one tool call for the script: the tool's result as a script value (raises
@@ -81,7 +84,11 @@ class ScriptRunner:
 
     async def _open(self) -> anyio.abc.Process:
         return await anyio.open_process(
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=WORKER_ENV,
         )
 
     async def aclose(self) -> None:
