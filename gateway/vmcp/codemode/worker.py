@@ -92,8 +92,7 @@ class Channel:
                 waiter = self._waiting.pop(reply.get("id"), None)
             if waiter is not None:
                 waiter.put(reply)
-        sys.stderr.write("the gateway closed the channel\n")
-        sys.exit(1)
+        os._exit(1)  # the gateway is gone: nobody will answer the calls waiting here
 
     def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         answer: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
