@@ -120,13 +120,13 @@ class GatewayFastHandler:
         if view is not self._view:
             self._view, self._serial = view, self._serial + 1
         entries = visible(self.gateway, principal, view, kind)
-        if kind == "tools":
-            entries = with_script_tool(code_mode_of(self.gateway), entries)
         # Within one view the entries' ids name them; with authorization on, the key is what this
         # caller may see, so callers seeing the same subset share one encoding.
         key = (self._serial, None if self.gateway.policy.authz is None else tuple(map(id, entries)))
+        code_mode = code_mode_of(self.gateway) if kind == "tools" else None  # a new config is a new view
 
         def build() -> dict[str, Any]:
-            return {field: [e.model_dump(by_alias=True, mode="json", exclude_none=True) for e in entries]}
+            listed = with_script_tool(code_mode, entries)
+            return {field: [e.model_dump(by_alias=True, mode="json", exclude_none=True) for e in listed]}
 
         return CachedResult(key, build)

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 
 from gateway.vmcp.codemode.runner import ScriptRunner
 from gateway.vmcp.codemode.script import Limits, error_result
+from tests.dataplane.fastpathutil import fast_route
 from tests.support import gateway_processes as gp
 
 pytestmark = pytest.mark.slow
@@ -72,8 +73,12 @@ async def _script(gw: Gateway, mode: str, script: str, data: dict[str, Any] | No
 
 @pytest.mark.parametrize("mode", FRONT_MODES)
 async def test_execute_tool_script_is_listed_after_the_callers_tools(gateway: Gateway, mode: str) -> None:
+    before = (await fast_route(gateway.url)).get("fast", 0.0)
     async with Client(f"{gateway.url}/mcp", mode=mode) as client:
         tools = (await client.list_tools()).tools
+        again = (await client.list_tools()).tools
+    assert again == tools
+    assert (await fast_route(gateway.url)).get("fast", 0.0) > before  # the list stays on the fast path
     names = [t.name for t in tools]
     assert sorted(names[:-1]) == ["alpha_add", "alpha_echo", "beta_echo", "beta_slow"]
     script = tools[-1]
