@@ -57,8 +57,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield fixture
 
 
-def _audit(gw: Gateway, tool: str) -> list[dict[str, Any]]:
-    return [r for r in gw.log() if r.get("event") == "tools/call" and r.get("tool") == tool]
+def _audit(gw: Gateway, tool: str, count: int = 0) -> list[dict[str, Any]]:
+    """The audit records of calls of ``tool``, once there are at least ``count`` (the log is a pipe)."""
+
+    def records() -> list[dict[str, Any]]:
+        return [r for r in gw.log() if r.get("event") == "tools/call" and r.get("tool") == tool]
+
+    gp.wait_until(lambda: len(records()) >= count, what=f"{count} audit records of {tool}")
+    return records()
 
 
 def _text(result: Any) -> str:
@@ -103,11 +109,12 @@ return {"echoes": echoes, "total": total}
     assert json.loads(result.content[0].text) == {"echoes": ["alpha: alpha", "beta: beta"], "total": 6}
     assert result.content[1].text == "Script logs:\nsum 6"
     # each inner call is audited under its own name, as a direct call is
-    assert any(r["backendTool"] == "echo" and r["outcome"] == "ok" for r in _audit(gateway, "beta_echo"))
-    assert len([r for r in _audit(gateway, "alpha_add") if r["outcome"] == "ok"]) >= 3
-    assert any(r["outcome"] == "ok" for r in _audit(gateway, "execute_tool_script"))
+    assert any(r["backendTool"] == "echo" and r["outcome"] == "ok" for r in _audit(gateway, "beta_echo", 1))
+    assert len([r for r in _audit(gateway, "alpha_add", 3) if r["outcome"] == "ok"]) >= 3
+    assert any(r["outcome"] == "ok" for r in _audit(gateway, "execute_tool_script", 1))
     metrics = httpx2.get(f"{gateway.url}/metrics").text
     assert 'vmcp_code_mode_scripts_total{outcome="ok"}' in metrics
+    assert "vmcp_code_mode_script_duration_seconds_count" in metrics
     assert 'mcp_proxy_requests_total{method="tools/call",outcome="ok",tool="alpha_add"}' in metrics
 
 
@@ -133,13 +140,15 @@ async def test_a_denied_call_fails_the_script_at_its_line_and_opens_nothing(
     )
     assert result.is_error
     assert _text(result) == "script failed at line 2: tool 'beta_add': Unauthorized"
-    denied = _audit(gateway, "beta_add")[before:]
+    denied = _audit(gateway, "beta_add", before + 1)[before:]
     assert [r["outcome"] for r in denied] == ["denied"]
     # a denied tool is not bound by name, and a filtered one answers as a denied one does
     result = await _script(gateway, mode, "return beta_add(a=1, b=2)")
     assert result.is_error and "line 1" in _text(result) and "`beta_add` not found" in _text(result)
     result = await _script(gateway, mode, 'return call_tool("alpha_slow", seconds=0)')
     assert _text(result) == "script failed at line 1: tool 'alpha_slow': Unauthorized"
+    result = await _script(gateway, mode, 'return call_tool("no_such_tool")')
+    assert _text(result) == "script failed at line 1: tool 'no_such_tool': Unauthorized"  # the same answer
     assert not [r for r in _audit(gateway, "beta_add") if r["outcome"] == "ok"]
 
 
@@ -271,7 +280,7 @@ async def test_a_scripts_calls_take_rate_limit_tokens_as_direct_calls_do(
         assert _text(result).startswith(
             "script failed at line 1: tool 'alpha_add': Rate limit exceeded (retry after "
         )
-        outcomes = [r["outcome"] for r in _audit(limited_gateway, "alpha_add")]
+        outcomes = [r["outcome"] for r in _audit(limited_gateway, "alpha_add", 3)]
         assert outcomes == ["ok", "ok", "rate_limited"]
         with pytest.raises(BaseException) as caught:  # the script used the caller's tokens: none left
             async with Client(f"{limited_gateway.url}/mcp") as client:

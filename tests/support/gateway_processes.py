@@ -194,7 +194,7 @@ class FixtureGateway:
     def log(self) -> list[dict[str, Any]]:
         from tests.support.processes import json_records  # noqa: PLC0415 - this file also runs as a script
 
-        return json_records(self.process.output())
+        return json_records(self.process.log.read_text(errors="replace"))  # the whole log, not its tail
 
 
 @contextlib.contextmanager
