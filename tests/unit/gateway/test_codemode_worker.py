@@ -7,6 +7,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.vmcp.codemode.script import Limits, ToolCallFailedError, bindings, wrap
 from gateway.vmcp.codemode.worker import Evaluation, Script, ScriptError
@@ -120,3 +122,18 @@ def test_syntax_errors_and_no_load() -> None:
     assert failure("x = [1\nreturn x").startswith("syntax error at line 2")
     assert "`load` must only occur at the top of a module" in failure('load("other.star", "x")\nreturn x')
     assert "cannot be called from a script" in failure('return call_tool("execute_tool_script", script="1")')
+
+
+_WORDS = ["return ", "for ", " in ", "lambda ", "parallel(", "add(", "def ", "if "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from([*"abfrn=+-*/%()[]{}:,.\"'\n 0123456789_", *_WORDS]), max_size=40).map("".join)
+)
+def test_any_script_ends_in_a_value_or_a_script_error(source: str) -> None:
+    """Whatever the text: a value, or a ScriptError whose message names a line or says what failed."""
+    try:
+        run(source, step_limit=5000)
+    except ScriptError as exc:
+        assert str(exc).startswith(("script failed", "syntax error at line")), str(exc)
