@@ -90,8 +90,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "accounts (`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
-    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
-    "which ToolHive's operator requires",
+    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) also without the embedding "
+    "service ToolHive's operator requires; a failing embedding service leaves find_tool to the keywords",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.authz import cedar_config
@@ -313,11 +313,27 @@ def build_vmcp_config(
 
 
 def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
+    """The optimizer's settings; the embedding service's only with a service (without one the gateway
+    searches by keywords, and ToolHive's schema defaults of the provider and timeout mean nothing)."""
     optimizer = vmcp.spec.config.optimizer
     if optimizer is None:
         return None
-    most = optimizer.max_tools_to_return
-    return OptimizerConfig() if most is None else OptimizerConfig(max_tools_to_return=most)
+    settings: dict[str, Any] = {}
+    if optimizer.max_tools_to_return is not None:
+        settings["max_tools_to_return"] = optimizer.max_tools_to_return
+    if optimizer.hybrid_search_semantic_ratio is not None:
+        settings["hybrid_search_semantic_ratio"] = float(optimizer.hybrid_search_semantic_ratio)
+    if optimizer.semantic_distance_threshold is not None:
+        settings["semantic_distance_threshold"] = float(optimizer.semantic_distance_threshold)
+    if optimizer.embedding_service is not None:
+        settings |= {
+            "embedding_service": optimizer.embedding_service,
+            "embedding_provider": optimizer.embedding_provider,
+            "embedding_model": optimizer.embedding_model,
+            "embedding_headers": optimizer.embedding_headers,
+            "embedding_service_timeout": optimizer.embedding_service_timeout,
+        }
+    return OptimizerConfig(**settings)
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:

@@ -446,3 +446,36 @@ def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
     assert with_optimizer == deployment, "the gateway reloads the optimizer setting: no rollout"
     tuned, _ = rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
     assert tuned["optimizer"] == {"maxToolsToReturn": 3}
+
+
+def test_semantic_search_settings_reach_the_gateway_config_typed_and_without_a_rollout() -> None:
+    openai = {
+        "embeddingProvider": "openai",
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingServiceTimeout": "15s",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "hybridSearchSemanticRatio": "0.7",
+        "semanticDistanceThreshold": "0.8",
+    }
+    vmcp = make(config={"optimizer": openai})
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    assert config.to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8,
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "embeddingServiceTimeout": "15s",
+        "hybridSearchSemanticRatio": 0.7,  # numbers in the gateway's file (strings in the CRD, as ToolHive's)
+        "semanticDistanceThreshold": 0.8,
+    }
+    keywords = build_vmcp_config(make(config={"optimizer": {}}), [Backend(ALPHA)], SETTINGS)
+    assert _deployment(build_children(vmcp, OWNER, SETTINGS, config)) == _deployment(
+        build_children(make(config={"optimizer": {}}), OWNER, SETTINGS, keywords)
+    ), "the gateway reloads the embedding settings: no rollout"
+    # ToolHive's schema defaults of the provider and timeout say nothing without a service
+    defaults = make(config={"optimizer": {"embeddingProvider": "tei", "embeddingServiceTimeout": "30s"}})
+    assert build_vmcp_config(defaults, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8
+    }

@@ -1,0 +1,115 @@
+"""The tool optimizer's settings (``spec.config.optimizer``): ToolHive's defaults and ranges, and the rules a
+structural schema cannot express (what goes with which provider, the embedding service's URL, headers that
+would put a credential in the gateway's ConfigMap).
+
+Shared by the VirtualMCPServer rules (``Accepted=False`` naming the field) and the gateway's config file
+(:class:`api.vmcp_config.OptimizerConfig`), so both refuse the same things with the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from api.checks import header_name_problem, remote_url_problems
+from api.problems import Problem
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_SEMANTIC_DISTANCE_THRESHOLD",
+    "DEFAULT_SEMANTIC_RATIO",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "embedding_header_problems",
+    "embedding_service_problems",
+    "optimizer_setting_problems",
+    "parse_share",
+]
+
+DEFAULT_SEMANTIC_RATIO = 0.5
+"""ToolHive's ``hybridSearchSemanticRatio`` default: half of the answer semantic, half keywords."""
+DEFAULT_SEMANTIC_DISTANCE_THRESHOLD = 1.0
+"""ToolHive's ``semanticDistanceThreshold`` default: cosine distance 1 (orthogonal) or closer."""
+DEFAULT_TIMEOUT_SECONDS = 30.0
+"""ToolHive's ``embeddingServiceTimeout`` default."""
+API_KEY_ENV = "OPENAI_API_KEY"
+"""The gateway's environment variable holding an ``openai`` service's key (sent as a bearer token), so
+the key lives in a Secret, never in the spec or the ConfigMap (ToolHive's variable)."""
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+_RANGES = {"hybridSearchSemanticRatio": (1.0, "0.5"), "semanticDistanceThreshold": (2.0, "1.0")}
+
+
+def parse_share(text: str, name: str) -> float | str:
+    """The number of a ratio or threshold string (``name``: its field name), or what is wrong with it."""
+    top, example = _RANGES[name]
+    try:
+        value = float(text)
+    except ValueError:
+        return f"{text!r} is not a number; write one from 0.0 to {top}, e.g. {example!r}"
+    if not 0.0 <= value <= top:
+        return f"{text} is not within 0.0 to {top}; use e.g. {example!r}"
+    return value
+
+
+def embedding_header_problems(headers: Mapping[str, str], provider: str, field: str) -> list[Problem]:
+    """Extra embedding headers: ``openai`` only, valid names, none the gateway sets, no credential."""
+    if not headers:
+        return []
+    if provider != "openai":
+        return [
+            Problem(field, "is only sent to an openai service; set embeddingProvider: openai or remove it")
+        ]
+    problems = []
+    for name, value in sorted(headers.items()):
+        where = f"{field}[{name}]"
+        bad = header_name_problem(name, where)
+        if bad is not None:
+            problems.append(bad)
+        elif name.lower() in _CREDENTIAL_HEADERS:
+            problems.append(
+                Problem(
+                    where,
+                    f"{name} carries a credential, and these headers are plain text in the gateway's "
+                    f"config; put the service's key in a Secret and give it to the gateway as {API_KEY_ENV} "
+                    "(podTemplateSpec env valueFrom.secretKeyRef): it is sent as Authorization: Bearer",
+                )
+            )
+        elif any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            problems.append(
+                Problem(where, "the value has a line break or control character; write it on one line")
+            )
+    return problems
+
+
+def optimizer_setting_problems(
+    *, service: str | None, provider: str, model: str | None, headers: Mapping[str, str], field: str
+) -> list[Problem]:
+    """What goes with what: an ``openai`` service needs its URL and model; headers as above."""
+    problems = []
+    if provider == "openai":
+        if not service:
+            problems.append(
+                Problem(
+                    f"{field}.embeddingService",
+                    "is required with embeddingProvider: openai; set the service's base URL, e.g. "
+                    "https://api.openai.com/v1",
+                )
+            )
+        if not model:
+            problems.append(
+                Problem(
+                    f"{field}.embeddingModel",
+                    "is required with embeddingProvider: openai; name the model, e.g. text-embedding-3-small",
+                )
+            )
+    problems += embedding_header_problems(headers, provider, f"{field}.embeddingHeaders")
+    return problems
+
+
+def embedding_service_problems(service: str | None, field: str) -> list[Problem]:
+    """The operator's check of ``embeddingService``: the SSRF rules of remote URLs, with private and
+    in-cluster hosts allowed (the usual home of an embedding service); loopback (the gateway pod itself),
+    link-local, cloud metadata and the API server are refused. The gateway checks what the name resolves
+    to before each request (:mod:`gateway.backends.ssrf`)."""
+    if service is None:
+        return []
+    return remote_url_problems(service, f"{field}.embeddingService", allow_private=True)
