@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from api.checks import header_name_problem, remote_url_problems
+from api.checks import plain_header_problems, remote_url_problems
 from api.problems import Problem
 
 __all__ = [
@@ -34,7 +34,6 @@ API_KEY_ENV = "OPENAI_API_KEY"
 """The gateway's environment variable holding an ``openai`` service's key (sent as a bearer token), so
 the key lives in a Secret, never in the spec or the ConfigMap (ToolHive's variable)."""
 
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 _RANGES = {"hybridSearchSemanticRatio": (1.0, "0.5"), "semanticDistanceThreshold": (2.0, "1.0")}
 
 
@@ -58,26 +57,12 @@ def embedding_header_problems(headers: Mapping[str, str], provider: str, field: 
         return [
             Problem(field, "is only sent to an openai service; set embeddingProvider: openai or remove it")
         ]
-    problems = []
-    for name, value in sorted(headers.items()):
-        where = f"{field}[{name}]"
-        bad = header_name_problem(name, where)
-        if bad is not None:
-            problems.append(bad)
-        elif name.lower() in _CREDENTIAL_HEADERS:
-            problems.append(
-                Problem(
-                    where,
-                    f"{name} carries a credential, and these headers are plain text in the gateway's "
-                    f"config; put the service's key in a Secret and give it to the gateway as {API_KEY_ENV} "
-                    "(podTemplateSpec env valueFrom.secretKeyRef): it is sent as Authorization: Bearer",
-                )
-            )
-        elif any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
-            problems.append(
-                Problem(where, "the value has a line break or control character; write it on one line")
-            )
-    return problems
+    fix = (
+        "these headers are plain text in the gateway's config: put the service's key in a Secret and "
+        f"give it to the gateway as {API_KEY_ENV} (podTemplateSpec env valueFrom.secretKeyRef), sent "
+        "as Authorization: Bearer"
+    )
+    return plain_header_problems(dict(sorted(headers.items())), field, fix)
 
 
 def optimizer_setting_problems(

@@ -20,6 +20,7 @@ from api.checks import (
     check_resources,
     check_service_account_oidc,
     header_name_problem,
+    plain_header_problems,
     remote_url_problems,
 )
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
@@ -54,8 +55,6 @@ __all__ = [
 
 DEFAULT_MCP_PORT = 8080
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field values: no CTL but HTAB
-_SECRETY_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 
 
 def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
@@ -224,19 +223,11 @@ def header_forward_problems(forward: HeaderForward | None) -> list[Problem]:
         return []
     problems = []
     plain = {name.lower() for name in forward.add_plaintext_headers or {}}
-    for name, value in (forward.add_plaintext_headers or {}).items():
-        field = f"spec.headerForward.addPlaintextHeaders[{name}]"
-        bad = header_name_problem(name, field)
-        if bad is not None:
-            problems.append(bad)
-        elif name.lower() in _SECRETY_HEADERS:
-            problems.append(
-                Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
-            )
-        elif _CONTROL.search(value):
-            problems.append(
-                Problem(field, "the value has a line break or control character; write it on one line")
-            )
+    problems += plain_header_problems(
+        forward.add_plaintext_headers or {},
+        "spec.headerForward.addPlaintextHeaders",
+        "move it to addHeadersFromSecret (a Secret)",
+    )
     from_secret: set[str] = set()
     for i, header in enumerate(forward.add_headers_from_secret or []):
         field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
