@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -479,3 +480,30 @@ def test_semantic_search_settings_reach_the_gateway_config_typed_and_without_a_r
     assert build_vmcp_config(defaults, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"] == {
         "maxToolsToReturn": 8
     }
+
+
+def test_toolhives_openai_optimizer_example_reaches_the_gateway_with_its_key_only_in_the_pod_env() -> None:
+    path = Path(__file__).parents[2] / "fixtures/toolhive-examples"
+    documents = yaml.safe_load_all(
+        (path / "examples__operator__virtual-mcps__vmcp_optimizer_openai.yaml").read_text()
+    )
+    (example,) = [d for d in documents if d and d["kind"] == "VirtualMCPServer"]
+    example["apiVersion"] = "mcp-operator.dev/v1beta1"
+    vmcp, problems = parse_and_validate(example)
+    assert problems == [] and vmcp is not None
+    assert isinstance(vmcp, VirtualMCPServer)
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    optimizer = config.to_file_dict()["optimizer"]
+    assert optimizer["embeddingProvider"] == "openai"
+    assert optimizer["embeddingService"] == "http://llm-gateway.default.svc.cluster.local:8080/v1"
+    assert optimizer["embeddingHeaders"] == {"x-cache-key": "toolhive-optimizer"}
+    assert "sk-replace-me" not in config.to_yaml()
+    (gateway,) = [
+        c
+        for c in _deployment(build_children(vmcp, OWNER, SETTINGS, config))["spec"]["template"]["spec"][
+            "containers"
+        ]
+        if c["name"] == "vmcp"
+    ]
+    key = {"secretKeyRef": {"name": "embedding-api-key", "key": "apiKey"}}
+    assert {"name": "OPENAI_API_KEY", "valueFrom": key} in gateway["env"]
