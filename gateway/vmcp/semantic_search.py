@@ -91,12 +91,14 @@ class SemanticSearch:
         try:
             async with embedding_session(endpoint, self.metrics.observe) as session:
                 vectors = await self._catalogue(session, tools)
+                texts = ((tool, tool_text(tool)) for tool in tools if allowed(tool))
+                candidates = [(tool, vectors[text]) for tool, text in texts if text in vectors]
+                if not candidates:
+                    return []  # nothing to compare the query with: it need not be embedded
                 (query,) = await session.embed([description])
         except EmbeddingError as exc:
             self._fell_back(endpoint, exc)
             return None
-        texts = ((tool, tool_text(tool)) for tool in tools if allowed(tool))
-        candidates = [(tool, vectors[text]) for tool, text in texts if text in vectors]
         return nearest(unit(query), candidates, threshold=config.distance_threshold, limit=limit)
 
     async def _catalogue(self, session: EmbeddingSession, tools: Sequence[Tool]) -> dict[str, Vector]:
