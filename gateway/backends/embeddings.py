@@ -11,27 +11,27 @@ Two wire protocols, as ToolHive's optimizer speaks them (``embeddingProvider``):
   order); ``Authorization: Bearer`` from the gateway's ``OPENAI_API_KEY`` when it is set, plus the
   configured extra headers (they can override neither).
 
-Every request goes out under the backends' HTTP policy (:func:`gateway.backends.http.policy_client`:
-redirects never followed) after the SSRF guard (:func:`gateway.backends.ssrf.check_endpoint`; private
-addresses allowed, link-local and metadata never), and must be answered before the session's deadline:
-one deadline for the whole of one ``find_tool``'s embedding, so a slow service never holds it longer
-than ``embeddingServiceTimeout``. Failures raise :class:`EmbeddingError` with the outcome counted by
-the caller's ``observe`` (``ok``, ``error``, ``timeout``).
+Every request goes out on one kept client (:func:`embedding_client`) under the backends' HTTP policy
+(:func:`gateway.backends.http.policy_client`: redirects never followed) after the SSRF guard
+(:func:`gateway.backends.ssrf.check_endpoint`; private addresses allowed, link-local and metadata never),
+and must be answered before the session's deadline: one deadline for the whole of one ``find_tool``'s
+embedding, so a slow service never holds it longer than ``embeddingServiceTimeout``. Failures raise
+:class:`EmbeddingError` with the outcome counted by the caller's ``observe`` (``ok``, ``error``,
+``timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx2
 
-from api.optimizer_rules import API_KEY_ENV
+from api.optimizer_rules import API_KEY_ENV, DEFAULT_TIMEOUT_SECONDS
 from api.vmcp_config import OptimizerConfig
 from gateway.backends.http import policy_client
 from gateway.backends.ssrf import EndpointRefusedError, check_endpoint
@@ -44,6 +44,7 @@ __all__ = [
     "EmbeddingSession",
     "Observe",
     "decode_answer",
+    "embedding_client",
     "embedding_session",
 ]
 
@@ -120,7 +121,12 @@ class EmbeddingSession:
         try:
             async with asyncio.timeout_at(self.deadline):
                 await check_endpoint(self.endpoint.url, allow_private=True)
-                response = await self.http.post(self._path(), json=self._body(texts), headers=self._headers())
+                response = await self.http.post(
+                    self._path(),
+                    json=self._body(texts),
+                    headers=self._headers(),
+                    timeout=self.endpoint.timeout,
+                )
                 vectors = decode_answer(self.endpoint.provider, response, len(texts))
             outcome = "ok"
             return vectors
@@ -149,14 +155,19 @@ class EmbeddingSession:
         return headers
 
 
-@contextlib.asynccontextmanager
-async def embedding_session(
-    endpoint: EmbeddingEndpoint, observe: Observe | None = None
-) -> AsyncIterator[EmbeddingSession]:
-    """A session whose requests all end within ``endpoint.timeout`` from now."""
+def embedding_session(
+    endpoint: EmbeddingEndpoint, http: httpx2.AsyncClient, observe: Observe | None = None
+) -> EmbeddingSession:
+    """A session on ``http`` (an :func:`embedding_client`) whose requests all end within
+    ``endpoint.timeout`` from now."""
     deadline = asyncio.get_running_loop().time() + endpoint.timeout
-    async with policy_client(timeout=endpoint.timeout) as http:
-        yield EmbeddingSession(endpoint, http, deadline, observe)
+    return EmbeddingSession(endpoint, http, deadline, observe)
+
+
+def embedding_client() -> httpx2.AsyncClient:
+    """The HTTP client of embedding requests, under the policy: one per gateway, kept (building one
+    costs tens of milliseconds of TLS set-up, and its pool keeps the service's connection open)."""
+    return policy_client(timeout=DEFAULT_TIMEOUT_SECONDS)
 
 
 def decode_answer(provider: str, response: httpx2.Response, count: int) -> list[Vector]:

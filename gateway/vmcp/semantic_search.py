@@ -19,12 +19,19 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
+import httpx2
 import structlog
 from mcp_types import Tool
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api.vmcp_config import OptimizerConfig
-from gateway.backends.embeddings import EmbeddingEndpoint, EmbeddingError, EmbeddingSession, embedding_session
+from gateway.backends.embeddings import (
+    EmbeddingEndpoint,
+    EmbeddingError,
+    EmbeddingSession,
+    embedding_client,
+    embedding_session,
+)
 
 from .hybrid_ranking import Vector, nearest, tool_text, unit
 
@@ -74,6 +81,8 @@ class SemanticSearch:
         self._vectors: dict[str, Vector] = {}
         self._lock = asyncio.Lock()
         self._warned_at: float | None = None
+        self._http: httpx2.AsyncClient | None = None
+        """Made at the first semantic search, kept for the process's life (see ``embedding_client``)."""
 
     async def nearest(
         self,
@@ -88,14 +97,16 @@ class SemanticSearch:
         endpoint = EmbeddingEndpoint.from_config(config)
         if endpoint is None:
             return None
+        if self._http is None:
+            self._http = embedding_client()
+        session = embedding_session(endpoint, self._http, self.metrics.observe)
         try:
-            async with embedding_session(endpoint, self.metrics.observe) as session:
-                vectors = await self._catalogue(session, tools)
-                texts = ((tool, tool_text(tool)) for tool in tools if allowed(tool))
-                candidates = [(tool, vectors[text]) for tool, text in texts if text in vectors]
-                if not candidates:
-                    return []  # nothing to compare the query with: it need not be embedded
-                (query,) = await session.embed([description])
+            vectors = await self._catalogue(session, tools)
+            texts = ((tool, tool_text(tool)) for tool in tools if allowed(tool))
+            candidates = [(tool, vectors[text]) for tool, text in texts if text in vectors]
+            if not candidates:
+                return []  # nothing to compare the query with: it need not be embedded
+            (query,) = await session.embed([description])
         except EmbeddingError as exc:
             self._fell_back(endpoint, exc)
             return None
