@@ -51,14 +51,13 @@ TOOLHIVE_KINDS: dict[str, str] = {
     "MCPAuthzConfig": "shared Cedar policies",
     "MCPWebhookConfig": "admission webhooks for MCP calls",
     "VirtualMCPCompositeToolDefinition": "composite tools (workflows over backend tools)",
-    "EmbeddingServer": "an embedding model server for the tool optimizer",
+    "EmbeddingServer": "",
     "MCPRegistry": "a registry API server of MCP server entries",
 }
 """Every kind of ToolHive's operator; for one not provided here, what it does (the docs' reason)."""
 
 NOT_PLANNED_KINDS = (
     "MCPWebhookConfig",
-    "EmbeddingServer",
     "MCPRegistry",
 )
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
@@ -92,6 +91,10 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) also without the embedding "
     "service ToolHive's operator requires; a failing embedding service leaves find_tool to the keywords",
+    ("EmbeddingServer", "spec.args"): "`--model-id` and `--port` are refused (from `model` and `port`)",
+    ("EmbeddingServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
+    ("EmbeddingServer", "spec.modelCache"): "a change replaces the StatefulSet, whose claim templates "
+    "cannot change in place (ToolHive does not apply the change)",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 

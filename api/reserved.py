@@ -166,12 +166,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
     (
-        "embeddingServerRef",
-        "object",
-        "an EmbeddingServer for the optimizer's semantic tool search",
-        "set spec.config.optimizer alone: the optimizer then searches by keywords",
-    ),
-    (
         "imagePullSecrets",
         "list of objects",
         "image pull secrets of the gateway pods",
@@ -212,7 +206,6 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
-    ("telemetry", "object", "OpenTelemetry settings of the gateway"),
     (
         "operational.failureHandling.statusReportingInterval",
         "string",
@@ -256,4 +249,5 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "VirtualMCPCompositeToolDefinition": (),
     "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
     "MCPServerEntry": (),
+    "EmbeddingServer": (),
 }

@@ -32,6 +32,7 @@ from api.mcpoidcconfig import MCPOIDCConfigSpec
 from api.mcpremoteproxy import MCPRemoteProxySpec
 from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcpserverentry import MCPServerEntrySpec
+from api.mcptelemetryconfig import inline_telemetry_rules
 from api.mcptoolconfig import MCPToolConfigSpec
 from api.optimizer_rules import embedding_service_problems, optimizer_setting_problems, parse_share
 from api.podtemplate import pod_template_problems, resource_overrides_problems
@@ -434,6 +435,14 @@ def _optimizer_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
             Problem(f"{base}.embeddingServiceTimeout", "must be above zero; use e.g. 30s (the default)")
         )
     problems += embedding_service_problems(optimizer.embedding_service, base)
+    if spec.embedding_server_ref is not None and optimizer.embedding_provider == "openai":
+        problems.append(
+            Problem(
+                f"{base}.embeddingProvider",
+                "openai cannot go with spec.embeddingServerRef, whose EmbeddingServer speaks the TEI API; "
+                "remove embeddingServerRef and set embeddingService (openai), or use embeddingProvider: tei",
+            )
+        )
     return problems + optimizer_setting_problems(
         service=optimizer.embedding_service,
         provider=optimizer.embedding_provider,
@@ -462,6 +471,11 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     problems += _timeout_problems(spec) + _optimizer_problems(spec)
+    if spec.config.telemetry is not None:
+        referenced = spec.telemetry_config_ref is not None
+        problems += inline_telemetry_rules(
+            spec.config.telemetry, "spec.config.telemetry", referenced=referenced
+        )
     limits = spec.config.rate_limiting
     problems += scaling_problems(spec.session_storage, limits, limits_field="spec.config.rateLimiting")
     problems += disruption_budget_problems(spec.pod_disruption_budget)

@@ -20,7 +20,7 @@ from api.common import (
     WorkloadStatus,
 )
 from api.composite import CompositeToolConfig, CompositeToolRef
-from api.mcptelemetryconfig import MCPTelemetryConfigReference
+from api.mcptelemetryconfig import InlineTelemetry, MCPTelemetryConfigReference
 from api.resource import CustomResource
 from api.scaling import PodDisruptionBudgetSpec, RateLimiting, SessionStorage
 
@@ -243,6 +243,9 @@ class VirtualMCPConfig(CRDModel):
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
     optimizer: Optimizer | None = None
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
+    telemetry: InlineTelemetry | None = None
+    """The gateway's own OpenTelemetry settings (ToolHive's flat form); ``spec.telemetryConfigRef`` shares
+    one MCPTelemetryConfig between workloads instead. Not both."""
 
 
 class VirtualMCPServerSpec(CRDModel):
@@ -278,6 +281,10 @@ class VirtualMCPServerSpec(CRDModel):
     """A partial PodTemplateSpec merged into the gateway pod (the container is named ``vmcp``)."""
     telemetry_config_ref: MCPTelemetryConfigReference | None = None
     """An MCPTelemetryConfig: where the gateway sends its OpenTelemetry traces (and its service name)."""
+    embedding_server_ref: LocalObjectReference | None = None
+    """An EmbeddingServer of this namespace: the optimizer is on (``spec.config.optimizer``, its defaults
+    when unset) with the EmbeddingServer's URL as its embedding service (the TEI API). The gateway is
+    deployed, or its config changed, only once the EmbeddingServer is Ready."""
 
 
 class BackendStatus(CRDModel):

@@ -314,7 +314,9 @@ def build_vmcp_config(
 
 def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
     """The optimizer's settings; the embedding service's only with a service (without one the gateway
-    searches by keywords, and ToolHive's schema defaults of the provider and timeout mean nothing)."""
+    searches by keywords, and ToolHive's schema defaults of the provider and timeout mean nothing). With
+    ``spec.embeddingServerRef`` the timeout is kept: the EmbeddingServer's URL and the TEI API are added
+    once it is Ready (``embeddingserver_build.with_embedding_service``)."""
     optimizer = vmcp.spec.config.optimizer
     if optimizer is None:
         return None
@@ -325,13 +327,14 @@ def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
         settings["hybrid_search_semantic_ratio"] = float(optimizer.hybrid_search_semantic_ratio)
     if optimizer.semantic_distance_threshold is not None:
         settings["semantic_distance_threshold"] = float(optimizer.semantic_distance_threshold)
+    if optimizer.embedding_service is not None or vmcp.spec.embedding_server_ref is not None:
+        settings["embedding_service_timeout"] = optimizer.embedding_service_timeout
     if optimizer.embedding_service is not None:
         settings |= {
             "embedding_service": optimizer.embedding_service,
             "embedding_provider": optimizer.embedding_provider,
             "embedding_model": optimizer.embedding_model,
             "embedding_headers": optimizer.embedding_headers,
-            "embedding_service_timeout": optimizer.embedding_service_timeout,
         }
     return OptimizerConfig(**settings)
 

@@ -553,7 +553,15 @@ def test_bad_semantic_search_settings_are_refused_naming_the_field(
     assert says in problem.message
 
 
-def test_an_embedding_server_ref_is_refused_pointing_at_keyword_search() -> None:
-    (problem,) = _optimizer({}, embeddingServerRef={"name": "embeddings"})
-    assert problem.field == "spec.embeddingServerRef"
-    assert "set spec.config.optimizer alone: the optimizer then searches by keywords" in problem.message
+def test_an_embedding_server_ref_is_accepted_and_an_empty_name_is_refused() -> None:
+    assert _optimizer({}, embeddingServerRef={"name": "embeddings"}) == []
+    (problem,) = _optimizer({}, embeddingServerRef={"name": ""})
+    assert problem.field == "spec.embeddingServerRef.name"
+
+
+def test_an_openai_provider_cannot_go_with_an_embedding_server_ref() -> None:
+    (problem,) = _optimizer(OPENAI_OPTIMIZER, embeddingServerRef={"name": "embeddings"})
+    assert problem.field == "spec.config.optimizer.embeddingProvider"
+    assert "remove embeddingServerRef and set embeddingService (openai)" in problem.message
+    tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
+    assert _optimizer(tuned, embeddingServerRef={"name": "embeddings"}) == []

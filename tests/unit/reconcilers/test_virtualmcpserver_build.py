@@ -507,3 +507,14 @@ def test_toolhives_openai_optimizer_example_reaches_the_gateway_with_its_key_onl
     ]
     key = {"secretKeyRef": {"name": "embedding-api-key", "key": "apiKey"}}
     assert {"name": "OPENAI_API_KEY", "valueFrom": key} in gateway["env"]
+
+
+def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url() -> None:
+    tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
+    vmcp = make(embeddingServerRef={"name": "embeddings"}, config={"optimizer": tuned})
+    optimizer = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"]
+    assert optimizer == {
+        "maxToolsToReturn": 8,
+        "embeddingServiceTimeout": "45s",
+        "hybridSearchSemanticRatio": 0.7,
+    }
