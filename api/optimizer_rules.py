@@ -9,9 +9,14 @@ Shared by the VirtualMCPServer rules (``Accepted=False`` naming the field) and t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from api.checks import plain_header_problems, remote_url_problems
+from api.durations import duration_seconds
 from api.problems import Problem
+
+if TYPE_CHECKING:  # the gateway's config file reads this module too: it need not load the CRD models
+    from api.virtualmcpserver import Optimizer
 
 __all__ = [
     "API_KEY_ENV",
@@ -20,6 +25,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "embedding_header_problems",
     "embedding_service_problems",
+    "optimizer_problems",
     "optimizer_setting_problems",
     "parse_share",
 ]
@@ -98,3 +104,41 @@ def embedding_service_problems(service: str | None, field: str) -> list[Problem]
     if service is None:
         return []
     return remote_url_problems(service, f"{field}.embeddingService", allow_private=True)
+
+
+def optimizer_problems(optimizer: Optimizer, base: str, *, with_server_ref: bool) -> list[Problem]:
+    """A VirtualMCPServer's ``spec.config.optimizer`` (at ``base``): ``maxToolsToReturn``, the ratio and the
+    threshold in ToolHive's ranges, a timeout above zero, the embedding service's settings consistent, and
+    no ``openai`` with ``spec.embeddingServerRef`` (``with_server_ref``: its EmbeddingServer speaks TEI)."""
+    problems = []
+    most = optimizer.max_tools_to_return
+    if most is not None and not 1 <= most <= 50:
+        problems.append(Problem(f"{base}.maxToolsToReturn", f"{most} is not 1 to 50; use e.g. 8"))
+    shares = {
+        "hybridSearchSemanticRatio": optimizer.hybrid_search_semantic_ratio,
+        "semanticDistanceThreshold": optimizer.semantic_distance_threshold,
+    }
+    for name, text in shares.items():
+        share = parse_share(text, name) if text is not None else None
+        if isinstance(share, str):
+            problems.append(Problem(f"{base}.{name}", share))
+    if duration_seconds(optimizer.embedding_service_timeout) <= 0:
+        problems.append(
+            Problem(f"{base}.embeddingServiceTimeout", "must be above zero; use e.g. 30s (the default)")
+        )
+    problems += embedding_service_problems(optimizer.embedding_service, base)
+    if with_server_ref and optimizer.embedding_provider == "openai":
+        problems.append(
+            Problem(
+                f"{base}.embeddingProvider",
+                "openai cannot go with spec.embeddingServerRef, whose EmbeddingServer speaks the TEI API; "
+                "remove embeddingServerRef and set embeddingService (openai), or use embeddingProvider: tei",
+            )
+        )
+    return problems + optimizer_setting_problems(
+        service=optimizer.embedding_service,
+        provider=optimizer.embedding_provider,
+        model=optimizer.embedding_model,
+        headers=optimizer.embedding_headers or {},
+        field=base,
+    )

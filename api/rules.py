@@ -34,7 +34,7 @@ from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptelemetryconfig import inline_telemetry_rules
 from api.mcptoolconfig import MCPToolConfigSpec
-from api.optimizer_rules import embedding_service_problems, optimizer_setting_problems, parse_share
+from api.optimizer_rules import optimizer_problems
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
 from api.scaling import disruption_budget_problems, scaling_problems
@@ -412,43 +412,11 @@ def _timeout_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
 
 
 def _optimizer_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
-    """``maxToolsToReturn``, the ratio and the threshold in ToolHive's ranges; the embedding service's
-    settings consistent (:mod:`api.optimizer_rules`)."""
     optimizer = spec.config.optimizer
     if optimizer is None:
         return []
-    base = "spec.config.optimizer"
-    problems = []
-    most = optimizer.max_tools_to_return
-    if most is not None and not 1 <= most <= 50:
-        problems.append(Problem(f"{base}.maxToolsToReturn", f"{most} is not 1 to 50; use e.g. 8"))
-    shares = {
-        "hybridSearchSemanticRatio": optimizer.hybrid_search_semantic_ratio,
-        "semanticDistanceThreshold": optimizer.semantic_distance_threshold,
-    }
-    for name, text in shares.items():
-        share = parse_share(text, name) if text is not None else None
-        if isinstance(share, str):
-            problems.append(Problem(f"{base}.{name}", share))
-    if duration_seconds(optimizer.embedding_service_timeout) <= 0:
-        problems.append(
-            Problem(f"{base}.embeddingServiceTimeout", "must be above zero; use e.g. 30s (the default)")
-        )
-    problems += embedding_service_problems(optimizer.embedding_service, base)
-    if spec.embedding_server_ref is not None and optimizer.embedding_provider == "openai":
-        problems.append(
-            Problem(
-                f"{base}.embeddingProvider",
-                "openai cannot go with spec.embeddingServerRef, whose EmbeddingServer speaks the TEI API; "
-                "remove embeddingServerRef and set embeddingService (openai), or use embeddingProvider: tei",
-            )
-        )
-    return problems + optimizer_setting_problems(
-        service=optimizer.embedding_service,
-        provider=optimizer.embedding_provider,
-        model=optimizer.embedding_model,
-        headers=optimizer.embedding_headers or {},
-        field=base,
+    return optimizer_problems(
+        optimizer, "spec.config.optimizer", with_server_ref=spec.embedding_server_ref is not None
     )
 
 
