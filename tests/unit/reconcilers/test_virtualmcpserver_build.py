@@ -512,9 +512,12 @@ def test_toolhives_openai_optimizer_example_reaches_the_gateway_with_its_key_onl
 def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url() -> None:
     tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
     vmcp = make(embeddingServerRef={"name": "embeddings"}, config={"optimizer": tuned})
-    optimizer = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"]
-    assert optimizer == {
+    url = "http://embeddings.team.svc.cluster.local:8080"
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS, embedding_server_url=url)
+    assert config.to_file_dict()["optimizer"] == {
         "maxToolsToReturn": 8,
+        "embeddingService": url,
+        "embeddingProvider": "tei",
         "embeddingServiceTimeout": "45s",
         "hybridSearchSemanticRatio": 0.7,
     }
