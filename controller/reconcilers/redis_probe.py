@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -32,6 +34,14 @@ FRESH_SECONDS = 2.0
 Ping = Callable[[str, int, float], Coroutine[Any, Any, str | None]]
 
 
+def connection_error(exc: OSError) -> str:
+    """What a failed connection met, as a person reads it: ``Connection refused`` (asyncio words it
+    ``Connect call failed (address)``), ``Name or service not known``."""
+    if not isinstance(exc, socket.gaierror) and exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
 async def ping_redis(host: str, port: int, wait: float) -> str | None:
     """None when Redis at ``host:port`` answers ``PING`` within ``wait`` seconds, else why not."""
     writer: asyncio.StreamWriter | None = None
@@ -44,7 +54,7 @@ async def ping_redis(host: str, port: int, wait: float) -> str | None:
     except TimeoutError:
         return f"no answer within {wait:g}s"
     except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
+        return connection_error(exc)
     finally:
         if writer is not None:
             writer.close()
@@ -98,7 +108,7 @@ async def check_redis(
     except TimeoutError:
         return CheckFailure("connect", f"no answer within {wait:g}s")
     except OSError as exc:
-        return CheckFailure("connect", exc.strerror or str(exc) or type(exc).__name__)
+        return CheckFailure("connect", connection_error(exc))
     finally:
         if writer is not None:
             writer.close()

@@ -175,9 +175,8 @@ def refusal_for(failure: CheckFailure, storage: SessionStorage, tried: str, wait
     )
 
 
-def password_missing(cache: Cache, namespace: str, ref: SecretKeyRef) -> Refusal | None:
-    """A refusal when the cache (keys without values) shows the referenced Secret or key missing."""
-    secret = cache.get(SECRET, namespace, ref.name)
+def password_in(secret: JSON | None, namespace: str, ref: SecretKeyRef) -> bytes | Refusal:
+    """The value of ``ref``'s key in ``secret`` (as the API returns it), or why there is none."""
     if secret is None:
         return Refusal(
             PASSWORD_NOT_FOUND,
@@ -185,26 +184,18 @@ def password_missing(cache: Cache, namespace: str, ref: SecretKeyRef) -> Refusal
             f"{FIELD}.passwordRef.name: Secret '{ref.name}' does not exist in namespace '{namespace}'; "
             "create it with the Redis password",
         )
-    if ref.key not in (secret.get("data") or {}):
-        return Refusal(
-            PASSWORD_NOT_FOUND,
-            f"{FIELD}.passwordRef.key",
-            f"{FIELD}.passwordRef.key: Secret '{ref.name}' has no key '{ref.key}'; add the Redis password "
-            "under that key or fix the key",
-        )
-    return None
-
-
-async def read_password(client: SecretGetter, namespace: str, ref: SecretKeyRef) -> bytes | None:
-    """The value of exactly ``ref`` (one GET of that Secret), or None when it is gone or not base64."""
-    secret = await client.get(SECRET, namespace, ref.name)
-    encoded = ((secret or {}).get("data") or {}).get(ref.key)
-    if not isinstance(encoded, str):
-        return None
+    encoded = (secret.get("data") or {}).get(ref.key)
     try:
-        return base64.b64decode(encoded, validate=True)
+        if isinstance(encoded, str):
+            return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        return None
+        pass
+    return Refusal(
+        PASSWORD_NOT_FOUND,
+        f"{FIELD}.passwordRef.key",
+        f"{FIELD}.passwordRef.key: Secret '{ref.name}' has no key '{ref.key}'; add the Redis password "
+        "under that key or fix the key",
+    )
 
 
 @dataclass(frozen=True)
@@ -251,15 +242,15 @@ class StorageGate:
     ) -> Admission:
         """Whether ``desired`` may be applied as far as its Redis connection goes."""
         wanted = wanted_connection(storage)
-        config = next((obj for obj in desired if obj.get("kind") == CONFIGMAP.kind), None)
-        cached = cache.get(CONFIGMAP, key.namespace, config["metadata"]["name"]) if config else None
         if storage is None or wanted is None:
             self.forget(key)
             return Admission()
+        config = next((obj for obj in desired if obj.get("kind") == CONFIGMAP.kind), None)
+        cached = cache.get(CONFIGMAP, key.namespace, config["metadata"]["name"]) if config else None
         if not needs_check(wanted, cached, config) or self._admitted.get(key) == wanted:
             self._backoff.forget(key)
             return Admission()
-        admission = await self._checked(key.namespace, storage, cache, client)
+        admission = await self._checked(key.namespace, storage, client)
         self._counted(OUTCOMES[admission.refusal.reason if admission.refusal else None])
         if admission.refusal is None:
             self._admitted[key] = wanted
@@ -267,23 +258,16 @@ class StorageGate:
             return admission
         return Admission(admission.refusal, admission.checked, admission.problem, self._backoff.when(key))
 
-    async def _checked(
-        self, namespace: str, storage: SessionStorage, cache: Cache, client: SecretGetter
-    ) -> Admission:
+    async def _checked(self, namespace: str, storage: SessionStorage, client: SecretGetter) -> Admission:
         password: bytes | None = None
         ref = storage.password_ref
         if ref is not None:
-            missing = password_missing(cache, namespace, ref)
-            if missing is None:
-                password = await read_password(client, namespace, ref)
-                if password is None:
-                    missing = password_missing(cache, namespace, ref) or Refusal(
-                        PASSWORD_NOT_FOUND,
-                        f"{FIELD}.passwordRef.key",
-                        f"{FIELD}.passwordRef.key: Secret '{ref.name}' key '{ref.key}' has no readable value",
-                    )
-            if missing is not None:
-                return Admission(missing)
+            # A live read, not the cache: the cache holds no values, and a Secret created with the
+            # workload may not be in it yet.
+            found = password_in(await client.get(SECRET, namespace, ref.name), namespace, ref)
+            if isinstance(found, Refusal):
+                return Admission(found)
+            password = found
         host, port = split_address(storage.address or "")
         target = probe_host(host, namespace)
         failure = await self._check(target, port, self.wait, password, storage.db or 0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from controller.reconcilers.redis_probe import check_redis
 from tests.support.cluster import Cluster
 from tests.support.kube import CONFIG_HASH, Api, condition
 from tests.support.operator import SETTINGS, Operator, run_operator
@@ -155,3 +156,21 @@ async def test_wrong_password_refuses_until_the_secret_is_fixed(
             assert refused["message"].startswith(f"spec.sessionStorage.address: Redis at {elsewhere}")
             assert digest(await kube.wait_child("Deployment", "fetch")) == digest(deployment)
             assert (await kube.wait_child("ConfigMap", "fetch-proxy"))["data"]["proxy.json"] == config
+
+
+async def test_the_check_makes_the_pods_handshake_with_a_real_redis(tmp_path: Path) -> None:
+    with running_redis(tmp_path, password=PASSWORD) as redis:
+        port = redis.port
+        assert await check_redis("127.0.0.1", port, 1.0, PASSWORD.encode(), 15) is None
+        wants = await check_redis("127.0.0.1", port, 1.0, None, 0)
+        assert wants is not None and (wants.stage, wants.detail) == (
+            "auth",
+            "NOAUTH Authentication required.",
+        )
+        wrong = await check_redis("127.0.0.1", port, 1.0, WRONG.encode(), 0)
+        assert wrong is not None and wrong.stage == "auth" and wrong.detail.startswith("WRONGPASS")
+        assert WRONG not in wrong.detail
+        db = await check_redis("127.0.0.1", port, 1.0, PASSWORD.encode(), 16)  # 16 databases: 0-15
+        assert db is not None and (db.stage, db.detail) == ("select", "ERR DB index is out of range")
+    gone = await check_redis("127.0.0.1", port, 1.0, PASSWORD.encode(), 0)
+    assert gone is not None and (gone.stage, gone.detail) == ("connect", "Connection refused")
