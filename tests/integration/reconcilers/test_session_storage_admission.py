@@ -158,6 +158,23 @@ async def test_wrong_password_refuses_until_the_secret_is_fixed(
             assert (await kube.wait_child("ConfigMap", "fetch-proxy"))["data"]["proxy.json"] == config
 
 
+async def test_a_gateway_and_a_remote_proxy_are_refused_the_same_way(operator: Operator, kube: Api) -> None:
+    nowhere = {"provider": "redis", "address": f"127.0.0.1:{free_port()}"}
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
+    gateway = {"groupRef": {"name": "team"}, "incomingAuth": {"type": "anonymous"}, "sessionStorage": nowhere}
+    await kube.create(
+        "virtualmcpservers", {"kind": "VirtualMCPServer", "metadata": {"name": "gw"}, "spec": gateway}
+    )
+    remote = {"remoteUrl": "https://mcp.example.com/mcp", "sessionStorage": nowhere}
+    await kube.create(
+        "mcpremoteproxies", {"kind": "MCPRemoteProxy", "metadata": {"name": "remote"}, "spec": remote}
+    )
+    for plural, name in (("virtualmcpservers", "gw"), ("mcpremoteproxies", "remote")):
+        refused = await kube.wait_condition(plural, name, "Accepted", reason="SessionStorageUnreachable")
+        assert refused["message"].startswith("spec.sessionStorage.address: Redis at 127.0.0.1:")
+        assert await kube.child("Deployment", name) is None
+
+
 async def test_the_check_makes_the_pods_handshake_with_a_real_redis(tmp_path: Path) -> None:
     with running_redis(tmp_path, password=PASSWORD) as redis:
         port = redis.port
