@@ -166,31 +166,35 @@ async def reconcile_workload(
         admission = await storage.gate.admit(key, session_storage(parsed), desired, ctx.cache, ctx.client)
     applied: dict[str, JSON] = {}
     if desired is not None and not conflicts and admission.refusal is None:
-        if kind.announce_rollout:
-            await announce_rollout(ctx, raw, key.namespace, _front_name(desired), _config_digest(desired))
-        # The children are independent objects: applied concurrently (they converge in any order).
-        for child, result in zip(desired, await ctx.applier.apply_all(desired), strict=True):
-            if result is not None:
-                applied[child["kind"]] = result
-        await delete_stale(ctx, uid, desired, kind.owned)
+        applied = await _apply_children(kind, ctx, raw, desired)
 
     status, events = kind.status(parsed, resolution, Outcome(ctx.cache, previous, applied, conflicts))
     recheck = None
     if storage is not None:
-        generation = int(meta.get("generation") or 0)
         status, events, recheck = await _storage_status(
-            kind.resource.kind,
-            key,
-            parsed,
-            storage,
-            admission,
-            status=(status, events, previous),
-            generation=generation,
+            kind.resource.kind, key, parsed, storage, admission, status=(status, events, previous)
         )
     await ctx.applier.apply_status(raw, status)
     await emit(ctx, raw, events)
     delays = [d for d in (CONFLICT_RETRY_SECONDS if conflicts else None, recheck) if d is not None]
     return Result.requeue_after(min(delays)) if delays else Result.done()
+
+
+async def _apply_children(
+    kind: WorkloadKind[W, R], ctx: ReconcileContext, raw: JSON, desired: list[JSON]
+) -> dict[str, JSON]:
+    """Apply ``desired`` and prune the children no longer in it; kind -> the API server's answer."""
+    meta = raw.get("metadata") or {}
+    if kind.announce_rollout:
+        namespace = str(meta.get("namespace") or "")
+        await announce_rollout(ctx, raw, namespace, _front_name(desired), _config_digest(desired))
+    applied: dict[str, JSON] = {}
+    # The children are independent objects: applied concurrently (they converge in any order).
+    for child, result in zip(desired, await ctx.applier.apply_all(desired), strict=True):
+        if result is not None:
+            applied[child["kind"]] = result
+    await delete_stale(ctx, str(meta.get("uid")), desired, kind.owned)
+    return applied
 
 
 async def _storage_status(
@@ -201,13 +205,13 @@ async def _storage_status(
     admission: Admission,
     *,
     status: tuple[JSON, Events, JSON],
-    generation: int,
 ) -> tuple[JSON, Events, float | None]:
     """``status`` (the kind's status, its Events, the previous status) with the gate's refusal and the
     ``SessionStorageReachable`` condition (a check that reached Redis stands for this reconcile's probe),
     and when to look again: a refused connection after its backoff, else after the probe period (a sixth
     of it while Redis does not answer)."""
     current, events, previous = status
+    generation = workload.metadata.generation or 0
     spec = session_storage(workload)
     refusal = admission.refusal
     if refusal is not None:
