@@ -19,12 +19,15 @@ from api.problems import Problem
 from api.resource import CustomResource
 
 __all__ = [
+    "InlineTelemetry",
     "MCPTelemetryConfig",
     "MCPTelemetryConfigReference",
     "MCPTelemetryConfigSpec",
     "OpenTelemetrySettings",
     "SensitiveHeader",
     "collector_url",
+    "inline_telemetry_rules",
+    "shared_telemetry",
     "telemetry_config_rules",
 ]
 
@@ -86,9 +89,48 @@ class OpenTelemetrySettings(CRDModel):
     """OTLP metrics: the proxy's or gateway's Prometheus families, exported every minute under their own
     names and ToolHive's instrument names (docs/operations.md, "OpenTelemetry metrics")."""
     use_legacy_attributes: bool | None = None
-    """ToolHive's legacy span attribute names alongside the new ones (not supported: refused when true)."""
+    """Spans also carry ToolHive's legacy attribute names (``mcp.method``, ``mcp.tool.name``, ...) next to
+    the semantic-convention ones; unset: ``true``, ToolHive's default."""
     ca_bundle_ref: CABundleSource | None = None
     """A CA bundle for the collector (not supported yet: refused)."""
+
+
+class InlineTelemetry(CRDModel):
+    """A VirtualMCPServer's own OpenTelemetry settings (``spec.config.telemetry``): ToolHive's flat form, the
+    one its standalone gateway reads. The operator applies them as it applies a referenced
+    MCPTelemetryConfig (:func:`shared_telemetry`); ``telemetryConfigRef`` is the form to share settings."""
+
+    endpoint: str | None = Field(default=None, min_length=1)
+    """The OTLP/HTTP collector, ``host:port`` (``http://`` with ``insecure``, else ``https://``) or a URL."""
+    service_name: str | None = Field(default=None, min_length=1)
+    """``service.name`` of the gateway's spans and metrics; unset: the VirtualMCPServer's name."""
+    service_version: str | None = Field(default=None, min_length=1)
+    """``service.version`` of the gateway's spans and metrics."""
+    tracing_enabled: bool = False
+    """Whether spans are exported."""
+    metrics_enabled: bool = False
+    """Whether OTLP metrics are exported."""
+    sampling_rate: str | None = Field(default=None, pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$")
+    """Ratio of traces kept that start at the gateway (``"0.05"`` = 5%, the default)."""
+    headers: dict[str, str] | None = None
+    """Headers sent with each export (visible in the object: credentials belong in an MCPTelemetryConfig's
+    ``sensitiveHeaders``)."""
+    insecure: bool = False
+    """Plain HTTP to a collector given without a scheme."""
+    enable_prometheus_metrics_path: bool = False
+    """ToolHive's switch for ``/metrics``; the gateway always serves it, so either value is accepted."""
+    prometheus_port: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    """A separate port for ``/metrics`` (not supported yet: refused unless 0)."""
+    metrics_on_transport_port: bool | None = None
+    """``/metrics`` also on the MCP port: it is served there, so ``false`` is refused."""
+    environment_variables: list[str] | None = None
+    """Environment variables copied into span attributes (not supported yet: refused)."""
+    custom_attributes: dict[str, str] | None = None
+    """Resource attributes of every span and metric, e.g. ``deployment.environment``."""
+    use_legacy_attributes: bool | None = None
+    """Spans also carry ToolHive's legacy attribute names; unset: ``true``, ToolHive's default."""
+    ca_cert_path: str | None = None
+    """A CA file for the collector's TLS (not supported yet: refused)."""
 
 
 class MCPTelemetryConfigSpec(CRDModel):
@@ -132,6 +174,63 @@ def collector_url(settings: OpenTelemetrySettings) -> str | None:
     return ("http://" if settings.insecure else "https://") + settings.endpoint
 
 
+def shared_telemetry(inline: InlineTelemetry) -> tuple[MCPTelemetryConfigSpec, str | None]:
+    """``spec.config.telemetry`` as the MCPTelemetryConfig spec it means, with its service name."""
+    attributes = dict(inline.custom_attributes or {})
+    if inline.service_version:
+        attributes["service.version"] = inline.service_version
+    otel = OpenTelemetrySettings(
+        enabled=True,
+        endpoint=inline.endpoint,
+        insecure=inline.insecure,
+        headers=inline.headers,
+        resource_attributes=attributes or None,
+        tracing=TracingSwitch(enabled=inline.tracing_enabled, sampling_rate=inline.sampling_rate),
+        metrics=Switch(enabled=inline.metrics_enabled),
+        use_legacy_attributes=inline.use_legacy_attributes,
+    )
+    return MCPTelemetryConfigSpec(open_telemetry=otel), inline.service_name
+
+
+def inline_telemetry_rules(inline: InlineTelemetry, base: str, *, referenced: bool) -> list[Problem]:
+    """The problems of ``spec.config.telemetry`` (at ``base``), named by its own fields; ``referenced``: the
+    workload also sets ``telemetryConfigRef``."""
+    problems: list[Problem] = []
+    if referenced:
+        problems.append(Problem(base, "is set together with spec.telemetryConfigRef; keep one of the two"))
+    if inline.prometheus_port:
+        problems.append(
+            _unsupported(f"{base}.prometheusPort", "remove it (/metrics is on the gateway's port)")
+        )
+    if inline.metrics_on_transport_port is False:
+        message = "false is not supported: the gateway serves /metrics on its MCP port; remove it"
+        problems.append(Problem(f"{base}.metricsOnTransportPort", message))
+    if inline.environment_variables:
+        problems.append(_unsupported(f"{base}.environmentVariables", "remove it, or use customAttributes"))
+    if inline.ca_cert_path:
+        fix = "remove it (the collector needs a publicly trusted certificate)"
+        problems.append(_unsupported(f"{base}.caCertPath", fix))
+    signals = inline.tracing_enabled or inline.metrics_enabled
+    if inline.endpoint and not signals:
+        fix = "is set but no signal is enabled; set tracingEnabled or metricsEnabled: true"
+        problems.append(Problem(f"{base}.endpoint", fix))
+    if signals and not inline.endpoint:
+        fix = "is required when tracingEnabled or metricsEnabled is true; e.g. otel-collector:4318"
+        problems.append(Problem(f"{base}.endpoint", fix))
+    spec, _ = shared_telemetry(inline)
+    url = collector_url(spec.open_telemetry) if spec.open_telemetry is not None else None
+    if url is not None and _not_a_collector(url):
+        problems.append(
+            Problem(f"{base}.endpoint", f"{inline.endpoint!r} is not host:port or an http(s) URL")
+        )
+    return problems
+
+
+def _not_a_collector(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.scheme not in ("http", "https") or not parsed.hostname
+
+
 def _unsupported(field: str, fix: str) -> Problem:
     return Problem(field, f"is not supported yet; {fix}")
 
@@ -152,8 +251,6 @@ def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
     signals = (otel.tracing is not None and otel.tracing.enabled) or (
         otel.metrics is not None and otel.metrics.enabled
     )
-    if otel.use_legacy_attributes:
-        problems.append(_unsupported(f"{base}.useLegacyAttributes", "set it to false or remove it"))
     if otel.ca_bundle_ref is not None:
         problems.append(
             _unsupported(
@@ -175,12 +272,8 @@ def telemetry_config_rules(spec: MCPTelemetryConfigSpec) -> list[Problem]:
             )
         )
     url = collector_url(otel)
-    if url is not None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            problems.append(
-                Problem(f"{base}.endpoint", f"{otel.endpoint!r} is not host:port or an http(s) URL")
-            )
+    if url is not None and _not_a_collector(url):
+        problems.append(Problem(f"{base}.endpoint", f"{otel.endpoint!r} is not host:port or an http(s) URL"))
     plain = {name.lower() for name in otel.headers or {}}
     for index, header in enumerate(otel.sensitive_headers or []):
         if header.name.lower() in plain:

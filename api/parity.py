@@ -51,14 +51,13 @@ TOOLHIVE_KINDS: dict[str, str] = {
     "MCPAuthzConfig": "shared Cedar policies",
     "MCPWebhookConfig": "admission webhooks for MCP calls",
     "VirtualMCPCompositeToolDefinition": "composite tools (workflows over backend tools)",
-    "EmbeddingServer": "an embedding model server for the tool optimizer",
+    "EmbeddingServer": "",
     "MCPRegistry": "a registry API server of MCP server entries",
 }
 """Every kind of ToolHive's operator; for one not provided here, what it does (the docs' reason)."""
 
 NOT_PLANNED_KINDS = (
     "MCPWebhookConfig",
-    "EmbeddingServer",
     "MCPRegistry",
 )
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
@@ -90,8 +89,12 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "accounts (`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
-    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
-    "which ToolHive's operator requires",
+    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) also without the embedding "
+    "service ToolHive's operator requires; a failing embedding service leaves find_tool to the keywords",
+    ("EmbeddingServer", "spec.args"): "`--model-id` and `--port` are refused (from `model` and `port`)",
+    ("EmbeddingServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
+    ("EmbeddingServer", "spec.modelCache"): "a change replaces the StatefulSet, whose claim templates "
+    "cannot change in place (ToolHive does not apply the change)",
     ("VirtualMCPServer", "spec.config.codeMode.stepLimit"): "counted in units of 1,000 steps of "
     "starlark-rust's interpreter (ToolHive: starlark-go's steps)",
     ("VirtualMCPServer", "spec.config.codeMode.parallelMaxConcurrency"): "at most 100",

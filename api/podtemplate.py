@@ -10,12 +10,19 @@ refused there rather than silently replaced. Each problem names the JSON path to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from api.common import ResourceOverrides
 from api.problems import Problem
 
-__all__ = ["CONFIG_HASH_ANNOTATION", "OWNED_LABELS", "pod_template_problems", "resource_overrides_problems"]
+__all__ = [
+    "CONFIG_HASH_ANNOTATION",
+    "OWNED_LABELS",
+    "owned_label_problems",
+    "pod_template_problems",
+    "resource_overrides_problems",
+]
 
 CONFIG_HASH_ANNOTATION = "mcp-operator.dev/config-hash"
 """Pod-template annotation holding the hash of the rendered configuration: a change rolls the pods."""
@@ -114,12 +121,7 @@ def resource_overrides_problems(
         f"{path}.proxyDeployment.podTemplateMetadataOverrides.labels": pod.labels if pod else None,
         f"{path}.proxyService.labels": service.labels if service else None,
     }
-    problems = [
-        Problem(f"{field}[{key}]", "is set by the operator (it selects and names its objects); remove it")
-        for field, given in labelled.items()
-        for key in OWNED_LABELS
-        if key in (given or {})
-    ]
+    problems = owned_label_problems(labelled)
     if pod is not None and CONFIG_HASH_ANNOTATION in (pod.annotations or {}):
         problems.append(
             Problem(
@@ -128,3 +130,13 @@ def resource_overrides_problems(
             )
         )
     return problems
+
+
+def owned_label_problems(labelled: Mapping[str, Mapping[str, str] | None]) -> list[Problem]:
+    """Labels the operator owns among user-added ones (``labelled``: the field's path -> its labels)."""
+    return [
+        Problem(f"{field}[{key}]", "is set by the operator (it selects and names its objects); remove it")
+        for field, given in labelled.items()
+        for key in OWNED_LABELS
+        if key in (given or {})
+    ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.base import API_GROUP, API_VERSION, GROUP_VERSION
+from api.embeddingserver import EmbeddingServer, embedding_server_rules
 from api.mcpauthzconfig import MCPAuthzConfig
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcpgroup import MCPGroup
@@ -228,6 +229,21 @@ KINDS: dict[str, KindInfo] = {
                 _AGE,
             ),
             composite_tool_definition_rules,
+        ),
+        KindInfo(
+            "EmbeddingServer",
+            "embeddingservers",
+            ("emb", "embedding"),
+            EmbeddingServer,
+            (
+                _PHASE,
+                PrinterColumn("Model", ".spec.model", description="The HuggingFace embedding model"),
+                _ready("Whether a pod serves embeddings (the Ready condition)"),
+                PrinterColumn("Replicas", ".status.readyReplicas", "integer", "Pods ready to serve"),
+                PrinterColumn("URL", ".status.url", description="URL of the TEI API"),
+                _AGE,
+            ),
+            embedding_server_rules,
         ),
     )
 }

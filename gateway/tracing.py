@@ -17,7 +17,10 @@ client already injects ``_meta`` on its path).
 Span attributes follow the MCP semantic conventions where they exist (``mcp.method.name``,
 ``gen_ai.tool.name``, ``gen_ai.prompt.name``, ``mcp.resource.uri``, ``mcp.protocol.version``) plus ours:
 ``mcp.backend`` (the backend's name), ``mcp.era`` (``session`` for 2025-11-25 sessions, ``stateless``
-for 2026-07-28) and ``mcp.outcome`` (the label of ``mcp_proxy_requests_total``).
+for 2026-07-28) and ``mcp.outcome`` (the label of ``mcp_proxy_requests_total``). With ToolHive's
+``useLegacyAttributes`` (:data:`telemetry.settings.LEGACY_ATTRIBUTES_VARIABLE`) a request span also carries
+ToolHive's legacy names for the same values (:data:`LEGACY_ATTRIBUTES`), so dashboards built on them keep
+working.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from telemetry.records import CLIENT, SERVER, Record, new_id, parse_traceparent,
 from telemetry.settings import settings_from_env
 
 __all__ = [
+    "LEGACY_ATTRIBUTES",
     "OFF",
     "Incoming",
     "activate",
@@ -59,17 +63,29 @@ _TARGET_ATTRIBUTE = {
     "prompts/get": "gen_ai.prompt.name",
     "resources/read": "mcp.resource.uri",
 }
+LEGACY_ATTRIBUTES = {
+    "mcp.method.name": "mcp.method",
+    "gen_ai.tool.name": "mcp.tool.name",
+    "gen_ai.prompt.name": "mcp.prompt.name",
+    "mcp.resource.uri": "mcp.resource.id",
+}
+"""ToolHive's legacy attribute name of each attribute a request span carries that has one."""
+_LEGACY_CONSTANT = {"rpc.system": "jsonrpc", "rpc.service": "mcp"}
+"""ToolHive's legacy attributes whose value is fixed."""
+_legacy = False
+"""Whether request spans carry the legacy names too (set once at start by :func:`activate`)."""
 _current: ContextVar[Record | None] = ContextVar("mcp_operator_span", default=None)
 _threshold = 1 << 64
 """Root spans are sampled when their trace id's low 64 bits are under this (OTel's ratio sampler)."""
 _sink: Callable[[Record], None] = lambda record: None  # noqa: E731 - replaced by activate()
 
 
-def activate(tracing: Tracing, sampling_rate: float = 1.0) -> None:
+def activate(tracing: Tracing, sampling_rate: float = 1.0, *, legacy_attributes: bool = False) -> None:
     """Turn the data plane's spans on when ``tracing`` is, sending finished spans to its processor."""
-    global enabled, _threshold, _sink  # noqa: PLW0603 - one switch per process, read by every hook
+    global enabled, _threshold, _sink, _legacy  # noqa: PLW0603 - one switch per process, read by every hook
     enabled = tracing.enabled and tracing.processor is not None
     _threshold = int(sampling_rate * (1 << 64))
+    _legacy = legacy_attributes
     if tracing.processor is not None:
         _sink = tracing.processor.offer
 
@@ -86,7 +102,7 @@ def start(default_service_name: str, env: Mapping[str, str] | None = None) -> Tr
     exporter = make_record_exporter(settings)
     processor = BoundedSpanProcessor(exporter, settings.max_queue_size, endpoint=settings.endpoint)
     tracing = Tracing(True, settings, None, processor)
-    activate(tracing, settings.sampling_rate)
+    activate(tracing, settings.sampling_rate, legacy_attributes=settings.legacy_attributes)
     return tracing
 
 
@@ -165,7 +181,16 @@ def request_span(method: str, target: str, came: Incoming | None) -> Any:
         attributes["mcp.era"] = came.era
         if came.protocol_version:
             attributes["mcp.protocol.version"] = came.protocol_version
+    if _legacy:
+        _add_legacy(attributes)
     return _running(record)
+
+
+def _add_legacy(attributes: dict[str, str]) -> None:
+    for name, legacy in LEGACY_ATTRIBUTES.items():
+        if name in attributes:
+            attributes[legacy] = attributes[name]
+    attributes.update(_LEGACY_CONSTANT)
 
 
 def record_outcome(outcome: str, error: str | None = None, *, backend: str | None = None) -> None:

@@ -18,6 +18,7 @@ which are these variables' twins):
 | ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` | the resource (``key=value,...``) |
 | ``OTEL_BSP_MAX_QUEUE_SIZE`` | spans held for export before new ones are dropped (2048) |
 | ``OTEL_EXPORTER_OTLP_TIMEOUT`` | milliseconds one export may take, retries included (10000) |
+| ``MCP_OPERATOR_OTEL_LEGACY_ATTRIBUTES`` | ``true``: spans also carry ToolHive's legacy attribute names |
 
 Pure: :func:`settings_from_env` (traces) and :func:`metrics_settings_from_env` take the environment as a
 mapping and raise ``ValueError`` naming the variable and the fix.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "LEGACY_ATTRIBUTES_VARIABLE",
     "PROTOCOLS",
     "MetricsSettings",
     "OtlpSettings",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 PROTOCOLS = ("http/protobuf", "grpc")
+LEGACY_ATTRIBUTES_VARIABLE = "MCP_OPERATOR_OTEL_LEGACY_ATTRIBUTES"
+"""The variable that adds ToolHive's legacy attribute names to spans (``useLegacyAttributes``)."""
 Protocol = Literal["http/protobuf", "grpc"]
 
 
@@ -75,6 +79,8 @@ class TracingSettings(OtlpSettings):
 
     sampling_rate: float = 1.0
     max_queue_size: int = 2048
+    legacy_attributes: bool = False
+    """Whether spans also carry ToolHive's legacy (pre-semantic-convention) attribute names."""
 
     @property
     def traces_url(self) -> str:
@@ -130,6 +136,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{name}: {value!r} is not true or false")
+    return value == "true"
+
+
 def _otlp_fields(env: Mapping[str, str], signal: str, default_service_name: str) -> dict[str, Any] | None:
     """The fields of :class:`OtlpSettings` for ``signal`` (``TRACES``, ``METRICS``), None without an
     endpoint; the signal's own variables win over the shared ones."""
@@ -149,9 +162,7 @@ def _otlp_fields(env: Mapping[str, str], signal: str, default_service_name: str)
     protocol = protocol or "http/protobuf"
     if protocol not in PROTOCOLS:
         raise ValueError(f"{protocol_var}: {protocol!r} is not supported; use one of {', '.join(PROTOCOLS)}")
-    insecure = env.get("OTEL_EXPORTER_OTLP_INSECURE", "false").strip().lower()
-    if insecure not in ("true", "false"):
-        raise ValueError(f"OTEL_EXPORTER_OTLP_INSECURE: {insecure!r} is not true or false")
+    insecure = _switch(env, "OTEL_EXPORTER_OTLP_INSECURE")
     attributes = parse_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""), "OTEL_RESOURCE_ATTRIBUTES")
     return {
         "endpoint": endpoint,
@@ -159,7 +170,7 @@ def _otlp_fields(env: Mapping[str, str], signal: str, default_service_name: str)
         or attributes.get("service.name", default_service_name),
         "protocol": "grpc" if protocol == "grpc" else "http/protobuf",
         "headers": parse_pairs(env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), "OTEL_EXPORTER_OTLP_HEADERS"),
-        "insecure": insecure == "true",
+        "insecure": insecure,
         "resource_attributes": attributes,
         "export_timeout_seconds": _number(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000, 1, 600_000) / 1000,
     }
@@ -177,6 +188,7 @@ def settings_from_env(env: Mapping[str, str], default_service_name: str) -> Trac
         **fields,
         sampling_rate=_number(env, "OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0, 1.0),
         max_queue_size=int(_number(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 1_000_000)),
+        legacy_attributes=_switch(env, LEGACY_ATTRIBUTES_VARIABLE),
     )
 
 

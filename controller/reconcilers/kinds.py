@@ -23,6 +23,7 @@ MCPOIDCCONFIG = resource_of("MCPOIDCConfig")
 MCPSERVERENTRY = resource_of("MCPServerEntry")
 MCPAUTHZCONFIG = resource_of("MCPAuthzConfig")
 MCPTELEMETRYCONFIG = resource_of("MCPTelemetryConfig")
+EMBEDDINGSERVER = resource_of("EmbeddingServer")
 
 ALL = (
     MCPSERVER,
@@ -36,4 +37,5 @@ ALL = (
     MCPSERVERENTRY,
     MCPAUTHZCONFIG,
     MCPTELEMETRYCONFIG,
+    EMBEDDINGSERVER,
 )

@@ -37,7 +37,12 @@ from api.rules import DEFAULT_MCP_PORT
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
-from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
+from controller.reconcilers.podtemplate import (
+    RESTRICTED_POD_SECURITY,
+    SERVER_USER,
+    apply_user_patch,
+    container_security,
+)
 from controller.reconcilers.render import (
     SecretEnv,
     inbound_oidc,
@@ -260,11 +265,6 @@ def _server_env(server: MCPServer) -> list[JSON]:
             }
         )
     return env
-
-
-# The user the server container runs as unless spec.podTemplateSpec says otherwise (ToolHive's uid/gid):
-# runAsNonRoot alone refuses images whose USER is root or a name ("cannot verify user is non-root").
-SERVER_USER: JSON = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000}
 
 
 def build_server_statefulset(server: MCPServer, owner_ref: JSON) -> JSON:

@@ -32,6 +32,11 @@ RESTRICTED_POD_SECURITY: JSON = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 
+# The user a server container (an MCP server, an embedding server) runs as unless spec.podTemplateSpec says
+# otherwise (ToolHive's uid/gid): runAsNonRoot alone refuses images whose USER is root or a name ("cannot
+# verify user is non-root").
+SERVER_USER: JSON = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000}
+
 
 def container_security(read_only_root: bool) -> JSON:
     """The container securityContext we default to (restricted Pod Security Standard)."""

@@ -18,6 +18,7 @@ from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import CONFIGMAP, SECRET, Cache, ObjectKey, Resource, Watch
 from controller.reconcilers.kinds import (
+    EMBEDDINGSERVER,
     MCPAUTHZCONFIG,
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
@@ -37,6 +38,7 @@ OIDC_CONFIG_INDEX = "ref:oidcConfig"
 AUTHZ_CONFIG_INDEX = "ref:authzConfig"
 AUTHZ_CONFIG_MAP_INDEX = "ref:authzConfigMap"
 TELEMETRY_INDEX = "ref:telemetryConfig"
+EMBEDDING_SERVER_INDEX = "ref:embeddingServer"
 
 
 def _namespace(obj: JSON) -> str:
@@ -482,3 +484,36 @@ def telemetry_secret_refs(spec: JSON) -> list[tuple[str, str, str]]:
 def index_telemetry_secrets(obj: JSON) -> list[str]:
     """Index MCPTelemetryConfigs by the Secrets they name (``SECRET_INDEX`` on that kind)."""
     return _keyed(obj, [name for _, name, _ in telemetry_secret_refs(_spec(obj))])
+
+
+# -- EmbeddingServer: the embedding service a VirtualMCPServer's optimizer uses -----------------------------
+
+
+def index_embedding_server(obj: JSON) -> list[str]:
+    """The EmbeddingServer a VirtualMCPServer names in ``spec.embeddingServerRef``."""
+    return _keyed(obj, [_ref_name(_spec(obj).get("embeddingServerRef"))])
+
+
+def resolve_embedding_server(cache: Cache, namespace: str, name: str, missing: list[Missing]) -> str | None:
+    """The URL of EmbeddingServer ``name`` once it is Ready (phase Ready, a ready pod and a URL), as
+    ToolHive waits for it; else None, with why in ``missing`` (the field ``spec.embeddingServerRef.name``)."""
+    field_path = "spec.embeddingServerRef"
+    raw = cache.get(EMBEDDINGSERVER, namespace, name)
+    if raw is None:
+        missing.append(not_found(field_path, "EmbeddingServer", name, namespace, "EmbeddingServerNotFound"))
+        return None
+    status = raw.get("status") or {}
+    url = status.get("url")
+    if status.get("phase") == "Ready" and int(status.get("readyReplicas") or 0) > 0 and isinstance(url, str):
+        return url
+    state = f"is {status.get('phase') or 'Pending'}" + (
+        f" ({status['message']})" if status.get("message") else ""
+    )
+    missing.append(
+        Missing(
+            f"{field_path}.name",
+            "EmbeddingServerNotReady",
+            f"EmbeddingServer '{name}' {state}; the gateway is deployed with the optimizer once it is Ready",
+        )
+    )
+    return None

@@ -13,6 +13,7 @@ from typing import Any
 from controller.core import Controller
 from controller.core.manager import Manager
 from controller.reconcilers import (
+    embeddingserver,
     mcpexternalauthconfig,
     mcpgroup,
     mcpoidcconfig,
@@ -47,5 +48,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "MCPOIDCConfig": mcpoidcconfig.controller,
     "MCPServerEntry": mcpserverentry.controller,
     "VirtualMCPCompositeToolDefinition": virtualmcpcompositetooldefinition.controller,
+    "EmbeddingServer": workload(embeddingserver.kind),
 }
 """Kind -> its controller; a test checks that every kind of ``api.registry.KINDS`` has one."""

@@ -1,4 +1,5 @@
-"""An MCPTelemetryConfig as the environment of a proxy container (pure).
+"""An MCPTelemetryConfig (or a VirtualMCPServer's ``config.telemetry`` in that form) as the environment of a
+proxy or gateway container (pure).
 
 The proxy reads OpenTelemetry's standard variables (``telemetry.settings``). Header values from Secrets
 never enter a ConfigMap or the Deployment's spec: each is a ``secretKeyRef`` variable, and
@@ -10,7 +11,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from api.mcptelemetryconfig import MCPTelemetryConfig, MCPTelemetryConfigReference, collector_url
+from api.mcptelemetryconfig import MCPTelemetryConfigSpec, collector_url
+from telemetry.settings import LEGACY_ATTRIBUTES_VARIABLE
 
 __all__ = ["DEFAULT_SAMPLING_RATE", "telemetry_env", "with_telemetry_env"]
 
@@ -24,10 +26,11 @@ def _pairs(values: dict[str, str]) -> str:
     return ",".join(f"{key}={urllib.parse.quote(value, safe='')}" for key, value in sorted(values.items()))
 
 
-def telemetry_env(config: MCPTelemetryConfig, ref: MCPTelemetryConfigReference, workload: str) -> list[JSON]:
-    """The proxy's ``OTEL_*`` variables; empty when OpenTelemetry is off or neither signal is on (no
-    exporter). A signal that is off is named ``none`` (an endpoint turns both on by default)."""
-    otel = config.spec.open_telemetry
+def telemetry_env(spec: MCPTelemetryConfigSpec, service_name: str | None, workload: str) -> list[JSON]:
+    """The container's ``OTEL_*`` variables (``service.name``: ``service_name``, else ``workload``); empty
+    when OpenTelemetry is off or neither signal is on (no exporter). A signal that is off is named ``none``
+    (an endpoint turns both on by default)."""
+    otel = spec.open_telemetry
     url = collector_url(otel) if otel is not None else None
     if otel is None or not otel.enabled or url is None:
         return []
@@ -38,12 +41,14 @@ def telemetry_env(config: MCPTelemetryConfig, ref: MCPTelemetryConfigReference, 
     env: list[JSON] = [
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": url},
         {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
-        {"name": "OTEL_SERVICE_NAME", "value": ref.service_name or workload},
+        {"name": "OTEL_SERVICE_NAME", "value": service_name or workload},
     ]
     if tracing is not None:
         env.append(
             {"name": "OTEL_TRACES_SAMPLER_ARG", "value": tracing.sampling_rate or DEFAULT_SAMPLING_RATE}
         )
+        if otel.use_legacy_attributes is not False:  # unset: on, ToolHive's default
+            env.append({"name": LEGACY_ATTRIBUTES_VARIABLE, "value": "true"})
     else:
         env.append({"name": "OTEL_TRACES_EXPORTER", "value": "none"})
     if not metrics:

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from api.mcptelemetryconfig import MCPTelemetryConfig, MCPTelemetryConfigReference
+from api.mcptelemetryconfig import (
+    InlineTelemetry,
+    MCPTelemetryConfig,
+    MCPTelemetryConfigReference,
+    shared_telemetry,
+)
 from controller.core import Cache
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPTELEMETRYCONFIG
 from controller.reconcilers.refs import Missing, missing_config_secrets, parse_ref, telemetry_secret_refs
 from controller.reconcilers.telemetry_build import telemetry_env
 
-__all__ = ["TelemetryRef", "resolve_telemetry"]
+__all__ = ["TelemetryRef", "inline_telemetry", "resolve_telemetry"]
 
 
 @dataclass
@@ -52,4 +57,11 @@ def resolve_telemetry(
         return TelemetryRef()
     secret_refs = telemetry_secret_refs(config.spec.model_dump(by_alias=True, exclude_none=True))
     missing += missing_config_secrets(cache, namespace, f"MCPTelemetryConfig '{ref.name}'", secret_refs)
-    return TelemetryRef(config, telemetry_env(config, ref, workload))
+    return TelemetryRef(config, telemetry_env(config.spec, ref.service_name, workload))
+
+
+def inline_telemetry(inline: InlineTelemetry, workload: str) -> TelemetryRef:
+    """A VirtualMCPServer's ``config.telemetry``: the env its MCPTelemetryConfig form gives (no config to
+    hash: a change of the settings changes the pod template, which rolls the gateway)."""
+    spec, service_name = shared_telemetry(inline)
+    return TelemetryRef(None, telemetry_env(spec, service_name, workload))

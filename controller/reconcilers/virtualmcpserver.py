@@ -38,6 +38,7 @@ from controller.core import (
 from controller.reconcilers import virtualmcpserver_build as build
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import (
+    EMBEDDINGSERVER,
     MCPAUTHZCONFIG,
     MCPEXTERNALAUTHCONFIG,
     MCPGROUP,
@@ -55,6 +56,7 @@ from controller.reconcilers.mcpserverentry import CA_BUNDLE_INDEX, EntryRoute, e
 from controller.reconcilers.oidc_refs import ResolvedOIDC, gateway_with_oidc, oidc_secret_watch, resolve_oidc
 from controller.reconcilers.refs import (
     AUTHZ_CONFIG_MAP_INDEX,
+    EMBEDDING_SERVER_INDEX,
     EXTERNAL_AUTH_INDEX,
     GROUP_INDEX,
     OIDC_CONFIG_INDEX,
@@ -64,6 +66,7 @@ from controller.reconcilers.refs import (
     authz_config_map_watch,
     config_map_policies,
     index_authz_config_map,
+    index_embedding_server,
     index_external_auth,
     index_group,
     index_oidc_config,
@@ -71,13 +74,14 @@ from controller.reconcilers.refs import (
     index_telemetry_secrets,
     not_found,
     parse_ref,
+    resolve_embedding_server,
     secret_to_config_referrers,
 )
 from controller.reconcilers.render import SecretEnv, outbound_auth
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import workload_state
 from controller.reconcilers.telemetry_build import with_telemetry_env
-from controller.reconcilers.telemetry_refs import TelemetryRef, resolve_telemetry
+from controller.reconcilers.telemetry_refs import TelemetryRef, inline_telemetry, resolve_telemetry
 from controller.reconcilers.virtualmcpcompositetooldefinition import composite_tool_ref_names
 from controller.reconcilers.virtualmcpserver_status import Observed, vmcp_status
 from controller.reconcilers.workload import FRONT_CHILDREN, Outcome, WorkloadKind
@@ -129,6 +133,7 @@ def setup(cache: Cache) -> list[Watch]:
     cache.add_index(VIRTUALMCPSERVER, VMCP_TOOL_CONFIG_INDEX, index_vmcp_tool_config)
     cache.add_index(VIRTUALMCPSERVER, OIDC_CONFIG_INDEX, index_oidc_config)
     cache.add_index(VIRTUALMCPSERVER, TELEMETRY_INDEX, index_telemetry)
+    cache.add_index(VIRTUALMCPSERVER, EMBEDDING_SERVER_INDEX, index_embedding_server)
     cache.add_index(MCPTELEMETRYCONFIG, SECRET_INDEX, index_telemetry_secrets)
     register_member_indexes(cache)
     cache.add_index(MCPSERVERENTRY, CA_BUNDLE_INDEX, index_ca_bundle)
@@ -178,6 +183,7 @@ def watches(cache: Cache) -> list[Watch]:
         Watch(CONFIGMAP, of_ca_bundle),
         Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
         secret_to_config_referrers(cache, VIRTUALMCPSERVER, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
+        Watch(EMBEDDINGSERVER, lambda server: by(EMBEDDING_SERVER_INDEX)(own_key(server))),
     ]
 
 
@@ -206,6 +212,8 @@ class Resolution:
     """Why the inbound authentication cannot be rendered (nothing is rendered then)."""
     telemetry: TelemetryRef = field(default_factory=TelemetryRef)
     """The MCPTelemetryConfig and the gateway container's ``OTEL_*`` variables from it."""
+    embedding_service: str | None = None
+    """The URL of the Ready EmbeddingServer of ``spec.embeddingServerRef`` (None: none, or not Ready)."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -342,8 +350,14 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     )
     # An unusable telemetry config degrades the gateway (reported) but never keeps it from serving.
     telemetry_ref, name = vmcp.spec.telemetry_config_ref, vmcp.metadata.name or ""
-    resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
+    if vmcp.spec.config.telemetry is not None:
+        resolution.telemetry = inline_telemetry(vmcp.spec.config.telemetry, name)
+    else:
+        resolution.telemetry = resolve_telemetry(cache, namespace, telemetry_ref, name, resolution.missing)
     resolve_composite_tools(cache, vmcp, namespace, resolution)
+    if vmcp.spec.embedding_server_ref is not None:
+        name = vmcp.spec.embedding_server_ref.name
+        resolution.embedding_service = resolve_embedding_server(cache, namespace, name, resolution.missing)
     return resolution
 
 
@@ -412,6 +426,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
             or resolution.composites_blocked
             or (incoming.authz_config_ref and shared is None)
             or (from_map and resolution.config_map_policies is None)
+            or (vmcp.spec.embedding_server_ref and resolution.embedding_service is None)
         ):
             return None  # never rendered without its authentication or policies: the gateway keeps its own
         authz = (
@@ -425,6 +440,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
             resolution.tool_configs,
             resolution.composite_tools,
             authz=authz,
+            embedding_server_url=resolution.embedding_service,
         )
         children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
         return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)

@@ -11,11 +11,11 @@ rolling the pods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from api.common import (
     ProxyDeploymentOverrides,
     ProxyEndpoint,
-    ProxyServiceOverrides,
     ResourceOverrides,
     ResourceRequirements,
 )
@@ -32,6 +32,16 @@ OWNED_ANNOTATIONS = (CONFIG_HASH_ANNOTATION,)
 """Pod-template annotations no ``podTemplateSpec`` can set: the operator's value always wins."""
 OWNED_CONTAINER_FIELDS = ("name", "image", "args")
 """Fields of the front container a ``podTemplateSpec`` cannot change."""
+
+
+class MetadataAdditions(Protocol):
+    """What a ``resourceOverrides`` entry adds to one object: labels and annotations."""
+
+    @property
+    def labels(self) -> dict[str, str] | None: ...
+
+    @property
+    def annotations(self) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class Owner:
         self,
         name: str,
         component: str | None = None,
-        overrides: ProxyDeploymentOverrides | ProxyServiceOverrides | None = None,
+        overrides: MetadataAdditions | None = None,
     ) -> JSON:
         """metadata of a child: our labels win over the user's extra labels on a key collision."""
         return object_meta(
@@ -155,7 +165,7 @@ def service(
     port_name: str = "http",
     service_type: str | None = "ClusterIP",
     component: str | None = None,
-    overrides: ProxyServiceOverrides | None = None,
+    overrides: MetadataAdditions | None = None,
     session_affinity: str | None = None,
 ) -> JSON:
     """A Service selecting the ``component`` pods; ``service_type`` None makes it headless."""

@@ -1,6 +1,7 @@
 """Traces across the data plane, received by a real OTLP receiver in this process (tests/support/otlp.py):
 one trace runs client -> gateway -> proxy -> server with correct parent links; the proxy's fast path and
-SDK path both take the client's W3C context; the gRPC exporter delivers too.
+SDK path both take the client's W3C context; the gRPC exporter delivers too; ToolHive's inline settings
+with legacy attribute names.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from api.mcptelemetryconfig import InlineTelemetry
+from controller.reconcilers.telemetry_refs import inline_telemetry
 from tests.dataplane.fastpathutil import answer, request
 from tests.support.data_plane import BACKEND, data_plane
 from tests.support.otlp import ReceivedSpan, grpc_receiver, http_receiver, otlp_env
@@ -122,3 +125,22 @@ async def test_the_grpc_exporter_delivers_the_proxy_spans(tmp_path: Path) -> Non
             receiver.wait(lambda spans: any(s.trace_id == trace_id and s.service == PROXY for s in spans))
             span = one(receiver.trace(trace_id), PROXY, SERVER, "tools/call add")
             assert span.parent_span_id == parent
+
+
+async def test_toolhive_inline_telemetry_with_legacy_attributes_reaches_the_collector(tmp_path: Path) -> None:
+    """ToolHive's flat ``config.telemetry`` of a VirtualMCPServer, as the operator renders it, makes the
+    gateway's spans carry ToolHive's legacy attribute names next to the semantic-convention ones."""
+    settings = {"tracingEnabled": True, "samplingRate": "1", "insecure": True, "serviceName": "my-vmcp"}
+    with http_receiver() as (receiver, endpoint):
+        inline = InlineTelemetry.model_validate({**settings, "endpoint": endpoint})
+        rendered = inline_telemetry(inline, "unused").env
+        env = {variable["name"]: variable["value"] for variable in rendered}
+        with data_plane(tmp_path, env) as plane:
+            trace_id, _, header = traceparent()
+            await call(plane.gateway_url, header, name=f"{BACKEND}_add", arguments={"a": 1, "b": 2})
+            name = f"tools/call {BACKEND}_add"  # every process of the plane is "my-vmcp" here
+            receiver.wait(lambda spans: any(s.trace_id == trace_id and s.name == name for s in spans))
+            span = one(receiver.trace(trace_id), "my-vmcp", SERVER, name)
+    assert span.attributes["gen_ai.tool.name"] == span.attributes["mcp.tool.name"] == f"{BACKEND}_add"
+    assert span.attributes["mcp.method.name"] == span.attributes["mcp.method"] == "tools/call"
+    assert (span.attributes["rpc.system"], span.attributes["rpc.service"]) == ("jsonrpc", "mcp")

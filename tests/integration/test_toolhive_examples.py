@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -154,12 +153,6 @@ async def test_toolhive_examples_port_by_changing_only_the_api_group(
     assert sorted(set(listed) - set(measured)) == [], "these port now: remove them from not-porting.yaml"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ToolHive fields not-porting.yaml lists (OpenTelemetry metrics, the tool optimizer, the "
-    "embedded authorization server, ...) are not in this API yet; drop this mark once the share reaches the "
-    "target, which strict mode reports as XPASS",
-)
 def test_the_listed_share_of_toolhive_examples_reaches_the_target() -> None:
     listed = yaml.safe_load(NOT_PORTING.read_text()) or []
     assert port_share(len(load_examples()), len(listed), len(refused_by_toolhive())) >= TARGET_PERCENT

@@ -124,11 +124,13 @@ def fixture_server(
     return proc
 
 
-def vmcp_gateway(port: int, config_path: Path, logdir: Path) -> tuple[str, Proc]:
+def vmcp_gateway(
+    port: int, config_path: Path, logdir: Path, env: dict[str, str] | None = None
+) -> tuple[str, Proc]:
     """``mcp-operator vmcp`` on ``port`` over ``config_path`` (polled every 0.2 s), up: (URL, process)."""
     argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(port)]
     argv += ["--config", str(config_path), "--reload-interval", "0.2"]
-    proc = start("gateway", argv, logdir)
+    proc = start("gateway", argv, logdir, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", proc)

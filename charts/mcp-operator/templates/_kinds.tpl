@@ -2,6 +2,7 @@
 {{- define "mcp-operator.kindRules" -}}
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - embeddingservers
     - mcpauthzconfigs
     - mcpexternalauthconfigs
     - mcpgroups
@@ -16,6 +17,7 @@
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - embeddingservers/status
     - mcpauthzconfigs/status
     - mcpexternalauthconfigs/status
     - mcpgroups/status
@@ -30,6 +32,7 @@
   verbs: ["get", "patch", "update"]
 - apiGroups: ["mcp-operator.dev"]
   resources:
+    - embeddingservers/finalizers
     - mcpauthzconfigs/finalizers
     - mcpexternalauthconfigs/finalizers
     - mcpgroups/finalizers

@@ -176,3 +176,44 @@ async def test_the_config_lists_the_workloads_that_refer_to_it_and_waits_for_the
         return not any(item["metadata"]["name"] == "shared" for item in listed["items"])
 
     await eventually(gone, what="the config deleted once no workload refers to it")
+
+
+async def test_a_gateway_with_toolhive_inline_telemetry_gets_it_as_its_env(
+    operator: Operator, kube: Api
+) -> None:
+    """ToolHive's flat ``spec.config.telemetry``: applied to the gateway, not ignored, not with a ref."""
+    await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "inline"}, "spec": {}})
+    telemetry = {
+        "endpoint": "otel-collector:4317",
+        "insecure": True,
+        "tracingEnabled": True,
+        "samplingRate": "0.1",
+        "serviceName": "my-vmcp",
+    }
+    gateway = {
+        "kind": "VirtualMCPServer",
+        "metadata": {"name": "gw-inline"},
+        "spec": {
+            "groupRef": {"name": "inline"},
+            "incomingAuth": {"type": "anonymous"},
+            "config": {"telemetry": telemetry},
+        },
+    }
+    await kube.create("virtualmcpservers", gateway)
+
+    async def env() -> dict[str, Any] | None:
+        found = await proxy_env(kube, "gw-inline") if await kube.child("Deployment", "gw-inline") else {}
+        return found if "OTEL_EXPORTER_OTLP_ENDPOINT" in found else None
+
+    found = await eventually(env, what="the gateway's OTEL_* environment")
+    assert found["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    assert found["OTEL_SERVICE_NAME"] == "my-vmcp"
+    assert found["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert found["OTEL_METRICS_EXPORTER"] == "none", "metricsEnabled unset: no OTLP metrics"
+    assert found["MCP_OPERATOR_OTEL_LEGACY_ATTRIBUTES"] == "true", "ToolHive's default"
+
+    await kube.create(CONFIGS, telemetry_config("shared", tracing={"enabled": True}))
+    await kube.patch("virtualmcpservers", "gw-inline", {"spec": {"telemetryConfigRef": {"name": "shared"}}})
+    refused = await kube.wait_condition("virtualmcpservers", "gw-inline", "Accepted", status="False")
+    assert "spec.config.telemetry: is set together with spec.telemetryConfigRef" in refused["message"]
+    assert (await proxy_env(kube, "gw-inline"))["OTEL_SERVICE_NAME"] == "my-vmcp", "the running gateway stays"

@@ -19,10 +19,11 @@ from tests.support.waiting import eventually
 IMAGE = "registry.example/missing:1"
 
 
-async def server_pod(kube: Api, name: str) -> str:
-    """Create ``<name>-server-0`` owned by the server StatefulSet, with the labels of its template."""
-    sts = await kube.wait_child("StatefulSet", f"{name}-server")
-    pod_name = f"{name}-server-0"
+async def server_pod(kube: Api, name: str, statefulset: str | None = None) -> str:
+    """Create pod 0 of the server StatefulSet (``<name>-server``, or ``statefulset``) owned by it, with the
+    labels of its template."""
+    sts = await kube.wait_child("StatefulSet", statefulset or f"{name}-server")
+    pod_name = f"{sts['metadata']['name']}-0"
     await kube.core.create_namespaced_pod(
         kube.ns,
         {
@@ -48,13 +49,18 @@ async def server_pod(kube: Api, name: str) -> str:
 
 
 async def kubelet_reports(
-    kube: Api, pod: str, state: dict[str, Any], last: dict[str, Any] | None = None, restarts: int = 0
+    kube: Api,
+    pod: str,
+    state: dict[str, Any],
+    last: dict[str, Any] | None = None,
+    restarts: int = 0,
+    container: str = "mcp",
 ) -> None:
     status = {
         "phase": "Pending",
         "containerStatuses": [
             {
-                "name": "mcp",
+                "name": container,
                 "image": IMAGE,
                 "imageID": "",
                 "ready": False,

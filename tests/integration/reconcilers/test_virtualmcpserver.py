@@ -410,24 +410,55 @@ async def test_the_optimizer_is_validated_then_reaches_the_gateway_without_a_rol
     assert "spec.config.optimizer.maxToolsToReturn: 0 is not 1 to 50" in accepted["message"]
     assert await kube.child("ConfigMap", "search-vmcp") is None
 
-    semantic = {"maxToolsToReturn": 5, "embeddingService": "http://embeddings:8080"}
+    semantic = {"maxToolsToReturn": 5, "embeddingService": "http://169.254.169.254/", "embeddingModel": "m"}
     await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
 
     async def refused_naming_the_embedding_service() -> bool:
-        cond = condition(await kube.get(PLURAL, "search"), "Accepted") or {}
-        return "spec.config.optimizer.embeddingService: is not supported yet" in cond.get("message", "")
+        message = (condition(await kube.get(PLURAL, "search"), "Accepted") or {}).get("message", "")
+        return (
+            "spec.config.optimizer.embeddingService: host '169.254.169.254' is the cloud metadata" in message
+        )
 
     await eventually(refused_naming_the_embedding_service, what="Accepted=False naming embeddingService")
     assert await kube.child("ConfigMap", "search-vmcp") is None
 
-    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": {"embeddingService": None}}}})
+    service = "http://embeddings.search.svc.cluster.local:8080/v1"
+    semantic = {"embeddingService": service, "embeddingProvider": "openai", "embeddingModel": None}
+    semantic |= {"hybridSearchSemanticRatio": "1.5"}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
+
+    async def refused_naming_the_ratio_and_the_model() -> str | None:
+        message = (condition(await kube.get(PLURAL, "search"), "Accepted") or {}).get("message", "")
+        ratio = "spec.config.optimizer.hybridSearchSemanticRatio: 1.5 is not within 0.0 to 1.0" in message
+        return message if ratio and "spec.config.optimizer.embeddingModel: is required" in message else None
+
+    await eventually(refused_naming_the_ratio_and_the_model, what="Accepted=False naming the ratio and model")
+    semantic = {"hybridSearchSemanticRatio": "0.7", "embeddingModel": "text-embedding-3-small"}
+    semantic |= {"embeddingHeaders": {"x-cache-key": "search"}}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
 
     async def optimizer_config() -> dict[str, Any] | None:
         config = await config_of(kube, "search")
         return config if config is not None and "optimizer" in config else None
 
     config = await eventually(optimizer_config, what="the optimizer in the gateway's config")
-    assert config["optimizer"] == {"maxToolsToReturn": 5}
+    assert config["optimizer"] == {
+        "maxToolsToReturn": 5,
+        "embeddingService": service,
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingHeaders": {"x-cache-key": "search"},
+        "embeddingServiceTimeout": "30s",  # ToolHive's default, from the schema
+        "hybridSearchSemanticRatio": 0.7,
+    }
+    keyword_only = {k: None for k in semantic} | {"embeddingService": None, "embeddingProvider": None}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": keyword_only}}})
+
+    async def keyword_config() -> dict[str, Any] | None:
+        config = await config_of(kube, "search")
+        return config if config is not None and config.get("optimizer") == {"maxToolsToReturn": 5} else None
+
+    await eventually(keyword_config, what="the optimizer searching by keywords")
     before = pod_template(await kube.wait_child("Deployment", "search"))
     await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": None}}})
 

@@ -92,6 +92,7 @@ def test_printer_columns_and_short_names() -> None:
     assert columns["MCPServerEntry"] == ["Phase", "Transport", "Remote URL", "Group", "Age"]
     assert columns["MCPAuthzConfig"] == ["Valid", "Age"]
     assert columns["MCPTelemetryConfig"] == ["Endpoint", "Valid", "Tracing", "Age"]
+    assert columns["EmbeddingServer"] == ["Phase", "Model", "Ready", "Replicas", "URL", "Age"]
     short = {k: c["spec"]["names"]["shortNames"] for k, c in by_kind.items()}
     assert short == {
         "MCPServer": ["mcps"],
@@ -105,6 +106,7 @@ def test_printer_columns_and_short_names() -> None:
         "MCPAuthzConfig": ["authzcfg"],  # ToolHive's
         "MCPTelemetryConfig": ["mcpotel"],
         "VirtualMCPCompositeToolDefinition": ["vmcpctd", "compositetool"],
+        "EmbeddingServer": ["emb", "embedding"],  # ToolHive's
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from api.mcptelemetryconfig import MCPTelemetryConfig, MCPTelemetryConfigReference, telemetry_config_rules
+from api.mcptelemetryconfig import MCPTelemetryConfig, telemetry_config_rules
 from controller.reconcilers.telemetry_build import telemetry_env, with_telemetry_env
 from telemetry.settings import metrics_settings_from_env, settings_from_env
 
@@ -42,7 +42,6 @@ def test_toolhive_metrics_and_an_http_endpoint_without_insecure_are_accepted(ote
 @pytest.mark.parametrize(
     ("otel", "field", "says"),
     [
-        ({"useLegacyAttributes": True}, "spec.openTelemetry.useLegacyAttributes", "not supported yet"),
         (
             {"caBundleRef": {"configMapRef": {"name": "ca"}}},
             "spec.openTelemetry.caBundleRef",
@@ -75,9 +74,7 @@ def test_prometheus_off_is_refused_because_metrics_are_always_served() -> None:
 
 def test_the_env_is_what_the_proxy_reads() -> None:
     env = telemetry_env(
-        config(resourceAttributes={"team": "a b"}, tracing={"enabled": True}),
-        MCPTelemetryConfigReference(name="otel"),
-        "fetch",
+        config(resourceAttributes={"team": "a b"}, tracing={"enabled": True}).spec, None, "fetch"
     )
     plain = {e["name"]: e["value"] for e in env}
     settings = settings_from_env(plain, "unused")
@@ -86,6 +83,13 @@ def test_the_env_is_what_the_proxy_reads() -> None:
     assert settings.service_name == "fetch", "the workload's name unless serviceName is given"
     assert settings.sampling_rate == 0.05, "ToolHive's default rate"
     assert settings.resource_attributes == {"team": "a b"}
+    assert settings.legacy_attributes, "ToolHive's default: legacy attribute names too"
+
+
+def test_legacy_attributes_off_leaves_them_out() -> None:
+    env = telemetry_env(config(useLegacyAttributes=False).spec, None, "fetch")
+    settings = settings_from_env({e["name"]: e["value"] for e in env}, "unused")
+    assert settings is not None and not settings.legacy_attributes
 
 
 @pytest.mark.parametrize(
@@ -93,9 +97,7 @@ def test_the_env_is_what_the_proxy_reads() -> None:
 )
 def test_each_signal_is_on_in_the_proxy_exactly_when_its_switch_is(tracing: bool, metrics: bool) -> None:
     env = telemetry_env(
-        config(tracing={"enabled": tracing}, metrics={"enabled": metrics}),
-        MCPTelemetryConfigReference(name="otel", serviceName="fetch-svc"),
-        "fetch",
+        config(tracing={"enabled": tracing}, metrics={"enabled": metrics}).spec, "fetch-svc", "fetch"
     )
     plain = {e["name"]: e["value"] for e in env}
     assert (settings_from_env(plain, "unused") is not None) is tracing
@@ -115,7 +117,7 @@ def test_each_signal_is_on_in_the_proxy_exactly_when_its_switch_is(tracing: bool
     ],
 )
 def test_no_env_when_opentelemetry_or_every_signal_is_off(otel: dict[str, Any]) -> None:
-    assert telemetry_env(config(**otel), MCPTelemetryConfigReference(name="otel"), "fetch") == []
+    assert telemetry_env(config(**otel).spec, None, "fetch") == []
 
 
 def test_the_config_replaces_same_named_override_variables_of_the_proxy_only() -> None:

@@ -113,7 +113,7 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
         toolhive(
             "MCPServer", {"image": "i", "authServerRef": {"kind": "MCPExternalAuthConfig", "name": "a"}}
         ),
-        toolhive("EmbeddingServer", {"model": "m"}),
+        toolhive("MCPRegistry", {"source": "s"}),
     ]
     path = tmp_path / "toolhive.yaml"
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
@@ -126,7 +126,7 @@ def test_the_command_converts_a_list_and_exits_1_naming_what_is_refused(
         in captured.err
     )
     assert "  spec.authServerRef: is not supported yet" in captured.err
-    assert "  kind: 'EmbeddingServer' is not a kind of this API" in captured.err
+    assert "  kind: 'MCPRegistry' is not a kind of this API" in captured.err
     assert "2 object(s) would be refused" in captured.err
 
 

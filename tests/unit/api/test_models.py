@@ -133,4 +133,5 @@ def test_public_interface_is_pinned() -> None:
         "MCPAuthzConfig",
         "MCPTelemetryConfig",
         "VirtualMCPCompositeToolDefinition",
+        "EmbeddingServer",
     ]

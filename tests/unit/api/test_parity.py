@@ -46,7 +46,8 @@ def test_every_kind_here_is_a_toolhive_kind() -> None:
 
 def test_tables_list_refused_fields_with_their_meaning_and_skip_what_repeats_a_parent() -> None:
     text = render_parity_tables(FIELDS)
-    assert "| `EmbeddingServer` | not provided: an embedding model server for the tool optimizer |" in text
+    assert "| `MCPRegistry` | not provided: a registry API server of MCP server entries |" in text
+    assert "| `EmbeddingServer` | provided |" in text
     assert "| `spec.authServerRef` | refused | an embedded OAuth authorization server |" in text
     assert "| `spec.endpointPrefix` | supported |" in text
     assert "spec.authServerConfig.cimd" not in text  # its parent's row says it all

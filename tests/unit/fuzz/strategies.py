@@ -201,6 +201,47 @@ mcpserver_spec = st.fixed_dictionaries(
     },
 )
 
+metadata_overrides = st.fixed_dictionaries({}, optional={"labels": labels_map, "annotations": labels_map})
+embedding_server_spec = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.text(min_size=1, max_size=300),
+        "hfTokenSecretRef": secret_ref,
+        "image": st.text(min_size=1, max_size=300),
+        "imagePullPolicy": st.sampled_from(["Always", "Never", "IfNotPresent"]),
+        "port": port,
+        "args": st.lists(free_text | st.sampled_from(["--port", "--model-id=x"]), max_size=50),
+        "env": env_list(50),
+        "resources": resources,
+        "modelCache": st.fixed_dictionaries(
+            {},
+            optional={
+                "enabled": st.booleans(),
+                "storageClassName": st.text(min_size=1, max_size=80),
+                "size": quantity,
+                "accessMode": st.sampled_from(["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]),
+            },
+        ),
+        "podTemplateSpec": pod_template,
+        "resourceOverrides": st.fixed_dictionaries(
+            {},
+            optional={
+                "statefulSet": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "labels": labels_map,
+                        "annotations": labels_map,
+                        "podTemplateMetadataOverrides": metadata_overrides,
+                    },
+                ),
+                "service": metadata_overrides,
+                "persistentVolumeClaim": metadata_overrides,
+            },
+        ),
+        "replicas": st.integers(1, 2**31 - 1),
+    },
+)
+
 remote_proxy_spec = st.fixed_dictionaries(
     {"remoteUrl": any_url},
     optional={

@@ -16,11 +16,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from api.embeddingserver import EmbeddingServer, EmbeddingServerStatus
 from api.mcpremoteproxy import MCPRemoteProxy, MCPRemoteProxyStatus
 from api.mcpserver import MCPServer, MCPServerStatus
 from api.validation import format_problems, parse_and_validate
 from api.virtualmcpserver import VirtualMCPServer, VirtualMCPServerStatus
-from controller.reconcilers import mcpremoteproxy_build, mcpserver_build, virtualmcpserver_build
+from controller.reconcilers import (
+    embeddingserver_build,
+    mcpremoteproxy_build,
+    mcpserver_build,
+    virtualmcpserver_build,
+)
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import invalid_status
 from controller.reconcilers.virtualmcpserver_build import Backend, Member
@@ -193,3 +199,24 @@ def test_vmcp_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(
     names = virtualmcpserver_build.Names(parsed.metadata.name)
     url = virtualmcpserver_build.service_url(parsed, SETTINGS)
     assert url.startswith(f"http://{names.gateway}.{parsed.metadata.namespace}.svc."), url
+
+
+@FUZZ
+@given(s.resource("EmbeddingServer", s.embedding_server_spec))
+def test_embedding_server_any_spec_is_accepted_with_valid_children_or_refused_with_a_status(
+    raw: JSON,
+) -> None:
+    parsed, problems = parse_and_validate(raw)
+    assert isinstance(parsed, EmbeddingServer), problems  # schema-valid input always parses
+    if problems:
+        assert_invalid_status_writable(raw, format_problems(problems), EmbeddingServerStatus)
+        return
+    children = embeddingserver_build.build_children(parsed, owner(raw))
+    assert_valid_children(children)
+    assert children == embeddingserver_build.build_children(parsed, owner(raw))
+    sts = next(c for c in children if c["kind"] == "StatefulSet")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:4] == ["--model-id", parsed.spec.model, "--port", str(parsed.spec.port)]
+    assert len({e["name"] for e in container["env"]}) == len(container["env"]), "an env name given twice"
+    url = embeddingserver_build.service_url(parsed, SETTINGS)
+    assert url.endswith(f":{parsed.spec.port}"), url

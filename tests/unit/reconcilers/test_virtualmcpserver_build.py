@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -462,3 +463,77 @@ def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
     assert with_optimizer == deployment, "the gateway reloads the optimizer setting: no rollout"
     tuned, _ = _rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
     assert tuned["optimizer"] == {"maxToolsToReturn": 3}
+
+
+def test_semantic_search_settings_reach_the_gateway_config_typed_and_without_a_rollout() -> None:
+    openai = {
+        "embeddingProvider": "openai",
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingServiceTimeout": "15s",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "hybridSearchSemanticRatio": "0.7",
+        "semanticDistanceThreshold": "0.8",
+    }
+    vmcp = make(config={"optimizer": openai})
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    assert config.to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8,
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "embeddingServiceTimeout": "15s",
+        "hybridSearchSemanticRatio": 0.7,  # numbers in the gateway's file (strings in the CRD, as ToolHive's)
+        "semanticDistanceThreshold": 0.8,
+    }
+    keywords = build_vmcp_config(make(config={"optimizer": {}}), [Backend(ALPHA)], SETTINGS)
+    assert _deployment(build_children(vmcp, OWNER, SETTINGS, config)) == _deployment(
+        build_children(make(config={"optimizer": {}}), OWNER, SETTINGS, keywords)
+    ), "the gateway reloads the embedding settings: no rollout"
+    # ToolHive's schema defaults of the provider and timeout say nothing without a service
+    defaults = make(config={"optimizer": {"embeddingProvider": "tei", "embeddingServiceTimeout": "30s"}})
+    assert build_vmcp_config(defaults, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8
+    }
+
+
+def test_toolhives_openai_optimizer_example_reaches_the_gateway_with_its_key_only_in_the_pod_env() -> None:
+    path = Path(__file__).parents[2] / "fixtures/toolhive-examples"
+    documents = yaml.safe_load_all(
+        (path / "examples__operator__virtual-mcps__vmcp_optimizer_openai.yaml").read_text()
+    )
+    (example,) = [d for d in documents if d and d["kind"] == "VirtualMCPServer"]
+    example["apiVersion"] = "mcp-operator.dev/v1beta1"
+    vmcp, problems = parse_and_validate(example)
+    assert problems == [] and vmcp is not None
+    assert isinstance(vmcp, VirtualMCPServer)
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    optimizer = config.to_file_dict()["optimizer"]
+    assert optimizer["embeddingProvider"] == "openai"
+    assert optimizer["embeddingService"] == "http://llm-gateway.default.svc.cluster.local:8080/v1"
+    assert optimizer["embeddingHeaders"] == {"x-cache-key": "toolhive-optimizer"}
+    assert "sk-replace-me" not in config.to_yaml()
+    (gateway,) = [
+        c
+        for c in _deployment(build_children(vmcp, OWNER, SETTINGS, config))["spec"]["template"]["spec"][
+            "containers"
+        ]
+        if c["name"] == "vmcp"
+    ]
+    key = {"secretKeyRef": {"name": "embedding-api-key", "key": "apiKey"}}
+    assert {"name": "OPENAI_API_KEY", "valueFrom": key} in gateway["env"]
+
+
+def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url() -> None:
+    tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
+    vmcp = make(embeddingServerRef={"name": "embeddings"}, config={"optimizer": tuned})
+    url = "http://embeddings.team.svc.cluster.local:8080"
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS, embedding_server_url=url)
+    assert config.to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8,
+        "embeddingService": url,
+        "embeddingProvider": "tei",
+        "embeddingServiceTimeout": "45s",
+        "hybridSearchSemanticRatio": 0.7,
+    }

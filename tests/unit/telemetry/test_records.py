@@ -74,6 +74,35 @@ def test_a_request_continues_the_header_context_and_its_hop_passes_its_own(colle
     assert request.error == "boom"
 
 
+@pytest.mark.parametrize(
+    ("method", "target", "names"),
+    [
+        ("prompts/get", "greet", {"gen_ai.prompt.name": "mcp.prompt.name"}),
+        ("resources/read", "file:///a", {"mcp.resource.uri": "mcp.resource.id"}),
+        ("tools/list", "", {}),
+    ],
+)
+def test_legacy_names_repeat_the_new_ones_only_when_asked(
+    method: str, target: str, names: dict[str, str]
+) -> None:
+    sink = Collected()
+    try:
+        tracing.activate(Tracing(True, None, None, sink), 1.0, legacy_attributes=True)  # type: ignore[arg-type]
+        with tracing.request_span(method, target, None):
+            pass
+        (record,) = sink.records
+        expected = {
+            "mcp.method.name": method,
+            "mcp.method": method,
+            "rpc.system": "jsonrpc",
+            "rpc.service": "mcp",
+        }
+        expected |= {new: target for new in names} | {legacy: target for legacy in names.values()}
+        assert record.attributes == expected
+    finally:
+        tracing.activate(Tracing(), 1.0)
+
+
 def test_an_unsampled_parent_is_followed_and_passed_on_unsampled(collected: Collected) -> None:
     came = tracing.incoming({"headers": [(b"traceparent", f"00-{TRACE}-{PARENT}-00".encode())]}, None)
     with tracing.request_span("tools/list", "", came):
