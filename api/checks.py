@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from api.problems import Problem
 
 __all__ = [
     "ALWAYS_REFUSED",
+    "CREDENTIAL_HEADERS",
     "HEADER_NAME",
     "RESERVED_HEADERS",
     "address_class",
@@ -28,6 +30,7 @@ __all__ = [
     "check_resources",
     "is_loopback_host",
     "parse_quantity",
+    "plain_header_problems",
     "remote_url_problems",
 ]
 
@@ -291,6 +294,29 @@ def remote_url_problems(url: str, field: str, *, allow_private: bool) -> list[Pr
             )
         ]
     return []
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field values: no CTL but HTAB
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+"""Headers whose value is a credential: never accepted in plain text (it would land in a ConfigMap)."""
+
+
+def plain_header_problems(headers: Mapping[str, str], field: str, credential_fix: str) -> list[Problem]:
+    """Headers written in plain text (``field[name]``): valid names the data plane does not set itself,
+    no credential (``credential_fix`` says where it goes instead), values on one line."""
+    problems = []
+    for name, value in headers.items():
+        where = f"{field}[{name}]"
+        bad = header_name_problem(name, where)
+        if bad is not None:
+            problems.append(bad)
+        elif name.lower() in CREDENTIAL_HEADERS:
+            problems.append(Problem(where, f"{name} carries a credential; {credential_fix}"))
+        elif _CONTROL.search(value):
+            problems.append(
+                Problem(where, "the value has a line break or control character; write it on one line")
+            )
+    return problems
 
 
 def header_name_problem(name: str, field: str) -> Problem | None:

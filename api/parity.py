@@ -82,19 +82,22 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
-    "`compositeToolRefs`, `rateLimiting`, `optimizer`; other keys refused",
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`; other keys refused",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
     "accounts (`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
-    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) without an embedding service, "
-    "which ToolHive's operator requires",
+    ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) also without the embedding "
+    "service ToolHive's operator requires; a failing embedding service leaves find_tool to the keywords",
     ("EmbeddingServer", "spec.args"): "`--model-id` and `--port` are refused (from `model` and `port`)",
     ("EmbeddingServer", "spec.resourceOverrides"): "a clash with the operator's own labels is refused",
     ("EmbeddingServer", "spec.modelCache"): "a change replaces the StatefulSet, whose claim templates "
     "cannot change in place (ToolHive does not apply the change)",
+    ("VirtualMCPServer", "spec.config.codeMode.stepLimit"): "counted in units of 1,000 steps of "
+    "starlark-rust's interpreter (ToolHive: starlark-go's steps)",
+    ("VirtualMCPServer", "spec.config.codeMode.parallelMaxConcurrency"): "at most 100",
 }
 """Fields this API has with a difference a user may notice, per (kind, path); details in the docs."""
 

@@ -125,18 +125,10 @@ def _schema_of(shape: FieldShape) -> dict[str, Any]:
 Row = tuple[str, FieldShape, str] | tuple[str, FieldShape, str, str]
 """A reserved field as data: path, shape, ToolHive's meaning and, optionally, what to use instead."""
 
-#: Values that mean what the operator does anyway, per field name: ToolHive's defaults of the optimizer's
-#: embedding fields (no effect without an embedding service), and a semantic share of zero.
-_INERT: dict[str, tuple[Any, ...]] = {
-    "optimizer.embeddingProvider": ("tei",),
-    "optimizer.embeddingServiceTimeout": ("30s",),
-    "optimizer.hybridSearchSemanticRatio": ("0", "0.0"),
-}
-
 
 def _fields(rows: Iterable[Row], prefix: str = "spec") -> tuple[ReservedField, ...]:
     return tuple(
-        ReservedField(f"{prefix}.{path}", shape, meaning, instead[0] if instead else "", _INERT.get(path, ()))
+        ReservedField(f"{prefix}.{path}", shape, meaning, instead[0] if instead else "")
         for path, shape, meaning, *instead in rows
     )
 
@@ -202,28 +194,13 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
     ),
 )
 
-_SEMANTIC = "; the optimizer here searches by keywords"
-_OPTIMIZER_ROWS: tuple[Row, ...] = (
-    ("optimizer.embeddingService", "string", "the embedding service of semantic tool search" + _SEMANTIC),
-    ("optimizer.embeddingProvider", "string", "the embedding service's API (tei, openai)" + _SEMANTIC),
-    ("optimizer.embeddingModel", "string", "the embedding model of semantic tool search" + _SEMANTIC),
-    ("optimizer.embeddingHeaders", "object", "headers sent to the embedding service" + _SEMANTIC),
-    ("optimizer.embeddingServiceTimeout", "string", "the embedding service's timeout" + _SEMANTIC),
-    ("optimizer.hybridSearchSemanticRatio", "string", "the semantic share of the results" + _SEMANTIC),
-    ("optimizer.semanticDistanceThreshold", "string", "the semantic search's cut-off" + _SEMANTIC),
-)
-"""The optimizer's fields for semantic search (an embedding service): the gateway's optimizer ranks by
-keywords only, as ToolHive's does without an embedding service."""
-
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("audit", "object", "audit logging of the gateway"),
     ("backends", "list of objects", "static backends instead of the group's members"),
-    ("codeMode", "object", "code-mode tool execution"),
     ("groupRef", "string", "the group, repeated inside the runtime config"),
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),
     ("metadata", "object", "free-form metadata of the runtime config"),
     ("name", "string", "the gateway's name inside the runtime config"),
-    *_OPTIMIZER_ROWS,
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),

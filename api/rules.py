@@ -20,6 +20,7 @@ from api.checks import (
     check_resources,
     check_service_account_oidc,
     header_name_problem,
+    plain_header_problems,
     remote_url_problems,
 )
 from api.common import ENV_NAME_PATTERN, HeaderForward, MCPOIDCConfigReference, OIDCConfig, ToolOverride
@@ -34,6 +35,7 @@ from api.mcpserver import BUILTIN_PROFILES, MCPServerSpec
 from api.mcpserverentry import MCPServerEntrySpec
 from api.mcptelemetryconfig import inline_telemetry_rules
 from api.mcptoolconfig import MCPToolConfigSpec
+from api.optimizer_rules import optimizer_problems
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
 from api.scaling import disruption_budget_problems, scaling_problems
@@ -55,8 +57,6 @@ __all__ = [
 
 DEFAULT_MCP_PORT = 8080
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field values: no CTL but HTAB
-_SECRETY_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 
 
 def mcp_server_rules(spec: MCPServerSpec) -> list[Problem]:
@@ -225,19 +225,11 @@ def header_forward_problems(forward: HeaderForward | None) -> list[Problem]:
         return []
     problems = []
     plain = {name.lower() for name in forward.add_plaintext_headers or {}}
-    for name, value in (forward.add_plaintext_headers or {}).items():
-        field = f"spec.headerForward.addPlaintextHeaders[{name}]"
-        bad = header_name_problem(name, field)
-        if bad is not None:
-            problems.append(bad)
-        elif name.lower() in _SECRETY_HEADERS:
-            problems.append(
-                Problem(field, f"{name} carries a credential; move it to addHeadersFromSecret (a Secret)")
-            )
-        elif _CONTROL.search(value):
-            problems.append(
-                Problem(field, "the value has a line break or control character; write it on one line")
-            )
+    problems += plain_header_problems(
+        forward.add_plaintext_headers or {},
+        "spec.headerForward.addPlaintextHeaders",
+        "move it to addHeadersFromSecret (a Secret)",
+    )
     from_secret: set[str] = set()
     for i, header in enumerate(forward.add_headers_from_secret or []):
         field = f"spec.headerForward.addHeadersFromSecret[{i}].headerName"
@@ -421,12 +413,31 @@ def _timeout_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
 
 
 def _optimizer_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
-    """``maxToolsToReturn`` in ToolHive's range."""
     optimizer = spec.config.optimizer
-    most = optimizer.max_tools_to_return if optimizer is not None else None
-    if most is not None and not 1 <= most <= 50:
-        return [Problem("spec.config.optimizer.maxToolsToReturn", f"{most} is not 1 to 50; use e.g. 8")]
-    return []
+    if optimizer is None:
+        return []
+    return optimizer_problems(
+        optimizer, "spec.config.optimizer", with_server_ref=spec.embedding_server_ref is not None
+    )
+
+
+def _code_mode_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
+    """``codeMode``'s limits in range (ToolHive's minimum of 1; at most 100 branches at once here)."""
+    code_mode = spec.config.code_mode
+    if code_mode is None:
+        return []
+    base, problems = "spec.config.codeMode", []
+    if code_mode.step_limit is not None and code_mode.step_limit < 1:
+        problems.append(
+            Problem(f"{base}.stepLimit", f"{code_mode.step_limit} must be at least 1; use e.g. 100000")
+        )
+    most = code_mode.parallel_max_concurrency
+    if most is not None and not 1 <= most <= 100:
+        problems.append(Problem(f"{base}.parallelMaxConcurrency", f"{most} is not 1 to 100; use e.g. 10"))
+    timeout = code_mode.tool_call_timeout
+    if timeout is not None and duration_seconds(timeout) <= 0:
+        problems.append(Problem(f"{base}.toolCallTimeout", f"{timeout!r} must be above zero; use e.g. 30s"))
+    return problems
 
 
 def composite_tool_definition_rules(spec: CompositeToolConfig) -> list[Problem]:
@@ -447,7 +458,7 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems = _vmcp_auth_problems(spec)
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
-    problems += _timeout_problems(spec) + _optimizer_problems(spec)
+    problems += _timeout_problems(spec) + _optimizer_problems(spec) + _code_mode_problems(spec)
     if spec.config.telemetry is not None:
         referenced = spec.telemetry_config_ref is not None
         problems += inline_telemetry_rules(

@@ -30,7 +30,9 @@ __all__ = [
     "BackendAuthConfig",
     "BackendStatus",
     "CircuitBreaker",
+    "CodeMode",
     "ConflictResolutionConfig",
+    "EmbeddingHeaderValue",
     "FailureHandling",
     "IncomingAuth",
     "OperationalConfig",
@@ -185,13 +187,59 @@ class OperationalConfig(CRDModel):
     """Health checks, circuit breaker and partial-failure mode (ToolHive's defaults when unset)."""
 
 
-class Optimizer(CRDModel):
-    """The tool optimizer: the gateway lists only ``find_tool`` (a keyword search of the merged tools)
-    and ``call_tool`` (runs one of them), instead of every tool. Keyword (BM25) search only: ToolHive's
-    fields for semantic search through an embedding service are refused."""
+EmbeddingHeaderValue = Annotated[
+    str, Field(min_length=1, max_length=8192, pattern=r"^[^\x00-\x08\x0A-\x1F\x7F]*$")
+]
+"""An embedding request header's value: 1 to 8192 characters, no control character but tab."""
+_RATIO = r"^([0-9]*[.])?[0-9]+$"
 
+
+class Optimizer(CRDModel):
+    """The tool optimizer: the gateway lists only ``find_tool`` (a search of the merged tools) and
+    ``call_tool`` (runs one of them), instead of every tool. ``find_tool`` ranks by keywords (BM25) and,
+    with an ``embeddingService``, also by meaning (semantic search, docs/vmcp.md)."""
+
+    embedding_service: str | None = None
+    """Base URL of the embedding service of semantic search, e.g.
+    ``http://embeddings.default.svc.cluster.local:8080`` (TEI; the gateway posts to ``/embed``) or
+    ``https://api.openai.com/v1`` (openai; ``/embeddings`` is appended). Unset: keywords only. Loopback,
+    link-local, cloud metadata and API server addresses are refused."""
+    embedding_service_timeout: Duration = "30s"
+    """Deadline of the embedding service's answers, e.g. ``15s``; a slower service leaves ``find_tool`` to
+    the keywords (default 30s)."""
+    embedding_provider: Literal["tei", "openai"] = "tei"
+    """The embedding service's API: ``tei`` (Hugging Face Text Embeddings Inference, ``POST /embed``) or
+    ``openai`` (an OpenAI-compatible ``POST /embeddings``, with ``embeddingModel``; its key is read from
+    the gateway's ``OPENAI_API_KEY`` environment variable, e.g. from a Secret through ``podTemplateSpec``)."""
+    embedding_model: str | None = Field(default=None, max_length=256)
+    """The model asked of an ``openai`` service, e.g. ``text-embedding-3-small`` (required there); a TEI
+    service embeds with the model it runs, so ``tei`` ignores it."""
+    embedding_headers: dict[str, EmbeddingHeaderValue] | None = Field(default=None, max_length=32)
+    """Extra headers of every embedding request (``openai`` only; at most 32), e.g. a gateway's cache key.
+    Plain text in the gateway's ConfigMap: credentials are refused (the key goes in ``OPENAI_API_KEY``)."""
     max_tools_to_return: int | None = Field(default=None, json_schema_extra={"format": "int32"})
     """Most tools one ``find_tool`` answer lists, 1 to 50 (default 8)."""
+    hybrid_search_semantic_ratio: str | None = Field(default=None, pattern=_RATIO)
+    """The share of ``find_tool``'s answer given to semantic matches, 0.0 (keywords only) to 1.0
+    (semantic only), as a string, e.g. ``"0.7"`` (default ``"0.5"``); the keyword matches fill the rest."""
+    semantic_distance_threshold: str | None = Field(default=None, pattern=_RATIO)
+    """The largest cosine distance of a semantic match, 0.0 (identical) to 2.0 (opposite), as a string,
+    e.g. ``"0.8"`` (default ``"1.0"``); farther tools are left to the keyword search."""
+
+
+class CodeMode(CRDModel):
+    """Code mode: the gateway adds the tool ``execute_tool_script``, which runs a Starlark script that calls
+    the gateway's tools as functions (loops, conditionals, ``parallel()`` fan-out) and returns one result.
+    Each inner call is authorized, filtered and audited as the caller's own ``tools/call``."""
+
+    enabled: bool | None = None
+    """Turns code mode on; off when unset or false."""
+    step_limit: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    """Most interpreter steps of one script, at least 1 (default 100000)."""
+    parallel_max_concurrency: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    """Branches of one ``parallel()`` running at once, 1 to 100 (default 10)."""
+    tool_call_timeout: Duration | None = None
+    """Deadline of each tool call a script makes, above zero (default 30s)."""
 
 
 class VirtualMCPConfig(CRDModel):
@@ -211,6 +259,8 @@ class VirtualMCPConfig(CRDModel):
     """Token-bucket limits on tool calls through the gateway (shared, per user, per tool)."""
     optimizer: Optimizer | None = None
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
+    code_mode: CodeMode | None = None
+    """Code mode (the tool ``execute_tool_script``); off when unset."""
     telemetry: InlineTelemetry | None = None
     """The gateway's own OpenTelemetry settings (ToolHive's flat form); ``spec.telemetryConfigRef`` shares
     one MCPTelemetryConfig between workloads instead. Not both."""

@@ -30,6 +30,12 @@ from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tools_problems
 from api.config_model import ConfigFileModel
 from api.durations import Duration, duration_seconds, parse_duration
+from api.optimizer_rules import (
+    DEFAULT_SEMANTIC_DISTANCE_THRESHOLD,
+    DEFAULT_SEMANTIC_RATIO,
+    DEFAULT_TIMEOUT_SECONDS,
+    optimizer_setting_problems,
+)
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "AggregationConfig",
     "BackendConfig",
     "CircuitBreakerConfig",
+    "CodeModeConfig",
     "ConflictResolution",
     "ConflictResolutionConfig",
     "FailureHandlingConfig",
@@ -282,11 +289,97 @@ class OperationalConfig(_Model):
 
 class OptimizerConfig(_Model):
     """The tool optimizer (ToolHive's ``optimizer``): the gateway lists only ``find_tool`` and ``call_tool``;
-    ``find_tool`` ranks the merged tools by keywords (BM25), ``call_tool`` routes to one of them. Keyword
-    search only: ToolHive's embedding fields (semantic search) are unknown keys here, so refused."""
+    ``find_tool`` ranks the merged tools by keywords (BM25) and, with ``embeddingService``, also by meaning
+    (a hybrid of the two, docs/vmcp.md); ``call_tool`` routes to one of them. Unset keys take ToolHive's
+    defaults (the properties below say which)."""
 
     max_tools_to_return: int = Field(
         default=8, ge=1, le=50, description="Most tools one find_tool answer lists (1-50, default 8)."
+    )
+    embedding_service: str | None = Field(
+        default=None,
+        description="Base URL of the embedding service (tei: POST {url}/embed; openai: POST "
+        "{url}/embeddings); unset: keywords only.",
+    )
+    embedding_provider: Literal["tei", "openai"] | None = Field(
+        default=None, description="The service's API: tei (default) or openai."
+    )
+    embedding_model: str | None = Field(default=None, description="The model asked of an openai service.")
+    embedding_headers: dict[str, str] | None = Field(
+        default=None, description="Extra headers of every request to an openai service (no credentials)."
+    )
+    embedding_service_timeout: Duration | None = Field(
+        default=None, description="Deadline of the service's answers (default 30s); then keywords only."
+    )
+    hybrid_search_semantic_ratio: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share of the answer given to semantic matches (default 0.5).",
+    )
+    semantic_distance_threshold: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Largest cosine distance of a semantic match (default 1.0)."
+    )
+
+    @field_validator("embedding_service")
+    @classmethod
+    def _check_service(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?$", url):
+            raise ValueError(
+                f"optimizer.embeddingService {url!r} must be an http:// or https:// URL without credentials"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimizerConfig:
+        problems = optimizer_setting_problems(
+            service=self.embedding_service,
+            provider=self.provider,
+            model=self.embedding_model,
+            headers=self.embedding_headers or {},
+            field="optimizer",
+        )
+        if problems:
+            raise ValueError("; ".join(str(p) for p in problems))
+        return self
+
+    @property
+    def provider(self) -> Literal["tei", "openai"]:
+        return self.embedding_provider or "tei"
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the embedding service has to answer."""
+        return self.embedding_service_timeout or DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def semantic_ratio(self) -> float:
+        ratio = self.hybrid_search_semantic_ratio
+        return DEFAULT_SEMANTIC_RATIO if ratio is None else ratio
+
+    @property
+    def distance_threshold(self) -> float:
+        threshold = self.semantic_distance_threshold
+        return DEFAULT_SEMANTIC_DISTANCE_THRESHOLD if threshold is None else threshold
+
+
+class CodeModeConfig(_Model):
+    """Code mode (ToolHive's ``codeMode``): the gateway adds the tool ``execute_tool_script``, which runs a
+    Starlark script calling the gateway's tools as functions; each inner call is a ``tools/call`` of the
+    caller's (docs/vmcp.md, "Code mode")."""
+
+    enabled: bool = Field(default=False, description="Turns code mode on (ToolHive's default: off).")
+    step_limit: int = Field(
+        default=100_000, ge=1, description="Most interpreter steps of one script (default 100000)."
+    )
+    parallel_max_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Branches of one parallel() running at once (1-100, default 10).",
+    )
+    tool_call_timeout: Duration = Field(
+        default=30.0, gt=0, description="Deadline of each tool call a script makes (default 30s)."
     )
 
 
@@ -329,6 +422,9 @@ class VMCPConfig(_Model):
     )
     optimizer: OptimizerConfig | None = Field(
         default=None, description="The tool optimizer (find_tool / call_tool, docs/vmcp.md); unset: off."
+    )
+    code_mode: CodeModeConfig | None = Field(
+        default=None, description="Code mode (execute_tool_script, docs/vmcp.md); unset or not enabled: off."
     )
 
     @model_validator(mode="after")

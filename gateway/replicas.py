@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 from gateway.observability import Auditor, RequestMetrics
-from gateway.ratelimit import BucketStore, MemoryBuckets, RateLimitGuard, RedisBuckets
+from gateway.ratelimit import BucketStore, MemoryBuckets, RateLimiter, RateLimitGuard, RedisBuckets
 from gateway.sessions_store import RedisLink, SessionStore
 
 __all__ = ["ReplicaSupport", "replica_support"]
@@ -28,6 +28,8 @@ class ReplicaSupport:
     link: RedisLink | None = None
     session_store: SessionStore | None = None
     rate_limit: Callable[[ASGIApp], ASGIApp] | None = None
+    limiter: RateLimiter | None = None
+    """The rate limits' buckets (also taken by each tool call of a code-mode script)."""
 
     async def aclose(self) -> None:
         if self.link is not None:
@@ -55,18 +57,11 @@ def replica_support(
     if rate_limiting is not None:
         buckets: BucketStore = RedisBuckets(link) if link is not None else MemoryBuckets()
         prefix = link.key("ratelimit", name, "") if link is not None else ""
-        limits = rate_limiting
+        limiter = RateLimiter(rate_limiting, buckets, key_prefix=prefix, metrics=metrics, auditor=auditor)
+        support.limiter = limiter
 
         def rate_limit(app: ASGIApp) -> ASGIApp:
-            return RateLimitGuard(
-                app,
-                limits,
-                buckets,
-                key_prefix=prefix,
-                metrics=metrics,
-                auditor=auditor,
-                max_body_bytes=max_body_bytes,
-            )
+            return RateLimitGuard(app, limiter, max_body_bytes=max_body_bytes)
 
         support.rate_limit = rate_limit
     return support

@@ -62,6 +62,8 @@ class BoundedSpanProcessor(SpanProcessor):
         self._wake = threading.Event()
         self._stopping = False
         self._idle = threading.Condition()
+        self._draining = False
+        """Whether the export thread holds a batch (taken from the queue, not yet reported)."""
         self._thread = threading.Thread(target=self._run, name="otel-span-export", daemon=True)
         self._thread.start()
 
@@ -90,14 +92,17 @@ class BoundedSpanProcessor(SpanProcessor):
             self._wake.wait(self._delay)
             self._wake.clear()
             self._drain()
-            self.drops.warn_if_due()
         self._drain()
 
     def _drain(self) -> None:
+        self._draining = True
         while self.queue:
             batch = [self.queue.popleft() for _ in range(min(BATCH_SIZE, len(self.queue)))]
             self._export(batch)
+        # Before waking force_flush: a flush that returns has its drops reported when a warning is due.
+        self.drops.warn_if_due()
         with self._idle:
+            self._draining = False
             self._idle.notify_all()
 
     def _export(self, batch: Sequence[ReadableSpan]) -> None:
@@ -115,10 +120,10 @@ class BoundedSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
         with self._idle:
-            while self.queue and time.monotonic() < deadline:
+            while (self.queue or self._draining) and time.monotonic() < deadline:
                 self._wake.set()
                 self._idle.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-        return not self.queue
+        return not (self.queue or self._draining)
 
     def shutdown(self) -> None:
         self._stopping = True

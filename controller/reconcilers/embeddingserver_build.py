@@ -9,8 +9,6 @@ Children, both owned by the EmbeddingServer:
   writable volume, the claim ``model-cache`` of a ``volumeClaimTemplate`` with ``modelCache.enabled``, else
   an ``emptyDir``, and ``/tmp`` an ``emptyDir``;
 - Service ``<name>``: the TEI API on ``spec.port``; ``status.url`` is its in-cluster URL.
-
-Also: the optimizer section a VirtualMCPServer's gateway config gets from a Ready EmbeddingServer.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from dataclasses import dataclass
 import yaml
 
 from api.embeddingserver import EmbeddingServer, ModelCache
-from api.vmcp_config import OptimizerConfig
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
@@ -184,21 +181,3 @@ def build_statefulset(server: EmbeddingServer, owner: Owner) -> JSON:
     meta = owner.meta(names.statefulset, overrides=sts_overrides)
     meta["annotations"] = {**meta.get("annotations", {}), MODEL_CACHE_ANNOTATION: claims_hash(templates)}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
-
-
-def with_embedding_service(rendered: list[JSON], config_key: str, url: str) -> list[JSON]:
-    """The children of a VirtualMCPServer whose gateway config (ConfigMap key ``config_key``) gets the
-    optimizer on, with ``url`` (a Ready EmbeddingServer's) as its embedding service and the TEI API: what
-    a user would write by hand in ``spec.config.optimizer`` (``embeddingService``, ``embeddingProvider``).
-    The optimizer's own settings are kept; without them it has its defaults, as in ToolHive."""
-    return [_with_optimizer(child, config_key, url) for child in rendered]
-
-
-def _with_optimizer(child: JSON, config_key: str, url: str) -> JSON:
-    if child["kind"] != "ConfigMap" or config_key not in (child.get("data") or {}):
-        return child
-    config = yaml.safe_load(child["data"][config_key])
-    # Without spec.config.optimizer the optimizer is turned on with its defaults, as ToolHive does.
-    optimizer = config.get("optimizer") or OptimizerConfig().model_dump(mode="json", by_alias=True)
-    config["optimizer"] = {**optimizer, "embeddingService": url, "embeddingProvider": EMBEDDING_PROVIDER}
-    return {**child, "data": {**child["data"], config_key: yaml.safe_dump(config, sort_keys=False)}}

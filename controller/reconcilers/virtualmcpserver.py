@@ -37,7 +37,6 @@ from controller.core import (
 )
 from controller.reconcilers import virtualmcpserver_build as build
 from controller.reconcilers.children import JSON, spec_hash
-from controller.reconcilers.embeddingserver_build import with_embedding_service
 from controller.reconcilers.kinds import (
     EMBEDDINGSERVER,
     MCPAUTHZCONFIG,
@@ -441,10 +440,9 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
             resolution.tool_configs,
             resolution.composite_tools,
             authz=authz,
+            embedding_server_url=resolution.embedding_service,
         )
         children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
-        if resolution.embedding_service is not None:
-            children = with_embedding_service(children, build.CONFIG_KEY, resolution.embedding_service)
         return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:

@@ -23,19 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.authz import cedar_config
 from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.virtualmcpserver import FailureHandling, VirtualMCPServer
+from api.virtualmcpserver import FailureHandling, Optimizer, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
     AggregationConfig,
     BackendConfig,
     CircuitBreakerConfig,
+    CodeModeConfig,
     ConflictResolutionConfig,
     FailureHandlingConfig,
     IncomingAuthConfig,
@@ -50,6 +51,7 @@ from api.vmcp_config import (
 from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
+from controller.reconcilers.embeddingserver_build import EMBEDDING_PROVIDER as EMBEDDING_SERVER_PROVIDER
 from controller.reconcilers.render import SecretEnv, inbound_oidc, tool_filter
 from controller.reconcilers.scaling_render import password_env, rate_limit_config, session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
@@ -282,9 +284,11 @@ def build_vmcp_config(
     composite_tools: Sequence[CompositeToolConfig] = (),
     *,
     authz: CedarConfig | None = None,
+    embedding_server_url: str | None = None,
 ) -> VMCPConfig:
     """The gateway's config file: backends sorted by name, then the policy (``authz``: the policies of
-    the referenced MCPAuthzConfig, when there is one) and the composite tools."""
+    the referenced MCPAuthzConfig, when there is one), the composite tools and the optimizer
+    (``embedding_server_url``: the Ready EmbeddingServer of ``spec.embeddingServerRef``)."""
     ordered = sorted(backends, key=lambda b: b.member.name)
     return VMCPConfig(
         name=vmcp.metadata.name or "",
@@ -308,16 +312,60 @@ def build_vmcp_config(
         if vmcp.spec.session_storage is not None
         else None,
         rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
-        optimizer=build_optimizer(vmcp),
+        optimizer=build_optimizer(vmcp, embedding_server_url),
+        code_mode=build_code_mode(vmcp),
     )
 
 
-def build_optimizer(vmcp: VirtualMCPServer) -> OptimizerConfig | None:
+def build_optimizer(
+    vmcp: VirtualMCPServer, embedding_server_url: str | None = None
+) -> OptimizerConfig | None:
+    """The optimizer's settings; the embedding service's only with a service (without one the gateway
+    searches by keywords, and ToolHive's schema defaults of the provider and timeout mean nothing).
+    ``embedding_server_url``: the Ready EmbeddingServer of ``spec.embeddingServerRef``, which turns the
+    optimizer on (with its defaults when ``spec.config.optimizer`` is unset, as in ToolHive) and is its
+    embedding service, with the TEI API."""
     optimizer = vmcp.spec.config.optimizer
-    if optimizer is None:
+    if optimizer is None and embedding_server_url is None:
         return None
-    most = optimizer.max_tools_to_return
-    return OptimizerConfig() if most is None else OptimizerConfig(max_tools_to_return=most)
+    optimizer = optimizer or Optimizer()
+    settings: dict[str, Any] = {}
+    if optimizer.max_tools_to_return is not None:
+        settings["max_tools_to_return"] = optimizer.max_tools_to_return
+    if optimizer.hybrid_search_semantic_ratio is not None:
+        settings["hybrid_search_semantic_ratio"] = float(optimizer.hybrid_search_semantic_ratio)
+    if optimizer.semantic_distance_threshold is not None:
+        settings["semantic_distance_threshold"] = float(optimizer.semantic_distance_threshold)
+    if embedding_server_url is not None:
+        settings |= {
+            "embedding_service": embedding_server_url,
+            "embedding_provider": EMBEDDING_SERVER_PROVIDER,
+            "embedding_service_timeout": optimizer.embedding_service_timeout,
+        }
+    elif optimizer.embedding_service is not None:
+        settings |= {
+            "embedding_service": optimizer.embedding_service,
+            "embedding_provider": optimizer.embedding_provider,
+            "embedding_model": optimizer.embedding_model,
+            "embedding_headers": optimizer.embedding_headers,
+            "embedding_service_timeout": optimizer.embedding_service_timeout,
+        }
+    return OptimizerConfig(**settings)
+
+
+def build_code_mode(vmcp: VirtualMCPServer) -> CodeModeConfig | None:
+    """``codeMode`` when enabled, its unset limits left to the file's defaults (ToolHive's)."""
+    code_mode = vmcp.spec.config.code_mode
+    if code_mode is None or not code_mode.enabled:
+        return None
+    limits = {
+        "stepLimit": code_mode.step_limit,
+        "parallelMaxConcurrency": code_mode.parallel_max_concurrency,
+        "toolCallTimeout": code_mode.tool_call_timeout,
+    }
+    return CodeModeConfig.model_validate(
+        {"enabled": True} | {k: v for k, v in limits.items() if v is not None}
+    )
 
 
 def restart_hash(config: VMCPConfig, settings: ReconcilerSettings) -> str:

@@ -5,8 +5,10 @@ is being deleted; refuse an invalid spec with ``Accepted=False`` (terminal until
 the references; render the children; refuse to take over children another controller owns; apply them
 (skipped when unchanged, so a converged object costs zero writes) and prune the ones no longer wanted;
 write status and Events. What differs between kinds is data: a :class:`WorkloadKind`. A workload whose
-sessions live in Redis also gets the ``SessionStorageReachable`` condition (``storage_status``) and is
-reconciled again after ``redis_recheck_seconds`` to keep it current.
+sessions live in Redis rolls out a new or changed Redis connection only once Redis took the pods'
+handshake (``storage_gate``: else ``Accepted=False``, nothing applied, retried with backoff), gets the
+``SessionStorageReachable`` condition (``storage_status``) and is reconciled again after
+``redis_recheck_seconds`` to keep it current.
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ from controller.reconcilers.children import JSON
 from controller.reconcilers.refs import Missing
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.status import TERMINATING, invalid_status, newest
-from controller.reconcilers.storage_status import StorageMonitor, with_reachability
+from controller.reconcilers.storage_gate import Admission, StorageGate, storage_secret_watch
+from controller.reconcilers.storage_status import (
+    Reachability,
+    StorageMonitor,
+    with_reachability,
+    with_refusal,
+)
 from controller.reconcilers.writes import (
     CONFLICT_RETRY_SECONDS,
     Events,
@@ -105,19 +113,33 @@ class WorkloadKind(Generic[W, R]):
     """Whether a changed config hash of the front Deployment is announced with an Event."""
 
 
+@dataclass(frozen=True)
+class StorageChecks:
+    """A kind's Redis machinery: the reachability probe and gauge (shared by the process), the check of
+    new and changed connections (per kind), and how often a Redis that answers is probed again."""
+
+    monitor: StorageMonitor
+    gate: StorageGate
+    recheck: float = 30.0
+
+    @classmethod
+    def of(cls, manager: Manager, recheck: float) -> StorageChecks:
+        monitor = StorageMonitor.of(manager.metrics.registry)
+        return cls(
+            monitor, StorageGate(recheck, lambda outcome: monitor.checks.labels(outcome).inc()), recheck
+        )
+
+
 async def reconcile_workload(
-    kind: WorkloadKind[W, R],
-    key: ObjectKey,
-    ctx: ReconcileContext,
-    *,
-    monitor: StorageMonitor | None = None,
-    redis_recheck: float = 30.0,
+    kind: WorkloadKind[W, R], key: ObjectKey, ctx: ReconcileContext, *, storage: StorageChecks | None = None
 ) -> Result:
-    """The reconcile contract (read the cache only; done, requeue-after or raise) for any workload kind."""
+    """The reconcile contract (read the cache, and a referenced Redis password only when a new connection
+    is checked; done, requeue-after or raise) for any workload kind."""
     raw = ctx.cache.get(kind.resource, key.namespace, key.name)
     if raw is None:
-        if monitor is not None:
-            monitor.forget(kind.resource.kind, key)
+        if storage is not None:
+            storage.monitor.forget(kind.resource.kind, key)
+            storage.gate.forget(key)
         return Result.done()  # deleted: the garbage collector removes the children
     meta = raw.get("metadata") or {}
     previous: JSON = raw.get("status") or {}
@@ -139,48 +161,89 @@ async def reconcile_workload(
     desired = kind.render(parsed, owner_reference(raw), resolution)
     uid = str(meta.get("uid"))
     conflicts = name_conflicts(ctx, desired, uid, f"{kind.resource.kind} '{key.name}'") if desired else []
+    admission = Admission()
+    if desired is not None and not conflicts and storage is not None:
+        admission = await storage.gate.admit(key, session_storage(parsed), desired, ctx.cache, ctx.client)
     applied: dict[str, JSON] = {}
-    if desired is not None and not conflicts:
-        if kind.announce_rollout:
-            await announce_rollout(ctx, raw, key.namespace, _front_name(desired), _config_digest(desired))
-        # The children are independent objects: applied concurrently (they converge in any order).
-        for child, result in zip(desired, await ctx.applier.apply_all(desired), strict=True):
-            if result is not None:
-                applied[child["kind"]] = result
-        await delete_stale(ctx, uid, desired, kind.owned)
+    if desired is not None and not conflicts and admission.refusal is None:
+        applied = await _apply_children(kind, ctx, raw, desired)
 
     status, events = kind.status(parsed, resolution, Outcome(ctx.cache, previous, applied, conflicts))
     recheck = None
-    if monitor is not None:
-        reach = await monitor.observe(kind.resource.kind, key, session_storage(parsed))
-        generation = int(meta.get("generation") or 0)
-        status, events = with_reachability(status, events, previous, generation, reach)
-        recheck = monitor.recheck_after(reach, redis_recheck)
+    if storage is not None:
+        status, events, recheck = await _storage_status(
+            kind.resource.kind, key, parsed, storage, admission, status=(status, events, previous)
+        )
     await ctx.applier.apply_status(raw, status)
     await emit(ctx, raw, events)
     delays = [d for d in (CONFLICT_RETRY_SECONDS if conflicts else None, recheck) if d is not None]
     return Result.requeue_after(min(delays)) if delays else Result.done()
 
 
+async def _apply_children(
+    kind: WorkloadKind[W, R], ctx: ReconcileContext, raw: JSON, desired: list[JSON]
+) -> dict[str, JSON]:
+    """Apply ``desired`` and prune the children no longer in it; kind -> the API server's answer."""
+    meta = raw.get("metadata") or {}
+    if kind.announce_rollout:
+        namespace = str(meta.get("namespace") or "")
+        await announce_rollout(ctx, raw, namespace, _front_name(desired), _config_digest(desired))
+    applied: dict[str, JSON] = {}
+    # The children are independent objects: applied concurrently (they converge in any order).
+    for child, result in zip(desired, await ctx.applier.apply_all(desired), strict=True):
+        if result is not None:
+            applied[child["kind"]] = result
+    await delete_stale(ctx, str(meta.get("uid")), desired, kind.owned)
+    return applied
+
+
+async def _storage_status(
+    kind: str,
+    key: ObjectKey,
+    workload: CustomResource,
+    storage: StorageChecks,
+    admission: Admission,
+    *,
+    status: tuple[JSON, Events, JSON],
+) -> tuple[JSON, Events, float | None]:
+    """``status`` (the kind's status, its Events, the previous status) with the gate's refusal and the
+    ``SessionStorageReachable`` condition (a check that reached Redis stands for this reconcile's probe),
+    and when to look again: a refused connection after its backoff, else after the probe period (a sixth
+    of it while Redis does not answer)."""
+    current, events, previous = status
+    generation = workload.metadata.generation or 0
+    spec = session_storage(workload)
+    refusal = admission.refusal
+    if refusal is not None:
+        current, events = with_refusal(
+            current, events, previous, generation, reason=refusal.reason, message=refusal.message
+        )
+    reach: Reachability | None
+    if admission.checked and spec is not None and spec.address:
+        reach = storage.monitor.record(kind, key, Reachability(spec.address, admission.problem))
+    else:
+        reach = await storage.monitor.observe(kind, key, spec)
+    current, events = with_reachability(current, events, previous, generation, reach)
+    if admission.retry_after is not None:  # the backoff alone: the reachability period would undercut it
+        return current, events, admission.retry_after
+    return current, events, storage.monitor.recheck_after(reach, storage.recheck)
+
+
 def workload_controller(
     kind: WorkloadKind[W, R], manager: Manager, settings: ReconcilerSettings | None = None
 ) -> Controller:
     """The controller of ``kind``: For the kind, Owns its children (and the PodDisruptionBudget every
-    workload kind may have, in the version the API server serves), Watches what it refers to."""
+    workload kind may have, in the version the API server serves), Watches what it refers to (and the
+    Secret holding its Redis password: a fixed password lets a refused connection roll out at once)."""
     settings = settings or ReconcilerSettings()
     kind = replace(kind, owned=(*kind.owned, settings.disruption_budget))
-    reconcile = partial(
-        reconcile_workload,
-        kind,
-        monitor=StorageMonitor.of(manager.metrics.registry),
-        redis_recheck=settings.redis_recheck_seconds,
-    )
+    storage = StorageChecks.of(manager, settings.redis_recheck_seconds)
     return Controller(
         name=kind.resource.kind.lower(),
         for_=kind.resource,
-        reconcile=reconcile,
+        reconcile=partial(reconcile_workload, kind, storage=storage),
         owns=list(kind.owned),
-        watches=kind.setup(manager.cache),
+        watches=[*kind.setup(manager.cache), storage_secret_watch(manager.cache, kind.resource)],
     )
 
 

@@ -5,7 +5,8 @@ The policy (docs/proxy.md and docs/vmcp.md): ``connect_timeout`` to connect and 
 SSRF guard before every (re)connect; outbound credentials asked on every request through
 :class:`CredentialAuth`, so tokens refresh and rotated Secrets apply without a reconnect. A streamable
 HTTP connection also lends its client to the raw 2026-07-28 leg (:class:`gateway.backends.modern_http.
-HttpLeg`), so both legs share one pool and one policy.
+HttpLeg`), so both legs share one pool and one policy. The optimizer's embedding service
+(:mod:`gateway.backends.embeddings`) is reached under the same policy (:func:`policy_client`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from gateway.backends.h1 import H1Pool, direct_origin
 from gateway.backends.modern_http import HttpLeg
 from gateway.backends.ssrf import check_endpoint
 
-__all__ = ["CredentialAuth", "http_transport"]
+__all__ = ["CredentialAuth", "http_transport", "policy_client"]
 
 
 class CredentialAuth(httpx2.Auth):
@@ -73,6 +74,20 @@ def tls_verification(ca_bundle: str | None) -> ssl.SSLContext | bool:
     return True if ca_bundle is None else ca_bundle_context(ca_bundle)
 
 
+def policy_client(
+    *,
+    timeout: httpx2.Timeout | float | None,
+    headers: dict[str, str] | None = None,
+    auth: httpx2.Auth | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx2.AsyncClient:
+    """An ``httpx2`` client under the policy: redirects are never followed (they could lead a credential
+    elsewhere); ``verify`` as :func:`tls_verification` gives it. The caller runs the SSRF guard."""
+    return httpx2.AsyncClient(
+        headers=headers, timeout=timeout, auth=auth, follow_redirects=False, verify=verify
+    )
+
+
 def http_transport(
     url: str,
     transport: Literal["streamable-http", "sse"],
@@ -99,9 +114,7 @@ def http_transport(
             timeout: httpx2.Timeout | None = None,
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
-            return httpx2.AsyncClient(
-                headers=headers, timeout=timeout, auth=auth, follow_redirects=False, verify=verify
-            )
+            return policy_client(headers=headers, timeout=timeout, auth=auth, verify=verify)
 
         credentials = auth is not None or header_forward is not None
         provider = build_outbound_provider(auth, header_forward=header_forward) if credentials else None

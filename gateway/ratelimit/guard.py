@@ -26,48 +26,91 @@ from gateway.sessions_store.link import RETRY_SECONDS, StoreUnavailableError
 
 from .buckets import BucketStore, Claim, retry_after_seconds
 
-__all__ = ["RATE_LIMITED_CODE", "RateLimitGuard", "rate_limited_body"]
+__all__ = ["MESSAGE", "RATE_LIMITED_CODE", "RateLimitGuard", "RateLimiter", "rate_limited_body"]
 
 logger = logging.getLogger("mcp_operator.ratelimit")
 
 RATE_LIMITED_CODE = 429
 """ToolHive's JSON-RPC code for a rate-limited call (outside the reserved range on every revision)."""
-_MESSAGE = "Rate limit exceeded"
+MESSAGE = "Rate limit exceeded"
 
 
 def rate_limited_body(request_id: Any, retry_after: int) -> bytes:
     """ToolHive's error body; ``id`` only when the request had a usable one."""
     body: dict[str, Any] = {
         "jsonrpc": "2.0",
-        "error": {"code": RATE_LIMITED_CODE, "message": _MESSAGE, "data": {"retryAfterSeconds": retry_after}},
+        "error": {"code": RATE_LIMITED_CODE, "message": MESSAGE, "data": {"retryAfterSeconds": retry_after}},
     }
     if isinstance(request_id, str | int) and not isinstance(request_id, bool):
         body["id"] = request_id
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-class RateLimitGuard:
-    """ASGI middleware (see the module docstring)."""
+class RateLimiter:
+    """The buckets of ``rateLimiting`` and how a refusal is counted: what a ``tools/call`` takes a token
+    from, at the front door (:class:`RateLimitGuard`) and for each tool call a code-mode script makes."""
 
     def __init__(
         self,
-        app: ASGIApp,
         config: RateLimitConfig,
         buckets: BucketStore,
         *,
         key_prefix: str,
         metrics: RequestMetrics,
         auditor: Auditor,
-        max_body_bytes: int,
     ) -> None:
-        self.app = app
         self.config = config
         self.buckets = buckets
         self.prefix = key_prefix
         self.metrics = metrics
         self.auditor = auditor
-        self.max_body_bytes = max_body_bytes
         self.tools = {tool.name: tool for tool in config.tools}
+
+    def claims(self, tool: str, caller: str) -> list[Claim]:
+        """The buckets a call of ``tool`` by ``caller`` takes a token from."""
+        config, key = self.config, self.prefix
+        claims = []
+        if config.shared is not None:
+            claims.append(Claim(f"{key}shared", config.shared))
+        if config.per_user is not None:
+            claims.append(Claim(f"{key}user:{caller}", config.per_user))
+        limits = self.tools.get(tool)
+        if limits is not None and limits.shared is not None:
+            claims.append(Claim(f"{key}tool:{tool}", limits.shared))
+        if limits is not None and limits.per_user is not None:
+            claims.append(Claim(f"{key}user-tool:{tool}:{caller}", limits.per_user))
+        return claims
+
+    async def admit(self, tool: str, caller: str) -> int | None:
+        """None to admit the call, else its ``Retry-After`` seconds (the refusal counted and audited)."""
+        retry_after = await self._check(tool, caller)
+        if retry_after is not None:
+            self.metrics.observe("tools/call", tool, "rate_limited", 0.0)
+            self.auditor.tool_call(caller, tool, None, "rate_limited", 0.0, arguments=None, error=MESSAGE)
+        return retry_after
+
+    async def _check(self, tool: str, caller: str) -> int | None:
+        claims = self.claims(tool, caller)
+        if not claims:
+            return None
+        try:
+            wait = await self.buckets.take(claims)
+        except StoreUnavailableError as exc:
+            if self.config.fails_open:
+                logger.warning("rate limit not checked (failureMode open): %s", exc)
+                return None
+            logger.warning("rate limit store unreachable, call refused (failureMode closed): %s", exc)
+            return retry_after_seconds(RETRY_SECONDS)
+        return retry_after_seconds(wait) if wait > 0 else None
+
+
+class RateLimitGuard:
+    """ASGI middleware (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -77,13 +120,8 @@ class RateLimitGuard:
         call = _tool_call(body) if body is not None else None
         if call is not None:
             request_id, tool = call
-            caller = caller_of(scope)
-            retry_after = await self._check(tool, caller)
+            retry_after = await self.limiter.admit(tool, caller_of(scope))
             if retry_after is not None:
-                self.metrics.observe("tools/call", tool, "rate_limited", 0.0)
-                self.auditor.tool_call(
-                    caller, tool, None, "rate_limited", 0.0, arguments=None, error=_MESSAGE
-                )
                 await _send_429(send, request_id, retry_after)
                 return
         await self.app(scope, replay(messages, receive), send)
@@ -105,36 +143,6 @@ class RateLimitGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return messages, b"".join(chunks)
-
-    def claims(self, tool: str, caller: str) -> list[Claim]:
-        """The buckets a call of ``tool`` by ``caller`` takes a token from."""
-        config, key = self.config, self.prefix
-        claims = []
-        if config.shared is not None:
-            claims.append(Claim(f"{key}shared", config.shared))
-        if config.per_user is not None:
-            claims.append(Claim(f"{key}user:{caller}", config.per_user))
-        limits = self.tools.get(tool)
-        if limits is not None and limits.shared is not None:
-            claims.append(Claim(f"{key}tool:{tool}", limits.shared))
-        if limits is not None and limits.per_user is not None:
-            claims.append(Claim(f"{key}user-tool:{tool}:{caller}", limits.per_user))
-        return claims
-
-    async def _check(self, tool: str, caller: str) -> int | None:
-        """None to admit the call, else its ``Retry-After`` seconds."""
-        claims = self.claims(tool, caller)
-        if not claims:
-            return None
-        try:
-            wait = await self.buckets.take(claims)
-        except StoreUnavailableError as exc:
-            if self.config.fails_open:
-                logger.warning("rate limit not checked (failureMode open): %s", exc)
-                return None
-            logger.warning("rate limit store unreachable, call refused (failureMode closed): %s", exc)
-            return retry_after_seconds(RETRY_SECONDS)
-        return retry_after_seconds(wait) if wait > 0 else None
 
 
 def _tool_call(body: bytes) -> tuple[Any, str] | None:

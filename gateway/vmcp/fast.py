@@ -24,6 +24,8 @@ from gateway.request_policy import caller_of
 
 from .aggregation import AggregatedView
 from .backend import ListKind
+from .codemode.hooks import code_mode_of, with_script_tool
+from .codemode.script import EXECUTE_TOOL_SCRIPT
 from .gateway import VirtualGateway
 
 __all__ = ["LISTS", "GatewayFastHandler", "visible"]
@@ -73,6 +75,8 @@ class GatewayFastHandler:
         view = self.gateway.view()
         if method == "tools/call":
             name = params.get("name")
+            if name == EXECUTE_TOOL_SCRIPT and code_mode_of(self.gateway) is not None:
+                return False  # the script runs on the SDK path (gateway.vmcp.codemode)
             return isinstance(name, str) and name in view.tool_routes
         if method == "prompts/get":
             name = params.get("name")
@@ -119,8 +123,10 @@ class GatewayFastHandler:
         # Within one view the entries' ids name them; with authorization on, the key is what this
         # caller may see, so callers seeing the same subset share one encoding.
         key = (self._serial, None if self.gateway.policy.authz is None else tuple(map(id, entries)))
+        code_mode = code_mode_of(self.gateway) if kind == "tools" else None  # a new config is a new view
 
         def build() -> dict[str, Any]:
-            return {field: [e.model_dump(by_alias=True, mode="json", exclude_none=True) for e in entries]}
+            listed = with_script_tool(code_mode, entries)
+            return {field: [e.model_dump(by_alias=True, mode="json", exclude_none=True) for e in listed]}
 
         return CachedResult(key, build)

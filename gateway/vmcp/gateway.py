@@ -167,7 +167,9 @@ class VirtualGateway:
             self._changed = anyio.Event()
             view = await self.refresh(("tools", "prompts", "resources", "resource_templates"))
             current: dict[ChangedKind, tuple[Any, ...]] = {
-                "tools": (*view.tools, self.config.optimizer) if self.config.optimizer else tuple(view.tools),
+                "tools": (*view.tools, self.config.optimizer, self.config.code_mode)
+                if self.config.optimizer or self.config.code_mode
+                else tuple(view.tools),
                 "prompts": tuple(view.prompts),
                 "resources": (*view.resources, *view.resource_templates),
             }

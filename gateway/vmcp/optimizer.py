@@ -2,10 +2,12 @@
 only two tools, ``find_tool`` and ``call_tool``, instead of the whole merged catalogue.
 
 - ``find_tool`` (``tool_description``, optional ``tool_keywords``) ranks the merged tools the caller may
-  use by keywords (:mod:`gateway.vmcp.tool_search`, BM25) and answers the best ``maxToolsToReturn`` of
-  them as ``tools/list`` shows tools (name, description, input schema, ...), with ToolHive's
-  ``token_metrics``, as JSON text and as structured content. The index is built from the cached merged
-  list and rebuilt only when that list changes.
+  use by keywords (:mod:`gateway.vmcp.tool_search`, BM25) and, with an ``embeddingService``, also by the
+  meaning of the description (:mod:`gateway.vmcp.semantic_search`, :mod:`gateway.vmcp.hybrid_ranking`),
+  and answers the best ``maxToolsToReturn`` of them as ``tools/list`` shows tools (name, description,
+  input schema, ...), with ToolHive's ``token_metrics``, as JSON text and as structured content. The
+  index is built from the cached merged list and rebuilt only when that list changes; so are the tools'
+  embeddings.
 - ``call_tool`` (``tool_name``, ``parameters``) hands the named tool and its arguments to the gateway's
   own ``tools/call`` handler, so routing, authorization, failure handling, audit and metrics are those of
   a direct call of that tool (an unknown or denied name answers what a direct call answers).
@@ -30,6 +32,8 @@ from gateway import tracing
 from gateway.request_policy import caller_of
 
 from .gateway import VirtualGateway
+from .hybrid_ranking import merge, semantic_share
+from .semantic_search import SemanticSearch
 from .tool_search import ToolIndex
 
 __all__ = ["CALL_TOOL", "FIND_TOOL", "META_TOOLS", "ToolOptimizer"]
@@ -47,7 +51,8 @@ _FIND_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "What the tool should do, in a few words (e.g. 'add two numbers', 'search "
             "GitHub issues'); its words are matched against the tools' names, descriptions and "
-            "parameter names.",
+            "parameter names, and, where the gateway has an embedding service, its meaning against "
+            "the tools' names and descriptions.",
         },
         "tool_keywords": {
             "type": "array",
@@ -73,8 +78,9 @@ META_TOOLS = (
     types.Tool(
         name=FIND_TOOL,
         description="Find the tools that can do a task. Searches every tool this server offers by "
-        "keywords and returns the best matches, each with its name, description and input schema. "
-        "Call it before call_tool to learn a tool's exact name and arguments.",
+        "keywords (and by meaning, where the gateway has an embedding service) and returns the best "
+        "matches, each with its name, description and input schema. Call it before call_tool to learn "
+        "a tool's exact name and arguments.",
         input_schema=_FIND_SCHEMA,
     ),
     types.Tool(
@@ -106,6 +112,7 @@ class ToolOptimizer:
         self.came = came
         self._index = ToolIndex.build(())
         self._tokens: dict[str, int] = {}
+        self.semantic = SemanticSearch(gateway.policy.metrics.registry)
 
     @property
     def config(self) -> OptimizerConfig | None:
@@ -117,6 +124,30 @@ class ToolOptimizer:
             self._index = ToolIndex.build(tools)
             self._tokens = {t.name: len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in tools}
         return self._index
+
+    async def _rank(
+        self,
+        config: OptimizerConfig,
+        merged: Sequence[types.Tool],
+        usable: Sequence[types.Tool],
+        query: str,
+        description: str,
+    ) -> list[types.Tool]:
+        """The tools ``find_tool`` answers: by keywords, and with an embedding service also by meaning
+        (the semantic share of the places, :mod:`gateway.vmcp.hybrid_ranking`); by keywords alone when
+        the service fails."""
+        names = {t.name for t in usable}
+
+        def allowed(tool: types.Tool) -> bool:
+            return tool.name in names
+
+        index = self.index(merged)
+        most = config.max_tools_to_return
+        share = semantic_share(most, config.semantic_ratio) if config.embedding_service is not None else 0
+        near = await self.semantic.nearest(config, merged, allowed, description, share) if share else None
+        if near is None:
+            return index.search(query, most, allowed)
+        return merge(near, index.search(query, most - share, allowed), most)
 
     # ---- hooks -----------------------------------------------------------------------------------
 
@@ -199,9 +230,9 @@ class ToolOptimizer:
                 '{"tool_description": "add two numbers"}; "tool_keywords" is an optional list of strings'
             )
         merged, usable = await self.catalogue(ctx)
-        index = self.index(merged)
-        names = {t.name for t in usable}
-        found = index.search(query, config.max_tools_to_return, lambda t: t.name in names)
+        found = await self._rank(config, merged, usable, query, _description(arguments))
+        by_name = {t.name: t for t in usable}
+        found = [by_name[t.name] for t in found]  # the caller's entry: execute_tool_script's lists its tools
         baseline = sum(self._tokens.get(t.name, 0) for t in usable) // TOKEN_BYTES
         returned = sum(self._tokens.get(t.name, 0) for t in found) // TOKEN_BYTES
         answer = {
@@ -215,6 +246,11 @@ class ToolOptimizer:
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(answer))], structured_content=answer
         )
+
+
+def _description(arguments: Mapping[str, Any] | None) -> str:
+    """The ``tool_description`` of a valid ``find_tool`` call (what the semantic side embeds)."""
+    return str((arguments or {}).get("tool_description", ""))
 
 
 def _find_query(arguments: Mapping[str, Any] | None) -> str | None:

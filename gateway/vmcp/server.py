@@ -43,11 +43,13 @@ from gateway.authz.entities import Principal
 from gateway.fastpath import FastPath
 from gateway.front import FrontSettings, build_front_app, progress_relay
 from gateway.observability import RequestMetrics
+from gateway.ratelimit import RateLimiter
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
 from gateway.sdk_private import SessionTable, connection_of
 
 from .backend import ListKind, TransportFor, open_backend_transport
+from .codemode.hooks import CodeMode, code_mode_of, with_script_tool
 from .composite import Elicit
 from .config_feed import ConfigMapFeed
 from .fast import GatewayFastHandler, visible
@@ -64,8 +66,9 @@ log = structlog.get_logger("gateway.vmcp.server")
 Ctx = ServerRequestContext[Any, Any]
 
 
-def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
-    """The low-level server: lists come from the merged view, calls are routed by it."""
+def build_mcp_server(gateway: VirtualGateway, *, limiter: RateLimiter | None = None) -> Server[Any]:
+    """The low-level server: lists come from the merged view, calls are routed by it (``limiter``: the
+    rate limits, which code-mode scripts' tool calls take tokens from as front calls do)."""
 
     timed = gateway.policy.timed
     relay = gateway.resources
@@ -83,10 +86,19 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
 
         return handle
 
+    async def usable_tools(ctx: Ctx) -> list[types.Tool]:
+        """The merged tools the caller may use: what a code-mode script may call."""
+        return visible(gateway, principal(ctx), await gateway.listing("tools"), "tools")
+
     async def tool_catalogue(ctx: Ctx) -> tuple[tuple[types.Tool, ...], list[types.Tool]]:
-        """The merged tools and those the caller may use: what the optimizer searches."""
+        """The merged tools and those the caller may use (with ``execute_tool_script`` while code mode
+        is on): what the optimizer searches."""
         view = await gateway.listing("tools")
-        return view.tools, visible(gateway, principal(ctx), view, "tools")
+        usable = visible(gateway, principal(ctx), view, "tools")
+        config = code_mode_of(gateway)
+        if config is None:
+            return view.tools, usable
+        return tuple(with_script_tool(config, list(view.tools))), with_script_tool(config, usable)
 
     def principal(ctx: Ctx) -> Principal | None:
         REQUEST_ID.set(ctx.request_id)
@@ -128,13 +140,16 @@ def build_mcp_server(gateway: VirtualGateway) -> Server[Any]:
         return await timed("completion/complete", lambda: gateway.complete(params), came=came(ctx))
 
     optimizer = ToolOptimizer(gateway, tool_catalogue, came)
+    code_mode = CodeMode(gateway, usable_tools, came, limiter=limiter)
     server = NotifyingServer(
         gateway.config.name,
         version="mcp-operator vmcp",
         instructions=f"Virtual MCP server {gateway.config.name!r} aggregating several MCP servers.",
-        get_tool_input_schema=optimizer.input_schema(gateway.tool_input_schema),
-        on_list_tools=optimizer.list_tools(lister("tools/list", "tools", types.ListToolsResult, "tools")),
-        on_call_tool=optimizer.call_tool(call_tool),
+        get_tool_input_schema=optimizer.input_schema(code_mode.input_schema(gateway.tool_input_schema)),
+        on_list_tools=optimizer.list_tools(
+            code_mode.list_tools(lister("tools/list", "tools", types.ListToolsResult, "tools"))
+        ),
+        on_call_tool=optimizer.call_tool(code_mode.call_tool(call_tool)),
         on_list_prompts=lister("prompts/list", "prompts", types.ListPromptsResult, "prompts"),
         on_get_prompt=get_prompt,
         on_list_resources=lister("resources/list", "resources", types.ListResourcesResult, "resources"),
@@ -266,7 +281,6 @@ def build_vmcp_app(
         def wrap(app: ASGIApp) -> ASGIApp:
             return OIDCMiddleware(app, oidc, resource_url=resource_url)
 
-    server = build_mcp_server(gateway)
     settings = FrontSettings(
         bind_host=bind_host,
         readiness=gateway.readiness,
@@ -275,6 +289,16 @@ def build_vmcp_app(
         wrap=wrap,
         extra_routes=[Route("/status", status, methods=["GET"])],
     )
+    settings.replicas = replica_support(
+        config.session_storage or SessionStorageConfig(),
+        config.rate_limiting,
+        name=config.name,
+        metrics=policy.metrics,
+        auditor=policy.auditor,
+        max_body_bytes=settings.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout,
+    )
+    server = build_mcp_server(gateway, limiter=settings.replicas.limiter if settings.replicas else None)
     fast_path = fast_path and sdk_private.STATUS.fast_path
     policy.metrics.fast_path_enabled.set(1 if fast_path else 0)
     if fast_path:
@@ -291,13 +315,4 @@ def build_vmcp_app(
             )
 
         settings.fast_path = fast
-    settings.replicas = replica_support(
-        config.session_storage or SessionStorageConfig(),
-        config.rate_limiting,
-        name=config.name,
-        metrics=policy.metrics,
-        auditor=policy.auditor,
-        max_body_bytes=settings.max_body_bytes,
-        session_idle_timeout=settings.session_idle_timeout,
-    )
     return build_front_app(server, settings), gateway

@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,8 +19,6 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from tests.support import gateway_processes as gp
-from tests.support.gateway_processes import Proc
-from tests.support.processes import json_records
 
 pytestmark = pytest.mark.slow
 
@@ -47,37 +43,13 @@ def _config(ports: dict[str, int], *, optimizer: bool = True, authz: bool = True
     return config
 
 
-@dataclass
-class Gateway:
-    """The gateway under test: its URL, its process, and how to rewrite its config."""
-
-    url: str
-    process: Proc
-    config_path: Path
-    backend_ports: dict[str, int]
-
-    def reconfigure(self, **options: bool) -> None:
-        gp.reload_config(self.url, self.config_path, _config(self.backend_ports, **options))
-
-    def log(self) -> list[dict[str, Any]]:
-        return json_records(self.process.output())
+Gateway = gp.FixtureGateway
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    logdir = tmp_path_factory.mktemp("vmcp-optimizer")
-    ports = {n: gp.free_port() for n in ("alpha", "beta", "gateway")}
-    procs: dict[str, Proc] = {}
-    try:
-        procs |= {n: gp.fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
-        config_path = logdir / "vmcp.yaml"
-        gp.write_config(config_path, _config(ports))
-        url, procs["gateway"] = gp.vmcp_gateway(ports["gateway"], config_path, logdir)
-        gp.wait_until(lambda: gp.get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
-        yield Gateway(url, procs["gateway"], config_path, ports)
-    finally:
-        for proc in procs.values():
-            proc.stop()
+    with gp.fixture_gateway(tmp_path_factory.mktemp("vmcp-optimizer"), _config) as fixture:
+        yield fixture
 
 
 def _text(result: Any) -> str:

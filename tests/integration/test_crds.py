@@ -335,4 +335,4 @@ def test_kubectl_explain_describes_fields_in_both_versions(crds: Cluster, versio
         "mcpserverentries.spec.caBundleRef"
     )
     semantic = explain("virtualmcpservers.spec.config.optimizer.embeddingService")
-    assert "Not supported yet" in semantic and "the optimizer here searches by keywords" in semantic
+    assert "Base URL of the embedding service of semantic search" in semantic

@@ -9,6 +9,7 @@ first run downloads them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,3 +123,26 @@ def test_installed_image_prints_the_crds_and_ships_no_pip(image_venv: Path) -> N
     kinds = {doc["spec"]["names"]["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
     assert {"MCPServer", "MCPRemoteProxy", "VirtualMCPServer"} <= kinds
     assert not (image_venv / "bin" / "pip").exists()
+
+
+@pytest.mark.slow
+def test_installed_image_runs_a_code_mode_script(image_venv: Path) -> None:
+    """The gateway's code mode runs its Starlark interpreter as ``python -m gateway.vmcp.codemode.worker``
+    with the image's Python: the interpreter (starlark-pyo3) is installed there."""
+    start = {
+        "source": "def __main__():\n    return [n * 2 for n in data]\n__main__()\n",
+        "lines": 1,
+        "tools": {},
+        "data": {"data": [1, 2, 3]},
+        "limits": {"step_limit": 1000, "parallel_max": 1, "tool_call_timeout": 1.0, "script_timeout": 5.0},
+    }
+    result = subprocess.run(
+        [str(image_venv / "bin" / "python"), "-m", "gateway.vmcp.codemode.worker"],
+        input=json.dumps(start) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=image_venv,
+        check=False,
+    )
+    assert json.loads(result.stdout) == {"result": [2, 4, 6], "logs": []}, result.stderr

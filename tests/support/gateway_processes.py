@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,11 +124,13 @@ def fixture_server(
     return proc
 
 
-def vmcp_gateway(port: int, config_path: Path, logdir: Path) -> tuple[str, Proc]:
+def vmcp_gateway(
+    port: int, config_path: Path, logdir: Path, env: dict[str, str] | None = None
+) -> tuple[str, Proc]:
     """``mcp-operator vmcp`` on ``port`` over ``config_path`` (polled every 0.2 s), up: (URL, process)."""
     argv = [str(BIN / "mcp-operator"), "vmcp", "--port", str(port)]
     argv += ["--config", str(config_path), "--reload-interval", "0.2"]
-    proc = start("gateway", argv, logdir)
+    proc = start("gateway", argv, logdir, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", proc)
@@ -175,6 +177,45 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2, wha
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+@dataclass
+class FixtureGateway:
+    """``mcp-operator vmcp`` over the fixture servers ``alpha`` and ``beta``, each its own process: its
+    URL, its process, and how to rewrite its config (``config(ports, **options)``)."""
+
+    url: str
+    process: Proc
+    config_path: Path
+    backend_ports: dict[str, int]
+    config: Callable[..., dict[str, Any]]
+
+    def reconfigure(self, **options: bool) -> None:
+        reload_config(self.url, self.config_path, self.config(self.backend_ports, **options))
+
+    def log(self) -> list[dict[str, Any]]:
+        from tests.support.processes import json_records  # noqa: PLC0415 - this file also runs as a script
+
+        return json_records(self.process.log.read_text(errors="replace"))  # the whole log, not its tail
+
+
+@contextlib.contextmanager
+def fixture_gateway(
+    logdir: Path, config: Callable[[dict[str, int]], dict[str, Any]]
+) -> Iterator[FixtureGateway]:
+    """The gateway (config ``config(ports)``, ``ports`` of ``alpha`` and ``beta``) once both are ready."""
+    ports = {n: free_port() for n in ("alpha", "beta", "gateway")}
+    procs: dict[str, Proc] = {}
+    try:
+        procs |= {n: fixture_server(n, ports[n], logdir) for n in ("alpha", "beta")}
+        config_path = logdir / "vmcp.yaml"
+        write_config(config_path, config(ports))
+        url, procs["gateway"] = vmcp_gateway(ports["gateway"], config_path, logdir)
+        wait_until(lambda: get_json(f"{url}/status")["phase"] == "Ready", what="both backends ready")
+        yield FixtureGateway(url, procs["gateway"], config_path, ports, config)
+    finally:
+        for proc in procs.values():
+            proc.stop()
 
 
 @contextlib.contextmanager

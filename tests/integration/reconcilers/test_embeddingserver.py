@@ -219,7 +219,12 @@ async def test_a_gateway_waits_for_its_embedding_server_then_its_optimizer_uses_
         lambda: optimizer_of(kube, "gw"), what="the gateway config with its optimizer"
     )
     url = f"http://emb.{kube.ns}.svc.cluster.local:8080"
-    assert optimizer == {"maxToolsToReturn": 8, "embeddingService": url, "embeddingProvider": "tei"}
+    assert optimizer == {
+        "maxToolsToReturn": 8,
+        "embeddingService": url,
+        "embeddingProvider": "tei",
+        "embeddingServiceTimeout": "30s",
+    }, "the optimizer on with ToolHive's defaults, the EmbeddingServer as its service"
     await kube.wait_condition("virtualmcpservers", "gw", "ResolvedRefs", status="True")
 
     # The gateway's own optimizer settings are kept.

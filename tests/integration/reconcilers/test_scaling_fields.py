@@ -1,24 +1,25 @@
 """sessionStorage, rateLimiting, sessionAffinity and replicas on the real API server: rendered into the
-proxy's and the gateway's children, and bad values refused with Accepted=False before anything rolls."""
+proxy's and the gateway's children, and bad values refused with Accepted=False before anything rolls.
+The Redis is a real ``redis-server`` with a password: the operator checks a new connection (AUTH, SELECT,
+PING) before it rolls out (test_session_storage_admission.py)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from api.podtemplate import CONFIG_HASH_ANNOTATION
 from tests.support.kube import Api, condition
 from tests.support.operator import Operator
+from tests.support.redis_server import running_redis
 from tests.support.waiting import eventually
 
-REDIS = {
-    "provider": "redis",
-    "address": "redis.cache.svc.cluster.local:6379",
-    "keyPrefix": "team-a:",
-    "passwordRef": {"name": "redis", "key": "password"},
-}
+PASSWORD = "s3cret-redis-pw"
 LIMITS = {"perUser": {"maxTokens": 60, "refillPeriod": "1m0s"}}
 
 
@@ -40,15 +41,28 @@ async def refused_naming(kube: Api, field: str) -> None:
     await eventually(check, what=f"Accepted=False naming {field}")
 
 
+@pytest.fixture
+async def redis_storage(kube: Api, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """``sessionStorage`` on a running ``redis-server`` whose password is in Secret ``redis``."""
+    await kube.create_secret("redis", {"password": PASSWORD})
+    with running_redis(tmp_path, password=PASSWORD) as redis:
+        yield {
+            "provider": "redis",
+            "address": redis.address,
+            "keyPrefix": "team-a:",
+            "passwordRef": {"name": "redis", "key": "password"},
+        }
+
+
 async def test_mcpserver_scales_with_redis_and_refuses_a_bad_limit_without_rolling(
-    operator: Operator, kube: Api
+    operator: Operator, kube: Api, redis_storage: dict[str, Any]
 ) -> None:
     spec = {
         "image": "ghcr.io/example/fetch:1",
         "transport": "streamable-http",
         "replicas": 3,
         "sessionAffinity": "ClientIP",
-        "sessionStorage": REDIS,
+        "sessionStorage": redis_storage,
         "rateLimiting": LIMITS,
     }
     await kube.create("mcpservers", {"kind": "MCPServer", "metadata": {"name": "fetch"}, "spec": spec})
@@ -79,13 +93,15 @@ async def test_mcpserver_scales_with_redis_and_refuses_a_bad_limit_without_rolli
     assert digest(await kube.wait_child("Deployment", "fetch")) == before
 
 
-async def test_gateway_replicas_sessions_and_limits(operator: Operator, kube: Api) -> None:
+async def test_gateway_replicas_sessions_and_limits(
+    operator: Operator, kube: Api, redis_storage: dict[str, Any]
+) -> None:
     await kube.create("mcpgroups", {"kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}})
     spec = {
         "groupRef": {"name": "team"},
         "incomingAuth": {"type": "anonymous"},
         "replicas": 2,
-        "sessionStorage": REDIS,
+        "sessionStorage": redis_storage,
         "config": {"rateLimiting": LIMITS},
     }
     await kube.create(
@@ -99,5 +115,5 @@ async def test_gateway_replicas_sessions_and_limits(operator: Operator, kube: Ap
         for e in container_env(deployment)
     )
     config = yaml.safe_load((await kube.wait_child("ConfigMap", "gw-vmcp"))["data"]["vmcp.yaml"])
-    assert config["sessionStorage"]["address"] == REDIS["address"]
+    assert config["sessionStorage"]["address"] == redis_storage["address"]
     assert config["rateLimiting"]["perUser"]["maxTokens"] == 60

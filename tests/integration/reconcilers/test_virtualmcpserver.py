@@ -410,24 +410,55 @@ async def test_the_optimizer_is_validated_then_reaches_the_gateway_without_a_rol
     assert "spec.config.optimizer.maxToolsToReturn: 0 is not 1 to 50" in accepted["message"]
     assert await kube.child("ConfigMap", "search-vmcp") is None
 
-    semantic = {"maxToolsToReturn": 5, "embeddingService": "http://embeddings:8080"}
+    semantic = {"maxToolsToReturn": 5, "embeddingService": "http://169.254.169.254/", "embeddingModel": "m"}
     await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
 
     async def refused_naming_the_embedding_service() -> bool:
-        cond = condition(await kube.get(PLURAL, "search"), "Accepted") or {}
-        return "spec.config.optimizer.embeddingService: is not supported yet" in cond.get("message", "")
+        message = (condition(await kube.get(PLURAL, "search"), "Accepted") or {}).get("message", "")
+        return (
+            "spec.config.optimizer.embeddingService: host '169.254.169.254' is the cloud metadata" in message
+        )
 
     await eventually(refused_naming_the_embedding_service, what="Accepted=False naming embeddingService")
     assert await kube.child("ConfigMap", "search-vmcp") is None
 
-    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": {"embeddingService": None}}}})
+    service = "http://embeddings.search.svc.cluster.local:8080/v1"
+    semantic = {"embeddingService": service, "embeddingProvider": "openai", "embeddingModel": None}
+    semantic |= {"hybridSearchSemanticRatio": "1.5"}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
+
+    async def refused_naming_the_ratio_and_the_model() -> str | None:
+        message = (condition(await kube.get(PLURAL, "search"), "Accepted") or {}).get("message", "")
+        ratio = "spec.config.optimizer.hybridSearchSemanticRatio: 1.5 is not within 0.0 to 1.0" in message
+        return message if ratio and "spec.config.optimizer.embeddingModel: is required" in message else None
+
+    await eventually(refused_naming_the_ratio_and_the_model, what="Accepted=False naming the ratio and model")
+    semantic = {"hybridSearchSemanticRatio": "0.7", "embeddingModel": "text-embedding-3-small"}
+    semantic |= {"embeddingHeaders": {"x-cache-key": "search"}}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": semantic}}})
 
     async def optimizer_config() -> dict[str, Any] | None:
         config = await config_of(kube, "search")
         return config if config is not None and "optimizer" in config else None
 
     config = await eventually(optimizer_config, what="the optimizer in the gateway's config")
-    assert config["optimizer"] == {"maxToolsToReturn": 5}
+    assert config["optimizer"] == {
+        "maxToolsToReturn": 5,
+        "embeddingService": service,
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingHeaders": {"x-cache-key": "search"},
+        "embeddingServiceTimeout": "30s",  # ToolHive's default, from the schema
+        "hybridSearchSemanticRatio": 0.7,
+    }
+    keyword_only = {k: None for k in semantic} | {"embeddingService": None, "embeddingProvider": None}
+    await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": keyword_only}}})
+
+    async def keyword_config() -> dict[str, Any] | None:
+        config = await config_of(kube, "search")
+        return config if config is not None and config.get("optimizer") == {"maxToolsToReturn": 5} else None
+
+    await eventually(keyword_config, what="the optimizer searching by keywords")
     before = pod_template(await kube.wait_child("Deployment", "search"))
     await kube.patch(PLURAL, "search", {"spec": {"config": {"optimizer": None}}})
 
@@ -437,3 +468,40 @@ async def test_the_optimizer_is_validated_then_reaches_the_gateway_without_a_rol
 
     await eventually(optimizer_gone, what="the optimizer off in the gateway's config")
     assert pod_template(await kube.wait_child("Deployment", "search")) == before, "hot-reloaded: no rollout"
+
+
+async def test_code_mode_is_validated_then_reaches_the_gateway_without_a_rollout(
+    operator: Operator, kube: Api
+) -> None:
+    await kube.create("mcpgroups", group("script-team"))
+    bad = {"enabled": True, "parallelMaxConcurrency": 0, "toolCallTimeout": "0s"}
+    await kube.create(PLURAL, vmcp("scripts", "script-team", config={"codeMode": bad}))
+    accepted = condition(await vmcp_status(kube, "scripts", phase="Failed"), "Accepted")
+    assert accepted is not None and accepted["status"] == "False"
+    assert (
+        "spec.config.codeMode.parallelMaxConcurrency: 0 is not 1 to 100; use e.g. 10" in accepted["message"]
+    )
+    assert (
+        "spec.config.codeMode.toolCallTimeout: '0s' must be above zero; use e.g. 30s" in accepted["message"]
+    )
+    assert await kube.child("ConfigMap", "scripts-vmcp") is None
+
+    good = {"enabled": True, "stepLimit": 5000, "parallelMaxConcurrency": None, "toolCallTimeout": "10s"}
+    await kube.patch(PLURAL, "scripts", {"spec": {"config": {"codeMode": good}}})
+
+    async def code_mode_config() -> dict[str, Any] | None:
+        config = await config_of(kube, "scripts")
+        return config if config is not None and "codeMode" in config else None
+
+    config = await eventually(code_mode_config, what="code mode in the gateway's config")
+    expected = {"enabled": True, "stepLimit": 5000, "parallelMaxConcurrency": 10, "toolCallTimeout": "10s"}
+    assert config["codeMode"] == expected
+    before = pod_template(await kube.wait_child("Deployment", "scripts"))
+    await kube.patch(PLURAL, "scripts", {"spec": {"config": {"codeMode": {"enabled": False}}}})
+
+    async def code_mode_off() -> bool:
+        config = await config_of(kube, "scripts")
+        return config is not None and "codeMode" not in config
+
+    await eventually(code_mode_off, what="code mode off in the gateway's config")
+    assert pod_template(await kube.wait_child("Deployment", "scripts")) == before, "hot-reloaded: no rollout"

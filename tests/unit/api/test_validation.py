@@ -478,7 +478,7 @@ def _optimizer(optimizer: dict[str, Any], **spec: Any) -> list[Problem]:
 def test_the_optimizer_with_keyword_search_is_accepted() -> None:
     assert _optimizer({}) == []
     assert _optimizer({"maxToolsToReturn": 50}) == []
-    # ToolHive's defaults of its embedding fields, and a semantic share of zero, change nothing
+    # ToolHive's defaults of its embedding fields, and a semantic share of zero, are accepted
     defaults = {
         "embeddingProvider": "tei",
         "embeddingServiceTimeout": "30s",
@@ -494,26 +494,102 @@ def test_max_tools_to_return_out_of_toolhives_range_is_refused(most: int) -> Non
     assert problem.message == f"{most} is not 1 to 50; use e.g. 8"
 
 
+OPENAI_OPTIMIZER = {  # ToolHive's vmcp_optimizer_openai.yaml
+    "embeddingProvider": "openai",
+    "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+    "embeddingModel": "text-embedding-3-small",
+    "embeddingServiceTimeout": "15s",
+    "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+}
+
+
+def test_semantic_search_settings_are_accepted() -> None:
+    assert _optimizer(OPENAI_OPTIMIZER) == []
+    tei = {"embeddingService": "http://embeddings.search.svc:8080", "embeddingModel": "ignored-by-tei"}
+    assert _optimizer({**tei, "hybridSearchSemanticRatio": "0.7", "semanticDistanceThreshold": "0.8"}) == []
+    assert _optimizer({"hybridSearchSemanticRatio": "1", "semanticDistanceThreshold": "2.0"}) == []
+    assert _optimizer({"embeddingService": "https://10.0.0.7/"}) == []  # private addresses are the usual home
+
+
 @pytest.mark.parametrize(
-    ("optimizer", "field"),
+    ("optimizer", "field", "says"),
     [
-        ({"embeddingService": "http://embeddings:8080"}, "embeddingService"),
-        ({"embeddingProvider": "openai"}, "embeddingProvider"),
-        ({"embeddingModel": "text-embedding-3-small"}, "embeddingModel"),
-        ({"embeddingHeaders": {"x-key": "v"}}, "embeddingHeaders"),
-        ({"embeddingServiceTimeout": "15s"}, "embeddingServiceTimeout"),
-        ({"hybridSearchSemanticRatio": "0.7"}, "hybridSearchSemanticRatio"),
-        ({"semanticDistanceThreshold": "0.8"}, "semanticDistanceThreshold"),
+        ({"hybridSearchSemanticRatio": "1.5"}, "hybridSearchSemanticRatio", "1.5 is not within 0.0 to 1.0"),
+        (
+            {"semanticDistanceThreshold": "2.5"},
+            "semanticDistanceThreshold",
+            "is not within 0.0 to 2.0; use e.g",
+        ),
+        ({"embeddingServiceTimeout": "0s"}, "embeddingServiceTimeout", "must be above zero; use e.g. 30s"),
+        ({"embeddingService": "ftp://embeddings"}, "embeddingService", "only http and https are supported"),
+        ({"embeddingService": "http://169.254.169.254/"}, "embeddingService", "cloud metadata"),
+        ({"embeddingService": "http://127.0.0.1:8080"}, "embeddingService", "loopback"),
+        ({"embeddingService": "http://u:p@embeddings"}, "embeddingService", "must not carry credentials"),
+        ({"embeddingProvider": "openai", "embeddingModel": "m"}, "embeddingService", "is required with"),
+        ({**OPENAI_OPTIMIZER, "embeddingModel": None}, "embeddingModel", "text-embedding-3-small"),
+        (
+            {"embeddingService": "http://e", "embeddingHeaders": {"x-k": "v"}},
+            "embeddingHeaders",
+            "set embeddingProvider: openai or remove it",
+        ),
+        (
+            {**OPENAI_OPTIMIZER, "embeddingHeaders": {"Authorization": "Bearer sk-1"}},
+            "embeddingHeaders[Authorization]",
+            "give it to the gateway as OPENAI_API_KEY",
+        ),
+        ({**OPENAI_OPTIMIZER, "embeddingHeaders": {"api-key": "k"}}, "embeddingHeaders[api-key]", "a Secret"),
+        (
+            {**OPENAI_OPTIMIZER, "embeddingHeaders": {"Content-Type": "x"}},
+            "embeddingHeaders[Content-Type]",
+            "set by",
+        ),
     ],
 )
-def test_semantic_search_fields_are_refused_naming_the_field(optimizer: dict[str, Any], field: str) -> None:
+def test_bad_semantic_search_settings_are_refused_naming_the_field(
+    optimizer: dict[str, Any], field: str, says: str
+) -> None:
     (problem,) = _optimizer(optimizer)
     assert problem.field == f"spec.config.optimizer.{field}"
-    assert "is not supported yet; remove it" in problem.message
-    assert "the optimizer here searches by keywords" in problem.message
+    assert says in problem.message
 
 
 def test_an_embedding_server_ref_is_accepted_and_an_empty_name_is_refused() -> None:
     assert _optimizer({}, embeddingServerRef={"name": "embeddings"}) == []
     (problem,) = _optimizer({}, embeddingServerRef={"name": ""})
     assert problem.field == "spec.embeddingServerRef.name"
+
+
+def test_an_openai_provider_cannot_go_with_an_embedding_server_ref() -> None:
+    (problem,) = _optimizer(OPENAI_OPTIMIZER, embeddingServerRef={"name": "embeddings"})
+    assert problem.field == "spec.config.optimizer.embeddingProvider"
+    assert "remove embeddingServerRef and set embeddingService (openai)" in problem.message
+    tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
+    assert _optimizer(tuned, embeddingServerRef={"name": "embeddings"}) == []
+
+
+def _code_mode(code_mode: dict[str, Any]) -> list[Problem]:
+    _, problems = parse_and_validate({**VMCP, "spec": {**VMCP_BASE, "config": {"codeMode": code_mode}}})
+    return problems
+
+
+def test_code_mode_with_toolhives_fields_is_accepted() -> None:
+    assert _code_mode({"enabled": True}) == []
+    tuned = {"enabled": True, "stepLimit": 100000, "parallelMaxConcurrency": 10, "toolCallTimeout": "30s"}
+    assert _code_mode(tuned) == []
+
+
+@pytest.mark.parametrize(
+    ("code_mode", "field", "message"),
+    [
+        ({"stepLimit": 0}, "stepLimit", "0 must be at least 1; use e.g. 100000"),
+        ({"parallelMaxConcurrency": 0}, "parallelMaxConcurrency", "0 is not 1 to 100; use e.g. 10"),
+        ({"parallelMaxConcurrency": 101}, "parallelMaxConcurrency", "101 is not 1 to 100; use e.g. 10"),
+        ({"toolCallTimeout": "0s"}, "toolCallTimeout", "'0s' must be above zero; use e.g. 30s"),
+    ],
+)
+def test_code_mode_limits_out_of_range_are_refused_naming_the_field(
+    code_mode: dict[str, Any], field: str, message: str
+) -> None:
+    (problem,) = _code_mode({"enabled": True, **code_mode})
+    assert problem.field == f"spec.config.codeMode.{field}"
+    assert problem.message == message

@@ -91,3 +91,47 @@ def test_load_reports_the_file_name(tmp_path: Path) -> None:
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_the_optimizers_semantic_keys_read_as_toolhive_writes_them() -> None:
+    optimizer = {
+        "embeddingService": "http://127.0.0.1:8080/v1",  # a hand-written file may name the gateway's own host
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingServiceTimeout": "15s",
+        "embeddingHeaders": {"x-cache-key": "c"},
+        "hybridSearchSemanticRatio": "0.7",  # strings, as in ToolHive's config
+        "semanticDistanceThreshold": "0.8",
+    }
+    config = VMCPConfig.model_validate({"name": "gw", "optimizer": optimizer}).optimizer
+    assert config is not None
+    assert (config.timeout, config.semantic_ratio, config.distance_threshold) == (15.0, 0.7, 0.8)
+    defaults = VMCPConfig.model_validate(
+        {"name": "gw", "optimizer": {"embeddingService": "http://e"}}
+    ).optimizer
+    assert defaults is not None  # ToolHive's defaults
+    assert (defaults.provider, defaults.timeout, defaults.semantic_ratio, defaults.distance_threshold) == (
+        "tei",
+        30.0,
+        0.5,
+        1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "message"),
+    [
+        (
+            {"embeddingProvider": "openai", "embeddingService": "http://e"},
+            "optimizer.embeddingModel: is required",
+        ),
+        ({"embeddingService": "http://e", "embeddingHeaders": {"x": "y"}}, "set embeddingProvider: openai"),
+        ({"embeddingService": "file:///tmp/s"}, "must be an http:// or https:// URL"),
+        ({"hybridSearchSemanticRatio": 1.2}, "hybridSearchSemanticRatio"),
+        ({"semanticDistanceThreshold": -1}, "semanticDistanceThreshold"),
+        ({"embeddingServiceTimeout": "soon"}, "invalid duration"),
+    ],
+)
+def test_bad_semantic_keys_name_the_field(optimizer: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        VMCPConfig.model_validate({"name": "gw", "optimizer": optimizer})

@@ -8,7 +8,7 @@ import pytest
 
 from api.scaling_config import RateLimitBucket, RateLimitConfig
 from gateway.observability import Auditor, RequestMetrics
-from gateway.ratelimit import Claim, MemoryBuckets, RateLimitGuard, rate_limited_body
+from gateway.ratelimit import Claim, MemoryBuckets, RateLimiter, rate_limited_body
 from gateway.ratelimit.buckets import retry_after_seconds
 from gateway.sessions_store import SessionRecord
 from tests.support.clock import FakeClock
@@ -50,21 +50,15 @@ def test_the_buckets_of_a_call() -> None:
             "tools": [{"name": "search", "perUser": {"maxTokens": 2, "refillPeriod": "10s"}}],
         }
     )
-    guard = RateLimitGuard(
-        lambda *_: None,  # type: ignore[arg-type,return-value]
-        config,
-        MemoryBuckets(),
-        key_prefix="p:",
-        metrics=RequestMetrics(),
-        auditor=Auditor(),
-        max_body_bytes=1024,
+    limiter = RateLimiter(
+        config, MemoryBuckets(), key_prefix="p:", metrics=RequestMetrics(), auditor=Auditor()
     )
-    assert [c.key for c in guard.claims("search", "alice")] == [
+    assert [c.key for c in limiter.claims("search", "alice")] == [
         "p:shared",
         "p:user:alice",
         "p:user-tool:search:alice",
     ]
-    assert [c.key for c in guard.claims("other", "bob")] == ["p:shared", "p:user:bob"]
+    assert [c.key for c in limiter.claims("other", "bob")] == ["p:shared", "p:user:bob"]
 
 
 def test_the_rate_limited_body_is_toolhives() -> None:

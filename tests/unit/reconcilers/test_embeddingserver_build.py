@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
 from api.embeddingserver import EmbeddingServer
 from api.validation import parse_and_validate
+from api.virtualmcpserver import VirtualMCPServer
 from controller.reconcilers.embeddingserver_build import (
     MODEL_CACHE_ANNOTATION,
     build_children,
     service_url,
-    with_embedding_service,
 )
+from controller.reconcilers.virtualmcpserver_build import build_optimizer
 from tests.support.builders import SETTINGS, assert_matches_golden, owner_ref
 
 OWNER = owner_ref("EmbeddingServer", "emb", "0000-3333")
@@ -132,28 +132,35 @@ def test_toolhives_examples_are_valid() -> None:
         assert parse_and_validate(raw(**spec))[1] == []
 
 
-def gateway_children(optimizer: dict[str, Any] | None) -> list[dict[str, Any]]:
-    config: dict[str, Any] = {"name": "gw", "backends": []}
+def gateway(optimizer: dict[str, Any] | None) -> VirtualMCPServer:
+    spec: dict[str, Any] = {"groupRef": {"name": "g"}, "incomingAuth": {"type": "anonymous"}}
+    spec["embeddingServerRef"] = {"name": "emb"}
     if optimizer is not None:
-        config["optimizer"] = optimizer
-    return [
-        {"kind": "ConfigMap", "metadata": {"name": "gw-vmcp"}, "data": {"vmcp.yaml": yaml.safe_dump(config)}},
-        {"kind": "Deployment", "metadata": {"name": "gw"}},
-    ]
+        spec["config"] = {"optimizer": optimizer}
+    return VirtualMCPServer.model_validate({"metadata": {"name": "gw", "namespace": "team"}, "spec": spec})
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "most"),
-    [(None, 8), ({"maxToolsToReturn": 3}, 3), ({"maxToolsToReturn": 3, "embeddingService": "http://x"}, 3)],
+    ("optimizer", "most", "timeout"),
+    [
+        (None, 8, "30s"),
+        ({"maxToolsToReturn": 3}, 3, "30s"),
+        ({"maxToolsToReturn": 3, "embeddingServiceTimeout": "5s"}, 3, "5s"),
+    ],
 )
 def test_the_gateway_optimizer_gets_the_url_and_the_tei_api_keeping_its_settings(
-    optimizer: dict[str, Any] | None, most: int
+    optimizer: dict[str, Any] | None, most: int, timeout: str
 ) -> None:
     url = "http://emb.team.svc.cluster.local:8080"
-    config_map, deployment = with_embedding_service(gateway_children(optimizer), "vmcp.yaml", url)
-    assert yaml.safe_load(config_map["data"]["vmcp.yaml"])["optimizer"] == {
+    built = build_optimizer(gateway(optimizer), url)
+    assert built is not None, "an EmbeddingServer turns the optimizer on, as in ToolHive"
+    assert built.model_dump(mode="json", by_alias=True, exclude_none=True) == {
         "maxToolsToReturn": most,
         "embeddingService": url,
         "embeddingProvider": "tei",
+        "embeddingServiceTimeout": timeout,
     }
-    assert deployment == gateway_children(optimizer)[1]
+
+
+def test_without_an_embedding_server_the_optimizer_is_what_the_spec_says() -> None:
+    assert build_optimizer(gateway(None)) is None

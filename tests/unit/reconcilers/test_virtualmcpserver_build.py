@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api.mcpexternalauthconfig import MCPExternalAuthConfig
 from api.mcptoolconfig import MCPToolConfig
@@ -434,15 +435,105 @@ def test_session_affinity_reaches_the_gateway_service() -> None:
     assert service["spec"]["sessionAffinity"] == "ClientIP"
 
 
-def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
-    def rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
-        config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
-        return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
+def _rendered(vmcp: VirtualMCPServer) -> tuple[dict[str, Any], Any]:
+    """The gateway's config file and Deployment for ``vmcp`` over backend ALPHA."""
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    return config.to_file_dict(), _deployment(build_children(vmcp, OWNER, SETTINGS, config))
 
-    off, deployment = rendered(make())
+
+def test_code_mode_reaches_the_gateway_config_when_enabled_and_is_hot_reloaded() -> None:
+    off, deployment = _rendered(make())
+    assert "codeMode" not in off  # the file of a gateway without code mode stays as it was
+    disabled, _ = _rendered(make(config={"codeMode": {"enabled": False, "stepLimit": 5}}))
+    assert "codeMode" not in disabled
+    on, with_code_mode = _rendered(make(config={"codeMode": {"enabled": True}}))
+    defaults = {"enabled": True, "stepLimit": 100000, "parallelMaxConcurrency": 10, "toolCallTimeout": "30s"}
+    assert on["codeMode"] == defaults  # ToolHive's defaults
+    assert with_code_mode == deployment, "the gateway reloads the code mode setting: no rollout"
+    tuned = {"enabled": True, "stepLimit": 500, "parallelMaxConcurrency": 2, "toolCallTimeout": "1m30s"}
+    rendered_tuned, _ = _rendered(make(config={"codeMode": tuned}))
+    assert rendered_tuned["codeMode"] == {**tuned, "toolCallTimeout": "90s"}
+
+
+def test_the_optimizer_reaches_the_gateway_config_and_is_hot_reloaded() -> None:
+    off, deployment = _rendered(make())
     assert "optimizer" not in off  # the file of a gateway without the optimizer stays as it was
-    on, with_optimizer = rendered(make(config={"optimizer": {}}))
+    on, with_optimizer = _rendered(make(config={"optimizer": {}}))
     assert on["optimizer"] == {"maxToolsToReturn": 8}  # ToolHive's default
     assert with_optimizer == deployment, "the gateway reloads the optimizer setting: no rollout"
-    tuned, _ = rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
+    tuned, _ = _rendered(make(config={"optimizer": {"maxToolsToReturn": 3}}))
     assert tuned["optimizer"] == {"maxToolsToReturn": 3}
+
+
+def test_semantic_search_settings_reach_the_gateway_config_typed_and_without_a_rollout() -> None:
+    openai = {
+        "embeddingProvider": "openai",
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingServiceTimeout": "15s",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "hybridSearchSemanticRatio": "0.7",
+        "semanticDistanceThreshold": "0.8",
+    }
+    vmcp = make(config={"optimizer": openai})
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    assert config.to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8,
+        "embeddingService": "http://llm-gateway.default.svc.cluster.local:8080/v1",
+        "embeddingProvider": "openai",
+        "embeddingModel": "text-embedding-3-small",
+        "embeddingHeaders": {"x-cache-key": "toolhive-optimizer"},
+        "embeddingServiceTimeout": "15s",
+        "hybridSearchSemanticRatio": 0.7,  # numbers in the gateway's file (strings in the CRD, as ToolHive's)
+        "semanticDistanceThreshold": 0.8,
+    }
+    keywords = build_vmcp_config(make(config={"optimizer": {}}), [Backend(ALPHA)], SETTINGS)
+    assert _deployment(build_children(vmcp, OWNER, SETTINGS, config)) == _deployment(
+        build_children(make(config={"optimizer": {}}), OWNER, SETTINGS, keywords)
+    ), "the gateway reloads the embedding settings: no rollout"
+    # ToolHive's schema defaults of the provider and timeout say nothing without a service
+    defaults = make(config={"optimizer": {"embeddingProvider": "tei", "embeddingServiceTimeout": "30s"}})
+    assert build_vmcp_config(defaults, [Backend(ALPHA)], SETTINGS).to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8
+    }
+
+
+def test_toolhives_openai_optimizer_example_reaches_the_gateway_with_its_key_only_in_the_pod_env() -> None:
+    path = Path(__file__).parents[2] / "fixtures/toolhive-examples"
+    documents = yaml.safe_load_all(
+        (path / "examples__operator__virtual-mcps__vmcp_optimizer_openai.yaml").read_text()
+    )
+    (example,) = [d for d in documents if d and d["kind"] == "VirtualMCPServer"]
+    example["apiVersion"] = "mcp-operator.dev/v1beta1"
+    vmcp, problems = parse_and_validate(example)
+    assert problems == [] and vmcp is not None
+    assert isinstance(vmcp, VirtualMCPServer)
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS)
+    optimizer = config.to_file_dict()["optimizer"]
+    assert optimizer["embeddingProvider"] == "openai"
+    assert optimizer["embeddingService"] == "http://llm-gateway.default.svc.cluster.local:8080/v1"
+    assert optimizer["embeddingHeaders"] == {"x-cache-key": "toolhive-optimizer"}
+    assert "sk-replace-me" not in config.to_yaml()
+    (gateway,) = [
+        c
+        for c in _deployment(build_children(vmcp, OWNER, SETTINGS, config))["spec"]["template"]["spec"][
+            "containers"
+        ]
+        if c["name"] == "vmcp"
+    ]
+    key = {"secretKeyRef": {"name": "embedding-api-key", "key": "apiKey"}}
+    assert {"name": "OPENAI_API_KEY", "valueFrom": key} in gateway["env"]
+
+
+def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url() -> None:
+    tuned = {"embeddingServiceTimeout": "45s", "hybridSearchSemanticRatio": "0.7"}
+    vmcp = make(embeddingServerRef={"name": "embeddings"}, config={"optimizer": tuned})
+    url = "http://embeddings.team.svc.cluster.local:8080"
+    config = build_vmcp_config(vmcp, [Backend(ALPHA)], SETTINGS, embedding_server_url=url)
+    assert config.to_file_dict()["optimizer"] == {
+        "maxToolsToReturn": 8,
+        "embeddingService": url,
+        "embeddingProvider": "tei",
+        "embeddingServiceTimeout": "45s",
+        "hybridSearchSemanticRatio": 0.7,
+    }
