@@ -358,6 +358,8 @@ class ProxyStatus(WorkloadStatus):
     """Hash of the referenced MCPToolConfig that the running proxy uses."""
     external_auth_config_hash: str | None = None
     """Hash of the referenced MCPExternalAuthConfig that the running proxy uses."""
+    auth_server_config_hash: str | None = None
+    """Hash of the ``spec.authServerRef`` MCPExternalAuthConfig whose authorization server the proxy runs."""
     oidc_config_hash: str | None = None
     """Hash of the referenced MCPOIDCConfig that the running proxy uses."""
     authz_config_hash: str | None = None

@@ -190,6 +190,8 @@ def proxy_status(
         status["toolConfigHash"] = spec_hash(refs.tool_config.spec)
     if refs.external_auth is not None:
         status["externalAuthConfigHash"] = spec_hash(refs.external_auth.spec)
+    if refs.auth_server is not None:
+        status["authServerConfigHash"] = spec_hash(refs.auth_server.spec)
     if refs.oidc is not None:
         status["oidcConfigHash"] = refs.oidc.hash
     if refs.authz_config is not None:

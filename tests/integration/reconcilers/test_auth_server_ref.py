@@ -14,6 +14,7 @@ from tests.support import resources
 from tests.support.kube import Api
 from tests.support.mcpserver import server
 from tests.support.operator import Operator
+from tests.support.waiting import eventually
 
 AUTH = "mcpexternalauthconfigs"
 SERVERS = "mcpservers"
@@ -72,6 +73,13 @@ async def test_an_http_server_runs_the_embedded_server_with_secrets_as_env_and_r
     assert all("value" not in e for e in container.get("env", []) if e["name"].startswith("SECRET_"))
     await kube.wait_condition(SERVERS, "api", "ResolvedRefs", status="True")
     await kube.wait_condition(AUTH, "signin", "Accepted", status="True")
+
+    async def hashes_agree() -> bool:
+        mine = (await kube.get(SERVERS, "api")).get("status", {}).get("authServerConfigHash")
+        theirs = (await kube.get(AUTH, "signin")).get("status", {}).get("configHash")
+        return mine is not None and mine == theirs
+
+    await eventually(hashes_agree, what="status.authServerConfigHash equals the config's configHash")
 
     digest = deployment["spec"]["template"]["metadata"]["annotations"]["mcp-operator.dev/config-hash"]
     await kube.patch(
