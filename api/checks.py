@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -177,7 +178,23 @@ def check_oidc_provider(provider: InlineOIDCSharedConfig, field: str) -> list[Pr
             problems += _url_problems(f"{field}.{name}", url, fetched=True, allow_http=allow_http)
     if provider.client_secret_ref is not None and not provider.client_id:
         problems.append(Problem(f"{field}.clientId", "clientSecretRef is set without clientId; set clientId"))
+    if provider.jwks_auth_token_path is not None:
+        problems += _pod_file_problems(provider.jwks_auth_token_path, f"{field}.jwksAuthTokenPath")
     return problems
+
+
+def _pod_file_problems(path: str, field: str) -> list[Problem]:
+    """A file the proxy reads in its own pod: an absolute, normalised path (the pod's working directory
+    is not the user's to know, and ``..`` would hide where it points)."""
+    if not path.startswith("/") or path == "/" or "\0" in path or posixpath.normpath(path) != path:
+        return [
+            Problem(
+                field,
+                f"{path!r} is not an absolute path to a file; write e.g. "
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            )
+        ]
+    return []
 
 
 def check_resource_url(url: str | None, field: str) -> list[Problem]:

@@ -126,6 +126,15 @@ class InlineOIDCSharedConfig(CRDModel):
     """Secret key holding the client secret used for token introspection."""
     jwks_allow_private_ip: bool = Field(default=False, alias="jwksAllowPrivateIP")
     """Allow the JWKS URL to resolve to a private address (an in-cluster identity provider)."""
+    protected_resource_allow_private_ip: bool = Field(default=False, alias="protectedResourceAllowPrivateIP")
+    """ToolHive's twin of ``jwksAllowPrivateIP`` (either allows private addresses for every request to
+    the identity provider). Accepted for compatibility: the proxy fetches the issuer's discovery document
+    and JWKS from any address the namespace's author configured, private ones included."""
+    jwks_auth_token_path: str | None = Field(default=None, max_length=4096)
+    """A file in the proxy (gateway) pod whose content is sent as a bearer token with the discovery and
+    JWKS requests to the issuer's host, read at each fetch (never logged), e.g. the pod's service account
+    token ``/var/run/secrets/kubernetes.io/serviceaccount/token`` (then mounted) for an in-cluster issuer
+    whose keys need authentication. An absolute path."""
     insecure_allow_http: bool = Field(default=False, alias="insecureAllowHTTP")
     """Allow an ``http://`` issuer or JWKS URL. For test set-ups only."""
 

@@ -63,6 +63,10 @@ NOT_PLANNED_KINDS = (
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
 configuration kinds ToolHive workloads reference)."""
 
+_ISSUER_ADDRESSES = (
+    "accepted; the identity provider is reached at any address the config names, private ones "
+    "included (ToolHive: private addresses only when this or its twin flag is true)"
+)
 _NO_AFFINITY = "unset means the Service's default, no affinity (ToolHive: ClientIP)"
 
 DIFFERENCES: dict[tuple[str, str], str] = {
@@ -88,6 +92,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "
     "accounts (`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.introspectionUrl"): "refused (tokens are JWTs)",
+    ("MCPOIDCConfig", "spec.inline.jwksAllowPrivateIP"): _ISSUER_ADDRESSES,
+    ("MCPOIDCConfig", "spec.inline.protectedResourceAllowPrivateIP"): _ISSUER_ADDRESSES,
     ("VirtualMCPServer", "spec.outgoingAuth"): "also `unauthenticated` per backend",
     ("VirtualMCPServer", "spec.config.optimizer"): "keyword search (BM25) also without the embedding "
     "service ToolHive's operator requires; a failing embedding service leaves find_tool to the keywords",

@@ -146,8 +146,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
 
 _INLINE_OIDC_ROWS: tuple[Row, ...] = (
     ("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the identity provider's TLS certificate"),
-    ("jwksAuthTokenPath", "string", "a token file sent when fetching the JWKS"),
-    ("protectedResourceAllowPrivateIP", "boolean", "allow a private address for the protected-resource URL"),
 )
 """Fields of ToolHive's inline OIDC block (earlier releases, and MCPOIDCConfig) that ours lacks."""
 

@@ -67,12 +67,16 @@ def inbound_oidc(
         jwks_url=inline.jwks_url,
         resource_url=oidc.resource_url or default_resource_url,
         insecure_allow_http=inline.insecure_allow_http,
+        jwks_auth_token_path=inline.jwks_auth_token_path,
     )
 
 
 def uses_cluster_auth(oidc: OIDCConfig | None) -> bool:
-    """The workload validates service account tokens with its own token and the cluster's CA (its pod
-    must mount its service account token)."""
+    """The workload's pod mounts its service account token: it validates service account tokens with its
+    own token and the cluster's CA, or its ``inline.jwksAuthTokenPath`` is that token."""
+    if oidc is not None and oidc.type == "inline" and oidc.inline is not None:
+        path = oidc.inline.jwks_auth_token_path
+        return path is not None and path.startswith(f"{SERVICE_ACCOUNT_DIR}/")
     block = oidc.kubernetes_service_account if oidc is not None else None
     return (
         oidc is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
+from api.auth_config import OIDCConfig as RuntimeOIDCConfig
 from api.common import OIDCConfig
 from controller.reconcilers.render import inbound_oidc
 from gateway.auth.tokens import AuthUnavailableError, InvalidTokenError, TokenValidator
@@ -68,3 +69,40 @@ async def test_the_clusters_service_account_tokens_are_validated_with_its_jwks(
             await anonymous.validate(accepted)
     finally:
         await anonymous.aclose()
+
+
+async def test_an_inline_provider_sends_the_token_of_its_jwks_auth_token_path(
+    cluster: Cluster, api_client: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    kubeconfig = json.loads(cluster.kubeconfig.read_text())
+    server = kubeconfig["clusters"][0]["cluster"]
+    accepted = await _token(client.CoreV1Api(api_client), namespace, "client", "fetch")
+    token_file = tmp_path / "token"
+    inline = {"issuer": ISSUER, "jwksUrl": f"{server['server']}/openid/v1/jwks", "audience": "fetch"}
+    oidc = OIDCConfig.model_validate(
+        {"type": "inline", "inline": {**inline, "jwksAuthTokenPath": str(token_file)}}
+    )
+    rendered = inline_oidc_with_cluster_ca(oidc, namespace, Path(server["certificate-authority"]))
+    assert rendered.jwks_auth_token_path == str(token_file)
+
+    # The file does not exist yet: the keys cannot be fetched, every call is refused (503).
+    validator = TokenValidator(rendered)
+    try:
+        with pytest.raises(AuthUnavailableError):
+            await validator.validate(accepted)
+    finally:
+        await validator.aclose()
+    token_file.write_text(kubeconfig["users"][0]["user"]["token"])  # read at the fetch, not at start
+    validator = TokenValidator(rendered)
+    try:
+        token = await validator.validate(accepted)
+        assert token.claims["sub"] == f"system:serviceaccount:{namespace}:client"
+    finally:
+        await validator.aclose()
+
+
+def inline_oidc_with_cluster_ca(oidc: OIDCConfig, namespace: str, ca: Path) -> RuntimeOIDCConfig:
+    """The rendered inline settings, trusting the test control plane's CA (its own, not a public one)."""
+    rendered = inbound_oidc(oidc, "unused", "https://fetch.example.com/mcp", namespace)
+    assert rendered is not None
+    return rendered.model_copy(update={"ca_bundle_path": str(ca)})

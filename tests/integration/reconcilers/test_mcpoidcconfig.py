@@ -262,3 +262,26 @@ async def test_the_cluster_service_account_tokens_as_toolhive_writes_them(
     deployment = await kube.wait_child("Deployment", "fetch")
     # not a stdio server: the token is mounted for the JWKS requests only
     assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+async def test_toolhives_jwks_token_file_reaches_the_proxy_and_a_relative_one_is_refused(
+    operator: Operator, kube: Api
+) -> None:
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    flags = {"jwksAuthTokenPath": token, "protectedResourceAllowPrivateIP": True}
+    await kube.create(OIDC, oidc_config("in-cluster-idp", **flags))
+    await kube.wait_condition(OIDC, "in-cluster-idp", "Accepted", status="True")
+    await kube.create(
+        "mcpservers",
+        server("fetch", transport="streamable-http", oidcConfigRef=ref("fetch", "in-cluster-idp")),
+    )
+    oidc = await rendered_oidc(kube, "MCPServer", "fetch")
+    assert oidc["jwksAuthTokenPath"] == token and "caBundlePath" not in oidc
+    deployment = await kube.wait_child("Deployment", "fetch")
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True  # the file sent
+
+    bad = {"type": "inline", "inline": {**PROVIDER, "audience": "docs", "jwksAuthTokenPath": "token"}}
+    await kube.create("mcpremoteproxies", remote_proxy("docs", oidcConfig=bad))
+    refused = await kube.wait_condition("mcpremoteproxies", "docs", "Accepted", status="False")
+    assert "spec.oidcConfig.inline.jwksAuthTokenPath: 'token' is not an absolute path" in refused["message"]
+    assert await kube.child("Deployment", "docs") is None

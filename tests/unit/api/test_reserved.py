@@ -36,8 +36,11 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
     [
         (
             "MCPOIDCConfig",
-            {"type": "inline", "inline": {"issuer": "https://i", "jwksAuthTokenPath": "/t"}},
-            "spec.inline.jwksAuthTokenPath",
+            {
+                "type": "inline",
+                "inline": {"issuer": "https://i", "caBundleRef": {"configMapRef": {"name": "ca"}}},
+            },
+            "spec.inline.caBundleRef",
         ),
         (
             "MCPExternalAuthConfig",

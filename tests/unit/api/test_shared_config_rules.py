@@ -29,6 +29,24 @@ def test_an_inline_oidc_config_is_accepted() -> None:
     assert problems_of("MCPOIDCConfig", {"type": "inline", "inline": inline}) == []
 
 
+def test_toolhives_jwks_token_file_and_private_address_flag_are_accepted_on_every_kind() -> None:
+    inline = {
+        "issuer": ISSUER,
+        "jwksAuthTokenPath": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "protectedResourceAllowPrivateIP": True,
+    }
+    assert problems_of("MCPOIDCConfig", {"type": "inline", "inline": inline}) == []
+    oidc = {"type": "inline", "inline": inline}
+    assert problems_of("MCPServer", {"image": "i", "oidcConfig": oidc}) == []
+    assert problems_of("MCPRemoteProxy", {"remoteUrl": "https://mcp.example.com", "oidcConfig": oidc}) == []
+    incoming = {"type": "oidc", "oidcConfig": oidc}
+    assert problems_of("VirtualMCPServer", {"groupRef": {"name": "g"}, "incomingAuth": incoming}) == []
+    bad = {"type": "inline", "inline": {**inline, "jwksAuthTokenPath": "token"}}
+    assert [p.split(":")[0] for p in problems_of("MCPServer", {"image": "i", "oidcConfig": bad})] == [
+        "spec.oidcConfig.inline.jwksAuthTokenPath"
+    ]
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -44,6 +62,18 @@ def test_an_inline_oidc_config_is_accepted() -> None:
         (
             {"type": "inline", "inline": {"issuer": ISSUER, "clientSecretRef": {"name": "s", "key": "k"}}},
             "spec.inline.clientId: clientSecretRef is set without clientId",
+        ),
+        (
+            {"type": "inline", "inline": {"issuer": ISSUER, "jwksAuthTokenPath": "token"}},
+            "spec.inline.jwksAuthTokenPath: 'token' is not an absolute path to a file",
+        ),
+        (
+            {"type": "inline", "inline": {"issuer": ISSUER, "jwksAuthTokenPath": "/var/run/../etc/token"}},
+            "spec.inline.jwksAuthTokenPath: '/var/run/../etc/token' is not an absolute path to a file",
+        ),
+        (
+            {"type": "inline", "inline": {"issuer": ISSUER, "jwksAuthTokenPath": "/var/run/secrets/"}},
+            "spec.inline.jwksAuthTokenPath: '/var/run/secrets/' is not an absolute path to a file",
         ),
         (
             {"type": "kubernetesServiceAccount"},

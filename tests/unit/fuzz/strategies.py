@@ -100,6 +100,8 @@ oidc_config = st.fixed_dictionaries(
                 "clientSecretRef": secret_ref,
                 "scopes": st.lists(free_text, max_size=10),
                 "jwksAllowPrivateIP": st.booleans(),
+                "protectedResourceAllowPrivateIP": st.booleans(),
+                "jwksAuthTokenPath": free_text,
                 "insecureAllowHTTP": st.booleans(),
             },
         ),

@@ -62,6 +62,29 @@ def test_a_reference_renders_the_proxy_config_of_the_equivalent_inline_block() -
     assert resolved.hash == spec_hash(resolved.config.spec)
 
 
+def test_the_jwks_token_file_is_rendered_and_the_service_account_token_mounted_for_it() -> None:
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    base: dict[str, Any] = {"image": "ghcr.io/example/fetch:1", "transport": "streamable-http"}
+    server = MCPServer.model_validate({"metadata": META, "spec": {**base, "oidcConfigRef": REF}})
+
+    def pod_and_oidc(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        shared = oidc_config(type="inline", inline={**PROVIDER, "jwksAuthTokenPath": path})
+        proxy = proxy_with_oidc(server, resolve_oidc_ref(server.spec.oidc_config_ref, shared, "ref", []))
+        rendered = mcpserver_build.build_proxy_config(proxy, SETTINGS, None).oidc
+        assert rendered is not None
+        objects = mcpserver_build.build_children(proxy, {}, SETTINGS, None)
+        return _deployment(objects)["spec"]["template"]["spec"], rendered.model_dump(
+            by_alias=True, exclude_none=True
+        )
+
+    pod, oidc = pod_and_oidc(token)
+    assert oidc["jwksAuthTokenPath"] == token and "caBundlePath" not in oidc
+    assert pod["automountServiceAccountToken"] is True
+    pod, oidc = pod_and_oidc("/etc/idp/token")  # a file the user mounts: the pod's own token stays out
+    assert oidc["jwksAuthTokenPath"] == "/etc/idp/token"
+    assert pod["automountServiceAccountToken"] is False
+
+
 def test_the_remote_proxy_and_the_gateway_render_a_reference_as_inline() -> None:
     remote: dict[str, Any] = {"remoteUrl": "https://mcp.example.com/mcp"}
     by_ref = MCPRemoteProxy.model_validate({"metadata": META, "spec": {**remote, "oidcConfigRef": REF}})
