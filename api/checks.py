@@ -178,6 +178,7 @@ def check_oidc_provider(provider: InlineOIDCSharedConfig, field: str) -> list[Pr
             problems += _url_problems(f"{field}.{name}", url, fetched=True, allow_http=allow_http)
     if provider.client_secret_ref is not None and not provider.client_id:
         problems.append(Problem(f"{field}.clientId", "clientSecretRef is set without clientId; set clientId"))
+    problems += ca_bundle_problems(provider.ca_bundle_ref, provider.issuer, f"{field}.caBundleRef", "issuer")
     if provider.jwks_auth_token_path is not None:
         problems += _pod_file_problems(provider.jwks_auth_token_path, f"{field}.jwksAuthTokenPath")
     return problems
@@ -347,7 +348,9 @@ def header_name_problem(name: str, field: str) -> Problem | None:
     return None
 
 
-def ca_bundle_problems(ref: CABundleSource | None, remote_url: str, field: str) -> list[Problem]:
+def ca_bundle_problems(
+    ref: CABundleSource | None, remote_url: str, field: str, url_name: str = "remoteUrl"
+) -> list[Problem]:
     """A CA bundle verifies an https URL and is never optional (a missing one must not change what is
     trusted)."""
     if ref is None:
@@ -361,5 +364,5 @@ def ca_bundle_problems(ref: CABundleSource | None, remote_url: str, field: str) 
             )
         )
     if not remote_url.startswith("https://"):
-        problems.append(Problem(field, "verifies TLS: the remoteUrl must be https://"))
+        problems.append(Problem(field, f"verifies TLS: the {url_name} must be https://"))
     return problems

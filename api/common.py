@@ -111,6 +111,26 @@ class AuditConfig(CRDModel):
     """Write one structured audit log line per MCP request."""
 
 
+class ConfigMapKeyRef(CRDModel):
+    """A key of a ConfigMap in the same namespace."""
+
+    name: ResourceName
+    """Name of the ConfigMap."""
+    key: str = Field(default="ca.crt", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """The key holding the PEM certificates."""
+    optional: bool | None = None
+    """Must not be true: the bundle decides which certificates are trusted, so a missing one blocks what
+    uses it (the gateway does not route to the entry; the proxy is not deployed or rolled), never falls
+    back to other CAs."""
+
+
+class CABundleSource(CRDModel):
+    """Where the CA certificates come from (ToolHive's ``caBundleRef``)."""
+
+    config_map_ref: ConfigMapKeyRef
+    """A ConfigMap key holding PEM CA certificates."""
+
+
 class InlineOIDCSharedConfig(CRDModel):
     """An OIDC identity provider, without what is specific to one endpoint (audience, scopes)."""
 
@@ -130,6 +150,11 @@ class InlineOIDCSharedConfig(CRDModel):
     """ToolHive's twin of ``jwksAllowPrivateIP`` (either allows private addresses for every request to
     the identity provider). Accepted for compatibility: the proxy fetches the issuer's discovery document
     and JWKS from any address the namespace's author configured, private ones included."""
+    ca_bundle_ref: CABundleSource | None = None
+    """A ConfigMap key of PEM CA certificates that verify the issuer's (discovery, JWKS) TLS certificate
+    instead of the system CAs (an identity provider with a private CA). The ConfigMap is mounted
+    read-only into the proxy (gateway) pod; a missing one blocks the workload (``ResolvedRefs=False``)
+    and a change of it rolls the pods."""
     jwks_auth_token_path: str | None = Field(default=None, max_length=4096)
     """A file in the proxy (gateway) pod whose content is sent as a bearer token with the discovery and
     JWKS requests to the issuer's host, read at each fetch (never logged), e.g. the pod's service account

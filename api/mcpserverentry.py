@@ -10,8 +10,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from api.base import CRDModel, ResourceName
-from api.common import HTTP_URL_PATTERN, HeaderForward, LocalObjectReference
+from api.base import CRDModel
+from api.common import HTTP_URL_PATTERN, CABundleSource, ConfigMapKeyRef, HeaderForward, LocalObjectReference
 from api.conditions import Conditions
 from api.resource import CustomResource
 
@@ -25,25 +25,6 @@ __all__ = [
 ]
 
 MCPServerEntryPhase = Literal["Valid", "Pending", "Failed"]
-
-
-class ConfigMapKeyRef(CRDModel):
-    """A key of a ConfigMap in the same namespace."""
-
-    name: ResourceName
-    """Name of the ConfigMap."""
-    key: str = Field(default="ca.crt", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
-    """The key holding the PEM certificates."""
-    optional: bool | None = None
-    """Must not be true: the bundle decides which certificates are trusted, so a missing one keeps the
-    gateway from routing to the entry, never falls back to other CAs."""
-
-
-class CABundleSource(CRDModel):
-    """Where the CA certificates come from (ToolHive's ``caBundleRef``)."""
-
-    config_map_ref: ConfigMapKeyRef
-    """A ConfigMap key holding PEM CA certificates."""
 
 
 class MCPServerEntrySpec(CRDModel):

@@ -144,11 +144,6 @@ _PROXY_ROWS: tuple[Row, ...] = (
 )
 """What MCPServer and MCPRemoteProxy share (VirtualMCPServer places some of them elsewhere)."""
 
-_INLINE_OIDC_ROWS: tuple[Row, ...] = (
-    ("caBundleRef", "object", "a CA bundle (ConfigMap) to verify the identity provider's TLS certificate"),
-)
-"""Fields of ToolHive's inline OIDC block (earlier releases, and MCPOIDCConfig) that ours lacks."""
-
 _SERVER_ROWS: tuple[Row, ...] = (
     ("webhookConfigRef", "object", "admission webhooks from an MCPWebhookConfig"),
     (
@@ -234,19 +229,16 @@ _EMBEDDED_AUTH_ROWS: tuple[Row, ...] = (
 RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
     "MCPServer": (
         *_fields(_PROXY_ROWS),
-        *_fields(_INLINE_OIDC_ROWS, "spec.oidcConfig.inline"),
         *_fields(_SERVER_ROWS),
     ),
     "MCPRemoteProxy": (
         *_fields(_PROXY_ROWS),
-        *_fields(_INLINE_OIDC_ROWS, "spec.oidcConfig.inline"),
         *_fields(
             [("remoteURL", "string", "the remote server's URL (earlier releases)", "set spec.remoteUrl")]
         ),
     ),
     "VirtualMCPServer": (
         *_fields(_VIRTUAL_ROWS),
-        *_fields(_INLINE_OIDC_ROWS, "spec.incomingAuth.oidcConfig.inline"),
         *_fields(_VIRTUAL_CONFIG_ROWS, "spec.config"),
     ),
     "MCPGroup": (),
@@ -258,7 +250,7 @@ RESERVED_FIELDS: dict[str, tuple[ReservedField, ...]] = {
         *_fields(_EMBEDDED_AUTH_ROWS, "spec.embeddedAuthServer"),
     ),
     "VirtualMCPCompositeToolDefinition": (),
-    "MCPOIDCConfig": _fields(_INLINE_OIDC_ROWS, "spec.inline"),
+    "MCPOIDCConfig": (),
     "MCPServerEntry": (),
     "EmbeddingServer": (),
 }

@@ -40,7 +40,7 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[MCPRemoteProxy, proxies.P
                 authz=refs.authz,
                 auth_server=refs.auth_server,
             )
-            return build.build_children(proxy, owner_ref, settings, rendered)
+            return build.build_children(inline, owner_ref, settings, rendered)
 
         return proxies.render_unless_blocked(refs, children)
 

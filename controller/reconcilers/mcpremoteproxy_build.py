@@ -35,6 +35,7 @@ from controller.reconcilers.render import (
     SecretEnv,
     header_forward,
     inbound_oidc,
+    oidc_ca_bundle_ref,
     outbound_auth,
     tool_filter,
     uses_cluster_auth,
@@ -169,5 +170,6 @@ def build_deployment(
         replicas=spec.replicas,
         patch=spec.pod_template_spec,
         overrides=overrides,
+        oidc_ca_bundle=oidc_ca_bundle_ref(spec.oidc_config),
     )
     return common.front_deployment(Owner.of(proxy, owner_ref), names.proxy, pod)

@@ -47,6 +47,7 @@ from controller.reconcilers.podtemplate import (
 from controller.reconcilers.render import (
     SecretEnv,
     inbound_oidc,
+    oidc_ca_bundle_ref,
     outbound_auth,
     tool_filter,
     uses_cluster_auth,
@@ -356,6 +357,7 @@ def build_proxy_deployment(
         overrides=overrides,
         # One process behind one stdin: never run two proxies against it, even during a rollout.
         strategy={"type": "Recreate"} if is_stdio(server) else None,
+        oidc_ca_bundle=oidc_ca_bundle_ref(server.spec.oidc_config),
     )
     return common.front_deployment(Owner.of(server, owner_ref), names.proxy, pod)
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth_config import HeaderForwardConfig, ca_bundle_context
+from api.auth_config import HeaderForwardConfig
 from api.conditions import ACCEPTED, RESOLVED_REFS
 from api.mcpserverentry import MCPServerEntry
 from api.problems import format_problems
 from api.validation import parse_and_validate
 from controller.core import CONFIGMAP, Cache, Controller, ObjectKey, ReconcileContext, Result, Watch
 from controller.core.manager import Manager
+from controller.reconcilers.ca_bundles import read_ca_bundle
 from controller.reconcilers.children import JSON
 from controller.reconcilers.in_use import IN_USE
 from controller.reconcilers.kinds import MCPSERVERENTRY, VIRTUALMCPSERVER
@@ -80,22 +81,8 @@ def ca_bundle(cache: Cache, entry: MCPServerEntry, missing: list[Missing]) -> st
     ref = entry.spec.ca_bundle_ref
     if ref is None:
         return None
-    name, key = ref.config_map_ref.name, ref.config_map_ref.key
-    raw = cache.get(CONFIGMAP, entry.metadata.namespace or "", name)
-    text = ((raw or {}).get("data") or {}).get(key)
-    field = "spec.caBundleRef.configMapRef.name"
-    if raw is None or not isinstance(text, str):
-        what = (
-            f"ConfigMap '{name}' does not exist" if raw is None else f"ConfigMap '{name}' has no key '{key}'"
-        )
-        missing.append(Missing(field, "CABundleNotFound", f"{what}; create it (the CA certificates, PEM)"))
-        return None
-    try:
-        ca_bundle_context(text)
-    except ValueError as exc:
-        missing.append(Missing(field, "CABundleInvalid", f"ConfigMap '{name}' key '{key}': {exc}; fix it"))
-        return None
-    return text
+    namespace = entry.metadata.namespace or ""
+    return read_ca_bundle(cache, namespace, ref, "spec.caBundleRef.configMapRef.name", missing)
 
 
 def index_ca_bundle(obj: JSON) -> list[str]:

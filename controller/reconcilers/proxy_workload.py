@@ -17,6 +17,11 @@ from api.mcpserver import MCPServer
 from api.mcptoolconfig import MCPToolConfig
 from api.notices import notices
 from controller.core import SECRET, Cache, Resource, Watch
+from controller.reconcilers.ca_bundles import (
+    oidc_ca_bundle_digest,
+    oidc_ca_bundle_watch,
+    with_ca_bundle_digest,
+)
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import MCPEXTERNALAUTHCONFIG, MCPTELEMETRYCONFIG
 from controller.reconcilers.oidc_refs import ResolvedOIDC, oidc_secret_watch, resolve_oidc
@@ -57,6 +62,7 @@ def proxy_setup(resource: Resource, cache: Cache) -> list[Watch]:
         secret_to_auth_referrers(cache, resource),
         oidc_secret_watch(cache, resource),
         secret_to_config_referrers(cache, resource, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
+        oidc_ca_bundle_watch(cache, resource),
     ]
 
 
@@ -84,6 +90,8 @@ class ProxyRefs:
     """The MCPTelemetryConfig and the proxy container's ``OTEL_*`` variables from it."""
     auth_server: MCPExternalAuthConfig | None = None
     """The ``embeddedAuthServer`` config of ``spec.authServerRef``: the proxy's authorization server."""
+    oidc_ca_digest: str | None = None
+    """The digest of the CA certificates of the OIDC provider's ``caBundleRef`` (the pods roll on it)."""
 
 
 def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> ProxyRefs:
@@ -96,6 +104,7 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
     spec = workload.spec
     ref, raw_config = spec.oidc_config_ref, resolved.oidc_config
     oidc = resolve_oidc(cache, namespace, ref, raw_config, ref_field="spec.oidcConfigRef", missing=missing)
+    ca_digest = oidc_ca_bundle_digest(cache, namespace, spec.oidc_config, oidc, missing)
     inbound = spec.oidc_config is not None or spec.oidc_config_ref is not None
     external_auth = resolve_external_auth(
         cache, namespace, resolved, inbound_auth=inbound or spec.auth_server_ref is not None, missing=missing
@@ -114,6 +123,7 @@ def resolve_proxy_refs(cache: Cache, workload: ProxyWorkload, raw: JSON) -> Prox
         config_map_policies=from_map,
         telemetry=telemetry,
         auth_server=auth_server,
+        oidc_ca_digest=ca_digest,
     )
 
 
@@ -123,7 +133,8 @@ def render_unless_blocked(refs: ProxyRefs, render: Callable[[], list[JSON]]) -> 
     if _blocking(refs.missing):
         return None
     try:
-        return with_telemetry_env(render(), "proxy", refs.telemetry.env)
+        objects = with_ca_bundle_digest(render(), refs.oidc_ca_digest)
+        return with_telemetry_env(objects, "proxy", refs.telemetry.env)
     except ValueError as exc:  # the auth config passed its own checks but the runtime refuses it
         refs.missing.append(invalid_auth(refs.external_auth, str(exc)))
         return None

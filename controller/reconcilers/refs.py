@@ -127,6 +127,15 @@ def authz_config_map_watch(cache: Cache, resource: Resource) -> Watch:
     return index_watch(cache, CONFIGMAP, resource, AUTHZ_CONFIG_MAP_INDEX)
 
 
+def config_map_value(cache: Cache, namespace: str, name: str, key: str) -> tuple[str | None, str]:
+    """The text of the cached ConfigMap ``name``'s ``key``, or None and what is missing."""
+    raw = cache.get(CONFIGMAP, namespace, name)
+    text = ((raw or {}).get("data") or {}).get(key)
+    if raw is None:
+        return None, f"ConfigMap '{name}' does not exist"
+    return (text, "") if isinstance(text, str) else (None, f"ConfigMap '{name}' has no key '{key}'")
+
+
 def config_map_policies(
     cache: Cache, namespace: str, ref: AuthzConfigRef | None, field: str, missing: list[Missing]
 ) -> CedarConfig | None:
@@ -135,12 +144,8 @@ def config_map_policies(
     if ref is None or ref.type != "configMap" or ref.config_map is None:
         return None
     name, key = ref.config_map.name, ref.config_map.key
-    raw = cache.get(CONFIGMAP, namespace, name)
-    text = ((raw or {}).get("data") or {}).get(key)
-    if raw is None or not isinstance(text, str):
-        what = (
-            f"ConfigMap '{name}' does not exist" if raw is None else f"ConfigMap '{name}' has no key '{key}'"
-        )
+    text, what = config_map_value(cache, namespace, name, key)
+    if text is None:
         missing.append(
             Missing(f"{field}.configMap", "AuthzConfigNotFound", f"{what}; create it or fix {field}")
         )

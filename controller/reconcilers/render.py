@@ -23,7 +23,7 @@ from api.auth_config import (
     TokenExchangeAuth,
 )
 from api.auth_config import OIDCConfig as RuntimeOIDCConfig
-from api.common import HeaderForward, KubernetesOIDCConfig, OIDCConfig, SecretKeyRef
+from api.common import CABundleSource, HeaderForward, KubernetesOIDCConfig, OIDCConfig, SecretKeyRef
 from api.mcpexternalauthconfig import MCPExternalAuthConfigSpec
 from api.mcptoolconfig import MCPToolConfig
 from api.proxy_config import ToolFilterConfig, ToolOverrideConfig
@@ -46,6 +46,9 @@ def tool_filter(tool_config: MCPToolConfig | None) -> ToolFilterConfig:
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 """Where the kubelet mounts a pod's service account token and the cluster's CA."""
+OIDC_CA_BUNDLE_DIR = "/etc/mcp-operator-oidc-ca"
+"""Where the proxy (gateway) pod mounts the ConfigMap key of its OIDC provider's ``caBundleRef``."""
+OIDC_CA_BUNDLE_FILE = "ca.crt"
 
 
 def inbound_oidc(
@@ -68,7 +71,15 @@ def inbound_oidc(
         resource_url=oidc.resource_url or default_resource_url,
         insecure_allow_http=inline.insecure_allow_http,
         jwks_auth_token_path=inline.jwks_auth_token_path,
+        ca_bundle_path=f"{OIDC_CA_BUNDLE_DIR}/{OIDC_CA_BUNDLE_FILE}" if inline.ca_bundle_ref else None,
     )
+
+
+def oidc_ca_bundle_ref(oidc: OIDCConfig | None) -> CABundleSource | None:
+    """The ``caBundleRef`` of an inline OIDC provider (None without one)."""
+    if oidc is None or oidc.type != "inline" or oidc.inline is None:
+        return None
+    return oidc.inline.ca_bundle_ref
 
 
 def uses_cluster_auth(oidc: OIDCConfig | None) -> bool:

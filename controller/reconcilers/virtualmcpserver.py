@@ -36,6 +36,11 @@ from controller.core import (
     Watch,
 )
 from controller.reconcilers import virtualmcpserver_build as build
+from controller.reconcilers.ca_bundles import (
+    oidc_ca_bundle_digest,
+    oidc_ca_bundle_watch,
+    with_ca_bundle_digest,
+)
 from controller.reconcilers.children import JSON, spec_hash
 from controller.reconcilers.kinds import (
     EMBEDDINGSERVER,
@@ -180,6 +185,7 @@ def watches(cache: Cache) -> list[Watch]:
         ),
         Watch(MCPAUTHZCONFIG, lambda config: by(VMCP_AUTHZ_INDEX)(own_key(config))),
         authz_config_map_watch(cache, VIRTUALMCPSERVER),
+        oidc_ca_bundle_watch(cache, VIRTUALMCPSERVER),
         Watch(CONFIGMAP, of_ca_bundle),
         Watch(MCPTELEMETRYCONFIG, lambda config: by(TELEMETRY_INDEX)(own_key(config))),
         secret_to_config_referrers(cache, VIRTUALMCPSERVER, MCPTELEMETRYCONFIG, TELEMETRY_INDEX),
@@ -214,6 +220,8 @@ class Resolution:
     """The MCPTelemetryConfig and the gateway container's ``OTEL_*`` variables from it."""
     embedding_service: str | None = None
     """The URL of the Ready EmbeddingServer of ``spec.embeddingServerRef`` (None: none, or not Ready)."""
+    oidc_ca_digest: str | None = None
+    """The digest of the CA certificates of the OIDC provider's ``caBundleRef`` (the pods roll on it)."""
 
 
 def resolve_backends(cache: Cache, vmcp: VirtualMCPServer, namespace: str) -> Resolution:
@@ -331,6 +339,10 @@ def resolve(cache: Cache, vmcp: VirtualMCPServer, raw: JSON) -> Resolution:
     resolution = resolve_backends(cache, vmcp, namespace)
     resolution.group = group
     resolution.oidc = _incoming_oidc(cache, vmcp, namespace, resolution.auth_blocked)
+    oidc = vmcp.spec.incoming_auth.oidc_config
+    resolution.oidc_ca_digest = oidc_ca_bundle_digest(
+        cache, namespace, oidc, resolution.oidc, resolution.auth_blocked, prefix="spec.incomingAuth"
+    )
     resolution.missing += resolution.auth_blocked
     ref = vmcp.spec.incoming_auth.authz_config_ref
     if ref is not None:
@@ -442,7 +454,8 @@ def kind(settings: ReconcilerSettings) -> WorkloadKind[VirtualMCPServer, Resolut
             authz=authz,
             embedding_server_url=resolution.embedding_service,
         )
-        children = build.build_children(vmcp, owner_ref, settings, config, resolution.secrets.env())
+        children = build.build_children(inline, owner_ref, settings, config, resolution.secrets.env())
+        children = with_ca_bundle_digest(children, resolution.oidc_ca_digest)
         return with_telemetry_env(children, build.CONTAINER, resolution.telemetry.env)
 
     def status(vmcp: VirtualMCPServer, resolution: Resolution, outcome: Outcome) -> tuple[JSON, Events]:

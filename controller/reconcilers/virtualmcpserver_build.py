@@ -52,7 +52,7 @@ from controller.reconcilers import children
 from controller.reconcilers import workload_build as common
 from controller.reconcilers.children import JSON
 from controller.reconcilers.embeddingserver_build import EMBEDDING_PROVIDER as EMBEDDING_SERVER_PROVIDER
-from controller.reconcilers.render import SecretEnv, inbound_oidc, tool_filter
+from controller.reconcilers.render import SecretEnv, inbound_oidc, oidc_ca_bundle_ref, tool_filter
 from controller.reconcilers.scaling_render import password_env, rate_limit_config, session_storage_config
 from controller.reconcilers.settings import ReconcilerSettings
 from controller.reconcilers.workload_build import CONFIG_DIR, FrontPod, Owner, WorkloadNames
@@ -467,5 +467,6 @@ def build_deployment(
         digest=digest,
         replicas=vmcp.spec.replicas,
         patch=vmcp.spec.pod_template_spec,
+        oidc_ca_bundle=oidc_ca_bundle_ref(vmcp.spec.incoming_auth.oidc_config),
     )
     return common.front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)

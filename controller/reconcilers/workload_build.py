@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from api.common import (
+    CABundleSource,
     ProxyDeploymentOverrides,
     ProxyEndpoint,
     ResourceOverrides,
@@ -25,6 +26,7 @@ from api.scaling import PodDisruptionBudgetSpec
 from controller.reconcilers import children
 from controller.reconcilers.children import JSON, labels, object_meta, selector_labels
 from controller.reconcilers.podtemplate import RESTRICTED_POD_SECURITY, apply_user_patch, container_security
+from controller.reconcilers.render import OIDC_CA_BUNDLE_DIR, OIDC_CA_BUNDLE_FILE
 from controller.reconcilers.settings import ReconcilerSettings
 
 CONFIG_DIR = "/etc/mcp-operator"
@@ -246,21 +248,33 @@ class FrontPod:
     """The user's ``podTemplateSpec``, merged over the pod before the owned fields are re-imposed."""
     overrides: ProxyDeploymentOverrides | None = None
     strategy: JSON | None = None
+    oidc_ca_bundle: CABundleSource | None = None
+    """The ConfigMap key of the inbound OIDC provider's CA certificates, mounted read-only."""
 
 
 def front_deployment(owner: Owner, name: str, pod: FrontPod) -> JSON:
     """The proxy or gateway Deployment; the owned annotations and container fields win over any patch."""
     overrides = pod.overrides
     pod_overrides = overrides.pod_template_metadata_overrides if overrides else None
+    container, volumes = (
+        pod.container,
+        [
+            {"name": "config", "configMap": {"name": pod.config_map}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    )
+    if pod.oidc_ca_bundle is not None:
+        ref = pod.oidc_ca_bundle.config_map_ref
+        items = [{"key": ref.key, "path": OIDC_CA_BUNDLE_FILE}]
+        volumes.append({"name": "oidc-ca-bundle", "configMap": {"name": ref.name, "items": items}})
+        mount = {"name": "oidc-ca-bundle", "mountPath": OIDC_CA_BUNDLE_DIR, "readOnly": True}
+        container = {**container, "volumeMounts": [*container["volumeMounts"], mount]}
     pod_spec: JSON = {
         "serviceAccountName": pod.account,
         "automountServiceAccountToken": pod.automount_token,
         "securityContext": dict(RESTRICTED_POD_SECURITY),
-        "containers": [pod.container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": pod.config_map}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
+        "containers": [container],
+        "volumes": volumes,
     }
     if secrets := pull_secrets(overrides):
         pod_spec["imagePullSecrets"] = secrets
@@ -269,7 +283,7 @@ def front_deployment(owner: Owner, name: str, pod: FrontPod) -> JSON:
         "labels": {**((pod_overrides.labels or {}) if pod_overrides else {}), **owner.labels()},
         "annotations": {**((pod_overrides.annotations or {}) if pod_overrides else {}), **owned_annotations},
     }
-    owned_container = {k: pod.container[k] for k in OWNED_CONTAINER_FIELDS}
+    owned_container = {k: container[k] for k in OWNED_CONTAINER_FIELDS}
     template = apply_user_patch(
         {"metadata": metadata, "spec": pod_spec}, pod.patch, owned_container, owner.selector()
     )

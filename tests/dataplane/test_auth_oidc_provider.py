@@ -15,8 +15,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from api.auth_config import OIDCConfig
+from api.common import OIDCConfig as CRDOIDCConfig
+from controller.reconcilers.render import inbound_oidc
 from gateway.auth.inbound import OIDCMiddleware
-from gateway.auth.tokens import InvalidTokenError, TokenValidator
+from gateway.auth.tokens import AuthUnavailableError, InvalidTokenError, TokenValidator
+from tests.dataplane.conftest import PrivateIssuer
 from tests.support.oidc_provider import CLIENT_ID, sign_in
 
 # The provider's own dependency (authlib) warns about its internal API use; not ours to fix.
@@ -62,3 +65,27 @@ def test_middleware_in_front_of_an_app_with_the_providers_token(provider: str) -
         refused = client.get("/mcp", headers={"Authorization": f"Bearer {id_token}x"})
         assert refused.status_code == 401
         assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+async def test_a_ca_bundle_verifies_an_issuer_with_a_private_ca(private_ca_provider: PrivateIssuer) -> None:
+    issuer = private_ca_provider.issuer
+    id_token = sign_in(issuer, "carol@example.com", str(private_ca_provider.ca_file))["id_token"]
+    inline = {"issuer": issuer, "audience": CLIENT_ID, "caBundleRef": {"configMapRef": {"name": "idp-ca"}}}
+    rendered = inbound_oidc(
+        CRDOIDCConfig.model_validate({"type": "inline", "inline": inline}), "unused", f"{issuer}/mcp", "ns"
+    )
+    assert rendered is not None and rendered.ca_bundle_path == "/etc/mcp-operator-oidc-ca/ca.crt"
+
+    # The system CAs do not know the provider's CA: its keys cannot be fetched, the token is refused.
+    system_cas = TokenValidator(rendered.model_copy(update={"ca_bundle_path": None}))
+    try:
+        with pytest.raises(AuthUnavailableError):
+            await system_cas.validate(id_token)
+    finally:
+        await system_cas.aclose()
+    # The bundle where the pod mounts it (here, where the test wrote it): accepted.
+    mounted = TokenValidator(rendered.model_copy(update={"ca_bundle_path": str(private_ca_provider.ca_file)}))
+    try:
+        assert (await mounted.validate(id_token)).identity == "carol@example.com"
+    finally:
+        await mounted.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,9 +12,11 @@ CLIENT_ID = "mcp-client"
 REDIRECT_URI = "http://127.0.0.1/callback"
 
 
-def sign_in(issuer: str, sub: str) -> dict[str, Any]:
-    """Authorization-code flow as a browser and a confidential client would run it."""
-    with httpx2.Client(base_url=issuer) as client:
+def sign_in(issuer: str, sub: str, ca_file: str | None = None) -> dict[str, Any]:
+    """Authorization-code flow as a browser and a confidential client would run it (trusting the CA of
+    ``ca_file`` for an https issuer with a private CA)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    with httpx2.Client(base_url=issuer, verify=verify) as client:
         authorize = client.post(
             "/oauth2/authorize",
             params={

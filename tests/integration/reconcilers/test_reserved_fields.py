@@ -22,7 +22,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "toolhive-refused" 
 # name -> (plural, the fields its refusal must name)
 REFUSED = {
     "exchange-upstream": ("mcpexternalauthconfigs", ["spec.tokenExchange.subjectProviderName"]),
-    "idp-private-ca": ("mcpoidcconfigs", ["spec.inline.caBundleRef"]),
+    "fetch-with-webhooks": ("mcpservers", ["spec.webhookConfigRef"]),
 }
 WORKLOADS = ("mcpservers", "mcpremoteproxies", "virtualmcpservers")
 

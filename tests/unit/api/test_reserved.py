@@ -34,14 +34,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
 @pytest.mark.parametrize(
     ("kind", "spec", "field"),
     [
-        (
-            "MCPOIDCConfig",
-            {
-                "type": "inline",
-                "inline": {"issuer": "https://i", "caBundleRef": {"configMapRef": {"name": "ca"}}},
-            },
-            "spec.inline.caBundleRef",
-        ),
+        ("MCPExternalAuthConfig", {"type": "unauthenticated", "obo": {"audience": "a"}}, "spec.obo"),
         (
             "MCPExternalAuthConfig",
             {
@@ -63,11 +56,7 @@ def test_every_toolhive_field_is_implemented_or_reserved() -> None:
         ("MCPServer", {"image": "i", "webhookConfigRef": {"name": "hooks"}}, "spec.webhookConfigRef"),
         ("MCPServer", {"image": "i", "telemetry": {"prometheus": {"enabled": True}}}, "spec.telemetry"),
         ("MCPServer", {"image": "i", "tools": ["fetch"]}, "spec.tools"),
-        (
-            "MCPServer",
-            {"image": "i", "oidcConfig": {"inline": {"issuer": "https://i", "caBundleRef": {"name": "ca"}}}},
-            "spec.oidcConfig.inline.caBundleRef",
-        ),
+        ("MCPServer", {"image": "i", "targetPort": 8080}, "spec.targetPort"),
         (
             "MCPRemoteProxy",
             {"remoteUrl": "https://a.example", "port": 8080},

@@ -29,9 +29,10 @@ def test_an_inline_oidc_config_is_accepted() -> None:
     assert problems_of("MCPOIDCConfig", {"type": "inline", "inline": inline}) == []
 
 
-def test_toolhives_jwks_token_file_and_private_address_flag_are_accepted_on_every_kind() -> None:
+def test_toolhives_ca_bundle_token_file_and_private_address_flag_are_accepted_on_every_kind() -> None:
     inline = {
         "issuer": ISSUER,
+        "caBundleRef": {"configMapRef": {"name": "idp-ca", "key": "ca.pem"}},
         "jwksAuthTokenPath": "/var/run/secrets/kubernetes.io/serviceaccount/token",
         "protectedResourceAllowPrivateIP": True,
     }
@@ -74,6 +75,27 @@ def test_toolhives_jwks_token_file_and_private_address_flag_are_accepted_on_ever
         (
             {"type": "inline", "inline": {"issuer": ISSUER, "jwksAuthTokenPath": "/var/run/secrets/"}},
             "spec.inline.jwksAuthTokenPath: '/var/run/secrets/' is not an absolute path to a file",
+        ),
+        (
+            {
+                "type": "inline",
+                "inline": {
+                    "issuer": ISSUER,
+                    "caBundleRef": {"configMapRef": {"name": "ca", "optional": True}},
+                },
+            },
+            "spec.inline.caBundleRef.configMapRef.optional: must not be true",
+        ),
+        (
+            {
+                "type": "inline",
+                "inline": {
+                    "issuer": "http://idp.example.com",
+                    "insecureAllowHTTP": True,
+                    "caBundleRef": {"configMapRef": {"name": "ca"}},
+                },
+            },
+            "spec.inline.caBundleRef: verifies TLS: the issuer must be https://",
         ),
         (
             {"type": "kubernetesServiceAccount"},

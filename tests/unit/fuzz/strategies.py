@@ -101,6 +101,13 @@ oidc_config = st.fixed_dictionaries(
                 "scopes": st.lists(free_text, max_size=10),
                 "jwksAllowPrivateIP": st.booleans(),
                 "protectedResourceAllowPrivateIP": st.booleans(),
+                "caBundleRef": st.fixed_dictionaries(
+                    {
+                        "configMapRef": st.fixed_dictionaries(
+                            {"name": resource_name()}, optional={"key": secret_key}
+                        )
+                    }
+                ),
                 "jwksAuthTokenPath": free_text,
                 "insecureAllowHTTP": st.booleans(),
             },

@@ -12,6 +12,7 @@ from api.mcpserverentry import MCPServerEntry
 from api.virtualmcpserver import VirtualMCPServer
 from api.vmcp_config import VMCPConfig
 from controller.reconcilers import mcpremoteproxy_build, mcpserver_build, virtualmcpserver_build
+from controller.reconcilers.ca_bundles import OIDC_CA_BUNDLE_ANNOTATION, with_ca_bundle_digest
 from controller.reconcilers.children import spec_hash
 from controller.reconcilers.oidc_refs import gateway_with_oidc, proxy_with_oidc, resolve_oidc_ref
 from controller.reconcilers.refs import Missing
@@ -83,6 +84,53 @@ def test_the_jwks_token_file_is_rendered_and_the_service_account_token_mounted_f
     pod, oidc = pod_and_oidc("/etc/idp/token")  # a file the user mounts: the pod's own token stays out
     assert oidc["jwksAuthTokenPath"] == "/etc/idp/token"
     assert pod["automountServiceAccountToken"] is False
+
+
+def test_a_ca_bundle_is_mounted_read_only_where_the_rendered_config_reads_it() -> None:
+    bundle = {"configMapRef": {"name": "idp-ca", "key": "ca.pem"}}
+    oidc = {"type": "inline", "inline": {**PROVIDER, "audience": "fetch", "caBundleRef": bundle}}
+    base: dict[str, Any] = {"image": "ghcr.io/example/fetch:1", "transport": "streamable-http"}
+    server = MCPServer.model_validate({"metadata": META, "spec": {**base, "oidcConfig": oidc}})
+    remote = MCPRemoteProxy.model_validate(
+        {"metadata": META, "spec": {"remoteUrl": "https://mcp.example.com/mcp", "oidcConfig": oidc}}
+    )
+    gateway = VirtualMCPServer.model_validate(
+        {
+            "metadata": META,
+            "spec": {"groupRef": {"name": "team"}, "incomingAuth": {"type": "oidc", "oidcConfig": oidc}},
+        }
+    )
+    rendered = mcpremoteproxy_build.render_config(remote, SETTINGS, None, None)
+    config = virtualmcpserver_build.build_vmcp_config(gateway, [], SETTINGS)
+    pods = [
+        (mcpserver_build.build_children(server, {}, SETTINGS, None), "proxy"),
+        (mcpremoteproxy_build.build_children(remote, {}, SETTINGS, rendered), "proxy"),
+        (
+            virtualmcpserver_build.build_children(gateway, {}, SETTINGS, config),
+            virtualmcpserver_build.CONTAINER,
+        ),
+    ]
+    paths = {
+        mcpserver_build.build_proxy_config(server, SETTINGS, None).oidc.ca_bundle_path,  # type: ignore[union-attr]
+        json.loads(rendered.text)["oidc"]["caBundlePath"],
+        config.incoming_auth.oidc.ca_bundle_path,  # type: ignore[union-attr]
+    }
+    assert paths == {"/etc/mcp-operator-oidc-ca/ca.crt"}
+    for objects, container_name in pods:
+        pod = _deployment(objects)["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "oidc-ca-bundle")
+        assert volume["configMap"] == {"name": "idp-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}
+        container = next(c for c in pod["containers"] if c["name"] == container_name)
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "oidc-ca-bundle")
+        assert mount == {"name": "oidc-ca-bundle", "mountPath": "/etc/mcp-operator-oidc-ca", "readOnly": True}
+
+
+def test_the_ca_bundle_digest_rolls_the_deployment_only() -> None:
+    objects = [{"kind": "ConfigMap"}, {"kind": "Deployment", "spec": {"template": {"metadata": {}}}}]
+    assert with_ca_bundle_digest([dict(o) for o in objects], None) == objects
+    annotated = with_ca_bundle_digest(objects, "abc")
+    assert annotated[0] == {"kind": "ConfigMap"}
+    assert annotated[1]["spec"]["template"]["metadata"]["annotations"] == {OIDC_CA_BUNDLE_ANNOTATION: "abc"}
 
 
 def test_the_remote_proxy_and_the_gateway_render_a_reference_as_inline() -> None:
