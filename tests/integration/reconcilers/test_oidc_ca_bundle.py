@@ -67,6 +67,16 @@ async def test_an_inline_ca_bundle_is_required_mounted_and_rolls_the_proxy(
     await kube.core.patch_namespaced_config_map("idp-ca", kube.ns, ca_map(rotated))
     assert await bundle_digest(kube, "fetch", other_than=first) != first
 
+    # Converged: a reconcile caused by an unrelated edit of the ConfigMap sends no write at all.
+    writes, reconciles = await operator.settled(), operator.reconciles("mcpserver")
+    await kube.core.patch_namespaced_config_map("idp-ca", kube.ns, {"metadata": {"labels": {"team": "a"}}})
+
+    async def reconciled_again() -> bool:
+        return operator.reconciles("mcpserver") > reconciles
+
+    await eventually(reconciled_again, what="a reconcile after the ConfigMap edit")
+    assert operator.writes() == writes
+
     bad = {
         "type": "inline",
         "inline": {
