@@ -95,6 +95,8 @@ async def test_a_ca_bundle_of_an_mcpoidcconfig_blocks_and_reaches_its_workloads(
 ) -> None:
     await kube.create(OIDC, oidc_config("private-idp", caBundleRef=BUNDLE))
     await kube.wait_condition(OIDC, "private-idp", "Accepted", status="True")
+    own = await kube.wait_condition(OIDC, "private-idp", "ResolvedRefs", reason="CABundleNotFound")
+    assert "spec.inline.caBundleRef: ConfigMap 'idp-ca' does not exist" in own["message"], own
     await kube.create("mcpremoteproxies", remote_proxy("docs", oidcConfigRef=ref("docs", "private-idp")))
     cond = await kube.wait_condition("mcpremoteproxies", "docs", "ResolvedRefs", reason="CABundleNotFound")
     assert (
@@ -110,6 +112,7 @@ async def test_a_ca_bundle_of_an_mcpoidcconfig_blocks_and_reaches_its_workloads(
 
     await kube.core.create_namespaced_config_map(kube.ns, ca_map(private_ca_server().ca_pem))
     await bundle_digest(kube, "docs")
+    await kube.wait_condition(OIDC, "private-idp", "ResolvedRefs", status="True")
     gateway_volume, _ = mounted(await kube.wait_child("Deployment", "gw"))
     assert gateway_volume["configMap"]["items"] == [{"key": "ca.pem", "path": "ca.crt"}]
     incoming = await rendered_oidc(kube, "VirtualMCPServer", "gw")
