@@ -164,12 +164,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    (
-        "imagePullSecrets",
-        "list of objects",
-        "image pull secrets of the gateway pods",
-        "set imagePullSecrets through spec.podTemplateSpec",
-    ),
     ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (

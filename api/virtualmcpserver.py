@@ -303,6 +303,12 @@ class VirtualMCPServerSpec(CRDModel):
     """An EmbeddingServer of this namespace: the optimizer is on (``spec.config.optimizer``, its defaults
     when unset) with the EmbeddingServer's URL as its embedding service (the TEI API). The gateway is
     deployed, or its config changed, only once the EmbeddingServer is Ready."""
+    image_pull_secrets: Annotated[
+        list[LocalObjectReference] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    ] = None
+    """Image pull secrets of the gateway pods, also set on the ServiceAccount the operator creates for
+    them. The pods get the union of these and ``spec.podTemplateSpec.spec.imagePullSecrets`` (by name;
+    the template's entry wins); only these reach the ServiceAccount."""
 
 
 class BackendStatus(CRDModel):

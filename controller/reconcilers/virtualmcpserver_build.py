@@ -28,6 +28,7 @@ from typing import Any, Literal
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.authz import cedar_config
 from api.authz_config import CedarConfig
+from api.common import ProxyDeploymentOverrides
 from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
 from api.virtualmcpserver import FailureHandling, Optimizer, VirtualMCPServer
@@ -396,7 +397,9 @@ def build_children(
     objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
         # The gateway's token (health writer, config watch; see the Role below).
-        objects.append(common.service_account(owner, names.account, automount=True))
+        objects.append(
+            common.service_account(owner, names.account, automount=True, overrides=_pull_secrets(vmcp))
+        )
     objects += [
         common.role(owner, names.account, _gateway_rules(names)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
@@ -467,5 +470,12 @@ def build_deployment(
         digest=digest,
         replicas=vmcp.spec.replicas,
         patch=vmcp.spec.pod_template_spec,
+        overrides=_pull_secrets(vmcp),
     )
     return common.front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)
+
+
+def _pull_secrets(vmcp: VirtualMCPServer) -> ProxyDeploymentOverrides | None:
+    """``spec.imagePullSecrets`` in the form the proxy's pod and account take theirs (one way to set them)."""
+    secrets = vmcp.spec.image_pull_secrets
+    return ProxyDeploymentOverrides(image_pull_secrets=secrets) if secrets else None

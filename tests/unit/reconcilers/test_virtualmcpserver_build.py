@@ -272,6 +272,21 @@ def test_service_account_not_created_when_one_is_named() -> None:
     assert binding["subjects"][0]["name"] == "shared"
 
 
+def test_image_pull_secrets_reach_the_pods_with_the_templates_and_only_the_own_on_the_account() -> None:
+    vmcp = make(
+        imagePullSecrets=[{"name": "registry"}, {"name": "mirror"}],
+        podTemplateSpec={"spec": {"imagePullSecrets": [{"name": "mirror"}, {"name": "team"}]}},
+    )
+    objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
+    pod_secrets = _deployment(objs)["spec"]["template"]["spec"]["imagePullSecrets"]
+    assert sorted(s["name"] for s in pod_secrets) == ["mirror", "registry", "team"]
+    account = next(o for o in objs if o["kind"] == "ServiceAccount")
+    assert account["imagePullSecrets"] == [{"name": "registry"}, {"name": "mirror"}]
+    plain = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
+    assert "imagePullSecrets" not in _deployment(plain)["spec"]["template"]["spec"]
+    assert "imagePullSecrets" not in next(o for o in plain if o["kind"] == "ServiceAccount")
+
+
 def test_gateway_may_patch_only_its_own_status_and_read_only_its_own_config() -> None:
     objs = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
     role = next(o for o in objs if o["kind"] == "Role")
