@@ -63,6 +63,10 @@ NOT_PLANNED_KINDS = (
 """ToolHive kinds outside this API's plans (the others are provided, or planned: the shared
 configuration kinds ToolHive workloads reference)."""
 
+_PASSTHROUGH = (
+    "also refused: the headers the gateway sets on backend requests (`Accept`, `Mcp-Method`, `Mcp-Name`, "
+    "`Mcp-Param-*`, `traceparent`, ...); not sent to a legacy SSE backend"
+)
 _NO_AFFINITY = "unset means the Service's default, no affinity (ToolHive: ClientIP)"
 
 DIFFERENCES: dict[tuple[str, str], str] = {
@@ -82,7 +86,10 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
-    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`; other keys refused",
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`, `telemetry`, `passthroughHeaders`; "
+    "other keys refused",
+    ("VirtualMCPServer", "spec.passthroughHeaders"): _PASSTHROUGH,
+    ("VirtualMCPServer", "spec.config.passthroughHeaders"): _PASSTHROUGH,
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "

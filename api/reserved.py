@@ -164,7 +164,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (
         "operational",
@@ -196,7 +195,6 @@ _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
     ("metadata", "object", "free-form metadata of the runtime config"),
     ("name", "string", "the gateway's name inside the runtime config"),
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
-    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
     (
         "operational.failureHandling.statusReportingInterval",

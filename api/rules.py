@@ -20,6 +20,7 @@ from api.checks import (
     check_resources,
     check_service_account_oidc,
     header_name_problem,
+    passthrough_header_problems,
     plain_header_problems,
     remote_url_problems,
 )
@@ -459,6 +460,8 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     problems += _timeout_problems(spec) + _optimizer_problems(spec) + _code_mode_problems(spec)
+    problems += passthrough_header_problems(spec.passthrough_headers, "spec.passthroughHeaders")
+    problems += passthrough_header_problems(spec.config.passthrough_headers, "spec.config.passthroughHeaders")
     if spec.config.telemetry is not None:
         referenced = spec.telemetry_config_ref is not None
         problems += inline_telemetry_rules(

@@ -242,6 +242,12 @@ class CodeMode(CRDModel):
     """Deadline of each tool call a script makes, above zero (default 30s)."""
 
 
+PassthroughHeaders = Annotated[
+    list[str] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+]
+"""ToolHive's ``passthroughHeaders``: an allowlist of client request header names (checked by the rules)."""
+
+
 class VirtualMCPConfig(CRDModel):
     """The gateway's configuration."""
 
@@ -261,6 +267,9 @@ class VirtualMCPConfig(CRDModel):
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
     code_mode: CodeMode | None = None
     """Code mode (the tool ``execute_tool_script``); off when unset."""
+    passthrough_headers: PassthroughHeaders = None
+    """Names of client request headers forwarded to every backend (an allowlist); ``spec.passthroughHeaders``
+    takes precedence. Credentials, hop-by-hop and gateway-owned headers are refused."""
     telemetry: InlineTelemetry | None = None
     """The gateway's own OpenTelemetry settings (ToolHive's flat form); ``spec.telemetryConfigRef`` shares
     one MCPTelemetryConfig between workloads instead. Not both."""
@@ -303,6 +312,12 @@ class VirtualMCPServerSpec(CRDModel):
     """An EmbeddingServer of this namespace: the optimizer is on (``spec.config.optimizer``, its defaults
     when unset) with the EmbeddingServer's URL as its embedding service (the TEI API). The gateway is
     deployed, or its config changed, only once the EmbeddingServer is Ready."""
+    passthrough_headers: PassthroughHeaders = None
+    """Names of client request headers forwarded verbatim to every backend (an allowlist, e.g. an API key a
+    backend resolves to a user); takes precedence over ``spec.config.passthroughHeaders``. Credentials
+    (``Authorization``, ``Cookie``), hop-by-hop headers, ``Host``, ``X-Forwarded-*`` and the headers the
+    gateway sets itself are refused. A forwarded header is whatever the client sent: trust it only when a
+    trusted front sets it."""
     image_pull_secrets: Annotated[
         list[LocalObjectReference] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
     ] = None

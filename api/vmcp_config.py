@@ -26,6 +26,7 @@ from pydantic import (
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
 from api.authz_config import CedarConfig
+from api.checks import passthrough_header_problems
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tools_problems
 from api.config_model import ConfigFileModel
@@ -426,6 +427,10 @@ class VMCPConfig(_Model):
     code_mode: CodeModeConfig | None = Field(
         default=None, description="Code mode (execute_tool_script, docs/vmcp.md); unset or not enabled: off."
     )
+    passthrough_headers: list[str] | None = Field(
+        default=None,
+        description="Client request headers forwarded to every backend (an allowlist; no credential).",
+    )
 
     @model_validator(mode="after")
     def _check_backends(self) -> VMCPConfig:
@@ -435,6 +440,8 @@ class VMCPConfig(_Model):
                 raise ValueError(f"backends lists {backend.name!r} twice; backend names must be unique")
             seen.add(backend.name)
         if problems := composite_tools_problems(self.composite_tools, "compositeTools"):
+            raise ValueError("; ".join(str(p) for p in problems))
+        if problems := passthrough_header_problems(self.passthrough_headers, "passthroughHeaders"):
             raise ValueError("; ".join(str(p) for p in problems))
         return self
 

@@ -315,6 +315,8 @@ def build_vmcp_config(
         rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
         optimizer=build_optimizer(vmcp, embedding_server_url),
         code_mode=build_code_mode(vmcp),
+        # As in ToolHive: a non-empty spec.passthroughHeaders replaces spec.config's.
+        passthrough_headers=vmcp.spec.passthrough_headers or vmcp.spec.config.passthrough_headers or None,
     )
 
 

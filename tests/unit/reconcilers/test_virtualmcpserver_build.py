@@ -552,3 +552,57 @@ def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url
         "embeddingServiceTimeout": "45s",
         "hybridSearchSemanticRatio": 0.7,
     }
+
+
+def test_passthrough_headers_reach_the_gateway_config_and_the_spec_list_wins() -> None:
+    def rendered(**spec: Any) -> list[str] | None:
+        return build_vmcp_config(make(**spec), [], SETTINGS).passthrough_headers
+
+    assert (
+        rendered() is None and "passthroughHeaders" not in build_vmcp_config(make(), [], SETTINGS).to_yaml()
+    )
+    assert rendered(config={"passthroughHeaders": ["X-Api-Key"]}) == ["X-Api-Key"]
+    both = {"passthroughHeaders": ["X-Tenant-Id"], "config": {"passthroughHeaders": ["X-Api-Key"]}}
+    assert rendered(**both) == ["X-Tenant-Id"]
+    # As in ToolHive: an empty spec list does not replace the config's.
+    assert rendered(passthroughHeaders=[], config={"passthroughHeaders": ["X-Api-Key"]}) == ["X-Api-Key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Authorization", "is a credential"),
+        ("cookie", "is a credential"),
+        ("Proxy-Authorization", "is a credential"),
+        ("Host", "gateway-owned"),
+        ("Connection", "hop-by-hop"),
+        ("Content-Length", "hop-by-hop"),
+        ("Mcp-Session-Id", "gateway-owned"),
+        ("MCP-Protocol-Version", "gateway-owned"),
+        ("Mcp-Param-Region", "gateway-owned"),
+        ("X-Forwarded-For", "never forwarded"),
+        ("traceparent", "never forwarded"),
+        ("X Tenant", "is not a valid HTTP header name"),
+        ("", "is not a valid HTTP header name"),
+    ],
+)
+def test_a_refused_passthrough_header_is_named_with_its_field_in_spec_and_config(
+    name: str, reason: str
+) -> None:
+    for spec, field in (
+        ({"passthroughHeaders": ["X-Tenant-Id", name]}, "spec.passthroughHeaders[1]"),
+        ({"config": {"passthroughHeaders": ["X-Tenant-Id", name]}}, "spec.config.passthroughHeaders[1]"),
+    ):
+        problems = validate(make(**spec))
+        assert [p.field for p in problems] == [field], problems
+        message = problems[0].message
+        assert reason in message and ("remove it" in message or "fix its spelling" in message), message
+    with pytest.raises(ValueError, match=r"passthroughHeaders\[0\]"):  # a hand-written gateway file too
+        VMCPConfig.model_validate({"name": "gw", "passthroughHeaders": [name]})
+
+
+def test_a_passthrough_header_listed_twice_is_refused() -> None:
+    problems = validate(make(passthroughHeaders=["X-Tenant-Id", "x-tenant-id"]))
+    assert [(p.field, "listed twice" in p.message) for p in problems] == [
+        ("spec.passthroughHeaders[1]", True)
+    ]
