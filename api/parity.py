@@ -89,6 +89,9 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`, `telemetry`, `passthroughHeaders`; "
     "other keys refused",
     ("VirtualMCPServer", "spec.passthroughHeaders"): _PASSTHROUGH,
+    ("VirtualMCPServer", "spec.config.audit"): "one line per tool call (ToolHive: every MCP operation); "
+    "`enabled: false` turns it off (ToolHive's gateway audits whenever the block is present); "
+    "`includeResponseData` and `detectApplicationErrors: false` refused",
     ("VirtualMCPServer", "spec.config.passthroughHeaders"): _PASSTHROUGH,
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",

@@ -172,7 +172,7 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         "set spec.config.operational",
     ),
     ("telemetry", "object", "inline OpenTelemetry settings (earlier releases)"),
-    ("audit", "object", "audit logging of the gateway (earlier releases)"),
+    ("audit", "object", "audit logging of the gateway (earlier releases)", "set spec.config.audit"),
     (
         "compositeTools",
         "list of objects",
@@ -188,7 +188,14 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
 )
 
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
-    ("audit", "object", "audit logging of the gateway"),
+    ("audit.eventTypes", "list of strings", "the audit event types written (the gateway audits tool calls)"),
+    ("audit.excludeEventTypes", "list of strings", "audit event types left out"),
+    (
+        "audit.logFile",
+        "string",
+        "a file the audit events go to",
+        "read the gateway's mcp_operator.audit lines",
+    ),
     ("backends", "list of objects", "static backends instead of the group's members"),
     ("groupRef", "string", "the group, repeated inside the runtime config"),
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),

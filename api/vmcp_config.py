@@ -37,6 +37,7 @@ from api.optimizer_rules import (
     DEFAULT_TIMEOUT_SECONDS,
     optimizer_setting_problems,
 )
+from api.proxy_config import AuditConfig
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
@@ -426,6 +427,10 @@ class VMCPConfig(_Model):
     )
     code_mode: CodeModeConfig | None = Field(
         default=None, description="Code mode (execute_tool_script, docs/vmcp.md); unset or not enabled: off."
+    )
+    audit: AuditConfig | None = Field(
+        default=None,
+        description="The audit line of each tool call (as the proxy's); unset: on, no arguments.",
     )
     passthrough_headers: list[str] | None = Field(
         default=None,

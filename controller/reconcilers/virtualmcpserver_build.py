@@ -31,7 +31,8 @@ from api.authz_config import CedarConfig
 from api.common import ProxyDeploymentOverrides
 from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.virtualmcpserver import FailureHandling, Optimizer, VirtualMCPServer
+from api.proxy_config import AuditConfig
+from api.virtualmcpserver import FailureHandling, GatewayAudit, Optimizer, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
     AggregationConfig,
@@ -316,7 +317,20 @@ def build_vmcp_config(
         optimizer=build_optimizer(vmcp, embedding_server_url),
         code_mode=build_code_mode(vmcp),
         # As in ToolHive: a non-empty spec.passthroughHeaders replaces spec.config's.
+        audit=build_audit(vmcp.spec.config.audit),
         passthrough_headers=vmcp.spec.passthrough_headers or vmcp.spec.config.passthrough_headers or None,
+    )
+
+
+def build_audit(audit: GatewayAudit | None) -> AuditConfig | None:
+    """ToolHive's audit settings as the gateway's audit line; unset: the gateway's default (on)."""
+    if audit is None:
+        return None
+    return AuditConfig(
+        enabled=audit.enabled is not False,  # ToolHive's gateway audits whenever the block is present
+        include_arguments=audit.include_request_data,
+        max_data_size=audit.max_data_size if audit.include_request_data else None,
+        component=audit.component,
     )
 
 

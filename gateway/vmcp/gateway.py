@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 
 from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
+from api.proxy_config import AuditConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
 from gateway import passthrough, tracing
 from gateway.authz.enforce import Authorization
@@ -127,6 +128,7 @@ class VirtualGateway:
         new = {b.name: b for b in config.backends}
         self.config = config
         self.passthrough = passthrough.allowlist(config.passthrough_headers)
+        self.policy.auditor.config = config.audit or AuditConfig()
         for name, connection in list(self.backends.items()):
             if name not in new or new[name] != old.get(name):
                 del self.backends[name]

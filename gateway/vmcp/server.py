@@ -42,7 +42,7 @@ from gateway.authz.enforce import REQUEST_ID, Authorization
 from gateway.authz.entities import Principal
 from gateway.fastpath import FastPath
 from gateway.front import FrontSettings, build_front_app, progress_relay
-from gateway.observability import RequestMetrics
+from gateway.observability import Auditor, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
@@ -256,7 +256,7 @@ def build_vmcp_app(
     (False: every request takes the SDK's server path; for comparisons); off whatever is asked when the
     installed SDK lacks a private name the fast path needs (:mod:`gateway.sdk_private`)."""
     registry = CollectorRegistry()
-    policy = RequestPolicy(metrics=RequestMetrics(registry))
+    policy = RequestPolicy(metrics=RequestMetrics(registry), auditor=Auditor(config.audit))
     if config.incoming_auth.authz is not None:  # a set that does not compile stops the start-up
         policy.authz = Authorization(
             config.incoming_auth.authz, config.name, auditor=policy.auditor, registry=registry

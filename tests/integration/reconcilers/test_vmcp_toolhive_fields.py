@@ -1,8 +1,10 @@
 """ToolHive's VirtualMCPServer fields of the gateway pod and config (``imagePullSecrets``,
-``passthroughHeaders``) on the real kube-apiserver: accepted as ToolHive writes them and rendered into the
-gateway's children; bad values refused naming the field."""
+``passthroughHeaders``, ``config.audit``) on the real kube-apiserver: accepted as ToolHive writes them and
+rendered into the gateway's children; bad values refused naming the field."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
@@ -51,3 +53,27 @@ async def test_passthrough_headers_are_rendered_and_a_credential_header_is_refus
     cond = await kube.wait_condition(PLURAL, "leaky", "Accepted", status="False")
     assert "spec.config.passthroughHeaders[1]" in cond["message"] and "Authorization" in cond["message"], cond
     assert await kube.child("ConfigMap", "leaky-vmcp") is None
+
+
+async def test_audit_settings_are_rendered_and_unmapped_ones_refused(operator: Operator, kube: Api) -> None:
+    await kube.create("mcpgroups", group("audited"))
+    audit = {"enabled": True, "component": "vmcp-team", "includeRequestData": True, "maxDataSize": 2048}
+    await kube.create(PLURAL, vmcp("audited", "audited", config={"audit": audit}))
+
+    async def rendered() -> dict[str, Any] | None:
+        config = await config_of(kube, "audited")
+        return (config or {}).get("audit")
+
+    expected = {"enabled": True, "includeArguments": True, "maxDataSize": 2048, "component": "vmcp-team"}
+    assert await eventually(rendered, what="the audit settings in the gateway config") == expected
+
+    unmapped = {"includeResponseData": True, "logFile": "/var/log/vmcp-audit.log"}
+    await kube.create(PLURAL, vmcp("unmapped", "audited", config={"audit": unmapped}))
+    cond = await kube.wait_condition(PLURAL, "unmapped", "Accepted", status="False")
+    for field in ("spec.config.audit.includeResponseData", "spec.config.audit.logFile"):
+        assert field in cond["message"], cond
+    assert await kube.child("ConfigMap", "unmapped-vmcp") is None
+
+    with pytest.raises(client.ApiException) as info:
+        await kube.create(PLURAL, vmcp("negative", "audited", config={"audit": {"maxDataSize": -1}}))
+    assert info.value.status == 422 and "spec.config.audit.maxDataSize" in info.value.body

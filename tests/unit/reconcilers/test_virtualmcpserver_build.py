@@ -606,3 +606,42 @@ def test_a_passthrough_header_listed_twice_is_refused() -> None:
     assert [(p.field, "listed twice" in p.message) for p in problems] == [
         ("spec.passthroughHeaders[1]", True)
     ]
+
+
+def test_toolhives_audit_block_maps_onto_the_gateways_audit_line() -> None:
+    def rendered(audit: dict[str, Any] | None) -> dict[str, Any] | None:
+        spec = {} if audit is None else {"config": {"audit": audit}}
+        config = build_vmcp_config(make(**spec), [], SETTINGS).to_file_dict()
+        return config.get("audit")
+
+    assert rendered(None) is None  # the gateway's default: the line, without arguments
+    assert rendered({}) == {"enabled": True, "includeArguments": False}  # present: on, as in ToolHive
+    assert rendered({"enabled": False})["enabled"] is False  # type: ignore[index]
+    full = {"enabled": True, "component": "vmcp", "includeRequestData": True, "maxDelegationDepth": 5}
+    assert rendered(full) == {
+        "enabled": True,
+        "includeArguments": True,
+        "maxDataSize": 1024,  # ToolHive's default
+        "component": "vmcp",
+    }
+
+
+@pytest.mark.parametrize(
+    ("audit", "field"),
+    [
+        ({"includeResponseData": True}, "spec.config.audit.includeResponseData"),
+        ({"detectApplicationErrors": False}, "spec.config.audit.detectApplicationErrors"),
+        ({"eventTypes": ["mcp_tool_call"]}, "spec.config.audit.eventTypes"),
+        ({"excludeEventTypes": ["mcp_ping"]}, "spec.config.audit.excludeEventTypes"),
+        ({"logFile": "/var/log/audit.log"}, "spec.config.audit.logFile"),
+        ({"maxDataSize": -1}, "spec.config.audit.maxDataSize"),
+    ],
+)
+def test_audit_settings_the_gateway_cannot_honour_are_refused_by_name(
+    audit: dict[str, Any], field: str
+) -> None:
+    raw = make(config={"audit": {"enabled": True}}).model_dump(by_alias=True, exclude_none=True)
+    raw["spec"]["config"]["audit"] = {"enabled": True, **audit}
+    _, problems = parse_and_validate(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert "remove it" in problems[0].message or "greater than or equal" in problems[0].message
