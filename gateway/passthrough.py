@@ -6,7 +6,9 @@ request runs; every backend HTTP request sent from that task adds them: the mess
 backend session (the SDK session's and the session era's raw leg's, through :class:`ForwardingWrites`,
 as per-message headers the SDK's transport sends) and the 2026-07-28 raw leg's (:func:`add_to`). The
 outbound credentials are set after them, so a client header never replaces a configured one; the
-allowlist itself never holds a credential (:func:`api.auth_config.passthrough_refusal`).
+allowlist itself never holds a credential (:func:`api.auth_config.passthrough_refusal`). Where the
+headers are a plain dict sent as they are (the 2026-07-28 leg's direct HTTP/1.1 pool), :func:`yield_to`
+first drops a forwarded header the credentials set under another case.
 
 Guarded by :data:`enabled` like tracing: a process that is not a gateway pays one boolean check.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 
-__all__ = ["ForwardingWrites", "add_to", "allowlist", "enable", "enabled", "forwarding"]
+__all__ = ["ForwardingWrites", "add_to", "allowlist", "enable", "enabled", "forwarding", "yield_to"]
 
 enabled = False
 """Whether this process forwards client headers (the gateway turns it on at start, :func:`enable`)."""
@@ -71,6 +73,14 @@ def add_to(headers: dict[str, str]) -> None:
             headers.setdefault(name, value)
 
 
+def yield_to(configured: dict[str, str], headers: dict[str, str]) -> None:
+    """Drop from ``headers`` (a plain dict, spelled as it came) every name ``configured`` sets, whatever its
+    case: the outbound credentials and ``headerForward`` win over a forwarded client header."""
+    names = {name.lower() for name in configured}
+    for name in [name for name in headers if name.lower() in names]:
+        del headers[name]
+
+
 class ForwardingWrites:
     """A backend session's write stream whose messages, sent while a front request is captured, carry its
     forwarded headers (the SDK's streamable-HTTP transport sends a message's metadata headers)."""
@@ -90,14 +100,8 @@ class ForwardingWrites:
                 item = replace(item, metadata=replace(metadata, headers=headers))
         await self.stream.send(item)
 
-    def send_nowait(self, item: SessionMessage) -> None:
-        self.stream.send_nowait(item)
-
     async def aclose(self) -> None:
         await self.stream.aclose()
-
-    def close(self) -> None:
-        self.stream.close()
 
     async def __aenter__(self) -> ForwardingWrites:
         await self.stream.__aenter__()

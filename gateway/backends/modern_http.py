@@ -133,7 +133,10 @@ class ModernHttpChannel:
             finally:
                 await response.aclose()
         if leg.credentials is not None:
-            headers.update(await leg.credentials())
+            credentials = await leg.credentials()
+            if passthrough.enabled:
+                passthrough.yield_to(credentials, headers)
+            headers.update(credentials)
         async with leg.direct.post(headers, body) as direct:
             return await Answer(direct.status, direct.headers, direct.read, direct.iter_chunks()).result(
                 request_id

@@ -89,7 +89,10 @@ class GatewayFastHandler:
     async def serve(
         self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
     ) -> dict[str, Any] | CachedResult:
-        with passthrough.forwarding(scope, self.gateway.passthrough):
+        allowed = self.gateway.passthrough
+        if not allowed:  # the hot path without passthrough headers: no context to enter
+            return await self._serve(method, params, scope)
+        with passthrough.forwarding(scope, allowed):
             return await self._serve(method, params, scope)
 
     async def _serve(

@@ -74,6 +74,8 @@ def build_mcp_server(gateway: VirtualGateway, *, limiter: RateLimiter | None = N
     relay = gateway.resources
 
     async def forward_client_headers(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        if not gateway.passthrough:
+            return await call_next(ctx)
         with passthrough.forwarding(_scope(ctx), gateway.passthrough):
             return await call_next(ctx)
 

@@ -4,7 +4,8 @@ The gateway's config is rendered by the operator's builder from a VirtualMCPServ
 ``spec.passthroughHeaders``. Two real backends sit behind spies that record the headers of each request
 reaching them: the fixture server (driven in the 2026-07-28 era) and server-everything (2025-11-25
 sessions). The real gateway runs twice, fast path on (``mcp-operator vmcp``) and SDK path only; a client
-of each era calls a tool of each backend sending the allowed header, another header, a cookie and a bearer.
+of each era calls a tool of each backend sending the allowed headers, another header, a cookie and a bearer;
+a backend's own ``headerForward`` wins over an allowed client header of the same name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from api.auth_config import HeaderForwardConfig
 from api.virtualmcpserver import VirtualMCPServer
 from controller.reconcilers.virtualmcpserver_build import Backend, Member, build_vmcp_config
 from tests.support import gateway_processes as gp
@@ -45,13 +47,18 @@ def gateway_config(backends: dict[str, str]) -> dict[str, Any]:
             "spec": {
                 "groupRef": {"name": "team"},
                 "incomingAuth": {"type": "anonymous"},
-                "passthroughHeaders": ["X-Tenant-Id"],
+                "passthroughHeaders": ["X-Tenant-Id", "X-Client"],
                 # The spec's list wins: this one is never used.
                 "config": {"passthroughHeaders": ["X-Other"]},
             },
         }
     )
-    members = [Backend(Member("MCPServer", n, url, "streamable-http", None)) for n, url in backends.items()]
+    # The modern backend's own headerForward sets X-Client: the operator's header wins over the client's.
+    forward = {"modern": HeaderForwardConfig(add_plaintext_headers={"X-Client": "mcp-operator"})}
+    members = [
+        Backend(Member("MCPServer", n, url, "streamable-http", None), header_forward=forward.get(n))
+        for n, url in backends.items()
+    ]
     return build_vmcp_config(vmcp, members, SETTINGS).to_file_dict()
 
 
@@ -80,6 +87,7 @@ async def gateway(kind: str, config: dict[str, Any], logdir: Path) -> AsyncItera
 async def client(base: str, mode: str, tenant: str) -> AsyncIterator[Client]:
     headers = {
         "X-Tenant-Id": tenant,
+        "X-Client": "spoofed-by-client",
         "X-Other": "not-forwarded",
         "Cookie": "session=client-cookie",
         "Authorization": "Bearer client-token",
@@ -106,7 +114,7 @@ async def test_only_the_allowlisted_client_header_reaches_every_backend(tmp_path
         apps = [(sockets[name][0], spy.app()) for name, spy in spies.items()]
         async with serve_asgi(*apps):
             config = gateway_config({name: f"{url}/mcp" for name, (_, url) in sockets.items()})
-            assert config["passthroughHeaders"] == ["X-Tenant-Id"]
+            assert config["passthroughHeaders"] == ["X-Tenant-Id", "X-Client"]
             calls = {"modern": modern_call, "legacy": legacy_call}
             for kind in GATEWAYS:
                 async with gateway(kind, config, tmp_path) as base:
@@ -123,6 +131,8 @@ async def test_only_the_allowlisted_client_header_reaches_every_backend(tmp_path
         tenants = sorted(h.get("x-tenant-id", "") for h in seen)
         expected_tenants = sorted(f"{kind}-{mode}" for kind in GATEWAYS for mode in FRONT_MODES)
         assert tenants == expected_tenants, (name, tenants)
+        clients = {h.get("x-client") for h in seen}
+        assert clients == {"mcp-operator" if name == "modern" else "spoofed-by-client"}, (name, clients)
         for request in spy.seen:  # no call, list or probe carries another client header
             headers = request["headers"]
             assert "x-other" not in headers and "cookie" not in headers, (name, headers)
