@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_ALLOWED_ALGORITHMS",
     "HEADER_NAME",
     "HMAC_ALGORITHMS",
+    "PASSTHROUGH_REFUSED",
     "RESERVED_HEADERS",
     "TOKEN_TYPE_ACCESS_TOKEN",
     "TOKEN_TYPE_ID_TOKEN",
@@ -56,6 +57,7 @@ __all__ = [
     "is_loopback_host",
     "is_loopback_url",
     "parse_outbound_auth",
+    "passthrough_refusal",
 ]
 
 #: Asymmetric JWS algorithms whose verification key comes from the issuer's JWKS.
@@ -91,6 +93,48 @@ RESERVED_HEADERS = frozenset(
         "mcp-protocol-version",
     }
 )
+
+PASSTHROUGH_REFUSED = RESERVED_HEADERS | frozenset(
+    {
+        # Credentials: forwarding a caller's verbatim to every backend is token passthrough.
+        "authorization",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "cookie",
+        # Hop-by-hop and request framing, as in ToolHive.
+        "http2-settings",
+        "expect",
+        # Who the request is from: only the gateway's own trusted front may say.
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        # What the gateway sets on each backend request itself.
+        "accept",
+        "accept-encoding",
+        "last-event-id",
+        "mcp-method",
+        "mcp-name",
+        "traceparent",
+        "tracestate",
+    }
+)
+"""Client headers a gateway never forwards to its backends (``passthroughHeaders``): ToolHive's restricted
+set, credentials, and the headers the gateway computes for each backend request (``Mcp-Param-*`` too)."""
+
+
+def passthrough_refusal(name: str) -> str | None:
+    """Why the client header ``name`` cannot be forwarded to every backend, or None when it can."""
+    if not HEADER_NAME.match(name):
+        return f"{name!r} is not a valid HTTP header name (RFC 9110 token characters); fix its spelling"
+    lower = name.lower()
+    if lower in PASSTHROUGH_REFUSED or lower.startswith("mcp-param-"):
+        return (
+            f"{name!r} is a credential, hop-by-hop or gateway-owned header and is never forwarded; remove "
+            "it (backend credentials go in spec.outgoingAuth)"
+        )
+    return None
 
 
 class _Model(BaseModel):

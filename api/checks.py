@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
-from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host
+from api.auth_config import HEADER_NAME, RESERVED_HEADERS, is_loopback_host, passthrough_refusal
 from api.common import (
     InlineOIDCSharedConfig,
     KubernetesServiceAccountOIDCConfig,
@@ -31,6 +31,7 @@ __all__ = [
     "check_resources",
     "is_loopback_host",
     "parse_quantity",
+    "passthrough_header_problems",
     "plain_header_problems",
     "remote_url_problems",
 ]
@@ -346,6 +347,21 @@ def header_name_problem(name: str, field: str) -> Problem | None:
             field, f"header {name!r} is set by the proxy itself and cannot be configured; remove it"
         )
     return None
+
+
+def passthrough_header_problems(names: list[str] | None, field: str) -> list[Problem]:
+    """``passthroughHeaders``: client header names forwarded to every backend (``field[i]``), each once,
+    none refused by :func:`api.auth_config.passthrough_refusal` (fail closed: no credential forwarded)."""
+    problems = []
+    seen: set[str] = set()
+    for i, name in enumerate(names or []):
+        reason = passthrough_refusal(name)
+        if reason is None and name.lower() in seen:
+            reason = f"{name!r} is listed twice; keep only one"
+        if reason is not None:
+            problems.append(Problem(f"{field}[{i}]", reason))
+        seen.add(name.lower())
+    return problems
 
 
 def ca_bundle_problems(

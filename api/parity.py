@@ -67,6 +67,10 @@ _ISSUER_ADDRESSES = (
     "accepted; the identity provider is reached at any address the config names, private ones "
     "included (ToolHive: private addresses only when this or its twin flag is true)"
 )
+_PASSTHROUGH = (
+    "also refused: the headers the gateway sets on backend requests (`Accept`, `Mcp-Method`, `Mcp-Name`, "
+    "`Mcp-Param-*`, `traceparent`, ...); not sent to a legacy SSE backend"
+)
 _NO_AFFINITY = "unset means the Service's default, no affinity (ToolHive: ClientIP)"
 
 DIFFERENCES: dict[tuple[str, str], str] = {
@@ -86,7 +90,13 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("MCPRemoteProxy", "spec.podTemplateSpec"): "patches container `proxy` (ToolHive: `toolhive`)",
     ("MCPRemoteProxy", "spec.oidcConfig"): "an inline provider or the cluster's service account tokens",
     ("VirtualMCPServer", "spec.config"): "typed: `aggregation`, `operational`, `compositeTools`, "
-    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`; other keys refused",
+    "`compositeToolRefs`, `rateLimiting`, `optimizer`, `codeMode`, `telemetry`, `passthroughHeaders`; "
+    "other keys refused",
+    ("VirtualMCPServer", "spec.passthroughHeaders"): _PASSTHROUGH,
+    ("VirtualMCPServer", "spec.config.audit"): "one line per tool call (ToolHive: every MCP operation); "
+    "`enabled: false` turns it off (ToolHive's gateway audits whenever the block is present); "
+    "`includeResponseData` and `detectApplicationErrors: false` refused",
+    ("VirtualMCPServer", "spec.config.passthroughHeaders"): _PASSTHROUGH,
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.serviceAccount"): "accepts only that account's tokens "
     "(`sub`); ToolHive ignores it",
     ("MCPOIDCConfig", "spec.kubernetesServiceAccount.namespace"): "accepts only that namespace's service "

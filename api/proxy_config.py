@@ -204,6 +204,10 @@ class AuditConfig(_Model):
     enabled: bool = True
     include_arguments: bool = False
     """Also log the call's arguments (may contain personal data: off by default)."""
+    max_data_size: int | None = Field(default=None, ge=0)
+    """With ``includeArguments``: arguments longer than this many bytes (as JSON) are logged cut to it."""
+    component: str | None = None
+    """Written as the line's ``component`` (which part of the system audited the call)."""
 
 
 class LimitsConfig(_Model):

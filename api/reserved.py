@@ -157,13 +157,6 @@ _SERVER_ROWS: tuple[Row, ...] = (
 
 _VIRTUAL_ROWS: tuple[Row, ...] = (
     ("authServerConfig", "object", "an embedded OAuth authorization server for the gateway"),
-    (
-        "imagePullSecrets",
-        "list of objects",
-        "image pull secrets of the gateway pods",
-        "set imagePullSecrets through spec.podTemplateSpec",
-    ),
-    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("aggregation", "object", "aggregation settings (earlier releases)", "set spec.config.aggregation"),
     (
         "operational",
@@ -172,7 +165,7 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
         "set spec.config.operational",
     ),
     ("telemetry", "object", "inline OpenTelemetry settings (earlier releases)"),
-    ("audit", "object", "audit logging of the gateway (earlier releases)"),
+    ("audit", "object", "audit logging of the gateway (earlier releases)", "set spec.config.audit"),
     (
         "compositeTools",
         "list of objects",
@@ -188,14 +181,20 @@ _VIRTUAL_ROWS: tuple[Row, ...] = (
 )
 
 _VIRTUAL_CONFIG_ROWS: tuple[Row, ...] = (
-    ("audit", "object", "audit logging of the gateway"),
+    ("audit.eventTypes", "list of strings", "the audit event types written (the gateway audits tool calls)"),
+    ("audit.excludeEventTypes", "list of strings", "audit event types left out"),
+    (
+        "audit.logFile",
+        "string",
+        "a file the audit events go to",
+        "read the gateway's mcp_operator.audit lines",
+    ),
     ("backends", "list of objects", "static backends instead of the group's members"),
     ("groupRef", "string", "the group, repeated inside the runtime config"),
     ("incomingAuth", "object", "inbound authentication inside the runtime config"),
     ("metadata", "object", "free-form metadata of the runtime config"),
     ("name", "string", "the gateway's name inside the runtime config"),
     ("outgoingAuth", "object", "outbound authentication inside the runtime config"),
-    ("passthroughHeaders", "list of strings", "client headers forwarded to backends"),
     ("sessionStorage", "object", "Redis session storage of the gateway", "set spec.sessionStorage"),
     (
         "operational.failureHandling.statusReportingInterval",

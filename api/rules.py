@@ -20,6 +20,7 @@ from api.checks import (
     check_resources,
     check_service_account_oidc,
     header_name_problem,
+    passthrough_header_problems,
     plain_header_problems,
     remote_url_problems,
 )
@@ -39,7 +40,7 @@ from api.optimizer_rules import optimizer_problems
 from api.podtemplate import pod_template_problems, resource_overrides_problems
 from api.problems import Problem
 from api.scaling import disruption_budget_problems, scaling_problems
-from api.virtualmcpserver import BackendAuthConfig, FailureHandling, VirtualMCPServerSpec
+from api.virtualmcpserver import BackendAuthConfig, FailureHandling, GatewayAudit, VirtualMCPServerSpec
 from api.vmcp_config import duration_seconds
 
 __all__ = [
@@ -374,6 +375,26 @@ def _vmcp_auth_problems(spec: VirtualMCPServerSpec) -> list[Problem]:
     return problems
 
 
+def _audit_problems(audit: GatewayAudit | None) -> list[Problem]:
+    """What of ToolHive's audit settings the gateway's audit line cannot honour."""
+    problems = []
+    if audit is not None and audit.include_response_data:
+        problems.append(
+            Problem(
+                "spec.config.audit.includeResponseData",
+                "is not supported: the audit line holds no result; remove it",
+            )
+        )
+    if audit is not None and audit.detect_application_errors is False:
+        problems.append(
+            Problem(
+                "spec.config.audit.detectApplicationErrors",
+                "cannot be turned off: a JSON-RPC error answer is always audited as outcome error; remove it",
+            )
+        )
+    return problems
+
+
 def _failure_handling_problems(failure: FailureHandling | None) -> list[Problem]:
     """Thresholds of at least 1 and durations above zero (the circuit's open time at least 1s, as
     ToolHive requires, so a flapping backend cannot thrash)."""
@@ -459,6 +480,9 @@ def virtual_mcp_server_rules(spec: VirtualMCPServerSpec) -> list[Problem]:
     problems += _composite_problems(spec)
     problems += _failure_handling_problems(spec.config.operational.failure_handling)
     problems += _timeout_problems(spec) + _optimizer_problems(spec) + _code_mode_problems(spec)
+    problems += passthrough_header_problems(spec.passthrough_headers, "spec.passthroughHeaders")
+    problems += _audit_problems(spec.config.audit)
+    problems += passthrough_header_problems(spec.config.passthrough_headers, "spec.config.passthroughHeaders")
     if spec.config.telemetry is not None:
         referenced = spec.telemetry_config_ref is not None
         problems += inline_telemetry_rules(

@@ -34,6 +34,7 @@ __all__ = [
     "ConflictResolutionConfig",
     "EmbeddingHeaderValue",
     "FailureHandling",
+    "GatewayAudit",
     "IncomingAuth",
     "OperationalConfig",
     "Optimizer",
@@ -242,6 +243,35 @@ class CodeMode(CRDModel):
     """Deadline of each tool call a script makes, above zero (default 30s)."""
 
 
+class GatewayAudit(CRDModel):
+    """ToolHive's audit settings of the gateway, mapped onto its audit line of each tool call (docs/vmcp.md).
+    Not mapped, so refused: ``includeResponseData``, ``detectApplicationErrors: false`` (here always),
+    ``eventTypes``, ``excludeEventTypes`` and ``logFile``."""
+
+    enabled: bool | None = None
+    """``false`` turns the audit line off; unset or ``true``: on (ToolHive's gateway audits whenever the
+    block is present)."""
+    component: str | None = Field(default=None, max_length=253)
+    """Written as each line's ``component``."""
+    include_request_data: bool = False
+    """Also log each call's arguments (may contain personal data)."""
+    include_response_data: bool = False
+    """Refused when true: the audit line holds no result."""
+    detect_application_errors: bool | None = None
+    """Refused when false: a JSON-RPC error answer is always audited with outcome ``error``."""
+    max_data_size: int = Field(default=1024, ge=0, json_schema_extra={"format": "int32"})
+    """With ``includeRequestData``: arguments longer than this many bytes (as JSON) are logged cut to it."""
+    max_delegation_depth: int | None = Field(default=None, ge=1, json_schema_extra={"format": "int32"})
+    """A cap on the token-exchange delegation chain recorded per line; the line records no chain, so any
+    value holds."""
+
+
+PassthroughHeaders = Annotated[
+    list[str] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+]
+"""ToolHive's ``passthroughHeaders``: an allowlist of client request header names (checked by the rules)."""
+
+
 class VirtualMCPConfig(CRDModel):
     """The gateway's configuration."""
 
@@ -261,6 +291,11 @@ class VirtualMCPConfig(CRDModel):
     """The tool optimizer (``find_tool`` / ``call_tool`` instead of every tool); off when unset."""
     code_mode: CodeMode | None = None
     """Code mode (the tool ``execute_tool_script``); off when unset."""
+    audit: GatewayAudit | None = None
+    """The gateway's audit line of each tool call (it is written also without this block)."""
+    passthrough_headers: PassthroughHeaders = None
+    """Names of client request headers forwarded to every backend (an allowlist); ``spec.passthroughHeaders``
+    takes precedence. Credentials, hop-by-hop and gateway-owned headers are refused."""
     telemetry: InlineTelemetry | None = None
     """The gateway's own OpenTelemetry settings (ToolHive's flat form); ``spec.telemetryConfigRef`` shares
     one MCPTelemetryConfig between workloads instead. Not both."""
@@ -303,6 +338,18 @@ class VirtualMCPServerSpec(CRDModel):
     """An EmbeddingServer of this namespace: the optimizer is on (``spec.config.optimizer``, its defaults
     when unset) with the EmbeddingServer's URL as its embedding service (the TEI API). The gateway is
     deployed, or its config changed, only once the EmbeddingServer is Ready."""
+    passthrough_headers: PassthroughHeaders = None
+    """Names of client request headers forwarded verbatim to every backend (an allowlist, e.g. an API key a
+    backend resolves to a user); takes precedence over ``spec.config.passthroughHeaders``. Credentials
+    (``Authorization``, ``Cookie``), hop-by-hop headers, ``Host``, ``X-Forwarded-*`` and the headers the
+    gateway sets itself are refused. A forwarded header is whatever the client sent: trust it only when a
+    trusted front sets it."""
+    image_pull_secrets: Annotated[
+        list[LocalObjectReference] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    ] = None
+    """Image pull secrets of the gateway pods, also set on the ServiceAccount the operator creates for
+    them. The pods get the union of these and ``spec.podTemplateSpec.spec.imagePullSecrets`` (by name;
+    the template's entry wins); only these reach the ServiceAccount."""
 
 
 class BackendStatus(CRDModel):

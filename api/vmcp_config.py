@@ -26,6 +26,7 @@ from pydantic import (
 
 from api.auth_config import HeaderForwardConfig, OIDCConfig, OutboundAuthConfig
 from api.authz_config import CedarConfig
+from api.checks import passthrough_header_problems
 from api.composite import CompositeToolConfig
 from api.composite_rules import composite_tools_problems
 from api.config_model import ConfigFileModel
@@ -36,6 +37,7 @@ from api.optimizer_rules import (
     DEFAULT_TIMEOUT_SECONDS,
     optimizer_setting_problems,
 )
+from api.proxy_config import AuditConfig
 from api.scaling_config import RateLimitConfig, SessionStorageConfig
 
 __all__ = [
@@ -426,6 +428,14 @@ class VMCPConfig(_Model):
     code_mode: CodeModeConfig | None = Field(
         default=None, description="Code mode (execute_tool_script, docs/vmcp.md); unset or not enabled: off."
     )
+    audit: AuditConfig | None = Field(
+        default=None,
+        description="The audit line of each tool call (as the proxy's); unset: on, no arguments.",
+    )
+    passthrough_headers: list[str] | None = Field(
+        default=None,
+        description="Client request headers forwarded to every backend (an allowlist; no credential).",
+    )
 
     @model_validator(mode="after")
     def _check_backends(self) -> VMCPConfig:
@@ -435,6 +445,8 @@ class VMCPConfig(_Model):
                 raise ValueError(f"backends lists {backend.name!r} twice; backend names must be unique")
             seen.add(backend.name)
         if problems := composite_tools_problems(self.composite_tools, "compositeTools"):
+            raise ValueError("; ".join(str(p) for p in problems))
+        if problems := passthrough_header_problems(self.passthrough_headers, "passthroughHeaders"):
             raise ValueError("; ".join(str(p) for p in problems))
         return self
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -152,6 +153,20 @@ class Auditor:
         }
         if error is not None:
             record["error"] = error
+        if self.config.component:
+            record["component"] = self.config.component
         if self.config.include_arguments:
-            record["arguments"] = arguments or {}
+            record["arguments"] = bounded = self._bounded(arguments or {})
+            if isinstance(bounded, str):
+                record["argumentsTruncated"] = True
         self.logger.info("tools/call", **record)
+
+    def _bounded(self, arguments: dict[str, Any]) -> dict[str, Any] | str:
+        """The arguments, or with ``maxDataSize`` exceeded their JSON cut to that many bytes (a string)."""
+        limit = self.config.max_data_size
+        if limit is None:
+            return arguments
+        encoded = json.dumps(arguments, separators=(",", ":"), default=str).encode()
+        if len(encoded) <= limit:
+            return arguments
+        return encoded[:limit].decode(errors="ignore")

@@ -28,9 +28,11 @@ from typing import Any, Literal
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig
 from api.authz import cedar_config
 from api.authz_config import CedarConfig
+from api.common import ProxyDeploymentOverrides
 from api.composite import CompositeToolConfig
 from api.mcptoolconfig import MCPToolConfig
-from api.virtualmcpserver import FailureHandling, Optimizer, VirtualMCPServer
+from api.proxy_config import AuditConfig
+from api.virtualmcpserver import FailureHandling, GatewayAudit, Optimizer, VirtualMCPServer
 from api.virtualmcpserver import WorkloadToolConfig as CRDWorkloadTools
 from api.vmcp_config import (
     AggregationConfig,
@@ -314,6 +316,21 @@ def build_vmcp_config(
         rate_limiting=rate_limit_config(vmcp.spec.config.rate_limiting),
         optimizer=build_optimizer(vmcp, embedding_server_url),
         code_mode=build_code_mode(vmcp),
+        # As in ToolHive: a non-empty spec.passthroughHeaders replaces spec.config's.
+        audit=build_audit(vmcp.spec.config.audit),
+        passthrough_headers=vmcp.spec.passthrough_headers or vmcp.spec.config.passthrough_headers or None,
+    )
+
+
+def build_audit(audit: GatewayAudit | None) -> AuditConfig | None:
+    """ToolHive's audit settings as the gateway's audit line; unset: the gateway's default (on)."""
+    if audit is None:
+        return None
+    return AuditConfig(
+        enabled=audit.enabled is not False,  # ToolHive's gateway audits whenever the block is present
+        include_arguments=audit.include_request_data,
+        max_data_size=audit.max_data_size if audit.include_request_data else None,
+        component=audit.component,
     )
 
 
@@ -396,7 +413,9 @@ def build_children(
     objects = [common.config_map(owner, names.config, {CONFIG_KEY: config.to_yaml()})]
     if vmcp.spec.service_account is None:
         # The gateway's token (health writer, config watch; see the Role below).
-        objects.append(common.service_account(owner, names.account, automount=True))
+        objects.append(
+            common.service_account(owner, names.account, automount=True, overrides=_pull_secrets(vmcp))
+        )
     objects += [
         common.role(owner, names.account, _gateway_rules(names)),
         common.role_binding(owner, names.account, vmcp.spec.service_account or names.account),
@@ -468,5 +487,12 @@ def build_deployment(
         replicas=vmcp.spec.replicas,
         patch=vmcp.spec.pod_template_spec,
         oidc_ca_bundle=oidc_ca_bundle_ref(vmcp.spec.incoming_auth.oidc_config),
+        overrides=_pull_secrets(vmcp),
     )
     return common.front_deployment(Owner.of(vmcp, owner_ref, COMPONENT), names.gateway, pod)
+
+
+def _pull_secrets(vmcp: VirtualMCPServer) -> ProxyDeploymentOverrides | None:
+    """``spec.imagePullSecrets`` in the form the proxy's pod and account take theirs (one way to set them)."""
+    secrets = vmcp.spec.image_pull_secrets
+    return ProxyDeploymentOverrides(image_pull_secrets=secrets) if secrets else None

@@ -21,6 +21,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from api.auth_config import HeaderForwardConfig, OutboundAuthConfig, ca_bundle_context
+from gateway import passthrough
 from gateway.auth.outbound import (
     CompositeProvider,
     CredentialProvider,
@@ -136,7 +137,8 @@ def http_transport(
                 streamable_http_client(url, http_client=http) as streams,
             ):
                 try:
-                    yield streams[0], streams[1], HttpLeg(http, url, pool, _credentials(adapter))
+                    writes = passthrough.ForwardingWrites(streams[1]) if passthrough.enabled else streams[1]
+                    yield streams[0], writes, HttpLeg(http, url, pool, _credentials(adapter))
                 finally:
                     if pool is not None:
                         pool.close()

@@ -34,7 +34,7 @@ from mcp.shared.inbound import (
     x_mcp_header_map,
 )
 
-from gateway import tracing
+from gateway import passthrough, tracing
 from gateway.backends.h1 import H1Pool
 from gateway.backends.raw_channel import outcome
 
@@ -115,6 +115,8 @@ class ModernHttpChannel:
                 headers.update(mcp_param_headers(mapping, arguments))
         if tracing.enabled:
             tracing.inject_headers(headers)
+        if passthrough.enabled:
+            passthrough.add_to(headers)
         envelope = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": meta}}
         return orjson.dumps(envelope), headers
 
@@ -131,7 +133,10 @@ class ModernHttpChannel:
             finally:
                 await response.aclose()
         if leg.credentials is not None:
-            headers.update(await leg.credentials())
+            credentials = await leg.credentials()
+            if passthrough.enabled:
+                passthrough.yield_to(credentials, headers)
+            headers.update(credentials)
         async with leg.direct.post(headers, body) as direct:
             return await Answer(direct.status, direct.headers, direct.read, direct.iter_chunks()).result(
                 request_id

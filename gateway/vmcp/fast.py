@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from gateway import tracing
+from gateway import passthrough, tracing
 from gateway.authz.entities import Principal
 from gateway.fastpath import CachedResult, Notify
 from gateway.request_policy import caller_of
@@ -88,6 +88,15 @@ class GatewayFastHandler:
 
     async def serve(
         self, method: str, params: dict[str, Any], scope: Scope, notify: Notify | None = None
+    ) -> dict[str, Any] | CachedResult:
+        allowed = self.gateway.passthrough
+        if not allowed:  # the hot path without passthrough headers: no context to enter
+            return await self._serve(method, params, scope)
+        with passthrough.forwarding(scope, allowed):
+            return await self._serve(method, params, scope)
+
+    async def _serve(
+        self, method: str, params: dict[str, Any], scope: Scope
     ) -> dict[str, Any] | CachedResult:
         gateway = self.gateway
         authz = gateway.policy.authz

@@ -21,8 +21,9 @@ from mcp.shared.exceptions import MCPError
 
 from api.authz_config import CedarConfig
 from api.composite import CompositeToolConfig
+from api.proxy_config import AuditConfig
 from api.vmcp_config import BackendConfig, VMCPConfig
-from gateway import tracing
+from gateway import passthrough, tracing
 from gateway.authz.enforce import Authorization
 from gateway.authz.entities import Item, Principal
 from gateway.backends.connection import BACKEND_UNAVAILABLE
@@ -61,6 +62,8 @@ class VirtualGateway:
         policy: RequestPolicy | None = None,
     ) -> None:
         self.config = config
+        self.passthrough = passthrough.allowlist(config.passthrough_headers)
+        """The client headers forwarded to every backend (``passthroughHeaders``, hot-reloaded)."""
         self.transport = transport
         self.clock = clock
         self.policy = policy or RequestPolicy()
@@ -124,6 +127,8 @@ class VirtualGateway:
         old = {b.name: b for b in self.config.backends}
         new = {b.name: b for b in config.backends}
         self.config = config
+        self.passthrough = passthrough.allowlist(config.passthrough_headers)
+        self.policy.auditor.config = config.audit or AuditConfig()
         for name, connection in list(self.backends.items()):
             if name not in new or new[name] != old.get(name):
                 del self.backends[name]

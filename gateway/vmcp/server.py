@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 import mcp_types as types
 import structlog
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from prometheus_client import CollectorRegistry
@@ -36,13 +36,13 @@ from starlette.types import ASGIApp
 
 from api.scaling_config import SessionStorageConfig
 from api.vmcp_config import VMCPConfig
-from gateway import sdk_private, tracing
+from gateway import passthrough, sdk_private, tracing
 from gateway.auth.inbound import OIDCMiddleware
 from gateway.authz.enforce import REQUEST_ID, Authorization
 from gateway.authz.entities import Principal
 from gateway.fastpath import FastPath
 from gateway.front import FrontSettings, build_front_app, progress_relay
-from gateway.observability import RequestMetrics
+from gateway.observability import Auditor, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.replicas import replica_support
 from gateway.request_policy import RequestPolicy, caller_of
@@ -72,6 +72,12 @@ def build_mcp_server(gateway: VirtualGateway, *, limiter: RateLimiter | None = N
 
     timed = gateway.policy.timed
     relay = gateway.resources
+
+    async def forward_client_headers(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        if not gateway.passthrough:
+            return await call_next(ctx)
+        with passthrough.forwarding(_scope(ctx), gateway.passthrough):
+            return await call_next(ctx)
 
     def came(ctx: Ctx) -> tracing.Incoming | None:
         return tracing.incoming(getattr(ctx.request, "scope", None), ctx.meta) if tracing.enabled else None
@@ -165,7 +171,8 @@ def build_mcp_server(gateway: VirtualGateway, *, limiter: RateLimiter | None = N
         on_unsubscribe_resource=unsubscribe,
         on_subscriptions_listen=relay.listen_handler(gateway.notifier.listen),
     )
-    server.middleware = []  # the request policy's span replaces the SDK's per-message one (gateway.tracing)
+    # The request policy's span replaces the SDK's per-message one (gateway.tracing).
+    server.middleware = [forward_client_headers]
     gateway.notifier.install(server)
     return server
 
@@ -251,12 +258,13 @@ def build_vmcp_app(
     (False: every request takes the SDK's server path; for comparisons); off whatever is asked when the
     installed SDK lacks a private name the fast path needs (:mod:`gateway.sdk_private`)."""
     registry = CollectorRegistry()
-    policy = RequestPolicy(metrics=RequestMetrics(registry))
+    policy = RequestPolicy(metrics=RequestMetrics(registry), auditor=Auditor(config.audit))
     if config.incoming_auth.authz is not None:  # a set that does not compile stops the start-up
         policy.authz = Authorization(
             config.incoming_auth.authz, config.name, auditor=policy.auditor, registry=registry
         )
     gateway = VirtualGateway(config, transport=transport, policy=policy)
+    passthrough.enable()
     registry.register(GatewayCollector(gateway))
 
     @contextlib.asynccontextmanager

@@ -129,8 +129,9 @@ def test_a_reserved_field_is_declared_free_form_with_its_description() -> None:
     authz = spec["properties"]["authServerConfig"]
     assert authz["type"] == "object" and authz["x-kubernetes-preserve-unknown-fields"] is True
     assert authz["description"].startswith("Not supported yet: an object that sets it is refused")
-    headers = spec["properties"]["passthroughHeaders"]
-    assert headers == {**headers, "type": "array", "items": {"type": "string"}}
+    embedded = spec_schema("MCPExternalAuthConfig")["properties"]["embeddedAuthServer"]
+    uris = embedded["properties"]["forceConfidentialRedirectUris"]
+    assert uris == {**uris, "type": "array", "items": {"type": "string"}}
 
 
 def test_declaring_a_field_under_a_missing_parent_or_over_an_implemented_one_fails() -> None:

@@ -14,7 +14,9 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from api.proxy_config import AuditConfig
+from api.virtualmcpserver import GatewayAudit
 from api.vmcp_config import VMCPConfig
+from controller.reconcilers.virtualmcpserver_build import build_audit
 from gateway.backends.testing import memory_transport
 from gateway.observability import AUDIT_LOGGER, Auditor, RequestMetrics
 from gateway.request_policy import RequestPolicy, caller_of
@@ -112,3 +114,32 @@ def test_the_caller_is_the_authenticated_identity_else_the_client_address() -> N
     assert caller_of({"state": state, "client": ("10.0.0.1", 5)}) == "alice"
     assert caller_of({"client": ("10.0.0.1", 5)}) == "10.0.0.1"
     assert caller_of(None) == "anonymous"
+
+
+@pytest.mark.usefixtures("structured_logs")
+async def test_toolhives_audit_settings_shape_the_gateways_audit_line_and_reload(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``spec.config.audit`` as the operator renders it: the component and the request data (cut at
+    ``maxDataSize``) on each line; a reload with ``enabled: false`` stops the lines."""
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    transports = {"a": memory_transport(_server("a"))}
+    audit = GatewayAudit(component="vmcp-team", include_request_data=True, max_data_size=16)
+    base = {"name": "gw", "backends": [{"name": "a", "url": "http://a.invalid/mcp"}]}
+    config = VMCPConfig.model_validate({**base, "audit": build_audit(audit)})
+    policy = RequestPolicy(metrics=RequestMetrics(), auditor=Auditor(config.audit))
+    gateway = VirtualGateway(config, transport=lambda backend: transports[backend.name], policy=policy)
+    async with anyio.create_task_group() as tg:
+        await tg.start(gateway.run)
+        await _until(lambda: gateway.readiness()[1] == "Ready" and len(gateway.view().tools) == 2)
+        await gateway.call_tool("a_echo", {"x": 1}, caller="alice")
+        await gateway.call_tool("a_echo", {"x": "a long value past the limit"}, caller="alice")
+        off = build_audit(GatewayAudit(enabled=False))
+        await gateway.apply_config(VMCPConfig.model_validate({**base, "audit": off}))
+        await gateway.call_tool("a_echo", {"x": 2}, caller="bob")
+        tg.cancel_scope.cancel()
+
+    lines = _audit(caplog)
+    assert [(a["caller"], a["component"]) for a in lines] == [("alice", "vmcp-team")] * 2  # none for bob
+    assert lines[0]["arguments"] == {"x": 1} and "argumentsTruncated" not in lines[0]
+    assert lines[1]["arguments"] == '{"x":"a long val' and lines[1]["argumentsTruncated"] is True

@@ -272,6 +272,21 @@ def test_service_account_not_created_when_one_is_named() -> None:
     assert binding["subjects"][0]["name"] == "shared"
 
 
+def test_image_pull_secrets_reach_the_pods_with_the_templates_and_only_the_own_on_the_account() -> None:
+    vmcp = make(
+        imagePullSecrets=[{"name": "registry"}, {"name": "mirror"}],
+        podTemplateSpec={"spec": {"imagePullSecrets": [{"name": "mirror"}, {"name": "team"}]}},
+    )
+    objs = build_children(vmcp, OWNER, SETTINGS, build_vmcp_config(vmcp, [], SETTINGS))
+    pod_secrets = _deployment(objs)["spec"]["template"]["spec"]["imagePullSecrets"]
+    assert sorted(s["name"] for s in pod_secrets) == ["mirror", "registry", "team"]
+    account = next(o for o in objs if o["kind"] == "ServiceAccount")
+    assert account["imagePullSecrets"] == [{"name": "registry"}, {"name": "mirror"}]
+    plain = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
+    assert "imagePullSecrets" not in _deployment(plain)["spec"]["template"]["spec"]
+    assert "imagePullSecrets" not in next(o for o in plain if o["kind"] == "ServiceAccount")
+
+
 def test_gateway_may_patch_only_its_own_status_and_read_only_its_own_config() -> None:
     objs = build_children(make(), OWNER, SETTINGS, build_vmcp_config(make(), [], SETTINGS))
     role = next(o for o in objs if o["kind"] == "Role")
@@ -537,3 +552,96 @@ def test_with_an_embedding_server_ref_the_optimizers_timeout_is_kept_for_its_url
         "embeddingServiceTimeout": "45s",
         "hybridSearchSemanticRatio": 0.7,
     }
+
+
+def test_passthrough_headers_reach_the_gateway_config_and_the_spec_list_wins() -> None:
+    def rendered(**spec: Any) -> list[str] | None:
+        return build_vmcp_config(make(**spec), [], SETTINGS).passthrough_headers
+
+    assert (
+        rendered() is None and "passthroughHeaders" not in build_vmcp_config(make(), [], SETTINGS).to_yaml()
+    )
+    assert rendered(config={"passthroughHeaders": ["X-Api-Key"]}) == ["X-Api-Key"]
+    both = {"passthroughHeaders": ["X-Tenant-Id"], "config": {"passthroughHeaders": ["X-Api-Key"]}}
+    assert rendered(**both) == ["X-Tenant-Id"]
+    # As in ToolHive: an empty spec list does not replace the config's.
+    assert rendered(passthroughHeaders=[], config={"passthroughHeaders": ["X-Api-Key"]}) == ["X-Api-Key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Authorization", "is a credential"),
+        ("cookie", "is a credential"),
+        ("Proxy-Authorization", "is a credential"),
+        ("Host", "gateway-owned"),
+        ("Connection", "hop-by-hop"),
+        ("Content-Length", "hop-by-hop"),
+        ("Mcp-Session-Id", "gateway-owned"),
+        ("MCP-Protocol-Version", "gateway-owned"),
+        ("Mcp-Param-Region", "gateway-owned"),
+        ("X-Forwarded-For", "never forwarded"),
+        ("traceparent", "never forwarded"),
+        ("X Tenant", "is not a valid HTTP header name"),
+        ("", "is not a valid HTTP header name"),
+    ],
+)
+def test_a_refused_passthrough_header_is_named_with_its_field_in_spec_and_config(
+    name: str, reason: str
+) -> None:
+    for spec, field in (
+        ({"passthroughHeaders": ["X-Tenant-Id", name]}, "spec.passthroughHeaders[1]"),
+        ({"config": {"passthroughHeaders": ["X-Tenant-Id", name]}}, "spec.config.passthroughHeaders[1]"),
+    ):
+        problems = validate(make(**spec))
+        assert [p.field for p in problems] == [field], problems
+        message = problems[0].message
+        assert reason in message and ("remove it" in message or "fix its spelling" in message), message
+    with pytest.raises(ValueError, match=r"passthroughHeaders\[0\]"):  # a hand-written gateway file too
+        VMCPConfig.model_validate({"name": "gw", "passthroughHeaders": [name]})
+
+
+def test_a_passthrough_header_listed_twice_is_refused() -> None:
+    problems = validate(make(passthroughHeaders=["X-Tenant-Id", "x-tenant-id"]))
+    assert [(p.field, "listed twice" in p.message) for p in problems] == [
+        ("spec.passthroughHeaders[1]", True)
+    ]
+
+
+def test_toolhives_audit_block_maps_onto_the_gateways_audit_line() -> None:
+    def rendered(audit: dict[str, Any] | None) -> dict[str, Any] | None:
+        spec = {} if audit is None else {"config": {"audit": audit}}
+        config = build_vmcp_config(make(**spec), [], SETTINGS).to_file_dict()
+        return config.get("audit")
+
+    assert rendered(None) is None  # the gateway's default: the line, without arguments
+    assert rendered({}) == {"enabled": True, "includeArguments": False}  # present: on, as in ToolHive
+    assert rendered({"enabled": False})["enabled"] is False  # type: ignore[index]
+    full = {"enabled": True, "component": "vmcp", "includeRequestData": True, "maxDelegationDepth": 5}
+    assert rendered(full) == {
+        "enabled": True,
+        "includeArguments": True,
+        "maxDataSize": 1024,  # ToolHive's default
+        "component": "vmcp",
+    }
+
+
+@pytest.mark.parametrize(
+    ("audit", "field"),
+    [
+        ({"includeResponseData": True}, "spec.config.audit.includeResponseData"),
+        ({"detectApplicationErrors": False}, "spec.config.audit.detectApplicationErrors"),
+        ({"eventTypes": ["mcp_tool_call"]}, "spec.config.audit.eventTypes"),
+        ({"excludeEventTypes": ["mcp_ping"]}, "spec.config.audit.excludeEventTypes"),
+        ({"logFile": "/var/log/audit.log"}, "spec.config.audit.logFile"),
+        ({"maxDataSize": -1}, "spec.config.audit.maxDataSize"),
+    ],
+)
+def test_audit_settings_the_gateway_cannot_honour_are_refused_by_name(
+    audit: dict[str, Any], field: str
+) -> None:
+    raw = make(config={"audit": {"enabled": True}}).model_dump(by_alias=True, exclude_none=True)
+    raw["spec"]["config"]["audit"] = {"enabled": True, **audit}
+    _, problems = parse_and_validate(raw)
+    assert [p.field for p in problems] == [field], problems
+    assert "remove it" in problems[0].message or "greater than or equal" in problems[0].message
