@@ -64,6 +64,9 @@ class _BranchDoneError(Exception):
     """Ends a branch's evaluation once the branch has its value."""
 
 
+_GATEWAY_GONE = "the gateway closed the script's channel"
+
+
 class Channel:
     """JSON lines with the gateway: one request per tool call, answered by id (thread-safe)."""
 
@@ -72,6 +75,7 @@ class Channel:
         self._lock = threading.Lock()
         self._waiting: dict[int, queue.SimpleQueue[dict[str, Any]]] = {}
         self._next = 0
+        self._closed = False
 
     def send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -85,18 +89,26 @@ class Channel:
         return data
 
     def serve_replies(self) -> None:
-        """Hand each reply to the call waiting for it (a thread of its own); exit when the gateway goes."""
+        """Hand each reply to the call waiting for it (a thread of its own). When the gateway closes the
+        pipe, the calls waiting and any later one fail, so the script ends (a script that calls no tool
+        still finishes and answers: a closed stdin alone is not the gateway going away)."""
         for line in self._rfile:
             reply = json.loads(line)
             with self._lock:
                 waiter = self._waiting.pop(reply.get("id"), None)
             if waiter is not None:
                 waiter.put(reply)
-        os._exit(1)  # the gateway is gone: nobody will answer the calls waiting here
+        with self._lock:
+            self._closed = True
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for waiter in waiting:
+            waiter.put({"error": _GATEWAY_GONE})
 
     def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         answer: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         with self._lock:
+            if self._closed:
+                raise ToolCallFailedError(_GATEWAY_GONE)
             self._next += 1
             ident = self._next
             self._waiting[ident] = answer
